@@ -1,0 +1,3 @@
+from gibbous.cli import main
+
+raise SystemExit(main())

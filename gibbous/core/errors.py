@@ -1,0 +1,62 @@
+"""Errors raised by the core.
+
+    GibbousError
+    ├── InvalidQuantityError      a resource quantity does not parse
+    ├── InvalidAnnotationError    one pod annotation is malformed
+    ├── InvalidAnnotationsError   several problems on one pod, collected
+    ├── ConfigError               configuration key or value is wrong
+    ├── CatalogError              a catalog row is wrong (file:line)
+    └── ManifestError             an input manifest cannot be understood
+
+Every message names the offending field or key, the bad value, and what is
+accepted, so the user can fix it without reading the source.
+"""
+
+from __future__ import annotations
+
+
+class GibbousError(ValueError):
+    """Base class: bad input, reported to the user with a clear message."""
+
+
+class InvalidQuantityError(GibbousError):
+    def __init__(self, field: str, value: object, why: str = "") -> None:
+        self.field = field
+        self.value = value
+        detail = f": {why}" if why else ""
+        super().__init__(
+            f"{field}: invalid quantity {value!r}{detail} "
+            "(accepted: a Kubernetes quantity such as 500m, 1.5, 2Gi, 512M or 1e3)"
+        )
+
+
+class InvalidAnnotationError(GibbousError):
+    def __init__(self, key: str, value: str, accepted: str, why: str = "") -> None:
+        self.key = key
+        self.value = value
+        self.accepted = accepted
+        detail = f" ({why})" if why else ""
+        super().__init__(f"annotation {key}: invalid value {value!r}{detail}; accepted: {accepted}")
+
+
+class InvalidAnnotationsError(GibbousError):
+    """All problems found on one pod, so a user fixes them in one round."""
+
+    def __init__(self, problems: list[GibbousError]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(str(p) for p in problems))
+
+
+class ConfigError(GibbousError):
+    pass
+
+
+class CatalogError(GibbousError):
+    def __init__(self, source: str, line: int, why: str) -> None:
+        self.source = source
+        self.line = line
+        super().__init__(f"{source}:{line}: {why}")
+
+
+class ManifestError(GibbousError):
+    pass

@@ -1,0 +1,91 @@
+"""Every label, annotation, taint, gate and event key Gibbous reads or writes.
+
+Luna's keys (`node.elotl.co/...`, `pod.elotl.co/...`) are spelled exactly as
+Luna spells them, so Luna users keep their manifests. Keys Luna does not define
+live under `gibbous.dev/`. docs/decisions.md records each choice.
+"""
+
+from __future__ import annotations
+
+# --- pod management -------------------------------------------------------------
+DEFAULT_MANAGED_LABEL = "elotl-luna=true"
+
+# --- pod annotations (Luna) -----------------------------------------------------
+INSTANCE_OFFERINGS = "node.elotl.co/instance-offerings"
+INSTANCE_MAX_COST = "node.elotl.co/instance-max-cost"
+INSTANCE_TYPE_REGEXP = "node.elotl.co/instance-type-regexp"
+INSTANCE_GPU_SKUS = "node.elotl.co/instance-gpu-skus"
+INSTANCE_MAX_GPUS = "node.elotl.co/instance-max-gpus"
+INSTANCE_FAMILY_INCLUSIONS = "node.elotl.co/instance-family-inclusions"
+INSTANCE_FAMILY_EXCLUSIONS = "node.elotl.co/instance-family-exclusions"
+DO_NOT_EVICT = "pod.elotl.co/do-not-evict"
+
+NODE_CONSTRAINT_ANNOTATIONS = (
+    INSTANCE_OFFERINGS,
+    INSTANCE_MAX_COST,
+    INSTANCE_TYPE_REGEXP,
+    INSTANCE_GPU_SKUS,
+    INSTANCE_MAX_GPUS,
+    INSTANCE_FAMILY_INCLUSIONS,
+    INSTANCE_FAMILY_EXCLUSIONS,
+)
+
+# --- eviction opt-outs honoured from other autoscalers ----------------------------
+CA_SAFE_TO_EVICT = "cluster-autoscaler.kubernetes.io/safe-to-evict"
+KARPENTER_DO_NOT_DISRUPT = "karpenter.sh/do-not-disrupt"
+
+# --- pod labels Gibbous writes -------------------------------------------------------
+PLACEMENT = "gibbous.dev/placement"  # also a node label
+PLACEMENT_BIN_PACK = "bin-pack"
+PLACEMENT_BIN_SELECT = "bin-select"
+
+# --- scheduling gates ------------------------------------------------------------
+PROVISIONING_GATE = "gibbous.dev/provisioning"
+COST_ESTIMATE_GATE = "nodecostestimate"  # Luna's name, estimate-only pods
+
+# --- node labels Gibbous writes -------------------------------------------------------
+CREATED_BY = "node.elotl.co/created-by"
+CREATED_BY_VALUE = "gibbous"
+CAPACITY_TYPE = "gibbous.dev/capacity-type"
+PRICE_PER_HOUR = "gibbous.dev/price-per-hour"
+ASSIGNED_POD_UID = "gibbous.dev/assigned-pod-uid"
+GPU_SKU = "gibbous.dev/gpu-sku"
+GPU_COUNT = "gibbous.dev/gpu-count"
+INSTANCE_FAMILY = "gibbous.dev/instance-family"
+
+# --- standard labels --------------------------------------------------------------
+INSTANCE_TYPE = "node.kubernetes.io/instance-type"
+INSTANCE_TYPE_BETA = "beta.kubernetes.io/instance-type"
+ZONE = "topology.kubernetes.io/zone"
+ZONE_BETA = "failure-domain.beta.kubernetes.io/zone"
+REGION = "topology.kubernetes.io/region"
+ARCH = "kubernetes.io/arch"
+ARCH_BETA = "beta.kubernetes.io/arch"
+OS = "kubernetes.io/os"
+HOSTNAME = "kubernetes.io/hostname"
+
+# Capacity-type labels other provisioners set; read so static and foreign nodes
+# are understood by the extender.
+KARPENTER_CAPACITY_TYPE = "karpenter.sh/capacity-type"
+EKS_CAPACITY_TYPE = "eks.amazonaws.com/capacityType"
+GKE_SPOT = "cloud.google.com/gke-spot"
+AKS_SCALESET_PRIORITY = "kubernetes.azure.com/scalesetpriority"
+
+# --- taints -----------------------------------------------------------------------
+SPOT_TAINT_KEY = CAPACITY_TYPE  # gibbous.dev/capacity-type=spot:NoSchedule
+HOT_NODE_TAINT = "gibbous.dev/hot-node"  # value warm|hot, effect NoSchedule
+HOT_NODE_WARM = "warm"
+HOT_NODE_HOT = "hot"
+NOT_READY_TAINT = "node.kubernetes.io/not-ready"
+UNSCHEDULABLE_TAINT = "node.kubernetes.io/unschedulable"
+
+# --- resources --------------------------------------------------------------------
+NVIDIA_GPU = "nvidia.com/gpu"
+
+# --- GKE GPU time-sharing nodeSelectors --------------------------------------------------
+GKE_GPU_SHARING_STRATEGY = "cloud.google.com/gke-gpu-sharing-strategy"
+GKE_MAX_SHARED_CLIENTS = "cloud.google.com/gke-max-shared-clients-per-gpu"
+
+# --- events ------------------------------------------------------------------------
+EVENT_NODE_COST_ESTIMATE = "NodeCostEstimate"
+EVENT_NODE_ADD_REQUEST_WARNING = "NodeAddRequestWarning"

@@ -1,0 +1,189 @@
+"""Reading Pod objects (plain dicts in Kubernetes JSON shape).
+
+`pod_requests` is the scheduler's arithmetic (k8s.io/component-helpers
+resource.PodRequests): app containers and restartable init containers
+(sidecars) are summed; each regular init container runs alone beside the
+sidecars started before it; the pod needs the larger of the two, plus
+`spec.overhead`, plus one pod slot. A container that sets only a limit gets
+that limit as its request, as API defaulting does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from gibbous.core.resources import Resources
+
+Pod = Mapping[str, Any]
+
+_ONE_POD = Resources(pods=1)
+
+
+def metadata(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    meta = obj.get("metadata")
+    return meta if isinstance(meta, Mapping) else {}
+
+
+def spec(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    value = obj.get("spec")
+    return value if isinstance(value, Mapping) else {}
+
+
+def labels(obj: Mapping[str, Any]) -> Mapping[str, str]:
+    value = metadata(obj).get("labels")
+    return value if isinstance(value, Mapping) else {}
+
+
+def annotations(obj: Mapping[str, Any]) -> Mapping[str, str]:
+    value = metadata(obj).get("annotations")
+    return value if isinstance(value, Mapping) else {}
+
+
+def name_of(obj: Mapping[str, Any]) -> str:
+    meta = metadata(obj)
+    return str(meta.get("name") or meta.get("generateName") or "")
+
+
+def namespace_of(obj: Mapping[str, Any]) -> str:
+    return str(metadata(obj).get("namespace") or "default")
+
+
+def key_of(obj: Mapping[str, Any]) -> str:
+    """`namespace/name` for messages and maps."""
+    return f"{namespace_of(obj)}/{name_of(obj)}"
+
+
+def uid_of(obj: Mapping[str, Any]) -> str:
+    return str(metadata(obj).get("uid") or "")
+
+
+def container_requests(container: Mapping[str, Any], path: str) -> Resources:
+    resources = container.get("resources")
+    if not isinstance(resources, Mapping):
+        return Resources()
+    requests = resources.get("requests")
+    limits = resources.get("limits")
+    merged: dict[str, object] = {}
+    if isinstance(limits, Mapping):
+        merged.update(limits)
+    if isinstance(requests, Mapping):
+        merged.update(requests)
+    field = f"{path}.resources.requests" if isinstance(requests, Mapping) else f"{path}.resources"
+    return Resources.from_resource_list(merged, field)
+
+
+def _containers(pod_spec: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
+    value = pod_spec.get(key)
+    if not isinstance(value, list):
+        return []
+    return [c for c in value if isinstance(c, Mapping)]
+
+
+def pod_requests(pod: Pod) -> Resources:
+    """Effective requests of `pod` as kube-scheduler computes them (see module doc)."""
+    pod_spec = spec(pod)
+    app = Resources()
+    for index, container in enumerate(_containers(pod_spec, "containers")):
+        app = app + container_requests(container, f"spec.containers[{index}]")
+    sidecars = Resources()
+    init_peak = Resources()
+    for index, container in enumerate(_containers(pod_spec, "initContainers")):
+        requests = container_requests(container, f"spec.initContainers[{index}]")
+        if container.get("restartPolicy") == "Always":
+            app = app + requests
+            sidecars = sidecars + requests
+            init_peak = init_peak.maximum(sidecars)
+        else:
+            init_peak = init_peak.maximum(requests + sidecars)
+    effective = app.maximum(init_peak)
+    overhead = pod_spec.get("overhead")
+    if isinstance(overhead, Mapping):
+        effective = effective + Resources.from_resource_list(overhead, "spec.overhead")
+    return effective + _ONE_POD
+
+
+def owner_kinds(pod: Pod) -> list[str]:
+    owners = metadata(pod).get("ownerReferences")
+    if not isinstance(owners, list):
+        return []
+    return [str(o.get("kind", "")) for o in owners if isinstance(o, Mapping)]
+
+
+def is_daemonset_pod(pod: Pod) -> bool:
+    return "DaemonSet" in owner_kinds(pod)
+
+
+def is_mirror_pod(pod: Pod) -> bool:
+    return "kubernetes.io/config.mirror" in annotations(pod) or "Node" in owner_kinds(pod)
+
+
+def is_terminating(pod: Pod) -> bool:
+    return bool(metadata(pod).get("deletionTimestamp"))
+
+
+def is_finished(pod: Pod) -> bool:
+    status = pod.get("status")
+    return isinstance(status, Mapping) and status.get("phase") in ("Succeeded", "Failed")
+
+
+def node_name_of(pod: Pod) -> str:
+    return str(spec(pod).get("nodeName") or "")
+
+
+def scheduling_gates(pod: Pod) -> list[str]:
+    gates = spec(pod).get("schedulingGates")
+    if not isinstance(gates, list):
+        return []
+    return [str(g.get("name", "")) for g in gates if isinstance(g, Mapping)]
+
+
+def tolerations(pod: Pod) -> list[Mapping[str, Any]]:
+    value = spec(pod).get("tolerations")
+    return [t for t in value if isinstance(t, Mapping)] if isinstance(value, list) else []
+
+
+def tolerates(pod_tolerations: list[Mapping[str, Any]], taint: Mapping[str, Any]) -> bool:
+    """Upstream ToleratesTaint for NoSchedule/NoExecute/PreferNoSchedule taints."""
+    for toleration in pod_tolerations:
+        effect = toleration.get("effect") or ""
+        if effect and effect != taint.get("effect"):
+            continue
+        key = toleration.get("key") or ""
+        operator = toleration.get("operator") or "Equal"
+        if not key:
+            if operator == "Exists":
+                return True
+            continue
+        if key != taint.get("key"):
+            continue
+        if operator == "Exists":
+            return True
+        if operator == "Equal" and (toleration.get("value") or "") == (taint.get("value") or ""):
+            return True
+    return False
+
+
+def untolerated_taints(pod: Pod, taints: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Taints with effect NoSchedule or NoExecute that the pod does not tolerate."""
+    pod_tolerations = tolerations(pod)
+    return [
+        t
+        for t in taints
+        if t.get("effect") in ("NoSchedule", "NoExecute") and not tolerates(pod_tolerations, t)
+    ]
+
+
+def priority_of(pod: Pod) -> int:
+    value = spec(pod).get("priority")
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def pod_condition(pod: Pod, condition_type: str) -> Mapping[str, Any] | None:
+    status = pod.get("status")
+    if not isinstance(status, Mapping):
+        return None
+    for condition in status.get("conditions") or []:
+        if isinstance(condition, Mapping) and condition.get("type") == condition_type:
+            return condition
+    return None

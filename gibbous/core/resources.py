@@ -1,0 +1,159 @@
+"""Resource vectors in canonical integer units.
+
+cpu in millicores; memory and ephemeral-storage in bytes; `nvidia.com/gpu`,
+pods and every other extended resource as whole counts (hugepages in bytes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from gibbous.core import keys
+from gibbous.core.quantity import format_bytes, format_cpu, to_millis, to_units
+
+CPU = "cpu"
+MEMORY = "memory"
+EPHEMERAL = "ephemeral-storage"
+PODS = "pods"
+GPU = keys.NVIDIA_GPU
+
+
+@dataclass(frozen=True, slots=True)
+class Resources:
+    cpu_millis: int = 0
+    memory_bytes: int = 0
+    gpus: int = 0
+    pods: int = 0
+    ephemeral_bytes: int = 0
+    # Other extended resources, sorted by name, so equal vectors compare equal.
+    extended: tuple[tuple[str, int], ...] = field(default=())
+
+    @classmethod
+    def from_resource_list(cls, values: Mapping[str, object], field_path: str) -> Resources:
+        """Parse a Kubernetes ResourceList (`{"cpu": "500m", "memory": "1Gi"}`)."""
+        cpu = memory = gpus = pods = ephemeral = 0
+        extended: dict[str, int] = {}
+        for name, raw in values.items():
+            path = f"{field_path}.{name}"
+            if name == CPU:
+                cpu = to_millis(raw, path)
+            elif name == MEMORY:
+                memory = to_units(raw, path)
+            elif name == GPU:
+                gpus = to_units(raw, path)
+            elif name == PODS:
+                pods = to_units(raw, path)
+            elif name == EPHEMERAL:
+                ephemeral = to_units(raw, path)
+            else:
+                extended[name] = to_units(raw, path)
+        return cls(cpu, memory, gpus, pods, ephemeral, tuple(sorted(extended.items())))
+
+    def to_resource_list(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        if self.cpu_millis:
+            out[CPU] = format_cpu(self.cpu_millis)
+        if self.memory_bytes:
+            out[MEMORY] = format_bytes(self.memory_bytes)
+        if self.ephemeral_bytes:
+            out[EPHEMERAL] = format_bytes(self.ephemeral_bytes)
+        if self.gpus:
+            out[GPU] = str(self.gpus)
+        if self.pods:
+            out[PODS] = str(self.pods)
+        for name, value in self.extended:
+            out[name] = str(value)
+        return out
+
+    def __add__(self, other: Resources) -> Resources:
+        return Resources(
+            self.cpu_millis + other.cpu_millis,
+            self.memory_bytes + other.memory_bytes,
+            self.gpus + other.gpus,
+            self.pods + other.pods,
+            self.ephemeral_bytes + other.ephemeral_bytes,
+            _merge(self.extended, other.extended, lambda a, b: a + b),
+        )
+
+    def __sub__(self, other: Resources) -> Resources:
+        return Resources(
+            self.cpu_millis - other.cpu_millis,
+            self.memory_bytes - other.memory_bytes,
+            self.gpus - other.gpus,
+            self.pods - other.pods,
+            self.ephemeral_bytes - other.ephemeral_bytes,
+            _merge(self.extended, other.extended, lambda a, b: a - b),
+        )
+
+    def maximum(self, other: Resources) -> Resources:
+        return Resources(
+            max(self.cpu_millis, other.cpu_millis),
+            max(self.memory_bytes, other.memory_bytes),
+            max(self.gpus, other.gpus),
+            max(self.pods, other.pods),
+            max(self.ephemeral_bytes, other.ephemeral_bytes),
+            _merge(self.extended, other.extended, max),
+        )
+
+    def fits_in(self, capacity: Resources) -> bool:
+        """True when every requested amount is within `capacity` (missing extended = 0)."""
+        if (
+            self.cpu_millis > capacity.cpu_millis
+            or self.memory_bytes > capacity.memory_bytes
+            or self.gpus > capacity.gpus
+            or self.pods > capacity.pods
+            or self.ephemeral_bytes > capacity.ephemeral_bytes
+        ):
+            return False
+        if not self.extended:
+            return True
+        available = dict(capacity.extended)
+        return all(value <= available.get(name, 0) for name, value in self.extended)
+
+    def shortfalls(self, capacity: Resources) -> list[str]:
+        """Names of the resources that do not fit, in Kubernetes spelling."""
+        out = []
+        if self.cpu_millis > capacity.cpu_millis:
+            out.append(CPU)
+        if self.memory_bytes > capacity.memory_bytes:
+            out.append(MEMORY)
+        if self.gpus > capacity.gpus:
+            out.append(GPU)
+        if self.pods > capacity.pods:
+            out.append(PODS)
+        if self.ephemeral_bytes > capacity.ephemeral_bytes:
+            out.append(EPHEMERAL)
+        available = dict(capacity.extended)
+        out.extend(name for name, value in self.extended if value > available.get(name, 0))
+        return out
+
+    def is_nonnegative(self) -> bool:
+        return (
+            min(self.cpu_millis, self.memory_bytes, self.gpus, self.pods, self.ephemeral_bytes) >= 0
+            and all(value >= 0 for _, value in self.extended)
+        )
+
+    def describe(self) -> str:
+        """`cpu=1500m memory=2Gi nvidia.com/gpu=1` for messages."""
+        return " ".join(f"{k}={v}" for k, v in self.to_resource_list().items()) or "nothing"
+
+
+def _merge(
+    left: tuple[tuple[str, int], ...],
+    right: tuple[tuple[str, int], ...],
+    combine: Callable[[int, int], int],
+) -> tuple[tuple[str, int], ...]:
+    if not left and not right:
+        return ()
+    names = {name for name, _ in left} | {name for name, _ in right}
+    a, b = dict(left), dict(right)
+    merged = ((name, combine(a.get(name, 0), b.get(name, 0))) for name in sorted(names))
+    return tuple((name, value) for name, value in merged if value != 0)
+
+
+def total(vectors: Iterable[Resources]) -> Resources:
+    out = Resources()
+    for vector in vectors:
+        out = out + vector
+    return out
