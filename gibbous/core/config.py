@@ -442,16 +442,22 @@ def _cross_checks(config: Config) -> list[str]:
     return out
 
 
+def _value(config: Config, option: Option) -> object:
+    value: Any = config
+    for part in option.attribute.split("."):
+        value = getattr(value, part)
+    return option.render(value)
+
+
+def render_config(config: Config) -> dict[str, object]:
+    """Every key with its value as it would be written in YAML."""
+    return {option.key: _value(config, option) for option in OPTIONS}
+
+
 def describe_options() -> list[tuple[str, object, str]]:
     """(key, default as written in YAML, help) for --help and the docs."""
     defaults = Config()
-    rows = []
-    for option in OPTIONS:
-        value: Any = defaults
-        for part in option.attribute.split("."):
-            value = getattr(value, part)
-        rows.append((option.key, option.render(value), option.help))
-    return rows
+    return [(option.key, _value(defaults, option), option.help) for option in OPTIONS]
 
 
 def config_fields() -> list[str]:

@@ -1,0 +1,34 @@
+"""Reading the configuration file and environment (the I/O half of gibbous.core.config)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import yaml
+
+from gibbous.core.config import Config, build_config
+from gibbous.core.errors import ConfigError
+
+
+def load_config(
+    path: str | None,
+    overrides: list[str] | None = None,
+    environment: Mapping[str, str] | None = None,
+) -> Config:
+    """Defaults < file < GIBBOUS_* environment < overrides. Raises ConfigError."""
+    document = None
+    if path:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as error:
+            raise ConfigError(f"cannot read configuration file {path}: {error.strerror}") from None
+        try:
+            document = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{path}: not valid YAML: {error}") from None
+        if document is None:
+            document = {}
+    env = os.environ if environment is None else environment
+    return build_config(document, environment=env, overrides=overrides)

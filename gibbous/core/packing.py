@@ -1,0 +1,433 @@
+"""What would fit: place pending pods on existing nodes and on new ones.
+
+One simulator serves provisioning, cost estimates and scale-down (Karpenter's
+lesson): it is a pure function from pods, nodes and offers to a `Plan`.
+
+* Existing nodes first (nodes already running or still launching), so no loop
+  provisions twice for the same pods. Bin-pack pods only go to bin-pack or
+  static nodes; a bin-select pod goes to the node made for it, or, with node
+  reuse, to a bin-select node whose instance satisfies it.
+* Bin-pack pods: multi-resource first-fit decreasing onto nodes of the
+  bin-pack shape (cheapest offer meeting `binPackingNode*`), one shape per
+  distinct node-affinity. Identical pods are placed as a group, which keeps
+  10,000 pods fast. A pod too large for the shape is treated as bin-select.
+* Bin-select pods: identical pods share a node type choice. Normally one node
+  per pod at the cheapest offer; with node reuse, a larger type is taken
+  when it holds several of them for strictly less in total.
+* Guardrails (`clusterGPULimit`, `maxNodes`, `maxClusterCostPerHour`) are
+  checked before every node is opened; pods that would break one are
+  reported, never placed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from gibbous.core.affinity import NodeAffinity
+from gibbous.core.classify import Placement
+from gibbous.core.config import Config
+from gibbous.core.constraints import InstanceConstraints, PriceCategory
+from gibbous.core.pods import tolerates
+from gibbous.core.resources import Resources
+from gibbous.core.selection import (
+    Offer,
+    PodRequirement,
+    candidate_offers,
+    cheapest_offer_for_shape,
+)
+
+
+@dataclass(frozen=True)
+class PendingPod:
+    key: str  # namespace/name
+    uid: str
+    requirement: PodRequirement
+    placement: Placement
+    priority: int = 0
+    tolerations: tuple[Mapping[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class ExistingNode:
+    """A node that exists or is being launched, as the simulation sees it."""
+
+    name: str
+    free: Resources
+    placement: Placement | None  # None: a node Gibbous did not create (static)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    taints: tuple[Mapping[str, Any], ...] = ()
+    assigned_pod_uid: str = ""
+    offer: Offer | None = None  # known for Gibbous nodes
+
+
+@dataclass(frozen=True)
+class Guardrails:
+    gpu_limit: int | None = None
+    max_nodes: int | None = None
+    max_cost_per_hour: float | None = None
+    gpus_in_use: int = 0
+    nodes_in_use: int = 0
+    cost_in_use: float = 0.0
+
+    @classmethod
+    def from_config(cls, config: Config, *, gpus: int = 0, nodes: int = 0, cost: float = 0.0) -> Guardrails:
+        return cls(config.cluster_gpu_limit, config.max_nodes, config.max_cost_per_hour, gpus, nodes, cost)
+
+
+@dataclass(frozen=True)
+class PlannedNode:
+    offer: Offer
+    placement: Placement
+    pods: tuple[str, ...]
+    assigned_pod_uid: str = ""  # bin-select: the pod it is created for
+
+
+@dataclass(frozen=True)
+class Plan:
+    new_nodes: tuple[PlannedNode, ...]
+    on_existing: Mapping[str, str]  # pod key -> node name
+    unschedulable: Mapping[str, str]  # pod key -> reason
+    placements: Mapping[str, Placement]  # pod key -> class actually used
+
+    @property
+    def cost_per_hour(self) -> float:
+        return math.fsum(node.offer.price for node in self.new_nodes)
+
+    @property
+    def gpus(self) -> int:
+        return sum(node.offer.instance.gpu_count for node in self.new_nodes)
+
+
+def fit_count(requests: Resources, free: Resources) -> int:
+    """How many pods with `requests` fit into `free` (requests always include one pod slot)."""
+    counts = []
+    for need, have in (
+        (requests.cpu_millis, free.cpu_millis),
+        (requests.memory_bytes, free.memory_bytes),
+        (requests.gpus, free.gpus),
+        (requests.pods, free.pods),
+        (requests.ephemeral_bytes, free.ephemeral_bytes),
+    ):
+        if need > 0:
+            counts.append(have // need if have > 0 else 0)
+    if requests.extended:
+        available = dict(free.extended)
+        for name, need in requests.extended:
+            if need > 0:
+                counts.append(max(0, available.get(name, 0)) // need)
+    return max(0, min(counts)) if counts else 1 << 30
+
+
+def _scale(requests: Resources, count: int) -> Resources:
+    return Resources(
+        requests.cpu_millis * count,
+        requests.memory_bytes * count,
+        requests.gpus * count,
+        requests.pods * count,
+        requests.ephemeral_bytes * count,
+        tuple((name, value * count) for name, value in requests.extended),
+    )
+
+
+def requirement_key(requirement: PodRequirement) -> tuple[object, ...]:
+    """Hashable identity of a requirement (patterns compare by source)."""
+    constraints = requirement.constraints
+    return (
+        requirement.requests,
+        requirement.offerings,
+        requirement.affinity,
+        constraints.offerings,
+        constraints.max_cost_per_hour,
+        constraints.type_pattern.source if constraints.type_pattern else None,
+        constraints.gpu_skus,
+        constraints.max_gpus,
+        constraints.families_included,
+        constraints.families_excluded,
+    )
+
+
+class _Budget:
+    """Running totals checked before each node is opened."""
+
+    def __init__(self, guardrails: Guardrails) -> None:
+        self.rails = guardrails
+        self.gpus = guardrails.gpus_in_use
+        self.nodes = guardrails.nodes_in_use
+        self.cost = guardrails.cost_in_use
+
+    def gpu_room(self) -> int | None:
+        return None if self.rails.gpu_limit is None else max(0, self.rails.gpu_limit - self.gpus)
+
+    def refusal(self, offer: Offer) -> str:
+        rails = self.rails
+        if rails.max_nodes is not None and self.nodes + 1 > rails.max_nodes:
+            return f"would exceed maxNodes ({rails.max_nodes})"
+        if rails.gpu_limit is not None and self.gpus + offer.instance.gpu_count > rails.gpu_limit:
+            return (
+                f"would exceed clusterGPULimit ({rails.gpu_limit}): {self.gpus} GPUs in use, "
+                f"{offer.instance.name} has {offer.instance.gpu_count}"
+            )
+        if rails.max_cost_per_hour is not None and self.cost + offer.price > rails.max_cost_per_hour + 1e-9:
+            return (
+                f"would exceed maxClusterCostPerHour (${rails.max_cost_per_hour:g}/hr): "
+                f"${self.cost:.4f}/hr in use, {offer.describe()}"
+            )
+        return ""
+
+    def take(self, offer: Offer) -> None:
+        self.nodes += 1
+        self.gpus += offer.instance.gpu_count
+        self.cost += offer.price
+
+
+class _Simulation:
+    def __init__(self, offers: list[Offer], config: Config, guardrails: Guardrails, backed_off: frozenset[tuple[str, str]]):
+        self.offers = offers
+        self.config = config
+        self.budget = _Budget(guardrails)
+        self.backed_off = backed_off
+        self.new_nodes: list[tuple[Offer, Placement, list[str], str, list[Resources]]] = []
+        self.on_existing: dict[str, str] = {}
+        self.unschedulable: dict[str, str] = {}
+        self.placements: dict[str, Placement] = {}
+
+    # -- existing nodes --------------------------------------------------------------
+
+    def place_on_existing(self, pods: list[PendingPod], nodes: list[ExistingNode]) -> list[PendingPod]:
+        if not nodes:
+            return pods
+        free = {node.name: node.free for node in nodes}
+        by_uid = {node.assigned_pod_uid: node for node in nodes if node.assigned_pod_uid}
+        left = []
+        for pod in pods:
+            target = self._existing_target(pod, nodes, by_uid, free)
+            if target is None:
+                left.append(pod)
+                continue
+            free[target.name] = free[target.name] - pod.requirement.requests
+            self.on_existing[pod.key] = target.name
+            self.placements[pod.key] = pod.placement
+        return left
+
+    def _existing_target(
+        self,
+        pod: PendingPod,
+        nodes: list[ExistingNode],
+        by_uid: Mapping[str, ExistingNode],
+        free: Mapping[str, Resources],
+    ) -> ExistingNode | None:
+        requests = pod.requirement.requests
+        own = by_uid.get(pod.uid)
+        if own is not None and requests.fits_in(free[own.name]):
+            return own
+        for node in nodes:
+            if node.assigned_pod_uid == pod.uid or not requests.fits_in(free[node.name]):
+                continue
+            if not node_admits(pod, node, self.config):
+                continue
+            return node
+        return None
+
+    # -- new nodes --------------------------------------------------------------------
+
+    def open_node(self, offer: Offer, placement: Placement, uid: str = "") -> int | str:
+        refusal = self.budget.refusal(offer)
+        if refusal:
+            return refusal
+        self.budget.take(offer)
+        self.new_nodes.append((offer, placement, [], uid, [offer.allocatable]))
+        return len(self.new_nodes) - 1
+
+    def place_bin_pack(self, pods: list[PendingPod]) -> list[PendingPod]:
+        """FFD per affinity group; returns pods too large for the bin-pack shape."""
+        oversized: list[PendingPod] = []
+        groups: dict[NodeAffinity, list[PendingPod]] = {}
+        for pod in pods:
+            groups.setdefault(pod.requirement.affinity, []).append(pod)
+        for affinity, members in groups.items():
+            shape = cheapest_offer_for_shape(
+                self.offers,
+                cpu_millis=self.config.bin_pack_node_cpu_millis,
+                memory_bytes=self.config.bin_pack_node_memory_bytes,
+                gpus=self.config.bin_pack_node_gpus,
+                config=self.config,
+                categories=self.config.bin_pack_node_pricing,
+                affinity=affinity,
+                backed_off=self.backed_off,
+            )
+            if not shape:
+                for pod in members:
+                    self.unschedulable[pod.key] = shape.reason
+                continue
+            offer = shape.offers[0]
+            fitting = []
+            for pod in members:
+                if pod.requirement.requests.fits_in(offer.allocatable):
+                    fitting.append(pod)
+                else:
+                    oversized.append(pod)
+            self._first_fit_decreasing(fitting, offer)
+        return oversized
+
+    def _first_fit_decreasing(self, pods: list[PendingPod], offer: Offer) -> None:
+        capacity = offer.allocatable
+        classes: dict[Resources, list[PendingPod]] = {}
+        for pod in pods:
+            classes.setdefault(pod.requirement.requests, []).append(pod)
+
+        def dominant_share(requests: Resources) -> float:
+            shares = [
+                requests.cpu_millis / capacity.cpu_millis if capacity.cpu_millis else 0.0,
+                requests.memory_bytes / capacity.memory_bytes if capacity.memory_bytes else 0.0,
+                requests.gpus / capacity.gpus if capacity.gpus else 0.0,
+                requests.pods / capacity.pods if capacity.pods else 0.0,
+            ]
+            return max(shares)
+
+        ordered = sorted(
+            classes.items(),
+            key=lambda item: (-dominant_share(item[0]), -item[0].cpu_millis, -item[0].memory_bytes, item[1][0].key),
+        )
+        # This group's nodes, in opening order (first fit). Groups differ in node
+        # affinity, so they never share a node.
+        open_nodes: list[int] = []
+        for requests, members in ordered:
+            queue = list(members)
+            for index in open_nodes:
+                if not queue:
+                    break
+                free = self.new_nodes[index][4][0]
+                count = min(fit_count(requests, free), len(queue))
+                if count:
+                    self._assign(index, queue[:count], requests, count)
+                    queue = queue[count:]
+            per_node = fit_count(requests, capacity)
+            while queue:
+                opened = self.open_node(offer, Placement.BIN_PACK)
+                if isinstance(opened, str):
+                    for pod in queue:
+                        self.unschedulable[pod.key] = opened
+                    break
+                open_nodes.append(opened)
+                count = min(per_node, len(queue))
+                self._assign(opened, queue[:count], requests, count)
+                queue = queue[count:]
+
+    def _assign(self, index: int, pods: list[PendingPod], requests: Resources, count: int) -> None:
+        node = self.new_nodes[index]
+        node[2].extend(pod.key for pod in pods)
+        node[4][0] = node[4][0] - _scale(requests, count)
+        for pod in pods:
+            self.placements[pod.key] = pod.placement
+
+    def place_bin_select(self, pods: list[PendingPod]) -> None:
+        groups: dict[tuple[object, ...], list[PendingPod]] = {}
+        for pod in pods:
+            groups.setdefault(requirement_key(pod.requirement), []).append(pod)
+        for members in groups.values():
+            self._place_bin_select_group(members)
+
+    def _place_bin_select_group(self, members: list[PendingPod]) -> None:
+        requirement = members[0].requirement
+        result = candidate_offers(
+            requirement, self.offers, self.config, backed_off=self.backed_off, gpu_budget=self.budget.gpu_room()
+        )
+        if not result:
+            for pod in members:
+                self.unschedulable[pod.key] = result.reason
+            return
+        offer = result.offers[0]
+        per_node = 1
+        if self.config.bin_select_node_reuse and len(members) > 1:
+            offer, per_node = _cheapest_for_group(result.offers, requirement.requests, len(members))
+        queue = list(members)
+        while queue:
+            batch, queue = queue[:per_node], queue[per_node:]
+            opened = self.open_node(offer, Placement.BIN_SELECT, batch[0].uid)
+            if isinstance(opened, str):
+                for pod in [*batch, *queue]:
+                    self.unschedulable[pod.key] = opened
+                return
+            self._assign(opened, batch, requirement.requests, len(batch))
+
+    def plan(self) -> Plan:
+        return Plan(
+            new_nodes=tuple(
+                PlannedNode(offer, placement, tuple(pods), uid) for offer, placement, pods, uid, _ in self.new_nodes
+            ),
+            on_existing=dict(self.on_existing),
+            unschedulable=dict(self.unschedulable),
+            placements=dict(self.placements),
+        )
+
+
+def _cheapest_for_group(offers: tuple[Offer, ...], requests: Resources, count: int) -> tuple[Offer, int]:
+    """Offer with the lowest total cost for `count` identical pods; a larger type wins only
+    when strictly cheaper than the cheapest type's total (ties keep one node per pod)."""
+    best = offers[0]
+    best_per_node = max(1, min(fit_count(requests, best.allocatable), count))
+    best_total = math.ceil(count / best_per_node) * best.price
+    for offer in offers[1:]:
+        per_node = max(1, min(fit_count(requests, offer.allocatable), count))
+        total = math.ceil(count / per_node) * offer.price
+        if total < best_total - 1e-6:
+            best, best_per_node, best_total = offer, per_node, total
+    return best, best_per_node
+
+
+def node_admits(pod: PendingPod, node: ExistingNode, config: Config) -> bool:
+    """Whether kube-scheduler (with our extender) would put `pod` on `node`, resources aside."""
+    if pod.placement is Placement.BIN_PACK:
+        if node.placement is Placement.BIN_SELECT:
+            return False
+    else:
+        if node.placement is not Placement.BIN_SELECT:
+            return False
+        if node.assigned_pod_uid != pod.uid and not config.bin_select_node_reuse:
+            return False
+    if not pod.requirement.affinity.matches(node.labels):
+        return False
+    for taint in node.taints:
+        if taint.get("effect") in ("NoSchedule", "NoExecute") and not tolerates(list(pod.tolerations), taint):
+            return False
+    if node.offer is not None and pod.placement is Placement.BIN_SELECT:
+        probe = PodRequirement(
+            requests=Resources(),
+            constraints=pod.requirement.constraints,
+            offerings=pod.requirement.offerings,
+            affinity=NodeAffinity(()),
+        )
+        if not candidate_offers(probe, [node.offer], config):
+            return False
+    return True
+
+
+def simulate(
+    pods: Iterable[PendingPod],
+    offers: list[Offer],
+    config: Config,
+    *,
+    existing: Iterable[ExistingNode] = (),
+    guardrails: Guardrails | None = None,
+    backed_off: frozenset[tuple[str, str]] = frozenset(),
+) -> Plan:
+    """Place `pods`: on `existing` nodes first, then on new nodes from `offers`."""
+    ordered = sorted(pods, key=lambda p: (-p.priority, p.key))
+    simulation = _Simulation(offers, config, guardrails or Guardrails.from_config(config), backed_off)
+    left = simulation.place_on_existing(ordered, list(existing))
+    bin_pack = [p for p in left if p.placement is Placement.BIN_PACK]
+    bin_select = [p for p in left if p.placement is Placement.BIN_SELECT]
+    oversized = simulation.place_bin_pack(bin_pack)
+    promoted = [
+        PendingPod(p.key, p.uid, p.requirement, Placement.BIN_SELECT, p.priority, p.tolerations) for p in oversized
+    ]
+    simulation.place_bin_select(promoted + bin_select)
+    return simulation.plan()
+
+
+def unconstrained(requests: Resources, offerings: frozenset[PriceCategory]) -> PodRequirement:
+    """A requirement with nothing but resources and price categories (tests, benchmarks)."""
+    return PodRequirement(requests=requests, constraints=InstanceConstraints(), offerings=offerings)

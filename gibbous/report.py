@@ -1,0 +1,50 @@
+"""Human-readable rendering of an estimate."""
+
+from __future__ import annotations
+
+from gibbous.core.estimate import HOURS_PER_WEEK, EstimateReport
+
+
+def _table(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
+
+
+def render_estimate(report: EstimateReport) -> str:
+    rows = [["WORKLOAD", "KIND", "PODS", "CLASS", "INSTANCE TYPE", "CATEGORY", "$/HR/NODE", "NODES", "$/HR"]]
+    for workload in report.workloads:
+        name = f"{workload.namespace}/{workload.name}"
+        if not workload.nodes:
+            rows.append([name, workload.kind, str(workload.pods), workload.placement, "-", "-", "-", "0", "0.0000"])
+        for index, line in enumerate(workload.nodes):
+            rows.append(
+                [
+                    name if index == 0 else "",
+                    workload.kind if index == 0 else "",
+                    str(workload.pods) if index == 0 else "",
+                    workload.placement if index == 0 else "",
+                    line.instance_type,
+                    line.price_category,
+                    f"{line.price_per_hour:.4f}",
+                    f"{line.count}{' (shared)' if line.shared else ''}",
+                    f"{workload.cost_per_hour:.4f}" if index == 0 else "",
+                ]
+            )
+    out = [f"Gibbous estimate: {report.cloud} {report.region} ({report.catalog})", ""]
+    out.extend(_table(rows))
+    out.append("")
+    out.append(
+        f"Cluster total: {len(report.nodes)} node(s), ${report.total_cost_per_hour:.4f}/hr "
+        f"(${report.total_cost_per_hour * HOURS_PER_WEEK:.2f}/week)"
+    )
+    unsatisfiable = report.unsatisfiable
+    if unsatisfiable:
+        out.append("")
+        out.append(f"Unsatisfiable pods ({len(unsatisfiable)}):")
+        for workload, pod, reason in unsatisfiable:
+            out.append(f"  {pod} ({workload}): {reason}")
+    if report.notes:
+        out.append("")
+        out.append("Notes:")
+        out.extend(f"  {note}" for note in report.notes)
+    return "\n".join(out) + "\n"
