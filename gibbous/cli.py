@@ -25,14 +25,18 @@ EXIT_UNSATISFIABLE = 3
 
 
 def _config_epilog() -> str:
-    lines = ["configuration keys (YAML file, GIBBOUS_<key> env with dots as __, or --set key=value):"]
+    lines = [
+        "configuration keys (YAML file, GIBBOUS_<key> env with dots as __, or --set key=value):"
+    ]
     for key, default, help_text in describe_options():
         lines.append(f"  {key} (default {default!r}): {help_text}")
     return "\n".join(lines)
 
 
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="FILE", help="YAML configuration file (Luna option names)")
+    parser.add_argument(
+        "--config", metavar="FILE", help="YAML configuration file (Luna option names)"
+    )
     parser.add_argument(
         "--set",
         dest="overrides",
@@ -64,8 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_config_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    est.add_argument("files", nargs="+", metavar="FILE", help="YAML manifest files, or - for standard input")
-    est.add_argument("--cloud", choices=("aws", "gcp", "azure", "oci"), help="cloud (default: cloudProvider, aws)")
+    est.add_argument(
+        "files", nargs="+", metavar="FILE", help="YAML manifest files, or - for standard input"
+    )
+    est.add_argument(
+        "--cloud",
+        choices=("aws", "gcp", "azure", "oci"),
+        help="cloud (default: cloudProvider, aws)",
+    )
     est.add_argument("--region", help="region (default: the cloud's catalog region)")
     est.add_argument(
         "--catalog",
@@ -74,7 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
         "gpu_count,gpu_sku,arch,on_demand_usd_per_hour,spot_usd_per_hour)",
     )
     _add_config_options(est)
-    est.add_argument("--output", choices=("table", "json"), default="table", help="output format (default table)")
+    est.add_argument(
+        "--output", choices=("table", "json"), default="table", help="output format (default table)"
+    )
 
     cfg = commands.add_parser(
         "config",
@@ -130,20 +142,21 @@ def run_config(args: argparse.Namespace, stdout: TextIO) -> int:
     return EXIT_OK
 
 
-def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, stdin: TextIO | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, stdin: TextIO | None = None
+) -> int:
     out = stdout or sys.stdout
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help(out)
         return EXIT_BAD_INPUT
+    handlers = {
+        "estimate": lambda: run_estimate(args, out, stdin or sys.stdin),
+        "config": lambda: run_config(args, out),
+    }
     try:
-        if args.command == "estimate":
-            return run_estimate(args, out, stdin or sys.stdin)
-        if args.command == "config":
-            return run_config(args, out)
+        return handlers[args.command]()
     except GibbousError as error:
         sys.stderr.write(f"gibbous {args.command}: error: {error}\n")
         return EXIT_BAD_INPUT
-    parser.error(f"unknown command {args.command}")
-    return EXIT_BAD_INPUT

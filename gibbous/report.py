@@ -7,15 +7,42 @@ from gibbous.core.estimate import HOURS_PER_WEEK, EstimateReport
 
 def _table(rows: list[list[str]]) -> list[str]:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
+    return [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
 
 
 def render_estimate(report: EstimateReport) -> str:
-    rows = [["WORKLOAD", "KIND", "PODS", "CLASS", "INSTANCE TYPE", "CATEGORY", "$/HR/NODE", "NODES", "$/HR"]]
+    rows = [
+        [
+            "WORKLOAD",
+            "KIND",
+            "PODS",
+            "CLASS",
+            "INSTANCE TYPE",
+            "CATEGORY",
+            "$/HR/NODE",
+            "NODES",
+            "$/HR",
+        ]
+    ]
     for workload in report.workloads:
         name = f"{workload.namespace}/{workload.name}"
         if not workload.nodes:
-            rows.append([name, workload.kind, str(workload.pods), workload.placement, "-", "-", "-", "0", "0.0000"])
+            rows.append(
+                [
+                    name,
+                    workload.kind,
+                    str(workload.pods),
+                    workload.placement,
+                    "-",
+                    "-",
+                    "-",
+                    "0",
+                    "0.0000",
+                ]
+            )
         for index, line in enumerate(workload.nodes):
             rows.append(
                 [
@@ -41,8 +68,8 @@ def render_estimate(report: EstimateReport) -> str:
     if unsatisfiable:
         out.append("")
         out.append(f"Unsatisfiable pods ({len(unsatisfiable)}):")
-        for workload, pod, reason in unsatisfiable:
-            out.append(f"  {pod} ({workload}): {reason}")
+        for owner, pod, reason in unsatisfiable:
+            out.append(f"  {pod} ({owner}): {reason}")
     if report.notes:
         out.append("")
         out.append("Notes:")

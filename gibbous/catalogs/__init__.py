@@ -29,5 +29,9 @@ def load_catalog(path: str | None, cloud: str, region: str) -> list[InstanceType
     selected = select_region(types, cloud, region)
     if not selected:
         regions = sorted({t.region for t in types if t.cloud == cloud})
-        raise CatalogError(source, 0, f"no instance types for {cloud}/{region}; regions present: {', '.join(regions) or 'none'}")
+        raise CatalogError(
+            source,
+            0,
+            f"no instance types for {cloud}/{region}; regions present: {', '.join(regions) or 'none'}",
+        )
     return selected

@@ -7,6 +7,7 @@ A catalog is a CSV (see `parse_catalog_csv`). Built-in catalogs ship in
 from __future__ import annotations
 
 import csv
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -89,7 +90,9 @@ def family_of(cloud: str, instance_type: str) -> str:
     return name.lower()
 
 
-def _number(row: dict[str, str], column: str, source: str, line: int, *, optional: bool = False) -> float | None:
+def _number(
+    row: dict[str, str], column: str, source: str, line: int, *, optional: bool = False
+) -> float | None:
     raw = (row.get(column) or "").strip()
     if not raw:
         if optional:
@@ -99,7 +102,7 @@ def _number(row: dict[str, str], column: str, source: str, line: int, *, optiona
         value = float(raw)
     except ValueError:
         raise CatalogError(source, line, f"column {column}: {raw!r} is not a number") from None
-    if value < 0 or value != value or value == float("inf"):
+    if value < 0 or not math.isfinite(value):
         raise CatalogError(source, line, f"column {column}: {raw!r} must be a finite number >= 0")
     return value
 
@@ -110,7 +113,11 @@ def parse_catalog_csv(text: str, source: str) -> list[InstanceType]:
     header = reader.fieldnames or []
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
-        raise CatalogError(source, 1, f"missing column(s) {', '.join(missing)}; header must include {','.join(REQUIRED_COLUMNS)}")
+        raise CatalogError(
+            source,
+            1,
+            f"missing column(s) {', '.join(missing)}; header must include {','.join(REQUIRED_COLUMNS)}",
+        )
     unknown = [c for c in header if c not in REQUIRED_COLUMNS and c not in OPTIONAL_COLUMNS]
     if unknown:
         raise CatalogError(source, 1, f"unknown column(s) {', '.join(unknown)}")
@@ -122,7 +129,9 @@ def parse_catalog_csv(text: str, source: str) -> list[InstanceType]:
             raise CatalogError(source, line, "more fields than the header has columns")
         cloud = (row["cloud"] or "").strip().lower()
         if cloud not in CLOUDS:
-            raise CatalogError(source, line, f"cloud {row['cloud']!r} is not one of {', '.join(CLOUDS)}")
+            raise CatalogError(
+                source, line, f"cloud {row['cloud']!r} is not one of {', '.join(CLOUDS)}"
+            )
         region = (row["region"] or "").strip()
         name = (row["instance_type"] or "").strip()
         if not region or not name:
@@ -205,7 +214,13 @@ def _tiered_memory_reservation(memory: int) -> int:
         return 255 * _MIB
     reserved = 0.0
     remaining = float(memory)
-    for size, share in ((4 * _GIB, 0.25), (4 * _GIB, 0.20), (8 * _GIB, 0.10), (112 * _GIB, 0.06), (float("inf"), 0.02)):
+    for size, share in (
+        (4 * _GIB, 0.25),
+        (4 * _GIB, 0.20),
+        (8 * _GIB, 0.10),
+        (112 * _GIB, 0.06),
+        (float("inf"), 0.02),
+    ):
         used = min(remaining, size)
         reserved += used * share
         remaining -= used
@@ -214,13 +229,17 @@ def _tiered_memory_reservation(memory: int) -> int:
     return round(reserved)
 
 
-def allocatable(instance: InstanceType, overhead: NodeOverheadConfig, time_slices: int) -> Resources:
+def allocatable(
+    instance: InstanceType, overhead: NodeOverheadConfig, time_slices: int
+) -> Resources:
     """What pods can request on a node of this type: capacity minus reservations,
     the eviction threshold and the DaemonSet pods every node runs. GPUs count in slices."""
     cpu = round(instance.vcpu * 1000)
     memory = instance.memory_bytes
     reserved_cpu = overhead.cpu_millis + overhead.daemonset_cpu_millis
-    reserved_memory = overhead.memory_bytes + overhead.eviction_memory_bytes + overhead.daemonset_memory_bytes
+    reserved_memory = (
+        overhead.memory_bytes + overhead.eviction_memory_bytes + overhead.daemonset_memory_bytes
+    )
     if overhead.reservation == "tiered":
         reserved_cpu += _tiered_cpu_reservation(instance.vcpu)
         reserved_memory += _tiered_memory_reservation(memory)

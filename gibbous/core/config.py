@@ -12,6 +12,7 @@ the accepted form, and suggest the closest valid key.
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
@@ -24,7 +25,12 @@ from gibbous.core.pattern import PatternError, UserPattern, compile_pattern
 from gibbous.core.quantity import format_bytes, format_cpu, to_millis, to_units
 
 CLOUDS = ("aws", "gcp", "azure", "oci")
-DEFAULT_REGIONS = {"aws": "us-west-2", "gcp": "us-central1", "azure": "eastus", "oci": "us-ashburn-1"}
+DEFAULT_REGIONS = {
+    "aws": "us-west-2",
+    "gcp": "us-central1",
+    "azure": "eastus",
+    "oci": "us-ashburn-1",
+}
 ARCHITECTURES = ("amd64", "arm64")
 
 # Matches kube-scheduler's "0/N nodes are available" and KAI's resource-shortage
@@ -154,7 +160,11 @@ def _number(low: float | None = None, high: float | None = None) -> Callable[[ob
             number = float(value)  # type: ignore[arg-type]
         except (TypeError, ValueError):
             raise ConfigError(f"{key}: invalid number {value!r}") from None
-        if number != number or (low is not None and number < low) or (high is not None and number > high):
+        if (
+            not math.isfinite(number)
+            or (low is not None and number < low)
+            or (high is not None and number > high)
+        ):
             raise ConfigError(f"{key}: {value!r} is out of range [{low}, {high}]")
         return number
 
@@ -163,7 +173,7 @@ def _number(low: float | None = None, high: float | None = None) -> Callable[[ob
 
 def _integer(low: int = 0, high: int | None = None) -> Callable[[object, str], int]:
     def parse(value: object, key: str) -> int:
-        if isinstance(value, bool) or isinstance(value, float) and not value.is_integer():
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
             raise ConfigError(f"{key}: invalid whole number {value!r}")
         try:
             number = int(str(value).strip()) if not isinstance(value, int | float) else int(value)
@@ -234,7 +244,9 @@ def _label(value: object, key: str) -> tuple[str, str]:
     text = str(value).strip()
     name, sep, label_value = text.partition("=")
     if not sep or not name:
-        raise ConfigError(f"{key}: invalid label {value!r} (accepted: key=value, e.g. elotl-luna=true)")
+        raise ConfigError(
+            f"{key}: invalid label {value!r} (accepted: key=value, e.g. elotl-luna=true)"
+        )
     return name.strip(), label_value.strip()
 
 
@@ -256,12 +268,16 @@ def _architectures(value: object, key: str) -> tuple[str, ...]:
     return items
 
 
-def _taints(value: object, key: str) -> tuple[str, ...]:
+def _taints(value: object, key: str) -> tuple[str, ...] | None:
+    if value is None:
+        return None
     items = _string_list(value, key)
     for item in items:
         body, _, effect = item.rpartition(":")
         if not body or effect not in ("NoSchedule", "PreferNoSchedule", "NoExecute"):
-            raise ConfigError(f"{key}: invalid taint {item!r} (accepted: key=value:Effect or key:Effect)")
+            raise ConfigError(
+                f"{key}: invalid taint {item!r} (accepted: key=value:Effect or key:Effect)"
+            )
     return items
 
 
@@ -295,60 +311,370 @@ def _render_pattern(value: Any) -> object:
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("labels", "managed_label", _label, lambda v: f"{v[0]}={v[1]}", "label that marks pods Gibbous manages"),
+    Option(
+        "labels",
+        "managed_label",
+        _label,
+        lambda v: f"{v[0]}={v[1]}",
+        "label that marks pods Gibbous manages",
+    ),
     Option("cloudProvider", "cloud", _choice(CLOUDS), _same, "cloud: aws, gcp, azure or oci"),
-    Option("region", "region", lambda v, k: str(v).strip(), _same, "region of the catalog (empty: the cloud's default)"),
-    Option("zones", "zones", _string_list, _render_list, "zones nodes may be created in (empty: any)"),
-    Option("architectures", "architectures", _architectures, _render_list, "CPU architectures allowed for pods that do not ask for one"),
-    Option("defaultInstanceOfferings", "default_offerings", _offerings, _render_categories, "price categories for pods without node.elotl.co/instance-offerings"),
-    Option("binSelectPodCpuThreshold", "bin_select_cpu_millis", _cpu, format_cpu, "a pod requesting at least this much CPU gets its own node (0 disables)"),
-    Option("binSelectPodMemoryThreshold", "bin_select_memory_bytes", _bytes, format_bytes, "the same for memory (0 disables)"),
-    Option("binSelectPodGPUThreshold", "bin_select_gpus", _integer(0), _same, "the same for nvidia.com/gpu, in slices (0 disables)"),
-    Option("binPackingEnabled", "bin_packing_enabled", _bool, _same, "false: every pod gets its own node"),
-    Option("binSelectNodeReuse", "bin_select_node_reuse", _bool, _same, "bin-select pods may use an existing bin-select node with room"),
-    Option("binPackingNodeCpu", "bin_pack_node_cpu_millis", _cpu, format_cpu, "minimum vCPUs of a bin-pack node"),
-    Option("binPackingNodeMemory", "bin_pack_node_memory_bytes", _bytes, format_bytes, "minimum memory of a bin-pack node"),
-    Option("binPackingNodeGPU", "bin_pack_node_gpus", _integer(0), _same, "minimum GPUs (slices) of a bin-pack node"),
-    Option("binPackingNodeTypeRegexp", "bin_pack_node_type_pattern", _pattern, _render_pattern, "RE2 expression bin-pack instance types must match"),
-    Option("binPackingNodePricing", "bin_pack_node_pricing", _offerings, _render_categories, "price categories of bin-pack nodes"),
-    Option("spotPriceRatioEstimate", "spot_price_ratio", _number(0.01, 1.0), _same, "spot $/hr = ratio x on-demand, when the catalog has no spot price"),
-    Option("scaleUpTimeout", "scale_up_timeout_s", parse_duration, format_duration, "a launch not done by then is cancelled and its type backed off"),
-    Option("registrationTimeout", "registration_timeout_s", parse_duration, format_duration, "an instance that never becomes a Node is terminated after this"),
-    Option("backoffDuration", "backoff_s", parse_duration, format_duration, "how long a failed (type, category, zone) is avoided"),
-    Option("nvidiaGPUTimeSlices", "nvidia_gpu_time_slices", _integer(1, 64), _same, "NVIDIA time-slice replicas per physical GPU"),
-    Option("placeNodeSelector", "place_node_selector", _bool, _same, "put pods' nodeSelector labels on the nodes created for them"),
-    Option("pendingPodReasonRegexp", "pending_pod_reason_pattern", _pattern, _render_pattern, "only pending pods whose condition message matches trigger scale-up"),
-    Option("clusterGPULimit", "cluster_gpu_limit", _optional_limit, _same, "most GPUs Gibbous nodes may have in total (null: no limit)"),
-    Option("maxNodes", "max_nodes", _optional_limit, _same, "most nodes Gibbous may run (null: no limit)"),
-    Option("maxClusterCostPerHour", "max_cost_per_hour", _optional_cost, _same, "most $/hr Gibbous nodes may cost in total (null: no limit)"),
-    Option("nodeTTL", "node_ttl_s", parse_duration, format_duration, "replace nodes older than this (0: never)"),
-    Option("webhookConfigPrefix", "webhook_config_prefix", lambda v, k: str(v), _same, "prefix of the webhook configuration names (sorts them after VPA's)"),
-    Option("schedulerName", "scheduler_name", lambda v, k: str(v).strip(), _same, "schedulerName the webhook sets on managed pods (empty: leave as is)"),
-    Option("provisioningGate", "provisioning_gate", _bool, _same, "gate bin-select pods until their node exists (needs Kubernetes >= 1.27)"),
-    Option("spotTolerations", "spot_tolerations", _taints, _render_list, "taints spot-allowed pods get tolerations for (default: Gibbous's and the cloud's spot taint)"),
-    Option("managedNamespaces", "managed_namespaces", _string_list, _render_list, "namespaces whose pods are all managed"),
-    Option("estimateOnlyNamespaces", "estimate_only_namespaces", _string_list, _render_list, "namespaces whose managed pods get the nodecostestimate gate"),
-    Option("manageHighUtilization.enabled", "hot_node.enabled", _bool, _same, "hot-node mitigation"),
-    Option("manageHighUtilization.loopPeriod", "hot_node.loop_period_s", parse_duration, format_duration, "how often node metrics are read"),
-    Option("manageHighUtilization.yellowCPU", "hot_node.yellow_cpu", _percent, _same, "CPU % at which a node is tainted warm"),
-    Option("manageHighUtilization.yellowMemory", "hot_node.yellow_memory", _percent, _same, "memory % at which a node is tainted warm"),
-    Option("manageHighUtilization.redCPU", "hot_node.red_cpu", _percent, _same, "CPU % at which a node is tainted hot and one pod evicted"),
-    Option("manageHighUtilization.redMemory", "hot_node.red_memory", _percent, _same, "memory % at which a node is tainted hot and one pod evicted"),
-    Option("manageHighUtilization.greenCPU", "hot_node.green_cpu", _percent, _same, "below this CPU % (and green memory) the taint is removed"),
-    Option("manageHighUtilization.greenMemory", "hot_node.green_memory", _percent, _same, "below this memory % (and green CPU) the taint is removed"),
-    Option("scaleDown.enabled", "scale_down.enabled", _bool, _same, "remove nodes Gibbous created when they are not needed"),
-    Option("scaleDown.unneededTime", "scale_down.unneeded_time_s", parse_duration, format_duration, "how long a node must be unneeded before removal"),
-    Option("scaleDown.binPackNodeUtilizationThreshold", "scale_down.bin_pack_utilization_threshold", _number(0.0, 1.0), _same, "bin-pack nodes below this request utilization are candidates (0.0: only empty ones)"),
-    Option("scaleDown.delayAfterAdd", "scale_down.delay_after_add_s", parse_duration, format_duration, "a new node is not removed before this age"),
-    Option("scaleDown.maxDrainingNodes", "scale_down.max_draining_nodes", _integer(1), _same, "most nodes drained at once"),
-    Option("scaleDown.maxDrainingPercent", "scale_down.max_draining_percent", _percent, _same, "most nodes drained at once, as % of Gibbous nodes"),
-    Option("nodeOverhead.reservation", "node_overhead.reservation", _choice(("tiered", "none")), _same, "tiered: kube/system reservation by the GKE/AKS formula"),
-    Option("nodeOverhead.cpu", "node_overhead.cpu_millis", _cpu, format_cpu, "extra CPU reserved on every node"),
-    Option("nodeOverhead.memory", "node_overhead.memory_bytes", _bytes, format_bytes, "extra memory reserved on every node"),
-    Option("nodeOverhead.evictionMemory", "node_overhead.eviction_memory_bytes", _bytes, format_bytes, "kubelet hard eviction threshold"),
-    Option("nodeOverhead.daemonSetCpu", "node_overhead.daemonset_cpu_millis", _cpu, format_cpu, "CPU requested by DaemonSet pods on every node"),
-    Option("nodeOverhead.daemonSetMemory", "node_overhead.daemonset_memory_bytes", _bytes, format_bytes, "memory requested by DaemonSet pods on every node"),
-    Option("nodeOverhead.maxPods", "node_overhead.max_pods", _integer(1, 10000), _same, "pods per node when the catalog does not say"),
+    Option(
+        "region",
+        "region",
+        lambda v, k: str(v).strip(),
+        _same,
+        "region of the catalog (empty: the cloud's default)",
+    ),
+    Option(
+        "zones", "zones", _string_list, _render_list, "zones nodes may be created in (empty: any)"
+    ),
+    Option(
+        "architectures",
+        "architectures",
+        _architectures,
+        _render_list,
+        "CPU architectures allowed for pods that do not ask for one",
+    ),
+    Option(
+        "defaultInstanceOfferings",
+        "default_offerings",
+        _offerings,
+        _render_categories,
+        "price categories for pods without node.elotl.co/instance-offerings",
+    ),
+    Option(
+        "binSelectPodCpuThreshold",
+        "bin_select_cpu_millis",
+        _cpu,
+        format_cpu,
+        "a pod requesting at least this much CPU gets its own node (0 disables)",
+    ),
+    Option(
+        "binSelectPodMemoryThreshold",
+        "bin_select_memory_bytes",
+        _bytes,
+        format_bytes,
+        "the same for memory (0 disables)",
+    ),
+    Option(
+        "binSelectPodGPUThreshold",
+        "bin_select_gpus",
+        _integer(0),
+        _same,
+        "the same for nvidia.com/gpu, in slices (0 disables)",
+    ),
+    Option(
+        "binPackingEnabled",
+        "bin_packing_enabled",
+        _bool,
+        _same,
+        "false: every pod gets its own node",
+    ),
+    Option(
+        "binSelectNodeReuse",
+        "bin_select_node_reuse",
+        _bool,
+        _same,
+        "bin-select pods may use an existing bin-select node with room",
+    ),
+    Option(
+        "binPackingNodeCpu",
+        "bin_pack_node_cpu_millis",
+        _cpu,
+        format_cpu,
+        "minimum vCPUs of a bin-pack node",
+    ),
+    Option(
+        "binPackingNodeMemory",
+        "bin_pack_node_memory_bytes",
+        _bytes,
+        format_bytes,
+        "minimum memory of a bin-pack node",
+    ),
+    Option(
+        "binPackingNodeGPU",
+        "bin_pack_node_gpus",
+        _integer(0),
+        _same,
+        "minimum GPUs (slices) of a bin-pack node",
+    ),
+    Option(
+        "binPackingNodeTypeRegexp",
+        "bin_pack_node_type_pattern",
+        _pattern,
+        _render_pattern,
+        "RE2 expression bin-pack instance types must match",
+    ),
+    Option(
+        "binPackingNodePricing",
+        "bin_pack_node_pricing",
+        _offerings,
+        _render_categories,
+        "price categories of bin-pack nodes",
+    ),
+    Option(
+        "spotPriceRatioEstimate",
+        "spot_price_ratio",
+        _number(0.01, 1.0),
+        _same,
+        "spot $/hr = ratio x on-demand, when the catalog has no spot price",
+    ),
+    Option(
+        "scaleUpTimeout",
+        "scale_up_timeout_s",
+        parse_duration,
+        format_duration,
+        "a launch not done by then is cancelled and its type backed off",
+    ),
+    Option(
+        "registrationTimeout",
+        "registration_timeout_s",
+        parse_duration,
+        format_duration,
+        "an instance that never becomes a Node is terminated after this",
+    ),
+    Option(
+        "backoffDuration",
+        "backoff_s",
+        parse_duration,
+        format_duration,
+        "how long a failed (type, category, zone) is avoided",
+    ),
+    Option(
+        "nvidiaGPUTimeSlices",
+        "nvidia_gpu_time_slices",
+        _integer(1, 64),
+        _same,
+        "NVIDIA time-slice replicas per physical GPU",
+    ),
+    Option(
+        "placeNodeSelector",
+        "place_node_selector",
+        _bool,
+        _same,
+        "put pods' nodeSelector labels on the nodes created for them",
+    ),
+    Option(
+        "pendingPodReasonRegexp",
+        "pending_pod_reason_pattern",
+        _pattern,
+        _render_pattern,
+        "only pending pods whose condition message matches trigger scale-up",
+    ),
+    Option(
+        "clusterGPULimit",
+        "cluster_gpu_limit",
+        _optional_limit,
+        _same,
+        "most GPUs Gibbous nodes may have in total (null: no limit)",
+    ),
+    Option(
+        "maxNodes",
+        "max_nodes",
+        _optional_limit,
+        _same,
+        "most nodes Gibbous may run (null: no limit)",
+    ),
+    Option(
+        "maxClusterCostPerHour",
+        "max_cost_per_hour",
+        _optional_cost,
+        _same,
+        "most $/hr Gibbous nodes may cost in total (null: no limit)",
+    ),
+    Option(
+        "nodeTTL",
+        "node_ttl_s",
+        parse_duration,
+        format_duration,
+        "replace nodes older than this (0: never)",
+    ),
+    Option(
+        "webhookConfigPrefix",
+        "webhook_config_prefix",
+        lambda v, k: str(v),
+        _same,
+        "prefix of the webhook configuration names (sorts them after VPA's)",
+    ),
+    Option(
+        "schedulerName",
+        "scheduler_name",
+        lambda v, k: str(v).strip(),
+        _same,
+        "schedulerName the webhook sets on managed pods (empty: leave as is)",
+    ),
+    Option(
+        "provisioningGate",
+        "provisioning_gate",
+        _bool,
+        _same,
+        "gate bin-select pods until their node exists (needs Kubernetes >= 1.27)",
+    ),
+    Option(
+        "spotTolerations",
+        "spot_tolerations",
+        _taints,
+        _render_list,
+        "taints spot-allowed pods get tolerations for (default: Gibbous's and the cloud's spot taint)",
+    ),
+    Option(
+        "managedNamespaces",
+        "managed_namespaces",
+        _string_list,
+        _render_list,
+        "namespaces whose pods are all managed",
+    ),
+    Option(
+        "estimateOnlyNamespaces",
+        "estimate_only_namespaces",
+        _string_list,
+        _render_list,
+        "namespaces whose managed pods get the nodecostestimate gate",
+    ),
+    Option(
+        "manageHighUtilization.enabled", "hot_node.enabled", _bool, _same, "hot-node mitigation"
+    ),
+    Option(
+        "manageHighUtilization.loopPeriod",
+        "hot_node.loop_period_s",
+        parse_duration,
+        format_duration,
+        "how often node metrics are read",
+    ),
+    Option(
+        "manageHighUtilization.yellowCPU",
+        "hot_node.yellow_cpu",
+        _percent,
+        _same,
+        "CPU % at which a node is tainted warm",
+    ),
+    Option(
+        "manageHighUtilization.yellowMemory",
+        "hot_node.yellow_memory",
+        _percent,
+        _same,
+        "memory % at which a node is tainted warm",
+    ),
+    Option(
+        "manageHighUtilization.redCPU",
+        "hot_node.red_cpu",
+        _percent,
+        _same,
+        "CPU % at which a node is tainted hot and one pod evicted",
+    ),
+    Option(
+        "manageHighUtilization.redMemory",
+        "hot_node.red_memory",
+        _percent,
+        _same,
+        "memory % at which a node is tainted hot and one pod evicted",
+    ),
+    Option(
+        "manageHighUtilization.greenCPU",
+        "hot_node.green_cpu",
+        _percent,
+        _same,
+        "below this CPU % (and green memory) the taint is removed",
+    ),
+    Option(
+        "manageHighUtilization.greenMemory",
+        "hot_node.green_memory",
+        _percent,
+        _same,
+        "below this memory % (and green CPU) the taint is removed",
+    ),
+    Option(
+        "scaleDown.enabled",
+        "scale_down.enabled",
+        _bool,
+        _same,
+        "remove nodes Gibbous created when they are not needed",
+    ),
+    Option(
+        "scaleDown.unneededTime",
+        "scale_down.unneeded_time_s",
+        parse_duration,
+        format_duration,
+        "how long a node must be unneeded before removal",
+    ),
+    Option(
+        "scaleDown.binPackNodeUtilizationThreshold",
+        "scale_down.bin_pack_utilization_threshold",
+        _number(0.0, 1.0),
+        _same,
+        "bin-pack nodes below this request utilization are candidates (0.0: only empty ones)",
+    ),
+    Option(
+        "scaleDown.delayAfterAdd",
+        "scale_down.delay_after_add_s",
+        parse_duration,
+        format_duration,
+        "a new node is not removed before this age",
+    ),
+    Option(
+        "scaleDown.maxDrainingNodes",
+        "scale_down.max_draining_nodes",
+        _integer(1),
+        _same,
+        "most nodes drained at once",
+    ),
+    Option(
+        "scaleDown.maxDrainingPercent",
+        "scale_down.max_draining_percent",
+        _percent,
+        _same,
+        "most nodes drained at once, as % of Gibbous nodes",
+    ),
+    Option(
+        "nodeOverhead.reservation",
+        "node_overhead.reservation",
+        _choice(("tiered", "none")),
+        _same,
+        "tiered: kube/system reservation by the GKE/AKS formula",
+    ),
+    Option(
+        "nodeOverhead.cpu",
+        "node_overhead.cpu_millis",
+        _cpu,
+        format_cpu,
+        "extra CPU reserved on every node",
+    ),
+    Option(
+        "nodeOverhead.memory",
+        "node_overhead.memory_bytes",
+        _bytes,
+        format_bytes,
+        "extra memory reserved on every node",
+    ),
+    Option(
+        "nodeOverhead.evictionMemory",
+        "node_overhead.eviction_memory_bytes",
+        _bytes,
+        format_bytes,
+        "kubelet hard eviction threshold",
+    ),
+    Option(
+        "nodeOverhead.daemonSetCpu",
+        "node_overhead.daemonset_cpu_millis",
+        _cpu,
+        format_cpu,
+        "CPU requested by DaemonSet pods on every node",
+    ),
+    Option(
+        "nodeOverhead.daemonSetMemory",
+        "node_overhead.daemonset_memory_bytes",
+        _bytes,
+        format_bytes,
+        "memory requested by DaemonSet pods on every node",
+    ),
+    Option(
+        "nodeOverhead.maxPods",
+        "node_overhead.max_pods",
+        _integer(1, 10000),
+        _same,
+        "pods per node when the catalog does not say",
+    ),
 )
 
 _BY_KEY = {o.key: o for o in OPTIONS}
@@ -370,17 +696,22 @@ def flatten(document: Mapping[str, Any], prefix: str = "") -> dict[str, object]:
 
 
 def _unknown(key: str) -> ConfigError:
-    close = difflib.get_close_matches(key, list(_BY_KEY), n=1, cutoff=0.6)
-    hint = f"; did you mean {close[0]!r}?" if close else "; see `gibbous config --help` for the keys"
+    by_lower = {k.lower(): k for k in _BY_KEY}
+    close = difflib.get_close_matches(key.lower(), list(by_lower), n=1, cutoff=0.6)
+    hint = (
+        f"; did you mean {by_lower[close[0]]!r}?"
+        if close
+        else "; see `gibbous config --help` for the keys"
+    )
     return ConfigError(f"unknown configuration key {key!r}{hint}")
 
 
 def _set_path(config: Config, path: str, value: object) -> Config:
     head, _, rest = path.partition(".")
-    if not rest:
-        return replace(config, **{head: value})
-    section = getattr(config, head)
-    return replace(config, **{head: replace(section, **{rest: value})})
+    changes: dict[str, Any] = {head: value}
+    if rest:
+        changes = {head: replace(getattr(config, head), **{rest: value})}
+    return replace(config, **changes)
 
 
 def build_config(

@@ -16,7 +16,6 @@ from gibbous.core import keys
 from gibbous.core.errors import GibbousError, InvalidAnnotationError, InvalidAnnotationsError
 from gibbous.core.pattern import PatternError, UserPattern, compile_pattern
 
-
 T = TypeVar("T")
 
 
@@ -130,7 +129,7 @@ def _parse_max_gpus(value: str) -> int:
 class _Collector:
     """Parses annotations one by one, keeping every error instead of stopping at the first."""
 
-    def __init__(self, annotations: Mapping[str, str]) -> None:
+    def __init__(self, annotations: Mapping[str, object]) -> None:
         self.annotations = annotations
         self.problems: list[GibbousError] = []
 
@@ -149,7 +148,9 @@ class _Collector:
 
 
 def _lower_names(key: str, example: str) -> Callable[[str], frozenset[str]]:
-    return lambda v: frozenset(s.lower() for s in _parse_names(key, v, "instance families", example))
+    return lambda v: frozenset(
+        s.lower() for s in _parse_names(key, v, "instance families", example)
+    )
 
 
 def _parse_gpu_skus(value: str) -> frozenset[str]:
@@ -164,7 +165,7 @@ def parse_bool_annotation(key: str, value: str) -> bool:
     return text == "true"
 
 
-def parse_constraints(annotations: Mapping[str, str]) -> InstanceConstraints:
+def parse_constraints(annotations: Mapping[str, object]) -> InstanceConstraints:
     """Parse the Luna instance annotations; raise InvalidAnnotationsError listing every problem."""
     collect = _Collector(annotations)
     constraints = InstanceConstraints(

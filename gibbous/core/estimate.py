@@ -23,7 +23,7 @@ from gibbous.core.config import Config
 from gibbous.core.demand import describe_pod
 from gibbous.core.errors import GibbousError, ManifestError
 from gibbous.core.packing import PendingPod, simulate
-from gibbous.core.pods import labels, metadata
+from gibbous.core.pods import labels_of, metadata
 from gibbous.core.selection import build_offers
 
 SCHEMA_VERSION = 1
@@ -58,7 +58,9 @@ def _template(obj: Mapping[str, Any], path: str, where: str) -> Mapping[str, Any
     return node
 
 
-def _ray_groups(cluster_spec: Mapping[str, Any], name: str, namespace: str, kind: str, where: str) -> list[Workload]:
+def _ray_groups(
+    cluster_spec: Mapping[str, Any], name: str, namespace: str, kind: str, where: str
+) -> list[Workload]:
     out = [
         Workload(
             f"{name}/head",
@@ -74,11 +76,21 @@ def _ray_groups(cluster_spec: Mapping[str, Any], name: str, namespace: str, kind
         group_where = f"{where} workerGroupSpecs[{index}]"
         replicas = _int(group.get("replicas", group.get("minReplicas")), 1, group_where)
         group_name = str(group.get("groupName") or f"worker-{index}")
-        out.append(Workload(f"{name}/{group_name}", namespace, kind, replicas, _template(group, "template", group_where)))
+        out.append(
+            Workload(
+                f"{name}/{group_name}",
+                namespace,
+                kind,
+                replicas,
+                _template(group, "template", group_where),
+            )
+        )
     return out
 
 
-def expand_workloads(documents: Iterable[Any], source: str = "input") -> tuple[list[Workload], list[str]]:
+def expand_workloads(
+    documents: Iterable[Any], source: str = "input"
+) -> tuple[list[Workload], list[str]]:
     """Pod-producing objects in `documents` as workloads, plus notes on what was skipped."""
     workloads: list[Workload] = []
     notes: list[str] = []
@@ -97,21 +109,45 @@ def expand_workloads(documents: Iterable[Any], source: str = "input") -> tuple[l
         raw_spec = doc.get("spec")
         spec: Mapping[str, Any] = raw_spec if isinstance(raw_spec, Mapping) else {}
         if kind == "List":
-            pending = [(item, f"{where} item {i + 1}") for i, item in enumerate(doc.get("items") or [])] + pending
+            pending = [
+                (item, f"{where} item {i + 1}") for i, item in enumerate(doc.get("items") or [])
+            ] + pending
         elif kind == "Pod":
             workloads.append(Workload(name, namespace, kind, 1, {"metadata": meta, "spec": spec}))
         elif kind in POD_CONTROLLERS:
             replicas = _int(spec.get("replicas"), 1, f"{label} spec.replicas")
-            workloads.append(Workload(name, namespace, kind, replicas, _template(doc, "spec.template", label)))
-        elif kind == "Job":
-            workloads.append(Workload(name, namespace, kind, _job_pods(spec, label), _template(doc, "spec.template", label)))
-        elif kind == "CronJob":
-            job = spec.get("jobTemplate", {}).get("spec", {}) if isinstance(spec.get("jobTemplate"), Mapping) else {}
             workloads.append(
-                Workload(name, namespace, kind, _job_pods(job, label), _template(doc, "spec.jobTemplate.spec.template", label))
+                Workload(name, namespace, kind, replicas, _template(doc, "spec.template", label))
+            )
+        elif kind == "Job":
+            workloads.append(
+                Workload(
+                    name,
+                    namespace,
+                    kind,
+                    _job_pods(spec, label),
+                    _template(doc, "spec.template", label),
+                )
+            )
+        elif kind == "CronJob":
+            job = (
+                spec.get("jobTemplate", {}).get("spec", {})
+                if isinstance(spec.get("jobTemplate"), Mapping)
+                else {}
+            )
+            workloads.append(
+                Workload(
+                    name,
+                    namespace,
+                    kind,
+                    _job_pods(job, label),
+                    _template(doc, "spec.jobTemplate.spec.template", label),
+                )
             )
         elif kind == "DaemonSet":
-            notes.append(f"{label}: skipped: DaemonSet pods run on every node and are counted in nodeOverhead")
+            notes.append(
+                f"{label}: skipped: DaemonSet pods run on every node and are counted in nodeOverhead"
+            )
         elif kind == "RayCluster":
             workloads.extend(_ray_groups(spec, name, namespace, kind, label))
         elif kind == "RayJob":
@@ -120,14 +156,22 @@ def expand_workloads(documents: Iterable[Any], source: str = "input") -> tuple[l
                 workloads.extend(_ray_groups(cluster, name, namespace, kind, label))
             if isinstance(spec.get("submitterPodTemplate"), Mapping):
                 workloads.append(
-                    Workload(f"{name}/submitter", namespace, kind, 1, _template(doc, "spec.submitterPodTemplate", label))
+                    Workload(
+                        f"{name}/submitter",
+                        namespace,
+                        kind,
+                        1,
+                        _template(doc, "spec.submitterPodTemplate", label),
+                    )
                 )
         elif kind == "RayService":
             cluster = spec.get("rayClusterConfig")
             if isinstance(cluster, Mapping):
                 workloads.extend(_ray_groups(cluster, name, namespace, kind, label))
         else:
-            notes.append(f"{label}: skipped: kind {kind!r} creates no pods Gibbous knows how to count")
+            notes.append(
+                f"{label}: skipped: kind {kind!r} creates no pods Gibbous knows how to count"
+            )
     return workloads, notes
 
 
@@ -150,7 +194,9 @@ def workload_pods(workload: Workload) -> list[dict[str, Any]]:
             "labels": dict(template_meta.get("labels") or {}),
             "annotations": dict(template_meta.get("annotations") or {}),
         }
-        pods.append({"metadata": meta, "spec": copy.deepcopy(dict(workload.template.get("spec") or {}))})
+        pods.append(
+            {"metadata": meta, "spec": copy.deepcopy(dict(workload.template.get("spec") or {}))}
+        )
     return pods
 
 
@@ -242,7 +288,9 @@ class EstimateReport:
             "nodeCount": len(self.nodes),
             "totalCostPerHour": round(self.total_cost_per_hour, 4),
             "totalCostPerWeek": round(self.total_cost_per_hour * HOURS_PER_WEEK, 2),
-            "unsatisfiable": [{"workload": w, "pod": p, "reason": r} for w, p, r in self.unsatisfiable],
+            "unsatisfiable": [
+                {"workload": w, "pod": p, "reason": r} for w, p, r in self.unsatisfiable
+            ],
             "notes": list(self.notes),
         }
 
@@ -259,6 +307,7 @@ def estimate(
     all_notes = list(notes)
     pending: list[PendingPod] = []
     owner: dict[str, int] = {}
+    classes: dict[str, str] = {}
     managed_key, managed_value = config.managed_label
     for index, workload in enumerate(workloads):
         unmanaged = False
@@ -266,10 +315,13 @@ def estimate(
             try:
                 demand, _ = describe_pod(pod, config)
             except GibbousError as error:
-                raise ManifestError(f"{workload.kind} {workload.namespace}/{workload.name}: {error}") from None
+                raise ManifestError(
+                    f"{workload.kind} {workload.namespace}/{workload.name}: {error}"
+                ) from None
             pending.append(demand)
             owner[demand.key] = index
-            unmanaged = unmanaged or labels(pod).get(managed_key) != managed_value
+            classes[demand.key] = str(demand.placement)
+            unmanaged = unmanaged or labels_of(pod).get(managed_key) != managed_value
         if unmanaged and workload.replicas:
             all_notes.append(
                 f"{workload.kind} {workload.namespace}/{workload.name}: pods lack the label "
@@ -289,7 +341,12 @@ def estimate(
             weight = cpu[key] / total_cpu if total_cpu else 1 / len(node.pods)
             shares[owner[key]] = shares.get(owner[key], 0.0) + node.offer.price * weight
         for user in users:
-            line = (node.offer.instance.name, str(node.offer.category), node.offer.price, len(users) > 1)
+            line = (
+                node.offer.instance.name,
+                str(node.offer.category),
+                node.offer.price,
+                len(users) > 1,
+            )
             lines.setdefault(user, {})
             lines[user][line] = lines[user].get(line, 0) + 1
         nodes.append(
@@ -306,10 +363,8 @@ def estimate(
     results = []
     for index, workload in enumerate(workloads):
         keys_of = [p.key for p in pending if owner[p.key] == index]
-        classes = {plan.placements[k] for k in keys_of if k in plan.placements}
-        placement = (
-            "none" if not classes else str(classes.pop()) if len(classes) == 1 else "mixed"
-        )
+        used = {str(plan.placements.get(k, classes[k])) for k in keys_of}
+        placement = "none" if not used else used.pop() if len(used) == 1 else "mixed"
         results.append(
             WorkloadEstimate(
                 name=workload.name,
@@ -317,9 +372,14 @@ def estimate(
                 kind=workload.kind,
                 pods=len(keys_of),
                 placement=placement,
-                nodes=tuple(NodeLine(t, c, p, n, s) for (t, c, p, s), n in sorted(lines.get(index, {}).items())),
+                nodes=tuple(
+                    NodeLine(t, c, p, n, s)
+                    for (t, c, p, s), n in sorted(lines.get(index, {}).items())
+                ),
                 cost_per_hour=shares.get(index, 0.0),
-                unsatisfiable=tuple((k, plan.unschedulable[k]) for k in keys_of if k in plan.unschedulable),
+                unsatisfiable=tuple(
+                    (k, plan.unschedulable[k]) for k in keys_of if k in plan.unschedulable
+                ),
             )
         )
     return EstimateReport(
@@ -331,4 +391,3 @@ def estimate(
         total_cost_per_hour=math.fsum(n.price_per_hour for n in nodes),
         notes=tuple(all_notes),
     )
-

@@ -73,8 +73,12 @@ class Guardrails:
     cost_in_use: float = 0.0
 
     @classmethod
-    def from_config(cls, config: Config, *, gpus: int = 0, nodes: int = 0, cost: float = 0.0) -> Guardrails:
-        return cls(config.cluster_gpu_limit, config.max_nodes, config.max_cost_per_hour, gpus, nodes, cost)
+    def from_config(
+        cls, config: Config, *, gpus: int = 0, nodes: int = 0, cost: float = 0.0
+    ) -> Guardrails:
+        return cls(
+            config.cluster_gpu_limit, config.max_nodes, config.max_cost_per_hour, gpus, nodes, cost
+        )
 
 
 @dataclass(frozen=True)
@@ -170,7 +174,10 @@ class _Budget:
                 f"would exceed clusterGPULimit ({rails.gpu_limit}): {self.gpus} GPUs in use, "
                 f"{offer.instance.name} has {offer.instance.gpu_count}"
             )
-        if rails.max_cost_per_hour is not None and self.cost + offer.price > rails.max_cost_per_hour + 1e-9:
+        if (
+            rails.max_cost_per_hour is not None
+            and self.cost + offer.price > rails.max_cost_per_hour + 1e-9
+        ):
             return (
                 f"would exceed maxClusterCostPerHour (${rails.max_cost_per_hour:g}/hr): "
                 f"${self.cost:.4f}/hr in use, {offer.describe()}"
@@ -184,7 +191,13 @@ class _Budget:
 
 
 class _Simulation:
-    def __init__(self, offers: list[Offer], config: Config, guardrails: Guardrails, backed_off: frozenset[tuple[str, str]]):
+    def __init__(
+        self,
+        offers: list[Offer],
+        config: Config,
+        guardrails: Guardrails,
+        backed_off: frozenset[tuple[str, str]],
+    ):
         self.offers = offers
         self.config = config
         self.budget = _Budget(guardrails)
@@ -196,7 +209,9 @@ class _Simulation:
 
     # -- existing nodes --------------------------------------------------------------
 
-    def place_on_existing(self, pods: list[PendingPod], nodes: list[ExistingNode]) -> list[PendingPod]:
+    def place_on_existing(
+        self, pods: list[PendingPod], nodes: list[ExistingNode]
+    ) -> list[PendingPod]:
         if not nodes:
             return pods
         free = {node.name: node.free for node in nodes}
@@ -289,7 +304,12 @@ class _Simulation:
 
         ordered = sorted(
             classes.items(),
-            key=lambda item: (-dominant_share(item[0]), -item[0].cpu_millis, -item[0].memory_bytes, item[1][0].key),
+            key=lambda item: (
+                -dominant_share(item[0]),
+                -item[0].cpu_millis,
+                -item[0].memory_bytes,
+                item[1][0].key,
+            ),
         )
         # This group's nodes, in opening order (first fit). Groups differ in node
         # affinity, so they never share a node.
@@ -333,7 +353,11 @@ class _Simulation:
     def _place_bin_select_group(self, members: list[PendingPod]) -> None:
         requirement = members[0].requirement
         result = candidate_offers(
-            requirement, self.offers, self.config, backed_off=self.backed_off, gpu_budget=self.budget.gpu_room()
+            requirement,
+            self.offers,
+            self.config,
+            backed_off=self.backed_off,
+            gpu_budget=self.budget.gpu_room(),
         )
         if not result:
             for pod in members:
@@ -356,7 +380,8 @@ class _Simulation:
     def plan(self) -> Plan:
         return Plan(
             new_nodes=tuple(
-                PlannedNode(offer, placement, tuple(pods), uid) for offer, placement, pods, uid, _ in self.new_nodes
+                PlannedNode(offer, placement, tuple(pods), uid)
+                for offer, placement, pods, uid, _ in self.new_nodes
             ),
             on_existing=dict(self.on_existing),
             unschedulable=dict(self.unschedulable),
@@ -364,7 +389,9 @@ class _Simulation:
         )
 
 
-def _cheapest_for_group(offers: tuple[Offer, ...], requests: Resources, count: int) -> tuple[Offer, int]:
+def _cheapest_for_group(
+    offers: tuple[Offer, ...], requests: Resources, count: int
+) -> tuple[Offer, int]:
     """Offer with the lowest total cost for `count` identical pods; a larger type wins only
     when strictly cheaper than the cheapest type's total (ties keep one node per pod)."""
     best = offers[0]
@@ -391,7 +418,9 @@ def node_admits(pod: PendingPod, node: ExistingNode, config: Config) -> bool:
     if not pod.requirement.affinity.matches(node.labels):
         return False
     for taint in node.taints:
-        if taint.get("effect") in ("NoSchedule", "NoExecute") and not tolerates(list(pod.tolerations), taint):
+        if taint.get("effect") in ("NoSchedule", "NoExecute") and not tolerates(
+            list(pod.tolerations), taint
+        ):
             return False
     if node.offer is not None and pod.placement is Placement.BIN_SELECT:
         probe = PodRequirement(
@@ -416,13 +445,16 @@ def simulate(
 ) -> Plan:
     """Place `pods`: on `existing` nodes first, then on new nodes from `offers`."""
     ordered = sorted(pods, key=lambda p: (-p.priority, p.key))
-    simulation = _Simulation(offers, config, guardrails or Guardrails.from_config(config), backed_off)
+    simulation = _Simulation(
+        offers, config, guardrails or Guardrails.from_config(config), backed_off
+    )
     left = simulation.place_on_existing(ordered, list(existing))
     bin_pack = [p for p in left if p.placement is Placement.BIN_PACK]
     bin_select = [p for p in left if p.placement is Placement.BIN_SELECT]
     oversized = simulation.place_bin_pack(bin_pack)
     promoted = [
-        PendingPod(p.key, p.uid, p.requirement, Placement.BIN_SELECT, p.priority, p.tolerations) for p in oversized
+        PendingPod(p.key, p.uid, p.requirement, Placement.BIN_SELECT, p.priority, p.tolerations)
+        for p in oversized
     ]
     simulation.place_bin_select(promoted + bin_select)
     return simulation.plan()

@@ -30,12 +30,12 @@ def spec(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-def labels(obj: Mapping[str, Any]) -> Mapping[str, str]:
+def labels_of(obj: Mapping[str, Any]) -> Mapping[str, str]:
     value = metadata(obj).get("labels")
     return value if isinstance(value, Mapping) else {}
 
 
-def annotations(obj: Mapping[str, Any]) -> Mapping[str, str]:
+def annotations_of(obj: Mapping[str, Any]) -> Mapping[str, str]:
     value = metadata(obj).get("annotations")
     return value if isinstance(value, Mapping) else {}
 
@@ -115,7 +115,7 @@ def is_daemonset_pod(pod: Pod) -> bool:
 
 
 def is_mirror_pod(pod: Pod) -> bool:
-    return "kubernetes.io/config.mirror" in annotations(pod) or "Node" in owner_kinds(pod)
+    return "kubernetes.io/config.mirror" in annotations_of(pod) or "Node" in owner_kinds(pod)
 
 
 def is_terminating(pod: Pod) -> bool:

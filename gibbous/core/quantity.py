@@ -16,6 +16,7 @@ under-counted.
 
 from __future__ import annotations
 
+import math
 import re
 from fractions import Fraction
 
@@ -48,7 +49,7 @@ def parse_quantity(value: object, field: str) -> Fraction:
     if isinstance(value, int):
         return Fraction(value)
     if isinstance(value, float):
-        if value != value or value in (float("inf"), float("-inf")):
+        if not math.isfinite(value):
             raise InvalidQuantityError(field, value, "not finite")
         return Fraction(repr(value)) if "e" not in repr(value) else Fraction(value)
     if not isinstance(value, str):

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from gibbous.core import keys
-from gibbous.core.quantity import format_bytes, format_cpu, to_millis, to_units
+from gibbous.core.quantity import format_bytes, format_cpu, format_gib, to_millis, to_units
 
 CPU = "cpu"
 MEMORY = "memory"
@@ -129,10 +129,20 @@ class Resources:
         return out
 
     def is_nonnegative(self) -> bool:
-        return (
-            min(self.cpu_millis, self.memory_bytes, self.gpus, self.pods, self.ephemeral_bytes) >= 0
-            and all(value >= 0 for _, value in self.extended)
-        )
+        return min(
+            self.cpu_millis, self.memory_bytes, self.gpus, self.pods, self.ephemeral_bytes
+        ) >= 0 and all(value >= 0 for _, value in self.extended)
+
+    def summary(self) -> str:
+        """`63.67 CPU, 243.83Gi memory, 1 GPU` for people (no ephemeral storage, pods)."""
+        cpu = self.cpu_millis / 1000
+        parts = [
+            f"{cpu:g} CPU" if cpu == int(cpu) else f"{cpu:.2f} CPU",
+            f"{format_gib(self.memory_bytes)} memory",
+        ]
+        if self.gpus:
+            parts.append(f"{self.gpus} GPU")
+        return ", ".join(parts)
 
     def describe(self) -> str:
         """`cpu=1500m memory=2Gi nvidia.com/gpu=1` for messages."""

@@ -149,7 +149,10 @@ class PodRequirement:
 
 
 def _affinity_admits(
-    affinity: NodeAffinity, labels: Mapping[str, str], zones: tuple[str, ...] | None, place_node_selector: bool
+    affinity: NodeAffinity,
+    labels: Mapping[str, str],
+    zones: tuple[str, ...] | None,
+    place_node_selector: bool,
 ) -> bool:
     if not affinity.terms:
         return True
@@ -223,25 +226,39 @@ def candidate_offers(
         return _affinity_admits(requirement.affinity, labels, zones, config.place_node_selector)
 
     stages: list[Stage] = [
-        ("offerings " + ",".join(sorted(requirement.offerings)), lambda o: o.category in requirement.offerings),
+        (
+            "offerings " + ",".join(sorted(requirement.offerings)),
+            lambda o: o.category in requirement.offerings,
+        ),
         ("the pod's node selector and affinity (architecture, zone, labels)", affinity_ok),
     ]
     if constraints.gpu_skus is not None:
         skus = constraints.gpu_skus
-        stages.append((f"GPU SKU in {'/'.join(sorted(skus))}", lambda o: o.instance.gpu_sku in skus))
+        stages.append(
+            (f"GPU SKU in {'/'.join(sorted(skus))}", lambda o: o.instance.gpu_sku in skus)
+        )
     if constraints.max_gpus is not None:
         most = constraints.max_gpus
         stages.append((f"at most {most} GPUs", lambda o: o.instance.gpu_count <= most))
     if constraints.families_included is not None:
         included = constraints.families_included
-        stages.append(("family in " + ",".join(sorted(included)), lambda o: o.instance.family in included))
+        stages.append(
+            ("family in " + ",".join(sorted(included)), lambda o: o.instance.family in included)
+        )
     if constraints.families_excluded:
         excluded = constraints.families_excluded
-        stages.append(("family not in " + ",".join(sorted(excluded)), lambda o: o.instance.family not in excluded))
+        stages.append(
+            (
+                "family not in " + ",".join(sorted(excluded)),
+                lambda o: o.instance.family not in excluded,
+            )
+        )
     if constraints.type_pattern is not None:
         pattern = constraints.type_pattern
-        stages.append((f"type matching {pattern.source!r}", lambda o: pattern.search(o.instance.name)))
-    stages.append((f"room for {requests.describe()}", lambda o: requests.fits_in(o.allocatable)))
+        stages.append(
+            (f"type matching {pattern.source!r}", lambda o: pattern.search(o.instance.name))
+        )
+    stages.append((f"room for {requests.summary()}", lambda o: requests.fits_in(o.allocatable)))
 
     remaining = offers
     for label, admits in stages:
@@ -281,7 +298,8 @@ def candidate_offers(
             names = ", ".join(o.describe() for o in remaining[:3])
             return CandidateResult(
                 (),
-                _headline(requirement) + f": every fitting offer is backed off after launch failures ({names})",
+                _headline(requirement)
+                + f": every fitting offer is backed off after launch failures ({names})",
             )
         remaining = kept
     return CandidateResult(tuple(remaining))
@@ -291,7 +309,9 @@ def _headline(requirement: PodRequirement) -> str:
     skus = requirement.constraints.gpu_skus
     what = "/".join(sorted(skus)) + " type" if skus else "instance type"
     extras = [
-        p for p in requirement.constraints.describe() if not p.startswith("GPU ") and not p.startswith("offerings")
+        p
+        for p in requirement.constraints.describe()
+        if not p.startswith("GPU ") and not p.startswith("offerings")
     ]
     tail = (" " + ", ".join(extras)) if extras else ""
     return f"no {what} with {requirement.describe_needs()}{tail}"
@@ -305,7 +325,7 @@ def _reason(requirement: PodRequirement, stage: str, before: list[Offer]) -> str
             _headline(requirement)
             + f": none of the {len({o.instance.name for o in before})} remaining types has room "
             f"(short of {', '.join(short)} even on {biggest.instance.name}, "
-            f"allocatable {biggest.allocatable.describe()})"
+            f"which has {biggest.allocatable.summary()} allocatable)"
         )
     return _headline(requirement) + f": no offer satisfies {stage}"
 
@@ -342,7 +362,9 @@ def cheapest_offer_for_shape(
         if arch_default is not None and instance.arch not in arch_default:
             continue
         zones = _candidate_zones(instance, config)
-        if zones == () or not _affinity_admits(affinity, offer_labels(offer, config), zones, config.place_node_selector):
+        if zones == () or not _affinity_admits(
+            affinity, offer_labels(offer, config), zones, config.place_node_selector
+        ):
             continue
         if (instance.name, str(offer.category)) in backed_off:
             continue

@@ -1,0 +1,231 @@
+"""`gibbous estimate` end to end: files in, table or JSON out, exit status."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gibbous.cli import main
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def run(*argv: str, stdin: str = "") -> tuple[int, str]:
+    out = io.StringIO()
+    code = main(["estimate", *argv], stdout=out, stdin=io.StringIO(stdin))
+    return code, out.getvalue()
+
+
+def run_json(*argv: str, stdin: str = "") -> tuple[int, dict[str, Any]]:
+    code, text = run(*argv, "--output", "json", stdin=stdin)
+    return code, json.loads(text)
+
+
+@pytest.mark.parametrize(
+    ("cloud", "head", "worker", "total"),
+    [
+        ("aws", "r5a.xlarge", "g6.8xlarge", 4.2548),
+        ("gcp", "e2-highmem-4", "g2-standard-32", 3.6494),
+        ("azure", "Standard_E4as_v5", "Standard_NV36ads_A10_v5", 6.6260),
+    ],
+)
+def test_llm_serving_example_matches_the_published_estimates(
+    cloud: str, head: str, worker: str, total: float
+) -> None:
+    code, report = run_json(str(EXAMPLES / "llm-serving-rayservice.yaml"), "--cloud", cloud)
+    assert code == 0
+    workloads = {w["name"]: w for w in report["workloads"]}
+    assert workloads["llm-model-serve/head"]["nodes"][0]["instanceType"] == head
+    assert workloads["llm-model-serve/gpu-group"]["nodes"] == [
+        {
+            "instanceType": worker,
+            "priceCategory": "on-demand",
+            "pricePerHour": pytest.approx(
+                workloads["llm-model-serve/gpu-group"]["nodes"][0]["pricePerHour"]
+            ),
+            "count": 2,
+            "shared": False,
+        }
+    ]
+    assert report["totalCostPerHour"] == pytest.approx(total, abs=1e-4)
+    assert report["totalCostPerWeek"] == pytest.approx(total * 168, abs=0.01)
+
+
+def test_time_slicing_example() -> None:
+    config = str(EXAMPLES / "gpu-time-slicing-config.yaml")
+    code, text = run(str(EXAMPLES / "gpu-time-slicing.yaml"), "--config", config)
+    assert code == 0
+    assert "g4dn.xlarge" in text and "$0.5260/hr" in text
+    code, report = run_json(
+        str(EXAMPLES / "gpu-time-slicing.yaml"),
+        "--config",
+        config,
+        "--set",
+        "nvidiaGPUTimeSlices=1",
+        "--set",
+        "binPackingNodeTypeRegexp=^([^g]|g($|[^3])).*$",
+    )
+    assert report["nodes"][0]["instanceType"] == "g4dn.12xlarge"
+    assert report["totalCostPerHour"] == 3.912
+
+
+def test_spot_rayjob_example_on_gke() -> None:
+    code, report = run_json(str(EXAMPLES / "spot-offline-inference-rayjob.yaml"), "--cloud", "gcp")
+    assert code == 0
+    head = next(w for w in report["workloads"] if w["name"] == "image-classifier/head")
+    assert head["nodes"][0]["instanceType"] == "n1-standard-32+t4x2"
+    assert head["nodes"][0]["priceCategory"] == "spot"
+    assert head["nodes"][0]["pricePerHour"] == 1.11
+
+
+def test_mixed_example_table_and_notes() -> None:
+    code, text = run(str(EXAMPLES / "bin-pack-and-bin-select.yaml"))
+    assert code == 0
+    assert "bin-pack" in text and "bin-select" in text
+    assert "DaemonSet node-exporter): skipped" in text
+    assert "Cluster total:" in text
+
+
+def test_json_schema_is_stable() -> None:
+    _, report = run_json(str(EXAMPLES / "bin-pack-and-bin-select.yaml"))
+    assert set(report) == {
+        "schemaVersion",
+        "cloud",
+        "region",
+        "catalog",
+        "workloads",
+        "nodes",
+        "nodeCount",
+        "totalCostPerHour",
+        "totalCostPerWeek",
+        "unsatisfiable",
+        "notes",
+    }
+    assert report["schemaVersion"] == 1
+    assert set(report["workloads"][0]) == {
+        "name",
+        "namespace",
+        "kind",
+        "pods",
+        "placement",
+        "costPerHour",
+        "nodes",
+        "unsatisfiable",
+    }
+    assert set(report["nodes"][0]) == {
+        "instanceType",
+        "priceCategory",
+        "pricePerHour",
+        "placement",
+        "gpus",
+        "pods",
+    }
+    attributed = sum(w["costPerHour"] for w in report["workloads"])
+    assert attributed == pytest.approx(report["totalCostPerHour"], abs=1e-3)
+
+
+UNSATISFIABLE = """
+apiVersion: v1
+kind: Pod
+metadata:
+  name: trainer
+  labels: {elotl-luna: "true"}
+  annotations:
+    node.elotl.co/instance-gpu-skus: "T4,P4"
+    node.elotl.co/instance-max-cost: "4.75"
+spec:
+  containers:
+  - name: t
+    image: x
+    resources:
+      requests: {cpu: "54", memory: 54Gi}
+      limits: {nvidia.com/gpu: 4}
+"""
+
+
+def test_unsatisfiable_pods_exit_3_with_the_excluding_constraint() -> None:
+    code, text = run("-", "--cloud", "aws", stdin=UNSATISFIABLE)
+    assert code == 3
+    assert "Unsatisfiable pods (1):" in text
+    assert "no P4/T4 type with >= 54 CPU, 54Gi memory, 4 nvidia.com/gpu under $4.75/hr" in text
+
+
+def test_bad_input_exits_2_with_a_clear_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(UNSATISFIABLE.replace('"4.75"', '"cheap"'))
+    assert run(str(bad))[0] == 2
+    err = capsys.readouterr().err
+    assert "node.elotl.co/instance-max-cost: invalid value 'cheap'" in err
+    assert "Pod default/trainer" in err
+    assert run(str(tmp_path / "missing.yaml"))[0] == 2
+    assert "cannot read" in capsys.readouterr().err
+    (tmp_path / "broken.yaml").write_text("kind: [unclosed")
+    assert run(str(tmp_path / "broken.yaml"))[0] == 2
+    assert run(str(bad), "--set", "scaleUpTimout=1m")[0] == 2
+    assert "did you mean 'scaleUpTimeout'" in capsys.readouterr().err
+
+
+def test_user_catalog_replaces_the_builtin(tmp_path: Path) -> None:
+    catalog = tmp_path / "cat.csv"
+    catalog.write_text(
+        "cloud,region,instance_type,vcpu,memory_gib,gpu_count,gpu_sku,arch,on_demand_usd_per_hour,spot_usd_per_hour\n"
+        "aws,us-west-2,tiny.box,4,16,0,,amd64,0.05,0.01\n"
+    )
+    _, report = run_json(str(EXAMPLES / "bin-pack-and-bin-select.yaml"), "--catalog", str(catalog))
+    assert {n["instanceType"] for n in report["nodes"]} <= {"tiny.box"}
+    assert report["catalog"] == str(catalog)
+    catalog.write_text("cloud,region\n")
+    assert run(str(EXAMPLES / "bin-pack-and-bin-select.yaml"), "--catalog", str(catalog))[0] == 2
+
+
+def test_unknown_kinds_and_lists_and_jobs() -> None:
+    manifest = """
+apiVersion: v1
+kind: List
+items:
+- {apiVersion: example.com/v1, kind: Widget, metadata: {name: w}}
+- apiVersion: batch/v1
+  kind: CronJob
+  metadata: {name: nightly}
+  spec:
+    schedule: "0 1 * * *"
+    jobTemplate:
+      spec:
+        parallelism: 2
+        template:
+          spec:
+            containers: [{name: c, image: x, resources: {requests: {cpu: 100m}}}]
+"""
+    code, report = run_json("-", stdin=manifest)
+    assert code == 0
+    assert report["workloads"][0]["pods"] == 2
+    assert any("kind 'Widget'" in note for note in report["notes"])
+    assert any("lack the label elotl-luna=true" in note for note in report["notes"])
+
+
+def test_console_script_help_is_complete() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "gibbous", "estimate", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    for word in (
+        "--cloud",
+        "--region",
+        "--catalog",
+        "--config",
+        "--set",
+        "--output",
+        "binSelectPodCpuThreshold",
+        "Exit status",
+    ):
+        assert word in result.stdout

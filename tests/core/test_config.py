@@ -1,0 +1,101 @@
+import pytest
+
+from gibbous.core.config import Config, build_config, describe_options, render_config
+from gibbous.core.errors import ConfigError
+
+
+def test_defaults_follow_the_posts() -> None:
+    config = build_config()
+    assert config.bin_select_cpu_millis == 2000  # P09
+    assert config.spot_price_ratio == 0.5  # P10
+    assert config.scale_up_timeout_s == 600  # P10
+    assert config.nvidia_gpu_time_slices == 1  # P17
+    assert (config.hot_node.yellow_cpu, config.hot_node.red_cpu, config.hot_node.green_cpu) == (
+        60,
+        80,
+        10,
+    )
+    assert (
+        config.hot_node.yellow_memory,
+        config.hot_node.red_memory,
+        config.hot_node.green_memory,
+    ) == (65, 85, 15)
+    assert config.managed_label == ("elotl-luna", "true")
+
+
+def test_nested_yaml_dotted_set_and_environment() -> None:
+    config = build_config(
+        {"manageHighUtilization": {"enabled": True, "redCPU": 70}, "binPackingNodeMemory": "32Gi"},
+        environment={"GIBBOUS_scaleDown__binPackNodeUtilizationThreshold": "0.0", "UNRELATED": "x"},
+        overrides=["nodeTTL=7d", "labels=team=ml"],
+    )
+    assert config.hot_node.enabled and config.hot_node.red_cpu == 70
+    assert config.bin_pack_node_memory_bytes == 32 * 2**30
+    assert config.scale_down.bin_pack_utilization_threshold == 0.0
+    assert config.node_ttl_s == 7 * 86400
+    assert config.managed_label == ("team", "ml")
+
+
+def test_precedence_file_then_environment_then_set() -> None:
+    config = build_config(
+        {"scaleUpTimeout": "1m"},
+        environment={"GIBBOUS_scaleUpTimeout": "2m"},
+        overrides=["scaleUpTimeout=3m"],
+    )
+    assert config.scale_up_timeout_s == 180
+
+
+def test_luna_spelling_of_node_ttl_is_accepted() -> None:
+    assert build_config({"NodeTTL": "30d"}).node_ttl_s == 30 * 86400
+
+
+def test_unknown_key_suggests_the_closest() -> None:
+    with pytest.raises(ConfigError, match="did you mean 'binSelectPodCpuThreshold'"):
+        build_config({"binSelectPodCPUThreshold": 2})
+
+
+@pytest.mark.parametrize(
+    ("document", "fragment"),
+    [
+        ({"scaleUpTimeout": "ten minutes"}, "scaleUpTimeout: invalid duration"),
+        ({"spotPriceRatioEstimate": 2}, "out of range"),
+        ({"cloudProvider": "ibm"}, "accepted: aws, gcp, azure, oci"),
+        ({"binPackingNodeTypeRegexp": "g(3"}, "invalid RE2"),
+        ({"binPackingNodePricing": "reserved"}, "spot"),
+        ({"manageHighUtilization": {"yellowCPU": 90}}, "yellowCPU <= redCPU"),
+        ({"architectures": ["x86"]}, "amd64, arm64"),
+        ({"spotTolerations": ["foo"]}, "key=value:Effect"),
+    ],
+)
+def test_bad_values_fail_with_the_key_and_accepted_form(
+    document: dict[str, object], fragment: str
+) -> None:
+    with pytest.raises(ConfigError, match=fragment.replace("(", r"\(")):
+        build_config(document)
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    with pytest.raises(ConfigError) as raised:
+        build_config({"nope": 1, "maxNodes": -1})
+    assert "nope" in str(raised.value) and "maxNodes" in str(raised.value)
+
+
+def test_render_round_trips() -> None:
+    config = build_config({"nvidiaGPUTimeSlices": 2, "clusterGPULimit": 8})
+    assert render_config(build_config(render_config(config))) == render_config(config)
+
+
+def test_every_option_is_documented() -> None:
+    rows = describe_options()
+    assert all(help_text for _, _, help_text in rows)
+    assert len({key for key, _, _ in rows}) == len(rows)
+
+
+def test_spot_tolerations_default_to_ours_and_the_clouds() -> None:
+    assert Config(cloud="azure").effective_spot_tolerations == (
+        "gibbous.dev/capacity-type=spot:NoSchedule",
+        "kubernetes.azure.com/scalesetpriority=spot:NoSchedule",
+    )
+    assert Config(cloud="aws").effective_spot_tolerations == (
+        "gibbous.dev/capacity-type=spot:NoSchedule",
+    )

@@ -1,0 +1,79 @@
+"""Builders for test objects, Karpenter-style: make_pod(cpu="500m", gpus=1, ...)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gibbous.catalogs import load_catalog
+from gibbous.core.catalog import InstanceType
+from gibbous.core.config import Config, build_config
+from gibbous.core.selection import Offer, build_offers
+
+
+def make_pod(
+    name: str = "pod",
+    *,
+    namespace: str = "default",
+    cpu: str | None = "100m",
+    memory: str | None = "128Mi",
+    gpus: int = 0,
+    labels: dict[str, str] | None = None,
+    annotations: dict[str, str] | None = None,
+    node_selector: dict[str, str] | None = None,
+    tolerations: list[dict[str, Any]] | None = None,
+    uid: str | None = None,
+    managed: bool = True,
+) -> dict[str, Any]:
+    requests: dict[str, Any] = {}
+    if cpu is not None:
+        requests["cpu"] = cpu
+    if memory is not None:
+        requests["memory"] = memory
+    resources: dict[str, Any] = {"requests": requests}
+    if gpus:
+        resources["limits"] = {"nvidia.com/gpu": str(gpus)}
+    pod_labels = dict(labels or {})
+    if managed:
+        pod_labels.setdefault("elotl-luna", "true")
+    spec: dict[str, Any] = {
+        "containers": [{"name": "main", "image": "busybox", "resources": resources}]
+    }
+    if node_selector:
+        spec["nodeSelector"] = node_selector
+    if tolerations:
+        spec["tolerations"] = tolerations
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "uid": uid or f"uid-{name}",
+            "labels": pod_labels,
+            "annotations": dict(annotations or {}),
+        },
+        "spec": spec,
+    }
+
+
+def config(**values: object) -> Config:
+    return build_config(dict(values))
+
+
+def catalog(cloud: str = "aws") -> list[InstanceType]:
+    region = {"aws": "us-west-2", "gcp": "us-central1", "azure": "eastus", "oci": "us-ashburn-1"}[
+        cloud
+    ]
+    return load_catalog(None, cloud, region)
+
+
+def offers(cloud: str = "aws", cfg: Config | None = None) -> list[Offer]:
+    return build_offers(catalog(cloud), cfg or config(cloudProvider=cloud))
+
+
+def csv_catalog(*rows: str) -> str:
+    header = (
+        "cloud,region,instance_type,vcpu,memory_gib,gpu_count,gpu_sku,arch,"
+        "on_demand_usd_per_hour,spot_usd_per_hour"
+    )
+    return "\n".join([header, *rows]) + "\n"
