@@ -96,6 +96,7 @@ class Config:
     bin_pack_node_gpus: int = 0
     bin_pack_node_type_pattern: UserPattern | None = None
     bin_pack_node_pricing: frozenset[PriceCategory] = frozenset({PriceCategory.ON_DEMAND})
+    bin_pack_node_strategy: str = "lowest-total-cost"
 
     spot_price_ratio: float = 0.5
     scale_up_timeout_s: float = 600.0
@@ -412,6 +413,13 @@ OPTIONS: tuple[Option, ...] = (
         _offerings,
         _render_categories,
         "price categories of bin-pack nodes",
+    ),
+    Option(
+        "binPackingNodeStrategy",
+        "bin_pack_node_strategy",
+        _choice(("lowest-total-cost", "cheapest-node")),
+        _same,
+        "cheapest-node: Luna's rule; lowest-total-cost: the spec-meeting type that packs the pending pods cheapest",
     ),
     Option(
         "spotPriceRatioEstimate",

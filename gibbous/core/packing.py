@@ -31,7 +31,7 @@ from gibbous.core.classify import Placement
 from gibbous.core.config import Config
 from gibbous.core.constraints import InstanceConstraints, PriceCategory
 from gibbous.core.pods import tolerates
-from gibbous.core.resources import Resources
+from gibbous.core.resources import Resources, total
 from gibbous.core.selection import (
     Offer,
     PodRequirement,
@@ -277,64 +277,70 @@ class _Simulation:
                 for pod in members:
                     self.unschedulable[pod.key] = shape.reason
                 continue
-            offer = shape.offers[0]
-            fitting = []
-            for pod in members:
-                if pod.requirement.requests.fits_in(offer.allocatable):
-                    fitting.append(pod)
-                else:
-                    oversized.append(pod)
-            self._first_fit_decreasing(fitting, offer)
+            offer, bins = self._choose_bin_pack_offer(members, shape.offers)
+            fitting = {pod.key for pod_bin in bins for pod in pod_bin}
+            oversized.extend(pod for pod in members if pod.key not in fitting)
+            self._open_bins(offer, bins)
         return oversized
 
-    def _first_fit_decreasing(self, pods: list[PendingPod], offer: Offer) -> None:
-        capacity = offer.allocatable
-        classes: dict[Resources, list[PendingPod]] = {}
-        for pod in pods:
-            classes.setdefault(pod.requirement.requests, []).append(pod)
+    def _choose_bin_pack_offer(
+        self, pods: list[PendingPod], shapes: tuple[Offer, ...]
+    ) -> tuple[Offer, list[list[PendingPod]]]:
+        """The bin-pack node type and its bins.
 
-        def dominant_share(requests: Resources) -> float:
-            shares = [
-                requests.cpu_millis / capacity.cpu_millis if capacity.cpu_millis else 0.0,
-                requests.memory_bytes / capacity.memory_bytes if capacity.memory_bytes else 0.0,
-                requests.gpus / capacity.gpus if capacity.gpus else 0.0,
-                requests.pods / capacity.pods if capacity.pods else 0.0,
-            ]
-            return max(shares)
+        `cheapest-node` (Luna): the cheapest type meeting the spec. `lowest-total-cost`
+        (default): among types meeting the spec and holding every pod, the one whose
+        packing of these pods costs least in total; ties keep the cheaper node. Only
+        the most promising few (by a resource lower bound) are packed in full.
+        """
+        cheapest = shapes[0]
+        classes = _classes(pods)
+        if self.config.bin_pack_node_strategy == "cheapest-node":
+            return cheapest, _pack(classes, cheapest.allocatable)
+        demand = total(pod.requirement.requests for pod in pods)
+        viable = [o for o in shapes if all(r.fits_in(o.allocatable) for r in classes)]
+        if not viable:
+            return cheapest, _pack(classes, cheapest.allocatable)
 
-        ordered = sorted(
-            classes.items(),
-            key=lambda item: (
-                -dominant_share(item[0]),
-                -item[0].cpu_millis,
-                -item[0].memory_bytes,
-                item[1][0].key,
-            ),
-        )
-        # This group's nodes, in opening order (first fit). Groups differ in node
-        # affinity, so they never share a node.
-        open_nodes: list[int] = []
-        for requests, members in ordered:
-            queue = list(members)
-            for index in open_nodes:
-                if not queue:
-                    break
-                free = self.new_nodes[index][4][0]
-                count = min(fit_count(requests, free), len(queue))
-                if count:
-                    self._assign(index, queue[:count], requests, count)
-                    queue = queue[count:]
-            per_node = fit_count(requests, capacity)
-            while queue:
-                opened = self.open_node(offer, Placement.BIN_PACK)
-                if isinstance(opened, str):
-                    for pod in queue:
+        def lower_bound(offer: Offer) -> float:
+            capacity = offer.allocatable
+            nodes = max(
+                demand.cpu_millis / max(1, capacity.cpu_millis),
+                demand.memory_bytes / max(1, capacity.memory_bytes),
+                demand.pods / max(1, capacity.pods),
+                demand.gpus / capacity.gpus if demand.gpus else 0.0,
+            )
+            return math.ceil(nodes) * offer.price
+
+        shortlist = sorted(viable, key=lambda o: (lower_bound(o), o.sort_key()))[:_SHAPES_TRIED]
+        if viable[0] not in shortlist:
+            # Luna's choice is always tried, so this strategy never costs more than it.
+            shortlist.append(viable[0])
+        best = shortlist[0]
+        best_bins = _pack(classes, best.allocatable)
+        best_cost = len(best_bins) * best.price
+        for offer in shortlist[1:]:
+            bins = _pack(classes, offer.allocatable)
+            cost = len(bins) * offer.price
+            if cost < best_cost - 1e-9 or (
+                abs(cost - best_cost) <= 1e-9 and offer.sort_key() < best.sort_key()
+            ):
+                best, best_bins, best_cost = offer, bins, cost
+        return best, best_bins
+
+    def _open_bins(self, offer: Offer, bins: list[list[PendingPod]]) -> None:
+        for index, pod_bin in enumerate(bins):
+            opened = self.open_node(offer, Placement.BIN_PACK)
+            if isinstance(opened, str):
+                for rest in bins[index:]:
+                    for pod in rest:
                         self.unschedulable[pod.key] = opened
-                    break
-                open_nodes.append(opened)
-                count = min(per_node, len(queue))
-                self._assign(opened, queue[:count], requests, count)
-                queue = queue[count:]
+                return
+            node = self.new_nodes[opened]
+            node[2].extend(pod.key for pod in pod_bin)
+            node[4][0] = node[4][0] - total(pod.requirement.requests for pod in pod_bin)
+            for pod in pod_bin:
+                self.placements[pod.key] = pod.placement
 
     def _assign(self, index: int, pods: list[PendingPod], requests: Resources, count: int) -> None:
         node = self.new_nodes[index]
@@ -387,6 +393,67 @@ class _Simulation:
             unschedulable=dict(self.unschedulable),
             placements=dict(self.placements),
         )
+
+
+_SHAPES_TRIED = 6
+
+
+def _classes(pods: list[PendingPod]) -> dict[Resources, list[PendingPod]]:
+    """Identical-request groups, largest first (dominant share is computed per bin later)."""
+    classes: dict[Resources, list[PendingPod]] = {}
+    for pod in pods:
+        classes.setdefault(pod.requirement.requests, []).append(pod)
+    return classes
+
+
+def _pack(
+    classes: dict[Resources, list[PendingPod]], capacity: Resources
+) -> list[list[PendingPod]]:
+    """Multi-resource first-fit decreasing of identical-pod groups into bins of `capacity`.
+
+    Groups are taken by decreasing dominant share of the bin; each group fills the open
+    bins in opening order, as many pods at a time as fit, then opens new bins. Pods that
+    fit no empty bin are left out (the caller treats them as bin-select).
+    """
+
+    def dominant_share(requests: Resources) -> float:
+        return max(
+            requests.cpu_millis / capacity.cpu_millis if capacity.cpu_millis else 0.0,
+            requests.memory_bytes / capacity.memory_bytes if capacity.memory_bytes else 0.0,
+            requests.gpus / capacity.gpus if capacity.gpus else 0.0,
+            requests.pods / capacity.pods if capacity.pods else 0.0,
+        )
+
+    ordered = sorted(
+        classes.items(),
+        key=lambda item: (
+            -dominant_share(item[0]),
+            -item[0].cpu_millis,
+            -item[0].memory_bytes,
+            item[1][0].key,
+        ),
+    )
+    bins: list[list[PendingPod]] = []
+    free: list[Resources] = []
+    for requests, members in ordered:
+        per_empty_bin = fit_count(requests, capacity)
+        if per_empty_bin == 0:
+            continue
+        queue = members
+        for index in range(len(bins)):
+            if not queue:
+                break
+            count = min(fit_count(requests, free[index]), len(queue))
+            if count:
+                bins[index].extend(queue[:count])
+                free[index] = free[index] - _scale(requests, count)
+                queue = queue[count:]
+        while queue:
+            count = min(per_empty_bin, len(queue))
+            bins.append(list(queue[:count]))
+            free.append(capacity - _scale(requests, count))
+            queue = queue[count:]
+    return bins
 
 
 def _cheapest_for_group(

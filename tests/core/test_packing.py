@@ -116,80 +116,27 @@ def test_reuse_off_gives_every_bin_select_pod_its_own_node() -> None:
 
 
 def test_oversized_bin_pack_pod_becomes_bin_select() -> None:
-    cfg = config(binPackingNodeCpu=2, binPackingNodeMemory="2Gi", binSelectPodMemoryThreshold="8Gi")
+    cfg = config(
+        binPackingNodeCpu=2,
+        binPackingNodeMemory="2Gi",
+        binSelectPodMemoryThreshold="8Gi",
+        binPackingNodeStrategy="cheapest-node",
+    )
     plan = plan_for([make_pod("m", cpu="500m", memory="3Gi")], cfg)
     assert plan.placements["default/m"] is Placement.BIN_SELECT
     assert not plan.unschedulable
-
-
-def test_guardrails_are_never_exceeded_and_refusals_are_reported() -> None:
-    pods = [make_pod(f"g{i}", cpu="1", gpus=1) for i in range(5)]
-    plan = plan_for(pods, config(clusterGPULimit=3))
-    assert plan.gpus <= 3
-    assert len(plan.unschedulable) == 2
-    assert all("clusterGPULimit" in reason for reason in plan.unschedulable.values())
-    capped = plan_for(
-        [make_pod(f"b{i}", cpu="3") for i in range(4)], config(maxNodes=1, binSelectNodeReuse=False)
+    # The default strategy takes a larger spec-meeting type that holds it as bin-pack.
+    roomy = plan_for(
+        [make_pod("m", cpu="500m", memory="3Gi")],
+        config(binPackingNodeCpu=2, binPackingNodeMemory="2Gi", binSelectPodMemoryThreshold="8Gi"),
     )
-    assert len(capped.new_nodes) == 1 and len(capped.unschedulable) == 3
-    assert "maxNodes (1)" in next(iter(capped.unschedulable.values()))
-    cost = plan_for(
-        [make_pod(f"b{i}", cpu="3") for i in range(4)],
-        config(maxClusterCostPerHour=0.2, binSelectNodeReuse=False),
-    )
-    assert cost.cost_per_hour <= 0.2
-    assert all("maxClusterCostPerHour" in r for r in cost.unschedulable.values())
+    assert roomy.placements["default/m"] is Placement.BIN_PACK
 
 
-def test_existing_nodes_are_used_first() -> None:
-    cfg = config()
-    offer = next(o for o in AWS_OFFERS if o.name == "m5.xlarge" and str(o.category) == "on-demand")
-    launching = ExistingNode(
-        "gibbous-1",
-        free=offer.allocatable,
-        placement=Placement.BIN_PACK,
-        labels={keys.INSTANCE_TYPE: "m5.xlarge", keys.ARCH: "amd64"},
-        offer=offer,
-    )
-    plan = simulate(
-        [pending(make_pod(f"s{i}"), cfg) for i in range(3)], AWS_OFFERS, cfg, existing=[launching]
-    )
-    assert plan.on_existing == {f"default/s{i}": "gibbous-1" for i in range(3)}
-    assert not plan.new_nodes
-
-
-def test_bin_select_pod_goes_to_its_own_node_and_not_to_bin_pack_nodes() -> None:
-    cfg = config()
-    big = pending(make_pod("big", cpu="3", uid="u-big"), cfg)
-    offer = next(o for o in AWS_OFFERS if o.name == "m5.2xlarge" and str(o.category) == "on-demand")
-    packed = ExistingNode("pack", free=offer.allocatable, placement=Placement.BIN_PACK, offer=offer)
-    own = ExistingNode(
-        "own",
-        free=offer.allocatable,
-        placement=Placement.BIN_SELECT,
-        assigned_pod_uid="u-big",
-        offer=offer,
-    )
-    assert simulate([big], AWS_OFFERS, cfg, existing=[packed, own]).on_existing == {
-        "default/big": "own"
-    }
-    plan = simulate([big], AWS_OFFERS, cfg, existing=[packed])
-    assert not plan.on_existing and len(plan.new_nodes) == 1
-
-
-def test_tainted_existing_node_is_skipped_unless_tolerated() -> None:
-    cfg = config()
-    offer = next(o for o in AWS_OFFERS if o.name == "m5.xlarge" and str(o.category) == "on-demand")
-    taint = {"key": keys.SPOT_TAINT_KEY, "value": "spot", "effect": "NoSchedule"}
-    node = ExistingNode(
-        "spot", free=offer.allocatable, placement=Placement.BIN_PACK, taints=(taint,), offer=offer
-    )
-    plan = simulate([pending(make_pod("a"), cfg)], AWS_OFFERS, cfg, existing=[node])
-    assert not plan.on_existing
-    tolerant = make_pod("b", tolerations=[{"key": keys.SPOT_TAINT_KEY, "operator": "Exists"}])
-    assert simulate([pending(tolerant, cfg)], AWS_OFFERS, cfg, existing=[node]).on_existing == {
-        "default/b": "spot"
-    }
+def test_cheapest_node_strategy_is_lunas_rule() -> None:
+    cfg = config(binPackingNodeStrategy="cheapest-node")
+    plan = plan_for([make_pod(f"s{i}", cpu="1500m", memory="1Gi") for i in range(10)], cfg)
+    assert {n.offer.name for n in plan.new_nodes} == {"t3a.xlarge"}  # cheapest 4 vCPU / 16Gi
 
 
 # --- properties ----------------------------------------------------------------------
@@ -297,3 +244,91 @@ def test_guardrails_dataclass_counts_what_is_already_running() -> None:
     pods = [pending(make_pod(f"g{i}", cpu="1", gpus=1), cfg) for i in range(4)]
     plan = simulate(pods, AWS_OFFERS, cfg, guardrails=Guardrails.from_config(cfg, gpus=3))
     assert plan.gpus <= 1
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(CPU[:6]), st.sampled_from(MEMORY[:5])), min_size=1, max_size=60
+    )
+)
+def test_lowest_total_cost_never_costs_more_than_lunas_rule(specs: list[tuple[str, str]]) -> None:
+    luna = config(binPackingNodeStrategy="cheapest-node")
+    ours = config()
+    pods = [make_pod(f"p{i:03d}", cpu=c, memory=m) for i, (c, m) in enumerate(specs)]
+    luna_plan = plan_for(pods, luna)
+    if luna_plan.unschedulable or any(
+        n.placement is Placement.BIN_SELECT for n in luna_plan.new_nodes
+    ):
+        return
+    assert plan_for(pods, ours).cost_per_hour <= luna_plan.cost_per_hour + 1e-9
+
+
+def test_guardrails_are_never_exceeded_and_refusals_are_reported() -> None:
+    pods = [make_pod(f"g{i}", cpu="1", gpus=1) for i in range(5)]
+    plan = plan_for(pods, config(clusterGPULimit=3))
+    assert plan.gpus <= 3
+    assert len(plan.unschedulable) == 2
+    assert all("clusterGPULimit" in reason for reason in plan.unschedulable.values())
+    capped = plan_for(
+        [make_pod(f"b{i}", cpu="3") for i in range(4)], config(maxNodes=1, binSelectNodeReuse=False)
+    )
+    assert len(capped.new_nodes) == 1 and len(capped.unschedulable) == 3
+    assert "maxNodes (1)" in next(iter(capped.unschedulable.values()))
+    cost = plan_for(
+        [make_pod(f"b{i}", cpu="3") for i in range(4)],
+        config(maxClusterCostPerHour=0.2, binSelectNodeReuse=False),
+    )
+    assert cost.cost_per_hour <= 0.2
+    assert all("maxClusterCostPerHour" in r for r in cost.unschedulable.values())
+
+
+def test_existing_nodes_are_used_first() -> None:
+    cfg = config()
+    offer = next(o for o in AWS_OFFERS if o.name == "m5.xlarge" and str(o.category) == "on-demand")
+    launching = ExistingNode(
+        "gibbous-1",
+        free=offer.allocatable,
+        placement=Placement.BIN_PACK,
+        labels={keys.INSTANCE_TYPE: "m5.xlarge", keys.ARCH: "amd64"},
+        offer=offer,
+    )
+    plan = simulate(
+        [pending(make_pod(f"s{i}"), cfg) for i in range(3)], AWS_OFFERS, cfg, existing=[launching]
+    )
+    assert plan.on_existing == {f"default/s{i}": "gibbous-1" for i in range(3)}
+    assert not plan.new_nodes
+
+
+def test_bin_select_pod_goes_to_its_own_node_and_not_to_bin_pack_nodes() -> None:
+    cfg = config()
+    big = pending(make_pod("big", cpu="3", uid="u-big"), cfg)
+    offer = next(o for o in AWS_OFFERS if o.name == "m5.2xlarge" and str(o.category) == "on-demand")
+    packed = ExistingNode("pack", free=offer.allocatable, placement=Placement.BIN_PACK, offer=offer)
+    own = ExistingNode(
+        "own",
+        free=offer.allocatable,
+        placement=Placement.BIN_SELECT,
+        assigned_pod_uid="u-big",
+        offer=offer,
+    )
+    assert simulate([big], AWS_OFFERS, cfg, existing=[packed, own]).on_existing == {
+        "default/big": "own"
+    }
+    plan = simulate([big], AWS_OFFERS, cfg, existing=[packed])
+    assert not plan.on_existing and len(plan.new_nodes) == 1
+
+
+def test_tainted_existing_node_is_skipped_unless_tolerated() -> None:
+    cfg = config()
+    offer = next(o for o in AWS_OFFERS if o.name == "m5.xlarge" and str(o.category) == "on-demand")
+    taint = {"key": keys.SPOT_TAINT_KEY, "value": "spot", "effect": "NoSchedule"}
+    node = ExistingNode(
+        "spot", free=offer.allocatable, placement=Placement.BIN_PACK, taints=(taint,), offer=offer
+    )
+    plan = simulate([pending(make_pod("a"), cfg)], AWS_OFFERS, cfg, existing=[node])
+    assert not plan.on_existing
+    tolerant = make_pod("b", tolerations=[{"key": keys.SPOT_TAINT_KEY, "operator": "Exists"}])
+    assert simulate([pending(tolerant, cfg)], AWS_OFFERS, cfg, existing=[node]).on_existing == {
+        "default/b": "spot"
+    }

@@ -1,0 +1,66 @@
+"""Planning throughput: pods/s of Gibbous's simulator vs the reference FFD, same run, same pods.
+
+Run: .venv/bin/python -m bench.planning [--sizes 1000,5000,10000,20000] [--repeat 3]
+Prints one line per size; median of the repeats. Ratios > 1 mean Gibbous is faster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import time
+
+from bench.reference import reference_ffd
+from bench.workloads import diverse_pods
+from gibbous.catalogs import load_catalog
+from gibbous.core.config import build_config
+from gibbous.core.demand import describe_pod
+from gibbous.core.packing import simulate
+from gibbous.core.selection import build_offers
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", default="1000,5000,10000,20000")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--reference-limit", type=int, default=20000, help="skip the reference above this size"
+    )
+    args = parser.parse_args()
+    config = build_config()
+    offers = build_offers(load_catalog(None, "aws", "us-west-2"), config)
+    print(
+        f"{'pods':>6} {'parse ms':>9} {'plan ms':>9} {'plan pods/s':>12} {'ref ms':>9} {'speed ratio':>11} {'cost ratio':>10} {'nodes':>6}"
+    )
+    for size in (int(s) for s in args.sizes.split(",")):
+        raw = diverse_pods(size)
+        parse_times, plan_times, ref_times = [], [], []
+        plan = None
+        reference = None
+        for _ in range(args.repeat):
+            start = time.perf_counter()
+            pods = [describe_pod(p, config)[0] for p in raw]
+            parse_times.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            plan = simulate(pods, offers, config)
+            plan_times.append(time.perf_counter() - start)
+            if size <= args.reference_limit:
+                start = time.perf_counter()
+                reference = reference_ffd(pods, offers)
+                ref_times.append(time.perf_counter() - start)
+        assert plan is not None
+        placed = sum(len(n.pods) for n in plan.new_nodes)
+        if placed + len(plan.unschedulable) != size:
+            raise SystemExit("invalid run: pods lost")
+        plan_s = statistics.median(plan_times)
+        ref_s = statistics.median(ref_times) if ref_times else math.nan
+        ref_cost = math.fsum(o.price for o, _ in reference) if reference else math.nan
+        print(
+            f"{size:>6} {statistics.median(parse_times) * 1000:>9.1f} {plan_s * 1000:>9.1f} {size / plan_s:>12.0f} "
+            f"{ref_s * 1000:>9.1f} {ref_s / plan_s:>11.2f} {plan.cost_per_hour / ref_cost:>10.3f} {len(plan.new_nodes):>6}"
+        )
+
+
+if __name__ == "__main__":
+    main()
