@@ -19,27 +19,12 @@ from pathlib import Path
 import libcloud
 import moto
 
+from gibbous.core.catalog import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
+
 OUT = Path(__file__).resolve().parent.parent / "gibbous" / "catalogs"
 LIBCLOUD = Path(libcloud.__file__).parent / "data" / "pricing.json"
 MOTO = Path(moto.__file__).parent / "ec2" / "resources"
-HEADER = [
-    "cloud",
-    "region",
-    "instance_type",
-    "vcpu",
-    "memory_gib",
-    "gpu_count",
-    "gpu_sku",
-    "arch",
-    "on_demand_usd_per_hour",
-    "spot_usd_per_hour",
-    "zones",
-    "family",
-    "gpu_memory_gib",
-    "max_pods",
-    "price_date",
-    "source",
-]
+HEADER = [*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS]
 LIBCLOUD_DATE = "2025-03-02"
 
 
