@@ -15,7 +15,7 @@ from gibbous import __version__
 from gibbous.catalogs import load_catalog
 from gibbous.configfile import load_config
 from gibbous.core.config import describe_options, render_config
-from gibbous.core.errors import GibbousError, ManifestError
+from gibbous.core.errors import ConfigError, GibbousError, ManifestError
 from gibbous.core.estimate import estimate, expand_workloads
 from gibbous.report import render_estimate
 
@@ -88,6 +88,66 @@ def build_parser() -> argparse.ArgumentParser:
         "--output", choices=("table", "json"), default="table", help="output format (default table)"
     )
 
+    hook = commands.add_parser(
+        "webhook",
+        help="serve the mutating and validating admission webhook over HTTPS",
+        description=(
+            "Serve POST /mutate and POST /validate (AdmissionReview v1 for Pods), GET /healthz, /readyz "
+            "and /metrics over HTTPS. The certificate is reloaded when its files change. Scheduling gates "
+            "are only added when the API server supports them (>= 1.27)."
+        ),
+        epilog=_config_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_config_options(hook)
+    hook.add_argument(
+        "--listen",
+        default="0.0.0.0:8443",
+        metavar="HOST:PORT",
+        help="address to serve on (default 0.0.0.0:8443)",
+    )
+    hook.add_argument("--tls-cert", required=True, metavar="FILE", help="serving certificate (PEM)")
+    hook.add_argument("--tls-key", required=True, metavar="FILE", help="its private key (PEM)")
+    hook.add_argument(
+        "--scheduling-gates",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="whether the API server supports scheduling gates: auto asks it for its version "
+        "(in-cluster or --kubeconfig) and assumes off when it cannot tell (default auto)",
+    )
+    hook.add_argument(
+        "--kubeconfig",
+        metavar="FILE",
+        help="kubeconfig for the version check (default: in-cluster)",
+    )
+    hook.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+
+    certs = commands.add_parser("certs", help="TLS material for the webhook")
+    certs_commands = certs.add_subparsers(dest="certs_command", metavar="SUBCOMMAND")
+    generate = certs_commands.add_parser(
+        "generate",
+        help="write a CA and a serving certificate for the webhook Service",
+        description=(
+            "Write ca.crt, ca.key, tls.crt and tls.key (keys mode 0600) into DIR. The serving certificate is "
+            "valid for NAME, NAME.NS, NAME.NS.svc and NAME.NS.svc.cluster.local plus --dns/--ip names."
+        ),
+    )
+    generate.add_argument("--service", required=True, metavar="NAME", help="webhook Service name")
+    generate.add_argument("--namespace", required=True, metavar="NS", help="its namespace")
+    generate.add_argument("--out", required=True, metavar="DIR", help="directory to write into")
+    generate.add_argument(
+        "--days", type=int, default=365, help="validity of the serving certificate (default 365)"
+    )
+    generate.add_argument(
+        "--ca-days", type=int, default=3650, help="validity of the CA (default 3650)"
+    )
+    generate.add_argument(
+        "--dns", action="append", default=[], metavar="NAME", help="extra DNS name (repeatable)"
+    )
+    generate.add_argument(
+        "--ip", action="append", default=[], metavar="ADDR", help="extra IP address (repeatable)"
+    )
+
     cfg = commands.add_parser(
         "config",
         help="print the effective configuration",
@@ -142,6 +202,70 @@ def run_config(args: argparse.Namespace, stdout: TextIO) -> int:
     return EXIT_OK
 
 
+def run_webhook(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+
+    from gibbous.core.mutation import ServerFeatures
+    from gibbous.kubeapi import server_version, supports_scheduling_gates
+    from gibbous.webhook.app import create_app
+    from gibbous.webhook.server import Listen, TLSServer
+
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    config = load_config(args.config, list(args.overrides))
+    try:
+        listen = Listen.parse(args.listen)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    for path in (args.tls_cert, args.tls_key):
+        if not Path(path).is_file():
+            raise ConfigError(f"TLS file {path} does not exist")
+    gates = args.scheduling_gates == "on"
+    if args.scheduling_gates == "auto" and (
+        config.provisioning_gate or config.estimate_only_namespaces
+    ):
+        version = server_version(args.kubeconfig)
+        gates = supports_scheduling_gates(version)
+        logging.getLogger("gibbous.webhook").info(
+            "API server version %s: scheduling gates %s",
+            ".".join(map(str, version)) if version else "unknown",
+            "supported" if gates else "not used",
+        )
+    app = create_app(config, ServerFeatures(scheduling_gates=gates))
+    server = TLSServer(app, listen, args.tls_cert, args.tls_key, log_level=args.log_level)
+    asyncio.run(server.serve())
+    return EXIT_OK
+
+
+def run_certs(args: argparse.Namespace, stdout: TextIO) -> int:
+    import datetime
+
+    from gibbous.certs.authority import generate_ca, generate_serving, service_names, write_bundle
+
+    if args.days < 1 or args.ca_days < args.days:
+        raise ConfigError("--days must be >= 1 and --ca-days >= --days")
+    now = datetime.datetime.now(datetime.UTC)
+    ca = generate_ca(
+        common_name=f"{args.service}.{args.namespace} webhook CA", days=args.ca_days, now=now
+    )
+    try:
+        serving = generate_serving(
+            ca,
+            dns_names=service_names(args.service, args.namespace) + args.dns,
+            ip_addresses=args.ip,
+            days=args.days,
+            now=now,
+        )
+    except ValueError as error:
+        raise ConfigError(f"--ip: {error}") from None
+    paths = write_bundle(Path(args.out), ca, serving)
+    for name, path in paths.items():
+        stdout.write(f"wrote {path}{' (0600)' if name.endswith('.key') else ''}\n")
+    return EXIT_OK
+
+
 def main(
     argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, stdin: TextIO | None = None
 ) -> int:
@@ -151,9 +275,13 @@ def main(
     if args.command is None:
         parser.print_help(out)
         return EXIT_BAD_INPUT
+    if args.command == "certs" and args.certs_command is None:
+        parser.parse_args(["certs", "--help"])
     handlers = {
         "estimate": lambda: run_estimate(args, out, stdin or sys.stdin),
         "config": lambda: run_config(args, out),
+        "webhook": lambda: run_webhook(args),
+        "certs": lambda: run_certs(args, out),
     }
     try:
         return handlers[args.command]()

@@ -1,0 +1,1 @@
+"""TLS material for the webhook: a CA and a serving certificate signed by it."""

@@ -1,0 +1,251 @@
+"""What the mutating webhook changes on a Pod, as an RFC 6902 JSON Patch.
+
+For a managed pod being created (managed = carries the management label, or its
+namespace is listed in `managedNamespaces`, in which case the label is added):
+
+1. labels: the management label where missing, and `gibbous.dev/placement`
+   from the classification of the pod as it arrives (after VPA's webhook);
+2. scheduling gates, only on CREATE (the API forbids adding one later):
+   `gibbous.dev/provisioning` on bin-select pods when `provisioningGate` is on
+   and the API server supports gates; Luna's `nodecostestimate` in
+   `estimateOnlyNamespaces`; our provisioning gate is taken off again when a
+   re-invocation finds the pod no longer bin-select;
+3. tolerations of the configured spot taints when the pod may run on spot;
+4. GKE GPU time-sharing nodeSelectors for GPU pods when `nvidiaGPUTimeSlices` > 1
+   and `placeNodeSelector` is on;
+5. `spec.schedulerName` when one is configured.
+
+Patches are minimal: a parent missing from the object is created whole, keys are
+escaped per RFC 6901, nothing already present is added again, and re-running on
+the patched pod yields no operation (reinvocationPolicy: IfNeeded).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from gibbous.core import keys
+from gibbous.core.classify import Placement, classify
+from gibbous.core.config import Config
+from gibbous.core.constraints import PriceCategory, parse_constraints
+from gibbous.core.errors import GibbousError
+from gibbous.core.pods import Pod, annotations_of, labels_of, metadata, pod_requests, tolerates
+from gibbous.core.pods import spec as pod_spec
+
+Operation = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Mutation:
+    managed: bool
+    operations: tuple[Operation, ...] = ()
+    warnings: tuple[str, ...] = ()
+    placement: Placement | None = None
+
+
+@dataclass(frozen=True)
+class ServerFeatures:
+    """What the API server supports, detected by the shell (e.g. from its version)."""
+
+    scheduling_gates: bool = True
+
+
+def escape(key: str) -> str:
+    """RFC 6901 reference token: `~` -> `~0`, `/` -> `~1`."""
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+def parse_taint(text: str) -> dict[str, str]:
+    """`key=value:Effect` or `key:Effect` -> a Taint object."""
+    body, _, effect = text.rpartition(":")
+    key, sep, value = body.partition("=")
+    taint = {"key": key, "effect": effect}
+    if sep:
+        taint["value"] = value
+    return taint
+
+
+def toleration_for(taint: Mapping[str, str]) -> dict[str, str]:
+    if "value" in taint:
+        return {
+            "key": taint["key"],
+            "operator": "Equal",
+            "value": taint["value"],
+            "effect": taint["effect"],
+        }
+    return {"key": taint["key"], "operator": "Exists", "effect": taint["effect"]}
+
+
+def is_managed(pod: Pod, namespace: str, config: Config) -> tuple[bool, bool]:
+    """(managed, label must be added)."""
+    key, value = config.managed_label
+    if labels_of(pod).get(key) == value:
+        return True, False
+    if namespace in config.managed_namespaces:
+        return True, True
+    return False, False
+
+
+@dataclass
+class _Patch:
+    """Collects operations against the pod as it arrives."""
+
+    pod: Mapping[str, Any]
+    operations: list[Operation] = field(default_factory=list)
+
+    def set_map_entries(self, parent: str, container: Any, entries: dict[str, str]) -> None:
+        """Ensure `entries` in the object at `parent` (creating it whole if absent)."""
+        if not isinstance(container, Mapping):
+            if entries:
+                self.operations.append({"op": "add", "path": parent, "value": dict(entries)})
+            return
+        for key, value in entries.items():
+            if container.get(key) != value:
+                self.operations.append(
+                    {"op": "add", "path": f"{parent}/{escape(key)}", "value": value}
+                )
+
+    def append_items(self, parent: str, container: Any, items: list[Any]) -> None:
+        if not items:
+            return
+        if not isinstance(container, list):
+            self.operations.append({"op": "add", "path": parent, "value": list(items)})
+            return
+        for item in items:
+            self.operations.append({"op": "add", "path": f"{parent}/-", "value": item})
+
+
+def _offerings(pod: Pod, placement: Placement | None, config: Config) -> frozenset[PriceCategory]:
+    try:
+        constraints = parse_constraints(annotations_of(pod))
+    except GibbousError:
+        return config.default_offerings
+    if constraints.offerings is not None:
+        return constraints.offerings
+    return (
+        config.bin_pack_node_pricing
+        if placement is Placement.BIN_PACK
+        else config.default_offerings
+    )
+
+
+def plan_mutation(
+    pod: Pod,
+    *,
+    namespace: str,
+    operation: str,
+    config: Config,
+    features: ServerFeatures,
+) -> Mutation:
+    """The patch for `pod`; never raises on bad pod content (validation reports that)."""
+    managed, add_label = is_managed(pod, namespace, config)
+    if not managed or operation != "CREATE":
+        return Mutation(managed=managed)
+    patch = _Patch(pod)
+    warnings: list[str] = []
+    meta = metadata(pod)
+    spec = pod_spec(pod)
+
+    placement: Placement | None = None
+    requests = None
+    try:
+        requests = pod_requests(pod)
+        placement = classify(requests, annotations_of(pod), config).placement
+    except GibbousError as error:
+        warnings.append(f"gibbous: pod not classified: {error}")
+
+    new_labels: dict[str, str] = {}
+    if add_label:
+        label_key, label_value = config.managed_label
+        new_labels[label_key] = label_value
+    if placement is not None:
+        new_labels[keys.PLACEMENT] = str(placement)
+    patch.set_map_entries("/metadata/labels", meta.get("labels"), new_labels)
+
+    _plan_gates(
+        patch,
+        spec=spec,
+        placement=placement,
+        namespace=namespace,
+        config=config,
+        features=features,
+        warnings=warnings,
+    )
+
+    if placement is not None and PriceCategory.SPOT in _offerings(pod, placement, config):
+        raw_tolerations = spec.get("tolerations")
+        existing: list[Mapping[str, Any]] = (
+            raw_tolerations if isinstance(raw_tolerations, list) else []
+        )
+        missing: list[Mapping[str, Any]] = []
+        for text in config.effective_spot_tolerations:
+            taint = parse_taint(text)
+            if not tolerates(existing + missing, taint):
+                missing.append(toleration_for(taint))
+        patch.append_items("/spec/tolerations", spec.get("tolerations"), missing)
+
+    if (
+        requests is not None
+        and requests.gpus
+        and config.cloud == "gcp"
+        and config.nvidia_gpu_time_slices > 1
+        and config.place_node_selector
+    ):
+        selectors = {
+            keys.GKE_GPU_SHARING_STRATEGY: "time-sharing",
+            keys.GKE_MAX_SHARED_CLIENTS: str(config.nvidia_gpu_time_slices),
+        }
+        current = spec.get("nodeSelector")
+        conflicting = [
+            k
+            for k, v in selectors.items()
+            if isinstance(current, Mapping) and k in current and current[k] != v
+        ]
+        if conflicting:
+            warnings.append(
+                f"gibbous: nodeSelector {', '.join(conflicting)} differs from nvidiaGPUTimeSlices="
+                f"{config.nvidia_gpu_time_slices}; left as the pod has it"
+            )
+            selectors = {k: v for k, v in selectors.items() if k not in conflicting}
+        patch.set_map_entries("/spec/nodeSelector", current, selectors)
+
+    if config.scheduler_name and spec.get("schedulerName") != config.scheduler_name:
+        patch.operations.append(
+            {"op": "add", "path": "/spec/schedulerName", "value": config.scheduler_name}
+        )
+
+    return Mutation(True, tuple(patch.operations), tuple(warnings), placement)
+
+
+def _plan_gates(
+    patch: _Patch,
+    *,
+    spec: Mapping[str, Any],
+    placement: Placement | None,
+    namespace: str,
+    config: Config,
+    features: ServerFeatures,
+    warnings: list[str],
+) -> None:
+    raw = spec.get("schedulingGates")
+    gates = [g.get("name") for g in raw if isinstance(g, Mapping)] if isinstance(raw, list) else []
+    wanted: list[str] = []
+    if namespace in config.estimate_only_namespaces and keys.COST_ESTIMATE_GATE not in gates:
+        wanted.append(keys.COST_ESTIMATE_GATE)
+    gate_ours = config.provisioning_gate and features.scheduling_gates
+    if config.provisioning_gate and not features.scheduling_gates:
+        warnings.append(
+            "gibbous: provisioningGate is on but this API server has no scheduling gates; not gated"
+        )
+    if gate_ours and placement is Placement.BIN_SELECT and keys.PROVISIONING_GATE not in gates:
+        wanted.append(keys.PROVISIONING_GATE)
+    if wanted and not features.scheduling_gates:
+        return
+    if gate_ours and placement is Placement.BIN_PACK and keys.PROVISIONING_GATE in gates:
+        # Re-invocation after VPA shrank the pod: it no longer needs its own node.
+        index = gates.index(keys.PROVISIONING_GATE)
+        patch.operations.append({"op": "remove", "path": f"/spec/schedulingGates/{index}"})
+        return
+    patch.append_items("/spec/schedulingGates", raw, [{"name": name} for name in wanted])

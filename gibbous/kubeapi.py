@@ -1,0 +1,51 @@
+"""Small helpers around the official Kubernetes client shared by the shells."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+log = logging.getLogger("gibbous")
+
+SCHEDULING_GATES_SINCE = (1, 27)  # PodSchedulingReadiness beta, on by default
+
+
+def load_client_config(kubeconfig: str | None) -> object:
+    """A kubernetes.client.Configuration from `kubeconfig`, or in-cluster, or the default kubeconfig."""
+    from kubernetes import client, config
+
+    configuration = client.Configuration()
+    if kubeconfig:
+        config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+    else:
+        try:
+            config.load_incluster_config(client_configuration=configuration)
+        except config.ConfigException:
+            config.load_kube_config(client_configuration=configuration)
+    return configuration
+
+
+def parse_version(major: str, minor: str) -> tuple[int, int] | None:
+    """`("1", "27+")` -> (1, 27); managed clusters append `+` to the minor version."""
+    match_major = re.match(r"\d+", major or "")
+    match_minor = re.match(r"\d+", minor or "")
+    if not match_major or not match_minor:
+        return None
+    return int(match_major.group()), int(match_minor.group())
+
+
+def server_version(kubeconfig: str | None) -> tuple[int, int] | None:
+    """The API server's (major, minor), or None when it cannot be reached."""
+    try:
+        from kubernetes import client
+
+        api = client.ApiClient(load_client_config(kubeconfig))
+        info = client.VersionApi(api).get_code()
+        return parse_version(info.major, info.minor)
+    except Exception as error:
+        log.warning("cannot read the API server version: %s", error)
+        return None
+
+
+def supports_scheduling_gates(version: tuple[int, int] | None) -> bool:
+    return version is not None and version >= SCHEDULING_GATES_SINCE

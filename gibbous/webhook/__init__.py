@@ -1,0 +1,1 @@
+"""The admission webhook: mutating and validating endpoints for Pods, served over TLS."""

@@ -1,0 +1,229 @@
+"""Mutation planning: patches applied with jsonpatch, the way kube-apiserver applies them."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonpatch
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gibbous.core import keys
+from gibbous.core.config import Config
+from gibbous.core.mutation import Mutation, ServerFeatures, plan_mutation
+from tests.factories import config, make_pod
+
+FIXTURE = json.loads(
+    (Path(__file__).parents[1] / "fixtures" / "admissionreview_pod_create.json").read_text()
+)
+GATES = ServerFeatures(scheduling_gates=True)
+NO_GATES = ServerFeatures(scheduling_gates=False)
+
+
+def mutate(
+    pod: dict[str, Any],
+    cfg: Config,
+    *,
+    namespace: str = "default",
+    features: ServerFeatures = GATES,
+    operation: str = "CREATE",
+) -> tuple[Mutation, dict[str, Any]]:
+    mutation = plan_mutation(
+        pod, namespace=namespace, operation=operation, config=cfg, features=features
+    )
+    patched = (
+        jsonpatch.JsonPatch(list(mutation.operations)).apply(copy.deepcopy(pod))
+        if mutation.operations
+        else pod
+    )
+    return mutation, patched
+
+
+def test_upstream_fixture_gets_placement_label_only_by_default() -> None:
+    pod = FIXTURE["request"]["object"]
+    mutation, patched = mutate(pod, config(), namespace="ml-team")
+    assert patched["metadata"]["labels"][keys.PLACEMENT] == "bin-select"  # 2 CPU, 12Gi, 1 GPU
+    assert mutation.operations == (
+        {"op": "add", "path": "/metadata/labels/gibbous.dev~1placement", "value": "bin-select"},
+    )
+
+
+def test_unmanaged_pods_are_untouched() -> None:
+    mutation, _ = mutate(make_pod(managed=False), config(provisioningGate=True))
+    assert not mutation.managed and mutation.operations == ()
+
+
+def test_namespace_opt_in_adds_the_label_and_creates_missing_labels_map() -> None:
+    pod = make_pod(managed=False)
+    del pod["metadata"]["labels"]
+    mutation, patched = mutate(pod, config(managedNamespaces=["ml"]), namespace="ml")
+    assert patched["metadata"]["labels"] == {"elotl-luna": "true", keys.PLACEMENT: "bin-pack"}
+    assert mutation.operations[0]["path"] == "/metadata/labels"
+
+
+def test_provisioning_gate_on_bin_select_pods_only_when_supported() -> None:
+    cfg = config(provisioningGate=True)
+    _, big = mutate(make_pod(cpu="4"), cfg)
+    assert big["spec"]["schedulingGates"] == [{"name": keys.PROVISIONING_GATE}]
+    _, small = mutate(make_pod(cpu="100m"), cfg)
+    assert "schedulingGates" not in small["spec"]
+    mutation, old_server = mutate(make_pod(cpu="4"), cfg, features=NO_GATES)
+    assert "schedulingGates" not in old_server["spec"]
+    assert any("no scheduling gates" in w for w in mutation.warnings)
+
+
+def test_no_gate_is_ever_added_on_update() -> None:
+    mutation, _ = mutate(make_pod(cpu="4"), config(provisioningGate=True), operation="UPDATE")
+    assert mutation.operations == ()
+
+
+def test_estimate_only_namespace_gets_lunas_gate_appended() -> None:
+    pod = make_pod(cpu="4")
+    pod["spec"]["schedulingGates"] = [{"name": "example.com/other"}]
+    _, patched = mutate(pod, config(estimateOnlyNamespaces=["cost"]), namespace="cost")
+    assert patched["spec"]["schedulingGates"] == [
+        {"name": "example.com/other"},
+        {"name": "nodecostestimate"},
+    ]
+
+
+def test_gate_is_removed_when_reinvocation_finds_a_bin_pack_pod() -> None:
+    pod = make_pod(cpu="100m")
+    pod["spec"]["schedulingGates"] = [{"name": "x"}, {"name": keys.PROVISIONING_GATE}]
+    _, patched = mutate(pod, config(provisioningGate=True))
+    assert patched["spec"]["schedulingGates"] == [{"name": "x"}]
+
+
+def test_spot_tolerations_follow_the_offerings_without_duplicates() -> None:
+    cfg = config(cloudProvider="azure")
+    spot = make_pod(
+        annotations={keys.INSTANCE_OFFERINGS: "spot,on-demand"},
+        tolerations=[
+            {
+                "key": keys.AKS_SCALESET_PRIORITY,
+                "operator": "Equal",
+                "value": "spot",
+                "effect": "NoSchedule",
+            }
+        ],
+    )
+    _, patched = mutate(spot, cfg)
+    assert patched["spec"]["tolerations"] == [
+        {
+            "key": keys.AKS_SCALESET_PRIORITY,
+            "operator": "Equal",
+            "value": "spot",
+            "effect": "NoSchedule",
+        },
+        {"key": keys.SPOT_TAINT_KEY, "operator": "Equal", "value": "spot", "effect": "NoSchedule"},
+    ]
+    _, on_demand = mutate(make_pod(annotations={keys.INSTANCE_OFFERINGS: "on-demand"}), cfg)
+    assert "tolerations" not in on_demand["spec"]
+    # bin-pack pods follow binPackingNodePricing
+    _, packed = mutate(make_pod(), config(binPackingNodePricing="spot,on-demand"))
+    assert packed["spec"]["tolerations"] == [
+        {"key": keys.SPOT_TAINT_KEY, "operator": "Equal", "value": "spot", "effect": "NoSchedule"}
+    ]
+
+
+def test_gke_time_slice_selectors_for_gpu_pods() -> None:
+    cfg = config(
+        cloudProvider="gcp",
+        nvidiaGPUTimeSlices=2,
+        placeNodeSelector=True,
+        binSelectPodGPUThreshold=2,
+    )
+    _, patched = mutate(make_pod(cpu="1", memory="2G", gpus=1), cfg)
+    assert patched["spec"]["nodeSelector"] == {
+        keys.GKE_GPU_SHARING_STRATEGY: "time-sharing",
+        keys.GKE_MAX_SHARED_CLIENTS: "2",
+    }
+    _, cpu_only = mutate(make_pod(), cfg)
+    assert "nodeSelector" not in cpu_only["spec"]
+    _, not_gke = mutate(make_pod(gpus=1), config(nvidiaGPUTimeSlices=2, placeNodeSelector=True))
+    assert "nodeSelector" not in not_gke["spec"]
+
+
+def test_scheduler_name_is_set_when_configured() -> None:
+    pod = make_pod()
+    pod["spec"]["schedulerName"] = "default-scheduler"
+    _, patched = mutate(pod, config(schedulerName="gibbous-scheduler"))
+    assert patched["spec"]["schedulerName"] == "gibbous-scheduler"
+
+
+def test_bad_requests_still_get_the_label_and_a_warning() -> None:
+    pod = make_pod(cpu="lots")
+    mutation, patched = mutate(pod, config())
+    assert keys.PLACEMENT not in patched["metadata"]["labels"]
+    assert any("not classified" in w for w in mutation.warnings)
+
+
+def test_keys_with_slashes_and_tildes_are_escaped() -> None:
+    pod = make_pod(managed=False)
+    _, patched = mutate(
+        pod, config(labels="team.example.com/ml~x=yes", managedNamespaces=["default"])
+    )
+    assert patched["metadata"]["labels"]["team.example.com/ml~x"] == "yes"
+
+
+def test_vpa_reinvocation_moves_the_placement_label() -> None:
+    cfg = config(provisioningGate=True)
+    _, first = mutate(make_pod(cpu="100m"), cfg)
+    assert first["metadata"]["labels"][keys.PLACEMENT] == "bin-pack"
+    grown = copy.deepcopy(first)
+    grown["spec"]["containers"][0]["resources"]["requests"]["cpu"] = "2406m"  # P09 Exp. 4
+    _, again = mutate(grown, cfg)
+    assert again["metadata"]["labels"][keys.PLACEMENT] == "bin-select"
+    assert again["spec"]["schedulingGates"] == [{"name": keys.PROVISIONING_GATE}]
+
+
+pods = st.builds(
+    make_pod,
+    cpu=st.sampled_from(["100m", "1", "2", "8"]),
+    memory=st.sampled_from(["128Mi", "8Gi"]),
+    gpus=st.sampled_from([0, 1, 2]),
+    annotations=st.sampled_from(
+        [{}, {keys.INSTANCE_OFFERINGS: "spot"}, {keys.INSTANCE_OFFERINGS: "spot,on-demand"}]
+    ),
+    managed=st.booleans(),
+)
+configs = st.sampled_from(
+    [
+        config(),
+        config(provisioningGate=True, cloudProvider="azure"),
+        config(
+            cloudProvider="gcp",
+            nvidiaGPUTimeSlices=4,
+            placeNodeSelector=True,
+            schedulerName="gibbous",
+        ),
+        config(
+            managedNamespaces=["default"],
+            estimateOnlyNamespaces=["default"],
+            binPackingNodePricing="spot",
+        ),
+    ]
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(pods, configs)
+def test_mutation_is_idempotent(pod: dict[str, Any], cfg: Config) -> None:
+    _, once = mutate(pod, cfg)
+    second, _ = mutate(once, cfg)
+    assert second.operations == ()
+
+
+@pytest.mark.parametrize("namespace", ["default", "ml"])
+def test_patch_never_touches_unrelated_fields(namespace: str) -> None:
+    pod = FIXTURE["request"]["object"]
+    _, patched = mutate(
+        pod, config(provisioningGate=True, cloudProvider="azure"), namespace=namespace
+    )
+    for field in ("containers", "volumes", "serviceAccountName", "restartPolicy"):
+        assert patched["spec"][field] == pod["spec"][field]
+    assert patched["metadata"]["managedFields"] == pod["metadata"]["managedFields"]
