@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import orjson
 import yaml
@@ -14,10 +14,13 @@ import yaml
 from gibbous import __version__
 from gibbous.catalogs import load_catalog
 from gibbous.configfile import load_config
-from gibbous.core.config import describe_options, render_config
+from gibbous.core.config import Config, describe_options, render_config
 from gibbous.core.errors import ConfigError, GibbousError, ManifestError
 from gibbous.core.estimate import estimate, expand_workloads
 from gibbous.report import render_estimate
+
+if TYPE_CHECKING:
+    from gibbous.certs.selfmanaged import SelfManagedCertificates
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
@@ -121,6 +124,45 @@ def build_parser() -> argparse.ArgumentParser:
         help="kubeconfig for the version check (default: in-cluster)",
     )
     hook.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    managed = hook.add_argument_group(
+        "self-managed TLS",
+        "keep the CA and serving certificate in a Secret, rotate them before expiry (old and new CA both in "
+        "caBundle during the overlap) and write caBundle into the webhook configurations",
+    )
+    managed.add_argument(
+        "--self-managed-certs", action="store_true", help="turn self-managed TLS on"
+    )
+    managed.add_argument(
+        "--namespace",
+        default="gibbous",
+        help="namespace of the Secret and Service (default gibbous)",
+    )
+    managed.add_argument(
+        "--service",
+        default="gibbous-webhook",
+        help="webhook Service name (default gibbous-webhook)",
+    )
+    managed.add_argument(
+        "--secret", default="gibbous-webhook-tls", help="Secret name (default gibbous-webhook-tls)"
+    )
+    managed.add_argument(
+        "--webhook-configuration",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="Mutating/ValidatingWebhookConfiguration whose caBundle to write (default <webhookConfigPrefix>gibbous)",
+    )
+    managed.add_argument(
+        "--cert-check-interval",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="how often to check for rotation (default 300)",
+    )
+    managed.add_argument("--ca-days", type=int, default=365, help="CA validity (default 365)")
+    managed.add_argument(
+        "--cert-days", type=int, default=90, help="serving certificate validity (default 90)"
+    )
 
     certs = commands.add_parser("certs", help="TLS material for the webhook")
     certs_commands = certs.add_subparsers(dest="certs_command", metavar="SUBCOMMAND")
@@ -219,9 +261,6 @@ def run_webhook(args: argparse.Namespace) -> int:
         listen = Listen.parse(args.listen)
     except ValueError as error:
         raise ConfigError(str(error)) from None
-    for path in (args.tls_cert, args.tls_key):
-        if not Path(path).is_file():
-            raise ConfigError(f"TLS file {path} does not exist")
     gates = args.scheduling_gates == "on"
     if args.scheduling_gates == "auto" and (
         config.provisioning_gate or config.estimate_only_namespaces
@@ -233,10 +272,59 @@ def run_webhook(args: argparse.Namespace) -> int:
             ".".join(map(str, version)) if version else "unknown",
             "supported" if gates else "not used",
         )
+    background = []
+    if args.self_managed_certs:
+        certificates = _self_managed_certificates(args, config)
+        certificates.sync()  # the server needs its files before it starts
+
+        async def keep_rotating() -> None:
+            while True:
+                await asyncio.sleep(args.cert_check_interval)
+                try:
+                    await asyncio.to_thread(certificates.sync)
+                except Exception:
+                    logging.getLogger("gibbous.certs").exception(
+                        "certificate sync failed; retrying later"
+                    )
+
+        background.append(keep_rotating)
+    else:
+        for path in (args.tls_cert, args.tls_key):
+            if not Path(path).is_file():
+                raise ConfigError(f"TLS file {path} does not exist")
     app = create_app(config, ServerFeatures(scheduling_gates=gates))
     server = TLSServer(app, listen, args.tls_cert, args.tls_key, log_level=args.log_level)
-    asyncio.run(server.serve())
+    asyncio.run(server.serve(background))
     return EXIT_OK
+
+
+def _self_managed_certificates(args: argparse.Namespace, config: Config) -> SelfManagedCertificates:
+    import datetime
+
+    from kubernetes import client
+
+    from gibbous.certs.authority import service_names
+    from gibbous.certs.rotation import RotationPolicy
+    from gibbous.certs.selfmanaged import KubernetesSecretStore, SelfManagedCertificates
+    from gibbous.kubeapi import load_client_config
+
+    store = KubernetesSecretStore(client.ApiClient(load_client_config(args.kubeconfig)))
+    return SelfManagedCertificates(
+        store=store,
+        namespace=args.namespace,
+        secret=args.secret,
+        configurations=tuple(
+            args.webhook_configuration or [config.webhook_config_prefix + "gibbous"]
+        ),
+        cert_path=Path(args.tls_cert),
+        key_path=Path(args.tls_key),
+        policy=RotationPolicy(
+            dns_names=tuple(service_names(args.service, args.namespace)),
+            ca_days=args.ca_days,
+            serving_days=args.cert_days,
+        ),
+        clock=lambda: datetime.datetime.now(datetime.UTC),
+    )
 
 
 def run_certs(args: argparse.Namespace, stdout: TextIO) -> int:

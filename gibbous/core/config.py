@@ -531,7 +531,7 @@ OPTIONS: tuple[Option, ...] = (
         "managed_namespaces",
         _string_list,
         _render_list,
-        "namespaces whose pods are all managed",
+        'namespaces whose pods are all managed; "*" = every namespace the webhook is called for',
     ),
     Option(
         "estimateOnlyNamespaces",

@@ -83,7 +83,7 @@ def is_managed(pod: Pod, namespace: str, config: Config) -> tuple[bool, bool]:
     key, value = config.managed_label
     if labels_of(pod).get(key) == value:
         return True, False
-    if namespace in config.managed_namespaces:
+    if namespace in config.managed_namespaces or "*" in config.managed_namespaces:
         return True, True
     return False, False
 

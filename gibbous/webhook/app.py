@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
@@ -75,7 +76,11 @@ def create_app(
     features = features or ServerFeatures()
     metrics = metrics or WebhookMetrics()
 
-    def mutate(review: AdmissionRequest) -> AdmissionResponse:
+    # The *-opted-in paths are called by webhook entries whose namespaceSelector
+    # matched an opted-in namespace (a webhook cannot read namespace labels itself).
+    opted_in = replace(config, managed_namespaces=("*",))
+
+    def mutate(review: AdmissionRequest, cfg: Config = config) -> AdmissionResponse:
         obj = review.get("object")
         if not _is_pod(review) or not isinstance(obj, dict):
             return allow(review["uid"])
@@ -83,13 +88,13 @@ def create_app(
             obj,
             namespace=_namespace(review),
             operation=review["operation"],
-            config=config,
+            config=cfg,
             features=features,
         )
         metrics.patches.inc(len(mutation.operations))
         return allow(review["uid"], mutation.operations, mutation.warnings)
 
-    def validate(review: AdmissionRequest) -> AdmissionResponse:
+    def validate(review: AdmissionRequest, cfg: Config = config) -> AdmissionResponse:
         obj = review.get("object")
         if (
             not _is_pod(review)
@@ -97,7 +102,7 @@ def create_app(
             or review["operation"] not in ("CREATE", "UPDATE")
         ):
             return allow(review["uid"])
-        problems = validate_pod(obj, namespace=_namespace(review), config=config)
+        problems = validate_pod(obj, namespace=_namespace(review), config=cfg)
         if not problems:
             return allow(review["uid"])
         metrics.denials.inc()
@@ -150,6 +155,16 @@ def create_app(
         routes=[
             Route("/mutate", endpoint("mutate", mutate), methods=["POST"]),
             Route("/validate", endpoint("validate", validate), methods=["POST"]),
+            Route(
+                "/mutate-opted-in",
+                endpoint("mutate", lambda r: mutate(r, opted_in)),
+                methods=["POST"],
+            ),
+            Route(
+                "/validate-opted-in",
+                endpoint("validate", lambda r: validate(r, opted_in)),
+                methods=["POST"],
+            ),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", healthz, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),

@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -112,16 +114,21 @@ class TLSServer:
                 return int(sock.getsockname()[1])
         raise RuntimeError("server is not listening")
 
-    async def serve(self) -> None:
+    async def serve(
+        self, background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = ()
+    ) -> None:
+        """Serve until stopped; `background` coroutines run beside the server and are cancelled with it."""
         self.config.load()
         if self.config.ssl is None:
             raise RuntimeError("uvicorn did not build a TLS context")
         self.reloader = CertificateReloader(self.config.ssl, self.cert, self.key)
-        watcher = asyncio.create_task(self.reloader.run(self.reload_interval_s))
+        tasks = [asyncio.create_task(self.reloader.run(self.reload_interval_s))]
+        tasks += [asyncio.create_task(job()) for job in background]
         try:
             await self.server.serve()
         finally:
-            watcher.cancel()
+            for task in tasks:
+                task.cancel()
 
     def stop(self) -> None:
         self.server.should_exit = True

@@ -249,3 +249,11 @@ def test_https_only(webhook: RunningWebhook) -> None:
     plain = webhook.url.replace("https://", "http://")
     with httpx.Client(timeout=5) as client, pytest.raises(httpx.HTTPError):
         client.get(f"{plain}/healthz")
+
+
+def test_opted_in_namespace_paths_manage_unlabelled_pods(webhook: RunningWebhook) -> None:
+    pod = make_pod("p", managed=False, annotations={keys.INSTANCE_MAX_COST: "x"})
+    patched = apply_response(pod, post(webhook, "/mutate-opted-in", review(pod)))
+    assert patched["metadata"]["labels"]["elotl-luna"] == "true"
+    assert post(webhook, "/validate-opted-in", review(pod))["allowed"] is False
+    assert post(webhook, "/mutate", review(pod)) == {"uid": "u-1", "allowed": True}  # the plain path leaves it

@@ -1,0 +1,109 @@
+"""Render every kustomization with `kubectl kustomize` and validate it offline.
+
+Kubernetes kinds are checked strictly against the bundled OpenAPI schemas
+(kubernetes-validate); the wire-critical settings of the webhook configurations
+are asserted one by one; the configuration and command lines inside are parsed
+by Gibbous itself, so a manifest can never carry an option Gibbous rejects.
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from gibbous.cli import build_parser
+from gibbous.core.config import build_config
+from gibbous.webhook.app import create_app
+
+MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
+OVERLAYS = sorted(p.parent for p in MANIFESTS.rglob("kustomization.yaml"))
+SCHEMA_VERSION = "1.30.0"
+THIRD_PARTY_KINDS = {"Issuer", "Certificate"}
+
+
+def render(directory: Path) -> list[dict[str, Any]]:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        raise AssertionError("kubectl is needed to render the manifests (kubectl kustomize)")
+    result = subprocess.run(
+        [kubectl, "kustomize", str(directory)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+@pytest.fixture(scope="module", params=OVERLAYS, ids=lambda p: str(p.relative_to(MANIFESTS)))
+def objects(request: pytest.FixtureRequest) -> list[dict[str, Any]]:
+    return render(request.param)
+
+
+def find(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> list[dict[str, Any]]:
+    return [
+        o for o in objects if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)
+    ]
+
+
+def test_every_object_validates_strictly(objects: list[dict[str, Any]]) -> None:
+    for obj in objects:
+        if obj["kind"] in THIRD_PARTY_KINDS:
+            assert obj["apiVersion"].startswith("cert-manager.io/")
+            continue
+        kubernetes_validate.validate(obj, SCHEMA_VERSION, strict=True)
+
+
+def test_webhook_configurations_are_wired_for_kube_apiserver(objects: list[dict[str, Any]]) -> None:
+    routes = {route.path for route in create_app(build_config()).routes}  # type: ignore[attr-defined]
+    for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
+        (configuration,) = find(objects, kind)
+        name = configuration["metadata"]["name"]
+        assert name > "vpa-webhook-config"  # byte-wise order: called after VPA's webhook
+        assert name == build_config().webhook_config_prefix + "gibbous"
+        for hook in configuration["webhooks"]:
+            assert hook["failurePolicy"] == "Ignore"
+            assert hook["sideEffects"] == "None"
+            assert 2 <= hook["timeoutSeconds"] <= 3
+            assert hook["admissionReviewVersions"] == ["v1"]
+            assert hook["clientConfig"]["service"]["path"] in routes
+            excluded = hook["namespaceSelector"]["matchExpressions"][0]
+            assert excluded["operator"] == "NotIn" and {"kube-system", "gibbous"} <= set(
+                excluded["values"]
+            )
+            if kind == "MutatingWebhookConfiguration":
+                assert hook["reinvocationPolicy"] == "IfNeeded"
+                assert hook["rules"][0]["operations"] == ["CREATE"]
+
+
+def test_deployment_is_hardened_and_its_command_line_parses(objects: list[dict[str, Any]]) -> None:
+    (deployment,) = find(objects, "Deployment", "gibbous-webhook")
+    spec = deployment["spec"]
+    assert spec["replicas"] >= 2
+    pod = spec["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["affinity"]["podAntiAffinity"]
+    (container,) = pod["containers"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["resources"]["requests"]
+    args = build_parser().parse_args(container["args"])
+    assert args.command == "webhook", shlex.join(container["args"])
+    assert find(objects, "PodDisruptionBudget", "gibbous-webhook")
+
+
+def test_embedded_configuration_is_valid(objects: list[dict[str, Any]]) -> None:
+    (config_map,) = find(objects, "ConfigMap", "gibbous-config")
+    build_config(yaml.safe_load(config_map["data"]["config.yaml"]))
+
+
+def test_rbac_is_least_privilege(objects: list[dict[str, Any]]) -> None:
+    for role in find(objects, "Role") + find(objects, "ClusterRole"):
+        for rule in role.get("rules") or []:
+            assert "*" not in rule.get("verbs", []) and "*" not in rule.get("resources", [])
+            if "secrets" in rule.get("resources", []) and rule["verbs"] != ["create"]:
+                assert rule.get("resourceNames") == ["gibbous-webhook-tls"]
