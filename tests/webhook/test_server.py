@@ -256,4 +256,7 @@ def test_opted_in_namespace_paths_manage_unlabelled_pods(webhook: RunningWebhook
     patched = apply_response(pod, post(webhook, "/mutate-opted-in", review(pod)))
     assert patched["metadata"]["labels"]["elotl-luna"] == "true"
     assert post(webhook, "/validate-opted-in", review(pod))["allowed"] is False
-    assert post(webhook, "/mutate", review(pod)) == {"uid": "u-1", "allowed": True}  # the plain path leaves it
+    assert post(webhook, "/mutate", review(pod)) == {
+        "uid": "u-1",
+        "allowed": True,
+    }  # the plain path leaves it
