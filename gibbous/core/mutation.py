@@ -29,7 +29,7 @@ from typing import Any
 from gibbous.core import keys
 from gibbous.core.classify import Placement, classify
 from gibbous.core.config import Config
-from gibbous.core.constraints import PriceCategory, parse_constraints
+from gibbous.core.constraints import InstanceConstraints, PriceCategory, parse_constraints
 from gibbous.core.errors import GibbousError
 from gibbous.core.pods import Pod, annotations_of, labels_of, metadata, pod_requests, tolerates
 from gibbous.core.pods import spec as pod_spec
@@ -117,10 +117,10 @@ class _Patch:
             self.operations.append({"op": "add", "path": f"{parent}/-", "value": item})
 
 
-def _offerings(pod: Pod, placement: Placement | None, config: Config) -> frozenset[PriceCategory]:
-    try:
-        constraints = parse_constraints(annotations_of(pod))
-    except GibbousError:
+def _offerings(
+    constraints: InstanceConstraints | None, placement: Placement | None, config: Config
+) -> frozenset[PriceCategory]:
+    if constraints is None:
         return config.default_offerings
     if constraints.offerings is not None:
         return constraints.offerings
@@ -150,11 +150,16 @@ def plan_mutation(
 
     placement: Placement | None = None
     requests = None
+    pod_annotations = annotations_of(pod)
     try:
         requests = pod_requests(pod)
-        placement = classify(requests, annotations_of(pod), config).placement
+        placement = classify(requests, pod_annotations, config).placement
     except GibbousError as error:
         warnings.append(f"gibbous: pod not classified: {error}")
+    try:
+        constraints: InstanceConstraints | None = parse_constraints(pod_annotations)
+    except GibbousError:
+        constraints = None
 
     new_labels: dict[str, str] = {}
     if add_label:
@@ -174,7 +179,7 @@ def plan_mutation(
         warnings=warnings,
     )
 
-    if placement is not None and PriceCategory.SPOT in _offerings(pod, placement, config):
+    if placement is not None and PriceCategory.SPOT in _offerings(constraints, placement, config):
         raw_tolerations = spec.get("tolerations")
         existing: list[Mapping[str, Any]] = (
             raw_tolerations if isinstance(raw_tolerations, list) else []

@@ -18,26 +18,34 @@ from gibbous.core.resources import Resources
 Pod = Mapping[str, Any]
 
 _ONE_POD = Resources(pods=1)
+_NOTHING = Resources()
+
+
+_EMPTY: Mapping[str, Any] = {}
+
+
+def as_map(value: object) -> Mapping[str, Any]:
+    """`value` if it is a mapping, else an empty one. Objects decoded from JSON are
+    dicts; the exact type test comes first because ABC checks are slow on hot paths."""
+    if type(value) is dict or isinstance(value, Mapping):
+        return value
+    return _EMPTY
 
 
 def metadata(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    meta = obj.get("metadata")
-    return meta if isinstance(meta, Mapping) else {}
+    return as_map(obj.get("metadata"))
 
 
 def spec(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    value = obj.get("spec")
-    return value if isinstance(value, Mapping) else {}
+    return as_map(obj.get("spec"))
 
 
 def labels_of(obj: Mapping[str, Any]) -> Mapping[str, str]:
-    value = metadata(obj).get("labels")
-    return value if isinstance(value, Mapping) else {}
+    return as_map(metadata(obj).get("labels"))
 
 
 def annotations_of(obj: Mapping[str, Any]) -> Mapping[str, str]:
-    value = metadata(obj).get("annotations")
-    return value if isinstance(value, Mapping) else {}
+    return as_map(metadata(obj).get("annotations"))
 
 
 def name_of(obj: Mapping[str, Any]) -> str:
@@ -59,25 +67,23 @@ def uid_of(obj: Mapping[str, Any]) -> str:
 
 
 def container_requests(container: Mapping[str, Any], path: str) -> Resources:
-    resources = container.get("resources")
-    if not isinstance(resources, Mapping):
-        return Resources()
-    requests = resources.get("requests")
-    limits = resources.get("limits")
-    merged: dict[str, object] = {}
-    if isinstance(limits, Mapping):
-        merged.update(limits)
-    if isinstance(requests, Mapping):
-        merged.update(requests)
-    field = f"{path}.resources.requests" if isinstance(requests, Mapping) else f"{path}.resources"
+    resources = as_map(container.get("resources"))
+    if not resources:
+        return _NOTHING
+    requests = as_map(resources.get("requests"))
+    limits = as_map(resources.get("limits"))
+    merged = {**limits, **requests} if limits else requests
+    if not merged:
+        return _NOTHING
+    field = f"{path}.resources.requests" if requests else f"{path}.resources"
     return Resources.from_resource_list(merged, field)
 
 
 def _containers(pod_spec: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
     value = pod_spec.get(key)
-    if not isinstance(value, list):
+    if type(value) is not list:
         return []
-    return [c for c in value if isinstance(c, Mapping)]
+    return [c for c in value if type(c) is dict or isinstance(c, Mapping)]
 
 
 def pod_requests(pod: Pod) -> Resources:

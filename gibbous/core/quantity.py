@@ -16,6 +16,7 @@ under-counted.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from fractions import Fraction
@@ -76,20 +77,37 @@ def _ceil(value: Fraction) -> int:
     return -((-value.numerator) // value.denominator)
 
 
-def to_millis(value: object, field: str) -> int:
-    """Quantity in thousandths, rounded up (CPU in millicores)."""
+# The same few strings ("1", "2Gi", "500m") recur across every pod, and exact
+# Fraction parsing dominates admission time, so conversions are memoised by text.
+# Errors are not cached: they carry the field name.
+@functools.lru_cache(maxsize=8192)
+def _scaled(text: str, scale: int) -> int | None:
+    try:
+        quantity = parse_quantity(text, "")
+    except InvalidQuantityError:
+        return None
+    return None if quantity < 0 else _ceil(quantity * scale)
+
+
+def _convert(value: object, field: str, scale: int) -> int:
+    if isinstance(value, str):
+        result = _scaled(value, scale)
+        if result is not None:
+            return result
     quantity = parse_quantity(value, field)
     if quantity < 0:
         raise InvalidQuantityError(field, value, "must not be negative")
-    return _ceil(quantity * 1000)
+    return _ceil(quantity * scale)
+
+
+def to_millis(value: object, field: str) -> int:
+    """Quantity in thousandths, rounded up (CPU in millicores)."""
+    return _convert(value, field, 1000)
 
 
 def to_units(value: object, field: str) -> int:
     """Quantity as a whole number, rounded up (bytes, GPUs, pods)."""
-    quantity = parse_quantity(value, field)
-    if quantity < 0:
-        raise InvalidQuantityError(field, value, "must not be negative")
-    return _ceil(quantity)
+    return _convert(value, field, 1)
 
 
 def format_cpu(millis: int) -> str:
