@@ -199,7 +199,7 @@ class KubernetesSecretStore:
     def replace_secret(self, namespace: str, name: str, body: dict[str, Any]) -> None:
         self._call(self.core.replace_namespaced_secret, name, namespace, body)
 
-    def _reader(self, kind: str) -> Callable[..., Any]:
+    def _reader(self, kind: str) -> Any:
         if kind == "MutatingWebhookConfiguration":
             return self.admission.read_mutating_webhook_configuration
         return self.admission.read_validating_webhook_configuration

@@ -2,7 +2,7 @@
 # Build kube-apiserver, kube-scheduler and kube-controller-manager v1.20.2 from
 # Debian's `kubernetes` source package, into a per-user cache keyed by version.
 #
-# Usage: scripts/build-kubernetes.sh [CACHE_DIR]
+# Usage: build-kubernetes.sh [CACHE_DIR]   (gibbous dev-cluster and the tests run it)
 #   CACHE_DIR defaults to ${XDG_CACHE_HOME:-$HOME/.cache}/gibbous/kubernetes-1.20.2
 # Prints the bin directory on the last line of stdout. Idempotent: a complete
 # cache is reused and nothing is installed.

@@ -1,0 +1,211 @@
+"""etcd, kube-apiserver and kube-controller-manager on 127.0.0.1, with their own PKI.
+
+Authentication is a static token (user `gibbous-admin`, group `system:masters`);
+authorization is RBAC. There are no kubelets: the node-lifecycle controller is
+disabled, because it would taint and evict every Node whose kubelet never reports
+(the `kwok` provider keeps Node status fresh instead), and the endpoint reconciler
+is off (loopback addresses are not valid endpoints). The controller manager turns
+Deployments into ReplicaSets and Pods, creates default ServiceAccounts and runs
+garbage collection.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import secrets
+import socket
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from gibbous.certs.authority import generate_ca, generate_serving, write_private
+from gibbous.devcluster.binaries import Binaries
+
+ADMIN_USER = "gibbous-admin"
+
+
+class ControlPlaneError(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class ControlPlane:
+    binaries: Binaries
+    directory: Path
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    api_port: int = 0
+    etcd_port: int = 0
+    token: str = ""
+
+    @property
+    def server(self) -> str:
+        return f"https://127.0.0.1:{self.api_port}"
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.directory / "kubeconfig"
+
+    @property
+    def ca_file(self) -> Path:
+        return self.directory / "pki" / "ca.crt"
+
+    def start(self, *, controller_manager: bool = True, timeout_s: float = 90.0) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        version = self.binaries.version()
+        self._write_pki()
+        self.etcd_port = free_port()
+        self.api_port = free_port()
+        self._spawn(
+            "etcd",
+            [
+                str(self.binaries.etcd),
+                f"--data-dir={self.directory / 'etcd'}",
+                f"--listen-client-urls=http://127.0.0.1:{self.etcd_port}",
+                f"--advertise-client-urls=http://127.0.0.1:{self.etcd_port}",
+                f"--listen-peer-urls=http://127.0.0.1:{free_port()}",
+                "--log-level=warn",
+            ],
+        )
+        pki = self.directory / "pki"
+        apiserver = [
+            str(self.binaries.apiserver),
+            f"--etcd-servers=http://127.0.0.1:{self.etcd_port}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--secure-port={self.api_port}",
+            f"--tls-cert-file={pki / 'apiserver.crt'}",
+            f"--tls-private-key-file={pki / 'apiserver.key'}",
+            f"--client-ca-file={pki / 'ca.crt'}",
+            f"--token-auth-file={pki / 'tokens.csv'}",
+            "--authorization-mode=RBAC",
+            f"--service-account-key-file={pki / 'sa.key'}",
+            f"--service-account-signing-key-file={pki / 'sa.key'}",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            "--api-audiences=https://kubernetes.default.svc.cluster.local",
+            "--service-cluster-ip-range=10.96.0.0/16",
+            "--endpoint-reconciler-type=none",
+            "--allow-privileged=true",
+            "--profiling=false",
+        ]
+        if version < (1, 24):
+            apiserver.append("--insecure-port=0")
+        self._spawn("kube-apiserver", apiserver)
+        self._write_kubeconfig()
+        self._wait_ready(timeout_s)
+        if controller_manager:
+            manager = [
+                str(self.binaries.controller_manager),
+                f"--kubeconfig={self.kubeconfig}",
+                "--controllers=*,-nodelifecycle",
+                f"--service-account-private-key-file={pki / 'sa.key'}",
+                f"--root-ca-file={pki / 'ca.crt'}",
+                "--leader-elect=false",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={free_port()}",
+                "--profiling=false",
+            ]
+            if version < (1, 24):
+                manager.append("--port=0")
+            self._spawn("kube-controller-manager", manager)
+        (self.directory / "state.json").write_text(
+            json.dumps(
+                {"pids": {name: p.pid for name, p in self.processes.items()}, "server": self.server}
+            )
+        )
+
+    def _spawn(self, name: str, argv: list[str]) -> None:
+        # The child gets its own copy of the descriptor; ours is closed at once.
+        with (self.directory / f"{name}.log").open("ab") as log:
+            self.processes[name] = subprocess.Popen(
+                argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+
+    def _write_pki(self) -> None:
+        pki = self.directory / "pki"
+        pki.mkdir(parents=True, exist_ok=True)
+        now = datetime.datetime.now(datetime.UTC)
+        ca = generate_ca(common_name="gibbous-dev-cluster-ca", days=30, now=now)
+        names = ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"]
+        serving = generate_serving(
+            ca, dns_names=names, ip_addresses=["127.0.0.1", "10.96.0.1"], days=30, now=now
+        )
+        (pki / "ca.crt").write_bytes(ca.cert_pem)
+        write_private(pki / "ca.key", ca.key_pem)
+        (pki / "apiserver.crt").write_bytes(serving.cert_pem)
+        write_private(pki / "apiserver.key", serving.key_pem)
+        sa_key = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+        write_private(pki / "sa.key", sa_key)
+        self.token = secrets.token_hex(24)
+        write_private(
+            pki / "tokens.csv",
+            f'{self.token},{ADMIN_USER},{ADMIN_USER},"system:masters"\n'.encode(),
+        )
+
+    def _write_kubeconfig(self) -> None:
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": "gibbous-dev",
+                    "cluster": {"server": self.server, "certificate-authority": str(self.ca_file)},
+                }
+            ],
+            "users": [{"name": ADMIN_USER, "user": {"token": self.token}}],
+            "contexts": [
+                {"name": "gibbous-dev", "context": {"cluster": "gibbous-dev", "user": ADMIN_USER}}
+            ],
+            "current-context": "gibbous-dev",
+        }
+        write_private(self.kubeconfig, json.dumps(config, indent=2).encode())
+
+    def _wait_ready(self, timeout_s: float) -> None:
+        context = ssl.create_default_context(cafile=str(self.ca_file))
+        request = urllib.request.Request(
+            f"{self.server}/readyz", headers={"Authorization": f"Bearer {self.token}"}
+        )
+        deadline = time.monotonic() + timeout_s
+        last = ""
+        while time.monotonic() < deadline:
+            for name, process in self.processes.items():
+                if process.poll() is not None:
+                    tail = (self.directory / f"{name}.log").read_text(errors="replace")[-3000:]
+                    raise ControlPlaneError(f"{name} exited with {process.returncode}:\n{tail}")
+            try:
+                with urllib.request.urlopen(request, context=context, timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, OSError) as error:
+                last = str(error)
+            time.sleep(0.25)
+        raise ControlPlaneError(f"kube-apiserver not ready after {timeout_s:.0f}s ({last})")
+
+    def stop(self) -> None:
+        for name in reversed(list(self.processes)):
+            process = self.processes[name]
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(timeout=5)
+        self.processes.clear()

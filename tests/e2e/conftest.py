@@ -1,0 +1,72 @@
+"""A real control plane (etcd + kube-apiserver + kube-controller-manager) for the session.
+
+Binaries come from KUBE_APISERVER_BIN-style variables, KUBEBUILDER_ASSETS, or are built
+from Debian's source package on first use (see gibbous/devcluster/binaries.py).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from kubernetes import client, config
+
+from gibbous.devcluster.binaries import find_binaries
+from gibbous.devcluster.controlplane import ControlPlane
+
+T = TypeVar("T")
+
+
+@pytest.fixture(scope="session")
+def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    plane = ControlPlane(find_binaries(), tmp_path_factory.mktemp("control-plane"))
+    plane.start()
+    yield plane
+    plane.stop()
+
+
+@pytest.fixture(scope="session")
+def api(control_plane: ControlPlane) -> client.ApiClient:
+    configuration = client.Configuration()
+    config.load_kube_config(
+        config_file=str(control_plane.kubeconfig), client_configuration=configuration
+    )
+    return client.ApiClient(configuration)
+
+
+def eventually(
+    probe: Callable[[], T | None], *, timeout_s: float = 60, what: str = "condition"
+) -> T:
+    """Poll `probe` until it returns something truthy (API state settles asynchronously)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def make_namespace(api: client.ApiClient, name: str, labels: dict[str, str] | None = None) -> None:
+    core = client.CoreV1Api(api)
+    core.create_namespace({"metadata": {"name": name, "labels": labels or {}}})
+
+    def default_account() -> Any:
+        try:
+            return core.read_namespaced_service_account("default", name)
+        except client.ApiException:
+            return None
+
+    eventually(default_account, what=f"default ServiceAccount in {name}")
+
+
+def log_of(plane: ControlPlane, name: str) -> str:
+    return (plane.directory / f"{name}.log").read_text(errors="replace")[-5000:]
+
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parents[2]
