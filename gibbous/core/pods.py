@@ -89,24 +89,27 @@ def _containers(pod_spec: Mapping[str, Any], key: str) -> list[Mapping[str, Any]
 def pod_requests(pod: Pod) -> Resources:
     """Effective requests of `pod` as kube-scheduler computes them (see module doc)."""
     pod_spec = spec(pod)
-    app = Resources()
+    app = _NOTHING
     for index, container in enumerate(_containers(pod_spec, "containers")):
-        app = app + container_requests(container, f"spec.containers[{index}]")
-    sidecars = Resources()
-    init_peak = Resources()
-    for index, container in enumerate(_containers(pod_spec, "initContainers")):
-        requests = container_requests(container, f"spec.initContainers[{index}]")
-        if container.get("restartPolicy") == "Always":
-            app = app + requests
-            sidecars = sidecars + requests
-            init_peak = init_peak.maximum(sidecars)
-        else:
-            init_peak = init_peak.maximum(requests + sidecars)
-    effective = app.maximum(init_peak)
+        requests = container_requests(container, f"spec.containers[{index}]")
+        app = requests if app is _NOTHING else app + requests
+    init_containers = _containers(pod_spec, "initContainers")
+    if init_containers:
+        sidecars = _NOTHING
+        init_peak = _NOTHING
+        for index, container in enumerate(init_containers):
+            requests = container_requests(container, f"spec.initContainers[{index}]")
+            if container.get("restartPolicy") == "Always":
+                app = app + requests
+                sidecars = sidecars + requests
+                init_peak = init_peak.maximum(sidecars)
+            else:
+                init_peak = init_peak.maximum(requests + sidecars)
+        app = app.maximum(init_peak)
     overhead = pod_spec.get("overhead")
-    if isinstance(overhead, Mapping):
-        effective = effective + Resources.from_resource_list(overhead, "spec.overhead")
-    return effective + _ONE_POD
+    if overhead:
+        app = app + Resources.from_resource_list(as_map(overhead), "spec.overhead")
+    return app + _ONE_POD
 
 
 def owner_kinds(pod: Pod) -> list[str]:

@@ -89,6 +89,15 @@ def _scaled(text: str, scale: int) -> int | None:
     return None if quantity < 0 else _ceil(quantity * scale)
 
 
+def cached_millis(value: object) -> int | None:
+    """Millis of a well-formed quantity string, from the memo; None otherwise (caller reports)."""
+    return _scaled(value, 1000) if isinstance(value, str) else None
+
+
+def cached_units(value: object) -> int | None:
+    return _scaled(value, 1) if isinstance(value, str) else None
+
+
 def _convert(value: object, field: str, scale: int) -> int:
     if isinstance(value, str):
         result = _scaled(value, scale)

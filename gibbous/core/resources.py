@@ -10,7 +10,15 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from gibbous.core import keys
-from gibbous.core.quantity import format_bytes, format_cpu, format_gib, to_millis, to_units
+from gibbous.core.quantity import (
+    cached_millis,
+    cached_units,
+    format_bytes,
+    format_cpu,
+    format_gib,
+    to_millis,
+    to_units,
+)
 
 CPU = "cpu"
 MEMORY = "memory"
@@ -31,24 +39,32 @@ class Resources:
 
     @classmethod
     def from_resource_list(cls, values: Mapping[str, object], field_path: str) -> Resources:
-        """Parse a Kubernetes ResourceList (`{"cpu": "500m", "memory": "1Gi"}`)."""
+        """Parse a Kubernetes ResourceList (`{"cpu": "500m", "memory": "1Gi"}`).
+
+        Errors name `field_path.<resource>`; the path is only built when one occurs."""
         cpu = memory = gpus = pods = ephemeral = 0
         extended: dict[str, int] = {}
         for name, raw in values.items():
-            path = f"{field_path}.{name}"
             if name == CPU:
-                cpu = to_millis(raw, path)
-            elif name == MEMORY:
-                memory = to_units(raw, path)
+                value = cached_millis(raw)
+                cpu = value if value is not None else to_millis(raw, f"{field_path}.{name}")
+                continue
+            value = cached_units(raw)
+            if value is None:
+                value = to_units(raw, f"{field_path}.{name}")
+            if name == MEMORY:
+                memory = value
             elif name == GPU:
-                gpus = to_units(raw, path)
+                gpus = value
             elif name == PODS:
-                pods = to_units(raw, path)
+                pods = value
             elif name == EPHEMERAL:
-                ephemeral = to_units(raw, path)
+                ephemeral = value
             else:
-                extended[name] = to_units(raw, path)
-        return cls(cpu, memory, gpus, pods, ephemeral, tuple(sorted(extended.items())))
+                extended[name] = value
+        return cls(
+            cpu, memory, gpus, pods, ephemeral, tuple(sorted(extended.items())) if extended else ()
+        )
 
     def to_resource_list(self) -> dict[str, str]:
         out: dict[str, str] = {}
