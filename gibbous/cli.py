@@ -164,6 +164,33 @@ def build_parser() -> argparse.ArgumentParser:
         "--cert-days", type=int, default=90, help="serving certificate validity (default 90)"
     )
 
+    ext = commands.add_parser(
+        "extender",
+        help="serve the kube-scheduler extender (filter and prioritize)",
+        description=(
+            "Serve POST /filter and POST /prioritize for kube-scheduler (both the full-NodeList and the "
+            "nodeCacheCapable NodeNames form), GET /healthz, /readyz (ready once the node and pod caches "
+            "are synced) and /metrics. Plain HTTP unless --tls-cert/--tls-key are given."
+        ),
+        epilog=_config_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_config_options(ext)
+    ext.add_argument(
+        "--listen",
+        default="0.0.0.0:8888",
+        metavar="HOST:PORT",
+        help="address (default 0.0.0.0:8888)",
+    )
+    ext.add_argument(
+        "--kubeconfig",
+        metavar="FILE",
+        help="kubeconfig for the node and pod caches (default: in-cluster)",
+    )
+    ext.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this certificate")
+    ext.add_argument("--tls-key", metavar="FILE", help="and this key")
+    ext.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+
     certs = commands.add_parser("certs", help="TLS material for the webhook")
     certs_commands = certs.add_subparsers(dest="certs_command", metavar="SUBCOMMAND")
     generate = certs_commands.add_parser(
@@ -327,6 +354,43 @@ def _self_managed_certificates(args: argparse.Namespace, config: Config) -> Self
     )
 
 
+def run_extender(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+
+    import uvicorn
+    from kubernetes import client
+
+    from gibbous.extender.app import create_app as create_extender
+    from gibbous.extender.state import InformerView
+    from gibbous.kubeapi import load_client_config
+    from gibbous.webhook.server import Listen, TLSServer
+
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    config = load_config(args.config, list(args.overrides))
+    try:
+        listen = Listen.parse(args.listen)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise ConfigError("--tls-cert and --tls-key go together")
+    view = InformerView(client.ApiClient(load_client_config(args.kubeconfig)))
+    view.start()
+    app = create_extender(config, view)
+    if args.tls_cert:
+        asyncio.run(
+            TLSServer(app, listen, args.tls_cert, args.tls_key, log_level=args.log_level).serve()
+        )
+    else:
+        uvicorn.run(
+            app, host=listen.host, port=listen.port, log_level=args.log_level, access_log=False
+        )
+    view.stop()
+    return EXIT_OK
+
+
 def run_certs(args: argparse.Namespace, stdout: TextIO) -> int:
     import datetime
 
@@ -369,6 +433,7 @@ def main(
         "estimate": lambda: run_estimate(args, out, stdin or sys.stdin),
         "config": lambda: run_config(args, out),
         "webhook": lambda: run_webhook(args),
+        "extender": lambda: run_extender(args),
         "certs": lambda: run_certs(args, out),
     }
     try:

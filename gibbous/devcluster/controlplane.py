@@ -127,6 +127,46 @@ class ControlPlane:
             )
         )
 
+    def start_scheduler(self, *, scheduler_name: str, extender_url: str, weight: int = 5) -> None:
+        """A kube-scheduler whose profile `scheduler_name` calls the extender at `extender_url`
+        (nodeCacheCapable, ignorable). Config v1beta1 for 1.19-1.22 binaries, v1 after."""
+        api_version = (
+            "kubescheduler.config.k8s.io/v1beta1"
+            if self.binaries.version() < (1, 23)
+            else "kubescheduler.config.k8s.io/v1"
+        )
+        config = {
+            "apiVersion": api_version,
+            "kind": "KubeSchedulerConfiguration",
+            "clientConnection": {"kubeconfig": str(self.kubeconfig)},
+            "leaderElection": {"leaderElect": False},
+            "profiles": [{"schedulerName": scheduler_name}],
+            "extenders": [
+                {
+                    "urlPrefix": extender_url,
+                    "filterVerb": "filter",
+                    "prioritizeVerb": "prioritize",
+                    "weight": weight,
+                    "nodeCacheCapable": True,
+                    "ignorable": True,
+                    "httpTimeout": "2s",
+                }
+            ],
+        }
+        path = self.directory / f"scheduler-{scheduler_name}.yaml"
+        path.write_text(json.dumps(config, indent=2))  # JSON is YAML
+        argv = [
+            str(self.binaries.scheduler),
+            f"--config={path}",
+            f"--authentication-kubeconfig={self.kubeconfig}",
+            f"--authorization-kubeconfig={self.kubeconfig}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={free_port()}",
+        ]
+        if self.binaries.version() < (1, 23):
+            argv.append("--port=0")
+        self._spawn(f"kube-scheduler-{scheduler_name}", argv)
+
     def _spawn(self, name: str, argv: list[str]) -> None:
         # The child gets its own copy of the descriptor; ours is closed at once.
         with (self.directory / f"{name}.log").open("ab") as log:

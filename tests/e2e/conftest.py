@@ -51,15 +51,23 @@ def eventually(
         time.sleep(0.2)
 
 
+def server_minor(api: client.ApiClient) -> int:
+    return int("".join(ch for ch in client.VersionApi(api).get_code().minor if ch.isdigit()))
+
+
 def make_namespace(api: client.ApiClient, name: str, labels: dict[str, str] | None = None) -> None:
+    """Create a namespace and wait until pods can be created in it (its default
+    ServiceAccount exists and, before 1.24, has its token Secret)."""
     core = client.CoreV1Api(api)
     core.create_namespace({"metadata": {"name": name, "labels": labels or {}}})
+    needs_token = server_minor(api) < 24
 
     def default_account() -> Any:
         try:
-            return core.read_namespaced_service_account("default", name)
+            account = core.read_namespaced_service_account("default", name)
         except client.ApiException:
             return None
+        return account if account.secrets or not needs_token else None
 
     eventually(default_account, what=f"default ServiceAccount in {name}")
 

@@ -1,0 +1,376 @@
+"""Where a pod may go among existing nodes, and how good each node is: the
+scheduler extender's decisions, as pure functions over Pod and Node objects.
+
+Filter (managed pods only; others pass untouched):
+  1. Hot-node mitigation: a node tainted `gibbous.dev/hot-node=hot` takes no
+     managed pod, one tainted `warm` takes no new bin-pack pod (transient).
+  2. Placement classes: bin-pack pods never go to bin-select nodes; bin-select
+     pods go to the node made for them, or (node reuse) to another bin-select
+     node, never to a Gibbous bin-pack node. A bin-select node made for a pod
+     that is still pending is reserved for it (transient). Nodes Gibbous did not
+     create are eligible for both classes.
+  3. Constraints: the node's instance type, price category, $/hr, GPU SKU and
+     count and family must satisfy the pod's annotations (permanent). On nodes
+     Gibbous did not create, what the labels do not say is not held against
+     the pod, their price counts as zero (already paid for), and only an
+     explicit instance-offerings annotation restricts the price category.
+
+Score, 0..10 (MaxExtenderPriority), deterministic:
+  * bin-select pod on the node made for it: 10;
+  * otherwise round(10 x (0.7 x utilisation after placement + 0.3 x cheapness))
+    minus 3 when the node's observed utilisation (annotation
+    `gibbous.dev/observed-utilization`, written by hot-node mitigation) is within
+    10 points of the yellow thresholds, clamped to 0..10.
+    Utilisation after placement = mean of the CPU and memory request fractions
+    (each capped at 1); cheapness = the lowest price per allocatable vCPU among
+    the candidates / this node's (1 for the cheapest; nodes Gibbous did not
+    create, or without a price, count as already paid for: 1).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from gibbous.core import keys
+from gibbous.core.classify import Placement, classify
+from gibbous.core.config import Config
+from gibbous.core.constraints import InstanceConstraints, PriceCategory, parse_constraints
+from gibbous.core.errors import GibbousError
+from gibbous.core.pods import Pod, annotations_of, as_map, labels_of, metadata, pod_requests, uid_of
+from gibbous.core.resources import Resources
+
+OBSERVED_UTILIZATION = "gibbous.dev/observed-utilization"
+WARM_MARGIN = 10.0
+
+
+@dataclass(frozen=True)
+class NodeView:
+    """What placement needs to know about a Node, read from its labels, taints and status."""
+
+    name: str
+    labels: Mapping[str, str]
+    taints: tuple[Mapping[str, Any], ...]
+    allocatable: Resources
+    created_by_gibbous: bool
+    placement: Placement | None
+    assigned_pod_uid: str
+    instance_type: str
+    category: PriceCategory | None
+    price_per_hour: float | None
+    gpu_sku: str
+    gpu_count: int | None
+    family: str
+    observed_cpu: float | None
+    observed_memory: float | None
+
+    @property
+    def hot_taint(self) -> str:
+        for taint in self.taints:
+            if taint.get("key") == keys.HOT_NODE_TAINT:
+                return str(taint.get("value") or "")
+        return ""
+
+
+def normalize_gpu_sku(text: str) -> str:
+    """`NVIDIA-A10G` -> `A10G`, `Tesla-T4-SHARED` -> `T4`, `nvidia-tesla-a100` -> `A100`,
+    `A100-SXM4-40GB` -> `A100`: the names GFD and GKE put on nodes, as SKUs."""
+    name = text.strip().upper().replace("_", "-")
+    for prefix in ("NVIDIA-TESLA-", "NVIDIA-", "TESLA-"):
+        if name.startswith(prefix):
+            name = name[len(prefix) :]
+            break
+    return name.split("-")[0]
+
+
+def _capacity_category(labels: Mapping[str, str]) -> PriceCategory | None:
+    for key, spot in (
+        (keys.CAPACITY_TYPE, "spot"),
+        (keys.KARPENTER_CAPACITY_TYPE, "spot"),
+        (keys.EKS_CAPACITY_TYPE, "SPOT"),
+        (keys.AKS_SCALESET_PRIORITY, "spot"),
+    ):
+        if key in labels:
+            return PriceCategory.SPOT if labels[key] == spot else PriceCategory.ON_DEMAND
+    if (
+        labels.get(keys.GKE_SPOT) == "true"
+        or labels.get("cloud.google.com/gke-preemptible") == "true"
+    ):
+        return PriceCategory.SPOT
+    return None
+
+
+_UTILIZATION = re.compile(r"(cpu|memory)=([0-9.]+)")
+
+
+def node_view(node: Mapping[str, Any], *, time_slices: int = 1) -> NodeView:
+    meta = metadata(node)
+    labels = as_map(meta.get("labels"))
+    spec = as_map(node.get("spec"))
+    status = as_map(node.get("status"))
+    raw_taints = spec.get("taints")
+    taints = (
+        tuple(t for t in raw_taints if isinstance(t, Mapping))
+        if isinstance(raw_taints, list)
+        else ()
+    )
+    try:
+        allocatable = Resources.from_resource_list(
+            as_map(status.get("allocatable")), "status.allocatable"
+        )
+    except GibbousError:
+        allocatable = Resources()
+    created = labels.get(keys.CREATED_BY) == keys.CREATED_BY_VALUE
+    placement_label = labels.get(keys.PLACEMENT)
+    placement = (
+        Placement(placement_label)
+        if created and placement_label in ("bin-pack", "bin-select")
+        else None
+    )
+    price_text = labels.get(keys.PRICE_PER_HOUR)
+    try:
+        price = float(price_text) if price_text else None
+    except ValueError:
+        price = None
+    sku = (
+        labels.get(keys.GPU_SKU)
+        or labels.get("nvidia.com/gpu.product")
+        or labels.get("cloud.google.com/gke-accelerator")
+        or labels.get("karpenter.k8s.aws/instance-gpu-name")
+        or ""
+    )
+    count_text = (
+        labels.get(keys.GPU_COUNT)
+        or labels.get("nvidia.com/gpu.count")
+        or labels.get("karpenter.k8s.aws/instance-gpu-count")
+        or ""
+    )
+    gpu_count = (
+        int(count_text)
+        if count_text.isdigit()
+        else (
+            allocatable.gpus // max(1, time_slices)
+            if allocatable.gpus
+            else (0 if created else None)
+        )
+    )
+    instance_type = labels.get(keys.INSTANCE_TYPE) or labels.get(keys.INSTANCE_TYPE_BETA) or ""
+    observed = dict(
+        _UTILIZATION.findall(str(as_map(meta.get("annotations")).get(OBSERVED_UTILIZATION, "")))
+    )
+    return NodeView(
+        name=str(meta.get("name") or ""),
+        labels=labels,
+        taints=taints,
+        allocatable=allocatable,
+        created_by_gibbous=created,
+        placement=placement,
+        assigned_pod_uid=labels.get(keys.ASSIGNED_POD_UID, ""),
+        instance_type=instance_type,
+        category=_capacity_category(labels),
+        price_per_hour=price,
+        gpu_sku=normalize_gpu_sku(sku) if sku else "",
+        gpu_count=gpu_count,
+        family=labels.get(keys.INSTANCE_FAMILY)
+        or labels.get("karpenter.k8s.aws/instance-family")
+        or (instance_type.split(".")[0].lower() if "." in instance_type else ""),
+        observed_cpu=float(observed["cpu"]) if "cpu" in observed else None,
+        observed_memory=float(observed["memory"]) if "memory" in observed else None,
+    )
+
+
+@dataclass(frozen=True)
+class PodFacts:
+    """The pod as placement sees it; `None` constraints means they could not be parsed."""
+
+    uid: str
+    placement: Placement
+    requests: Resources
+    constraints: InstanceConstraints
+    offerings: frozenset[PriceCategory]
+
+
+def pod_facts(pod: Pod, config: Config) -> PodFacts:
+    """Class from the webhook's label when present (it saw VPA's requests), else computed."""
+    pod_annotations = annotations_of(pod)
+    requests = pod_requests(pod)
+    label = labels_of(pod).get(keys.PLACEMENT)
+    placement = (
+        Placement(label)
+        if label in ("bin-pack", "bin-select")
+        else classify(requests, pod_annotations, config).placement
+    )
+    constraints = parse_constraints(pod_annotations)
+    if constraints.offerings is not None:
+        offerings = constraints.offerings
+    else:
+        offerings = (
+            config.bin_pack_node_pricing
+            if placement is Placement.BIN_PACK
+            else config.default_offerings
+        )
+    return PodFacts(uid_of(pod), placement, requests, constraints, offerings)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    node: str
+    ok: bool
+    reason: str = ""
+    permanent: bool = False
+
+
+def _constraint_mismatch(facts: PodFacts, node: NodeView) -> str:
+    constraints = facts.constraints
+    category = node.category or PriceCategory.ON_DEMAND
+    # Default offerings govern the nodes Gibbous buys; on other nodes only an
+    # explicit instance-offerings annotation restricts the pod.
+    explicit = constraints.offerings is not None
+    if (node.created_by_gibbous or explicit) and category not in facts.offerings:
+        return f"node is {category}, pod allows {','.join(sorted(facts.offerings))}"
+    if constraints.type_pattern is not None:
+        if node.instance_type and not constraints.type_pattern.search(node.instance_type):
+            return f"instance type {node.instance_type} does not match {constraints.type_pattern.source!r}"
+        if not node.instance_type and node.created_by_gibbous:
+            return "node has no instance-type label"
+    if (
+        constraints.gpu_skus is not None
+        and node.gpu_sku
+        and node.gpu_sku not in constraints.gpu_skus
+    ):
+        return f"GPU {node.gpu_sku} not in {'/'.join(sorted(constraints.gpu_skus))}"
+    if (
+        constraints.max_gpus is not None
+        and node.gpu_count is not None
+        and node.gpu_count > constraints.max_gpus
+    ):
+        return f"node has {node.gpu_count} GPUs, pod allows at most {constraints.max_gpus}"
+    if node.family:
+        if (
+            constraints.families_included is not None
+            and node.family not in constraints.families_included
+        ):
+            return f"family {node.family} not included"
+        if node.family in constraints.families_excluded:
+            return f"family {node.family} excluded"
+    if (
+        constraints.max_cost_per_hour is not None
+        and node.created_by_gibbous
+        and node.price_per_hour is not None
+        and node.price_per_hour > constraints.max_cost_per_hour + 1e-9
+    ):
+        return f"node costs ${node.price_per_hour:g}/hr, pod allows ${constraints.max_cost_per_hour:g}/hr"
+    return ""
+
+
+def filter_node(
+    facts: PodFacts, node: NodeView, *, reserved_for_pending: Callable[[str], bool]
+) -> Verdict:
+    hot = node.hot_taint
+    if hot == keys.HOT_NODE_HOT:
+        return Verdict(node.name, False, "gibbous: node is hot")
+    if hot == keys.HOT_NODE_WARM and facts.placement is Placement.BIN_PACK:
+        return Verdict(node.name, False, "gibbous: node is warm")
+    if facts.placement is Placement.BIN_PACK:
+        if node.placement is Placement.BIN_SELECT:
+            return Verdict(
+                node.name, False, "gibbous: bin-select node, pod is bin-pack", permanent=True
+            )
+    else:
+        if node.placement is Placement.BIN_PACK:
+            return Verdict(
+                node.name, False, "gibbous: bin-pack node, pod is bin-select", permanent=True
+            )
+        if (
+            node.placement is Placement.BIN_SELECT
+            and node.assigned_pod_uid
+            and node.assigned_pod_uid != facts.uid
+            and reserved_for_pending(node.assigned_pod_uid)
+        ):
+            return Verdict(node.name, False, "gibbous: node is reserved for another pending pod")
+    mismatch = _constraint_mismatch(facts, node)
+    if mismatch:
+        return Verdict(node.name, False, f"gibbous: {mismatch}", permanent=True)
+    return Verdict(node.name, True)
+
+
+def filter_nodes(
+    facts: PodFacts,
+    nodes: Iterable[NodeView],
+    *,
+    node_reuse: bool,
+    reserved_for_pending: Callable[[str], bool],
+) -> list[Verdict]:
+    out = []
+    for node in nodes:
+        verdict = filter_node(facts, node, reserved_for_pending=reserved_for_pending)
+        if (
+            verdict.ok
+            and not node_reuse
+            and facts.placement is Placement.BIN_SELECT
+            and node.placement is Placement.BIN_SELECT
+            and node.assigned_pod_uid != facts.uid
+        ):
+            verdict = Verdict(node.name, False, "gibbous: node reuse is off", permanent=True)
+        out.append(verdict)
+    return out
+
+
+def score_nodes(
+    facts: PodFacts,
+    nodes: list[NodeView],
+    used: Mapping[str, Resources],
+    config: Config,
+) -> list[tuple[str, int]]:
+    """(node name, 0..10) for every node, in input order; see the module doc for the formula."""
+
+    def unit_price(node: NodeView) -> float:
+        if (
+            not node.created_by_gibbous
+            or node.price_per_hour is None
+            or node.allocatable.cpu_millis <= 0
+        ):
+            return 0.0
+        return node.price_per_hour / (node.allocatable.cpu_millis / 1000)
+
+    prices = [unit_price(n) for n in nodes]
+    lowest = min((p for p in prices if p > 0), default=0.0)
+    hot = config.hot_node
+    out = []
+    for node, price in zip(nodes, prices, strict=True):
+        if (
+            facts.placement is Placement.BIN_SELECT
+            and node.assigned_pod_uid
+            and node.assigned_pod_uid == facts.uid
+        ):
+            out.append((node.name, 10))
+            continue
+        after = used.get(node.name, Resources()) + facts.requests
+        fractions = [
+            min(1.0, after.cpu_millis / node.allocatable.cpu_millis)
+            if node.allocatable.cpu_millis
+            else 1.0,
+            min(1.0, after.memory_bytes / node.allocatable.memory_bytes)
+            if node.allocatable.memory_bytes
+            else 1.0,
+        ]
+        utilisation = sum(fractions) / 2
+        cheapness = lowest / price if price > 0 else 1.0
+        score = round(10 * (0.7 * utilisation + 0.3 * cheapness))
+        near_warm = (
+            node.observed_cpu is not None and node.observed_cpu >= hot.yellow_cpu - WARM_MARGIN
+        ) or (
+            node.observed_memory is not None
+            and node.observed_memory >= hot.yellow_memory - WARM_MARGIN
+        )
+        if near_warm:
+            score -= 3
+        out.append((node.name, max(0, min(10, score))))
+    return out
+
+
+def is_managed_pod(pod: Pod, config: Config) -> bool:
+    key, value = config.managed_label
+    return labels_of(pod).get(key) == value

@@ -1,0 +1,1 @@
+"""The kube-scheduler extender: filter and prioritize for managed pods."""

@@ -1,0 +1,244 @@
+"""The extender as an ASGI app: POST /filter, POST /prioritize, GET /healthz, /readyz, /metrics.
+
+Wire format (k8s.io/kube-scheduler/extender/v1): no json tags, so keys are Go
+field names: ExtenderArgs {Pod, Nodes, NodeNames}; ExtenderFilterResult {Nodes,
+NodeNames, FailedNodes, FailedAndUnresolvableNodes, Error}; HostPriorityList
+[{Host, Score}]. With nodeCacheCapable the scheduler sends NodeNames (Nodes
+null) and reads NodeNames back, each of which must be from the input; otherwise
+full Nodes both ways. Replies use the request's form. An internal failure sets
+Error (the scheduler skips an ignorable extender), never hangs, never 500s.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from gibbous.core.config import Config
+from gibbous.core.placement import (
+    NodeView,
+    filter_nodes,
+    is_managed_pod,
+    node_view,
+    pod_facts,
+    score_nodes,
+)
+from gibbous.extender.state import ClusterView
+
+log = logging.getLogger("gibbous.extender")
+
+MAX_BODY_BYTES = 64 * 1024 * 1024  # a full NodeList of 5,000 nodes is tens of MB
+JSON = "application/json"
+
+
+class BadArgs(ValueError):
+    pass
+
+
+def decode_args(
+    body: bytes,
+) -> tuple[dict[str, Any], list[dict[str, Any]] | None, list[str] | None]:
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise BadArgs(f"body is not JSON: {error}") from None
+    if not isinstance(document, dict):
+        raise BadArgs("body is not a JSON object")
+    pod = document.get("Pod")
+    if not isinstance(pod, dict):
+        raise BadArgs("Pod is missing or not an object")
+    nodes = document.get("Nodes")
+    names = document.get("NodeNames")
+    if nodes is not None:
+        if not isinstance(nodes, dict) or not isinstance(nodes.get("items") or [], list):
+            raise BadArgs("Nodes is not a NodeList")
+        items = [n for n in nodes.get("items") or [] if isinstance(n, dict)]
+        return pod, items, None
+    if names is not None:
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise BadArgs("NodeNames is not a list of strings")
+        return pod, None, names
+    return pod, [], None
+
+
+class ExtenderMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "gibbous_extender_requests",
+            "Extender calls",
+            ["verb", "outcome"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "gibbous_extender_request_duration_seconds",
+            "Time to answer",
+            ["verb"],
+            buckets=(0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
+            registry=self.registry,
+        )
+        self.rejections = Counter(
+            "gibbous_extender_rejected_nodes",
+            "Nodes filtered out",
+            ["kind"],
+            registry=self.registry,
+        )
+
+
+def create_app(
+    config: Config, cluster: ClusterView, metrics: ExtenderMetrics | None = None
+) -> Starlette:
+    metrics = metrics or ExtenderMetrics()
+    slices = config.nvidia_gpu_time_slices
+
+    def views(
+        nodes: list[dict[str, Any]] | None, names: list[str] | None
+    ) -> tuple[list[NodeView], list[str]]:
+        """Node views to judge, plus names we cannot judge (not in the cache yet): those pass."""
+        if nodes is not None:
+            return [node_view(n, time_slices=slices) for n in nodes], []
+        known, unknown = [], []
+        for name in names or []:
+            node = cluster.node(name)
+            if node is None:
+                unknown.append(name)
+            else:
+                known.append(node_view(node, time_slices=slices))
+        return known, unknown
+
+    def filter_reply(
+        pod: dict[str, Any], nodes: list[dict[str, Any]] | None, names: list[str] | None
+    ) -> dict[str, Any]:
+        if not is_managed_pod(pod, config):
+            return {
+                "Nodes": {"metadata": {}, "items": nodes} if nodes is not None else None,
+                "NodeNames": names,
+                "FailedNodes": {},
+                "FailedAndUnresolvableNodes": {},
+                "Error": "",
+            }
+        facts = pod_facts(pod, config)
+        judged, unknown = views(nodes, names)
+        verdicts = filter_nodes(
+            facts,
+            judged,
+            node_reuse=config.bin_select_node_reuse,
+            reserved_for_pending=cluster.is_pending,
+        )
+        passed = {v.node for v in verdicts if v.ok} | set(unknown)
+        # Permanent rejections go in both maps: FailedAndUnresolvableNodes takes precedence
+        # where the scheduler knows it (>= 1.21); older schedulers only read FailedNodes.
+        failed = {v.node: v.reason for v in verdicts if not v.ok}
+        unresolvable = {v.node: v.reason for v in verdicts if not v.ok and v.permanent}
+        metrics.rejections.labels("transient").inc(len(failed) - len(unresolvable))
+        metrics.rejections.labels("permanent").inc(len(unresolvable))
+        if nodes is not None:
+            kept = [n for n in nodes if (n.get("metadata") or {}).get("name") in passed]
+            return {
+                "Nodes": {"metadata": {}, "items": kept},
+                "NodeNames": None,
+                "FailedNodes": failed,
+                "FailedAndUnresolvableNodes": unresolvable,
+                "Error": "",
+            }
+        return {
+            "Nodes": None,
+            "NodeNames": [n for n in names or [] if n in passed],
+            "FailedNodes": failed,
+            "FailedAndUnresolvableNodes": unresolvable,
+            "Error": "",
+        }
+
+    def prioritize_reply(
+        pod: dict[str, Any], nodes: list[dict[str, Any]] | None, names: list[str] | None
+    ) -> list[dict[str, Any]]:
+        order = (
+            [(n.get("metadata") or {}).get("name", "") for n in nodes]
+            if nodes is not None
+            else list(names or [])
+        )
+        if not is_managed_pod(pod, config):
+            return [{"Host": name, "Score": 0} for name in order]
+        facts = pod_facts(pod, config)
+        judged, _ = views(nodes, names)
+        scores = dict(score_nodes(facts, judged, cluster.used(), config))
+        return [{"Host": name, "Score": scores.get(name, 0)} for name in order]
+
+    def endpoint(
+        verb: str, decide: Callable[..., Any], on_error: Callable[[str], Any]
+    ) -> Callable[[Request], Any]:
+        counted = {
+            o: metrics.requests.labels(verb, o) for o in ("ok", "bad_request", "internal_error")
+        }
+        latency = metrics.latency.labels(verb)
+
+        async def handle(request: Request) -> Response:
+            started = time.perf_counter()
+            body = await request.body()
+            if len(body) > MAX_BODY_BYTES:
+                return PlainTextResponse("request body too large", status_code=413)
+            try:
+                pod, nodes, names = decode_args(body)
+            except BadArgs as error:
+                counted["bad_request"].inc()
+                return PlainTextResponse(f"bad ExtenderArgs: {error}", status_code=400)
+            try:
+                reply = decide(pod, nodes, names)
+                counted["ok"].inc()
+            except Exception as error:
+                log.exception("internal error in %s", verb)
+                counted["internal_error"].inc()
+                reply = on_error(f"gibbous extender internal error: {error}")
+            latency.observe(time.perf_counter() - started)
+            return Response(orjson.dumps(reply), media_type=JSON)
+
+        return handle
+
+    def filter_error(message: str) -> dict[str, Any]:
+        return {
+            "Nodes": None,
+            "NodeNames": None,
+            "FailedNodes": {},
+            "FailedAndUnresolvableNodes": {},
+            "Error": message,
+        }
+
+    async def healthz(_: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    async def readyz(_: Request) -> Response:
+        if cluster.ready():
+            return PlainTextResponse("ok")
+        return PlainTextResponse("node cache not synced yet", status_code=503)
+
+    async def metrics_endpoint(_: Request) -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return Starlette(
+        routes=[
+            Route("/filter", endpoint("filter", filter_reply, filter_error), methods=["POST"]),
+            Route(
+                "/prioritize",
+                endpoint("prioritize", prioritize_reply, lambda _: []),
+                methods=["POST"],
+            ),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics_endpoint, methods=["GET"]),
+        ]
+    )

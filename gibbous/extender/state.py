@@ -1,0 +1,123 @@
+"""What the extender knows about the cluster: nodes by name, pod requests per node,
+and which bin-select pods are still waiting for their node."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from kubernetes import client
+
+from gibbous.core.errors import GibbousError
+from gibbous.core.pods import node_name_of, pod_requests, uid_of
+from gibbous.core.resources import Resources
+from gibbous.kubecache import Informer
+
+
+class ClusterView(Protocol):
+    def ready(self) -> bool: ...
+    def node(self, name: str) -> Mapping[str, Any] | None: ...
+    def used(self) -> Mapping[str, Resources]: ...
+    def is_pending(self, pod_uid: str) -> bool: ...
+
+
+@dataclass
+class PodLedger:
+    """Requests of bound pods per node, and the uids of pods not yet bound.
+
+    Fed by pod events (informer callbacks), read by request handlers."""
+
+    per_node: dict[str, Resources] = field(default_factory=dict)
+    pods: dict[str, tuple[str, str, Resources]] = field(
+        default_factory=dict
+    )  # key -> (uid, node, requests)
+    pending: set[str] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def update(self, key: str, pod: Mapping[str, Any] | None) -> None:
+        with self.lock:
+            old = self.pods.pop(key, None)
+            if old is not None:
+                self.pending.discard(old[0])
+                if old[1]:
+                    self.per_node[old[1]] = self.per_node.get(old[1], Resources()) - old[2]
+            if pod is None:
+                return
+            status = pod.get("status") or {}
+            if status.get("phase") in ("Succeeded", "Failed"):
+                return
+            try:
+                requests = pod_requests(pod)
+            except GibbousError:
+                requests = Resources()
+            node = node_name_of(pod)
+            self.pods[key] = (uid_of(pod), node, requests)
+            if node:
+                self.per_node[node] = self.per_node.get(node, Resources()) + requests
+            else:
+                self.pending.add(uid_of(pod))
+
+    def used(self) -> dict[str, Resources]:
+        with self.lock:
+            return dict(self.per_node)
+
+    def is_pending(self, pod_uid: str) -> bool:
+        with self.lock:
+            return pod_uid in self.pending
+
+
+@dataclass
+class StaticView:
+    """A fixed cluster (tests, and the full-NodeList form with no API access)."""
+
+    nodes: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    ledger: PodLedger = field(default_factory=PodLedger)
+
+    def ready(self) -> bool:
+        return True
+
+    def node(self, name: str) -> Mapping[str, Any] | None:
+        return self.nodes.get(name)
+
+    def used(self) -> Mapping[str, Resources]:
+        return self.ledger.used()
+
+    def is_pending(self, pod_uid: str) -> bool:
+        return self.ledger.is_pending(pod_uid)
+
+
+class InformerView:
+    """Nodes and pods from list+watch caches of the API server."""
+
+    def __init__(self, api_client: Any) -> None:
+        core = client.CoreV1Api(api_client)
+        self.ledger = PodLedger()
+        self.nodes = Informer(core.list_node, name="nodes")
+        self.pods = Informer(
+            core.list_pod_for_all_namespaces,
+            name="pods",
+            on_change=self.ledger.update,
+            field_selector="status.phase!=Succeeded,status.phase!=Failed",
+        )
+
+    def start(self) -> None:
+        self.nodes.start()
+        self.pods.start()
+
+    def stop(self) -> None:
+        self.nodes.stop()
+        self.pods.stop()
+
+    def ready(self) -> bool:
+        return self.nodes.ready.is_set() and self.pods.ready.is_set()
+
+    def node(self, name: str) -> Mapping[str, Any] | None:
+        return self.nodes.get(name)
+
+    def used(self) -> Mapping[str, Resources]:
+        return self.ledger.used()
+
+    def is_pending(self, pod_uid: str) -> bool:
+        return self.ledger.is_pending(pod_uid)

@@ -1,0 +1,148 @@
+"""List + watch caches of Kubernetes objects (shared by the extender and the autoscaler).
+
+An `Informer` lists once (ready from then on), then watches from the list's
+resourceVersion; on 410 Gone (the version expired) it lists again. Objects are
+kept as the API's JSON dicts, keyed `namespace/name` (or `name` when cluster-scoped).
+Errors other than 410 are logged and retried with back-off; the cache keeps serving
+what it has.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from kubernetes import watch
+from kubernetes.client.exceptions import ApiException
+
+log = logging.getLogger("gibbous.kubecache")
+
+
+def object_key(obj: dict[str, Any]) -> str:
+    meta = obj.get("metadata") or {}
+    namespace = meta.get("namespace")
+    return f"{namespace}/{meta.get('name')}" if namespace else str(meta.get("name"))
+
+
+class Informer:
+    def __init__(
+        self,
+        list_function: Callable[..., Any],
+        *,
+        name: str,
+        on_change: Callable[[str, dict[str, Any] | None], None] | None = None,
+        watch_timeout_s: int = 300,
+        **list_arguments: Any,
+    ) -> None:
+        self.list_function = list_function
+        self.list_arguments = list_arguments
+        self.name = name
+        self.on_change = on_change
+        self.watch_timeout_s = watch_timeout_s
+        self.items: dict[str, dict[str, Any]] = {}
+        self.lock = threading.Lock()
+        self.ready = threading.Event()
+        self.stopped = threading.Event()
+        self.resource_version = ""
+        self.relists = 0
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        with self.lock:
+            return self.items.get(key)
+
+    def values(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return list(self.items.values())
+
+    def _set(self, key: str, obj: dict[str, Any] | None) -> None:
+        with self.lock:
+            if obj is None:
+                self.items.pop(key, None)
+            else:
+                self.items[key] = obj
+        if self.on_change is not None:
+            self.on_change(key, obj)
+
+    def list_once(self) -> None:
+        response = self.list_function(_preload_content=False, **self.list_arguments)
+        document = json.loads(response.data)
+        fresh = {object_key(item): item for item in document.get("items") or []}
+        with self.lock:
+            gone = set(self.items) - set(fresh)
+            self.items = fresh
+        if self.on_change is not None:
+            for key in gone:
+                self.on_change(key, None)
+            for key, item in fresh.items():
+                self.on_change(key, item)
+        self.resource_version = str((document.get("metadata") or {}).get("resourceVersion") or "")
+        self.relists += 1
+        self.ready.set()
+
+    def watch_once(self) -> None:
+        """One watch request; returns when it times out. Raises ApiException(410) when expired."""
+        stream = watch.Watch().stream(
+            self.list_function,
+            resource_version=self.resource_version,
+            timeout_seconds=self.watch_timeout_s,
+            allow_watch_bookmarks=True,
+            **self.list_arguments,
+        )
+        for event in stream:
+            if self.stopped.is_set():
+                return
+            kind = event.get("type")
+            raw = event.get("raw_object") or {}
+            if kind == "ERROR":
+                if raw.get("code") == 410:
+                    raise ApiException(status=410, reason="Gone")
+                log.warning("%s watch error: %s", self.name, raw.get("message"))
+                return
+            version = (raw.get("metadata") or {}).get("resourceVersion")
+            if version:
+                self.resource_version = str(version)
+            if kind in ("ADDED", "MODIFIED"):
+                self._set(object_key(raw), raw)
+            elif kind == "DELETED":
+                self._set(object_key(raw), None)
+
+    def run(self) -> None:
+        delay = 0.5
+        listed = False
+        while not self.stopped.is_set():
+            try:
+                if not listed:
+                    self.list_once()
+                    listed = True
+                self.watch_once()
+                delay = 0.5
+            except ApiException as error:
+                if error.status == 410:
+                    log.info("%s watch expired (410 Gone); listing again", self.name)
+                    listed = False
+                    continue
+                log.warning(
+                    "%s list/watch failed (%s); retrying in %.1fs", self.name, error.reason, delay
+                )
+                self.stopped.wait(delay)
+                delay = min(delay * 2, 30.0)
+            except Exception as error:
+                log.warning("%s list/watch failed (%s); retrying in %.1fs", self.name, error, delay)
+                self.stopped.wait(delay)
+                delay = min(delay * 2, 30.0)
+
+    def start(self) -> threading.Thread:
+        thread = threading.Thread(target=self.run, name=f"informer-{self.name}", daemon=True)
+        thread.start()
+        return thread
+
+    def wait_ready(self, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        return self.ready.wait(max(0.0, deadline - time.monotonic()))
+
+    def stop(self) -> None:
+        self.stopped.set()

@@ -1,0 +1,179 @@
+"""The real kube-scheduler calls the Gibbous extender (nodeCacheCapable) for managed pods."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import uvicorn
+from kubernetes import client
+
+from gibbous.core import keys
+from gibbous.devcluster.controlplane import ControlPlane
+from gibbous.extender.app import create_app
+from gibbous.extender.state import InformerView
+from tests.e2e.conftest import eventually, make_namespace
+from tests.factories import config as make_config
+
+pytestmark = pytest.mark.e2e
+SCHEDULER = "gibbous-scheduler"
+
+
+def node(
+    name: str, labels: dict[str, str], taints: list[dict[str, str]] | None = None
+) -> dict[str, Any]:
+    allocatable = {"cpu": "8", "memory": "32Gi", "pods": "110"}
+    return {
+        "metadata": {"name": name, "labels": {keys.HOSTNAME: name, keys.ARCH: "amd64", **labels}},
+        "spec": {"taints": taints or []},
+        "status": {"capacity": allocatable, "allocatable": allocatable},
+    }
+
+
+def register_node(api: client.ApiClient, body: dict[str, Any]) -> None:
+    core = client.CoreV1Api(api)
+    core.create_node(body)
+    # No kubelet here: report Ready ourselves, and keep only our own taints
+    # (admission may add node.kubernetes.io/not-ready on create).
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    status = {
+        **body["status"],
+        "conditions": [
+            {
+                "type": "Ready",
+                "status": "True",
+                "reason": "KubeletReady",
+                "lastHeartbeatTime": now,
+                "lastTransitionTime": now,
+            }
+        ],
+    }
+    core.patch_node_status(body["metadata"]["name"], {"status": status})
+    core.patch_node(body["metadata"]["name"], {"spec": {"taints": body["spec"]["taints"] or None}})
+
+
+def gibbous_labels(placement: str, **extra: str) -> dict[str, str]:
+    return {
+        keys.CREATED_BY: keys.CREATED_BY_VALUE,
+        keys.PLACEMENT: placement,
+        keys.CAPACITY_TYPE: "on-demand",
+        keys.INSTANCE_TYPE: "m5.2xlarge",
+        keys.PRICE_PER_HOUR: "0.3840",
+        **extra,
+    }
+
+
+@pytest.fixture(scope="module")
+def scheduler(api: client.ApiClient, control_plane: ControlPlane) -> Iterator[None]:
+    view = InformerView(api)
+    view.start()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(make_config(), view),
+            host="127.0.0.1",
+            port=0,
+            log_level="warning",
+            lifespan="off",
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    eventually(lambda: server.started, what="extender server")
+    port = server.servers[0].sockets[0].getsockname()[1]
+    eventually(view.ready, what="extender caches")
+    control_plane.start_scheduler(scheduler_name=SCHEDULER, extender_url=f"http://127.0.0.1:{port}")
+    yield
+    server.should_exit = True
+    view.stop()
+
+
+def pod(name: str, cpu: str, **labels: str) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "labels": {"elotl-luna": "true", **labels}},
+        "spec": {
+            "schedulerName": SCHEDULER,
+            # Tolerating every taint takes the in-tree TaintToleration filter out of
+            # the picture: only the extender keeps pods off hot nodes here.
+            "tolerations": [{"operator": "Exists"}],
+            "containers": [
+                {
+                    "name": "c",
+                    "image": "registry.k8s.io/pause:3.9",
+                    "resources": {"requests": {"cpu": cpu}},
+                }
+            ],
+        },
+    }
+
+
+def bound_node(api: client.ApiClient, namespace: str, name: str) -> str:
+    core = client.CoreV1Api(api)
+    node_name: str = eventually(
+        lambda: core.read_namespaced_pod(name, namespace).spec.node_name, what=f"{name} bound"
+    )
+    return node_name
+
+
+def test_hot_nodes_and_placement_classes_are_respected(
+    api: client.ApiClient, scheduler: None
+) -> None:
+    register_node(
+        api,
+        node(
+            "gib-hot",
+            gibbous_labels("bin-pack"),
+            [{"key": keys.HOT_NODE_TAINT, "value": "hot", "effect": "NoSchedule"}],
+        ),
+    )
+    register_node(api, node("gib-pack", gibbous_labels("bin-pack")))
+    register_node(
+        api,
+        node(
+            "gib-other-select",
+            gibbous_labels("bin-select", **{keys.ASSIGNED_POD_UID: "someone-else"}),
+        ),
+    )
+    make_namespace(api, "sched-a")
+    core = client.CoreV1Api(api)
+    for index in range(4):
+        core.create_namespaced_pod("sched-a", pod(f"small-{index}", "100m"))
+    placed = {bound_node(api, "sched-a", f"small-{index}") for index in range(4)}
+    assert placed == {"gib-pack"}  # never the hot node, never a bin-select node
+
+    big = core.create_namespaced_pod("sched-a", pod("big", "4"))
+    register_node(
+        api,
+        node(
+            "gib-select-big",
+            gibbous_labels("bin-select", **{keys.ASSIGNED_POD_UID: big.metadata.uid}),
+        ),
+    )
+    assert bound_node(api, "sched-a", "big") in ("gib-select-big", "gib-other-select")
+    events = core.list_namespaced_event("sched-a").items
+    assert not any(
+        e.reason == "FailedScheduling" and "gib-pack" in (e.message or "") for e in events
+    )
+
+
+def test_unschedulable_message_carries_gibbous_reasons(
+    api: client.ApiClient, scheduler: None
+) -> None:
+    make_namespace(api, "sched-b")
+    core = client.CoreV1Api(api)
+    spot_only = pod("spot-only", "100m")
+    spot_only["metadata"]["annotations"] = {keys.INSTANCE_OFFERINGS: "spot"}
+    core.create_namespaced_pod("sched-b", spot_only)
+
+    def condition() -> str | None:
+        current = core.read_namespaced_pod("spot-only", "sched-b")
+        for c in current.status.conditions or []:
+            if c.type == "PodScheduled" and c.status == "False" and c.message:
+                return str(c.message)
+        return None
+
+    message: str = eventually(condition, what="PodScheduled=False")
+    assert message.startswith("0/")
+    assert "gibbous: node is on-demand, pod allows spot" in message
