@@ -22,6 +22,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -127,15 +128,24 @@ class ControlPlane:
             )
         )
 
-    def start_scheduler(self, *, scheduler_name: str, extender_url: str, weight: int = 5) -> None:
+    def start_scheduler(
+        self,
+        *,
+        scheduler_name: str,
+        extender_url: str,
+        weight: int = 5,
+        configuration: dict[str, Any] | None = None,
+    ) -> None:
         """A kube-scheduler whose profile `scheduler_name` calls the extender at `extender_url`
-        (nodeCacheCapable, ignorable). Config v1beta1 for 1.19-1.22 binaries, v1 after."""
+        (nodeCacheCapable, ignorable). Config v1beta1 for 1.19-1.22 binaries, v1 after.
+        A given `configuration` (e.g. the one the manifests ship) is used with its
+        extender URL, client connection and leader election adapted to this plane."""
         api_version = (
             "kubescheduler.config.k8s.io/v1beta1"
             if self.binaries.version() < (1, 23)
             else "kubescheduler.config.k8s.io/v1"
         )
-        config = {
+        config: dict[str, Any] = {
             "apiVersion": api_version,
             "kind": "KubeSchedulerConfiguration",
             "clientConnection": {"kubeconfig": str(self.kubeconfig)},
@@ -153,6 +163,24 @@ class ControlPlane:
                 }
             ],
         }
+        if configuration is not None:
+            config = {
+                **configuration,
+                "clientConnection": {"kubeconfig": str(self.kubeconfig)},
+                "leaderElection": {"leaderElect": False},
+                "extenders": [
+                    {**e, "urlPrefix": extender_url} for e in configuration.get("extenders") or []
+                ],
+            }
+        if configuration is not None:
+            config = {
+                **configuration,
+                "clientConnection": {"kubeconfig": str(self.kubeconfig)},
+                "leaderElection": {"leaderElect": False},
+                "extenders": [
+                    {**e, "urlPrefix": extender_url} for e in configuration.get("extenders") or []
+                ],
+            }
         path = self.directory / f"scheduler-{scheduler_name}.yaml"
         path.write_text(json.dumps(config, indent=2))  # JSON is YAML
         argv = [

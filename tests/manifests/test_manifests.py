@@ -20,6 +20,8 @@ import yaml
 
 from gibbous.cli import build_parser
 from gibbous.core.config import build_config
+from gibbous.extender.app import create_app as create_extender_app
+from gibbous.extender.state import StaticView
 from gibbous.webhook.app import create_app
 
 MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
@@ -80,8 +82,11 @@ def test_webhook_configurations_are_wired_for_kube_apiserver(objects: list[dict[
                 assert hook["rules"][0]["operations"] == ["CREATE"]
 
 
-def test_deployment_is_hardened_and_its_command_line_parses(objects: list[dict[str, Any]]) -> None:
-    (deployment,) = find(objects, "Deployment", "gibbous-webhook")
+@pytest.mark.parametrize("name", ["gibbous-webhook", "gibbous-extender"])
+def test_deployment_is_hardened_and_its_command_line_parses(
+    objects: list[dict[str, Any]], name: str
+) -> None:
+    (deployment,) = find(objects, "Deployment", name)
     spec = deployment["spec"]
     assert spec["replicas"] >= 2
     pod = spec["template"]["spec"]
@@ -92,8 +97,8 @@ def test_deployment_is_hardened_and_its_command_line_parses(objects: list[dict[s
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
     assert container["resources"]["requests"]
     args = build_parser().parse_args(container["args"])
-    assert args.command == "webhook", shlex.join(container["args"])
-    assert find(objects, "PodDisruptionBudget", "gibbous-webhook")
+    assert args.command == name.removeprefix("gibbous-"), shlex.join(container["args"])
+    assert find(objects, "PodDisruptionBudget", name)
 
 
 def test_embedded_configuration_is_valid(objects: list[dict[str, Any]]) -> None:
@@ -107,3 +112,50 @@ def test_rbac_is_least_privilege(objects: list[dict[str, Any]]) -> None:
             assert "*" not in rule.get("verbs", []) and "*" not in rule.get("resources", [])
             if "secrets" in rule.get("resources", []) and rule["verbs"] != ["create"]:
                 assert rule.get("resourceNames") == ["gibbous-webhook-tls"]
+
+
+def scheduler_configuration(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    (config_map,) = find(objects, "ConfigMap", "gibbous-scheduler-config")
+    document: dict[str, Any] = yaml.safe_load(config_map["data"]["scheduler-config.yaml"])
+    return document
+
+
+def test_secondary_scheduler_calls_the_extender(objects: list[dict[str, Any]]) -> None:
+    configuration = scheduler_configuration(objects)
+    assert configuration["apiVersion"] in (
+        "kubescheduler.config.k8s.io/v1",
+        "kubescheduler.config.k8s.io/v1beta1",
+    )
+    (profile,) = configuration["profiles"]
+    (gibbous_config,) = find(objects, "ConfigMap", "gibbous-config")
+    assert (
+        profile["schedulerName"]
+        == build_config(yaml.safe_load(gibbous_config["data"]["config.yaml"])).scheduler_name
+    )
+    (extender,) = configuration["extenders"]
+    (service,) = find(objects, "Service", "gibbous-extender")
+    port = service["spec"]["ports"][0]["port"]
+    assert (
+        extender["urlPrefix"]
+        == f"http://{service['metadata']['name']}.{service['metadata']['namespace']}.svc:{port}"
+    )
+    routes = {route.path for route in create_extender_app(build_config(), StaticView()).routes}  # type: ignore[attr-defined]
+    assert f"/{extender['filterVerb']}" in routes and f"/{extender['prioritizeVerb']}" in routes
+    assert (
+        extender["nodeCacheCapable"] is True
+        and extender["ignorable"] is True
+        and extender["weight"] > 0
+    )
+    assert extender["httpTimeout"].endswith("s") and float(extender["httpTimeout"][:-1]) <= 5
+    assert configuration["leaderElection"]["leaderElect"] is True
+    (deployment,) = find(objects, "Deployment", "gibbous-scheduler")
+    image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+    if configuration["apiVersion"].endswith("v1beta1"):
+        assert image.endswith(("v1.19.0", "v1.20.2", "v1.21.0", "v1.22.0")) or ":v1.2" in image
+
+
+def test_extender_can_only_read_nodes_and_pods(objects: list[dict[str, Any]]) -> None:
+    (role,) = find(objects, "ClusterRole", "gibbous-extender")
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["nodes", "pods"], "verbs": ["list", "watch"]}
+    ]
