@@ -66,12 +66,7 @@ class NodeView:
     observed_cpu: float | None
     observed_memory: float | None
 
-    @property
-    def hot_taint(self) -> str:
-        for taint in self.taints:
-            if taint.get("key") == keys.HOT_NODE_TAINT:
-                return str(taint.get("value") or "")
-        return ""
+    hot_taint: str = ""
 
 
 def normalize_gpu_sku(text: str) -> str:
@@ -160,7 +155,11 @@ def node_view(node: Mapping[str, Any], *, time_slices: int = 1) -> NodeView:
     observed = dict(
         _UTILIZATION.findall(str(as_map(meta.get("annotations")).get(OBSERVED_UTILIZATION, "")))
     )
+    hot = next(
+        (str(t.get("value") or "") for t in taints if t.get("key") == keys.HOT_NODE_TAINT), ""
+    )
     return NodeView(
+        hot_taint=hot,
         name=str(meta.get("name") or ""),
         labels=labels,
         taints=taints,
@@ -296,6 +295,22 @@ def filter_node(
     return Verdict(node.name, True)
 
 
+def _signature(node: NodeView) -> tuple[object, ...]:
+    """Everything filter_node reads: nodes with equal signatures get equal verdicts."""
+    return (
+        node.hot_taint,
+        node.placement,
+        node.assigned_pod_uid,
+        node.created_by_gibbous,
+        node.category,
+        node.instance_type,
+        node.gpu_sku,
+        node.gpu_count,
+        node.family,
+        node.price_per_hour,
+    )
+
+
 def filter_nodes(
     facts: PodFacts,
     nodes: Iterable[NodeView],
@@ -303,9 +318,21 @@ def filter_nodes(
     node_reuse: bool,
     reserved_for_pending: Callable[[str], bool],
 ) -> list[Verdict]:
+    """filter_node for each node; nodes that look alike are judged once (large clusters
+    are mostly a few instance types)."""
     out = []
+    judged: dict[tuple[object, ...], Verdict] = {}
     for node in nodes:
-        verdict = filter_node(facts, node, reserved_for_pending=reserved_for_pending)
+        signature = _signature(node)
+        known = judged.get(signature)
+        if known is None:
+            known = filter_node(facts, node, reserved_for_pending=reserved_for_pending)
+            judged[signature] = known
+        verdict = (
+            known
+            if known.node == node.name
+            else Verdict(node.name, known.ok, known.reason, known.permanent)
+        )
         if (
             verdict.ok
             and not node_reuse
@@ -316,6 +343,37 @@ def filter_nodes(
             verdict = Verdict(node.name, False, "gibbous: node reuse is off", permanent=True)
         out.append(verdict)
     return out
+
+
+def judge_nodes(
+    facts: PodFacts,
+    nodes: Iterable[NodeView],
+    *,
+    node_reuse: bool,
+    reserved_for_pending: Callable[[str], bool],
+) -> tuple[set[str], dict[str, str], dict[str, str]]:
+    """(names that pass, every rejection with its reason, the permanent ones): what the
+    extender replies, without a Verdict per node."""
+    passed: set[str] = set()
+    rejected: dict[str, str] = {}
+    permanent: dict[str, str] = {}
+    judged: dict[tuple[object, ...], tuple[bool, str, bool]] = {}
+    for node in nodes:
+        signature = _signature(node)
+        known = judged.get(signature)
+        if known is None:
+            verdict = filter_nodes(
+                facts, [node], node_reuse=node_reuse, reserved_for_pending=reserved_for_pending
+            )[0]
+            known = (verdict.ok, verdict.reason, verdict.permanent)
+            judged[signature] = known
+        if known[0]:
+            passed.add(node.name)
+        else:
+            rejected[node.name] = known[1]
+            if known[2]:
+                permanent[node.name] = known[1]
+    return passed, rejected, permanent
 
 
 def score_nodes(

@@ -30,15 +30,8 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from gibbous.core.config import Config
-from gibbous.core.placement import (
-    NodeView,
-    filter_nodes,
-    is_managed_pod,
-    node_view,
-    pod_facts,
-    score_nodes,
-)
-from gibbous.extender.state import ClusterView
+from gibbous.core.placement import NodeView, is_managed_pod, judge_nodes, pod_facts, score_nodes
+from gibbous.extender.state import ClusterView, ViewCache
 
 log = logging.getLogger("gibbous.extender")
 
@@ -104,21 +97,21 @@ def create_app(
     config: Config, cluster: ClusterView, metrics: ExtenderMetrics | None = None
 ) -> Starlette:
     metrics = metrics or ExtenderMetrics()
-    slices = config.nvidia_gpu_time_slices
+    full_list_views = ViewCache(config.nvidia_gpu_time_slices)
 
     def views(
         nodes: list[dict[str, Any]] | None, names: list[str] | None
     ) -> tuple[list[NodeView], list[str]]:
         """Node views to judge, plus names we cannot judge (not in the cache yet): those pass."""
         if nodes is not None:
-            return [node_view(n, time_slices=slices) for n in nodes], []
+            return [full_list_views.view(n) for n in nodes], []
         known, unknown = [], []
         for name in names or []:
-            node = cluster.node(name)
-            if node is None:
+            view = cluster.node_view(name)
+            if view is None:
                 unknown.append(name)
             else:
-                known.append(node_view(node, time_slices=slices))
+                known.append(view)
         return known, unknown
 
     def filter_reply(
@@ -134,17 +127,15 @@ def create_app(
             }
         facts = pod_facts(pod, config)
         judged, unknown = views(nodes, names)
-        verdicts = filter_nodes(
+        # Permanent rejections go in both maps: FailedAndUnresolvableNodes takes precedence
+        # where the scheduler knows it (>= 1.21); older schedulers only read FailedNodes.
+        passed, failed, unresolvable = judge_nodes(
             facts,
             judged,
             node_reuse=config.bin_select_node_reuse,
             reserved_for_pending=cluster.is_pending,
         )
-        passed = {v.node for v in verdicts if v.ok} | set(unknown)
-        # Permanent rejections go in both maps: FailedAndUnresolvableNodes takes precedence
-        # where the scheduler knows it (>= 1.21); older schedulers only read FailedNodes.
-        failed = {v.node: v.reason for v in verdicts if not v.ok}
-        unresolvable = {v.node: v.reason for v in verdicts if not v.ok and v.permanent}
+        passed.update(unknown)
         metrics.rejections.labels("transient").inc(len(failed) - len(unresolvable))
         metrics.rejections.labels("permanent").inc(len(unresolvable))
         if nodes is not None:

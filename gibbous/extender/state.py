@@ -11,6 +11,7 @@ from typing import Any, Protocol
 from kubernetes import client
 
 from gibbous.core.errors import GibbousError
+from gibbous.core.placement import NodeView, node_view
 from gibbous.core.pods import node_name_of, pod_requests, uid_of
 from gibbous.core.resources import Resources
 from gibbous.kubecache import Informer
@@ -19,6 +20,7 @@ from gibbous.kubecache import Informer
 class ClusterView(Protocol):
     def ready(self) -> bool: ...
     def node(self, name: str) -> Mapping[str, Any] | None: ...
+    def node_view(self, name: str) -> NodeView | None: ...
     def used(self) -> Mapping[str, Resources]: ...
     def is_pending(self, pod_uid: str) -> bool: ...
 
@@ -68,18 +70,58 @@ class PodLedger:
             return pod_uid in self.pending
 
 
+class ViewCache:
+    """NodeViews built once per node version: reading labels and quantities is the
+    expensive part of judging a node, and nodes change far less often than pods arrive."""
+
+    def __init__(self, time_slices: int = 1) -> None:
+        self.time_slices = time_slices
+        self.views: dict[str, tuple[str, NodeView]] = {}
+        self.lock = threading.Lock()
+
+    def view(self, node: Mapping[str, Any]) -> NodeView:
+        meta = node.get("metadata") or {}
+        name = str(meta.get("name") or "")
+        version = str(meta.get("resourceVersion") or "")
+        with self.lock:
+            cached = self.views.get(name)
+        if cached is not None and cached[0] == version and version:
+            return cached[1]
+        built = node_view(node, time_slices=self.time_slices)
+        with self.lock:
+            self.views[name] = (version, built)
+        return built
+
+    def get(self, name: str) -> NodeView | None:
+        """The view built at the node's last change (a plain dict read: the request path)."""
+        cached = self.views.get(name)
+        return cached[1] if cached is not None else None
+
+    def forget(self, name: str) -> None:
+        with self.lock:
+            self.views.pop(name, None)
+
+
 @dataclass
 class StaticView:
     """A fixed cluster (tests, and the full-NodeList form with no API access)."""
 
     nodes: dict[str, Mapping[str, Any]] = field(default_factory=dict)
     ledger: PodLedger = field(default_factory=PodLedger)
+    cache: ViewCache = field(default_factory=ViewCache)
 
     def ready(self) -> bool:
         return True
 
     def node(self, name: str) -> Mapping[str, Any] | None:
         return self.nodes.get(name)
+
+    def node_view(self, name: str) -> NodeView | None:
+        view = self.cache.get(name)
+        if view is not None:
+            return view
+        node = self.nodes.get(name)
+        return None if node is None else self.cache.view(node)
 
     def used(self) -> Mapping[str, Resources]:
         return self.ledger.used()
@@ -94,7 +136,8 @@ class InformerView:
     def __init__(self, api_client: Any) -> None:
         core = client.CoreV1Api(api_client)
         self.ledger = PodLedger()
-        self.nodes = Informer(core.list_node, name="nodes")
+        self.cache = ViewCache()
+        self.nodes = Informer(core.list_node, name="nodes", on_change=self._node_changed)
         self.pods = Informer(
             core.list_pod_for_all_namespaces,
             name="pods",
@@ -113,8 +156,21 @@ class InformerView:
     def ready(self) -> bool:
         return self.nodes.ready.is_set() and self.pods.ready.is_set()
 
+    def _node_changed(self, key: str, node: Mapping[str, Any] | None) -> None:
+        if node is None:
+            self.cache.forget(key)
+        else:
+            self.cache.view(node)  # build now, off the request path
+
     def node(self, name: str) -> Mapping[str, Any] | None:
         return self.nodes.get(name)
+
+    def node_view(self, name: str) -> NodeView | None:
+        view = self.cache.get(name)
+        if view is not None:
+            return view
+        node = self.nodes.get(name)
+        return None if node is None else self.cache.view(node)
 
     def used(self) -> Mapping[str, Resources]:
         return self.ledger.used()

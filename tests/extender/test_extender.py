@@ -252,7 +252,7 @@ def test_malformed_bodies_get_400(body: bytes) -> None:
 
 
 def test_internal_error_sets_error_not_500(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(app_module, "filter_nodes", lambda *a, **k: 1 / 0)
+    monkeypatch.setattr(app_module, "judge_nodes", lambda *a, **k: 1 / 0)
     body = (
         client_for([make_node("n")])
         .post("/filter", json={"Pod": make_pod(), "Nodes": None, "NodeNames": ["n"]})
