@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from gibbous.core import keys
@@ -65,8 +65,10 @@ class NodeView:
     family: str
     observed_cpu: float | None
     observed_memory: float | None
-
     hot_taint: str = ""
+    # Derived once when the view is built (node views are cached per node version):
+    signature: tuple[object, ...] = ()
+    unit_price: float = 0.0  # $/hr per allocatable vCPU; 0 for nodes already paid for
 
 
 def normalize_gpu_sku(text: str) -> str:
@@ -101,6 +103,18 @@ _UTILIZATION = re.compile(r"(cpu|memory)=([0-9.]+)")
 
 
 def node_view(node: Mapping[str, Any], *, time_slices: int = 1) -> NodeView:
+    view = _read_node(node, time_slices)
+    unit = (
+        view.price_per_hour / (view.allocatable.cpu_millis / 1000)
+        if view.created_by_gibbous
+        and view.price_per_hour is not None
+        and view.allocatable.cpu_millis > 0
+        else 0.0
+    )
+    return replace(view, signature=_signature(view), unit_price=unit)
+
+
+def _read_node(node: Mapping[str, Any], time_slices: int) -> NodeView:
     meta = metadata(node)
     labels = as_map(meta.get("labels"))
     spec = as_map(node.get("spec"))
@@ -323,7 +337,7 @@ def filter_nodes(
     out = []
     judged: dict[tuple[object, ...], Verdict] = {}
     for node in nodes:
-        signature = _signature(node)
+        signature = node.signature or _signature(node)
         known = judged.get(signature)
         if known is None:
             known = filter_node(facts, node, reserved_for_pending=reserved_for_pending)
@@ -359,7 +373,7 @@ def judge_nodes(
     permanent: dict[str, str] = {}
     judged: dict[tuple[object, ...], tuple[bool, str, bool]] = {}
     for node in nodes:
-        signature = _signature(node)
+        signature = node.signature or _signature(node)
         known = judged.get(signature)
         if known is None:
             verdict = filter_nodes(
@@ -383,49 +397,32 @@ def score_nodes(
     config: Config,
 ) -> list[tuple[str, int]]:
     """(node name, 0..10) for every node, in input order; see the module doc for the formula."""
-
-    def unit_price(node: NodeView) -> float:
-        if (
-            not node.created_by_gibbous
-            or node.price_per_hour is None
-            or node.allocatable.cpu_millis <= 0
-        ):
-            return 0.0
-        return node.price_per_hour / (node.allocatable.cpu_millis / 1000)
-
-    prices = [unit_price(n) for n in nodes]
-    lowest = min((p for p in prices if p > 0), default=0.0)
+    lowest = min((n.unit_price for n in nodes if n.unit_price > 0), default=0.0)
     hot = config.hot_node
+    yellow_cpu = hot.yellow_cpu - WARM_MARGIN
+    yellow_memory = hot.yellow_memory - WARM_MARGIN
+    want_cpu = facts.requests.cpu_millis
+    want_memory = facts.requests.memory_bytes
+    own_uid = facts.uid if facts.placement is Placement.BIN_SELECT else ""
     out = []
-    for node, price in zip(nodes, prices, strict=True):
-        if (
-            facts.placement is Placement.BIN_SELECT
-            and node.assigned_pod_uid
-            and node.assigned_pod_uid == facts.uid
-        ):
+    for node in nodes:
+        if own_uid and node.assigned_pod_uid == own_uid:
             out.append((node.name, 10))
             continue
-        after = used.get(node.name, Resources()) + facts.requests
-        fractions = [
-            min(1.0, after.cpu_millis / node.allocatable.cpu_millis)
-            if node.allocatable.cpu_millis
-            else 1.0,
-            min(1.0, after.memory_bytes / node.allocatable.memory_bytes)
-            if node.allocatable.memory_bytes
-            else 1.0,
-        ]
-        utilisation = sum(fractions) / 2
-        cheapness = lowest / price if price > 0 else 1.0
-        score = round(10 * (0.7 * utilisation + 0.3 * cheapness))
-        near_warm = (
-            node.observed_cpu is not None and node.observed_cpu >= hot.yellow_cpu - WARM_MARGIN
-        ) or (
-            node.observed_memory is not None
-            and node.observed_memory >= hot.yellow_memory - WARM_MARGIN
-        )
-        if near_warm:
+        busy = used.get(node.name)
+        cpu = want_cpu + (busy.cpu_millis if busy is not None else 0)
+        memory = want_memory + (busy.memory_bytes if busy is not None else 0)
+        capacity = node.allocatable
+        cpu_share = min(1.0, cpu / capacity.cpu_millis) if capacity.cpu_millis else 1.0
+        memory_share = min(1.0, memory / capacity.memory_bytes) if capacity.memory_bytes else 1.0
+        cheapness = lowest / node.unit_price if node.unit_price > 0 else 1.0
+        score = round(10 * (0.35 * (cpu_share + memory_share) + 0.3 * cheapness))
+        observed_cpu, observed_memory = node.observed_cpu, node.observed_memory
+        if (observed_cpu is not None and observed_cpu >= yellow_cpu) or (
+            observed_memory is not None and observed_memory >= yellow_memory
+        ):
             score -= 3
-        out.append((node.name, max(0, min(10, score))))
+        out.append((node.name, 0 if score < 0 else 10 if score > 10 else score))
     return out
 
 

@@ -105,14 +105,7 @@ def create_app(
         """Node views to judge, plus names we cannot judge (not in the cache yet): those pass."""
         if nodes is not None:
             return [full_list_views.view(n) for n in nodes], []
-        known, unknown = [], []
-        for name in names or []:
-            view = cluster.node_view(name)
-            if view is None:
-                unknown.append(name)
-            else:
-                known.append(view)
-        return known, unknown
+        return cluster.views_for(names or [])
 
     def filter_reply(
         pod: dict[str, Any], nodes: list[dict[str, Any]] | None, names: list[str] | None
