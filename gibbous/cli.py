@@ -21,6 +21,7 @@ from gibbous.report import render_estimate
 
 if TYPE_CHECKING:
     from gibbous.certs.selfmanaged import SelfManagedCertificates
+    from gibbous.webhook.server import Listen
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
@@ -271,6 +272,22 @@ def run_config(args: argparse.Namespace, stdout: TextIO) -> int:
     return EXIT_OK
 
 
+def _server_setup(args: argparse.Namespace) -> tuple[Config, Listen]:
+    """Logging, configuration and the listen address, shared by the servers."""
+    import logging
+
+    from gibbous.webhook.server import Listen
+
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    config = load_config(args.config, list(args.overrides))
+    try:
+        return config, Listen.parse(args.listen)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+
+
 def run_webhook(args: argparse.Namespace) -> int:
     import asyncio
     import logging
@@ -278,16 +295,9 @@ def run_webhook(args: argparse.Namespace) -> int:
     from gibbous.core.mutation import ServerFeatures
     from gibbous.kubeapi import server_version, supports_scheduling_gates
     from gibbous.webhook.app import create_app
-    from gibbous.webhook.server import Listen, TLSServer
+    from gibbous.webhook.server import TLSServer
 
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    config = load_config(args.config, list(args.overrides))
-    try:
-        listen = Listen.parse(args.listen)
-    except ValueError as error:
-        raise ConfigError(str(error)) from None
+    config, listen = _server_setup(args)
     gates = args.scheduling_gates == "on"
     if args.scheduling_gates == "auto" and (
         config.provisioning_gate or config.estimate_only_namespaces
@@ -356,7 +366,6 @@ def _self_managed_certificates(args: argparse.Namespace, config: Config) -> Self
 
 def run_extender(args: argparse.Namespace) -> int:
     import asyncio
-    import logging
 
     import uvicorn
     from kubernetes import client
@@ -364,16 +373,9 @@ def run_extender(args: argparse.Namespace) -> int:
     from gibbous.extender.app import create_app as create_extender
     from gibbous.extender.state import InformerView
     from gibbous.kubeapi import load_client_config
-    from gibbous.webhook.server import Listen, TLSServer
+    from gibbous.webhook.server import TLSServer
 
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    config = load_config(args.config, list(args.overrides))
-    try:
-        listen = Listen.parse(args.listen)
-    except ValueError as error:
-        raise ConfigError(str(error)) from None
+    config, listen = _server_setup(args)
     if bool(args.tls_cert) != bool(args.tls_key):
         raise ConfigError("--tls-cert and --tls-key go together")
     view = InformerView(client.ApiClient(load_client_config(args.kubeconfig)))

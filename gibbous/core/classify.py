@@ -18,6 +18,7 @@ from enum import StrEnum
 
 from gibbous.core import keys
 from gibbous.core.config import Config
+from gibbous.core.constraints import PriceCategory
 from gibbous.core.quantity import format_bytes, format_cpu
 from gibbous.core.resources import Resources
 
@@ -31,6 +32,21 @@ class Placement(StrEnum):
 class Classification:
     placement: Placement
     reason: str
+
+
+def offerings_for(
+    declared: frozenset[PriceCategory] | None, placement: Placement | None, config: Config
+) -> frozenset[PriceCategory]:
+    """The price categories a pod may run on: its instance-offerings annotation, else the
+    default of its class (bin-pack pods follow binPackingNodePricing, since they share the
+    bin-pack nodes; other pods defaultInstanceOfferings)."""
+    if declared is not None:
+        return declared
+    return (
+        config.bin_pack_node_pricing
+        if placement is Placement.BIN_PACK
+        else config.default_offerings
+    )
 
 
 def classify(requests: Resources, annotations: Mapping[str, str], config: Config) -> Classification:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from gibbous.core.affinity import pod_node_affinity
-from gibbous.core.classify import Classification, Placement, classify
+from gibbous.core.classify import Classification, classify, offerings_for
 from gibbous.core.config import Config
-from gibbous.core.constraints import PriceCategory, parse_constraints
+from gibbous.core.constraints import parse_constraints
 from gibbous.core.packing import PendingPod
 from gibbous.core.pods import (
     Pod,
@@ -19,31 +19,13 @@ from gibbous.core.pods import (
 from gibbous.core.selection import PodRequirement
 
 
-def pod_offerings(pod: Pod, placement: Placement, config: Config) -> frozenset[PriceCategory]:
-    """Price categories a pod may run on: its annotation, else the class default
-    (bin-pack pods follow binPackingNodePricing, others defaultInstanceOfferings)."""
-    constraints = parse_constraints(annotations_of(pod))
-    if constraints.offerings is not None:
-        return constraints.offerings
-    return (
-        config.bin_pack_node_pricing
-        if placement is Placement.BIN_PACK
-        else config.default_offerings
-    )
-
-
 def describe_pod(pod: Pod, config: Config) -> tuple[PendingPod, Classification]:
     """Raise GibbousError (InvalidQuantityError, InvalidAnnotationsError) on bad input."""
     requests = pod_requests(pod)
     pod_annotations = annotations_of(pod)
     constraints = parse_constraints(pod_annotations)
     classification = classify(requests, pod_annotations, config)
-    if constraints.offerings is not None:
-        offerings = constraints.offerings
-    elif classification.placement is Placement.BIN_PACK:
-        offerings = config.bin_pack_node_pricing
-    else:
-        offerings = config.default_offerings
+    offerings = offerings_for(constraints.offerings, classification.placement, config)
     requirement = PodRequirement(
         requests=requests,
         constraints=constraints,

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gibbous.core import keys
-from gibbous.core.classify import Placement, classify
+from gibbous.core.classify import Placement, classify, offerings_for
 from gibbous.core.config import Config
 from gibbous.core.constraints import InstanceConstraints, PriceCategory, parse_constraints
 from gibbous.core.errors import GibbousError
@@ -117,20 +117,6 @@ class _Patch:
             self.operations.append({"op": "add", "path": f"{parent}/-", "value": item})
 
 
-def _offerings(
-    constraints: InstanceConstraints | None, placement: Placement | None, config: Config
-) -> frozenset[PriceCategory]:
-    if constraints is None:
-        return config.default_offerings
-    if constraints.offerings is not None:
-        return constraints.offerings
-    return (
-        config.bin_pack_node_pricing
-        if placement is Placement.BIN_PACK
-        else config.default_offerings
-    )
-
-
 def plan_mutation(
     pod: Pod,
     *,
@@ -179,7 +165,9 @@ def plan_mutation(
         warnings=warnings,
     )
 
-    if placement is not None and PriceCategory.SPOT in _offerings(constraints, placement, config):
+    if placement is not None and PriceCategory.SPOT in offerings_for(
+        constraints.offerings if constraints else None, placement, config
+    ):
         raw_tolerations = spec.get("tolerations")
         existing: list[Mapping[str, Any]] = (
             raw_tolerations if isinstance(raw_tolerations, list) else []

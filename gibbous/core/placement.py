@@ -35,7 +35,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from gibbous.core import keys
-from gibbous.core.classify import Placement, classify
+from gibbous.core.classify import Placement, classify, offerings_for
 from gibbous.core.config import Config
 from gibbous.core.constraints import InstanceConstraints, PriceCategory, parse_constraints
 from gibbous.core.errors import GibbousError
@@ -216,14 +216,7 @@ def pod_facts(pod: Pod, config: Config) -> PodFacts:
         else classify(requests, pod_annotations, config).placement
     )
     constraints = parse_constraints(pod_annotations)
-    if constraints.offerings is not None:
-        offerings = constraints.offerings
-    else:
-        offerings = (
-            config.bin_pack_node_pricing
-            if placement is Placement.BIN_PACK
-            else config.default_offerings
-        )
+    offerings = offerings_for(constraints.offerings, placement, config)
     return PodFacts(uid_of(pod), placement, requests, constraints, offerings)
 
 

@@ -4,6 +4,7 @@ and which bin-select pods are still waiting for their node."""
 from __future__ import annotations
 
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -123,29 +124,28 @@ class ViewCache:
             self.views.pop(name, None)
 
 
-@dataclass
-class StaticView:
-    """A fixed cluster (tests, and the full-NodeList form with no API access)."""
+class _CachedNodes(ABC):
+    """Node views from `self.cache`, loading raw nodes with `_load`; pod facts from `self.ledger`."""
 
-    nodes: dict[str, Mapping[str, Any]] = field(default_factory=dict)
-    ledger: PodLedger = field(default_factory=PodLedger)
-    cache: ViewCache = field(default_factory=ViewCache)
+    cache: ViewCache
+    ledger: PodLedger
 
-    def ready(self) -> bool:
-        return True
+    @abstractmethod
+    def _load(self, name: str) -> Mapping[str, Any] | None:
+        """The raw Node object called `name`, if known."""
 
     def node(self, name: str) -> Mapping[str, Any] | None:
-        return self.nodes.get(name)
+        return self._load(name)
 
     def node_view(self, name: str) -> NodeView | None:
         view = self.cache.get(name)
         if view is not None:
             return view
-        node = self.nodes.get(name)
+        node = self._load(name)
         return None if node is None else self.cache.view(node)
 
     def views_for(self, names: list[str]) -> tuple[list[NodeView], list[str]]:
-        return self.cache.views_for(names, self.nodes.get)
+        return self.cache.views_for(names, self._load)
 
     def used(self) -> Mapping[str, Resources]:
         return self.ledger.used()
@@ -154,7 +154,22 @@ class StaticView:
         return self.ledger.is_pending(pod_uid)
 
 
-class InformerView:
+@dataclass
+class StaticView(_CachedNodes):
+    """A fixed cluster (tests and benchmarks)."""
+
+    nodes: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    ledger: PodLedger = field(default_factory=PodLedger)
+    cache: ViewCache = field(default_factory=ViewCache)
+
+    def ready(self) -> bool:
+        return True
+
+    def _load(self, name: str) -> Mapping[str, Any] | None:
+        return self.nodes.get(name)
+
+
+class InformerView(_CachedNodes):
     """Nodes and pods from list+watch caches of the API server."""
 
     def __init__(self, api_client: Any) -> None:
@@ -186,21 +201,5 @@ class InformerView:
         else:
             self.cache.view(node)  # build now, off the request path
 
-    def node(self, name: str) -> Mapping[str, Any] | None:
+    def _load(self, name: str) -> Mapping[str, Any] | None:
         return self.nodes.get(name)
-
-    def node_view(self, name: str) -> NodeView | None:
-        view = self.cache.get(name)
-        if view is not None:
-            return view
-        node = self.nodes.get(name)
-        return None if node is None else self.cache.view(node)
-
-    def views_for(self, names: list[str]) -> tuple[list[NodeView], list[str]]:
-        return self.cache.views_for(names, self.nodes.get)
-
-    def used(self) -> Mapping[str, Resources]:
-        return self.ledger.used()
-
-    def is_pending(self, pod_uid: str) -> bool:
-        return self.ledger.is_pending(pod_uid)
