@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import re
 
+from gibbous.core.errors import ConfigError
+
 log = logging.getLogger("gibbous")
 
 SCHEDULING_GATES_SINCE = (1, 27)  # PodSchedulingReadiness beta, on by default
@@ -15,13 +17,17 @@ def load_client_config(kubeconfig: str | None) -> object:
     from kubernetes import client, config
 
     configuration = client.Configuration()
-    if kubeconfig:
-        config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
-    else:
-        try:
-            config.load_incluster_config(client_configuration=configuration)
-        except config.ConfigException:
-            config.load_kube_config(client_configuration=configuration)
+    try:
+        if kubeconfig:
+            config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+        else:
+            try:
+                config.load_incluster_config(client_configuration=configuration)
+            except config.ConfigException:
+                config.load_kube_config(client_configuration=configuration)
+    except (config.ConfigException, OSError) as error:
+        where = kubeconfig or "in-cluster service account or ~/.kube/config"
+        raise ConfigError(f"cannot load Kubernetes credentials from {where}: {error}") from None
     return configuration
 
 
