@@ -1,0 +1,121 @@
+"""An in-memory cloud for tests: every call is recorded, and stock-outs, quota errors,
+throttling, launch latency and launches that hang forever are injected per instance type,
+category and zone. Time comes from the clock it is given, so tests run on a fake clock."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from gibbous.autoscaler.cloud.base import (
+    CloudError,
+    Instance,
+    InstanceNotFoundError,
+    InstanceState,
+    InsufficientCapacityError,
+    LaunchRequest,
+    QuotaExceededError,
+    ThrottledError,
+)
+from gibbous.core.catalog import InstanceType
+
+Key = tuple[str, str]  # (instance type, category)
+
+
+@dataclass
+class FakeCloudProvider:
+    catalog: list[InstanceType]
+    clock: Callable[[], float]
+    name: str = "fake"
+    boot_s: float = 30.0
+    stockouts: set[tuple[str, str, str]] = field(default_factory=set)  # (type, category, zone|"")
+    quota_exhausted: set[Key] = field(default_factory=set)
+    hangs: set[Key] = field(default_factory=set)  # accepted, never running
+    latency_s: dict[Key, float] = field(default_factory=dict)
+    next_errors: list[CloudError] = field(default_factory=list)  # raised by the next create calls
+    instances: dict[str, Instance] = field(default_factory=dict)
+    create_calls: list[LaunchRequest] = field(default_factory=list)
+    delete_calls: list[str] = field(default_factory=list)
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    def instance_types(self) -> list[InstanceType]:
+        return list(self.catalog)
+
+    def _zone_for(self, request: LaunchRequest) -> str:
+        known = next((t for t in self.catalog if t.name == request.instance_type), None)
+        candidates = list(request.zones) or list(known.zones if known else ()) or ["zone-a"]
+        for zone in candidates:
+            if (request.instance_type, request.category, zone) not in self.stockouts:
+                return zone
+        raise InsufficientCapacityError(
+            request.instance_type, request.category, ",".join(candidates)
+        )
+
+    def create(self, request: LaunchRequest) -> Instance:
+        self.create_calls.append(request)
+        for existing in self.instances.values():
+            if existing.token == request.token and existing.state is not InstanceState.TERMINATED:
+                return self._advance(existing)
+        if self.next_errors:
+            raise self.next_errors.pop(0)
+        key = (request.instance_type, request.category)
+        if (request.instance_type, request.category, "") in self.stockouts:
+            raise InsufficientCapacityError(request.instance_type, request.category)
+        if key in self.quota_exhausted:
+            raise QuotaExceededError(request.instance_type, request.category)
+        zone = self._zone_for(request)
+        instance = Instance(
+            id=f"i-{next(self._ids):06d}",
+            token=request.token,
+            cluster_id=request.cluster_id,
+            instance_type=request.instance_type,
+            category=request.category,
+            zone=zone,
+            state=InstanceState.PENDING,
+            created_at=self.clock(),
+            labels=dict(request.labels),
+        )
+        self.instances[instance.id] = instance
+        return instance
+
+    def _advance(self, instance: Instance) -> Instance:
+        """Pending instances start running once their latency has passed (never, if hung)."""
+        if instance.state is not InstanceState.PENDING:
+            return instance
+        key = (instance.instance_type, instance.category)
+        if key in self.hangs:
+            return instance
+        if self.clock() - instance.created_at >= self.latency_s.get(key, self.boot_s):
+            instance = replace(
+                instance, state=InstanceState.RUNNING, node_name=f"fake-{instance.id}"
+            )
+            self.instances[instance.id] = instance
+        return instance
+
+    def get(self, instance_id: str) -> Instance:
+        instance = self.instances.get(instance_id)
+        if instance is None or instance.state is InstanceState.TERMINATED:
+            raise InstanceNotFoundError(instance_id)
+        return self._advance(instance)
+
+    def delete(self, instance_id: str) -> None:
+        self.delete_calls.append(instance_id)
+        instance = self.instances.get(instance_id)
+        if instance is None or instance.state is InstanceState.TERMINATED:
+            raise InstanceNotFoundError(instance_id)
+        self.instances[instance_id] = replace(instance, state=InstanceState.TERMINATED)
+
+    def list(self, cluster_id: str) -> list[Instance]:
+        return [
+            self._advance(i)
+            for i in self.instances.values()
+            if i.cluster_id == cluster_id and i.state is not InstanceState.TERMINATED
+        ]
+
+    def interrupt(self, instance_id: str) -> None:
+        """Announce a spot interruption, as a cloud's metadata/event service would."""
+        self.instances[instance_id] = replace(self.instances[instance_id], interrupted=True)
+
+    def throttle_next(self, retry_after_s: float = 1.0) -> None:
+        self.next_errors.append(ThrottledError(retry_after_s))
