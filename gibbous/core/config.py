@@ -33,12 +33,13 @@ DEFAULT_REGIONS = {
 }
 ARCHITECTURES = ("amd64", "arm64")
 
-# Matches kube-scheduler's "0/N nodes are available" and KAI's resource-shortage
-# messages; does not match queue/quota refusals (KAI OverLimit, Volcano
-# "queue resource quota insufficient", ...). See docs/decisions.md.
+# Matches kube-scheduler's "0/N nodes are available" and "Insufficient <resource>"
+# (capitalised, as kube-scheduler writes it), and KAI's resource-shortage messages;
+# not queue/quota refusals (KAI over-quota and OverLimit, Volcano "queue resource
+# quota insufficient: insufficient cpu"). See docs/decisions.md.
 DEFAULT_PENDING_REASON_REGEXP = (
     r"^0/[0-9]+ nodes are available|[Nn]o (?:node|nodes)\b.*\b(?:resources|enough)|"
-    r"[Ii]nsufficient (?:cpu|memory|nvidia\.com/gpu|ephemeral-storage|pods)"
+    r"Insufficient (?:cpu|memory|nvidia\.com/gpu|ephemeral-storage|pods)"
 )
 
 
