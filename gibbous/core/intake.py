@@ -16,7 +16,7 @@ For a managed pod, in order (the first rule that decides wins):
 
 from __future__ import annotations
 
-import datetime
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -55,14 +55,28 @@ class IntakeDecision:
     reason: str
 
 
+_RFC3339_UTC = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.\d+)?Z")
+
+
+def epoch_seconds(stamp: str) -> float | None:
+    """`2027-01-15T08:00:00Z` (how the API server writes times) -> seconds since the epoch.
+    Pure arithmetic (days-from-civil), so the core needs no clock library."""
+    match = _RFC3339_UTC.fullmatch(stamp)
+    if not match:
+        return None
+    year, month, day, hour, minute, second = (int(g) for g in match.groups())
+    year -= month <= 2
+    era = year // 400
+    year_of_era = year - era * 400
+    day_of_year = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
+    day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
+    days = era * 146097 + day_of_era - 719468
+    return float(days * 86400 + hour * 3600 + minute * 60 + second)
+
+
 def _created_at(pod: Pod) -> float | None:
     stamp = metadata(pod).get("creationTimestamp")
-    if not isinstance(stamp, str) or not stamp:
-        return None
-    try:
-        return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
+    return epoch_seconds(stamp) if isinstance(stamp, str) else None
 
 
 def decide_intake(pod: Pod, config: Config, now: float) -> IntakeDecision:

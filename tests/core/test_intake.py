@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from gibbous.core import keys
-from gibbous.core.intake import Intake, decide_intake
+from gibbous.core.intake import Intake, decide_intake, epoch_seconds
 from tests.factories import config, make_pod
 
 NOW = 1_800_000_000.0
@@ -121,3 +121,22 @@ def test_cluster_autoscaler_scale_up_delay_is_honoured() -> None:
     created = datetime.datetime(2027, 1, 15, 8, 0, tzinfo=datetime.UTC).timestamp()
     assert decide_intake(pod, config(), created + 60).intake is Intake.WAIT
     assert decide_intake(pod, config(), created + 601).intake is Intake.PROVISION
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    [
+        "1970-01-01T00:00:00Z",
+        "2000-02-29T12:34:56Z",
+        "2026-11-23T02:35:02Z",
+        "2100-03-01T00:00:00.123Z",
+    ],
+)
+def test_epoch_seconds_matches_datetime(stamp: str) -> None:
+    expected = (
+        datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        .replace(microsecond=0)
+        .timestamp()
+    )
+    assert epoch_seconds(stamp) == expected
+    assert epoch_seconds("2026-11-23 02:35") is None
