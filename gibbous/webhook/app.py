@@ -17,6 +17,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from gibbous.core.config import Config
 from gibbous.core.mutation import ServerFeatures, plan_mutation
@@ -38,27 +39,6 @@ MAX_BODY_BYTES = 3 * 1024 * 1024  # kube-apiserver's own request limit is 3 MiB
 JSON = "application/json"
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
-async def _read_body(request: Request) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit():
-        if int(declared) > MAX_BODY_BYTES:
-            raise BodyTooLarge
-        # The HTTP parser enforces Content-Length framing, so the whole body is bounded.
-        return await request.body()
-    chunks = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise BodyTooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def _namespace(review: AdmissionRequest) -> str:
     namespace = review.get("namespace")
     if namespace:
@@ -75,7 +55,7 @@ def _is_pod(review: AdmissionRequest) -> bool:
 
 def create_app(
     config: Config, features: ServerFeatures | None = None, metrics: WebhookMetrics | None = None
-) -> Starlette:
+) -> AdmissionApp:
     features = features or ServerFeatures()
     metrics = metrics or WebhookMetrics()
 
@@ -111,9 +91,8 @@ def create_app(
         metrics.denials.inc()
         return deny(review["uid"], "gibbous: " + "; ".join(problems))
 
-    def endpoint(
-        name: str, decide: Callable[[AdmissionRequest], AdmissionResponse]
-    ) -> Callable[[Request], object]:
+    def endpoint(name: str, decide: Callable[[AdmissionRequest], AdmissionResponse]) -> Handler:
+        """body -> (HTTP status, body, content type); no Request/Response objects on this path."""
         # Label children bound once: labels() costs more than the increment itself.
         counted = {
             outcome: metrics.requests.labels(name, outcome)
@@ -122,20 +101,16 @@ def create_app(
         latency = metrics.latency.labels(name)
         internal_errors = metrics.internal_errors.labels(name)
 
-        async def handle(request: Request) -> Response:
+        def handle(body: bytes | None) -> tuple[int, bytes, bytes]:
             started = time.perf_counter()
-            try:
-                body = await _read_body(request)
-            except BodyTooLarge:
+            if body is None:
                 counted["too_large"].inc()
-                return PlainTextResponse(
-                    f"request body larger than {MAX_BODY_BYTES} bytes", status_code=413
-                )
+                return 413, f"request body larger than {MAX_BODY_BYTES} bytes".encode(), TEXT
             try:
                 review = decode_review(body)
             except BadReview as error:
                 counted["bad_request"].inc()
-                return PlainTextResponse(f"bad AdmissionReview: {error}", status_code=400)
+                return 400, f"bad AdmissionReview: {error}".encode(), TEXT
             try:
                 response = decide(review)
                 outcome = "allowed" if response["allowed"] else "denied"
@@ -152,7 +127,7 @@ def create_app(
                 outcome = "internal_error"
             counted[outcome].inc()
             latency.observe(time.perf_counter() - started)
-            return Response(encode_review(response), media_type=JSON)
+            return 200, encode_review(response), JSON_BYTES
 
         return handle
 
@@ -162,22 +137,80 @@ def create_app(
     async def metrics_endpoint(_: Request) -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    return Starlette(
+    others = Starlette(
         routes=[
-            Route("/mutate", endpoint("mutate", mutate), methods=["POST"]),
-            Route("/validate", endpoint("validate", validate), methods=["POST"]),
-            Route(
-                "/mutate-opted-in",
-                endpoint("mutate", lambda r: mutate(r, opted_in)),
-                methods=["POST"],
-            ),
-            Route(
-                "/validate-opted-in",
-                endpoint("validate", lambda r: validate(r, opted_in)),
-                methods=["POST"],
-            ),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", healthz, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
         ]
     )
+    return AdmissionApp(
+        {
+            "/mutate": endpoint("mutate", mutate),
+            "/validate": endpoint("validate", validate),
+            "/mutate-opted-in": endpoint("mutate", lambda r: mutate(r, opted_in)),
+            "/validate-opted-in": endpoint("validate", lambda r: validate(r, opted_in)),
+        },
+        others,
+    )
+
+
+Handler = Callable[[bytes | None], tuple[int, bytes, bytes]]
+TEXT = b"text/plain; charset=utf-8"
+JSON_BYTES = b"application/json"
+
+
+class AdmissionApp:
+    """Plain ASGI for the admission paths (the hot path: one body in, one body out), and
+    Starlette for everything else. `routes` lists every path served, for tests and docs."""
+
+    def __init__(self, handlers: dict[str, Handler], fallback: Starlette) -> None:
+        self.handlers = handlers
+        self.fallback = fallback
+        self.routes = [
+            *(Route(path, _post_only, methods=["POST"]) for path in handlers),
+            *fallback.routes,
+        ]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        handler = self.handlers.get(scope.get("path", "")) if scope["type"] == "http" else None
+        if handler is None or scope["method"] != "POST":
+            await self.fallback(scope, receive, send)
+            return
+        status, body, content_type = handler(await _receive_body(scope, receive))
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", content_type),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+async def _post_only(_: Request) -> Response:
+    return PlainTextResponse("admission endpoints take POST", status_code=405)
+
+
+async def _receive_body(scope: Scope, receive: Receive) -> bytes | None:
+    """The request body, or None when it is larger than MAX_BODY_BYTES (declared or sent)."""
+    for name, value in scope.get("headers", []):
+        if name == b"content-length" and value.isdigit() and int(value) > MAX_BODY_BYTES:
+            return None
+    chunks = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
