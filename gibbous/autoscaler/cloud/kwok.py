@@ -1,0 +1,276 @@
+"""A cloud made of Node objects in a real API server (KWOK's idea): run Gibbous end to end
+with no cloud at all.
+
+`create` registers a Node with the instance type's capacity and allocatable, Gibbous's
+labels and taints, and `node.kubernetes.io/not-ready:NoSchedule`; `heartbeat` (run
+periodically) marks it Ready once its boot delay has passed, keeps its Ready condition and
+`kube-node-lease` Lease fresh (so a node-lifecycle controller leaves it alone), and can mark
+pods bound to it Running. The Nodes are the cloud's records (launch token, cluster id,
+creation time are labels and annotations), so a restarted autoscaler finds everything again.
+"""
+
+from __future__ import annotations
+
+import builtins
+import datetime
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from gibbous.autoscaler.cloud.base import (
+    Instance,
+    InstanceNotFoundError,
+    InstanceState,
+    LaunchRequest,
+)
+from gibbous.core import keys
+from gibbous.core.catalog import InstanceType, node_allocatable
+from gibbous.core.config import Config
+
+CLUSTER_ID = "gibbous.dev/cluster-id"
+LAUNCH_TOKEN = "gibbous.dev/launch-token"
+READY_AT = "gibbous.dev/kwok-ready-at"
+CREATED_AT = "gibbous.dev/created-at"
+NOT_READY = {"key": keys.NOT_READY_TAINT, "effect": "NoSchedule"}
+
+
+def _rfc3339(epoch: float) -> str:
+    return datetime.datetime.fromtimestamp(epoch, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class KwokCloudProvider:
+    api: client.ApiClient
+    catalog: list[InstanceType]
+    config: Config
+    clock: Callable[[], float]
+    boot_s: float = 5.0
+    name: str = "kwok"
+
+    def __post_init__(self) -> None:
+        self.core = client.CoreV1Api(self.api)
+        self.coordination = client.CoordinationV1Api(self.api)
+        self.by_name = {t.name: t for t in self.catalog}
+
+    def instance_types(self) -> list[InstanceType]:
+        return list(self.catalog)
+
+    # --- the cloud-provider interface --------------------------------------------------
+
+    def create(self, request: LaunchRequest) -> Instance:
+        existing = self._nodes(f"{LAUNCH_TOKEN}={request.token}")
+        if existing:
+            return self._instance(existing[0])
+        instance_type = self.by_name.get(request.instance_type)
+        if instance_type is None:
+            raise InstanceNotFoundError(f"unknown instance type {request.instance_type}")
+        now = self.clock()
+        zone = (
+            request.zones[0]
+            if request.zones
+            else (instance_type.zones[0] if instance_type.zones else "kwok-zone-a")
+        )
+        name = f"gibbous-{request.token[-12:]}".lower()
+        allocatable = node_allocatable(instance_type, self.config).to_resource_list()
+        allocatable.pop("ephemeral-storage", None)
+        capacity = {
+            "cpu": f"{round(instance_type.vcpu * 1000)}m",
+            "memory": str(instance_type.memory_bytes),
+            "pods": allocatable.get("pods", "110"),
+        }
+        if instance_type.gpu_count:
+            capacity[keys.NVIDIA_GPU] = str(
+                instance_type.gpu_count * self.config.nvidia_gpu_time_slices
+            )
+        labels = {
+            **request.labels,
+            CLUSTER_ID: request.cluster_id,
+            LAUNCH_TOKEN: request.token,
+            keys.HOSTNAME: name,
+            keys.ZONE: zone,
+        }
+        body = {
+            "metadata": {
+                "name": name,
+                "labels": labels,
+                "annotations": {
+                    READY_AT: str(now + self.boot_s),
+                    CREATED_AT: str(now),
+                    "kwok.x-k8s.io/node": "fake",
+                },
+            },
+            "spec": {"taints": [*request.taints, NOT_READY], "providerID": f"kwok://{name}"},
+        }
+        self.core.create_node(body)
+        self.core.patch_node_status(
+            name, {"status": self._status(capacity, allocatable, ready=False, now=now)}
+        )
+        return self._instance(self.core.read_node(name))
+
+    def delete(self, instance_id: str) -> None:
+        try:
+            self.core.delete_node(instance_id)
+        except ApiException as error:
+            if error.status == 404:
+                raise InstanceNotFoundError(instance_id) from None
+            raise
+
+    def get(self, instance_id: str) -> Instance:
+        try:
+            return self._instance(self.core.read_node(instance_id))
+        except ApiException as error:
+            if error.status == 404:
+                raise InstanceNotFoundError(instance_id) from None
+            raise
+
+    def list(self, cluster_id: str) -> list[Instance]:
+        return [self._instance(node) for node in self._nodes(f"{CLUSTER_ID}={cluster_id}")]
+
+    # --- the fake kubelet ---------------------------------------------------------------
+
+    def heartbeat(self, cluster_id: str, *, mark_pods_running: bool = False) -> None:
+        """Mark booted nodes Ready, refresh conditions and Leases, optionally run bound pods."""
+        now = self.clock()
+        for node in self._nodes(f"{CLUSTER_ID}={cluster_id}"):
+            name = node.metadata.name
+            ready_at = float((node.metadata.annotations or {}).get(READY_AT, "0"))
+            ready = now >= ready_at
+            status = node.status
+            capacity = dict(status.capacity or {})
+            allocatable = dict(status.allocatable or {})
+            updated = self.core.patch_node_status(
+                name, {"status": self._status(capacity, allocatable, ready=ready, now=now)}
+            )
+            taints = [t.to_dict() for t in updated.spec.taints or []]
+            if ready and any(t["key"] == keys.NOT_READY_TAINT for t in taints):
+                kept = [
+                    {k: v for k, v in t.items() if v is not None and k != "time_added"}
+                    for t in taints
+                    if t["key"] != keys.NOT_READY_TAINT
+                ]
+                # The taint list is atomic: replace it whole, guarded by the version we hold;
+                # if someone wrote in between, the next heartbeat tries again.
+                try:
+                    self.core.patch_node(
+                        name,
+                        {
+                            "metadata": {"resourceVersion": updated.metadata.resource_version},
+                            "spec": {"taints": kept or None},
+                        },
+                    )
+                except ApiException as error:
+                    if error.status != 409:
+                        raise
+            self._renew_lease(name, node.metadata.uid, now)
+            if ready and mark_pods_running:
+                self._run_pods(name, now)
+
+    # --- helpers --------------------------------------------------------------------------
+
+    def _nodes(self, selector: str) -> builtins.list[Any]:
+        return list(self.core.list_node(label_selector=selector).items)
+
+    def _status(
+        self,
+        capacity: Mapping[str, str],
+        allocatable: Mapping[str, str],
+        *,
+        ready: bool,
+        now: float,
+    ) -> dict[str, Any]:
+        stamp = _rfc3339(now)
+        return {
+            "capacity": dict(capacity),
+            "allocatable": dict(allocatable),
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "True" if ready else "False",
+                    "reason": "KubeletReady" if ready else "KubeletNotReady",
+                    "message": "kwok: node is ready" if ready else "kwok: booting",
+                    "lastHeartbeatTime": stamp,
+                    "lastTransitionTime": stamp,
+                }
+            ],
+            "nodeInfo": {
+                "kubeletVersion": "kwok",
+                "architecture": "amd64",
+                "operatingSystem": "linux",
+                "containerRuntimeVersion": "kwok",
+                "kernelVersion": "kwok",
+                "osImage": "kwok",
+                "kubeProxyVersion": "kwok",
+                "machineID": "",
+                "systemUUID": "",
+                "bootID": "",
+            },
+        }
+
+    def _renew_lease(self, name: str, uid: str, now: float) -> None:
+        # MicroTime must carry a fractional part; the client drops a zero one when it
+        # re-serialises the body, so keep it at least one microsecond.
+        moment = datetime.datetime.fromtimestamp(now, datetime.UTC)
+        stamp = moment.replace(microsecond=max(moment.microsecond, 1))
+        body = {
+            "metadata": {
+                "name": name,
+                "namespace": "kube-node-lease",
+                "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": name, "uid": uid}],
+            },
+            "spec": {"holderIdentity": name, "leaseDurationSeconds": 40, "renewTime": stamp},
+        }
+        try:
+            self.coordination.patch_namespaced_lease(
+                name, "kube-node-lease", {"spec": body["spec"]}
+            )
+        except ApiException as error:
+            if error.status != 404:
+                raise
+            self.coordination.create_namespaced_lease("kube-node-lease", body)
+
+    def _run_pods(self, node_name: str, now: float) -> None:
+        pods = self.core.list_pod_for_all_namespaces(
+            field_selector=f"spec.nodeName={node_name},status.phase=Pending"
+        ).items
+        stamp = _rfc3339(now)
+        for pod in pods:
+            status = {
+                "phase": "Running",
+                "startTime": stamp,
+                "conditions": [
+                    {"type": "Initialized", "status": "True", "lastTransitionTime": stamp},
+                    {"type": "Ready", "status": "True", "lastTransitionTime": stamp},
+                    {"type": "ContainersReady", "status": "True", "lastTransitionTime": stamp},
+                    {"type": "PodScheduled", "status": "True", "lastTransitionTime": stamp},
+                ],
+            }
+            self.core.patch_namespaced_pod_status(
+                pod.metadata.name, pod.metadata.namespace, {"status": status}
+            )
+
+    def _instance(self, node: Any) -> Instance:
+        labels = dict(node.metadata.labels or {})
+        annotations = node.metadata.annotations or {}
+        ready = any(
+            c.type == "Ready" and c.status == "True" for c in (node.status.conditions or [])
+        )
+        terminating = node.metadata.deletion_timestamp is not None
+        return Instance(
+            id=node.metadata.name,
+            token=labels.get(LAUNCH_TOKEN, ""),
+            cluster_id=labels.get(CLUSTER_ID, ""),
+            instance_type=labels.get(keys.INSTANCE_TYPE, ""),
+            category=labels.get(keys.CAPACITY_TYPE, ""),
+            zone=labels.get(keys.ZONE, ""),
+            state=InstanceState.TERMINATING
+            if terminating
+            else InstanceState.RUNNING
+            if ready
+            else InstanceState.PENDING,
+            created_at=float(annotations.get(CREATED_AT, "0")),
+            node_name=node.metadata.name,
+            labels=labels,
+        )
