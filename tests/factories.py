@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from gibbous.catalogs import load_catalog
+from gibbous.core import keys
 from gibbous.core.catalog import InstanceType
 from gibbous.core.config import Config, build_config
 from gibbous.core.selection import Offer, build_offers
@@ -77,3 +78,20 @@ def csv_catalog(*rows: str) -> str:
         "on_demand_usd_per_hour,spot_usd_per_hour"
     )
     return "\n".join([header, *rows]) + "\n"
+
+
+def spot_post_ray_head() -> dict[str, Any]:
+    """P10 (Fun with Spot): the single-node Ray cluster's head: 2 GPUs of T4/P4/L4, spot or
+    on-demand, at most 2 GPUs, under $4.75/hr, 27 CPU and 27Gi."""
+    return make_pod(
+        "ray-head",
+        cpu="27",
+        memory="27Gi",
+        gpus=2,
+        annotations={
+            keys.INSTANCE_GPU_SKUS: "T4,P4,L4",
+            keys.INSTANCE_OFFERINGS: "spot,on-demand",
+            keys.INSTANCE_MAX_GPUS: "2",
+            keys.INSTANCE_MAX_COST: "4.75",
+        },
+    )

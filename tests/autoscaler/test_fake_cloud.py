@@ -13,11 +13,10 @@ from gibbous.autoscaler.cloud.base import (
     ThrottledError,
 )
 from gibbous.autoscaler.cloud.fake import FakeCloudProvider
-from gibbous.core import keys
 from gibbous.core.backoff import Backoffs, FailureKind
 from gibbous.core.demand import describe_pod
 from gibbous.core.selection import build_offers, candidate_offers
-from tests.factories import catalog, config, make_pod
+from tests.factories import catalog, config, spot_post_ray_head
 
 
 class Clock:
@@ -88,18 +87,7 @@ def test_gke_spot_story_from_the_spot_post() -> None:
     cfg = config(cloudProvider="gcp")
     gcp = catalog("gcp")
     offers = build_offers(gcp, cfg)
-    pod = make_pod(
-        "ray-head",
-        cpu="27",
-        memory="27Gi",
-        gpus=2,
-        annotations={
-            keys.INSTANCE_GPU_SKUS: "T4,P4,L4",
-            keys.INSTANCE_OFFERINGS: "spot,on-demand",
-            keys.INSTANCE_MAX_GPUS: "2",
-            keys.INSTANCE_MAX_COST: "4.75",
-        },
-    )
+    pod = spot_post_ray_head()
     requirement = describe_pod(pod, cfg)[0].requirement
     clock = Clock()
     cloud = FakeCloudProvider(gcp, clock, boot_s=60)

@@ -3,7 +3,7 @@ from gibbous.core.affinity import pod_node_affinity
 from gibbous.core.constraints import PriceCategory, parse_constraints
 from gibbous.core.pods import pod_requests
 from gibbous.core.selection import PodRequirement, candidate_offers
-from tests.factories import config, make_pod, offers
+from tests.factories import config, make_pod, offers, spot_post_ray_head
 
 ON_DEMAND = frozenset({PriceCategory.ON_DEMAND})
 BOTH = frozenset(PriceCategory)
@@ -34,17 +34,7 @@ def test_cheapest_first_with_documented_tie_break() -> None:
 
 def test_gke_spot_ranking_from_the_spot_post() -> None:
     # P10: 2 GPUs of T4/P4/L4, spot or on-demand, at most 2 GPUs, under $4.75, 27 CPU / 27Gi.
-    pod = make_pod(
-        cpu="27",
-        memory="27Gi",
-        gpus=2,
-        annotations={
-            keys.INSTANCE_GPU_SKUS: "T4,P4,L4",
-            keys.INSTANCE_OFFERINGS: "spot,on-demand",
-            keys.INSTANCE_MAX_GPUS: "2",
-            keys.INSTANCE_MAX_COST: "4.75",
-        },
-    )
+    pod = spot_post_ray_head()
     cfg = config(cloudProvider="gcp")
     result = candidate_offers(requirement(pod), offers("gcp", cfg), cfg)
     ranked = [(o.name, str(o.category), round(o.price, 4)) for o in result.offers[:4]]
