@@ -1,0 +1,146 @@
+"""One scale-up decision: which nodes to launch for the pods nothing can hold yet.
+
+Pure: the loop passes the pending pods, the nodes that exist, the launches still in
+flight, the back-offs and the time. Launches in flight count as nodes with all their
+allocatable free, so a second loop (or a restarted one) never provisions twice for the
+same pods. Each launch gets its labels, taints and allowed zones (preferred first,
+zones backed off for that type and category left out).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from gibbous.core import keys
+from gibbous.core.backoff import Backoffs
+from gibbous.core.classify import Placement
+from gibbous.core.config import Config
+from gibbous.core.nodes import node_labels, node_taints
+from gibbous.core.packing import ExistingNode, Guardrails, PendingPod, simulate
+from gibbous.core.selection import Offer
+
+NO_BACKOFFS = Backoffs()
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """A launch the cloud accepted whose Node is not Ready yet."""
+
+    token: str
+    offer: Offer
+    placement: Placement
+    zone: str
+    started_at: float
+    assigned_pod_uid: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    def as_node(self) -> ExistingNode:
+        return ExistingNode(
+            name=f"in-flight:{self.token}",
+            free=self.offer.allocatable,
+            placement=self.placement,
+            labels=self.labels,
+            assigned_pod_uid=self.assigned_pod_uid,
+            offer=self.offer,
+        )
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    offer: Offer
+    placement: Placement
+    pods: tuple[str, ...]
+    zones: tuple[str, ...]  # allowed, preferred first; empty = the provider chooses
+    labels: Mapping[str, str]
+    taints: tuple[Mapping[str, str], ...]
+    assigned_pod_uid: str = ""
+
+
+@dataclass(frozen=True)
+class ScaleUpPlan:
+    launches: tuple[LaunchPlan, ...]
+    on_existing: Mapping[str, str]  # pod key -> node name or `in-flight:<token>`
+    unsatisfiable: Mapping[str, str]  # pod key -> reason (for NodeAddRequestWarning)
+
+
+def _zones_for(
+    offer: Offer, pods: list[PendingPod], config: Config, backoffs: Backoffs, now: float
+) -> tuple[str, ...] | None:
+    """Allowed zones, or None when every candidate zone is backed off."""
+    allowed: frozenset[str] | None = None
+    for pod in pods:
+        values = pod.requirement.affinity.allowed_values(keys.ZONE)
+        if values is not None:
+            allowed = values if allowed is None else allowed & values
+    instance_zones = offer.instance.zones
+    if config.zones:
+        instance_zones = (
+            tuple(z for z in instance_zones if z in config.zones)
+            if instance_zones
+            else config.zones
+        )
+    candidates = list(instance_zones) if instance_zones else sorted(allowed or ())
+    if allowed is not None:
+        candidates = [z for z in candidates if z in allowed]
+    blocked = backoffs.blocked_zones(offer.name, str(offer.category), now)
+    usable = tuple(z for z in candidates if z not in blocked)
+    if candidates and not usable:
+        return None
+    return usable
+
+
+def plan_scale_up(
+    pending: Iterable[PendingPod],
+    offers: list[Offer],
+    config: Config,
+    *,
+    existing: Iterable[ExistingNode] = (),
+    in_flight: Iterable[InFlight] = (),
+    backoffs: Backoffs = NO_BACKOFFS,
+    guardrails: Guardrails | None = None,
+    node_selectors: Mapping[str, Mapping[str, str]] | None = None,
+    now: float,
+) -> ScaleUpPlan:
+    pods = list(pending)
+    by_key = {p.key: p for p in pods}
+    nodes = [*existing, *(launch.as_node() for launch in in_flight)]
+    plan = simulate(
+        pods,
+        offers,
+        config,
+        existing=nodes,
+        guardrails=guardrails,
+        backed_off=backoffs.blocked_pairs(now),
+    )
+    unsatisfiable = dict(plan.unschedulable)
+    launches = []
+    for node in plan.new_nodes:
+        members = [by_key[k] for k in node.pods]
+        zones = _zones_for(node.offer, members, config, backoffs, now)
+        if zones is None:
+            for key in node.pods:
+                unsatisfiable[key] = (
+                    f"every zone for {node.offer.describe()} is backed off after launch failures"
+                )
+            continue
+        selector = (node_selectors or {}).get(node.pods[0], {}) if node.pods else {}
+        launches.append(
+            LaunchPlan(
+                offer=node.offer,
+                placement=node.placement,
+                pods=node.pods,
+                zones=zones,
+                labels=node_labels(
+                    node.offer,
+                    node.placement,
+                    config,
+                    zone=zones[0] if len(zones) == 1 else None,
+                    assigned_pod_uid=node.assigned_pod_uid,
+                    pod_node_selector=selector,
+                ),
+                taints=tuple(node_taints(node.offer)),
+                assigned_pod_uid=node.assigned_pod_uid,
+            )
+        )
+    return ScaleUpPlan(tuple(launches), dict(plan.on_existing), unsatisfiable)
