@@ -1,0 +1,126 @@
+"""The AWS provider against moto's EC2, with the error responses moto lacks injected."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
+from gibbous.autoscaler.cloud.aws import AwsCloudProvider
+from gibbous.autoscaler.cloud.base import (
+    FatalConfigurationError,
+    InstanceNotFoundError,
+    InstanceState,
+    InsufficientCapacityError,
+    LaunchRequest,
+    QuotaExceededError,
+    ThrottledError,
+)
+from tests.factories import catalog
+
+
+@pytest.fixture
+def ec2(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-west-2")
+    with mock_aws():
+        client = boto3.client("ec2", region_name="us-west-2")
+        client.create_launch_template(
+            LaunchTemplateName="gibbous-nodes",
+            LaunchTemplateData={"ImageId": "ami-12c6146b", "UserData": "IyEvYmluL2Jhc2g="},
+        )
+        yield client
+
+
+def provider(ec2: Any) -> AwsCloudProvider:
+    return AwsCloudProvider(
+        ec2=ec2, catalog=catalog("aws"), launch_template="gibbous-nodes", clock=lambda: 0.0
+    )
+
+
+def request(
+    token: str, category: str = "on-demand", zones: tuple[str, ...] = ("us-west-2a",)
+) -> LaunchRequest:
+    return LaunchRequest(
+        token=token,
+        cluster_id="prod",
+        instance_type="g4dn.xlarge",
+        category=category,
+        zones=zones,
+        labels={"gibbous.dev/placement": "bin-select"},
+    )
+
+
+def test_create_get_list_delete(ec2: Any) -> None:
+    cloud = provider(ec2)
+    spot = cloud.create(request("tok-1", "spot"))
+    assert (
+        spot.instance_type == "g4dn.xlarge"
+        and spot.category == "spot"
+        and spot.zone == "us-west-2a"
+    )
+    assert spot.token == "tok-1" and spot.cluster_id == "prod"
+    assert spot.labels["gibbous.dev/placement"] == "bin-select"
+    on_demand = cloud.create(request("tok-2"))
+    assert on_demand.category == "on-demand"
+    assert {i.id for i in cloud.list("prod")} == {spot.id, on_demand.id}
+    assert cloud.list("other") == []
+    assert cloud.get(spot.id).state in (InstanceState.PENDING, InstanceState.RUNNING)
+    cloud.delete(spot.id)
+    assert cloud.get(spot.id).state in (InstanceState.TERMINATING, InstanceState.TERMINATED)
+    assert {i.id for i in cloud.list("prod")} - {spot.id} == {on_demand.id}
+    with pytest.raises(InstanceNotFoundError):
+        cloud.get("i-0123456789abcdef0")
+
+
+def test_create_is_idempotent_by_client_token(ec2: Any) -> None:
+    cloud = provider(ec2)
+    first = cloud.create(request("tok-same"))
+    again = cloud.create(request("tok-same"))
+    assert again.id == first.id
+    assert len(cloud.list("prod")) == 1
+
+
+def failing(ec2: Any, codes: list[str]) -> Any:
+    """Wrap run_instances to fail with these EC2 error codes first (moto never returns them)."""
+    original = ec2.run_instances
+
+    def run_instances(**kwargs: Any) -> Any:
+        if codes:
+            code = codes.pop(0)
+            raise ClientError(
+                {"Error": {"Code": code, "Message": f"injected {code}"}}, "RunInstances"
+            )
+        return original(**kwargs)
+
+    ec2.run_instances = run_instances
+    return ec2
+
+
+def test_capacity_in_one_zone_moves_to_the_next(ec2: Any) -> None:
+    cloud = provider(failing(ec2, ["InsufficientInstanceCapacity"]))
+    instance = cloud.create(request("tok-z", zones=("us-west-2a", "us-west-2b")))
+    assert instance.zone == "us-west-2b"
+
+
+@pytest.mark.parametrize(
+    ("code", "error"),
+    [
+        ("InsufficientInstanceCapacity", InsufficientCapacityError),
+        ("SpotMaxPriceTooLow", InsufficientCapacityError),
+        ("MaxSpotInstanceCountExceeded", QuotaExceededError),
+        ("VcpuLimitExceeded", QuotaExceededError),
+        ("RequestLimitExceeded", ThrottledError),
+        ("UnauthorizedOperation", FatalConfigurationError),
+        ("InvalidLaunchTemplateName.NotFoundException", FatalConfigurationError),
+    ],
+)
+def test_ec2_error_codes_become_typed_failures(ec2: Any, code: str, error: type[Exception]) -> None:
+    cloud = provider(failing(ec2, [code]))
+    with pytest.raises(error, match=code):
+        cloud.create(request("tok-e"))
