@@ -222,7 +222,9 @@ class AwsCloudProvider:
             category="spot" if raw.get("InstanceLifecycle") == "spot" else "on-demand",
             zone=raw.get("Placement", {}).get("AvailabilityZone", ""),
             state=STATES.get(raw.get("State", {}).get("Name", ""), InstanceState.PENDING),
-            created_at=launched.timestamp() if isinstance(launched, datetime.datetime) else self.clock(),
+            created_at=launched.timestamp()
+            if isinstance(launched, datetime.datetime)
+            else self.clock(),
             node_name=raw.get("PrivateDnsName", ""),
             labels={k: v for k, v in tags.items() if k not in (CLUSTER_TAG, TOKEN_TAG, "Name")},
         )
