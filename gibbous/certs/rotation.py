@@ -84,6 +84,17 @@ def _issued_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
     return True
 
 
+def _issue(signer: KeyPair, policy: RotationPolicy, now: datetime.datetime) -> KeyPair:
+    """A serving certificate for the policy's names, signed by `signer`."""
+    return generate_serving(
+        signer,
+        dns_names=list(policy.dns_names),
+        ip_addresses=list(policy.ip_addresses),
+        days=policy.serving_days,
+        now=now,
+    )
+
+
 def plan_rotation(
     state: CertState | None, now: datetime.datetime, policy: RotationPolicy
 ) -> CertState:
@@ -93,13 +104,7 @@ def plan_rotation(
     newest = cas[0] if cas else None
     if newest is None or not state.ca_key or now >= newest.not_valid_after_utc:
         root = generate_ca(common_name=policy.common_name, days=policy.ca_days, now=now)
-        first = generate_serving(
-            root,
-            dns_names=list(policy.dns_names),
-            ip_addresses=list(policy.ip_addresses),
-            days=policy.serving_days,
-            now=now,
-        )
+        first = _issue(root, policy, now)
         return CertState((root.cert_pem,), root.key_pem, b"", first.cert_pem, first.key_pem, now)
 
     if _nearly_expired(newest, now):
@@ -143,13 +148,7 @@ def plan_rotation(
             if use_previous and previous
             else KeyPair(state.ca_certs[0], state.ca_key)
         )
-        issued = generate_serving(
-            signer,
-            dns_names=list(policy.dns_names),
-            ip_addresses=list(policy.ip_addresses),
-            days=policy.serving_days,
-            now=now,
-        )
+        issued = _issue(signer, policy, now)
         state = replace(state, tls_crt=issued.cert_pem, tls_key=issued.key_pem)
         serving = issued.certificate
         signer_is_newest = not use_previous

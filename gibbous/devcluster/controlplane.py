@@ -172,15 +172,6 @@ class ControlPlane:
                     {**e, "urlPrefix": extender_url} for e in configuration.get("extenders") or []
                 ],
             }
-        if configuration is not None:
-            config = {
-                **configuration,
-                "clientConnection": {"kubeconfig": str(self.kubeconfig)},
-                "leaderElection": {"leaderElect": False},
-                "extenders": [
-                    {**e, "urlPrefix": extender_url} for e in configuration.get("extenders") or []
-                ],
-            }
         path = self.directory / f"scheduler-{scheduler_name}.yaml"
         path.write_text(json.dumps(config, indent=2))  # JSON is YAML
         argv = [

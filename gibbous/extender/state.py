@@ -7,6 +7,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Protocol
 
 from kubernetes import client
@@ -40,6 +41,9 @@ class PodLedger:
     pending: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def __post_init__(self) -> None:
+        self._used_view: Mapping[str, Resources] = MappingProxyType(self.per_node)
+
     def update(self, key: str, pod: Mapping[str, Any] | None) -> None:
         with self.lock:
             old = self.pods.pop(key, None)
@@ -63,9 +67,10 @@ class PodLedger:
             else:
                 self.pending.add(uid_of(pod))
 
-    def used(self) -> dict[str, Resources]:
-        with self.lock:
-            return dict(self.per_node)
+    def used(self) -> Mapping[str, Resources]:
+        """A read-only view, not a copy: prioritize reads it once per request, and single
+        dict reads are atomic while the watch thread updates entries with new values."""
+        return self._used_view
 
     def is_pending(self, pod_uid: str) -> bool:
         with self.lock:

@@ -6,6 +6,7 @@ import base64
 import datetime
 import io
 import stat
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -134,10 +135,10 @@ class FakeStore:
         self.bundles[kind] = [bundle_b64] * count
 
 
-def test_sync_persists_writes_files_and_publishes_ca_bundle(tmp_path: Path) -> None:
-    store = FakeStore()
-    now = [T0]
-    certs = SelfManagedCertificates(
+def self_managed(
+    store: FakeStore, tmp_path: Path, clock: Callable[[], datetime.datetime]
+) -> SelfManagedCertificates:
+    return SelfManagedCertificates(
         store=store,
         namespace="gibbous",
         secret="gibbous-webhook-tls",
@@ -145,8 +146,14 @@ def test_sync_persists_writes_files_and_publishes_ca_bundle(tmp_path: Path) -> N
         cert_path=tmp_path / "tls.crt",
         key_path=tmp_path / "tls.key",
         policy=POLICY,
-        clock=lambda: now[0],
+        clock=clock,
     )
+
+
+def test_sync_persists_writes_files_and_publishes_ca_bundle(tmp_path: Path) -> None:
+    store = FakeStore()
+    now = [T0]
+    certs = self_managed(store, tmp_path, lambda: now[0])
     state = certs.sync()
     assert store.secret is not None and store.secret["type"] == "kubernetes.io/tls"
     assert (tmp_path / "tls.crt").read_bytes() == state.tls_crt
@@ -168,16 +175,7 @@ def test_sync_persists_writes_files_and_publishes_ca_bundle(tmp_path: Path) -> N
 
 def test_a_conflicting_writer_wins_and_its_state_is_used(tmp_path: Path) -> None:
     store = FakeStore()
-    certs = SelfManagedCertificates(
-        store=store,
-        namespace="gibbous",
-        secret="s",
-        configurations=("zz-gibbous",),
-        cert_path=tmp_path / "tls.crt",
-        key_path=tmp_path / "tls.key",
-        policy=POLICY,
-        clock=lambda: T0,
-    )
+    certs = self_managed(store, tmp_path, lambda: T0)
     first = certs.sync()
     store.conflict_once = True
     certs.clock = lambda: T0 + 21 * DAY  # renewal due, but another replica writes first
