@@ -192,6 +192,80 @@ def build_parser() -> argparse.ArgumentParser:
     ext.add_argument("--tls-key", metavar="FILE", help="and this key")
     ext.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
 
+    scaler = commands.add_parser(
+        "autoscaler",
+        help="run the provisioning loop: pending managed pods become the cheapest nodes",
+        description=(
+            "Watch pods and nodes, and launch the cheapest instance types that fit the managed pods "
+            "nothing can hold, through a cloud provider: kwok (Node objects in the API server, no "
+            "cloud) or aws (EC2 from your launch template). One replica leads through a "
+            "coordination.k8s.io Lease. Serves GET /healthz, /readyz and /metrics."
+        ),
+        epilog=_config_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_config_options(scaler)
+    scaler.add_argument(
+        "--provider", required=True, choices=("kwok", "aws"), help="where nodes come from"
+    )
+    scaler.add_argument(
+        "--kubeconfig", metavar="FILE", help="kubeconfig (default: in-cluster, then ~/.kube/config)"
+    )
+    scaler.add_argument(
+        "--listen",
+        default="0.0.0.0:8080",
+        metavar="HOST:PORT",
+        help="health and metrics address (default 0.0.0.0:8080)",
+    )
+    scaler.add_argument(
+        "--period", type=float, default=1.0, metavar="SECONDS", help="loop period (default 1)"
+    )
+    scaler.add_argument(
+        "--catalog", metavar="FILE", help="instance catalog CSV (default: the built-in one)"
+    )
+    scaler.add_argument(
+        "--leader-elect",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="campaign for a Lease so one replica acts (default on)",
+    )
+    scaler.add_argument(
+        "--lease-namespace",
+        default="gibbous-system",
+        help="Lease namespace (default gibbous-system)",
+    )
+    scaler.add_argument(
+        "--lease-name", default="gibbous-autoscaler", help="Lease name (default gibbous-autoscaler)"
+    )
+    scaler.add_argument("--identity", help="leader-election identity (default: hostname_pid)")
+    scaler.add_argument(
+        "--kwok-boot-seconds",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="kwok: how long a node stays NotReady after launch (default 5)",
+    )
+    scaler.add_argument(
+        "--kwok-run-pods",
+        action="store_true",
+        help="kwok: mark pods bound to kwok nodes Running, as a kubelet would",
+    )
+    scaler.add_argument(
+        "--aws-launch-template",
+        metavar="NAME|lt-ID",
+        help="aws: the launch template to launch from",
+    )
+    scaler.add_argument(
+        "--aws-subnet",
+        action="append",
+        default=[],
+        metavar="ZONE=SUBNET",
+        help="aws: subnet to use in a zone (repeatable; default: the template's)",
+    )
+    scaler.add_argument(
+        "--log-level", default="info", choices=("debug", "info", "warning", "error")
+    )
+
     certs = commands.add_parser("certs", help="TLS material for the webhook")
     certs_commands = certs.add_subparsers(dest="certs_command", metavar="SUBCOMMAND")
     generate = certs_commands.add_parser(
@@ -393,6 +467,96 @@ def run_extender(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def run_autoscaler(args: argparse.Namespace) -> int:
+    import os
+    import socket
+    import time
+
+    import uvicorn
+    from kubernetes import client
+
+    from gibbous.autoscaler.cloud.base import CloudProvider
+    from gibbous.autoscaler.kube import KubeCluster
+    from gibbous.autoscaler.leader import LeaderElector
+    from gibbous.autoscaler.loop import Autoscaler
+    from gibbous.autoscaler.process import AutoscalerService
+    from gibbous.kubeapi import load_client_config
+
+    config, listen = _server_setup(args)
+    if args.period <= 0:
+        raise ConfigError("--period must be > 0")
+    catalog = load_catalog(args.catalog, config.cloud, config.effective_region)
+    api = client.ApiClient(load_client_config(args.kubeconfig))
+    identity = args.identity or f"{socket.gethostname()}_{os.getpid()}"
+    provider: CloudProvider
+    kubelet = None
+    if args.provider == "kwok":
+        from gibbous.autoscaler.cloud.kwok import KwokCloudProvider
+
+        kwok = KwokCloudProvider(api, catalog, config, time.time, boot_s=args.kwok_boot_seconds)
+        provider = kwok
+
+        def kubelet() -> None:
+            kwok.heartbeat(config.cluster_id, mark_pods_running=args.kwok_run_pods)
+    else:
+        if not args.aws_launch_template:
+            raise ConfigError("--provider aws needs --aws-launch-template")
+        try:
+            import boto3
+        except ImportError:
+            raise ConfigError("--provider aws needs boto3: pip install 'gibbous[aws]'") from None
+        from gibbous.autoscaler.cloud.aws import AwsCloudProvider
+
+        subnets = {}
+        for item in args.aws_subnet:
+            zone, sep, subnet = item.partition("=")
+            if not sep or not zone or not subnet:
+                raise ConfigError(f"--aws-subnet {item!r}: expected ZONE=SUBNET")
+            subnets[zone] = subnet
+        provider = AwsCloudProvider(
+            boto3.client("ec2", region_name=config.effective_region),
+            catalog,
+            args.aws_launch_template,
+            time.time,
+            subnets_by_zone=subnets,
+        )
+    cluster = KubeCluster(api, identity=identity)
+    elector = (
+        LeaderElector(api, namespace=args.lease_namespace, name=args.lease_name, identity=identity)
+        if args.leader_elect
+        else None
+    )
+    service = AutoscalerService(
+        Autoscaler(config, provider, cluster, clock=time.time),
+        cluster,
+        period_s=args.period,
+        elector=elector,
+        kubelet=kubelet,
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(
+            service.app(),
+            host=listen.host,
+            port=listen.port,
+            log_level=args.log_level,
+            access_log=False,
+        )
+    )
+    lost = []
+
+    def on_lost() -> None:
+        lost.append(True)
+        server.should_exit = True
+
+    service.on_lost_leadership = on_lost
+    service.start()
+    try:
+        server.run()
+    finally:
+        service.stop()
+    return 1 if lost else EXIT_OK
+
+
 def run_certs(args: argparse.Namespace, stdout: TextIO) -> int:
     import datetime
 
@@ -436,6 +600,7 @@ def main(
         "config": lambda: run_config(args, out),
         "webhook": lambda: run_webhook(args),
         "extender": lambda: run_extender(args),
+        "autoscaler": lambda: run_autoscaler(args),
         "certs": lambda: run_certs(args, out),
     }
     try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
@@ -103,6 +104,10 @@ class Config:
     scale_up_timeout_s: float = 600.0
     registration_timeout_s: float = 900.0
     backoff_s: float = 900.0
+    cluster_id: str = "gibbous"
+    scale_up_batch_idle_s: float = 1.0
+    scale_up_batch_max_s: float = 10.0
+    orphan_grace_s: float = 600.0
     nvidia_gpu_time_slices: int = 1
     place_node_selector: bool = False
     pending_pod_reason_pattern: UserPattern | None = field(
@@ -283,6 +288,20 @@ def _taints(value: object, key: str) -> tuple[str, ...] | None:
     return items
 
 
+_CLUSTER_ID = re.compile(r"[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?")
+
+
+def _cluster_id(value: object, key: str) -> str:
+    # It becomes a label value and a cloud tag, so it must be a valid label value.
+    text = str(value).strip()
+    if not _CLUSTER_ID.fullmatch(text):
+        raise ConfigError(
+            f"{key}: invalid cluster id {value!r} (accepted: 1-63 lower-case letters, digits, "
+            "'-' or '.', starting and ending with a letter or digit)"
+        )
+    return text
+
+
 def _percent(value: object, key: str) -> float:
     return _number(0.0, 100.0)(value, key)
 
@@ -449,6 +468,34 @@ OPTIONS: tuple[Option, ...] = (
         parse_duration,
         format_duration,
         "how long a failed (type, category, zone) is avoided",
+    ),
+    Option(
+        "clusterID",
+        "cluster_id",
+        _cluster_id,
+        _same,
+        "names this cluster on the instances Gibbous launches (restarts find them by it)",
+    ),
+    Option(
+        "scaleUpBatchIdle",
+        "scale_up_batch_idle_s",
+        parse_duration,
+        format_duration,
+        "decide once no new pending pod arrived for this long",
+    ),
+    Option(
+        "scaleUpBatchMax",
+        "scale_up_batch_max_s",
+        parse_duration,
+        format_duration,
+        "decide at the latest this long after the first new pending pod",
+    ),
+    Option(
+        "orphanGracePeriod",
+        "orphan_grace_s",
+        parse_duration,
+        format_duration,
+        "an instance of ours with no Node and no launch is terminated after this",
     ),
     Option(
         "nvidiaGPUTimeSlices",
@@ -779,6 +826,8 @@ def _cross_checks(config: Config) -> list[str]:
         out.append("manageHighUtilization.loopPeriod must be > 0")
     if config.scale_up_timeout_s <= 0:
         out.append("scaleUpTimeout must be > 0")
+    if config.scale_up_batch_max_s < config.scale_up_batch_idle_s:
+        out.append("scaleUpBatchMax must be >= scaleUpBatchIdle")
     return out
 
 

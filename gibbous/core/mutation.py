@@ -242,3 +242,40 @@ def _plan_gates(
         patch.operations.append({"op": "remove", "path": f"/spec/schedulingGates/{index}"})
         return
     patch.append_items("/spec/schedulingGates", raw, [{"name": name} for name in wanted])
+
+
+def plan_release(pod: Pod, hostname: str | None) -> list[Operation]:
+    """Lift Gibbous's provisioning gate off a gated pod, first narrowing its nodeSelector to
+    the node made for it (`kubernetes.io/hostname`), which the API allows only while the pod
+    is gated. A `test` of the gate list makes the patch fail, rather than clobber, if someone
+    changed the gates in between. No operation when our gate is not there."""
+    gates = pod_spec(pod).get("schedulingGates")
+    if not isinstance(gates, list) or not any(
+        isinstance(g, Mapping) and g.get("name") == keys.PROVISIONING_GATE for g in gates
+    ):
+        return []
+    operations: list[Operation] = []
+    selector = pod_spec(pod).get("nodeSelector")
+    if hostname:
+        if not isinstance(selector, Mapping):
+            operations.append(
+                {"op": "add", "path": "/spec/nodeSelector", "value": {keys.HOSTNAME: hostname}}
+            )
+        elif keys.HOSTNAME not in selector:
+            operations.append(
+                {
+                    "op": "add",
+                    "path": f"/spec/nodeSelector/{escape(keys.HOSTNAME)}",
+                    "value": hostname,
+                }
+            )
+    kept = [
+        g for g in gates if not (isinstance(g, Mapping) and g.get("name") == keys.PROVISIONING_GATE)
+    ]
+    current = [dict(g) if isinstance(g, Mapping) else g for g in gates]
+    operations.append({"op": "test", "path": "/spec/schedulingGates", "value": current})
+    if kept:
+        operations.append({"op": "replace", "path": "/spec/schedulingGates", "value": kept})
+    else:
+        operations.append({"op": "remove", "path": "/spec/schedulingGates"})
+    return operations

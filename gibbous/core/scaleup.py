@@ -9,15 +9,20 @@ zones backed off for that type and category left out).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from gibbous.core import keys
 from gibbous.core.backoff import Backoffs
 from gibbous.core.classify import Placement
 from gibbous.core.config import Config
+from gibbous.core.errors import GibbousError
 from gibbous.core.nodes import node_labels, node_taints
 from gibbous.core.packing import ExistingNode, Guardrails, PendingPod, simulate
+from gibbous.core.placement import node_view
+from gibbous.core.pods import Pod, as_map, is_finished, node_name_of, pod_requests
+from gibbous.core.resources import Resources
 from gibbous.core.selection import Offer
 
 NO_BACKOFFS = Backoffs()
@@ -144,3 +149,91 @@ def plan_scale_up(
             )
         )
     return ScaleUpPlan(tuple(launches), dict(plan.on_existing), unsatisfiable)
+
+
+def _ready(node: Mapping[str, Any]) -> bool:
+    conditions = as_map(node.get("status")).get("conditions")
+    return isinstance(conditions, list) and any(
+        isinstance(c, Mapping) and c.get("type") == "Ready" and c.get("status") == "True"
+        for c in conditions
+    )
+
+
+def existing_nodes(
+    nodes: Sequence[Mapping[str, Any]],
+    pods: Sequence[Pod],
+    offers_by_key: Mapping[tuple[str, str], Offer],
+    config: Config,
+    *,
+    exclude: frozenset[str] = frozenset(),
+) -> list[ExistingNode]:
+    """The Ready, schedulable nodes as the planner sees them: allocatable minus what the
+    pods bound to them request. `exclude` names nodes counted as launches in flight."""
+    used: dict[str, Resources] = {}
+    for pod in pods:
+        name = node_name_of(pod)
+        if not name or is_finished(pod):
+            continue
+        try:
+            used[name] = used.get(name, Resources()) + pod_requests(pod)
+        except GibbousError:
+            continue
+    out = []
+    for node in nodes:
+        view = node_view(node, time_slices=config.nvidia_gpu_time_slices)
+        if (
+            view.name in exclude
+            or not _ready(node)
+            or as_map(node.get("spec")).get("unschedulable")
+        ):
+            continue
+        offer = (
+            offers_by_key.get((view.instance_type, str(view.category)))
+            if view.created_by_gibbous and view.category is not None
+            else None
+        )
+        out.append(
+            ExistingNode(
+                name=view.name,
+                free=view.allocatable - used.get(view.name, Resources()),
+                placement=view.placement,
+                labels=view.labels,
+                taints=view.taints,
+                assigned_pod_uid=view.assigned_pod_uid,
+                offer=offer,
+            )
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What Gibbous's nodes add up to, for the guardrails and the cost metric."""
+
+    nodes: int = 0
+    gpus: int = 0
+    cost_per_hour: float = 0.0
+
+
+def gibbous_usage(
+    nodes: Sequence[Mapping[str, Any]],
+    in_flight: Sequence[InFlight],
+    config: Config,
+    *,
+    exclude: frozenset[str] = frozenset(),
+) -> Usage:
+    """Nodes Gibbous created (all of them, Ready or not, minus `exclude`, which are counted
+    as launches) plus launches in flight."""
+    count, gpus, cost = 0, 0, 0.0
+    for node in nodes:
+        view = node_view(node, time_slices=config.nvidia_gpu_time_slices)
+        if not view.created_by_gibbous or view.name in exclude:
+            continue
+        count += 1
+        gpus += view.gpu_count or 0
+        cost += view.price_per_hour or 0.0
+    for launch in in_flight:
+        count += 1
+        gpus += launch.offer.instance.gpu_count
+        cost += launch.offer.price
+    return Usage(count, gpus, cost)

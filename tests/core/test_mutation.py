@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from gibbous.core import keys
 from gibbous.core.config import Config
-from gibbous.core.mutation import Mutation, ServerFeatures, plan_mutation
+from gibbous.core.mutation import Mutation, ServerFeatures, plan_mutation, plan_release
 from tests.factories import config, make_pod
 
 FIXTURE = json.loads(
@@ -227,3 +227,26 @@ def test_patch_never_touches_unrelated_fields(namespace: str) -> None:
     for field in ("containers", "volumes", "serviceAccountName", "restartPolicy"):
         assert patched["spec"][field] == pod["spec"][field]
     assert patched["metadata"]["managedFields"] == pod["metadata"]["managedFields"]
+
+
+def test_release_pins_a_gated_pod_to_its_node_and_lifts_only_our_gate() -> None:
+    pod = make_pod("g")
+    pod["spec"]["schedulingGates"] = [{"name": keys.PROVISIONING_GATE}]
+    released = jsonpatch.apply_patch(pod, plan_release(pod, "node-1"))
+    assert released["spec"]["nodeSelector"] == {keys.HOSTNAME: "node-1"}
+    assert "schedulingGates" not in released["spec"]
+    other = make_pod("o", node_selector={"team": "a"})
+    other["spec"]["schedulingGates"] = [{"name": "x.io/hold"}, {"name": keys.PROVISIONING_GATE}]
+    released = jsonpatch.apply_patch(other, plan_release(other, None))
+    assert released["spec"]["nodeSelector"] == {"team": "a"}
+    assert released["spec"]["schedulingGates"] == [{"name": "x.io/hold"}]
+    assert plan_release(make_pod("plain"), "node-1") == []
+    # Someone changed the gates in between: the `test` makes the patch fail, not clobber.
+    ops = plan_release(pod, "node-1")
+    pod["spec"]["schedulingGates"].append({"name": "late.io/gate"})
+    try:
+        jsonpatch.apply_patch(pod, ops)
+    except jsonpatch.JsonPatchTestFailed:
+        pass
+    else:
+        raise AssertionError("the test operation should have failed")

@@ -12,48 +12,23 @@ never on a message.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Protocol
 
 from gibbous.core.catalog import InstanceType
+from gibbous.core.instances import Instance, InstanceState, LaunchRequest
 
-
-class InstanceState(StrEnum):
-    PENDING = "pending"  # accepted by the cloud, not running yet
-    RUNNING = "running"
-    TERMINATING = "terminating"
-    TERMINATED = "terminated"
-
-
-@dataclass(frozen=True)
-class LaunchRequest:
-    """Everything a provider needs to start one node. `token` makes create idempotent: the
-    same token twice yields the same instance, so a restart never launches twice."""
-
-    token: str
-    cluster_id: str
-    instance_type: str
-    category: str  # spot | on-demand
-    zones: tuple[str, ...]  # allowed zones, preferred first; empty = any
-    labels: Mapping[str, str] = field(default_factory=dict)
-    taints: tuple[Mapping[str, str], ...] = ()
-
-
-@dataclass(frozen=True)
-class Instance:
-    id: str
-    token: str
-    cluster_id: str
-    instance_type: str
-    category: str
-    zone: str
-    state: InstanceState
-    created_at: float
-    node_name: str = ""  # the Node it registers as, once known
-    labels: Mapping[str, str] = field(default_factory=dict)
-    interrupted: bool = False  # the cloud announced a spot interruption
+__all__ = [
+    "CloudError",
+    "CloudProvider",
+    "FatalConfigurationError",
+    "Instance",
+    "InstanceNotFoundError",
+    "InstanceState",
+    "InsufficientCapacityError",
+    "LaunchRequest",
+    "QuotaExceededError",
+    "ThrottledError",
+]
 
 
 class CloudError(Exception):

@@ -1,0 +1,519 @@
+"""The provisioning loop: pending managed pods in, cheapest nodes out.
+
+`Autoscaler.step()` is one iteration, driven by the process (`gibbous autoscaler`) every
+`--period`, and by tests on a fake clock. Each step:
+
+1. reviews the launches in flight against the provider's instances and the Nodes
+   (`gibbous.core.launches`): done, timed out (terminate + back off), adopted after a restart,
+   orphaned (terminate after a grace period);
+2. retries throttled launch requests with the same idempotency token;
+3. lifts the provisioning gate off gated pods whose node is Ready (narrowing a bin-select
+   pod's nodeSelector to the node made for it);
+4. takes in the pending managed pods (`gibbous.core.intake`) and, when the batching window
+   says so, plans one decision (`gibbous.core.scaleup`) counting every launch in flight and
+   launches it; a stock-out or quota error backs the pair off and the next cheapest
+   candidate is planned at once, in the same step;
+5. writes `NodeAddRequestWarning` events for pods nothing can hold (once per reason) and
+   `NodeCostEstimate` events for `nodecostestimate`-gated pods (once per pod);
+6. updates the metrics.
+
+The loop works from the caches the `Cluster` keeps (no per-pod API calls) and never lets an
+error in one pod or one launch stop the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+from gibbous.autoscaler.cloud.base import (
+    CloudProvider,
+    FatalConfigurationError,
+    Instance,
+    InstanceNotFoundError,
+    InsufficientCapacityError,
+    LaunchRequest,
+    QuotaExceededError,
+    ThrottledError,
+)
+from gibbous.autoscaler.metrics import AutoscalerMetrics
+from gibbous.core import keys
+from gibbous.core.backoff import Backoffs, FailureKind
+from gibbous.core.batching import Batch, batch_due, decided
+from gibbous.core.config import Config
+from gibbous.core.costestimate import GatedPod, estimate_messages, owner_of
+from gibbous.core.demand import describe_pod
+from gibbous.core.errors import GibbousError
+from gibbous.core.intake import Intake, decide_intake
+from gibbous.core.launches import (
+    Launch,
+    LaunchState,
+    NodeState,
+    Termination,
+    review_launches,
+)
+from gibbous.core.packing import Guardrails, PendingPod
+from gibbous.core.pods import Pod, as_map, key_of, labels_of, metadata, scheduling_gates, uid_of
+from gibbous.core.resources import Resources
+from gibbous.core.scaleup import existing_nodes, gibbous_usage, plan_scale_up
+from gibbous.core.selection import build_offers
+
+log = logging.getLogger("gibbous.autoscaler")
+
+# A decision replans at once after a stock-out or quota error; this bounds the rounds of
+# one step when every candidate fails one after the other.
+MAX_ROUNDS = 8
+# How often the provider is listed: often while launches are in flight (their instances
+# matter), rarely otherwise (orphans and restarts only).
+LIST_PERIOD_BUSY_S = 2.0
+LIST_PERIOD_IDLE_S = 30.0
+# A NodeCostEstimate we wrote counts as present this long, until the event cache shows it.
+ESTIMATE_GUARD_S = 300.0
+
+
+class Cluster(Protocol):
+    """What the loop reads from and writes to the API server."""
+
+    def pods(self) -> list[dict[str, Any]]: ...
+
+    def nodes(self) -> list[dict[str, Any]]: ...
+
+    def pods_with_event(self, reason: str) -> frozenset[str]:
+        """uids of pods that already have an event with this reason."""
+        ...
+
+    def emit_event(self, pod: Pod, reason: str, message: str, *, warning: bool) -> None: ...
+
+    def release_pod(self, pod: Pod, hostname: str | None) -> None:
+        """Narrow the pod's nodeSelector to `hostname` (if given) and lift our gate."""
+        ...
+
+
+@dataclass
+class StepReport:
+    decided: bool = False
+    launched: list[Instance] = field(default_factory=list)
+    terminated: list[str] = field(default_factory=list)
+    released: list[str] = field(default_factory=list)
+    unsatisfiable: dict[str, str] = field(default_factory=dict)
+
+
+def _node_state(node: Mapping[str, Any]) -> NodeState:
+    status = as_map(node.get("status"))
+    conditions = status.get("conditions")
+    ready = isinstance(conditions, list) and any(
+        isinstance(c, Mapping) and c.get("type") == "Ready" and c.get("status") == "True"
+        for c in conditions
+    )
+    taints = as_map(node.get("spec")).get("taints")
+    if isinstance(taints, list) and any(
+        isinstance(t, Mapping) and t.get("key") == keys.NOT_READY_TAINT for t in taints
+    ):
+        ready = False
+    try:
+        gpus = Resources.from_resource_list(as_map(status.get("allocatable")), "allocatable").gpus
+    except GibbousError:
+        gpus = 0
+    return NodeState(str(metadata(node).get("name") or ""), ready, gpus)
+
+
+class Autoscaler:
+    def __init__(
+        self,
+        config: Config,
+        provider: CloudProvider,
+        cluster: Cluster,
+        *,
+        clock: Callable[[], float],
+        metrics: AutoscalerMetrics | None = None,
+        new_token: Callable[[], str] | None = None,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self.config = config
+        self.provider = provider
+        self.cluster = cluster
+        self.clock = clock
+        self.metrics = metrics or AutoscalerMetrics()
+        self.new_token = new_token or (lambda: f"{config.cluster_id}-{uuid.uuid4().hex[:20]}")
+        self.jitter = jitter
+        self.offers = build_offers(provider.instance_types(), config)
+        self.offers_by_key = {(o.name, str(o.category)): o for o in self.offers}
+        self.launches: dict[str, Launch] = {}
+        self.backoffs = Backoffs()
+        self.batch = Batch()
+        self.orphans_seen: dict[str, float] = {}
+        self.replan = False
+        self.paused_until = 0.0
+        self.paused_reason = ""
+        self.warned: dict[str, str] = {}  # pod uid -> NodeAddRequestWarning message sent
+        self.estimated: dict[str, float] = {}  # pod uid -> when its NodeCostEstimate was sent
+        self.last_list_at = -math.inf
+        self.decisions = 0
+
+    # --- one iteration ---------------------------------------------------------------------
+
+    def step(self) -> StepReport:
+        now = self.clock()
+        report = StepReport()
+        nodes = self.cluster.nodes()
+        pods = self.cluster.pods()
+        node_states = {state.name: state for state in map(_node_state, nodes)}
+        instances = self._list_instances(now)
+        review = review_launches(
+            self.launches,
+            instances,
+            node_states,
+            self.offers_by_key,
+            self.config,
+            now=now,
+            orphans_seen=self.orphans_seen,
+        )
+        self.launches = dict(review.launches)
+        self.orphans_seen = dict(review.orphans_seen)
+        for launch in review.adopted:
+            log.info("adopted launch %s (%s) after a restart", launch.token, launch.instance_id)
+        for termination in review.terminate:
+            self._terminate(termination, now, pods, report)
+        for launch, why in review.dropped:
+            log.warning("launch %s abandoned: %s", launch.token, why)
+            self.metrics.failures.labels("abandoned").inc()
+            self.replan = True
+        for launch in review.retry:
+            self._create(launch, now, report)
+
+        by_uid = {uid_of(p): p for p in pods}
+        self._release_ready(pods, nodes, report)
+
+        provision, estimate, waiting = self._intake(pods, now)
+        self.metrics.pending_pods.labels("provision").set(len(provision))
+        self.metrics.pending_pods.labels("estimate").set(len(estimate))
+        self.metrics.pending_pods.labels("wait").set(waiting)
+        self.batch, due = batch_due(
+            self.batch,
+            frozenset(p.key for p, _ in provision),
+            now=now,
+            idle_s=self.config.scale_up_batch_idle_s,
+            max_s=self.config.scale_up_batch_max_s,
+            force=self.replan,
+        )
+        if due and now < self.paused_until:
+            due = False
+        if due:
+            self._decide(provision, nodes, pods, now, report)
+            self.batch = decided(self.batch, now)
+            self.replan = False
+        if estimate:
+            self._estimate(estimate, now)
+        self._forget_gone(by_uid)
+        self._update_gauges(nodes, now)
+        return report
+
+    # --- intake ------------------------------------------------------------------------------
+
+    def _intake(
+        self, pods: Sequence[Pod], now: float
+    ) -> tuple[list[tuple[PendingPod, Pod]], list[tuple[GatedPod, Pod]], int]:
+        provision: list[tuple[PendingPod, Pod]] = []
+        estimate: list[tuple[GatedPod, Pod]] = []
+        waiting = 0
+        for pod in pods:
+            decision = decide_intake(pod, self.config, now)
+            if decision.intake is Intake.IGNORE:
+                continue
+            if decision.intake is Intake.WAIT:
+                waiting += 1
+                continue
+            try:
+                pending, _ = describe_pod(pod, self.config)
+            except GibbousError as error:
+                self._warn(pod, f"cannot provision for this pod: {error}")
+                continue
+            if decision.intake is Intake.ESTIMATE:
+                estimate.append((GatedPod(pending, owner_of(pod)), pod))
+            else:
+                provision.append((pending, pod))
+        return provision, estimate, waiting
+
+    # --- deciding and launching ------------------------------------------------------------
+
+    def _decide(
+        self,
+        provision: list[tuple[PendingPod, Pod]],
+        nodes: Sequence[Mapping[str, Any]],
+        pods: Sequence[Pod],
+        now: float,
+        report: StepReport,
+    ) -> None:
+        if not provision:
+            return
+        report.decided = True
+        self.decisions += 1
+        self.metrics.decisions.inc()
+        pending = [p for p, _ in provision]
+        pod_by_key = {p.key: pod for p, pod in provision}
+        selectors = {
+            p.key: dict(as_map(as_map(pod.get("spec")).get("nodeSelector"))) for p, pod in provision
+        }
+        for _ in range(MAX_ROUNDS):
+            flying = [launch.in_flight() for launch in self.launches.values()]
+            flying_nodes = frozenset(
+                launch.node_name for launch in self.launches.values() if launch.node_name
+            )
+            usage = gibbous_usage(nodes, flying, self.config, exclude=flying_nodes)
+            plan = plan_scale_up(
+                pending,
+                self.offers,
+                self.config,
+                existing=existing_nodes(
+                    nodes, pods, self.offers_by_key, self.config, exclude=flying_nodes
+                ),
+                in_flight=flying,
+                backoffs=self.backoffs,
+                guardrails=Guardrails.from_config(
+                    self.config, gpus=usage.gpus, nodes=usage.nodes, cost=usage.cost_per_hour
+                ),
+                node_selectors=selectors,
+                now=now,
+            )
+            report.unsatisfiable = dict(plan.unsatisfiable)
+            failed = False
+            for launch_plan in plan.launches:
+                launch = Launch(token=self.new_token(), plan=launch_plan, requested_at=now)
+                if self._create(launch, now, report) in (
+                    FailureKind.INSUFFICIENT_CAPACITY,
+                    FailureKind.QUOTA,
+                ):
+                    failed = True
+            if not failed or now < self.paused_until:
+                break
+        for key, node_name in plan.on_existing.items():
+            pod = pod_by_key[key]
+            if not node_name.startswith("in-flight:") and keys.PROVISIONING_GATE in (
+                scheduling_gates(pod)
+            ):
+                self._release(pod, None, report)
+        for key, reason in report.unsatisfiable.items():
+            self._warn(pod_by_key[key], f"cannot obtain a node for this pod: {reason}")
+
+    def _create(self, launch: Launch, now: float, report: StepReport) -> FailureKind | None:
+        """Ask the provider for the launch's instance; record the outcome. Returns the kind of
+        failure that backs a pair off, if any."""
+        plan = launch.plan
+        offer = plan.offer
+        request = LaunchRequest(
+            token=launch.token,
+            cluster_id=self.config.cluster_id,
+            instance_type=offer.name,
+            category=str(offer.category),
+            zones=plan.zones,
+            labels=plan.labels,
+            taints=plan.taints,
+        )
+        attempts = launch.attempts + 1
+        try:
+            instance = self.provider.create(request)
+        except InsufficientCapacityError as error:
+            zone = error.zone if error.zone and "," not in error.zone else ""
+            self._back_off(
+                offer.name, str(offer.category), zone, FailureKind.INSUFFICIENT_CAPACITY, now
+            )
+            log.warning(
+                "launch of %s failed: %s; trying the next candidate", offer.describe(), error
+            )
+            return FailureKind.INSUFFICIENT_CAPACITY
+        except QuotaExceededError as error:
+            self._back_off(offer.name, str(offer.category), "", FailureKind.QUOTA, now)
+            log.warning(
+                "launch of %s failed: %s; trying the next candidate", offer.describe(), error
+            )
+            return FailureKind.QUOTA
+        except ThrottledError as error:
+            delay = error.retry_after_s * (1.0 + self.jitter())
+            self.launches[launch.token] = replace(
+                launch, state=LaunchState.REQUESTED, retry_at=now + delay, attempts=attempts
+            )
+            self.metrics.failures.labels("throttled").inc()
+            log.info("launch %s throttled; retrying in %.1fs", launch.token, delay)
+            return None
+        except FatalConfigurationError as error:
+            self.paused_until = now + self.config.backoff_s
+            self.paused_reason = str(error)
+            self.launches.pop(launch.token, None)
+            self.metrics.failures.labels("fatal-configuration").inc()
+            log.error(
+                "the %s provider is misconfigured (%s); launches paused for %.0fs",
+                self.provider.name,
+                error,
+                self.config.backoff_s,
+            )
+            return None
+        except Exception as error:
+            delay = min(60.0, 2.0**attempts) * (1.0 + self.jitter())
+            self.launches[launch.token] = replace(
+                launch, state=LaunchState.REQUESTED, retry_at=now + delay, attempts=attempts
+            )
+            self.metrics.failures.labels("error").inc()
+            log.warning("launch %s failed (%s); retrying in %.1fs", launch.token, error, delay)
+            return None
+        self.launches[launch.token] = replace(
+            launch,
+            state=LaunchState.ACCEPTED,
+            instance_id=instance.id,
+            zone=instance.zone,
+            node_name=instance.node_name,
+            attempts=attempts,
+        )
+        report.launched.append(instance)
+        self.metrics.launches.labels(offer.name, str(offer.category)).inc()
+        log.info(
+            "launched %s as %s in %s for %d pod(s)",
+            offer.describe(),
+            instance.id,
+            instance.zone or "any zone",
+            len(plan.pods),
+        )
+        return None
+
+    def _back_off(
+        self, instance_type: str, category: str, zone: str, kind: FailureKind, now: float
+    ) -> None:
+        self.backoffs = self.backoffs.add(
+            instance_type=instance_type,
+            category=category,
+            zone=zone,
+            kind=kind,
+            now=now,
+            duration_s=self.config.backoff_s,
+        )
+        self.metrics.failures.labels(str(kind)).inc()
+        self.replan = True
+
+    def _terminate(
+        self, termination: Termination, now: float, pods: Sequence[Pod], report: StepReport
+    ) -> None:
+        log.warning("terminating %s: %s", termination.instance_id, termination.reason)
+        try:
+            if termination.instance_id:
+                self.provider.delete(termination.instance_id)
+        except InstanceNotFoundError:
+            pass
+        except Exception as error:
+            log.warning("terminating %s failed (%s); will retry", termination.instance_id, error)
+        report.terminated.append(termination.instance_id)
+        kind = termination.backoff[3] if termination.backoff else "orphan"
+        self.metrics.terminations.labels(str(kind)).inc()
+        if termination.backoff is not None:
+            instance_type, category, zone, failure = termination.backoff
+            self._back_off(instance_type, category, zone, failure, now)
+        if termination.launch is not None:
+            members = set(termination.launch.plan.pods)
+            for pod in pods:
+                if key_of(pod) in members:
+                    self._warn(
+                        pod, f"launch abandoned: {termination.reason}; trying the next candidate"
+                    )
+
+    # --- releasing gated pods ---------------------------------------------------------------
+
+    def _release_ready(
+        self, pods: Sequence[Pod], nodes: Sequence[Mapping[str, Any]], report: StepReport
+    ) -> None:
+        """Gated pods whose own node (labelled with their uid) is Ready go to the scheduler,
+        pinned to that node."""
+        gated = [p for p in pods if keys.PROVISIONING_GATE in scheduling_gates(p)]
+        if not gated:
+            return
+        ready_for: dict[str, str] = {}
+        for node in nodes:
+            uid = labels_of(node).get(keys.ASSIGNED_POD_UID)
+            if uid and _node_state(node).ready:
+                ready_for[uid] = labels_of(node).get(keys.HOSTNAME) or str(
+                    metadata(node).get("name")
+                )
+        for pod in gated:
+            hostname = ready_for.get(uid_of(pod))
+            if hostname:
+                self._release(pod, hostname, report)
+
+    def _release(self, pod: Pod, hostname: str | None, report: StepReport) -> None:
+        try:
+            self.cluster.release_pod(pod, hostname)
+        except Exception as error:
+            log.warning("releasing %s failed (%s); will retry", key_of(pod), error)
+            return
+        report.released.append(key_of(pod))
+
+    # --- events ------------------------------------------------------------------------------
+
+    def _warn(self, pod: Pod, message: str) -> None:
+        uid = uid_of(pod)
+        if self.warned.get(uid) == message:
+            return
+        self.warned[uid] = message
+        self._event(pod, keys.EVENT_NODE_ADD_REQUEST_WARNING, message, warning=True)
+
+    def _event(self, pod: Pod, reason: str, message: str, *, warning: bool) -> None:
+        try:
+            self.cluster.emit_event(pod, reason, message, warning=warning)
+            self.metrics.events.labels(reason).inc()
+        except Exception as error:
+            log.warning("event %s for %s failed: %s", reason, key_of(pod), error)
+
+    def _estimate(self, gated: list[tuple[GatedPod, Pod]], now: float) -> None:
+        have = self.cluster.pods_with_event(keys.EVENT_NODE_COST_ESTIMATE)
+        todo = [
+            (item, pod)
+            for item, pod in gated
+            if uid_of(pod) not in have
+            and now - self.estimated.get(uid_of(pod), -math.inf) > ESTIMATE_GUARD_S
+        ]
+        if not todo:
+            return
+        # The counts are per group of matching gated pods, so estimate over all of them.
+        messages = estimate_messages(
+            [item for item, _ in gated],
+            self.offers,
+            self.config,
+            backed_off=self.backoffs.blocked_pairs(now),
+        )
+        for item, pod in todo:
+            message = messages.get(item.pod.key)
+            if message is None:
+                continue
+            self.estimated[uid_of(pod)] = now
+            self._event(pod, keys.EVENT_NODE_COST_ESTIMATE, message, warning=False)
+
+    # --- housekeeping --------------------------------------------------------------------------
+
+    def _list_instances(self, now: float) -> list[Instance] | None:
+        period = LIST_PERIOD_BUSY_S if self.launches else LIST_PERIOD_IDLE_S
+        if now - self.last_list_at < period:
+            return None
+        try:
+            instances = self.provider.list(self.config.cluster_id)
+        except Exception as error:
+            log.warning("listing %s instances failed: %s", self.provider.name, error)
+            return None
+        self.last_list_at = now
+        return instances
+
+    def _forget_gone(self, by_uid: Mapping[str, Pod]) -> None:
+        for memory in (self.warned, self.estimated):
+            for uid in [u for u in memory if u not in by_uid]:
+                del memory[uid]
+
+    def _update_gauges(self, nodes: Sequence[Mapping[str, Any]], now: float) -> None:
+        flying = [launch.in_flight() for launch in self.launches.values()]
+        flying_nodes = frozenset(
+            launch.node_name for launch in self.launches.values() if launch.node_name
+        )
+        usage = gibbous_usage(nodes, flying, self.config, exclude=flying_nodes)
+        self.metrics.in_flight.set(len(self.launches))
+        self.metrics.nodes.set(usage.nodes)
+        self.metrics.cost.set(usage.cost_per_hour)
+        self.metrics.backoffs.set(len(self.backoffs.active(now)))

@@ -1,0 +1,74 @@
+"""Prometheus metrics of the autoscaler, in a registry of its own (one per autoscaler)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+
+@dataclass
+class AutoscalerMetrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        self.pending_pods = Gauge(
+            "gibbous_autoscaler_pending_pods",
+            "Managed pods waiting for capacity, by intake decision",
+            ["intake"],
+            registry=self.registry,
+        )
+        self.decisions = Counter(
+            "gibbous_autoscaler_decisions",
+            "Scale-up decisions made (one per batch)",
+            registry=self.registry,
+        )
+        self.launches = Counter(
+            "gibbous_autoscaler_launches",
+            "Instances the cloud accepted, by type and price category",
+            ["instance_type", "category"],
+            registry=self.registry,
+        )
+        self.failures = Counter(
+            "gibbous_autoscaler_launch_failures",
+            "Failed or abandoned launches, by kind",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.backoffs = Gauge(
+            "gibbous_autoscaler_backoffs_active",
+            "(instance type, category[, zone]) pairs in back-off",
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "gibbous_autoscaler_launches_in_flight",
+            "Launches accepted whose Node is not Ready yet",
+            registry=self.registry,
+        )
+        self.nodes = Gauge(
+            "gibbous_autoscaler_nodes",
+            "Nodes Gibbous created (including launches in flight)",
+            registry=self.registry,
+        )
+        self.cost = Gauge(
+            "gibbous_autoscaler_estimated_cost_per_hour",
+            "Estimated $/hr of the nodes Gibbous created",
+            registry=self.registry,
+        )
+        self.terminations = Counter(
+            "gibbous_autoscaler_terminations",
+            "Instances terminated by the launch bookkeeping, by reason",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.events = Counter(
+            "gibbous_autoscaler_events",
+            "Pod events written, by reason",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.loop_errors = Counter(
+            "gibbous_autoscaler_loop_errors",
+            "Loop iterations that failed and were retried",
+            registry=self.registry,
+        )

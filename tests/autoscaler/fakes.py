@@ -1,0 +1,163 @@
+"""An in-memory cluster for loop tests: Nodes appear when the fake cloud's instances run (a
+kubelet registering), and `schedule()` plays kube-scheduler well enough to bind pods to
+nodes with room and mark the rest Unschedulable."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import jsonpatch
+
+from gibbous.autoscaler.cloud.fake import FakeCloudProvider
+from gibbous.core import keys
+from gibbous.core.catalog import node_allocatable
+from gibbous.core.config import Config
+from gibbous.core.demand import describe_pod
+from gibbous.core.mutation import plan_release
+from gibbous.core.packing import fit_count, node_admits
+from gibbous.core.pods import Pod, key_of, node_name_of, scheduling_gates, uid_of
+from gibbous.core.scaleup import existing_nodes
+from gibbous.core.selection import build_offers
+
+
+class Clock:
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
+class FakeCluster:
+    cloud: FakeCloudProvider
+    config: Config
+    pod_objects: dict[str, dict[str, Any]] = field(default_factory=dict)
+    static_nodes: list[dict[str, Any]] = field(default_factory=list)
+    events: list[tuple[str, str, str, bool]] = field(default_factory=list)  # uid, reason, msg, warn
+    releases: list[tuple[str, str | None, list[dict[str, Any]]]] = field(default_factory=list)
+    gpu_plugin_delay_s: float = 0.0  # GPUs become allocatable this long after the node runs
+
+    # --- the Cluster protocol --------------------------------------------------------------
+
+    def pods(self) -> list[dict[str, Any]]:
+        return [copy.deepcopy(p) for p in self.pod_objects.values()]
+
+    def nodes(self) -> list[dict[str, Any]]:
+        out = list(self.static_nodes)
+        by_name = {t.name: t for t in self.cloud.catalog}
+        for instance in self.cloud.list(self.config.cluster_id):
+            if not instance.node_name:
+                continue
+            instance_type = by_name[instance.instance_type]
+            allocatable = node_allocatable(instance_type, self.config).to_resource_list()
+            running_for = self.cloud.clock() - instance.created_at
+            if instance_type.gpu_count and running_for < self.gpu_plugin_delay_s:
+                allocatable.pop(keys.NVIDIA_GPU, None)
+            taints = (
+                [{"key": keys.SPOT_TAINT_KEY, "value": "spot", "effect": "NoSchedule"}]
+                if instance.category == "spot"
+                else []
+            )
+            out.append(
+                {
+                    "metadata": {
+                        "name": instance.node_name,
+                        "labels": {**instance.labels, keys.HOSTNAME: instance.node_name},
+                    },
+                    "spec": {"taints": taints},
+                    "status": {
+                        "allocatable": allocatable,
+                        "conditions": [{"type": "Ready", "status": "True"}],
+                    },
+                }
+            )
+        return out
+
+    def pods_with_event(self, reason: str) -> frozenset[str]:
+        return frozenset(uid for uid, r, _, _ in self.events if r == reason)
+
+    def emit_event(self, pod: Pod, reason: str, message: str, *, warning: bool) -> None:
+        self.events.append((uid_of(pod), reason, message, warning))
+
+    def release_pod(self, pod: Pod, hostname: str | None) -> None:
+        operations = plan_release(pod, hostname)
+        key = key_of(pod)
+        self.pod_objects[key] = jsonpatch.apply_patch(self.pod_objects[key], operations)
+        self.releases.append((key, hostname, operations))
+
+    # --- test helpers ----------------------------------------------------------------------
+
+    def add(self, *pods: dict[str, Any], unschedulable: bool = True) -> None:
+        for original in pods:
+            pod = copy.deepcopy(original)
+            if unschedulable and not scheduling_gates(pod):
+                pod["status"] = _unschedulable("0/0 nodes are available: no nodes.")
+            self.pod_objects[key_of(pod)] = pod
+
+    def events_for(self, name: str, reason: str) -> list[str]:
+        uid = uid_of(self.pod_objects[f"default/{name}"])
+        return [m for u, r, m, _ in self.events if u == uid and r == reason]
+
+    def schedule(self) -> list[str]:
+        """Bind every ungated, unbound managed pod that fits somewhere; return their keys."""
+        offers = build_offers(self.cloud.catalog, self.config)
+        by_key = {(o.name, str(o.category)): o for o in offers}
+        bound = []
+        nodes = existing_nodes(self.nodes(), list(self.pod_objects.values()), by_key, self.config)
+        for key, pod in sorted(self.pod_objects.items()):
+            if node_name_of(pod) or scheduling_gates(pod):
+                continue
+            pending, _ = describe_pod(pod, self.config)
+            selector = (pod.get("spec") or {}).get("nodeSelector") or {}
+            index = next(
+                (
+                    i
+                    for i, n in enumerate(nodes)
+                    if node_admits(pending, n, self.config)
+                    and all(n.labels.get(k) == v for k, v in selector.items())
+                    and fit_count(pending.requirement.requests, n.free) >= 1
+                ),
+                None,
+            )
+            if index is None:
+                pod["status"] = _unschedulable(
+                    f"0/{len(nodes)} nodes are available: Insufficient cpu."
+                )
+                continue
+            target = nodes[index]
+            nodes[index] = replace(target, free=target.free - pending.requirement.requests)
+            pod["spec"]["nodeName"] = target.name
+            pod["status"] = {"phase": "Running"}
+            bound.append(key)
+        return bound
+
+
+def _unschedulable(message: str) -> dict[str, Any]:
+    return {
+        "phase": "Pending",
+        "conditions": [
+            {
+                "type": "PodScheduled",
+                "status": "False",
+                "reason": "Unschedulable",
+                "message": message,
+            }
+        ],
+    }
+
+
+class Tokens:
+    """Deterministic launch tokens."""
+
+    def __init__(self, prefix: str = "t") -> None:
+        self.prefix, self.count = prefix, 0
+
+    def __call__(self) -> str:
+        self.count += 1
+        return f"{self.prefix}-{self.count:06d}"

@@ -1,0 +1,351 @@
+"""The provisioning loop on a fake clock, a fake cloud and an in-memory cluster."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from prometheus_client import generate_latest
+
+from gibbous.autoscaler.cloud.base import FatalConfigurationError, LaunchRequest
+from gibbous.autoscaler.cloud.fake import FakeCloudProvider
+from gibbous.autoscaler.loop import Autoscaler
+from gibbous.core import keys
+from gibbous.core.config import Config
+from gibbous.core.placement import node_view
+from tests.autoscaler.fakes import Clock, FakeCluster, Tokens
+from tests.factories import catalog, config, make_pod, spot_post_ray_head
+
+SPOT_TOLERATION = {
+    "key": keys.SPOT_TAINT_KEY,
+    "operator": "Equal",
+    "value": "spot",
+    "effect": "NoSchedule",
+}
+
+
+def setup(
+    cfg: Config | None = None, cloud: str = "aws", **cloud_options: Any
+) -> tuple[Clock, FakeCloudProvider, FakeCluster, Autoscaler]:
+    cfg = cfg or config(cloudProvider=cloud)
+    clock = Clock()
+    provider = FakeCloudProvider(catalog(cfg.cloud), clock, **cloud_options)
+    cluster = FakeCluster(provider, cfg)
+    autoscaler = Autoscaler(
+        cfg, provider, cluster, clock=clock, new_token=Tokens(), jitter=lambda: 0.5
+    )
+    return clock, provider, cluster, autoscaler
+
+
+def run(clock: Clock, autoscaler: Autoscaler, seconds: float, tick: float = 1.0) -> None:
+    end = clock.now + seconds
+    while clock.now < end:
+        autoscaler.step()
+        clock.advance(tick)
+
+
+def launched(provider: FakeCloudProvider) -> list[tuple[str, str]]:
+    return [(r.instance_type, r.category) for r in provider.create_calls]
+
+
+def test_gke_spot_story_two_t4_timeouts_then_p4() -> None:
+    # P10 on GKE: the two T4 spot types never come up and time out at 10m each; the P4 spot
+    # type succeeds around 20m and is still cheaper than T4 on-demand.
+    cfg = config(cloudProvider="gcp")
+    t4_standard, t4_highmem = ("n1-standard-32+t4x2", "spot"), ("n1-highmem-32+t4x2", "spot")
+    clock, provider, cluster, autoscaler = setup(cfg, hangs={t4_standard, t4_highmem}, boot_s=90)
+    start = clock.now
+    head = spot_post_ray_head()
+    head["spec"]["tolerations"] = [SPOT_TOLERATION]  # as the webhook adds it
+    cluster.add(head)
+    times: list[float] = []
+    while not cluster.schedule():
+        before = len(provider.create_calls)
+        autoscaler.step()
+        if len(provider.create_calls) > before:
+            times.append(clock.now - start)
+        clock.advance(5)
+        assert clock.now - start < 40 * 60
+    assert launched(provider) == [t4_standard, t4_highmem, ("n1-standard-32+p4x2", "spot")]
+    assert 600 <= times[1] - times[0] <= 610 and 600 <= times[2] - times[1] <= 610
+    assert 20 * 60 <= times[2] <= 21 * 60
+    # Both timed-out instances were terminated, never leaked.
+    assert sorted(provider.delete_calls) == ["i-000001", "i-000002"]
+    assert [i.instance_type for i in provider.list(cfg.cluster_id)] == ["n1-standard-32+p4x2"]
+    node = node_view(next(n for n in cluster.nodes()))
+    assert node.price_per_hour == 1.36 and node.price_per_hour < 2.22  # T4 on-demand
+    warnings = cluster.events_for("ray-head", keys.EVENT_NODE_ADD_REQUEST_WARNING)
+    assert any("scaleUpTimeout" in w for w in warnings)
+    assert {e.instance_type for e in autoscaler.backoffs.active(clock.now)} == {
+        t4_standard[0],
+        t4_highmem[0],
+    }
+
+
+def test_stockout_tries_the_next_cheapest_in_the_same_step() -> None:
+    clock, provider, cluster, autoscaler = setup()
+    cluster.add(make_pod("big", cpu="3", memory="4Gi"))
+    first_choice = None
+    probe_clock, probe, probe_cluster, probe_autoscaler = setup()
+    probe_cluster.add(make_pod("big", cpu="3", memory="4Gi"))
+    run(probe_clock, probe_autoscaler, 2)
+    first_choice = launched(probe)[0]
+    provider.stockouts.add((*first_choice, ""))
+    run(clock, autoscaler, 2)
+    assert launched(provider)[0] == first_choice
+    assert len(provider.instances) == 1 and launched(provider)[1] != first_choice
+    assert autoscaler.backoffs.is_blocked(*first_choice, "us-west-2a", clock.now)
+
+
+def test_quota_backs_off_the_pair_and_moves_on() -> None:
+    clock, provider, cluster, autoscaler = setup()
+    cluster.add(make_pod("big", cpu="3", memory="4Gi"))
+    probe_clock, probe, probe_cluster, probe_autoscaler = setup()
+    probe_cluster.add(make_pod("big", cpu="3", memory="4Gi"))
+    run(probe_clock, probe_autoscaler, 2)
+    provider.quota_exhausted.add(launched(probe)[0])
+    run(clock, autoscaler, 2)
+    assert len(provider.instances) == 1
+    assert autoscaler.metrics.failures.labels("quota")._value.get() == 1
+
+
+def test_kai_queue_blocked_pods_never_scale_up() -> None:
+    clock, provider, cluster, autoscaler = setup()
+    pod = make_pod("kai", cpu="1", gpus=1)
+    pod["status"] = {
+        "phase": "Pending",
+        "conditions": [
+            {
+                "type": "PodScheduled",
+                "status": "False",
+                "reason": "Unschedulable",
+                "message": "OverLimit: default1 quota has reached the allowable limit of GPUs. "
+                "Limit is 1 GPUs, currently 1 GPUs allocated and workload requested 1 GPU",
+            }
+        ],
+    }
+    cluster.add(pod, unschedulable=False)
+    run(clock, autoscaler, 60)
+    assert provider.create_calls == []
+
+
+def test_a_burst_of_a_thousand_pods_is_one_decision() -> None:
+    clock, provider, cluster, autoscaler = setup()
+    for wave in range(10):  # arriving over 0.9s: one window
+        cluster.add(*(make_pod(f"p{wave}-{i}", cpu="250m") for i in range(100)))
+        autoscaler.step()
+        clock.advance(0.1)
+    run(clock, autoscaler, 3, tick=0.25)
+    assert autoscaler.decisions == 1
+    cluster.schedule()  # nothing is Ready yet
+    run(clock, autoscaler, 60)  # boot: 30s
+    assert cluster.schedule() and all(
+        (p.get("spec") or {}).get("nodeName") for p in cluster.pod_objects.values()
+    )
+    # No second wave of launches while the first was booting.
+    nodes = len(provider.instances)
+    run(clock, autoscaler, 60)
+    assert len(provider.instances) == nodes
+
+
+def test_a_steady_trickle_still_gets_decisions_within_the_max_window() -> None:
+    clock, provider, cluster, autoscaler = setup()
+    for i in range(24):  # a new pod every 0.5s: never idle for 1s
+        cluster.add(make_pod(f"t{i}", cpu="3", memory="4Gi"))
+        autoscaler.step()
+        clock.advance(0.5)
+    assert autoscaler.decisions == 1 and provider.create_calls
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    bursts=st.lists(
+        st.lists(
+            st.tuples(st.sampled_from(["250m", "1", "3", "6"]), st.integers(0, 2)), max_size=12
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+    gpu_limit=st.integers(0, 4),
+    max_nodes=st.integers(1, 6),
+    max_cost=st.floats(1.0, 8.0),
+)
+def test_guardrails_hold_under_any_burst(
+    bursts: list[list[tuple[str, int]]], gpu_limit: int, max_nodes: int, max_cost: float
+) -> None:
+    cfg = config(clusterGPULimit=gpu_limit, maxNodes=max_nodes, maxClusterCostPerHour=max_cost)
+    clock, provider, cluster, autoscaler = setup(cfg)
+    for b, burst in enumerate(bursts):
+        cluster.add(
+            *(make_pod(f"b{b}-{i}", cpu=cpu, gpus=gpus) for i, (cpu, gpus) in enumerate(burst))
+        )
+        for _ in range(8):
+            autoscaler.step()
+            clock.advance(5)
+            cluster.schedule()
+            live = provider.list(cfg.cluster_id)
+            by_name = {t.name: t for t in provider.catalog}
+            assert len(live) <= max_nodes
+            assert sum(by_name[i.instance_type].gpu_count for i in live) <= gpu_limit
+            assert sum(float(i.labels[keys.PRICE_PER_HOUR]) for i in live) <= max_cost + 1e-9
+
+
+def test_restart_mid_launch_launches_nothing_twice() -> None:
+    clock, provider, cluster, autoscaler = setup(boot_s=120)
+    cluster.add(*(make_pod(f"w{i}", cpu="3", memory="4Gi") for i in range(3)))
+    run(clock, autoscaler, 5)
+    assert len(provider.instances) == 3
+    # The process dies; a new one starts with nothing but the cloud and the API server.
+    reborn = Autoscaler(
+        cfg := autoscaler.config, provider, cluster, clock=clock, new_token=Tokens("r")
+    )
+    run(clock, reborn, 30)
+    assert len(provider.create_calls) == 3 and len(reborn.launches) == 3
+    assert all(launch.adopted for launch in reborn.launches.values())
+    run(clock, reborn, 120)
+    assert cluster.schedule() and len(provider.list(cfg.cluster_id)) == 3
+    assert provider.delete_calls == []
+
+
+def test_crash_between_create_and_record_is_adopted_not_duplicated() -> None:
+    clock, provider, cluster, autoscaler = setup(boot_s=120)
+    cluster.add(make_pod("solo", cpu="3", memory="4Gi"))
+    run(clock, autoscaler, 3)
+    (instance,) = provider.instances.values()
+    autoscaler.launches.clear()  # as if the process died right after create() returned
+    autoscaler.last_list_at = float("-inf")
+    run(clock, autoscaler, 20)
+    assert len(provider.create_calls) == 1
+    assert [launch.instance_id for launch in autoscaler.launches.values()] == [instance.id]
+
+
+def test_throttled_launch_is_retried_with_the_same_token_after_jittered_delay() -> None:
+    clock, provider, cluster, autoscaler = setup()
+    provider.throttle_next(retry_after_s=4)
+    cluster.add(make_pod("solo", cpu="3", memory="4Gi"))
+    run(clock, autoscaler, 2)
+    assert len(provider.create_calls) == 1 and not provider.instances
+    run(clock, autoscaler, 6)  # 4s * (1 + 0.5 jitter) = 6s after the first try
+    assert len(provider.create_calls) == 2 and len(provider.instances) == 1
+    assert provider.create_calls[0].token == provider.create_calls[1].token
+
+
+def test_an_instance_that_never_registers_is_collected_as_an_orphan() -> None:
+    cfg = config(registrationTimeout="15m", orphanGracePeriod="5m")
+    clock, provider, _cluster, autoscaler = setup(cfg)
+    provider.hangs.add(("m5.large", "on-demand"))
+    stray = provider.create(
+        LaunchRequest(
+            token="lost",
+            cluster_id=cfg.cluster_id,
+            instance_type="m5.large",
+            category="on-demand",
+            zones=(),
+        )
+    )
+    autoscaler.launches.clear()
+    # Adopted while young, then timed out by scaleUpTimeout like any launch of ours.
+    run(clock, autoscaler, 11 * 60, tick=10)
+    assert stray.id in provider.delete_calls
+
+
+def test_gpu_nodes_count_as_in_flight_until_their_gpus_are_allocatable() -> None:
+    clock, provider, cluster, autoscaler = setup(boot_s=30)
+    cluster.gpu_plugin_delay_s = 120
+    cluster.add(make_pod("g", cpu="1", gpus=1))
+    run(clock, autoscaler, 60)
+    assert len(autoscaler.launches) == 1 and len(provider.instances) == 1
+    run(clock, autoscaler, 150)
+    assert autoscaler.launches == {} and len(provider.instances) == 1
+    assert cluster.schedule() == ["default/g"]
+
+
+def test_gated_bin_select_pod_is_pinned_to_its_node_and_released() -> None:
+    clock, provider, cluster, autoscaler = setup()
+    pod = make_pod("gated", cpu="3", memory="4Gi")
+    pod["spec"]["schedulingGates"] = [{"name": "other.io/wait"}, {"name": keys.PROVISIONING_GATE}]
+    cluster.add(pod)
+    run(clock, autoscaler, 5)
+    assert provider.create_calls == []  # a foreign gate holds it: not ours to provision
+    cluster.pod_objects["default/gated"]["spec"]["schedulingGates"] = [
+        {"name": keys.PROVISIONING_GATE}
+    ]
+    run(clock, autoscaler, 45)
+    (instance,) = provider.list(autoscaler.config.cluster_id)
+    assert instance.labels[keys.ASSIGNED_POD_UID] == "uid-gated"
+    released = cluster.pod_objects["default/gated"]
+    assert "schedulingGates" not in released["spec"]
+    assert released["spec"]["nodeSelector"] == {keys.HOSTNAME: instance.node_name}
+    assert cluster.schedule() == ["default/gated"]
+
+
+def test_node_cost_estimate_once_per_pod_and_never_a_launch() -> None:
+    clock, provider, cluster, autoscaler = setup()
+    pods = [make_pod(f"e{i}", cpu="16", memory="32Gi", gpus=1) for i in range(2)]
+    for pod in pods:
+        pod["spec"]["schedulingGates"] = [{"name": keys.COST_ESTIMATE_GATE}]
+    cluster.add(*pods)
+    run(clock, autoscaler, 30)
+    assert provider.create_calls == []
+    messages = cluster.events_for("e0", keys.EVENT_NODE_COST_ESTIMATE)
+    assert len(messages) == 1 and messages[0].startswith("Estimated cost $")
+    assert len(cluster.events_for("e1", keys.EVENT_NODE_COST_ESTIMATE)) == 1
+
+
+def test_node_add_request_warning_once_per_reason() -> None:
+    clock, provider, cluster, autoscaler = setup()
+    cluster.add(make_pod("huge", cpu="900", memory="1Ti"))
+    run(clock, autoscaler, 60)
+    (warning,) = cluster.events_for("huge", keys.EVENT_NODE_ADD_REQUEST_WARNING)
+    assert warning.startswith("cannot obtain a node for this pod: no instance type with >= 900 CPU")
+    assert provider.create_calls == []
+
+
+def test_invalid_annotations_get_a_warning_not_a_crash() -> None:
+    clock, provider, cluster, autoscaler = setup()
+    cluster.add(
+        make_pod("bad", annotations={keys.INSTANCE_MAX_COST: "cheap"}), make_pod("good", cpu="3")
+    )
+    run(clock, autoscaler, 5)
+    (warning,) = cluster.events_for("bad", keys.EVENT_NODE_ADD_REQUEST_WARNING)
+    assert keys.INSTANCE_MAX_COST in warning
+    assert len(provider.instances) == 1
+
+
+def test_fatal_configuration_pauses_launches() -> None:
+    clock, provider, cluster, autoscaler = setup()
+    provider.next_errors.append(FatalConfigurationError("launch template lt-123 not found"))
+    cluster.add(make_pod("x", cpu="3"))
+    run(clock, autoscaler, 120)
+    assert len(provider.create_calls) == 1 and "lt-123" in autoscaler.paused_reason
+    run(clock, autoscaler, autoscaler.config.backoff_s)
+    assert len(provider.instances) == 1
+
+
+def test_spot_allowed_pods_get_spot_nodes_with_the_taint() -> None:
+    clock, provider, cluster, autoscaler = setup()
+    pod = make_pod(
+        "sp",
+        cpu="3",
+        annotations={keys.INSTANCE_OFFERINGS: "spot"},
+        tolerations=[SPOT_TOLERATION],
+    )
+    cluster.add(pod)
+    run(clock, autoscaler, 40)
+    (request,) = provider.create_calls
+    assert request.category == "spot"
+    assert request.taints == (
+        {"key": keys.SPOT_TAINT_KEY, "value": "spot", "effect": "NoSchedule"},
+    )
+    assert cluster.schedule() == ["default/sp"]
+
+
+def test_metrics_report_launches_and_cost() -> None:
+    clock, _provider, cluster, autoscaler = setup()
+    cluster.add(make_pod("m", cpu="3", memory="4Gi"))
+    run(clock, autoscaler, 40)
+    text = generate_latest(autoscaler.metrics.registry).decode()
+    assert "gibbous_autoscaler_launches_total{" in text
+    assert 'gibbous_autoscaler_launches_total{category="on-demand"' in text
+    assert autoscaler.metrics.cost._value.get() > 0
