@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
@@ -20,17 +21,26 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from gibbous.autoscaler.kube import KubeCluster
 from gibbous.autoscaler.leader import LeaderElector
 from gibbous.autoscaler.loop import Autoscaler
 
 log = logging.getLogger("gibbous.autoscaler")
 
 
+class Caches(Protocol):
+    """The part of `KubeCluster` the service drives."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def ready(self) -> bool: ...
+
+
 @dataclass
 class AutoscalerService:
     autoscaler: Autoscaler
-    cluster: KubeCluster
+    cluster: Caches
     period_s: float = 1.0
     elector: LeaderElector | None = None
     kubelet: Callable[[], None] | None = None  # the kwok provider's heartbeat

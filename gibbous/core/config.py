@@ -34,12 +34,14 @@ DEFAULT_REGIONS = {
 }
 ARCHITECTURES = ("amd64", "arm64")
 
-# Matches kube-scheduler's "0/N nodes are available" and "Insufficient <resource>"
+# Matches kube-scheduler's "0/N nodes are available", "no nodes available to schedule pods"
+# (its message when the cluster has no node at all) and "Insufficient <resource>"
 # (capitalised, as kube-scheduler writes it), and KAI's resource-shortage messages;
 # not queue/quota refusals (KAI over-quota and OverLimit, Volcano "queue resource
 # quota insufficient: insufficient cpu"). See docs/decisions.md.
 DEFAULT_PENDING_REASON_REGEXP = (
-    r"^0/[0-9]+ nodes are available|[Nn]o (?:node|nodes)\b.*\b(?:resources|enough)|"
+    r"^0/[0-9]+ nodes are available|^no nodes available to schedule pods|"
+    r"[Nn]o (?:node|nodes)\b.*\b(?:resources|enough)|"
     r"Insufficient (?:cpu|memory|nvidia\.com/gpu|ephemeral-storage|pods)"
 )
 

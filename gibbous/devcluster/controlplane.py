@@ -172,6 +172,12 @@ class ControlPlane:
                     {**e, "urlPrefix": extender_url} for e in configuration.get("extenders") or []
                 ],
             }
+        if api_version.endswith("v1beta1"):
+            # With --config, 1.20 ignores --port and serves insecure health and metrics on
+            # 0.0.0.0:10251, so a second scheduler could not start; give each its own port.
+            port = free_port()
+            config["healthzBindAddress"] = f"127.0.0.1:{port}"
+            config["metricsBindAddress"] = f"127.0.0.1:{port}"
         path = self.directory / f"scheduler-{scheduler_name}.yaml"
         path.write_text(json.dumps(config, indent=2))  # JSON is YAML
         argv = [

@@ -37,6 +37,7 @@ RESOURCE_SHORTAGE = [
     "Scheduling conditions were not met for pod default/gpu-pod-1a:MaxNodePoolResources: ... No node in the default node-pool has GPU resources.",
     "no nodes with enough resources were found: 4 node(s) didn''t have enough resources: GPUs.",
     "3/3 tasks in gang unschedulable: 0/3 nodes are available: 3 Insufficient cpu.",
+    "no nodes available to schedule pods",  # kube-scheduler, when the cluster has no node
 ]
 QUEUE_OR_QUOTA = [
     "OverLimit: default1 quota has reached the allowable limit of GPUs. Limit is 1 GPUs, currently 1 GPUs allocated and workload requested 1 GPU",

@@ -1,0 +1,60 @@
+"""`gibbous autoscaler`: its help and its refusals of bad setups, before touching a cluster."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gibbous.cli import main
+
+
+def test_help_names_every_option() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "gibbous", "autoscaler", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    for word in (
+        "--provider",
+        "--kubeconfig",
+        "--leader-elect",
+        "--no-leader-elect",
+        "--lease-namespace",
+        "--period",
+        "--kwok-boot-seconds",
+        "--aws-launch-template",
+        "clusterID",
+        "scaleUpBatchIdle",
+        "orphanGracePeriod",
+    ):
+        assert word in result.stdout, word
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--provider", "kwok", "--period", "0"], "--period must be > 0"),
+        (["--provider", "kwok", "--set", "clusterID=Bad_Id"], "invalid cluster id"),
+        (
+            ["--provider", "kwok", "--kubeconfig", "/nonexistent"],
+            "cannot load Kubernetes credentials",
+        ),
+        (["--provider", "aws", "--kubeconfig", "KUBECONFIG"], "--aws-launch-template"),
+    ],
+)
+def test_bad_setups_exit_2_with_a_clear_message(
+    argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n"
+        "users: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\n"
+        "current-context: x\n"
+    )
+    argv = [str(kubeconfig) if a == "KUBECONFIG" else a for a in argv]
+    assert main(["autoscaler", "--log-level", "error", *argv]) == 2
+    assert message in capsys.readouterr().err

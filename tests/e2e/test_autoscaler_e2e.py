@@ -1,0 +1,272 @@
+"""The autoscaler against the real control plane: pending managed pods become kwok nodes of
+the cheapest fitting type and the real kube-scheduler (with our extender) binds them; a
+crash in the middle of a launch leaves no duplicate and no leak."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import uvicorn
+from kubernetes import client
+
+from gibbous.autoscaler.cloud.kwok import KwokCloudProvider
+from gibbous.autoscaler.kube import KubeCluster
+from gibbous.autoscaler.leader import LeaderElector
+from gibbous.autoscaler.loop import Autoscaler
+from gibbous.autoscaler.process import AutoscalerService
+from gibbous.core import keys
+from gibbous.core.config import Config
+from gibbous.core.demand import describe_pod
+from gibbous.core.selection import build_offers, candidate_offers
+from gibbous.devcluster.controlplane import ControlPlane
+from gibbous.extender.app import create_app
+from gibbous.extender.state import InformerView
+from tests.e2e.conftest import eventually, make_namespace
+from tests.factories import catalog, config
+
+pytestmark = pytest.mark.e2e
+
+SCHEDULER = "gibbous-autoscaler-e2e"
+SUITE_LABEL = "e2e.gibbous.dev/suite"
+SPOT_TOLERATION = {
+    "key": keys.SPOT_TAINT_KEY,
+    "operator": "Equal",
+    "value": "spot",
+    "effect": "NoSchedule",
+}
+
+
+def suite_config(cluster_id: str) -> Config:
+    # placeNodeSelector puts the pods' suite label on their nodes, so these pods only ever
+    # fit on nodes made in this module, whatever other tests left in the cluster.
+    return config(clusterID=cluster_id, placeNodeSelector=True, scaleUpTimeout="2m")
+
+
+@pytest.fixture(scope="module")
+def scheduler(api: client.ApiClient, control_plane: ControlPlane) -> Iterator[None]:
+    view = InformerView(api)
+    view.start()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(suite_config("e2e-autoscaler"), view),
+            host="127.0.0.1",
+            port=0,
+            log_level="warning",
+            lifespan="off",
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    eventually(lambda: server.started, what="extender server")
+    port = server.servers[0].sockets[0].getsockname()[1]
+    eventually(view.ready, what="extender caches")
+    control_plane.start_scheduler(scheduler_name=SCHEDULER, extender_url=f"http://127.0.0.1:{port}")
+    yield
+    server.should_exit = True
+    view.stop()
+
+
+def start_service(
+    api: client.ApiClient, cfg: Config, *, identity: str, boot_s: float
+) -> AutoscalerService:
+    provider = KwokCloudProvider(api, catalog(cfg.cloud), cfg, time.time, boot_s=boot_s)
+    cluster = KubeCluster(api, identity=identity)
+    elector = LeaderElector(
+        api,
+        namespace="kube-system",
+        name=f"gibbous-{cfg.cluster_id}",
+        identity=identity,
+        lease_duration_s=4,
+        renew_deadline_s=3,
+        retry_period_s=0.5,
+    )
+    service = AutoscalerService(
+        Autoscaler(cfg, provider, cluster, clock=time.time),
+        cluster,
+        period_s=0.3,
+        elector=elector,
+        kubelet=lambda: provider.heartbeat(cfg.cluster_id, mark_pods_running=True),
+        kubelet_period_s=0.5,
+    )
+    service.start()
+    return service
+
+
+def crash(service: AutoscalerService) -> None:
+    """Stop acting without releasing the Lease, as a killed process would."""
+    service.stopped.set()
+    assert service.elector is not None
+    service.elector.stopped.set()
+    service.cluster.stop()
+
+
+def pod(name: str, suite: str, *, cpu: str, gpus: int = 0, spot: bool = False) -> dict[str, Any]:
+    resources: dict[str, Any] = {"requests": {"cpu": cpu, "memory": "256Mi"}}
+    if gpus:
+        resources["limits"] = {keys.NVIDIA_GPU: str(gpus)}
+    return {
+        "metadata": {
+            "name": name,
+            "labels": {"elotl-luna": "true"},
+            "annotations": {keys.INSTANCE_OFFERINGS: "spot"} if spot else {},
+        },
+        "spec": {
+            "schedulerName": SCHEDULER,
+            "nodeSelector": {SUITE_LABEL: suite},
+            "tolerations": [SPOT_TOLERATION] if spot else [],
+            "containers": [
+                {"name": "c", "image": "registry.k8s.io/pause:3.9", "resources": resources}
+            ],
+        },
+    }
+
+
+def clean_up(api: client.ApiClient, namespace: str, cluster_id: str) -> None:
+    """Leave nothing for the next module: other tests' pods tolerate every taint."""
+    core = client.CoreV1Api(api)
+    core.delete_namespace(namespace)
+    for node in nodes_of(api, cluster_id):
+        core.delete_node(node.metadata.name)
+
+
+def diagnosis(core: client.CoreV1Api, namespace: str, service: AutoscalerService) -> str:
+    """What a failing test should show: where each pod stands and what the loop thinks."""
+    pods = [
+        (p.metadata.name, p.spec.node_name, [c.message for c in p.status.conditions or []])
+        for p in core.list_namespaced_pod(namespace).items
+    ]
+    return (
+        f"pods={pods} caches_ready={service.cluster.ready()} leading={service.leading} "
+        f"steps={service.steps} decisions={service.autoscaler.decisions} "
+        f"launches={list(service.autoscaler.launches)}"
+    )
+
+
+def nodes_of(api: client.ApiClient, cluster_id: str) -> list[Any]:
+    selector = f"gibbous.dev/cluster-id={cluster_id}"
+    return list(client.CoreV1Api(api).list_node(label_selector=selector).items)
+
+
+def test_pending_pods_become_the_cheapest_kwok_nodes_and_are_bound(
+    api: client.ApiClient, scheduler: None
+) -> None:
+    cfg = suite_config("e2e-autoscaler")
+    namespace = "autoscale-e2e"
+    make_namespace(api, namespace)
+    core = client.CoreV1Api(api)
+    service = start_service(api, cfg, identity="autoscaler-a", boot_s=2)
+    try:
+        manifests = [
+            *(pod(f"small-{i}", "main", cpu="300m") for i in range(3)),
+            pod("big", "main", cpu="3"),
+            pod("gpu", "main", cpu="1", gpus=1),
+            pod("spot", "main", cpu="3", spot=True),
+        ]
+        for manifest in manifests:
+            core.create_namespaced_pod(namespace, manifest)
+
+        def all_bound() -> dict[str, str] | None:
+            pods = core.list_namespaced_pod(namespace).items
+            bound = {p.metadata.name: p.spec.node_name for p in pods if p.spec.node_name}
+            return bound if len(bound) == len(manifests) else None
+
+        try:
+            bound = eventually(all_bound, timeout_s=90, what="every pod bound to a kwok node")
+        except AssertionError as error:
+            raise AssertionError(f"{error}; {diagnosis(core, namespace, service)}") from None
+        nodes = {n.metadata.name: n for n in nodes_of(api, cfg.cluster_id)}
+        assert set(bound.values()) <= set(nodes)
+        labels = {name: n.metadata.labels for name, n in nodes.items()}
+        # The three small pods share one bin-pack node; the others have their own.
+        assert len({bound[f"small-{i}"] for i in range(3)}) == 1
+        assert labels[bound["small-0"]][keys.PLACEMENT] == "bin-pack"
+        big = core.read_namespaced_pod("big", namespace)
+        assert labels[bound["big"]][keys.ASSIGNED_POD_UID] == big.metadata.uid
+        assert int(labels[bound["gpu"]][keys.GPU_COUNT]) >= 1
+        spot_node = nodes[bound["spot"]]
+        assert labels[bound["spot"]][keys.CAPACITY_TYPE] == "spot"
+        assert any(t.key == keys.SPOT_TAINT_KEY for t in spot_node.spec.taints or [])
+        # Each bin-select pod got the cheapest type that fits it.
+        offers = build_offers(catalog(cfg.cloud), cfg)
+        for name in ("big", "gpu", "spot"):
+            raw = api.sanitize_for_serialization(core.read_namespaced_pod(name, namespace))
+            pending, _ = describe_pod(raw, cfg)
+            cheapest = candidate_offers(pending.requirement, offers, cfg).offers[0]
+            assert labels[bound[name]][keys.INSTANCE_TYPE] == cheapest.name, name
+        assert len(nodes) == 4  # nothing more than needed
+        eventually(
+            lambda: all(
+                p.status.phase == "Running" for p in core.list_namespaced_pod(namespace).items
+            ),
+            what="kwok marks the pods Running",
+        )
+        assert service.autoscaler.metrics.cost._value.get() > 0
+    finally:
+        service.stop()
+        clean_up(api, namespace, cfg.cluster_id)
+
+
+def test_a_crash_in_the_middle_of_a_launch_leaves_no_duplicate_and_no_leak(
+    api: client.ApiClient, scheduler: None
+) -> None:
+    cfg = suite_config("e2e-restart")
+    namespace = "autoscale-restart"
+    make_namespace(api, namespace)
+    core = client.CoreV1Api(api)
+    first = start_service(api, cfg, identity="autoscaler-first", boot_s=8)
+    try:
+        core.create_namespaced_pod(namespace, pod("solo", "restart", cpu="3"))
+        eventually(lambda: nodes_of(api, cfg.cluster_id), timeout_s=60, what="a launch")
+        (launched,) = nodes_of(api, cfg.cluster_id)
+        assert not any(
+            c.type == "Ready" and c.status == "True" for c in launched.status.conditions or []
+        )
+    finally:
+        crash(first)
+    second = start_service(api, cfg, identity="autoscaler-second", boot_s=8)
+    try:
+        eventually(
+            lambda: core.read_namespaced_pod("solo", namespace).spec.node_name,
+            timeout_s=90,
+            what="the pod bound after the restart",
+        )
+        assert second.elector is not None and second.elector.leading.is_set()
+        (node,) = nodes_of(api, cfg.cluster_id)
+        assert node.metadata.name == launched.metadata.name
+        assert core.read_namespaced_pod("solo", namespace).spec.node_name == node.metadata.name
+        time.sleep(2)  # a few more iterations: still one node
+        assert len(nodes_of(api, cfg.cluster_id)) == 1
+    finally:
+        second.stop()
+        clean_up(api, namespace, cfg.cluster_id)
+
+
+def test_one_leader_at_a_time_and_takeover_after_the_lease_expires(api: client.ApiClient) -> None:
+    def elector(identity: str) -> LeaderElector:
+        return LeaderElector(
+            api,
+            namespace="kube-system",
+            name="gibbous-election-e2e",
+            identity=identity,
+            lease_duration_s=2,
+            retry_period_s=0.2,
+        )
+
+    first, second = elector("one"), elector("two")
+    assert first.try_acquire_or_renew()
+    assert not second.try_acquire_or_renew()  # a live lease held by someone else
+    assert first.try_acquire_or_renew()  # the holder renews
+    # `one` stops renewing; `two` takes over once it has seen the record unchanged for 2s.
+    deadline = time.monotonic() + 10
+    while not second.try_acquire_or_renew():
+        assert time.monotonic() < deadline, "the expired lease was never taken over"
+        time.sleep(0.2)
+    lease = client.CoordinationV1Api(api).read_namespaced_lease(
+        "gibbous-election-e2e", "kube-system"
+    )
+    assert lease.spec.holder_identity == "two" and lease.spec.lease_transitions == 1
+    assert not first.try_acquire_or_renew()
