@@ -266,6 +266,44 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", default="info", choices=("debug", "info", "warning", "error")
     )
 
+    dev = commands.add_parser(
+        "dev-cluster",
+        help="run Gibbous on a real control plane on this machine (no cloud)",
+        description=(
+            "up: start etcd, kube-apiserver, kube-controller-manager, the Gibbous webhook (registered "
+            "with its CA), the extender, a kube-scheduler calling it (profiles gibbous-scheduler and "
+            "default-scheduler) and the autoscaler with the kwok provider, all on 127.0.0.1, and write "
+            "DIR/kubeconfig. Binaries come from KUBE_APISERVER_BIN, KUBE_SCHEDULER_BIN, "
+            "KUBE_CONTROLLER_MANAGER_BIN, ETCD_BIN or KUBEBUILDER_ASSETS, else are built once from "
+            "Debian's kubernetes source package. down: stop everything and remove DIR. status: what runs "
+            "(exit 0 all, 1 some stopped, 3 none)."
+        ),
+        epilog=_config_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    dev.add_argument("action", choices=("up", "down", "status"))
+    dev.add_argument(
+        "--dir",
+        metavar="DIR",
+        help="state directory (default $XDG_STATE_HOME/gibbous/dev-cluster, i.e. "
+        "~/.local/state/gibbous/dev-cluster)",
+    )
+    dev.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="Gibbous configuration for the webhook, extender and autoscaler (repeatable)",
+    )
+    dev.add_argument(
+        "--kwok-boot-seconds",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="how long new kwok nodes stay NotReady (default 5)",
+    )
+
     certs = commands.add_parser("certs", help="TLS material for the webhook")
     certs_commands = certs.add_subparsers(dest="certs_command", metavar="SUBCOMMAND")
     generate = certs_commands.add_parser(
@@ -557,6 +595,23 @@ def run_autoscaler(args: argparse.Namespace) -> int:
     return 1 if lost else EXIT_OK
 
 
+def run_dev_cluster(args: argparse.Namespace, stdout: TextIO) -> int:
+    from gibbous.devcluster.controlplane import ControlPlaneError
+    from gibbous.devcluster.stack import DevCluster, default_directory
+
+    cluster = DevCluster(Path(args.dir) if args.dir else default_directory(), stdout)
+    if args.action == "status":
+        return cluster.status()
+    if args.action == "down":
+        cluster.down()
+        return EXIT_OK
+    try:
+        cluster.up(list(args.overrides), kwok_boot_s=args.kwok_boot_seconds)
+    except ControlPlaneError as error:
+        raise ConfigError(f"dev cluster did not start: {error}") from None
+    return EXIT_OK
+
+
 def run_certs(args: argparse.Namespace, stdout: TextIO) -> int:
     import datetime
 
@@ -601,6 +656,7 @@ def main(
         "webhook": lambda: run_webhook(args),
         "extender": lambda: run_extender(args),
         "autoscaler": lambda: run_autoscaler(args),
+        "dev-cluster": lambda: run_dev_cluster(args, out),
         "certs": lambda: run_certs(args, out),
     }
     try:

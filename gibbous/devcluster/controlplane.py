@@ -70,7 +70,7 @@ class ControlPlane:
         self._write_pki()
         self.etcd_port = free_port()
         self.api_port = free_port()
-        self._spawn(
+        self.spawn(
             "etcd",
             [
                 str(self.binaries.etcd),
@@ -104,7 +104,7 @@ class ControlPlane:
         ]
         if version < (1, 24):
             apiserver.append("--insecure-port=0")
-        self._spawn("kube-apiserver", apiserver)
+        self.spawn("kube-apiserver", apiserver)
         self._write_kubeconfig()
         self._wait_ready(timeout_s)
         if controller_manager:
@@ -121,7 +121,7 @@ class ControlPlane:
             ]
             if version < (1, 24):
                 manager.append("--port=0")
-            self._spawn("kube-controller-manager", manager)
+            self.spawn("kube-controller-manager", manager)
         (self.directory / "state.json").write_text(
             json.dumps(
                 {"pids": {name: p.pid for name, p in self.processes.items()}, "server": self.server}
@@ -135,6 +135,7 @@ class ControlPlane:
         extender_url: str,
         weight: int = 5,
         configuration: dict[str, Any] | None = None,
+        profiles: list[str] | None = None,
     ) -> None:
         """A kube-scheduler whose profile `scheduler_name` calls the extender at `extender_url`
         (nodeCacheCapable, ignorable). Config v1beta1 for 1.19-1.22 binaries, v1 after.
@@ -150,7 +151,7 @@ class ControlPlane:
             "kind": "KubeSchedulerConfiguration",
             "clientConnection": {"kubeconfig": str(self.kubeconfig)},
             "leaderElection": {"leaderElect": False},
-            "profiles": [{"schedulerName": scheduler_name}],
+            "profiles": [{"schedulerName": name} for name in profiles or [scheduler_name]],
             "extenders": [
                 {
                     "urlPrefix": extender_url,
@@ -190,9 +191,9 @@ class ControlPlane:
         ]
         if self.binaries.version() < (1, 23):
             argv.append("--port=0")
-        self._spawn(f"kube-scheduler-{scheduler_name}", argv)
+        self.spawn(f"kube-scheduler-{scheduler_name}", argv)
 
-    def _spawn(self, name: str, argv: list[str]) -> None:
+    def spawn(self, name: str, argv: list[str]) -> None:
         # The child gets its own copy of the descriptor; ours is closed at once.
         with (self.directory / f"{name}.log").open("ab") as log:
             self.processes[name] = subprocess.Popen(

@@ -20,6 +20,7 @@ import yaml
 
 from gibbous.cli import build_parser
 from gibbous.core.config import build_config
+from gibbous.devcluster.stack import webhook_configurations
 from gibbous.extender.app import create_app as create_extender_app
 from gibbous.extender.state import StaticView
 from gibbous.webhook.app import create_app
@@ -173,3 +174,18 @@ def test_autoscaler_provider_matches_the_cloud(objects: list[dict[str, Any]]) ->
         assert args.provider in ("kwok", cloud)
         assert args.provider != "aws" or args.aws_launch_template
         assert args.lease_namespace == deployment["metadata"]["namespace"]
+
+
+def test_dev_cluster_registers_the_shipped_webhook_configurations() -> None:
+    shipped = {o["kind"]: o for o in render(MANIFESTS / "base") if "Webhook" in o["kind"]}
+    ours = webhook_configurations(build_config({}), "https://127.0.0.1:1", b"CA")
+    for generated in ours:
+        expected = shipped[generated["kind"]]
+        assert generated["metadata"]["name"] == expected["metadata"]["name"]
+        assert len(generated["webhooks"]) == len(expected["webhooks"])
+        for mine, theirs in zip(generated["webhooks"], expected["webhooks"], strict=True):
+            strip = ("clientConfig",)
+            assert {k: v for k, v in mine.items() if k not in strip} == {
+                k: v for k, v in theirs.items() if k not in strip
+            }
+            assert mine["clientConfig"]["url"].endswith(theirs["clientConfig"]["service"]["path"])

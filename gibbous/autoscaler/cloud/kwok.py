@@ -246,6 +246,19 @@ class KwokCloudProvider:
                     {"type": "ContainersReady", "status": "True", "lastTransitionTime": stamp},
                     {"type": "PodScheduled", "status": "True", "lastTransitionTime": stamp},
                 ],
+                # What kubectl's READY column counts.
+                "containerStatuses": [
+                    {
+                        "name": container.name,
+                        "image": container.image,
+                        "imageID": "",
+                        "ready": True,
+                        "started": True,
+                        "restartCount": 0,
+                        "state": {"running": {"startedAt": stamp}},
+                    }
+                    for container in pod.spec.containers or []
+                ],
             }
             self.core.patch_namespaced_pod_status(
                 pod.metadata.name, pod.metadata.namespace, {"status": status}

@@ -1,0 +1,404 @@
+"""`gibbous dev-cluster`: the whole of Gibbous on a real control plane on loopback.
+
+`up` starts etcd, kube-apiserver and kube-controller-manager (`ControlPlane`), then the
+Gibbous webhook (its own CA, registered with `caBundle`), the extender, a kube-scheduler
+whose profiles `gibbous-scheduler` and `default-scheduler` call the extender, and the
+autoscaler with the `kwok` provider and the built-in catalog. Every process runs in its
+own session, so they outlive the command; `state.json` in the directory records them for
+`status` and `down`. What the server version lacks is turned off and said (scheduling
+gates before 1.27).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import json
+import os
+import shutil
+import signal
+import ssl
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from kubernetes import client
+from kubernetes import config as kube_config
+
+from gibbous.certs.authority import generate_ca, generate_serving, write_bundle
+from gibbous.core.config import Config, build_config
+from gibbous.devcluster.binaries import find_binaries
+from gibbous.devcluster.controlplane import ControlPlane, ControlPlaneError, free_port
+from gibbous.kubeapi import SCHEDULING_GATES_SINCE
+
+SCHEDULER_NAME = "gibbous-scheduler"
+GIBBOUS_PROCESSES = ("gibbous-webhook", "gibbous-extender", "gibbous-autoscaler")
+
+
+def default_directory() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "gibbous" / "dev-cluster"
+
+
+def webhook_configurations(
+    config: Config, url: str, ca_pem: bytes
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The mutating and validating configurations of manifests/base, pointing at `url`
+    (tests/manifests checks that the two stay the same)."""
+    name = f"{config.webhook_config_prefix}gibbous"
+    label_key, label_value = config.managed_label
+    bundle = base64.b64encode(ca_pem).decode()
+    not_system = {
+        "matchExpressions": [
+            {
+                "key": "kubernetes.io/metadata.name",
+                "operator": "NotIn",
+                "values": ["kube-system", "gibbous"],
+            }
+        ]
+    }
+    opted_in = {"matchLabels": {"gibbous.dev/managed": "true"}, **not_system}
+
+    def hook(
+        hook_name: str,
+        path: str,
+        operations: list[str],
+        objects: dict[str, Any],
+        namespaces: dict[str, Any],
+    ) -> dict[str, Any]:
+        return {
+            "name": hook_name,
+            "admissionReviewVersions": ["v1"],
+            "sideEffects": "None",
+            "failurePolicy": "Ignore",
+            "timeoutSeconds": 3,
+            "matchPolicy": "Equivalent",
+            "clientConfig": {"url": f"{url}{path}", "caBundle": bundle},
+            "rules": [
+                {
+                    "apiGroups": [""],
+                    "apiVersions": ["v1"],
+                    "operations": operations,
+                    "resources": ["pods"],
+                    "scope": "Namespaced",
+                }
+            ],
+            "objectSelector": objects,
+            "namespaceSelector": namespaces,
+        }
+
+    labelled = {"matchLabels": {label_key: label_value}}
+    unlabelled = {"matchExpressions": [{"key": label_key, "operator": "DoesNotExist"}]}
+    mutating = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": name},
+        "webhooks": [
+            {
+                **hook("pods.gibbous.dev", "/mutate", ["CREATE"], labelled, not_system),
+                "reinvocationPolicy": "IfNeeded",
+            },
+            {
+                **hook(
+                    "opted-in-namespaces.pods.gibbous.dev",
+                    "/mutate-opted-in",
+                    ["CREATE"],
+                    unlabelled,
+                    opted_in,
+                ),
+                "reinvocationPolicy": "IfNeeded",
+            },
+        ],
+    }
+    validating = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": name},
+        "webhooks": [
+            hook("pods.gibbous.dev", "/validate", ["CREATE", "UPDATE"], labelled, not_system),
+            hook(
+                "opted-in-namespaces.pods.gibbous.dev",
+                "/validate-opted-in",
+                ["CREATE", "UPDATE"],
+                unlabelled,
+                opted_in,
+            ),
+        ],
+    }
+    return mutating, validating
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie is not running
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
+        return stat.split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return True
+
+
+def _wait_http(
+    url: str, *, context: ssl.SSLContext | None, timeout_s: float, what: str, log: Path
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    last = ""
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, context=context, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError) as error:
+            last = str(error)
+        time.sleep(0.25)
+    tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+    raise ControlPlaneError(f"{what} not ready after {timeout_s:.0f}s ({last}):\n{tail}")
+
+
+@dataclass
+class DevCluster:
+    directory: Path
+    out: TextIO = sys.stdout
+
+    @property
+    def state_file(self) -> Path:
+        return self.directory / "state.json"
+
+    def state(self) -> dict[str, Any] | None:
+        try:
+            document: dict[str, Any] = json.loads(self.state_file.read_text())
+        except (OSError, ValueError):
+            return None
+        return document
+
+    def running(self) -> dict[str, bool]:
+        state = self.state() or {}
+        return {name: _alive(int(pid)) for name, pid in (state.get("pids") or {}).items()}
+
+    # --- up ------------------------------------------------------------------------------------
+
+    def up(
+        self, overrides: list[str], *, kwok_boot_s: float = 5.0, timeout_s: float = 120.0
+    ) -> None:
+        if any(self.running().values()):
+            raise ControlPlaneError(
+                f"a dev cluster already runs from {self.directory}; `gibbous dev-cluster down` first"
+            )
+        if self.directory.exists():
+            shutil.rmtree(self.directory)
+        binaries = find_binaries()
+        version = binaries.version()
+        gates = version >= SCHEDULING_GATES_SINCE
+        notes = [f"Kubernetes {version[0]}.{version[1]} from {binaries.apiserver.parent}"]
+        settings = [f"schedulerName={SCHEDULER_NAME}", "clusterID=dev-cluster", *overrides]
+        config = build_config(overrides=settings)  # refuse bad --set before starting anything
+        if not gates:
+            settings += ["provisioningGate=false"]
+            notes.append(
+                f"scheduling gates need Kubernetes >= {SCHEDULING_GATES_SINCE[0]}.{SCHEDULING_GATES_SINCE[1]}: "
+                "the webhook adds none (provisioningGate and estimateOnlyNamespaces have no effect)"
+            )
+        plane = ControlPlane(binaries, self.directory)
+        try:
+            plane.start(timeout_s=timeout_s)
+            self._start_gibbous(
+                plane, config, settings, gates=gates, kwok_boot_s=kwok_boot_s, timeout_s=timeout_s
+            )
+        except BaseException:
+            plane.stop()
+            self._stop_recorded()
+            raise
+        self._report(plane, notes)
+
+    def _spawn_gibbous(self, plane: ControlPlane, name: str, argv: list[str]) -> None:
+        plane.spawn(name, [sys.executable, "-m", "gibbous", *argv])
+        self._record(plane)
+
+    def _record(self, plane: ControlPlane, **extra: Any) -> None:
+        state = self.state() or {}
+        state["pids"] = {name: p.pid for name, p in plane.processes.items()}
+        state["server"] = plane.server
+        state.update(extra)
+        self.state_file.write_text(json.dumps(state, indent=2))
+
+    def _start_gibbous(
+        self,
+        plane: ControlPlane,
+        config: Config,
+        settings: list[str],
+        *,
+        gates: bool,
+        kwok_boot_s: float,
+        timeout_s: float,
+    ) -> None:
+        sets = [item for setting in settings for item in ("--set", setting)]
+        kubeconfig = str(plane.kubeconfig)
+        now = datetime.datetime.now(datetime.UTC)
+        ca = generate_ca(common_name="gibbous-dev-webhook-ca", days=30, now=now)
+        serving = generate_serving(
+            ca, dns_names=["localhost"], ip_addresses=["127.0.0.1"], days=30, now=now
+        )
+        files = write_bundle(self.directory / "webhook-tls", ca, serving)
+        ports = {name: free_port() for name in GIBBOUS_PROCESSES}
+        self._spawn_gibbous(
+            plane,
+            "gibbous-webhook",
+            [
+                "webhook",
+                *sets,
+                f"--listen=127.0.0.1:{ports['gibbous-webhook']}",
+                f"--tls-cert={files['tls.crt']}",
+                f"--tls-key={files['tls.key']}",
+                f"--scheduling-gates={'on' if gates else 'off'}",
+                "--log-level=warning",
+            ],
+        )
+        self._spawn_gibbous(
+            plane,
+            "gibbous-extender",
+            [
+                "extender",
+                *sets,
+                f"--listen=127.0.0.1:{ports['gibbous-extender']}",
+                f"--kubeconfig={kubeconfig}",
+                "--log-level=warning",
+            ],
+        )
+        self._spawn_gibbous(
+            plane,
+            "gibbous-autoscaler",
+            [
+                "autoscaler",
+                *sets,
+                "--provider=kwok",
+                f"--kubeconfig={kubeconfig}",
+                f"--listen=127.0.0.1:{ports['gibbous-autoscaler']}",
+                "--lease-namespace=kube-system",
+                f"--kwok-boot-seconds={kwok_boot_s:g}",
+                "--kwok-run-pods",
+            ],
+        )
+        webhook_context = ssl.create_default_context(cafile=str(files["ca.crt"]))
+        webhook_url = f"https://127.0.0.1:{ports['gibbous-webhook']}"
+        _wait_http(
+            f"{webhook_url}/healthz",
+            context=webhook_context,
+            timeout_s=timeout_s,
+            what="gibbous webhook",
+            log=self.directory / "gibbous-webhook.log",
+        )
+        extender_url = f"http://127.0.0.1:{ports['gibbous-extender']}"
+        _wait_http(
+            f"{extender_url}/readyz",
+            context=None,
+            timeout_s=timeout_s,
+            what="gibbous extender",
+            log=self.directory / "gibbous-extender.log",
+        )
+        _wait_http(
+            f"http://127.0.0.1:{ports['gibbous-autoscaler']}/healthz",
+            context=None,
+            timeout_s=timeout_s,
+            what="gibbous autoscaler",
+            log=self.directory / "gibbous-autoscaler.log",
+        )
+        configuration = client.Configuration()
+        kube_config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+        api = client.ApiClient(configuration)
+        mutating, validating = webhook_configurations(config, webhook_url, ca.cert_pem)
+        admission = client.AdmissionregistrationV1Api(api)
+        admission.create_mutating_webhook_configuration(mutating)
+        admission.create_validating_webhook_configuration(validating)
+        plane.start_scheduler(
+            scheduler_name=SCHEDULER_NAME,
+            extender_url=extender_url,
+            profiles=[SCHEDULER_NAME, "default-scheduler"],
+        )
+        self._record(
+            plane,
+            ports=ports,
+            kubeconfig=kubeconfig,
+            webhook=webhook_url,
+            extender=extender_url,
+            version=".".join(map(str, find_binaries(build=False).version())),
+        )
+
+    def _report(self, plane: ControlPlane, notes: list[str]) -> None:
+        state = self.state() or {}
+        ports = state.get("ports") or {}
+        lines = [
+            f"Gibbous dev cluster up in {self.directory}",
+            *(f"  note: {n}" for n in notes),
+            f"  API server   {plane.server}",
+            f"  webhook      {state.get('webhook')}  (zz-gibbous configurations registered)",
+            f"  extender     {state.get('extender')}  (scheduler profiles {SCHEDULER_NAME}, default-scheduler)",
+            f"  autoscaler   http://127.0.0.1:{ports.get('gibbous-autoscaler')}/metrics  (kwok provider)",
+            f"  logs         {self.directory}/*.log",
+            "",
+            f"  export KUBECONFIG={plane.kubeconfig}",
+            "  kubectl create deployment demo --image=registry.k8s.io/pause:3.9 --replicas=3",
+            "  kubectl patch deployment demo -p "
+            '\'{"spec":{"template":{"metadata":{"labels":{"elotl-luna":"true"}}}}}\'',
+            "  kubectl get nodes -L node.kubernetes.io/instance-type,gibbous.dev/price-per-hour",
+            "",
+            "  gibbous dev-cluster status | down",
+        ]
+        self.out.write("\n".join(lines) + "\n")
+
+    # --- status and down ---------------------------------------------------------------------
+
+    def status(self) -> int:
+        running = self.running()
+        if not running:
+            self.out.write(f"no dev cluster in {self.directory}\n")
+            return 3
+        state = self.state() or {}
+        self.out.write(
+            f"dev cluster in {self.directory} (Kubernetes {state.get('version', '?')}, {state.get('server')})\n"
+        )
+        for name, alive in running.items():
+            self.out.write(f"  {name:<38} {'running' if alive else 'STOPPED'}\n")
+        if all(running.values()):
+            self.out.write(f"  export KUBECONFIG={self.directory / 'kubeconfig'}\n")
+            return 0
+        return 1
+
+    def down(self) -> None:
+        stopped = self._stop_recorded()
+        if self.directory.exists():
+            shutil.rmtree(self.directory)
+        self.out.write(f"stopped {stopped} process(es); removed {self.directory}\n")
+
+    def _stop_recorded(self, grace_s: float = 15.0) -> int:
+        pids = [int(pid) for pid in ((self.state() or {}).get("pids") or {}).values()]
+        alive = [pid for pid in reversed(pids) if _alive(pid)]
+        for pid in alive:
+            _signal_group(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        while any(_alive(pid) for pid in alive) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for pid in alive:
+            if _alive(pid):
+                _signal_group(pid, signal.SIGKILL)
+        return len(alive)
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    # Each process leads its own session (start_new_session), so its group is its pid.
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        return
+    except PermissionError:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return

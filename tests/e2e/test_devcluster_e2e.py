@@ -1,0 +1,170 @@
+"""`gibbous dev-cluster` as a user runs it: one command brings up the control plane and all
+of Gibbous; a labelled Deployment is mutated, gets kwok nodes of the cheapest types and
+runs; spot-allowed and GPU pods get their nodes; with the webhook down pods are still
+admitted and still get capacity; `down` leaves nothing behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client, config
+
+from gibbous.core import keys
+from tests.e2e.conftest import eventually, make_namespace
+
+pytestmark = pytest.mark.e2e
+
+
+def gibbous(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gibbous", *argv],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def dev_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    directory = tmp_path_factory.mktemp("dev") / "cluster"
+    up = gibbous("dev-cluster", "up", "--dir", str(directory), "--kwok-boot-seconds", "1")
+    assert up.returncode == 0, up.stderr + up.stdout
+    assert f"export KUBECONFIG={directory / 'kubeconfig'}" in up.stdout
+    assert "scheduling gates" in up.stdout  # v1.20 lacks them, and says so
+    yield directory
+    gibbous("dev-cluster", "down", "--dir", str(directory))
+
+
+@pytest.fixture(scope="module")
+def dev_api(dev_cluster: Path) -> client.ApiClient:
+    configuration = client.Configuration()
+    config.load_kube_config(
+        config_file=str(dev_cluster / "kubeconfig"), client_configuration=configuration
+    )
+    return client.ApiClient(configuration)
+
+
+def workload_pod(
+    name: str, *, cpu: str, annotations: dict[str, str] | None = None, gpus: int = 0
+) -> dict[str, Any]:
+    resources: dict[str, Any] = {"requests": {"cpu": cpu, "memory": "256Mi"}}
+    if gpus:
+        resources["limits"] = {keys.NVIDIA_GPU: str(gpus)}
+    return {
+        "metadata": {
+            "name": name,
+            "labels": {"elotl-luna": "true"},
+            "annotations": annotations or {},
+        },
+        "spec": {
+            "containers": [
+                {"name": "c", "image": "registry.k8s.io/pause:3.9", "resources": resources}
+            ]
+        },
+    }
+
+
+def node_labels_of(api: client.ApiClient, namespace: str, name: str) -> dict[str, str]:
+    core = client.CoreV1Api(api)
+    node_name: str = eventually(
+        lambda: core.read_namespaced_pod(name, namespace).spec.node_name,
+        timeout_s=90,
+        what=f"{name} bound",
+    )
+    return dict(core.read_node(node_name).metadata.labels)
+
+
+def test_a_labelled_deployment_is_mutated_gets_nodes_and_runs(dev_api: client.ApiClient) -> None:
+    make_namespace(dev_api, "demo")
+    apps = client.AppsV1Api(dev_api)
+    template = workload_pod("x", cpu="500m")
+    del template["metadata"]["name"]
+    template["metadata"]["labels"]["app"] = "demo"
+    apps.create_namespaced_deployment(
+        "demo",
+        {
+            "metadata": {"name": "demo"},
+            "spec": {
+                "replicas": 3,
+                "selector": {"matchLabels": {"app": "demo"}},
+                "template": template,
+            },
+        },
+    )
+    core = client.CoreV1Api(dev_api)
+
+    def running() -> list[Any] | None:
+        pods = core.list_namespaced_pod("demo", label_selector="app=demo").items
+        ok = len(pods) == 3 and all(p.status.phase == "Running" for p in pods)
+        return pods if ok else None
+
+    pods = eventually(running, timeout_s=90, what="3 demo pods Running on kwok nodes")
+    for pod in pods:
+        assert pod.spec.scheduler_name == "gibbous-scheduler"  # set by the webhook
+        assert pod.metadata.labels[keys.PLACEMENT] == "bin-pack"
+    (node_name,) = {p.spec.node_name for p in pods}  # bin-packed onto one node
+    node = core.read_node(node_name)
+    assert node.metadata.labels[keys.CREATED_BY] == keys.CREATED_BY_VALUE
+
+
+def test_spot_and_gpu_pods_get_their_nodes(dev_api: client.ApiClient) -> None:
+    make_namespace(dev_api, "kinds")
+    core = client.CoreV1Api(dev_api)
+    core.create_namespaced_pod(
+        "kinds", workload_pod("spot", cpu="3", annotations={keys.INSTANCE_OFFERINGS: "spot"})
+    )
+    core.create_namespaced_pod("kinds", workload_pod("gpu", cpu="1", gpus=1))
+    spot = node_labels_of(dev_api, "kinds", "spot")
+    assert spot[keys.CAPACITY_TYPE] == "spot"
+    tolerations = core.read_namespaced_pod("spot", "kinds").spec.tolerations or []
+    assert any(t.key == keys.SPOT_TAINT_KEY for t in tolerations)  # added by the webhook
+    gpu = node_labels_of(dev_api, "kinds", "gpu")
+    assert int(gpu[keys.GPU_COUNT]) >= 1
+
+
+def test_an_invalid_annotation_is_rejected_with_a_readable_message(
+    dev_api: client.ApiClient,
+) -> None:
+    make_namespace(dev_api, "invalid")
+    core = client.CoreV1Api(dev_api)
+    with pytest.raises(client.ApiException) as raised:
+        core.create_namespaced_pod(
+            "invalid", workload_pod("bad", cpu="1", annotations={keys.INSTANCE_MAX_COST: "cheap"})
+        )
+    assert raised.value.status in (400, 403, 422)
+    assert keys.INSTANCE_MAX_COST in str(raised.value.body)
+
+
+def test_with_the_webhook_down_pods_are_admitted_and_still_get_capacity(
+    dev_cluster: Path, dev_api: client.ApiClient
+) -> None:
+    state = json.loads((dev_cluster / "state.json").read_text())
+    os.kill(state["pids"]["gibbous-webhook"], signal.SIGKILL)
+    status = gibbous("dev-cluster", "status", "--dir", str(dev_cluster))
+    assert (
+        status.returncode == 1 and "gibbous-webhook" in status.stdout and "STOPPED" in status.stdout
+    )
+    make_namespace(dev_api, "nohook")
+    core = client.CoreV1Api(dev_api)
+    core.create_namespaced_pod("nohook", workload_pod("plain", cpu="3"))
+    labels = node_labels_of(dev_api, "nohook", "plain")
+    assert labels[keys.CREATED_BY] == keys.CREATED_BY_VALUE
+    assert core.read_namespaced_pod("plain", "nohook").spec.scheduler_name == "default-scheduler"
+
+
+def test_down_stops_everything_and_removes_its_state(tmp_path: Path, dev_cluster: Path) -> None:
+    state = json.loads((dev_cluster / "state.json").read_text())
+    down = gibbous("dev-cluster", "down", "--dir", str(dev_cluster))
+    assert down.returncode == 0 and not dev_cluster.exists()
+    for pid in state["pids"].values():
+        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()
+    assert gibbous("dev-cluster", "status", "--dir", str(dev_cluster)).returncode == 3
