@@ -516,9 +516,10 @@ def run_autoscaler(args: argparse.Namespace) -> int:
     from gibbous.autoscaler.cloud.base import CloudProvider
     from gibbous.autoscaler.kube import KubeCluster
     from gibbous.autoscaler.leader import LeaderElector
+    from gibbous.autoscaler.lifecycle import NodeLifecycle
     from gibbous.autoscaler.loop import Autoscaler
     from gibbous.autoscaler.process import AutoscalerService
-    from gibbous.kubeapi import load_client_config
+    from gibbous.kubeapi import load_client_config, server_version
 
     config, listen = _server_setup(args)
     if args.period <= 0:
@@ -558,18 +559,20 @@ def run_autoscaler(args: argparse.Namespace) -> int:
             time.time,
             subnets_by_zone=subnets,
         )
-    cluster = KubeCluster(api, identity=identity)
+    cluster = KubeCluster(api, identity=identity, server_version=server_version(args.kubeconfig))
     elector = (
         LeaderElector(api, namespace=args.lease_namespace, name=args.lease_name, identity=identity)
         if args.leader_elect
         else None
     )
+    autoscaler = Autoscaler(config, provider, cluster, clock=time.time)
     service = AutoscalerService(
-        Autoscaler(config, provider, cluster, clock=time.time),
+        autoscaler,
         cluster,
         period_s=args.period,
         elector=elector,
         kubelet=kubelet,
+        lifecycle=NodeLifecycle(autoscaler, cluster, clock=time.time),
     )
     server = uvicorn.Server(
         uvicorn.Config(

@@ -12,7 +12,9 @@ import logging
 from typing import Any
 
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
+from gibbous.autoscaler.lifecycle import Eviction
 from gibbous.core import keys
 from gibbous.core.mutation import plan_release
 from gibbous.core.pods import Pod, name_of, namespace_of, uid_of
@@ -28,10 +30,22 @@ def _now_rfc3339() -> str:
 
 
 class KubeCluster:
-    def __init__(self, api: client.ApiClient, *, identity: str = COMPONENT) -> None:
+    def __init__(
+        self,
+        api: client.ApiClient,
+        *,
+        identity: str = COMPONENT,
+        server_version: tuple[int, int] | None = None,
+    ) -> None:
         self.api = api
         self.core = client.CoreV1Api(api)
+        self.custom = client.CustomObjectsApi(api)
         self.identity = identity
+        # Eviction is served as policy/v1 from 1.22; older servers (the v1.20 test control
+        # plane) take policy/v1beta1 only.
+        self.eviction_version = (
+            "policy/v1" if server_version is None or server_version >= (1, 22) else "policy/v1beta1"
+        )
         self.pod_cache = Informer(self.core.list_pod_for_all_namespaces, name="pods")
         self.node_cache = Informer(self.core.list_node, name="nodes")
         self.event_cache = Informer(
@@ -107,3 +121,68 @@ class KubeCluster:
             name_of(pod),
             f" to {hostname}" if hostname else "",
         )
+
+    # --- node lifecycle ------------------------------------------------------------------------
+
+    def cordon(self, node: str) -> None:
+        self.core.patch_node(node, {"spec": {"unschedulable": True}})
+
+    def evict(self, pod: Pod) -> Eviction:
+        body = {
+            "apiVersion": self.eviction_version,
+            "kind": "Eviction",
+            "metadata": {"name": name_of(pod), "namespace": namespace_of(pod)},
+        }
+        try:
+            self.core.create_namespaced_pod_eviction(name_of(pod), namespace_of(pod), body)
+        except ApiException as error:
+            if error.status == 429:
+                return Eviction.BLOCKED
+            if error.status == 404:
+                return Eviction.GONE
+            raise
+        return Eviction.EVICTED
+
+    def set_hot_taint(self, node: str, value: str) -> None:
+        # The taint list is atomic: read it, replace ours, write the whole list back guarded
+        # by the version read (a 409 means someone wrote in between; the next loop retries).
+        current = self.api.sanitize_for_serialization(self.core.read_node(node))
+        taints = [
+            t
+            for t in (current.get("spec") or {}).get("taints") or []
+            if t.get("key") != keys.HOT_NODE_TAINT
+        ]
+        if value:
+            taints.append({"key": keys.HOT_NODE_TAINT, "value": value, "effect": "NoSchedule"})
+        self.core.patch_node(
+            node,
+            {
+                "metadata": {"resourceVersion": current["metadata"]["resourceVersion"]},
+                "spec": {"taints": taints or None},
+            },
+        )
+
+    def annotate_node(self, node: str, key: str, value: str) -> None:
+        self.core.patch_node(node, {"metadata": {"annotations": {key: value}}})
+
+    def delete_node(self, node: str) -> None:
+        try:
+            self.core.delete_node(node)
+        except ApiException as error:
+            if error.status != 404:
+                raise
+
+    def _metrics(self, plural: str) -> list[dict[str, Any]] | None:
+        try:
+            document = self.custom.list_cluster_custom_object("metrics.k8s.io", "v1beta1", plural)
+        except ApiException as error:
+            log.debug("metrics.k8s.io %s unavailable: %s", plural, error.reason)
+            return None
+        items = document.get("items") if isinstance(document, dict) else None
+        return list(items) if isinstance(items, list) else None
+
+    def node_metrics(self) -> list[dict[str, Any]] | None:
+        return self._metrics("nodes")
+
+    def pod_metrics(self) -> list[dict[str, Any]] | None:
+        return self._metrics("pods")

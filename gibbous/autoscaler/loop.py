@@ -153,6 +153,8 @@ class Autoscaler:
         self.warned: dict[str, str] = {}  # pod uid -> NodeAddRequestWarning message sent
         self.estimated: dict[str, float] = {}  # pod uid -> when its NodeCostEstimate was sent
         self.last_list_at = -math.inf
+        self.instances: list[Instance] = []  # as last listed
+        self.pending: list[PendingPod] = []  # pods waiting for capacity, as last taken in
         self.decisions = 0
 
     # --- one iteration ---------------------------------------------------------------------
@@ -190,6 +192,7 @@ class Autoscaler:
         self._release_ready(pods, nodes, report)
 
         provision, estimate, waiting = self._intake(pods, now)
+        self.pending = [p for p, _ in provision]
         self.metrics.pending_pods.labels("provision").set(len(provision))
         self.metrics.pending_pods.labels("estimate").set(len(estimate))
         self.metrics.pending_pods.labels("wait").set(waiting)
@@ -500,6 +503,7 @@ class Autoscaler:
             log.warning("listing %s instances failed: %s", self.provider.name, error)
             return None
         self.last_list_at = now
+        self.instances = instances
         return instances
 
     def _forget_gone(self, by_uid: Mapping[str, Pod]) -> None:

@@ -22,6 +22,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from gibbous.autoscaler.leader import LeaderElector
+from gibbous.autoscaler.lifecycle import NodeLifecycle
 from gibbous.autoscaler.loop import Autoscaler
 
 log = logging.getLogger("gibbous.autoscaler")
@@ -43,6 +44,7 @@ class AutoscalerService:
     cluster: Caches
     period_s: float = 1.0
     elector: LeaderElector | None = None
+    lifecycle: NodeLifecycle | None = None  # scale-down, TTL, hot nodes, interruptions
     kubelet: Callable[[], None] | None = None  # the kwok provider's heartbeat
     kubelet_period_s: float = 2.0
     stall_after_s: float = 120.0
@@ -82,6 +84,8 @@ class AutoscalerService:
             if self.leading and self.cluster.ready():
                 try:
                     self.autoscaler.step()
+                    if self.lifecycle is not None:
+                        self.lifecycle.step()
                     self.steps += 1
                 except Exception:
                     log.exception("autoscaler iteration failed; retrying")

@@ -5,12 +5,14 @@ nodes with room and mark the rest Unschedulable."""
 from __future__ import annotations
 
 import copy
+import datetime
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import jsonpatch
 
 from gibbous.autoscaler.cloud.fake import FakeCloudProvider
+from gibbous.autoscaler.lifecycle import Eviction
 from gibbous.core import keys
 from gibbous.core.catalog import node_allocatable
 from gibbous.core.config import Config
@@ -42,6 +44,15 @@ class FakeCluster:
     events: list[tuple[str, str, str, bool]] = field(default_factory=list)  # uid, reason, msg, warn
     releases: list[tuple[str, str | None, list[dict[str, Any]]]] = field(default_factory=list)
     gpu_plugin_delay_s: float = 0.0  # GPUs become allocatable this long after the node runs
+    # Node lifecycle: what the operations did, and what tests inject.
+    cordoned: set[str] = field(default_factory=set)
+    node_taints: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    node_annotations: dict[str, dict[str, str]] = field(default_factory=dict)
+    deleted_nodes: list[str] = field(default_factory=list)
+    evictions: list[str] = field(default_factory=list)
+    pdb_protected: set[str] = field(default_factory=set)  # pod keys whose eviction gets 429
+    usage: dict[str, tuple[str, str]] = field(default_factory=dict)  # node -> (cpu, memory)
+    pod_usage: dict[str, tuple[str, str]] = field(default_factory=dict)  # pod key -> (cpu, memory)
 
     # --- the Cluster protocol --------------------------------------------------------------
 
@@ -59,20 +70,37 @@ class FakeCluster:
             running_for = self.cloud.clock() - instance.created_at
             if instance_type.gpu_count and running_for < self.gpu_plugin_delay_s:
                 allocatable.pop(keys.NVIDIA_GPU, None)
+            if instance.node_name in self.deleted_nodes:
+                continue
             taints = (
                 [{"key": keys.SPOT_TAINT_KEY, "value": "spot", "effect": "NoSchedule"}]
                 if instance.category == "spot"
                 else []
             )
+            taints += self.node_taints.get(instance.node_name, [])
+            created = datetime.datetime.fromtimestamp(instance.created_at, datetime.UTC)
             out.append(
                 {
                     "metadata": {
                         "name": instance.node_name,
-                        "labels": {**instance.labels, keys.HOSTNAME: instance.node_name},
+                        "labels": {
+                            **instance.labels,
+                            keys.HOSTNAME: instance.node_name,
+                            keys.ZONE: instance.zone,  # as the cloud's node controller sets it
+                        },
+                        "annotations": dict(self.node_annotations.get(instance.node_name, {})),
+                        "creationTimestamp": created.strftime("%Y-%m-%dT%H:%M:%SZ"),
                     },
-                    "spec": {"taints": taints},
+                    "spec": {
+                        "taints": taints,
+                        "unschedulable": instance.node_name in self.cordoned,
+                    },
                     "status": {
                         "allocatable": allocatable,
+                        "capacity": {
+                            "cpu": str(instance_type.vcpu),
+                            "memory": str(instance_type.memory_bytes),
+                        },
                         "conditions": [{"type": "Ready", "status": "True"}],
                     },
                 }
@@ -91,7 +119,57 @@ class FakeCluster:
         self.pod_objects[key] = jsonpatch.apply_patch(self.pod_objects[key], operations)
         self.releases.append((key, hostname, operations))
 
+    # --- NodeOperations ----------------------------------------------------------------------
+
+    def cordon(self, node: str) -> None:
+        self.cordoned.add(node)
+
+    def evict(self, pod: Pod) -> Eviction:
+        key = key_of(pod)
+        if key not in self.pod_objects:
+            return Eviction.GONE
+        if key in self.pdb_protected:
+            return Eviction.BLOCKED
+        self.evictions.append(key)
+        del self.pod_objects[key]
+        return Eviction.EVICTED
+
+    def set_hot_taint(self, node: str, value: str) -> None:
+        kept = [t for t in self.node_taints.get(node, []) if t["key"] != keys.HOT_NODE_TAINT]
+        if value:
+            kept.append({"key": keys.HOT_NODE_TAINT, "value": value, "effect": "NoSchedule"})
+        self.node_taints[node] = kept
+
+    def annotate_node(self, node: str, key: str, value: str) -> None:
+        self.node_annotations.setdefault(node, {})[key] = value
+
+    def delete_node(self, node: str) -> None:
+        self.deleted_nodes.append(node)
+
+    def node_metrics(self) -> list[dict[str, Any]] | None:
+        return [
+            {"metadata": {"name": name}, "usage": {"cpu": cpu, "memory": memory}}
+            for name, (cpu, memory) in self.usage.items()
+        ]
+
+    def pod_metrics(self) -> list[dict[str, Any]] | None:
+        out = []
+        for key, (cpu, memory) in self.pod_usage.items():
+            namespace, name = key.split("/")
+            out.append(
+                {
+                    "metadata": {"name": name, "namespace": namespace},
+                    "containers": [{"name": "main", "usage": {"cpu": cpu, "memory": memory}}],
+                }
+            )
+        return out
+
     # --- test helpers ----------------------------------------------------------------------
+
+    def bind(self, key: str, node: str) -> None:
+        pod = self.pod_objects[key]
+        pod["spec"]["nodeName"] = node
+        pod["status"] = {"phase": "Running"}
 
     def add(self, *pods: dict[str, Any], unschedulable: bool = True) -> None:
         for original in pods:

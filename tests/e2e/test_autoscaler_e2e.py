@@ -12,10 +12,12 @@ from typing import Any
 import pytest
 import uvicorn
 from kubernetes import client
+from kubernetes.dynamic import DynamicClient
 
 from gibbous.autoscaler.cloud.kwok import KwokCloudProvider
 from gibbous.autoscaler.kube import KubeCluster
 from gibbous.autoscaler.leader import LeaderElector
+from gibbous.autoscaler.lifecycle import NodeLifecycle
 from gibbous.autoscaler.loop import Autoscaler
 from gibbous.autoscaler.process import AutoscalerService
 from gibbous.core import keys
@@ -25,7 +27,8 @@ from gibbous.core.selection import build_offers, candidate_offers
 from gibbous.devcluster.controlplane import ControlPlane
 from gibbous.extender.app import create_app
 from gibbous.extender.state import InformerView
-from tests.e2e.conftest import eventually, make_namespace
+from gibbous.kubeapi import parse_version
+from tests.e2e.conftest import eventually, make_namespace, server_minor
 from tests.factories import catalog, config
 
 pytestmark = pytest.mark.e2e
@@ -74,7 +77,10 @@ def start_service(
     api: client.ApiClient, cfg: Config, *, identity: str, boot_s: float
 ) -> AutoscalerService:
     provider = KwokCloudProvider(api, catalog(cfg.cloud), cfg, time.time, boot_s=boot_s)
-    cluster = KubeCluster(api, identity=identity)
+    version = client.VersionApi(api).get_code()
+    cluster = KubeCluster(
+        api, identity=identity, server_version=parse_version(version.major, version.minor)
+    )
     elector = LeaderElector(
         api,
         namespace="kube-system",
@@ -84,9 +90,11 @@ def start_service(
         renew_deadline_s=3,
         retry_period_s=0.5,
     )
+    autoscaler = Autoscaler(cfg, provider, cluster, clock=time.time)
     service = AutoscalerService(
-        Autoscaler(cfg, provider, cluster, clock=time.time),
+        autoscaler,
         cluster,
+        lifecycle=NodeLifecycle(autoscaler, cluster, clock=time.time),
         period_s=0.3,
         elector=elector,
         kubelet=lambda: provider.heartbeat(cfg.cluster_id, mark_pods_running=True),
@@ -270,3 +278,76 @@ def test_one_leader_at_a_time_and_takeover_after_the_lease_expires(api: client.A
     )
     assert lease.spec.holder_identity == "two" and lease.spec.lease_transitions == 1
     assert not first.try_acquire_or_renew()
+
+
+def test_lifecycle_drains_empty_nodes_keeps_do_not_evict_and_never_forces_a_pdb(
+    api: client.ApiClient, scheduler: None
+) -> None:
+    cfg = config(
+        clusterID="e2e-lifecycle",
+        placeNodeSelector=True,
+        **{"scaleDown.unneededTime": "2s", "scaleDown.delayAfterAdd": "0s", "nodeTTL": "30s"},
+    )
+    namespace = "lifecycle-e2e"
+    make_namespace(api, namespace)
+    core = client.CoreV1Api(api)
+    service = start_service(api, cfg, identity="lifecycle", boot_s=1)
+    try:
+        keep = pod("keep", "lifecycle", cpu="3")
+        keep["metadata"]["annotations"][keys.DO_NOT_EVICT] = "true"
+        guarded = pod("guarded", "lifecycle", cpu="3")
+        guarded["metadata"]["labels"]["app"] = "guarded"
+        for manifest in (pod("done", "lifecycle", cpu="3"), keep, guarded):
+            core.create_namespaced_pod(namespace, manifest)
+        # policy/v1 from 1.21; the typed client has no v1beta1 class, the dynamic one serves both.
+        group = "policy/v1" if server_minor(api) >= 21 else "policy/v1beta1"
+        budgets = DynamicClient(api).resources.get(api_version=group, kind="PodDisruptionBudget")
+        budgets.create(
+            namespace=namespace,
+            body={
+                "apiVersion": group,
+                "kind": "PodDisruptionBudget",
+                "metadata": {"name": "guarded"},
+                "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "guarded"}}},
+            },
+        )
+
+        def bound(name: str) -> str:
+            node_name: str = eventually(
+                lambda: core.read_namespaced_pod(name, namespace).spec.node_name,
+                timeout_s=90,
+                what=f"{name} bound",
+            )
+            return node_name
+
+        nodes = {name: bound(name) for name in ("done", "keep", "guarded")}
+        started = time.monotonic()
+        assert len(set(nodes.values())) == 3
+        eventually(
+            lambda: all(
+                p.status.phase == "Running" for p in core.list_namespaced_pod(namespace).items
+            ),
+            what="pods Running",
+        )
+        # The empty node is drained and removed once its pod is gone.
+        core.delete_namespaced_pod("done", namespace, grace_period_seconds=0)
+        eventually(
+            lambda: nodes["done"] not in {n.metadata.name for n in nodes_of(api, cfg.cluster_id)},
+            timeout_s=60,
+            what="the empty node removed",
+        )
+        # After nodeTTL the other two are due, but one holds a do-not-evict pod and the
+        # other a pod whose PodDisruptionBudget allows no disruption: both stay, cordoned at
+        # most, and the guarded pod is never force-deleted.
+        time.sleep(max(0.0, 35 - (time.monotonic() - started)))
+        remaining = {n.metadata.name: n for n in nodes_of(api, cfg.cluster_id)}
+        assert nodes["keep"] in remaining and nodes["guarded"] in remaining
+        assert core.read_namespaced_pod("guarded", namespace).metadata.deletion_timestamp is None
+        assert core.read_namespaced_pod("keep", namespace).spec.node_name == nodes["keep"]
+        lifecycle = service.lifecycle
+        assert lifecycle is not None and nodes["guarded"] in lifecycle.draining
+        assert remaining[nodes["guarded"]].spec.unschedulable
+        assert "must not be evicted" in lifecycle.kept.get(nodes["keep"], "")
+    finally:
+        service.stop()
+        clean_up(api, namespace, cfg.cluster_id)

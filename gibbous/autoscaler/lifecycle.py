@@ -1,0 +1,295 @@
+"""Node lifecycle: scale-down, node TTL, spot interruption and hot-node mitigation.
+
+`NodeLifecycle.step()` runs after each provisioning step, on the same caches:
+
+1. spot interruptions (the provider flags the instance, or the node carries a cloud's
+   termination taint): drain at once, outside the budget, and back the (type, category,
+   zone) off so the replacement the evicted pods trigger lands elsewhere;
+2. scale-down and TTL (`gibbous.core.disruption`): start drains within the budget;
+3. drains in progress: cordon, evict every evictable pod through the Eviction API (a 429
+   from a PodDisruptionBudget means try again next step, never force), wait for pods that
+   must not be evicted to finish, re-check just before deletion, then terminate the
+   instance and delete the Node;
+4. every `manageHighUtilization.loopPeriod`: read metrics.k8s.io, write the observed
+   utilization annotation, set or clear the hot-node taint (read-modify-write on
+   resourceVersion) and evict at most one pod per red node (`gibbous.core.hotnode`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol
+
+from gibbous.autoscaler.cloud.base import InstanceNotFoundError
+from gibbous.autoscaler.loop import Autoscaler
+from gibbous.core import keys
+from gibbous.core.backoff import FailureKind
+from gibbous.core.classify import Placement
+from gibbous.core.disruption import (
+    Drain,
+    DrainReason,
+    belongs_to_node,
+    eviction_blocker,
+    pods_on,
+    review_scale_down,
+)
+from gibbous.core.hotnode import (
+    PodUsage,
+    decide_hot_node,
+    node_usage,
+    observed_annotation,
+    pod_usage,
+)
+from gibbous.core.placement import OBSERVED_UTILIZATION, node_view
+from gibbous.core.pods import Pod, as_map, is_finished, key_of, labels_of, metadata, node_name_of
+from gibbous.core.scaleup import existing_nodes
+
+log = logging.getLogger("gibbous.lifecycle")
+
+# Taints clouds and their handlers put on a node about to be reclaimed.
+INTERRUPTION_TAINTS = frozenset(
+    {
+        "aws-node-termination-handler/spot-itn",
+        "cloud.google.com/impending-node-termination",
+        "kubernetes.azure.com/scheduled-event",
+    }
+)
+
+
+class Eviction(StrEnum):
+    EVICTED = "evicted"
+    BLOCKED = "blocked"  # 429: a PodDisruptionBudget says not now
+    GONE = "gone"
+
+
+class NodeOperations(Protocol):
+    """The writes and metrics reads node lifecycle needs, beyond the loop's `Cluster`."""
+
+    def cordon(self, node: str) -> None: ...
+
+    def evict(self, pod: Pod) -> Eviction: ...
+
+    def set_hot_taint(self, node: str, value: str) -> None:
+        """Replace the `gibbous.dev/hot-node` taint with `value` ("" removes it)."""
+        ...
+
+    def annotate_node(self, node: str, key: str, value: str) -> None: ...
+
+    def delete_node(self, node: str) -> None: ...
+
+    def node_metrics(self) -> list[dict[str, Any]] | None: ...
+
+    def pod_metrics(self) -> list[dict[str, Any]] | None: ...
+
+
+@dataclass
+class DrainState:
+    drain: Drain
+    started_at: float
+    cordoned: bool = False
+
+
+class NodeLifecycle:
+    def __init__(
+        self, autoscaler: Autoscaler, operations: NodeOperations, *, clock: Callable[[], float]
+    ) -> None:
+        self.autoscaler = autoscaler
+        self.config = autoscaler.config
+        self.operations = operations
+        self.clock = clock
+        self.draining: dict[str, DrainState] = {}
+        self.unneeded_since: dict[str, float] = {}
+        self.kept: dict[str, str] = {}  # node -> why it stays, from the last review
+        self.last_hot_check = -math.inf
+        self.deleted: list[str] = []
+        self.evicted: list[str] = []
+
+    def step(self) -> None:
+        now = self.clock()
+        cluster = self.autoscaler.cluster
+        nodes = cluster.nodes()
+        pods = cluster.pods()
+        self._interruptions(nodes, now)
+        existing = existing_nodes(nodes, pods, self.autoscaler.offers_by_key, self.config)
+        review = review_scale_down(
+            nodes,
+            pods,
+            existing,
+            self.autoscaler.pending,
+            self.config,
+            now=now,
+            unneeded_since=self.unneeded_since,
+            draining=frozenset(self.draining),
+        )
+        self.unneeded_since = dict(review.unneeded_since)
+        self.kept = dict(review.kept)
+        for drain in review.drains:
+            self._start(drain, now)
+        names = {str(metadata(n).get("name")) for n in nodes}
+        for name in list(self.draining):
+            if name not in names:
+                self.draining.pop(name)  # gone already (deleted by someone else)
+                continue
+            self._progress(name, pods, now)
+        if (
+            self.config.hot_node.enabled
+            and now - self.last_hot_check >= self.config.hot_node.loop_period_s
+        ):
+            self.last_hot_check = now
+            self._hot_nodes(nodes, pods)
+
+    # --- drains ------------------------------------------------------------------------------
+
+    def _start(self, drain: Drain, now: float) -> None:
+        log.info("draining %s (%s): %s", drain.node, drain.reason, drain.why)
+        self.draining[drain.node] = DrainState(drain, now)
+        self.unneeded_since.pop(drain.node, None)
+
+    def _interruptions(self, nodes: Sequence[Mapping[str, Any]], now: float) -> None:
+        interrupted = {
+            i.node_name: i for i in self.autoscaler.instances if i.interrupted and i.node_name
+        }
+        for node in nodes:
+            name = str(metadata(node).get("name"))
+            if (
+                name in self.draining
+                and self.draining[name].drain.reason is DrainReason.INTERRUPTION
+            ):
+                continue
+            taints = as_map(node.get("spec")).get("taints")
+            tainted = isinstance(taints, list) and any(
+                isinstance(t, Mapping) and t.get("key") in INTERRUPTION_TAINTS for t in taints
+            )
+            if name not in interrupted and not tainted:
+                continue
+            view = node_view(node)
+            if not view.created_by_gibbous:
+                continue
+            instance = interrupted.get(name)
+            zone = view.labels.get(keys.ZONE, "") or (instance.zone if instance else "")
+            if view.instance_type and view.category is not None:
+                self.autoscaler.backoffs = self.autoscaler.backoffs.add(
+                    instance_type=view.instance_type,
+                    category=str(view.category),
+                    zone=zone,
+                    kind=FailureKind.INTERRUPTED,
+                    now=now,
+                    duration_s=self.config.backoff_s,
+                )
+            self.autoscaler.metrics.failures.labels(str(FailureKind.INTERRUPTED)).inc()
+            self.draining[name] = DrainState(
+                Drain(name, DrainReason.INTERRUPTION, "the cloud is reclaiming this spot node"), now
+            )
+            log.warning("spot interruption on %s: draining now", name)
+
+    def _progress(self, name: str, pods: Sequence[Pod], now: float) -> None:
+        state = self.draining[name]
+        if not state.cordoned:
+            try:
+                self.operations.cordon(name)
+                state.cordoned = True
+            except Exception as error:
+                log.warning("cordoning %s failed: %s", name, error)
+                return
+        on_node = pods_on(name, pods, self.config)
+        for pod in on_node.evictable:
+            self._evict(pod, f"draining {name} ({state.drain.reason})")
+        if on_node.evictable or on_node.blocked:
+            return  # not empty yet: pods are leaving, or wait for do-not-evict pods to finish
+        # Re-check just before deleting: anything bound here since the cache was read?
+        fresh = pods_on(name, self.autoscaler.cluster.pods(), self.config)
+        if fresh.evictable or fresh.blocked:
+            return
+        self._delete(name)
+
+    def _evict(self, pod: Pod, why: str) -> Eviction:
+        try:
+            result = self.operations.evict(pod)
+        except Exception as error:
+            log.warning("evicting %s failed: %s", key_of(pod), error)
+            return Eviction.BLOCKED
+        if result is Eviction.EVICTED:
+            log.info("evicted %s: %s", key_of(pod), why)
+            self.evicted.append(key_of(pod))
+        elif result is Eviction.BLOCKED:
+            log.info("eviction of %s refused by a PodDisruptionBudget; retrying later", key_of(pod))
+        return result
+
+    def _delete(self, name: str) -> None:
+        instance = next((i for i in self.autoscaler.instances if i.node_name == name), None)
+        try:
+            if instance is not None:
+                self.autoscaler.provider.delete(instance.id)
+        except InstanceNotFoundError:
+            pass
+        except Exception as error:
+            log.warning("terminating the instance of %s failed: %s", name, error)
+            return
+        try:
+            self.operations.delete_node(name)
+        except Exception as error:
+            log.info("deleting Node %s: %s", name, error)
+        state = self.draining.pop(name)
+        self.deleted.append(name)
+        self.autoscaler.metrics.terminations.labels(str(state.drain.reason)).inc()
+        log.info("removed %s (%s: %s)", name, state.drain.reason, state.drain.why)
+
+    # --- hot nodes ---------------------------------------------------------------------------
+
+    def _hot_nodes(self, nodes: Sequence[Mapping[str, Any]], pods: Sequence[Pod]) -> None:
+        node_items = self.operations.node_metrics()
+        if node_items is None:
+            return
+        pod_items = self.operations.pod_metrics() or []
+        usage_by_pod: dict[str, tuple[float, float]] = {}
+        for item in pod_items:
+            measured = pod_usage(item)
+            if measured is not None:
+                usage_by_pod[key_of(item)] = measured
+        metrics_by_node = {str(metadata(i).get("name")): i for i in node_items}
+        label, value = self.config.managed_label
+        for node in nodes:
+            view = node_view(node)
+            name = view.name
+            if not view.created_by_gibbous or name in self.draining or name not in metrics_by_node:
+                continue
+            usage = node_usage(metrics_by_node[name], node)
+            if usage is None:
+                continue
+            annotation = observed_annotation(usage)
+            if as_map(metadata(node).get("annotations")).get(OBSERVED_UTILIZATION) != annotation:
+                self._safely(self.operations.annotate_node, name, OBSERVED_UTILIZATION, annotation)
+            if view.placement is not Placement.BIN_PACK:
+                continue  # bin-select and static nodes are left alone (P15)
+            candidates = []
+            for pod in pods:
+                if node_name_of(pod) != name or is_finished(pod) or belongs_to_node(pod):
+                    continue
+                measured = usage_by_pod.get(key_of(pod))
+                managed = labels_of(pod).get(label) == value
+                if measured is None:
+                    if managed:  # counts as managed, but cannot be ranked
+                        candidates.append(PodUsage(key_of(pod), -1.0, -1.0, True, False))
+                    continue
+                candidates.append(
+                    PodUsage(
+                        key_of(pod), measured[0], measured[1], managed, not eviction_blocker(pod)
+                    )
+                )
+            decision = decide_hot_node(usage, view.hot_taint, candidates, self.config.hot_node)
+            if decision.taint != view.hot_taint:
+                log.info("%s: %s -> taint %r", name, decision.why, decision.taint or "none")
+                self._safely(self.operations.set_hot_taint, name, decision.taint)
+            if decision.evict:
+                victim = next(p for p in pods if key_of(p) == decision.evict)
+                self._evict(victim, f"hot node {name}: {decision.why}")
+
+    def _safely(self, write: Callable[..., None], *arguments: str) -> None:
+        try:
+            write(*arguments)
+        except Exception as error:
+            log.warning("%s%s failed: %s", getattr(write, "__name__", "write"), arguments, error)
