@@ -181,6 +181,8 @@ class NodeLifecycle:
                     duration_s=self.config.backoff_s,
                 )
             self.autoscaler.metrics.failures.labels(str(FailureKind.INTERRUPTED)).inc()
+            on_node = pods_on(name, self.autoscaler.cluster.pods(), self.config)
+            self.autoscaler.provision_displaced(on_node.managed, frozenset({name}))
             self.draining[name] = DrainState(
                 Drain(name, DrainReason.INTERRUPTION, "the cloud is reclaiming this spot node"), now
             )

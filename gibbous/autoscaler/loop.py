@@ -251,6 +251,8 @@ class Autoscaler:
         pods: Sequence[Pod],
         now: float,
         report: StepReport,
+        *,
+        leaving: frozenset[str] = frozenset(),
     ) -> None:
         if not provision:
             return
@@ -273,7 +275,7 @@ class Autoscaler:
                 self.offers,
                 self.config,
                 existing=existing_nodes(
-                    nodes, pods, self.offers_by_key, self.config, exclude=flying_nodes
+                    nodes, pods, self.offers_by_key, self.config, exclude=flying_nodes | leaving
                 ),
                 in_flight=flying,
                 backoffs=self.backoffs,
@@ -302,6 +304,24 @@ class Autoscaler:
                 self._release(pod, None, report)
         for key, reason in report.unsatisfiable.items():
             self._warn(pod_by_key[key], f"cannot obtain a node for this pod: {reason}")
+
+    def provision_displaced(self, pods: Sequence[Pod], leaving: frozenset[str]) -> StepReport:
+        """Plan capacity at once for pods on nodes about to disappear (spot interruption),
+        before they are evicted: their replacement starts launching with the warning, and
+        the recreated pods find it in flight."""
+        now = self.clock()
+        report = StepReport()
+        displaced = []
+        for pod in pods:
+            try:
+                displaced.append((describe_pod(pod, self.config)[0], pod))
+            except GibbousError:
+                continue
+        if displaced and now >= self.paused_until:
+            self._decide(
+                displaced, self.cluster.nodes(), self.cluster.pods(), now, report, leaving=leaving
+            )
+        return report
 
     def _create(self, launch: Launch, now: float, report: StepReport) -> FailureKind | None:
         """Ask the provider for the launch's instance; record the outcome. Returns the kind of

@@ -122,21 +122,32 @@ def test_node_ttl_replaces_old_nodes_and_pdb_refusals_are_retried_not_forced() -
     assert new != old and w.node_of("svc") == new
 
 
+def spot_pod() -> dict[str, Any]:
+    return make_pod(
+        "sp",
+        cpu="3",
+        annotations={keys.INSTANCE_OFFERINGS: "spot"},
+        tolerations=[{"key": keys.SPOT_TAINT_KEY, "operator": "Exists"}],
+    )
+
+
 def test_spot_interruption_drains_at_once_and_backs_off_the_type_in_that_zone() -> None:
     w = world()
-    w.cluster.add(
-        make_pod(
-            "sp",
-            cpu="3",
-            annotations={keys.INSTANCE_OFFERINGS: "spot"},
-            tolerations=[{"key": keys.SPOT_TAINT_KEY, "operator": "Exists"}],
-        )
-    )
+    w.cluster.add(spot_pod())
     w.run(60)
     (instance,) = w.cloud.list(w.autoscaler.config.cluster_id)
     w.cloud.interrupt(instance.id)
     w.autoscaler.last_list_at = float("-inf")
-    w.run(10)  # evicted in the first step, removed in the next
+    w.autoscaler.step()
+    w.lifecycle.step()
+    # The replacement is launched with the warning, before the pod is evicted.
+    assert len(w.cloud.create_calls) == 2 and w.cluster.evictions == ["default/sp"]
+    replacement_request = w.cloud.create_calls[1]
+    assert (replacement_request.instance_type, replacement_request.zones) != (
+        instance.instance_type,
+        (instance.zone,),
+    )
+    w.run(10)  # removed in the next step
     assert w.cluster.evictions == ["default/sp"] and instance.node_name in w.cluster.deleted_nodes
     assert w.autoscaler.backoffs.is_blocked(
         instance.instance_type, "spot", instance.zone, w.clock.now
@@ -145,17 +156,11 @@ def test_spot_interruption_drains_at_once_and_backs_off_the_type_in_that_zone() 
         e for e in w.autoscaler.backoffs.active(w.clock.now) if e.kind is FailureKind.INTERRUPTED
     )
     assert entry.zone == instance.zone
-    w.cluster.add(
-        make_pod(
-            "sp",
-            cpu="3",
-            annotations={keys.INSTANCE_OFFERINGS: "spot"},
-            tolerations=[{"key": keys.SPOT_TAINT_KEY, "operator": "Exists"}],
-        )
-    )
+    w.cluster.add(spot_pod())  # recreated by its controller: it takes the launch in flight
     w.run(60)
     (replacement,) = w.cloud.list(w.autoscaler.config.cluster_id)
     assert (replacement.instance_type, replacement.zone) != (instance.instance_type, instance.zone)
+    assert len(w.cloud.create_calls) == 2 and w.node_of("sp") == replacement.node_name
 
 
 def test_gpu_nodes_scale_to_zero_when_nothing_needs_them() -> None:
