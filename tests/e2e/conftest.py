@@ -6,16 +6,22 @@ from Debian's source package on first use (see gibbous/devcluster/binaries.py).
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+import uvicorn
 from kubernetes import client, config
 
+from gibbous.core.config import Config
 from gibbous.devcluster.binaries import find_binaries
 from gibbous.devcluster.controlplane import ControlPlane
+from gibbous.extender.app import create_app
+from gibbous.extender.state import InformerView
 
 T = TypeVar("T")
 
@@ -78,3 +84,54 @@ def log_of(plane: ControlPlane, name: str) -> str:
 
 def repo_root() -> Path:
     return Path(__file__).resolve().parents[2]
+
+
+@contextlib.contextmanager
+def running_extender(api: client.ApiClient, configuration: Config) -> Iterator[str]:
+    """The extender app on a free loopback port with live caches; yields its URL."""
+    view = InformerView(api)
+    view.start()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(configuration, view),
+            host="127.0.0.1",
+            port=0,
+            log_level="warning",
+            lifespan="off",
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        eventually(lambda: server.started, what="extender server")
+        port = server.servers[0].sockets[0].getsockname()[1]
+        eventually(view.ready, what="extender caches")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        view.stop()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def leave_the_cluster_as_found(api: client.ApiClient) -> Iterator[None]:
+    """Modules share one control plane: what a module adds (namespaces with their pods,
+    nodes) goes when it ends, so a later module's autoscaler does not see an earlier
+    module's pending pods or spare nodes."""
+    core = client.CoreV1Api(api)
+    namespaces = {n.metadata.name for n in core.list_namespace().items}
+    nodes = {n.metadata.name for n in core.list_node().items}
+    yield
+    for namespace in core.list_namespace().items:
+        name = namespace.metadata.name
+        if name in namespaces:
+            continue
+        # No kubelet confirms deletions here: remove pods at once, then the namespace.
+        for pod in core.list_namespaced_pod(name).items:
+            with contextlib.suppress(client.ApiException):
+                core.delete_namespaced_pod(pod.metadata.name, name, grace_period_seconds=0)
+        with contextlib.suppress(client.ApiException):
+            core.delete_namespace(name)
+    for node in core.list_node().items:
+        if node.metadata.name not in nodes:
+            with contextlib.suppress(client.ApiException):
+                core.delete_node(node.metadata.name)

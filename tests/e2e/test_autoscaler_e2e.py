@@ -4,13 +4,11 @@ crash in the middle of a launch leaves no duplicate and no leak."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import uvicorn
 from kubernetes import client
 from kubernetes.dynamic import DynamicClient
 
@@ -25,10 +23,8 @@ from gibbous.core.config import Config
 from gibbous.core.demand import describe_pod
 from gibbous.core.selection import build_offers, candidate_offers
 from gibbous.devcluster.controlplane import ControlPlane
-from gibbous.extender.app import create_app
-from gibbous.extender.state import InformerView
 from gibbous.kubeapi import parse_version
-from tests.e2e.conftest import eventually, make_namespace, server_minor
+from tests.e2e.conftest import eventually, make_namespace, running_extender, server_minor
 from tests.factories import catalog, config
 
 pytestmark = pytest.mark.e2e
@@ -51,26 +47,9 @@ def suite_config(cluster_id: str) -> Config:
 
 @pytest.fixture(scope="module")
 def scheduler(api: client.ApiClient, control_plane: ControlPlane) -> Iterator[None]:
-    view = InformerView(api)
-    view.start()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(suite_config("e2e-autoscaler"), view),
-            host="127.0.0.1",
-            port=0,
-            log_level="warning",
-            lifespan="off",
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    eventually(lambda: server.started, what="extender server")
-    port = server.servers[0].sockets[0].getsockname()[1]
-    eventually(view.ready, what="extender caches")
-    control_plane.start_scheduler(scheduler_name=SCHEDULER, extender_url=f"http://127.0.0.1:{port}")
-    yield
-    server.should_exit = True
-    view.stop()
+    with running_extender(api, suite_config("e2e-autoscaler")) as url:
+        control_plane.start_scheduler(scheduler_name=SCHEDULER, extender_url=url)
+        yield
 
 
 def start_service(

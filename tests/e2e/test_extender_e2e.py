@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import uvicorn
 import yaml
 from kubernetes import client
 
 from gibbous.core import keys
 from gibbous.devcluster.controlplane import ControlPlane
-from gibbous.extender.app import create_app
-from gibbous.extender.state import InformerView
-from tests.e2e.conftest import eventually, make_namespace, repo_root, server_minor
+from tests.e2e.conftest import eventually, make_namespace, repo_root, running_extender, server_minor
 from tests.factories import config as make_config
 
 pytestmark = pytest.mark.e2e
@@ -70,42 +66,25 @@ def gibbous_labels(placement: str, **extra: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def scheduler(api: client.ApiClient, control_plane: ControlPlane) -> Iterator[None]:
-    view = InformerView(api)
-    view.start()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(make_config(), view),
-            host="127.0.0.1",
-            port=0,
-            log_level="warning",
-            lifespan="off",
+    with running_extender(api, make_config()) as url:
+        # The scheduler configuration the manifests ship, in the form this server version takes.
+        overlay = "base" if server_minor(api) >= 23 else "overlays/scheduler-v1beta1"
+        rendered = subprocess.run(
+            ["kubectl", "kustomize", str(repo_root() / "manifests" / overlay)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        (config_map,) = [
+            d
+            for d in yaml.safe_load_all(rendered)
+            if d and d["metadata"]["name"] == "gibbous-scheduler-config"
+        ]
+        shipped = yaml.safe_load(config_map["data"]["scheduler-config.yaml"])
+        control_plane.start_scheduler(
+            scheduler_name=SCHEDULER, extender_url=url, configuration=shipped
         )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    eventually(lambda: server.started, what="extender server")
-    port = server.servers[0].sockets[0].getsockname()[1]
-    eventually(view.ready, what="extender caches")
-    # The scheduler configuration the manifests ship, in the form this server version takes.
-    overlay = "base" if server_minor(api) >= 23 else "overlays/scheduler-v1beta1"
-    rendered = subprocess.run(
-        ["kubectl", "kustomize", str(repo_root() / "manifests" / overlay)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    (config_map,) = [
-        d
-        for d in yaml.safe_load_all(rendered)
-        if d and d["metadata"]["name"] == "gibbous-scheduler-config"
-    ]
-    shipped = yaml.safe_load(config_map["data"]["scheduler-config.yaml"])
-    control_plane.start_scheduler(
-        scheduler_name=SCHEDULER, extender_url=f"http://127.0.0.1:{port}", configuration=shipped
-    )
-    yield
-    server.should_exit = True
-    view.stop()
+        yield
 
 
 def pod(name: str, cpu: str, **labels: str) -> dict[str, Any]:
