@@ -6,6 +6,7 @@ webhook can tell the user everything that is wrong in one message.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -165,8 +166,29 @@ def parse_bool_annotation(key: str, value: str) -> bool:
     return text == "true"
 
 
+_PARSED_KEYS = (*keys.NODE_CONSTRAINT_ANNOTATIONS, keys.DO_NOT_EVICT)
+_PARSED_KEY_SET = frozenset(_PARSED_KEYS)
+_NO_CONSTRAINTS = InstanceConstraints()
+
+
 def parse_constraints(annotations: Mapping[str, object]) -> InstanceConstraints:
     """Parse the Luna instance annotations; raise InvalidAnnotationsError listing every problem."""
+    # The webhook's hot path: most pods carry none of these, and the pods of one workload
+    # carry the same values, so parse each distinct set once.
+    if not annotations or _PARSED_KEY_SET.isdisjoint(annotations):
+        return _NO_CONSTRAINTS
+    values = tuple(annotations.get(key) for key in _PARSED_KEYS)
+    if all(v is None or isinstance(v, str) for v in values):
+        return _parse_cached(values)
+    return _parse(annotations)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_cached(values: tuple[str | None, ...]) -> InstanceConstraints:
+    return _parse({k: v for k, v in zip(_PARSED_KEYS, values, strict=True) if v is not None})
+
+
+def _parse(annotations: Mapping[str, object]) -> InstanceConstraints:
     collect = _Collector(annotations)
     constraints = InstanceConstraints(
         offerings=collect.get(keys.INSTANCE_OFFERINGS, parse_offerings),

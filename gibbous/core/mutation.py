@@ -22,6 +22,7 @@ the patched pod yields no operation (reinvocationPolicy: IfNeeded).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,7 +59,12 @@ def escape(key: str) -> str:
 
 
 def parse_taint(text: str) -> dict[str, str]:
-    """`key=value:Effect` or `key:Effect` -> a Taint object."""
+    """`key=value:Effect` or `key:Effect` -> a Taint object (a fresh dict each call)."""
+    return dict(_parse_taint(text))
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_taint(text: str) -> dict[str, str]:
     body, _, effect = text.rpartition(":")
     key, sep, value = body.partition("=")
     taint = {"key": key, "effect": effect}
