@@ -18,10 +18,12 @@ import os
 import shutil
 import signal
 import ssl
+import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -36,7 +38,6 @@ from gibbous.devcluster.controlplane import ControlPlane, ControlPlaneError, fre
 from gibbous.kubeapi import SCHEDULING_GATES_SINCE
 
 SCHEDULER_NAME = "gibbous-scheduler"
-GIBBOUS_PROCESSES = ("gibbous-webhook", "gibbous-extender", "gibbous-autoscaler")
 
 
 def default_directory() -> Path:
@@ -147,11 +148,20 @@ def _alive(pid: int) -> bool:
 
 
 def _wait_http(
-    url: str, *, context: ssl.SSLContext | None, timeout_s: float, what: str, log: Path
+    url: str,
+    *,
+    context: ssl.SSLContext | None,
+    timeout_s: float,
+    what: str,
+    log: Path,
+    process: subprocess.Popen[bytes] | None = None,
 ) -> None:
     deadline = time.monotonic() + timeout_s
     last = ""
     while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            last = f"exited with {process.returncode}"
+            break
         try:
             with urllib.request.urlopen(url, context=context, timeout=2) as response:
                 if response.status == 200:
@@ -160,7 +170,7 @@ def _wait_http(
             last = str(error)
         time.sleep(0.25)
     tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-    raise ControlPlaneError(f"{what} not ready after {timeout_s:.0f}s ({last}):\n{tail}")
+    raise ControlPlaneError(f"{what} not ready ({last}):\n{tail}")
 
 
 @dataclass
@@ -218,9 +228,39 @@ class DevCluster:
             raise
         self._report(plane, notes)
 
-    def _spawn_gibbous(self, plane: ControlPlane, name: str, argv: list[str]) -> None:
-        plane.spawn(name, [sys.executable, "-m", "gibbous", *argv])
-        self._record(plane)
+    def _start_component(
+        self,
+        plane: ControlPlane,
+        name: str,
+        argv: Callable[[int], list[str]],
+        health: Callable[[int], str],
+        *,
+        context: ssl.SSLContext | None,
+        timeout_s: float,
+    ) -> int:
+        """Start one Gibbous process on a free port and wait until it is healthy. A port found
+        free can be taken before the child binds it (an outgoing connection may get it), so a
+        child that exits at start is started again on another port."""
+        log = self.directory / f"{name}.log"
+        for attempt in range(3):
+            port = free_port()
+            plane.spawn(name, [sys.executable, "-m", "gibbous", *argv(port)])
+            self._record(plane)
+            try:
+                _wait_http(
+                    health(port),
+                    context=context,
+                    timeout_s=timeout_s,
+                    what=name,
+                    log=log,
+                    process=plane.processes[name],
+                )
+            except ControlPlaneError:
+                if plane.processes[name].poll() is None or attempt == 2:
+                    raise
+                continue
+            return port
+        raise AssertionError("unreachable")
 
     def _record(self, plane: ControlPlane, **extra: Any) -> None:
         state = self.state() or {}
@@ -247,69 +287,58 @@ class DevCluster:
             ca, dns_names=["localhost"], ip_addresses=["127.0.0.1"], days=30, now=now
         )
         files = write_bundle(self.directory / "webhook-tls", ca, serving)
-        ports = {name: free_port() for name in GIBBOUS_PROCESSES}
-        self._spawn_gibbous(
-            plane,
-            "gibbous-webhook",
-            [
-                "webhook",
-                *sets,
-                f"--listen=127.0.0.1:{ports['gibbous-webhook']}",
-                f"--tls-cert={files['tls.crt']}",
-                f"--tls-key={files['tls.key']}",
-                f"--scheduling-gates={'on' if gates else 'off'}",
-                "--log-level=warning",
-            ],
-        )
-        self._spawn_gibbous(
-            plane,
-            "gibbous-extender",
-            [
-                "extender",
-                *sets,
-                f"--listen=127.0.0.1:{ports['gibbous-extender']}",
-                f"--kubeconfig={kubeconfig}",
-                "--log-level=warning",
-            ],
-        )
-        self._spawn_gibbous(
-            plane,
-            "gibbous-autoscaler",
-            [
-                "autoscaler",
-                *sets,
-                "--provider=kwok",
-                f"--kubeconfig={kubeconfig}",
-                f"--listen=127.0.0.1:{ports['gibbous-autoscaler']}",
-                "--lease-namespace=kube-system",
-                f"--kwok-boot-seconds={kwok_boot_s:g}",
-                "--kwok-run-pods",
-            ],
-        )
         webhook_context = ssl.create_default_context(cafile=str(files["ca.crt"]))
+        ports = {
+            "gibbous-webhook": self._start_component(
+                plane,
+                "gibbous-webhook",
+                lambda port: [
+                    "webhook",
+                    *sets,
+                    f"--listen=127.0.0.1:{port}",
+                    f"--tls-cert={files['tls.crt']}",
+                    f"--tls-key={files['tls.key']}",
+                    f"--scheduling-gates={'on' if gates else 'off'}",
+                    "--log-level=warning",
+                ],
+                lambda port: f"https://127.0.0.1:{port}/healthz",
+                context=webhook_context,
+                timeout_s=timeout_s,
+            ),
+            "gibbous-extender": self._start_component(
+                plane,
+                "gibbous-extender",
+                lambda port: [
+                    "extender",
+                    *sets,
+                    f"--listen=127.0.0.1:{port}",
+                    f"--kubeconfig={kubeconfig}",
+                    "--log-level=warning",
+                ],
+                lambda port: f"http://127.0.0.1:{port}/readyz",
+                context=None,
+                timeout_s=timeout_s,
+            ),
+            "gibbous-autoscaler": self._start_component(
+                plane,
+                "gibbous-autoscaler",
+                lambda port: [
+                    "autoscaler",
+                    *sets,
+                    "--provider=kwok",
+                    f"--kubeconfig={kubeconfig}",
+                    f"--listen=127.0.0.1:{port}",
+                    "--lease-namespace=kube-system",
+                    f"--kwok-boot-seconds={kwok_boot_s:g}",
+                    "--kwok-run-pods",
+                ],
+                lambda port: f"http://127.0.0.1:{port}/healthz",
+                context=None,
+                timeout_s=timeout_s,
+            ),
+        }
         webhook_url = f"https://127.0.0.1:{ports['gibbous-webhook']}"
-        _wait_http(
-            f"{webhook_url}/healthz",
-            context=webhook_context,
-            timeout_s=timeout_s,
-            what="gibbous webhook",
-            log=self.directory / "gibbous-webhook.log",
-        )
         extender_url = f"http://127.0.0.1:{ports['gibbous-extender']}"
-        _wait_http(
-            f"{extender_url}/readyz",
-            context=None,
-            timeout_s=timeout_s,
-            what="gibbous extender",
-            log=self.directory / "gibbous-extender.log",
-        )
-        _wait_http(
-            f"http://127.0.0.1:{ports['gibbous-autoscaler']}/healthz",
-            context=None,
-            timeout_s=timeout_s,
-            what="gibbous autoscaler",
-            log=self.directory / "gibbous-autoscaler.log",
-        )
         configuration = client.Configuration()
         kube_config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
         api = client.ApiClient(configuration)
