@@ -20,6 +20,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,34 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def wait_until_healthy(
+    request: urllib.request.Request | str,
+    *,
+    context: ssl.SSLContext | None,
+    timeout_s: float,
+    processes: Mapping[str, subprocess.Popen[bytes]],
+    logs: Path,
+) -> None:
+    """Poll `request` until it answers 200; fail at once, with the end of its log, when one
+    of `processes` exits (their logs are `logs/<name>.log`)."""
+    url = request.full_url if isinstance(request, urllib.request.Request) else request
+    deadline = time.monotonic() + timeout_s
+    last = ""
+    while time.monotonic() < deadline:
+        for name, process in processes.items():
+            if process.poll() is not None:
+                tail = (logs / f"{name}.log").read_text(errors="replace")[-3000:]
+                raise ControlPlaneError(f"{name} exited with {process.returncode}:\n{tail}")
+        try:
+            with urllib.request.urlopen(request, context=context, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError) as error:
+            last = str(error)
+        time.sleep(0.25)
+    raise ControlPlaneError(f"{url} not healthy after {timeout_s:.0f}s ({last})")
 
 
 @dataclass
@@ -244,25 +273,15 @@ class ControlPlane:
         write_private(self.kubeconfig, json.dumps(config, indent=2).encode())
 
     def _wait_ready(self, timeout_s: float) -> None:
-        context = ssl.create_default_context(cafile=str(self.ca_file))
-        request = urllib.request.Request(
-            f"{self.server}/readyz", headers={"Authorization": f"Bearer {self.token}"}
+        wait_until_healthy(
+            urllib.request.Request(
+                f"{self.server}/readyz", headers={"Authorization": f"Bearer {self.token}"}
+            ),
+            context=ssl.create_default_context(cafile=str(self.ca_file)),
+            timeout_s=timeout_s,
+            processes=self.processes,
+            logs=self.directory,
         )
-        deadline = time.monotonic() + timeout_s
-        last = ""
-        while time.monotonic() < deadline:
-            for name, process in self.processes.items():
-                if process.poll() is not None:
-                    tail = (self.directory / f"{name}.log").read_text(errors="replace")[-3000:]
-                    raise ControlPlaneError(f"{name} exited with {process.returncode}:\n{tail}")
-            try:
-                with urllib.request.urlopen(request, context=context, timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, OSError) as error:
-                last = str(error)
-            time.sleep(0.25)
-        raise ControlPlaneError(f"kube-apiserver not ready after {timeout_s:.0f}s ({last})")
 
     def stop(self) -> None:
         for name in reversed(list(self.processes)):

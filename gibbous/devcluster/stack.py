@@ -18,11 +18,8 @@ import os
 import shutil
 import signal
 import ssl
-import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +31,12 @@ from kubernetes import config as kube_config
 from gibbous.certs.authority import generate_ca, generate_serving, write_bundle
 from gibbous.core.config import Config, build_config
 from gibbous.devcluster.binaries import find_binaries
-from gibbous.devcluster.controlplane import ControlPlane, ControlPlaneError, free_port
+from gibbous.devcluster.controlplane import (
+    ControlPlane,
+    ControlPlaneError,
+    free_port,
+    wait_until_healthy,
+)
 from gibbous.kubeapi import SCHEDULING_GATES_SINCE
 
 SCHEDULER_NAME = "gibbous-scheduler"
@@ -147,32 +149,6 @@ def _alive(pid: int) -> bool:
         return True
 
 
-def _wait_http(
-    url: str,
-    *,
-    context: ssl.SSLContext | None,
-    timeout_s: float,
-    what: str,
-    log: Path,
-    process: subprocess.Popen[bytes] | None = None,
-) -> None:
-    deadline = time.monotonic() + timeout_s
-    last = ""
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            last = f"exited with {process.returncode}"
-            break
-        try:
-            with urllib.request.urlopen(url, context=context, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError) as error:
-            last = str(error)
-        time.sleep(0.25)
-    tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-    raise ControlPlaneError(f"{what} not ready ({last}):\n{tail}")
-
-
 @dataclass
 class DevCluster:
     directory: Path
@@ -241,19 +217,17 @@ class DevCluster:
         """Start one Gibbous process on a free port and wait until it is healthy. A port found
         free can be taken before the child binds it (an outgoing connection may get it), so a
         child that exits at start is started again on another port."""
-        log = self.directory / f"{name}.log"
         for attempt in range(3):
             port = free_port()
             plane.spawn(name, [sys.executable, "-m", "gibbous", *argv(port)])
             self._record(plane)
             try:
-                _wait_http(
+                wait_until_healthy(
                     health(port),
                     context=context,
                     timeout_s=timeout_s,
-                    what=name,
-                    log=log,
-                    process=plane.processes[name],
+                    processes={name: plane.processes[name]},
+                    logs=self.directory,
                 )
             except ControlPlaneError:
                 if plane.processes[name].poll() is None or attempt == 2:
