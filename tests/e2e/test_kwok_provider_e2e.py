@@ -7,10 +7,12 @@ from kubernetes import client
 
 from gibbous.autoscaler.cloud.base import InstanceNotFoundError, InstanceState, LaunchRequest
 from gibbous.autoscaler.cloud.kwok import KwokCloudProvider
+from gibbous.autoscaler.kube import KubeCluster
 from gibbous.core import keys
 from gibbous.core.classify import Placement
 from gibbous.core.nodes import node_labels, node_taints
 from gibbous.core.placement import node_view
+from gibbous.kubeapi import parse_version
 from tests.factories import catalog, config, offers
 
 pytestmark = pytest.mark.e2e
@@ -66,3 +68,44 @@ def test_nodes_appear_boot_and_go(api: client.ApiClient) -> None:
     cloud.delete(instance.id)
     with pytest.raises(InstanceNotFoundError):
         cloud.get(instance.id)
+
+
+def test_node_writes_against_the_real_api_server(api: client.ApiClient) -> None:
+    """Hot-node taints keep other taints (the list is replaced whole, guarded by
+    resourceVersion), cordon works, and a cluster without metrics-server yields no metrics
+    rather than an error."""
+    version = client.VersionApi(api).get_code()
+    cluster = KubeCluster(api, server_version=parse_version(version.major, version.minor))
+    core = client.CoreV1Api(api)
+    core.create_node(
+        {
+            "metadata": {"name": "writes-e2e"},
+            "spec": {"taints": [{"key": "team", "value": "ml", "effect": "NoSchedule"}]},
+        }
+    )
+    try:
+
+        def taints() -> set[tuple[str, str | None]]:
+            # The API server's TaintNodesByCondition adds not-ready to a new Node; ignore it.
+            return {
+                (t.key, t.value)
+                for t in core.read_node("writes-e2e").spec.taints or []
+                if t.key != keys.NOT_READY_TAINT
+            }
+
+        cluster.set_hot_taint("writes-e2e", keys.HOT_NODE_WARM)
+        cluster.set_hot_taint("writes-e2e", keys.HOT_NODE_HOT)
+        assert taints() == {("team", "ml"), (keys.HOT_NODE_TAINT, "hot")}
+        cluster.set_hot_taint("writes-e2e", "")
+        assert taints() == {("team", "ml")}
+        cluster.cordon("writes-e2e")
+        assert core.read_node("writes-e2e").spec.unschedulable is True
+        cluster.annotate_node(
+            "writes-e2e", "gibbous.dev/observed-utilization", "cpu=1.0,memory=2.0"
+        )
+        annotations = core.read_node("writes-e2e").metadata.annotations
+        assert annotations["gibbous.dev/observed-utilization"] == "cpu=1.0,memory=2.0"
+        assert cluster.node_metrics() is None and cluster.pod_metrics() is None
+    finally:
+        cluster.delete_node("writes-e2e")
+        cluster.delete_node("writes-e2e")  # already gone: no error
