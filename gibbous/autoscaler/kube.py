@@ -145,22 +145,29 @@ class KubeCluster:
 
     def set_hot_taint(self, node: str, value: str) -> None:
         # The taint list is atomic: read it, replace ours, write the whole list back guarded
-        # by the version read (a 409 means someone wrote in between; the next loop retries).
-        current = self.api.sanitize_for_serialization(self.core.read_node(node))
-        taints = [
-            t
-            for t in (current.get("spec") or {}).get("taints") or []
-            if t.get("key") != keys.HOT_NODE_TAINT
-        ]
-        if value:
-            taints.append({"key": keys.HOT_NODE_TAINT, "value": value, "effect": "NoSchedule"})
-        self.core.patch_node(
-            node,
-            {
-                "metadata": {"resourceVersion": current["metadata"]["resourceVersion"]},
-                "spec": {"taints": taints or None},
-            },
-        )
+        # by the version read. On a conflict (someone wrote in between) read again and retry,
+        # as client-go's RetryOnConflict does.
+        for attempt in range(5):
+            current = self.api.sanitize_for_serialization(self.core.read_node(node))
+            taints = [
+                t
+                for t in (current.get("spec") or {}).get("taints") or []
+                if t.get("key") != keys.HOT_NODE_TAINT
+            ]
+            if value:
+                taints.append({"key": keys.HOT_NODE_TAINT, "value": value, "effect": "NoSchedule"})
+            try:
+                self.core.patch_node(
+                    node,
+                    {
+                        "metadata": {"resourceVersion": current["metadata"]["resourceVersion"]},
+                        "spec": {"taints": taints or None},
+                    },
+                )
+                return
+            except ApiException as error:
+                if error.status != 409 or attempt == 4:
+                    raise
 
     def annotate_node(self, node: str, key: str, value: str) -> None:
         self.core.patch_node(node, {"metadata": {"annotations": {key: value}}})
