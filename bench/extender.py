@@ -6,7 +6,7 @@ and the full NodeList form with 500 realistic nodes (labels, taints, GPU labels,
 The handler is called in-process through the ASGI app (no network), so the numbers are the
 extender's own service time; the implied scheduling ceiling is 1 / (filter + prioritize).
 
-Run: .venv/bin/python -m bench.extender [--pods 300]
+Run: .venv/bin/python -m bench.extender [--pods 1000]
 """
 
 from __future__ import annotations
@@ -182,7 +182,7 @@ def p(values: list[float], q: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--pods", type=int, default=300)
+    parser.add_argument("--pods", type=int, default=1000)
     args = parser.parse_args()
     config = build_config()
     rng = random.Random(7)
