@@ -94,6 +94,19 @@ class ControlPlane:
         return self.directory / "pki" / "ca.crt"
 
     def start(self, *, controller_manager: bool = True, timeout_s: float = 90.0) -> None:
+        # A port found free can be taken before etcd or the apiserver binds it (an outgoing
+        # connection may get it): when a process exits at start, start over on new ports.
+        for attempt in range(3):
+            try:
+                self._start(controller_manager=controller_manager, timeout_s=timeout_s)
+                return
+            except ControlPlaneError:
+                exited = any(process.poll() is not None for process in self.processes.values())
+                self.stop()
+                if not exited or attempt == 2:
+                    raise
+
+    def _start(self, *, controller_manager: bool, timeout_s: float) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         version = self.binaries.version()
         self._write_pki()
