@@ -41,13 +41,14 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config", metavar="FILE", help="YAML configuration file (Luna option names)"
     )
+    _add_set_option(
+        parser, "override one configuration key, e.g. --set nvidiaGPUTimeSlices=2 (repeatable)"
+    )
+
+
+def _add_set_option(parser: argparse.ArgumentParser, help_text: str) -> None:
     parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one configuration key, e.g. --set nvidiaGPUTimeSlices=2 (repeatable)",
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help_text
     )
 
 
@@ -288,13 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="state directory (default $XDG_STATE_HOME/gibbous/dev-cluster, i.e. "
         "~/.local/state/gibbous/dev-cluster)",
     )
-    dev.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="Gibbous configuration for the webhook, extender and autoscaler (repeatable)",
+    _add_set_option(
+        dev, "Gibbous configuration for the webhook, extender and autoscaler (repeatable)"
     )
     dev.add_argument(
         "--kwok-boot-seconds",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import logging
 import re
 
@@ -55,3 +56,18 @@ def server_version(kubeconfig: str | None) -> tuple[int, int] | None:
 
 def supports_scheduling_gates(version: tuple[int, int] | None) -> bool:
     return version is not None and version >= SCHEDULING_GATES_SINCE
+
+
+def rfc3339(epoch: float | None = None) -> str:
+    """A Kubernetes `Time` (seconds, UTC) for `epoch`, or now."""
+    moment = (
+        datetime.datetime.fromtimestamp(epoch, datetime.UTC)
+        if epoch is not None
+        else datetime.datetime.now(datetime.UTC)
+    )
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def micro_time(moment: datetime.datetime | None = None) -> str:
+    """A Kubernetes `MicroTime` (what Leases and events.k8s.io take) for `moment`, or now."""
+    return (moment or datetime.datetime.now(datetime.UTC)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -57,6 +57,28 @@ def make_pod(
     }
 
 
+def api_pod(name: str, **options: Any) -> dict[str, Any]:
+    """`make_pod` as a body for create_namespaced_pod: the server sets namespace and uid."""
+    pod = make_pod(name, **options)
+    del pod["metadata"]["namespace"], pod["metadata"]["uid"]
+    return pod
+
+
+def unschedulable_status(message: str) -> dict[str, Any]:
+    """The status kube-scheduler writes on a pod it could not place."""
+    return {
+        "phase": "Pending",
+        "conditions": [
+            {
+                "type": "PodScheduled",
+                "status": "False",
+                "reason": "Unschedulable",
+                "message": message,
+            }
+        ],
+    }
+
+
 def config(**values: object) -> Config:
     return build_config(dict(values))
 

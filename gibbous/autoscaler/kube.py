@@ -7,7 +7,6 @@ and reason, and one JSON Patch per released pod, guarded by a `test` of its gate
 
 from __future__ import annotations
 
-import datetime
 import logging
 from typing import Any
 
@@ -18,15 +17,12 @@ from gibbous.autoscaler.lifecycle import Eviction
 from gibbous.core import keys
 from gibbous.core.mutation import plan_release
 from gibbous.core.pods import Pod, name_of, namespace_of, uid_of
+from gibbous.kubeapi import rfc3339
 from gibbous.kubecache import Informer
 
 log = logging.getLogger("gibbous.autoscaler")
 
 COMPONENT = "gibbous-autoscaler"
-
-
-def _now_rfc3339() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class KubeCluster:
@@ -86,7 +82,7 @@ class KubeCluster:
         )
 
     def emit_event(self, pod: Pod, reason: str, message: str, *, warning: bool) -> None:
-        stamp = _now_rfc3339()
+        stamp = rfc3339()
         namespace = namespace_of(pod)
         body = {
             "metadata": {"generateName": f"{name_of(pod)}.", "namespace": namespace},

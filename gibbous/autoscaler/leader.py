@@ -10,7 +10,6 @@ stops acting (`on_lost`); the process then exits and is restarted, as client-go 
 
 from __future__ import annotations
 
-import datetime
 import logging
 import threading
 import time
@@ -20,11 +19,9 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from gibbous.kubeapi import micro_time
+
 log = logging.getLogger("gibbous.autoscaler")
-
-
-def _micro_time() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class LeaderElector:
@@ -66,7 +63,7 @@ class LeaderElector:
                 "holderIdentity": self.identity,
                 "leaseDurationSeconds": int(self.lease_duration_s),
                 "acquireTime": acquired,
-                "renewTime": _micro_time(),
+                "renewTime": micro_time(),
                 "leaseTransitions": transitions,
             },
         }
@@ -79,7 +76,7 @@ class LeaderElector:
             if error.status != 404:
                 raise
             self.coordination.create_namespaced_lease(
-                self.namespace, self._body(0, _micro_time(), None)
+                self.namespace, self._body(0, micro_time(), None)
             )
             return True
         spec = lease.spec
@@ -92,9 +89,9 @@ class LeaderElector:
             return False  # someone else holds a live lease
         transitions = int(spec.lease_transitions or 0) + (0 if holder == self.identity else 1)
         acquired = (
-            spec.acquire_time.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            micro_time(spec.acquire_time)
             if holder == self.identity and spec.acquire_time
-            else _micro_time()
+            else micro_time()
         )
         try:
             self.coordination.replace_namespaced_lease(
@@ -142,7 +139,7 @@ class LeaderElector:
             if lease.spec.holder_identity == self.identity:
                 body = self._body(
                     int(lease.spec.lease_transitions or 0),
-                    _micro_time(),
+                    micro_time(),
                     lease.metadata.resource_version,
                 )
                 body["spec"]["holderIdentity"] = ""

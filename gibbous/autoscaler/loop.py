@@ -28,7 +28,7 @@ import math
 import random
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any, Protocol
 
 from gibbous.autoscaler.cloud.base import (
@@ -53,13 +53,12 @@ from gibbous.core.intake import Intake, decide_intake
 from gibbous.core.launches import (
     Launch,
     LaunchState,
-    NodeState,
     Termination,
+    node_state,
     review_launches,
 )
 from gibbous.core.packing import Guardrails, PendingPod
 from gibbous.core.pods import Pod, as_map, key_of, labels_of, metadata, scheduling_gates, uid_of
-from gibbous.core.resources import Resources
 from gibbous.core.scaleup import existing_nodes, gibbous_usage, plan_scale_up
 from gibbous.core.selection import build_offers
 
@@ -92,34 +91,6 @@ class Cluster(Protocol):
     def release_pod(self, pod: Pod, hostname: str | None) -> None:
         """Narrow the pod's nodeSelector to `hostname` (if given) and lift our gate."""
         ...
-
-
-@dataclass
-class StepReport:
-    decided: bool = False
-    launched: list[Instance] = field(default_factory=list)
-    terminated: list[str] = field(default_factory=list)
-    released: list[str] = field(default_factory=list)
-    unsatisfiable: dict[str, str] = field(default_factory=dict)
-
-
-def _node_state(node: Mapping[str, Any]) -> NodeState:
-    status = as_map(node.get("status"))
-    conditions = status.get("conditions")
-    ready = isinstance(conditions, list) and any(
-        isinstance(c, Mapping) and c.get("type") == "Ready" and c.get("status") == "True"
-        for c in conditions
-    )
-    taints = as_map(node.get("spec")).get("taints")
-    if isinstance(taints, list) and any(
-        isinstance(t, Mapping) and t.get("key") == keys.NOT_READY_TAINT for t in taints
-    ):
-        ready = False
-    try:
-        gpus = Resources.from_resource_list(as_map(status.get("allocatable")), "allocatable").gpus
-    except GibbousError:
-        gpus = 0
-    return NodeState(str(metadata(node).get("name") or ""), ready, gpus)
 
 
 class Autoscaler:
@@ -159,12 +130,11 @@ class Autoscaler:
 
     # --- one iteration ---------------------------------------------------------------------
 
-    def step(self) -> StepReport:
+    def step(self) -> None:
         now = self.clock()
-        report = StepReport()
         nodes = self.cluster.nodes()
         pods = self.cluster.pods()
-        node_states = {state.name: state for state in map(_node_state, nodes)}
+        node_states = {state.name: state for state in map(node_state, nodes)}
         instances = self._list_instances(now)
         review = review_launches(
             self.launches,
@@ -180,16 +150,16 @@ class Autoscaler:
         for launch in review.adopted:
             log.info("adopted launch %s (%s) after a restart", launch.token, launch.instance_id)
         for termination in review.terminate:
-            self._terminate(termination, now, pods, report)
+            self._terminate(termination, now, pods)
         for launch, why in review.dropped:
             log.warning("launch %s abandoned: %s", launch.token, why)
             self.metrics.failures.labels("abandoned").inc()
             self.replan = True
         for launch in review.retry:
-            self._create(launch, now, report)
+            self._create(launch, now)
 
         by_uid = {uid_of(p): p for p in pods}
-        self._release_ready(pods, nodes, report)
+        self._release_ready(pods, nodes)
 
         provision, estimate, waiting = self._intake(pods, now)
         self.pending = [p for p, _ in provision]
@@ -207,14 +177,13 @@ class Autoscaler:
         if due and now < self.paused_until:
             due = False
         if due:
-            self._decide(provision, nodes, pods, now, report)
+            self._decide(provision, nodes, pods, now)
             self.batch = decided(self.batch, now)
             self.replan = False
         if estimate:
             self._estimate(estimate, now)
         self._forget_gone(by_uid)
         self._update_gauges(nodes, now)
-        return report
 
     # --- intake ------------------------------------------------------------------------------
 
@@ -250,13 +219,11 @@ class Autoscaler:
         nodes: Sequence[Mapping[str, Any]],
         pods: Sequence[Pod],
         now: float,
-        report: StepReport,
         *,
         leaving: frozenset[str] = frozenset(),
     ) -> None:
         if not provision:
             return
-        report.decided = True
         self.decisions += 1
         self.metrics.decisions.inc()
         pending = [p for p, _ in provision]
@@ -285,11 +252,11 @@ class Autoscaler:
                 node_selectors=selectors,
                 now=now,
             )
-            report.unsatisfiable = dict(plan.unsatisfiable)
+            unsatisfiable = dict(plan.unsatisfiable)
             failed = False
             for launch_plan in plan.launches:
                 launch = Launch(token=self.new_token(), plan=launch_plan, requested_at=now)
-                if self._create(launch, now, report) in (
+                if self._create(launch, now) in (
                     FailureKind.INSUFFICIENT_CAPACITY,
                     FailureKind.QUOTA,
                 ):
@@ -301,16 +268,15 @@ class Autoscaler:
             if not node_name.startswith("in-flight:") and keys.PROVISIONING_GATE in (
                 scheduling_gates(pod)
             ):
-                self._release(pod, None, report)
-        for key, reason in report.unsatisfiable.items():
+                self._release(pod, None)
+        for key, reason in unsatisfiable.items():
             self._warn(pod_by_key[key], f"cannot obtain a node for this pod: {reason}")
 
-    def provision_displaced(self, pods: Sequence[Pod], leaving: frozenset[str]) -> StepReport:
+    def provision_displaced(self, pods: Sequence[Pod], leaving: frozenset[str]) -> None:
         """Plan capacity at once for pods on nodes about to disappear (spot interruption),
         before they are evicted: their replacement starts launching with the warning, and
         the recreated pods find it in flight."""
         now = self.clock()
-        report = StepReport()
         displaced = []
         for pod in pods:
             try:
@@ -318,12 +284,9 @@ class Autoscaler:
             except GibbousError:
                 continue
         if displaced and now >= self.paused_until:
-            self._decide(
-                displaced, self.cluster.nodes(), self.cluster.pods(), now, report, leaving=leaving
-            )
-        return report
+            self._decide(displaced, self.cluster.nodes(), self.cluster.pods(), now, leaving=leaving)
 
-    def _create(self, launch: Launch, now: float, report: StepReport) -> FailureKind | None:
+    def _create(self, launch: Launch, now: float) -> FailureKind | None:
         """Ask the provider for the launch's instance; record the outcome. Returns the kind of
         failure that backs a pair off, if any."""
         plan = launch.plan
@@ -391,7 +354,6 @@ class Autoscaler:
             node_name=instance.node_name,
             attempts=attempts,
         )
-        report.launched.append(instance)
         self.metrics.launches.labels(offer.name, str(offer.category)).inc()
         log.info(
             "launched %s as %s in %s for %d pod(s)",
@@ -416,9 +378,7 @@ class Autoscaler:
         self.metrics.failures.labels(str(kind)).inc()
         self.replan = True
 
-    def _terminate(
-        self, termination: Termination, now: float, pods: Sequence[Pod], report: StepReport
-    ) -> None:
+    def _terminate(self, termination: Termination, now: float, pods: Sequence[Pod]) -> None:
         log.warning("terminating %s: %s", termination.instance_id, termination.reason)
         try:
             if termination.instance_id:
@@ -427,7 +387,6 @@ class Autoscaler:
             pass
         except Exception as error:
             log.warning("terminating %s failed (%s); will retry", termination.instance_id, error)
-        report.terminated.append(termination.instance_id)
         kind = termination.backoff[3] if termination.backoff else "orphan"
         self.metrics.terminations.labels(str(kind)).inc()
         if termination.backoff is not None:
@@ -443,9 +402,7 @@ class Autoscaler:
 
     # --- releasing gated pods ---------------------------------------------------------------
 
-    def _release_ready(
-        self, pods: Sequence[Pod], nodes: Sequence[Mapping[str, Any]], report: StepReport
-    ) -> None:
+    def _release_ready(self, pods: Sequence[Pod], nodes: Sequence[Mapping[str, Any]]) -> None:
         """Gated pods whose own node (labelled with their uid) is Ready go to the scheduler,
         pinned to that node."""
         gated = [p for p in pods if keys.PROVISIONING_GATE in scheduling_gates(p)]
@@ -454,22 +411,21 @@ class Autoscaler:
         ready_for: dict[str, str] = {}
         for node in nodes:
             uid = labels_of(node).get(keys.ASSIGNED_POD_UID)
-            if uid and _node_state(node).ready:
+            if uid and node_state(node).ready:
                 ready_for[uid] = labels_of(node).get(keys.HOSTNAME) or str(
                     metadata(node).get("name")
                 )
         for pod in gated:
             hostname = ready_for.get(uid_of(pod))
             if hostname:
-                self._release(pod, hostname, report)
+                self._release(pod, hostname)
 
-    def _release(self, pod: Pod, hostname: str | None, report: StepReport) -> None:
+    def _release(self, pod: Pod, hostname: str | None) -> None:
         try:
             self.cluster.release_pod(pod, hostname)
         except Exception as error:
             log.warning("releasing %s failed (%s); will retry", key_of(pod), error)
             return
-        report.released.append(key_of(pod))
 
     # --- events ------------------------------------------------------------------------------
 

@@ -214,10 +214,21 @@ def has_node_constraint_annotations(annotations: Mapping[str, str]) -> bool:
     return any(key in annotations for key in keys.NODE_CONSTRAINT_ANNOTATIONS)
 
 
+# (annotation, the value that forbids eviction): Gibbous/Luna, Cluster Autoscaler, Karpenter.
+_EVICTION_OPT_OUTS = (
+    (keys.DO_NOT_EVICT, "true"),
+    (keys.CA_SAFE_TO_EVICT, "false"),
+    (keys.KARPENTER_DO_NOT_DISRUPT, "true"),
+)
+
+
+def do_not_evict_reason(annotations: Mapping[str, object]) -> str:
+    """The opt-out annotation that forbids evicting the pod, as `key=value`, or ""."""
+    for key, forbidding in _EVICTION_OPT_OUTS:
+        if str(annotations.get(key, "")).strip().lower() == forbidding:
+            return f"{key}={forbidding}"
+    return ""
+
+
 def is_do_not_evict(annotations: Mapping[str, str]) -> bool:
-    """Gibbous/Luna do-not-evict, Cluster Autoscaler safe-to-evict=false, Karpenter do-not-disrupt."""
-    return (
-        str(annotations.get(keys.DO_NOT_EVICT, "")).strip().lower() == "true"
-        or str(annotations.get(keys.CA_SAFE_TO_EVICT, "")).strip().lower() == "false"
-        or str(annotations.get(keys.KARPENTER_DO_NOT_DISRUPT, "")).strip().lower() == "true"
-    )
+    return bool(do_not_evict_reason(annotations))

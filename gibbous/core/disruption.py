@@ -33,24 +33,24 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from gibbous.core import keys
 from gibbous.core.classify import Placement, classify
 from gibbous.core.config import Config
+from gibbous.core.constraints import do_not_evict_reason
 from gibbous.core.demand import describe_pod
 from gibbous.core.errors import GibbousError
-from gibbous.core.intake import epoch_seconds
+from gibbous.core.intake import created_at
 from gibbous.core.packing import ExistingNode, PendingPod, simulate
 from gibbous.core.placement import NodeView, node_view
 from gibbous.core.pods import (
     Pod,
     annotations_of,
     as_map,
+    condition_is_true,
     is_daemonset_pod,
     is_finished,
     is_mirror_pod,
     key_of,
     labels_of,
-    metadata,
     node_name_of,
     pod_requests,
     uid_of,
@@ -66,14 +66,7 @@ class DrainReason(StrEnum):
 
 def eviction_blocker(pod: Pod) -> str:
     """Why `pod` must not be evicted, or "" when it may be."""
-    annotations = annotations_of(pod)
-    if annotations.get(keys.DO_NOT_EVICT, "").lower() == "true":
-        return f"{keys.DO_NOT_EVICT}=true"
-    if annotations.get(keys.CA_SAFE_TO_EVICT, "").lower() == "false":
-        return f"{keys.CA_SAFE_TO_EVICT}=false"
-    if annotations.get(keys.KARPENTER_DO_NOT_DISRUPT, "").lower() == "true":
-        return f"{keys.KARPENTER_DO_NOT_DISRUPT}=true"
-    return ""
+    return do_not_evict_reason(annotations_of(pod))
 
 
 def belongs_to_node(pod: Pod) -> bool:
@@ -124,19 +117,6 @@ class ScaleDownReview:
     drains: tuple[Drain, ...]
     unneeded_since: Mapping[str, float]  # node -> first seen unneeded (carry to the next call)
     kept: Mapping[str, str]  # node -> why it stays (for logs and tests)
-
-
-def _ready(node: Mapping[str, Any]) -> bool:
-    conditions = as_map(node.get("status")).get("conditions")
-    return isinstance(conditions, list) and any(
-        isinstance(c, Mapping) and c.get("type") == "Ready" and c.get("status") == "True"
-        for c in conditions
-    )
-
-
-def _created_at(node: Mapping[str, Any]) -> float | None:
-    stamp = metadata(node).get("creationTimestamp")
-    return epoch_seconds(stamp) if isinstance(stamp, str) else None
 
 
 def _utilization(managed: Sequence[Pod], allocatable: Resources) -> float:
@@ -210,7 +190,7 @@ def review_scale_down(
         name = view.name
         if name in draining:
             continue
-        if not _ready(node):
+        if not condition_is_true(node, "Ready"):
             kept[name] = "not Ready"
             continue
         if as_map(node.get("spec")).get("unschedulable"):
@@ -221,7 +201,7 @@ def review_scale_down(
             pod, why = on_node.blocked[0]
             kept[name] = f"{key_of(pod)} must not be evicted ({why})"
             continue
-        created = _created_at(node)
+        created = created_at(node)
         age = now - created if created is not None else math.inf
         if config.node_ttl_s and age >= config.node_ttl_s:
             ttl.append(Drain(name, DrainReason.TTL, f"older than nodeTTL ({age:.0f}s)"))

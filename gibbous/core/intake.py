@@ -17,8 +17,10 @@ For a managed pod, in order (the first rule that decides wins):
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from gibbous.core import keys
 from gibbous.core.config import Config
@@ -74,8 +76,9 @@ def epoch_seconds(stamp: str) -> float | None:
     return float(days * 86400 + hour * 3600 + minute * 60 + second)
 
 
-def _created_at(pod: Pod) -> float | None:
-    stamp = metadata(pod).get("creationTimestamp")
+def created_at(obj: Mapping[str, Any]) -> float | None:
+    """`metadata.creationTimestamp` in seconds since the epoch (a Pod's or a Node's)."""
+    stamp = metadata(obj).get("creationTimestamp")
     return epoch_seconds(stamp) if isinstance(stamp, str) else None
 
 
@@ -105,7 +108,7 @@ def decide_intake(pod: Pod, config: Config, now: float) -> IntakeDecision:
         )
     delay_text = annotations_of(pod).get(CA_SCALE_UP_DELAY)
     if delay_text:
-        created = _created_at(pod)
+        created = created_at(pod)
         try:
             delay = parse_duration(delay_text, CA_SCALE_UP_DELAY)
         except ConfigError:

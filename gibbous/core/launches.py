@@ -24,12 +24,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from typing import Any
 
 from gibbous.core import keys
 from gibbous.core.backoff import FailureKind
 from gibbous.core.classify import Placement
 from gibbous.core.config import Config
+from gibbous.core.errors import GibbousError
 from gibbous.core.instances import Instance, InstanceState
+from gibbous.core.pods import as_map, condition_is_true, metadata
+from gibbous.core.resources import Resources
 from gibbous.core.scaleup import InFlight, LaunchPlan
 from gibbous.core.selection import Offer
 
@@ -94,6 +98,24 @@ class LaunchReview:
     retry: tuple[Launch, ...]  # requested launches whose retry time has come
     adopted: tuple[Launch, ...]
     orphans_seen: Mapping[str, float] = field(default_factory=dict)  # instance id -> first seen
+
+
+def node_state(node: Mapping[str, Any]) -> NodeState:
+    """Ready = the Ready condition is True and the not-ready taint is gone."""
+    taints = as_map(node.get("spec")).get("taints")
+    tainted = isinstance(taints, list) and any(
+        isinstance(t, Mapping) and t.get("key") == keys.NOT_READY_TAINT for t in taints
+    )
+    try:
+        allocatable = as_map(as_map(node.get("status")).get("allocatable"))
+        gpus = Resources.from_resource_list(allocatable, "status.allocatable").gpus
+    except GibbousError:
+        gpus = 0
+    return NodeState(
+        str(metadata(node).get("name") or ""),
+        condition_is_true(node, "Ready") and not tainted,
+        gpus,
+    )
 
 
 def node_is_ready(node: NodeState | None, offer: Offer) -> bool:

@@ -196,3 +196,9 @@ def pod_condition(pod: Pod, condition_type: str) -> Mapping[str, Any] | None:
         if isinstance(condition, Mapping) and condition.get("type") == condition_type:
             return condition
     return None
+
+
+def condition_is_true(obj: Mapping[str, Any], condition_type: str) -> bool:
+    """`status.conditions[type].status == "True"` (a Pod's or a Node's)."""
+    condition = pod_condition(obj, condition_type)
+    return condition is not None and condition.get("status") == "True"

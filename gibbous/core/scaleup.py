@@ -21,7 +21,14 @@ from gibbous.core.errors import GibbousError
 from gibbous.core.nodes import node_labels, node_taints
 from gibbous.core.packing import ExistingNode, Guardrails, PendingPod, simulate
 from gibbous.core.placement import node_view
-from gibbous.core.pods import Pod, as_map, is_finished, node_name_of, pod_requests
+from gibbous.core.pods import (
+    Pod,
+    as_map,
+    condition_is_true,
+    is_finished,
+    node_name_of,
+    pod_requests,
+)
 from gibbous.core.resources import Resources
 from gibbous.core.selection import Offer
 
@@ -151,14 +158,6 @@ def plan_scale_up(
     return ScaleUpPlan(tuple(launches), dict(plan.on_existing), unsatisfiable)
 
 
-def _ready(node: Mapping[str, Any]) -> bool:
-    conditions = as_map(node.get("status")).get("conditions")
-    return isinstance(conditions, list) and any(
-        isinstance(c, Mapping) and c.get("type") == "Ready" and c.get("status") == "True"
-        for c in conditions
-    )
-
-
 def existing_nodes(
     nodes: Sequence[Mapping[str, Any]],
     pods: Sequence[Pod],
@@ -183,7 +182,7 @@ def existing_nodes(
         view = node_view(node, time_slices=config.nvidia_gpu_time_slices)
         if (
             view.name in exclude
-            or not _ready(node)
+            or not condition_is_true(node, "Ready")
             or as_map(node.get("spec")).get("unschedulable")
         ):
             continue

@@ -22,6 +22,7 @@ from gibbous.core.packing import fit_count, node_admits
 from gibbous.core.pods import Pod, key_of, node_name_of, scheduling_gates, uid_of
 from gibbous.core.scaleup import existing_nodes
 from gibbous.core.selection import build_offers
+from tests.factories import unschedulable_status
 
 
 class Clock:
@@ -175,7 +176,7 @@ class FakeCluster:
         for original in pods:
             pod = copy.deepcopy(original)
             if unschedulable and not scheduling_gates(pod):
-                pod["status"] = _unschedulable("0/0 nodes are available: no nodes.")
+                pod["status"] = unschedulable_status("0/0 nodes are available: no nodes.")
             self.pod_objects[key_of(pod)] = pod
 
     def events_for(self, name: str, reason: str) -> list[str]:
@@ -204,7 +205,7 @@ class FakeCluster:
                 None,
             )
             if index is None:
-                pod["status"] = _unschedulable(
+                pod["status"] = unschedulable_status(
                     f"0/{len(nodes)} nodes are available: Insufficient cpu."
                 )
                 continue
@@ -214,20 +215,6 @@ class FakeCluster:
             pod["status"] = {"phase": "Running"}
             bound.append(key)
         return bound
-
-
-def _unschedulable(message: str) -> dict[str, Any]:
-    return {
-        "phase": "Pending",
-        "conditions": [
-            {
-                "type": "PodScheduled",
-                "status": "False",
-                "reason": "Unschedulable",
-                "message": message,
-            }
-        ],
-    }
 
 
 class Tokens:

@@ -15,7 +15,7 @@ from gibbous.core import keys
 from gibbous.core.config import Config
 from gibbous.core.placement import node_view
 from tests.autoscaler.fakes import Clock, FakeCluster, Tokens
-from tests.factories import catalog, config, make_pod, spot_post_ray_head
+from tests.factories import catalog, config, make_pod, spot_post_ray_head, unschedulable_status
 
 SPOT_TOLERATION = {
     "key": keys.SPOT_TAINT_KEY,
@@ -113,18 +113,10 @@ def test_quota_backs_off_the_pair_and_moves_on() -> None:
 def test_kai_queue_blocked_pods_never_scale_up() -> None:
     clock, provider, cluster, autoscaler = setup()
     pod = make_pod("kai", cpu="1", gpus=1)
-    pod["status"] = {
-        "phase": "Pending",
-        "conditions": [
-            {
-                "type": "PodScheduled",
-                "status": "False",
-                "reason": "Unschedulable",
-                "message": "OverLimit: default1 quota has reached the allowable limit of GPUs. "
-                "Limit is 1 GPUs, currently 1 GPUs allocated and workload requested 1 GPU",
-            }
-        ],
-    }
+    pod["status"] = unschedulable_status(
+        "OverLimit: default1 quota has reached the allowable limit of GPUs. "
+        "Limit is 1 GPUs, currently 1 GPUs allocated and workload requested 1 GPU"
+    )
     cluster.add(pod, unschedulable=False)
     run(clock, autoscaler, 60)
     assert provider.create_calls == []

@@ -10,24 +10,14 @@ import pytest
 
 from gibbous.core import keys
 from gibbous.core.intake import Intake, decide_intake, epoch_seconds
-from tests.factories import config, make_pod
+from tests.factories import config, make_pod, unschedulable_status
 
 NOW = 1_800_000_000.0
 
 
 def pending(message: str, **extra: Any) -> dict[str, Any]:
     pod = make_pod("p", cpu="1", gpus=1)
-    pod["status"] = {
-        "phase": "Pending",
-        "conditions": [
-            {
-                "type": "PodScheduled",
-                "status": "False",
-                "reason": "Unschedulable",
-                "message": message,
-            }
-        ],
-    }
+    pod["status"] = unschedulable_status(message)
     pod["status"].update(extra)
     return pod
 

@@ -25,7 +25,7 @@ from gibbous.core.selection import build_offers, candidate_offers
 from gibbous.devcluster.controlplane import ControlPlane
 from gibbous.kubeapi import parse_version
 from tests.e2e.conftest import eventually, make_namespace, running_extender, server_minor
-from tests.factories import catalog, config
+from tests.factories import api_pod, catalog, config
 
 pytestmark = pytest.mark.e2e
 
@@ -92,24 +92,17 @@ def crash(service: AutoscalerService) -> None:
 
 
 def pod(name: str, suite: str, *, cpu: str, gpus: int = 0, spot: bool = False) -> dict[str, Any]:
-    resources: dict[str, Any] = {"requests": {"cpu": cpu, "memory": "256Mi"}}
-    if gpus:
-        resources["limits"] = {keys.NVIDIA_GPU: str(gpus)}
-    return {
-        "metadata": {
-            "name": name,
-            "labels": {"elotl-luna": "true"},
-            "annotations": {keys.INSTANCE_OFFERINGS: "spot"} if spot else {},
-        },
-        "spec": {
-            "schedulerName": SCHEDULER,
-            "nodeSelector": {SUITE_LABEL: suite},
-            "tolerations": [SPOT_TOLERATION] if spot else [],
-            "containers": [
-                {"name": "c", "image": "registry.k8s.io/pause:3.9", "resources": resources}
-            ],
-        },
-    }
+    body = api_pod(
+        name,
+        cpu=cpu,
+        memory="256Mi",
+        gpus=gpus,
+        annotations={keys.INSTANCE_OFFERINGS: "spot"} if spot else None,
+        node_selector={SUITE_LABEL: suite},
+        tolerations=[SPOT_TOLERATION] if spot else None,
+    )
+    body["spec"]["schedulerName"] = SCHEDULER
+    return body
 
 
 def clean_up(api: client.ApiClient, namespace: str, cluster_id: str) -> None:

@@ -19,6 +19,7 @@ from kubernetes import client, config
 
 from gibbous.core import keys
 from tests.e2e.conftest import eventually, make_namespace
+from tests.factories import api_pod
 
 pytestmark = pytest.mark.e2e
 
@@ -56,21 +57,7 @@ def dev_api(dev_cluster: Path) -> client.ApiClient:
 def workload_pod(
     name: str, *, cpu: str, annotations: dict[str, str] | None = None, gpus: int = 0
 ) -> dict[str, Any]:
-    resources: dict[str, Any] = {"requests": {"cpu": cpu, "memory": "256Mi"}}
-    if gpus:
-        resources["limits"] = {keys.NVIDIA_GPU: str(gpus)}
-    return {
-        "metadata": {
-            "name": name,
-            "labels": {"elotl-luna": "true"},
-            "annotations": annotations or {},
-        },
-        "spec": {
-            "containers": [
-                {"name": "c", "image": "registry.k8s.io/pause:3.9", "resources": resources}
-            ]
-        },
-    }
+    return api_pod(name, cpu=cpu, memory="256Mi", gpus=gpus, annotations=annotations)
 
 
 def node_labels_of(api: client.ApiClient, namespace: str, name: str) -> dict[str, str]:
@@ -87,7 +74,7 @@ def test_a_labelled_deployment_is_mutated_gets_nodes_and_runs(dev_api: client.Ap
     make_namespace(dev_api, "demo")
     apps = client.AppsV1Api(dev_api)
     template = workload_pod("x", cpu="500m")
-    del template["metadata"]["name"]
+    del template["metadata"]["name"], template["apiVersion"], template["kind"]
     template["metadata"]["labels"]["app"] = "demo"
     apps.create_namespaced_deployment(
         "demo",

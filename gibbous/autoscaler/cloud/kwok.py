@@ -29,16 +29,13 @@ from gibbous.autoscaler.cloud.base import (
 from gibbous.core import keys
 from gibbous.core.catalog import InstanceType, node_allocatable
 from gibbous.core.config import Config
+from gibbous.kubeapi import rfc3339
 
 CLUSTER_ID = "gibbous.dev/cluster-id"
 LAUNCH_TOKEN = "gibbous.dev/launch-token"
 READY_AT = "gibbous.dev/kwok-ready-at"
 CREATED_AT = "gibbous.dev/created-at"
 NOT_READY = {"key": keys.NOT_READY_TAINT, "effect": "NoSchedule"}
-
-
-def _rfc3339(epoch: float) -> str:
-    return datetime.datetime.fromtimestamp(epoch, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
@@ -181,7 +178,7 @@ class KwokCloudProvider:
         ready: bool,
         now: float,
     ) -> dict[str, Any]:
-        stamp = _rfc3339(now)
+        stamp = rfc3339(now)
         return {
             "capacity": dict(capacity),
             "allocatable": dict(allocatable),
@@ -235,7 +232,7 @@ class KwokCloudProvider:
         pods = self.core.list_pod_for_all_namespaces(
             field_selector=f"spec.nodeName={node_name},status.phase=Pending"
         ).items
-        stamp = _rfc3339(now)
+        stamp = rfc3339(now)
         for pod in pods:
             status = {
                 "phase": "Running",
