@@ -89,7 +89,7 @@ def serve(kind: str, port: int, cert: str, key: str) -> None:
         app = create_app(
             build_config({"provisioningGate": True, "cloudProvider": "azure"}), ServerFeatures(True)
         )
-    asyncio.run(TLSServer(app, Listen("127.0.0.1", port), cert, key, log_level="error").serve())
+    TLSServer(app, Listen("127.0.0.1", port), cert, key, log_level="error").run()
 
 
 class Connection:

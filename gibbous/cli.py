@@ -439,7 +439,7 @@ def run_webhook(args: argparse.Namespace) -> int:
                 raise ConfigError(f"TLS file {path} does not exist")
     app = create_app(config, ServerFeatures(scheduling_gates=gates))
     server = TLSServer(app, listen, args.tls_cert, args.tls_key, log_level=args.log_level)
-    asyncio.run(server.serve(background))
+    server.run(background)
     return EXIT_OK
 
 
@@ -473,7 +473,6 @@ def _self_managed_certificates(args: argparse.Namespace, config: Config) -> Self
 
 
 def run_extender(args: argparse.Namespace) -> int:
-    import asyncio
 
     import uvicorn
     from kubernetes import client
@@ -490,9 +489,7 @@ def run_extender(args: argparse.Namespace) -> int:
     view.start()
     app = create_extender(config, view)
     if args.tls_cert:
-        asyncio.run(
-            TLSServer(app, listen, args.tls_cert, args.tls_key, log_level=args.log_level).serve()
-        )
+        TLSServer(app, listen, args.tls_cert, args.tls_key, log_level=args.log_level).run()
     else:
         uvicorn.run(
             app, host=listen.host, port=listen.port, log_level=args.log_level, access_log=False

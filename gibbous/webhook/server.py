@@ -134,5 +134,11 @@ class TLSServer:
             for task in tasks:
                 task.cancel()
 
+    def run(self, background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = ()) -> None:
+        """`serve` on the event loop uvicorn's `loop` setting picks (uvloop when installed),
+        as `uvicorn.run` does: `asyncio.run` would always use the pure-Python loop."""
+        with asyncio.Runner(loop_factory=self.config.get_loop_factory()) as runner:
+            runner.run(self.serve(background))
+
     def stop(self) -> None:
         self.server.should_exit = True
