@@ -71,7 +71,11 @@ def classify(requests: Resources, annotations: Mapping[str, str], config: Config
             Placement.BIN_SELECT,
             f"nvidia.com/gpu request {requests.gpus} >= binSelectPodGPUThreshold {gpus}",
         )
-    present = [k for k in keys.NODE_CONSTRAINT_ANNOTATIONS if k in annotations]
-    if present:
-        return Classification(Placement.BIN_SELECT, f"node-constraint annotation {present[0]}")
-    return Classification(Placement.BIN_PACK, "below every bin-select threshold")
+    if not _CONSTRAINT_KEYS.isdisjoint(annotations):
+        present = next(k for k in keys.NODE_CONSTRAINT_ANNOTATIONS if k in annotations)
+        return Classification(Placement.BIN_SELECT, f"node-constraint annotation {present}")
+    return _BELOW_THRESHOLDS
+
+
+_CONSTRAINT_KEYS = frozenset(keys.NODE_CONSTRAINT_ANNOTATIONS)
+_BELOW_THRESHOLDS = Classification(Placement.BIN_PACK, "below every bin-select threshold")

@@ -169,6 +169,7 @@ def parse_bool_annotation(key: str, value: str) -> bool:
 _PARSED_KEYS = (*keys.NODE_CONSTRAINT_ANNOTATIONS, keys.DO_NOT_EVICT)
 _PARSED_KEY_SET = frozenset(_PARSED_KEYS)
 _NO_CONSTRAINTS = InstanceConstraints()
+_TEXT_OR_ABSENT = frozenset((str, type(None)))
 
 
 def parse_constraints(annotations: Mapping[str, object]) -> InstanceConstraints:
@@ -177,8 +178,8 @@ def parse_constraints(annotations: Mapping[str, object]) -> InstanceConstraints:
     # carry the same values, so parse each distinct set once.
     if not annotations or _PARSED_KEY_SET.isdisjoint(annotations):
         return _NO_CONSTRAINTS
-    values = tuple(annotations.get(key) for key in _PARSED_KEYS)
-    if all(v is None or isinstance(v, str) for v in values):
+    values = tuple(map(annotations.get, _PARSED_KEYS))
+    if _TEXT_OR_ABSENT.issuperset(map(type, values)):
         return _parse_cached(values)
     return _parse(annotations)
 

@@ -59,18 +59,21 @@ def escape(key: str) -> str:
 
 
 def parse_taint(text: str) -> dict[str, str]:
-    """`key=value:Effect` or `key:Effect` -> a Taint object (a fresh dict each call)."""
-    return dict(_parse_taint(text))
-
-
-@functools.lru_cache(maxsize=64)
-def _parse_taint(text: str) -> dict[str, str]:
+    """`key=value:Effect` or `key:Effect` -> a Taint object."""
     body, _, effect = text.rpartition(":")
     key, sep, value = body.partition("=")
     taint = {"key": key, "effect": effect}
     if sep:
         taint["value"] = value
     return taint
+
+
+@functools.lru_cache(maxsize=16)
+def _spot_tolerations(
+    texts: tuple[str, ...],
+) -> tuple[tuple[dict[str, str], dict[str, str]], ...]:
+    """(taint, the toleration that tolerates it) per configured spot taint; callers copy."""
+    return tuple((taint, toleration_for(taint)) for taint in map(parse_taint, texts))
 
 
 def toleration_for(taint: Mapping[str, str]) -> dict[str, str]:
@@ -179,10 +182,9 @@ def plan_mutation(
             raw_tolerations if isinstance(raw_tolerations, list) else []
         )
         missing: list[Mapping[str, Any]] = []
-        for text in config.effective_spot_tolerations:
-            taint = parse_taint(text)
-            if not tolerates(existing + missing, taint):
-                missing.append(toleration_for(taint))
+        for taint, toleration in _spot_tolerations(config.effective_spot_tolerations):
+            if not tolerates(existing, taint) and not tolerates(missing, taint):
+                missing.append(dict(toleration))
         patch.append_items("/spec/tolerations", spec.get("tolerations"), missing)
 
     if (

@@ -66,17 +66,23 @@ def uid_of(obj: Mapping[str, Any]) -> str:
     return str(metadata(obj).get("uid") or "")
 
 
-def container_requests(container: Mapping[str, Any], path: str) -> Resources:
+def _request_list(container: Mapping[str, Any], path: str) -> tuple[Mapping[str, Any], str] | None:
+    """The container's effective requests as a ResourceList (a limit stands in for a
+    missing request, as the API server defaults it) with its field path, or None."""
     resources = as_map(container.get("resources"))
     if not resources:
-        return _NOTHING
+        return None
     requests = as_map(resources.get("requests"))
     limits = as_map(resources.get("limits"))
     merged = {**limits, **requests} if limits else requests
     if not merged:
-        return _NOTHING
-    field = f"{path}.resources.requests" if requests else f"{path}.resources"
-    return Resources.from_resource_list(merged, field)
+        return None
+    return merged, f"{path}.resources.requests" if requests else f"{path}.resources"
+
+
+def container_requests(container: Mapping[str, Any], path: str) -> Resources:
+    found = _request_list(container, path)
+    return Resources.from_resource_list(*found) if found else _NOTHING
 
 
 def _containers(pod_spec: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
@@ -89,23 +95,34 @@ def _containers(pod_spec: Mapping[str, Any], key: str) -> list[Mapping[str, Any]
 def pod_requests(pod: Pod) -> Resources:
     """Effective requests of `pod` as kube-scheduler computes them (see module doc)."""
     pod_spec = spec(pod)
+    containers = _containers(pod_spec, "containers")
+    init_containers = _containers(pod_spec, "initContainers")
+    if not init_containers:
+        # Most pods: a plain sum (app containers, overhead, the pod itself), one vector.
+        lists = [
+            found
+            for index, container in enumerate(containers)
+            if (found := _request_list(container, f"spec.containers[{index}]"))
+        ]
+        overhead = pod_spec.get("overhead")
+        if overhead:
+            lists.append((as_map(overhead), "spec.overhead"))
+        return Resources.total(lists, pods=1)
     app = _NOTHING
-    for index, container in enumerate(_containers(pod_spec, "containers")):
+    for index, container in enumerate(containers):
         requests = container_requests(container, f"spec.containers[{index}]")
         app = requests if app is _NOTHING else app + requests
-    init_containers = _containers(pod_spec, "initContainers")
-    if init_containers:
-        sidecars = _NOTHING
-        init_peak = _NOTHING
-        for index, container in enumerate(init_containers):
-            requests = container_requests(container, f"spec.initContainers[{index}]")
-            if container.get("restartPolicy") == "Always":
-                app = app + requests
-                sidecars = sidecars + requests
-                init_peak = init_peak.maximum(sidecars)
-            else:
-                init_peak = init_peak.maximum(requests + sidecars)
-        app = app.maximum(init_peak)
+    sidecars = _NOTHING
+    init_peak = _NOTHING
+    for index, container in enumerate(init_containers):
+        requests = container_requests(container, f"spec.initContainers[{index}]")
+        if container.get("restartPolicy") == "Always":
+            app = app + requests
+            sidecars = sidecars + requests
+            init_peak = init_peak.maximum(sidecars)
+        else:
+            init_peak = init_peak.maximum(requests + sidecars)
+    app = app.maximum(init_peak)
     overhead = pod_spec.get("overhead")
     if overhead:
         app = app + Resources.from_resource_list(as_map(overhead), "spec.overhead")

@@ -42,26 +42,35 @@ class Resources:
         """Parse a Kubernetes ResourceList (`{"cpu": "500m", "memory": "1Gi"}`).
 
         Errors name `field_path.<resource>`; the path is only built when one occurs."""
-        cpu = memory = gpus = pods = ephemeral = 0
+        return cls.total(((values, field_path),))
+
+    @classmethod
+    def total(
+        cls, resource_lists: Iterable[tuple[Mapping[str, object], str]], pods: int = 0
+    ) -> Resources:
+        """The sum of several ResourceLists (each with its field path for errors) and
+        `pods`, built as one vector: the pod-requests hot path sums a pod's containers."""
+        cpu = memory = gpus = ephemeral = 0
         extended: dict[str, int] = {}
-        for name, raw in values.items():
-            if name == CPU:
-                value = cached_millis(raw)
-                cpu = value if value is not None else to_millis(raw, f"{field_path}.{name}")
-                continue
-            value = cached_units(raw)
-            if value is None:
-                value = to_units(raw, f"{field_path}.{name}")
-            if name == MEMORY:
-                memory = value
-            elif name == GPU:
-                gpus = value
-            elif name == PODS:
-                pods = value
-            elif name == EPHEMERAL:
-                ephemeral = value
-            else:
-                extended[name] = value
+        for values, field_path in resource_lists:
+            for name, raw in values.items():
+                if name == CPU:
+                    value = cached_millis(raw)
+                    cpu += value if value is not None else to_millis(raw, f"{field_path}.{name}")
+                    continue
+                value = cached_units(raw)
+                if value is None:
+                    value = to_units(raw, f"{field_path}.{name}")
+                if name == MEMORY:
+                    memory += value
+                elif name == GPU:
+                    gpus += value
+                elif name == PODS:
+                    pods += value
+                elif name == EPHEMERAL:
+                    ephemeral += value
+                else:
+                    extended[name] = extended.get(name, 0) + value
         return cls(
             cpu, memory, gpus, pods, ephemeral, tuple(sorted(extended.items())) if extended else ()
         )
