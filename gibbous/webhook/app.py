@@ -7,11 +7,14 @@ pod: the request is allowed unchanged with a warning, a log line and a metric.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
 
+import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -30,7 +33,9 @@ from gibbous.webhook.wire import (
     allow,
     decode_review,
     deny,
+    encode_patch,
     encode_review,
+    warnings_for,
 )
 
 log = logging.getLogger("gibbous.webhook")
@@ -39,18 +44,41 @@ MAX_BODY_BYTES = 3 * 1024 * 1024  # kube-apiserver's own request limit is 3 MiB
 JSON = "application/json"
 
 
-def _namespace(review: AdmissionRequest) -> str:
-    namespace = review.get("namespace")
-    if namespace:
-        return namespace
-    obj = review.get("object") or {}
-    meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
-    return str((meta or {}).get("namespace") or "default")
+# Decisions memoised per (pod shape, namespace, operation): the pods of one workload
+# share a shape, so a rollout of a thousand replicas is decided once. Shapes with more
+# JSON text than this are decided afresh (bounds the memo at about 64 MiB).
+MEMO_ENTRIES = 4096
+MEMO_MAX_SHAPE_BYTES = 16 * 1024
 
 
-def _is_pod(review: AdmissionRequest) -> bool:
-    kind = review.get("kind")
-    return isinstance(kind, dict) and kind.get("kind") == "Pod" and not review.get("subResource")
+@dataclass(frozen=True, slots=True)
+class Planned:
+    patch: str | None
+    warnings: tuple[str, ...]
+    operations: int
+
+
+T = TypeVar("T")
+
+
+def _memoised(
+    decide: Callable[[dict[str, Any], str, str], T],
+) -> Callable[[AdmissionRequest], T]:
+    """`decide(pod, namespace, operation)` for a request with an object, once per shape."""
+
+    @functools.lru_cache(maxsize=MEMO_ENTRIES)
+    def by_shape(shape: bytes, namespace: str, operation: str) -> T:
+        return decide(orjson.loads(shape), namespace, operation)
+
+    def decide_request(review: AdmissionRequest) -> T:
+        shape = review.shape
+        if shape is not None and len(shape) <= MEMO_MAX_SHAPE_BYTES:
+            return by_shape(shape, review.namespace, review.operation)
+        pod = review.pod()
+        assert pod is not None  # callers check review.has_object
+        return decide(pod, review.namespace, review.operation)
+
+    return decide_request
 
 
 def create_app(
@@ -63,33 +91,55 @@ def create_app(
     # matched an opted-in namespace (a webhook cannot read namespace labels itself).
     opted_in = replace(config, managed_namespaces=("*",))
 
-    def mutate(review: AdmissionRequest, cfg: Config = config) -> AdmissionResponse:
-        obj = review.get("object")
-        if not _is_pod(review) or not isinstance(obj, dict):
-            return allow(review["uid"])
-        mutation = plan_mutation(
-            obj,
-            namespace=_namespace(review),
-            operation=review["operation"],
-            config=cfg,
-            features=features,
-        )
-        metrics.patches.inc(len(mutation.operations))
-        return allow(review["uid"], mutation.operations, mutation.warnings)
+    def planner(cfg: Config) -> Callable[[AdmissionRequest], Planned]:
+        def plan(pod: dict[str, Any], namespace: str, operation: str) -> Planned:
+            mutation = plan_mutation(
+                pod, namespace=namespace, operation=operation, config=cfg, features=features
+            )
+            return Planned(
+                encode_patch(mutation.operations),
+                warnings_for(mutation.warnings),
+                len(mutation.operations),
+            )
 
-    def validate(review: AdmissionRequest, cfg: Config = config) -> AdmissionResponse:
-        obj = review.get("object")
-        if (
-            not _is_pod(review)
-            or not isinstance(obj, dict)
-            or review["operation"] not in ("CREATE", "UPDATE")
-        ):
-            return allow(review["uid"])
-        problems = validate_pod(obj, namespace=_namespace(review), config=cfg)
-        if not problems:
-            return allow(review["uid"])
-        metrics.denials.inc()
-        return deny(review["uid"], "gibbous: " + "; ".join(problems))
+        return _memoised(plan)
+
+    def validator(cfg: Config) -> Callable[[AdmissionRequest], str | None]:
+        def denial(pod: dict[str, Any], namespace: str, operation: str) -> str | None:
+            problems = validate_pod(pod, namespace=namespace, config=cfg)
+            return "gibbous: " + "; ".join(problems) if problems else None
+
+        return _memoised(denial)
+
+    def mutator(cfg: Config) -> Callable[[AdmissionRequest], AdmissionResponse]:
+        planned = planner(cfg)
+
+        def mutate(review: AdmissionRequest) -> AdmissionResponse:
+            if not review.is_pod or not review.has_object:
+                return allow(review.uid)
+            plan = planned(review)
+            metrics.patches.inc(plan.operations)
+            return allow(review.uid, plan.patch, plan.warnings)
+
+        return mutate
+
+    def checker(cfg: Config) -> Callable[[AdmissionRequest], AdmissionResponse]:
+        denial = validator(cfg)
+
+        def validate(review: AdmissionRequest) -> AdmissionResponse:
+            if (
+                not review.is_pod
+                or not review.has_object
+                or review.operation not in ("CREATE", "UPDATE")
+            ):
+                return allow(review.uid)
+            message = denial(review)
+            if message is None:
+                return allow(review.uid)
+            metrics.denials.inc()
+            return deny(review.uid, message)
+
+        return validate
 
     def endpoint(name: str, decide: Callable[[AdmissionRequest], AdmissionResponse]) -> Handler:
         """body -> (HTTP status, body, content type); no Request/Response objects on this path."""
@@ -117,12 +167,12 @@ def create_app(
             except Exception:
                 # Never let our bug take a user's pod down: allow, unchanged.
                 log.exception(
-                    "internal error on %s for request %s; allowing unchanged", name, review["uid"]
+                    "internal error on %s for request %s; allowing unchanged", name, review.uid
                 )
                 internal_errors.inc()
                 response = allow(
-                    review["uid"],
-                    warnings=[f"gibbous {name} webhook: internal error; pod admitted unchanged"],
+                    review.uid,
+                    warnings=(f"gibbous {name} webhook: internal error; pod admitted unchanged",),
                 )
                 outcome = "internal_error"
             counted[outcome].inc()
@@ -146,10 +196,10 @@ def create_app(
     )
     return AdmissionApp(
         {
-            "/mutate": endpoint("mutate", mutate),
-            "/validate": endpoint("validate", validate),
-            "/mutate-opted-in": endpoint("mutate", lambda r: mutate(r, opted_in)),
-            "/validate-opted-in": endpoint("validate", lambda r: validate(r, opted_in)),
+            "/mutate": endpoint("mutate", mutator(config)),
+            "/validate": endpoint("validate", checker(config)),
+            "/mutate-opted-in": endpoint("mutate", mutator(opted_in)),
+            "/validate-opted-in": endpoint("validate", checker(opted_in)),
         },
         others,
     )
