@@ -6,9 +6,12 @@ uvicorn TLS stack; the load generator runs pinned to core 1. Runs alternate
 (null, gibbous, null, gibbous, ...) so both see the same machine state.
 
 Reported: max throughput (closed loop, 16 connections) and p50/p99 latency at a
-fixed open-loop arrival rate (default 500 req/s), with gibbous/null ratios.
+fixed open-loop arrival rate (default 500 req/s), with gibbous/null ratios, for two
+mixes: `template` cycles four pods as the replicas of four workloads would arrive
+(equal shapes: the webhook decides each once), `unique` gives every request a
+workload of its own (every request decided afresh).
 
-Run: .venv/bin/python -m bench.webhook [--rate 500] [--seconds 5] [--rounds 3]
+Run: .venv/bin/python -m bench.webhook [--rate 500] [--seconds 5] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -63,6 +66,17 @@ def corpus() -> list[bytes]:
     del unmanaged["request"]["object"]["metadata"]["labels"]["elotl-luna"]
     bodies.append(unmanaged)
     return [json.dumps(b).encode() for b in bodies]
+
+
+def unique_corpus(count: int = 20_000) -> list[bytes]:
+    """The same four pods, each request of a workload of its own (its `app` label), so
+    no two share a shape and every request misses the webhook's decision memo (more
+    distinct shapes than it holds, cycled in order)."""
+    out = []
+    for index, body in enumerate(json.loads(b) for b in corpus() * (count // 4)):
+        body["request"]["object"]["metadata"]["labels"]["app"] = f"workload-{index}"
+        out.append(json.dumps(body).encode())
+    return out
 
 
 def null_app() -> Starlette:
@@ -133,13 +147,13 @@ async def closed_loop(
     deadline = time.perf_counter() + seconds
 
     async def worker(index: int) -> None:
+        # One sequence over all connections: every body is sent once per pass.
         nonlocal done
-        i = index
         while time.perf_counter() < deadline:
-            if await pool[index].post(bodies[i % len(bodies)]) != 200:
-                raise SystemExit("invalid run: non-200 reply")
+            body = bodies[done % len(bodies)]
             done += 1
-            i += 1
+            if await pool[index].post(body) != 200:
+                raise SystemExit("invalid run: non-200 reply")
 
     start = time.perf_counter()
     await asyncio.gather(*(worker(n) for n in range(connections)))
@@ -192,7 +206,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rate", type=float, default=500)
     parser.add_argument("--seconds", type=float, default=5)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     os.sched_setaffinity(0, {1})
     tmp = Path(tempfile.mkdtemp(prefix="gibbous-bench-"))
@@ -204,7 +218,8 @@ def main() -> None:
         generate_serving(ca, dns_names=["localhost"], ip_addresses=["127.0.0.1"], days=1, now=now),
     )
     context = ssl.create_default_context(cafile=str(paths["ca.crt"]))
-    bodies = corpus()
+    mixes = {"template": corpus(), "unique": unique_corpus()}
+    bodies = mixes["template"]
     ports = {"null": 18701, "gibbous": 18702}
     processes = {
         kind: multiprocessing.Process(
@@ -228,29 +243,44 @@ def main() -> None:
                 if time.monotonic() > deadline:
                     raise SystemExit("server did not start") from None
                 time.sleep(0.1)
-    results: dict[str, dict[str, list[float]]] = {
-        k: {"rps": [], "p50": [], "p99": []} for k in ports
+    results: dict[tuple[str, str], dict[str, list[float]]] = {
+        (mix, kind): {"rps": [], "p50": [], "p99": []} for mix in mixes for kind in ports
     }
     for _ in range(args.rounds):
-        for kind, port in ports.items():
-            results[kind]["rps"].append(run(closed_loop(port, context, bodies, args.seconds, 16)))
-            latencies = run(open_loop(port, context, bodies, args.rate, args.seconds))
-            results[kind]["p50"].append(percentile(latencies, 0.50) * 1000)
-            results[kind]["p99"].append(percentile(latencies, 0.99) * 1000)
+        for mix, mix_bodies in mixes.items():
+            for kind, port in ports.items():
+                result = results[mix, kind]
+                result["rps"].append(run(closed_loop(port, context, mix_bodies, args.seconds, 16)))
+                latencies = run(open_loop(port, context, mix_bodies, args.rate, args.seconds))
+                result["p50"].append(percentile(latencies, 0.50) * 1000)
+                result["p99"].append(percentile(latencies, 0.99) * 1000)
     for process in processes.values():
         process.terminate()
     med = {k: {m: statistics.median(v) for m, v in r.items()} for k, r in results.items()}
+    rate = str(int(args.rate))
     print(
-        f"{'endpoint':<10} {'max req/s':>10} {'p50 ms @' + str(int(args.rate)):>12} {'p99 ms @' + str(int(args.rate)):>12}"
+        f"{'mix':<9} {'endpoint':<10} {'max req/s':>10} {'p50 ms @' + rate:>12} {'p99 ms @' + rate:>12}"
     )
-    for kind in ports:
+    for mix in mixes:
+        for kind in ports:
+            m = med[mix, kind]
+            print(f"{mix:<9} {kind:<10} {m['rps']:>10.0f} {m['p50']:>12.2f} {m['p99']:>12.2f}")
+    for mix in mixes:
+        # Ratios within a round (null and gibbous measured back to back), then the median:
+        # the VM's speed drifts between rounds more than between neighbours.
+        paired = [
+            statistics.median(
+                ours / null
+                for ours, null in zip(
+                    results[mix, "gibbous"][metric], results[mix, "null"][metric], strict=True
+                )
+            )
+            for metric in ("rps", "p50", "p99")
+        ]
         print(
-            f"{kind:<10} {med[kind]['rps']:>10.0f} {med[kind]['p50']:>12.2f} {med[kind]['p99']:>12.2f}"
+            f"{mix}: gibbous/null throughput {paired[0]:.2f}, p50 {paired[1]:.2f}, "
+            f"p99 {paired[2]:.2f} (median of per-round ratios)"
         )
-    print(
-        f"ratios gibbous/null: throughput {med['gibbous']['rps'] / med['null']['rps']:.2f}, "
-        f"p50 {med['gibbous']['p50'] / med['null']['p50']:.2f}, p99 {med['gibbous']['p99'] / med['null']['p99']:.2f}"
-    )
 
 
 if __name__ == "__main__":
