@@ -20,10 +20,10 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -36,6 +36,31 @@ ADMIN_USER = "gibbous-admin"
 
 class ControlPlaneError(RuntimeError):
     pass
+
+
+T = TypeVar("T")
+
+
+def start_over_when_exited(
+    start: Callable[[], T],
+    exited: Callable[[], bool],
+    *,
+    clean_up: Callable[[], None] = lambda: None,
+    attempts: int = 3,
+) -> T:
+    """`start()`, again (after `clean_up()`) while it fails because a process it spawned
+    exited at start. A port found free can be taken before the child binds it (an outgoing
+    connection may get it); the child then exits, and new ports are chosen on the next try.
+    A failure with every process still running (a hang, a bad flag) is raised at once."""
+    for attempt in range(attempts):
+        try:
+            return start()
+        except ControlPlaneError:
+            gone = exited()
+            clean_up()
+            if not gone or attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def free_port() -> int:
@@ -94,17 +119,11 @@ class ControlPlane:
         return self.directory / "pki" / "ca.crt"
 
     def start(self, *, controller_manager: bool = True, timeout_s: float = 90.0) -> None:
-        # A port found free can be taken before etcd or the apiserver binds it (an outgoing
-        # connection may get it): when a process exits at start, start over on new ports.
-        for attempt in range(3):
-            try:
-                self._start(controller_manager=controller_manager, timeout_s=timeout_s)
-                return
-            except ControlPlaneError:
-                exited = any(process.poll() is not None for process in self.processes.values())
-                self.stop()
-                if not exited or attempt == 2:
-                    raise
+        start_over_when_exited(
+            lambda: self._start(controller_manager=controller_manager, timeout_s=timeout_s),
+            lambda: any(process.poll() is not None for process in self.processes.values()),
+            clean_up=self.stop,
+        )
 
     def _start(self, *, controller_manager: bool, timeout_s: float) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)

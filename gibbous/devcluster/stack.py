@@ -35,6 +35,7 @@ from gibbous.devcluster.controlplane import (
     ControlPlane,
     ControlPlaneError,
     free_port,
+    start_over_when_exited,
     wait_until_healthy,
 )
 from gibbous.kubeapi import SCHEDULING_GATES_SINCE
@@ -214,27 +215,23 @@ class DevCluster:
         context: ssl.SSLContext | None,
         timeout_s: float,
     ) -> int:
-        """Start one Gibbous process on a free port and wait until it is healthy. A port found
-        free can be taken before the child binds it (an outgoing connection may get it), so a
-        child that exits at start is started again on another port."""
-        for attempt in range(3):
+        """Start one Gibbous process on a free port and wait until it is healthy (started
+        again on another port if it exits at start: see `start_over_when_exited`)."""
+
+        def start() -> int:
             port = free_port()
             plane.spawn(name, [sys.executable, "-m", "gibbous", *argv(port)])
             self._record(plane)
-            try:
-                wait_until_healthy(
-                    health(port),
-                    context=context,
-                    timeout_s=timeout_s,
-                    processes={name: plane.processes[name]},
-                    logs=self.directory,
-                )
-            except ControlPlaneError:
-                if plane.processes[name].poll() is None or attempt == 2:
-                    raise
-                continue
+            wait_until_healthy(
+                health(port),
+                context=context,
+                timeout_s=timeout_s,
+                processes={name: plane.processes[name]},
+                logs=self.directory,
+            )
             return port
-        raise AssertionError("unreachable")
+
+        return start_over_when_exited(start, lambda: plane.processes[name].poll() is not None)
 
     def _record(self, plane: ControlPlane, **extra: Any) -> None:
         state = self.state() or {}

@@ -54,3 +54,33 @@ def test_a_component_whose_port_was_taken_is_started_again_elsewhere(
             plane.stop()
     assert port != busy
     assert "address already in use" in (tmp_path / "gibbous-webhook.log").read_text().lower()
+
+
+def test_start_over_only_while_a_spawned_process_exited() -> None:
+    calls: list[str] = []
+
+    def failing() -> int:
+        calls.append("start")
+        raise controlplane.ControlPlaneError("not healthy")
+
+    with pytest.raises(controlplane.ControlPlaneError):
+        controlplane.start_over_when_exited(
+            failing, lambda: False, clean_up=lambda: calls.append("clean")
+        )
+    assert calls == ["start", "clean"]  # still running (a hang, a bad flag): no retry
+
+    calls.clear()
+    with pytest.raises(controlplane.ControlPlaneError):
+        controlplane.start_over_when_exited(
+            failing, lambda: True, clean_up=lambda: calls.append("clean")
+        )
+    assert calls == ["start", "clean"] * 3  # exited each time: three tries, then the error
+
+    tries = iter(range(2))
+
+    def second_time_lucky() -> int:
+        if next(tries) == 0:
+            raise controlplane.ControlPlaneError("port taken")
+        return 4242
+
+    assert controlplane.start_over_when_exited(second_time_lucky, lambda: True) == 4242
