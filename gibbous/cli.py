@@ -485,7 +485,10 @@ def run_extender(args: argparse.Namespace) -> int:
     config, listen = _server_setup(args)
     if bool(args.tls_cert) != bool(args.tls_key):
         raise ConfigError("--tls-cert and --tls-key go together")
-    view = InformerView(client.ApiClient(load_client_config(args.kubeconfig)))
+    view = InformerView(
+        client.ApiClient(load_client_config(args.kubeconfig)),
+        time_slices=config.nvidia_gpu_time_slices,
+    )
     view.start()
     app = create_extender(config, view)
     if args.tls_cert:

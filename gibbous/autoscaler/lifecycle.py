@@ -44,7 +44,7 @@ from gibbous.core.hotnode import (
     observed_annotation,
     pod_usage,
 )
-from gibbous.core.placement import OBSERVED_UTILIZATION, node_view
+from gibbous.core.placement import OBSERVED_UTILIZATION
 from gibbous.core.pods import Pod, as_map, is_finished, key_of, labels_of, metadata, node_name_of
 from gibbous.core.scaleup import existing_nodes
 
@@ -114,7 +114,10 @@ class NodeLifecycle:
         nodes = cluster.nodes()
         pods = cluster.pods()
         self._interruptions(nodes, now)
-        existing = existing_nodes(nodes, pods, self.autoscaler.offers_by_key, self.config)
+        view_of = self.autoscaler.views.view
+        existing = existing_nodes(
+            nodes, pods, self.autoscaler.offers_by_key, self.config, view_of=view_of
+        )
         review = review_scale_down(
             nodes,
             pods,
@@ -124,6 +127,7 @@ class NodeLifecycle:
             now=now,
             unneeded_since=self.unneeded_since,
             draining=frozenset(self.draining),
+            view_of=view_of,
         )
         self.unneeded_since = dict(review.unneeded_since)
         self.kept = dict(review.kept)
@@ -166,7 +170,7 @@ class NodeLifecycle:
             )
             if name not in interrupted and not tainted:
                 continue
-            view = node_view(node)
+            view = self.autoscaler.views.view(node)
             if not view.created_by_gibbous:
                 continue
             instance = interrupted.get(name)
@@ -255,7 +259,7 @@ class NodeLifecycle:
         metrics_by_node = {str(metadata(i).get("name")): i for i in node_items}
         label, value = self.config.managed_label
         for node in nodes:
-            view = node_view(node)
+            view = self.autoscaler.views.view(node)
             name = view.name
             if not view.created_by_gibbous or name in self.draining or name not in metrics_by_node:
                 continue

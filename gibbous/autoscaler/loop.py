@@ -61,6 +61,7 @@ from gibbous.core.packing import Guardrails, PendingPod
 from gibbous.core.pods import Pod, as_map, key_of, labels_of, metadata, scheduling_gates, uid_of
 from gibbous.core.scaleup import existing_nodes, gibbous_usage, plan_scale_up
 from gibbous.core.selection import build_offers
+from gibbous.nodeviews import ViewCache
 
 log = logging.getLogger("gibbous.autoscaler")
 
@@ -114,6 +115,9 @@ class Autoscaler:
         self.jitter = jitter
         self.offers = build_offers(provider.instance_types(), config)
         self.offers_by_key = {(o.name, str(o.category)): o for o in self.offers}
+        # Nodes are read several times a step (fit, guardrails, gauges, scale-down, hot
+        # nodes); each is read once per version of it.
+        self.views = ViewCache(config.nvidia_gpu_time_slices)
         self.launches: dict[str, Launch] = {}
         self.backoffs = Backoffs()
         self.batch = Batch()
@@ -133,6 +137,7 @@ class Autoscaler:
     def step(self) -> None:
         now = self.clock()
         nodes = self.cluster.nodes()
+        self.views.keep_only({str(metadata(n).get("name") or "") for n in nodes})
         pods = self.cluster.pods()
         node_states = {state.name: state for state in map(node_state, nodes)}
         instances = self._list_instances(now)
@@ -236,13 +241,20 @@ class Autoscaler:
             flying_nodes = frozenset(
                 launch.node_name for launch in self.launches.values() if launch.node_name
             )
-            usage = gibbous_usage(nodes, flying, self.config, exclude=flying_nodes)
+            usage = gibbous_usage(
+                nodes, flying, self.config, exclude=flying_nodes, view_of=self.views.view
+            )
             plan = plan_scale_up(
                 pending,
                 self.offers,
                 self.config,
                 existing=existing_nodes(
-                    nodes, pods, self.offers_by_key, self.config, exclude=flying_nodes | leaving
+                    nodes,
+                    pods,
+                    self.offers_by_key,
+                    self.config,
+                    exclude=flying_nodes | leaving,
+                    view_of=self.views.view,
                 ),
                 in_flight=flying,
                 backoffs=self.backoffs,
@@ -492,7 +504,9 @@ class Autoscaler:
         flying_nodes = frozenset(
             launch.node_name for launch in self.launches.values() if launch.node_name
         )
-        usage = gibbous_usage(nodes, flying, self.config, exclude=flying_nodes)
+        usage = gibbous_usage(
+            nodes, flying, self.config, exclude=flying_nodes, view_of=self.views.view
+        )
         self.metrics.in_flight.set(len(self.launches))
         self.metrics.nodes.set(usage.nodes)
         self.metrics.cost.set(usage.cost_per_hour)

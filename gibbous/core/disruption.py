@@ -40,7 +40,7 @@ from gibbous.core.demand import describe_pod
 from gibbous.core.errors import GibbousError
 from gibbous.core.intake import created_at
 from gibbous.core.packing import ExistingNode, PendingPod, simulate
-from gibbous.core.placement import NodeView, node_view
+from gibbous.core.placement import NodeView, NodeViewer, viewer
 from gibbous.core.pods import (
     Pod,
     annotations_of,
@@ -171,10 +171,11 @@ def review_scale_down(
     now: float,
     unneeded_since: Mapping[str, float],
     draining: frozenset[str],
+    view_of: NodeViewer | None = None,
 ) -> ScaleDownReview:
     """The drains to start now (within the budget) and the updated unneeded clock."""
     settings = config.scale_down
-    views = [node_view(n, time_slices=config.nvidia_gpu_time_slices) for n in nodes]
+    views = list(map(view_of or viewer(config.nvidia_gpu_time_slices), nodes))
     ours = [
         (node, view) for node, view in zip(nodes, views, strict=True) if view.created_by_gibbous
     ]

@@ -102,6 +102,15 @@ def _capacity_category(labels: Mapping[str, str]) -> PriceCategory | None:
 _UTILIZATION = re.compile(r"(cpu|memory)=([0-9.]+)")
 
 
+# How callers that judge many nodes get their views: `viewer(config)` builds each anew;
+# the shells pass a cache of views kept per node version instead.
+NodeViewer = Callable[[Mapping[str, Any]], NodeView]
+
+
+def viewer(time_slices: int) -> NodeViewer:
+    return lambda node: node_view(node, time_slices=time_slices)
+
+
 def node_view(node: Mapping[str, Any], *, time_slices: int = 1) -> NodeView:
     view = _read_node(node, time_slices)
     unit = (

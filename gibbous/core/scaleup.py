@@ -20,7 +20,7 @@ from gibbous.core.config import Config
 from gibbous.core.errors import GibbousError
 from gibbous.core.nodes import node_labels, node_taints
 from gibbous.core.packing import ExistingNode, Guardrails, PendingPod, simulate
-from gibbous.core.placement import node_view
+from gibbous.core.placement import NodeViewer, viewer
 from gibbous.core.pods import (
     Pod,
     as_map,
@@ -165,9 +165,12 @@ def existing_nodes(
     config: Config,
     *,
     exclude: frozenset[str] = frozenset(),
+    view_of: NodeViewer | None = None,
 ) -> list[ExistingNode]:
     """The Ready, schedulable nodes as the planner sees them: allocatable minus what the
-    pods bound to them request. `exclude` names nodes counted as launches in flight."""
+    pods bound to them request. `exclude` names nodes counted as launches in flight;
+    `view_of` reads a node (default: anew, with the configured GPU time slices)."""
+    view_of = view_of or viewer(config.nvidia_gpu_time_slices)
     used: dict[str, Resources] = {}
     for pod in pods:
         name = node_name_of(pod)
@@ -179,26 +182,26 @@ def existing_nodes(
             continue
     out = []
     for node in nodes:
-        view = node_view(node, time_slices=config.nvidia_gpu_time_slices)
+        seen = view_of(node)
         if (
-            view.name in exclude
+            seen.name in exclude
             or not condition_is_true(node, "Ready")
             or as_map(node.get("spec")).get("unschedulable")
         ):
             continue
         offer = (
-            offers_by_key.get((view.instance_type, str(view.category)))
-            if view.created_by_gibbous and view.category is not None
+            offers_by_key.get((seen.instance_type, str(seen.category)))
+            if seen.created_by_gibbous and seen.category is not None
             else None
         )
         out.append(
             ExistingNode(
-                name=view.name,
-                free=view.allocatable - used.get(view.name, Resources()),
-                placement=view.placement,
-                labels=view.labels,
-                taints=view.taints,
-                assigned_pod_uid=view.assigned_pod_uid,
+                name=seen.name,
+                free=seen.allocatable - used.get(seen.name, Resources()),
+                placement=seen.placement,
+                labels=seen.labels,
+                taints=seen.taints,
+                assigned_pod_uid=seen.assigned_pod_uid,
                 offer=offer,
             )
         )
@@ -220,17 +223,19 @@ def gibbous_usage(
     config: Config,
     *,
     exclude: frozenset[str] = frozenset(),
+    view_of: NodeViewer | None = None,
 ) -> Usage:
     """Nodes Gibbous created (all of them, Ready or not, minus `exclude`, which are counted
     as launches) plus launches in flight."""
+    view_of = view_of or viewer(config.nvidia_gpu_time_slices)
     count, gpus, cost = 0, 0, 0.0
     for node in nodes:
-        view = node_view(node, time_slices=config.nvidia_gpu_time_slices)
-        if not view.created_by_gibbous or view.name in exclude:
+        seen = view_of(node)
+        if not seen.created_by_gibbous or seen.name in exclude:
             continue
         count += 1
-        gpus += view.gpu_count or 0
-        cost += view.price_per_hour or 0.0
+        gpus += seen.gpu_count or 0
+        cost += seen.price_per_hour or 0.0
     for launch in in_flight:
         count += 1
         gpus += launch.offer.instance.gpu_count

@@ -31,7 +31,8 @@ from starlette.routing import Route
 
 from gibbous.core.config import Config
 from gibbous.core.placement import NodeView, is_managed_pod, judge_nodes, pod_facts, score_nodes
-from gibbous.extender.state import ClusterView, ViewCache
+from gibbous.extender.state import ClusterView
+from gibbous.nodeviews import ViewCache
 
 log = logging.getLogger("gibbous.extender")
 

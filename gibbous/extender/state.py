@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Protocol
@@ -13,10 +13,11 @@ from typing import Any, Protocol
 from kubernetes import client
 
 from gibbous.core.errors import GibbousError
-from gibbous.core.placement import NodeView, node_view
+from gibbous.core.placement import NodeView
 from gibbous.core.pods import node_name_of, pod_requests, uid_of
 from gibbous.core.resources import Resources
 from gibbous.kubecache import Informer
+from gibbous.nodeviews import ViewCache
 
 
 class ClusterView(Protocol):
@@ -77,58 +78,6 @@ class PodLedger:
             return pod_uid in self.pending
 
 
-class ViewCache:
-    """NodeViews built once per node version: reading labels and quantities is the
-    expensive part of judging a node, and nodes change far less often than pods arrive."""
-
-    def __init__(self, time_slices: int = 1) -> None:
-        self.time_slices = time_slices
-        self.views: dict[str, tuple[str, NodeView]] = {}
-        self.lock = threading.Lock()
-
-    def view(self, node: Mapping[str, Any]) -> NodeView:
-        meta = node.get("metadata") or {}
-        name = str(meta.get("name") or "")
-        version = str(meta.get("resourceVersion") or "")
-        with self.lock:
-            cached = self.views.get(name)
-        if cached is not None and cached[0] == version and version:
-            return cached[1]
-        built = node_view(node, time_slices=self.time_slices)
-        with self.lock:
-            self.views[name] = (version, built)
-        return built
-
-    def get(self, name: str) -> NodeView | None:
-        """The view built at the node's last change (a plain dict read: the request path)."""
-        cached = self.views.get(name)
-        return cached[1] if cached is not None else None
-
-    def views_for(
-        self, names: list[str], load: Callable[[str], Mapping[str, Any] | None]
-    ) -> tuple[list[NodeView], list[str]]:
-        """Views for `names` in order, plus the names with no node (yet). One pass, no lock:
-        dict reads are atomic, and a view replaced meanwhile is equally valid."""
-        views = self.views
-        found: list[NodeView] = []
-        unknown: list[str] = []
-        for name in names:
-            cached = views.get(name)
-            if cached is not None:
-                found.append(cached[1])
-                continue
-            node = load(name)
-            if node is None:
-                unknown.append(name)
-            else:
-                found.append(self.view(node))
-        return found, unknown
-
-    def forget(self, name: str) -> None:
-        with self.lock:
-            self.views.pop(name, None)
-
-
 class _CachedNodes(ABC):
     """Node views from `self.cache`, loading raw nodes with `_load`; pod facts from `self.ledger`."""
 
@@ -177,10 +126,10 @@ class StaticView(_CachedNodes):
 class InformerView(_CachedNodes):
     """Nodes and pods from list+watch caches of the API server."""
 
-    def __init__(self, api_client: Any) -> None:
+    def __init__(self, api_client: Any, *, time_slices: int = 1) -> None:
         core = client.CoreV1Api(api_client)
         self.ledger = PodLedger()
-        self.cache = ViewCache()
+        self.cache = ViewCache(time_slices)
         self.nodes = Informer(core.list_node, name="nodes", on_change=self._node_changed)
         self.pods = Informer(
             core.list_pod_for_all_namespaces,

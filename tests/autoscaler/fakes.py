@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import copy
 import datetime
+import hashlib
+import json
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -61,7 +63,7 @@ class FakeCluster:
         return [copy.deepcopy(p) for p in self.pod_objects.values()]
 
     def nodes(self) -> list[dict[str, Any]]:
-        out = list(self.static_nodes)
+        out = copy.deepcopy(self.static_nodes)
         by_name = {t.name: t for t in self.cloud.catalog}
         for instance in self.cloud.list(self.config.cluster_id):
             if not instance.node_name:
@@ -106,6 +108,14 @@ class FakeCluster:
                     },
                 }
             )
+        for node in out:
+            # As the API server does: a new resourceVersion whenever the node changes (here,
+            # one derived from its content), so caches keyed by version are exercised.
+            content = json.dumps({k: v for k, v in node.items() if k != "metadata"}, sort_keys=True)
+            meta = {k: v for k, v in node["metadata"].items() if k != "resourceVersion"}
+            node["metadata"]["resourceVersion"] = hashlib.sha1(
+                (content + json.dumps(meta, sort_keys=True)).encode()
+            ).hexdigest()[:12]
         return out
 
     def pods_with_event(self, reason: str) -> frozenset[str]:
