@@ -6,6 +6,10 @@ takes the Lease over only when it has seen the same record unchanged for
 between machines does not matter). Writes are replaces guarded by resourceVersion, so
 two candidates never both win. A leader that cannot renew within `renew_deadline_s`
 stops acting (`on_lost`); the process then exits and is restarted, as client-go advises.
+
+The leader also writes `annotations()` onto the Lease at every renewal; a candidate that
+takes the Lease over finds its predecessor's in `inherited` before `on_started` runs
+(the autoscaler hands its back-offs on this way).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from kubernetes import client
@@ -45,6 +49,8 @@ class LeaderElector:
         self.monotonic = monotonic
         self.leading = threading.Event()
         self.stopped = threading.Event()
+        self.annotations: Callable[[], Mapping[str, str]] = dict
+        self.inherited: dict[str, str] = {}
         self._observed: tuple[Any, ...] | None = None
         self._observed_at = 0.0
         self._renewed_at = 0.0
@@ -53,6 +59,9 @@ class LeaderElector:
         self, transitions: int, acquired: str, resource_version: str | None
     ) -> dict[str, Any]:
         metadata: dict[str, Any] = {"name": self.name, "namespace": self.namespace}
+        annotations = dict(self.annotations())
+        if annotations:
+            metadata["annotations"] = annotations
         if resource_version:
             metadata["resourceVersion"] = resource_version
         return {
@@ -87,6 +96,8 @@ class LeaderElector:
         duration = float(spec.lease_duration_seconds or self.lease_duration_s)
         if holder and holder != self.identity and now - self._observed_at < duration:
             return False  # someone else holds a live lease
+        if holder != self.identity:
+            self.inherited = dict(lease.metadata.annotations or {})
         transitions = int(spec.lease_transitions or 0) + (0 if holder == self.identity else 1)
         acquired = (
             micro_time(spec.acquire_time)
@@ -120,8 +131,8 @@ class LeaderElector:
                     log.info(
                         "leader election: %s leads %s/%s", self.identity, self.namespace, self.name
                     )
+                    on_started()  # before `leading`: nothing acts before it has run
                     self.leading.set()
-                    on_started()
             elif self.leading.is_set() and now - self._renewed_at > self.renew_deadline_s:
                 log.error("leader election: lost the lease %s/%s", self.namespace, self.name)
                 self.leading.clear()

@@ -8,6 +8,7 @@ has run once. Followers are ready too (they serve metrics and take over on failu
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -24,6 +25,8 @@ from starlette.routing import Route
 from gibbous.autoscaler.leader import LeaderElector
 from gibbous.autoscaler.lifecycle import NodeLifecycle
 from gibbous.autoscaler.loop import Autoscaler
+from gibbous.core import keys
+from gibbous.core.backoff import Backoffs
 
 log = logging.getLogger("gibbous.autoscaler")
 
@@ -65,14 +68,42 @@ class AutoscalerService:
             self._spawn(self._kubelet_loop, "kwok-kubelet")
         if self.elector is not None:
             elector = self.elector
+            elector.annotations = self._handover
             self._spawn(
-                lambda: elector.run(on_started=lambda: None, on_lost=self._lost), "leader-election"
+                lambda: elector.run(on_started=self._inherit, on_lost=self._lost),
+                "leader-election",
             )
 
     def _spawn(self, target: Callable[[], None], name: str) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)
         thread.start()
         self.threads.append(thread)
+
+    def _handover(self) -> dict[str, str]:
+        """What the next leader should know: the back-offs still running."""
+        records = self.autoscaler.backoffs.to_records(self.autoscaler.clock())
+        return {keys.BACKOFFS: json.dumps(records, separators=(",", ":"))}
+
+    def _inherit(self) -> None:
+        """Take over the previous leader's back-offs: without them a failover would retry,
+        at once, the types that just stocked out or timed out."""
+        assert self.elector is not None
+        text = self.elector.inherited.get(keys.BACKOFFS)
+        if not text:
+            return
+        try:
+            inherited = Backoffs.from_records(json.loads(text))
+        except ValueError as error:
+            log.warning("ignoring the previous leader's back-offs: %s", error)
+            return
+        self.autoscaler.backoffs = self.autoscaler.backoffs.merged(inherited)
+        active = inherited.active(self.autoscaler.clock())
+        if active:
+            log.info(
+                "took over %d back-off(s) from the previous leader: %s",
+                len(active),
+                ", ".join(f"{e.instance_type}/{e.category}" for e in active),
+            )
 
     def _lost(self) -> None:
         self.stopped.set()

@@ -74,6 +74,8 @@ AKS_SCALESET_PRIORITY = "kubernetes.azure.com/scalesetpriority"
 # --- taints -----------------------------------------------------------------------
 SPOT_TAINT_KEY = CAPACITY_TYPE  # gibbous.dev/capacity-type=spot:NoSchedule
 HOT_NODE_TAINT = "gibbous.dev/hot-node"  # value warm|hot, effect NoSchedule
+# On the autoscaler's Lease: the leader's active back-offs (JSON), for the next leader.
+BACKOFFS = "gibbous.dev/backoffs"
 HOT_NODE_WARM = "warm"
 HOT_NODE_HOT = "hot"
 NOT_READY_TAINT = "node.kubernetes.io/not-ready"

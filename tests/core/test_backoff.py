@@ -58,3 +58,68 @@ def test_expired_entries_are_dropped_when_adding() -> None:
         duration_s=10,
     )
     assert [e.instance_type for e in registry.entries] == ["b"]
+
+
+def test_records_carry_the_active_entries_to_another_process() -> None:
+    backoffs = (
+        Backoffs()
+        .add(
+            instance_type="g4dn.xlarge",
+            category="spot",
+            zone="",
+            kind=FailureKind.LAUNCH_TIMEOUT,
+            now=100.0,
+            duration_s=600,
+        )
+        .add(
+            instance_type="m5.large",
+            category="on-demand",
+            zone="us-west-2a",
+            kind=FailureKind.INSUFFICIENT_CAPACITY,
+            now=100.0,
+            duration_s=10,
+        )
+    )
+    records = backoffs.to_records(now=200.0)  # the m5.large entry has ended
+    assert records == [
+        {
+            "instanceType": "g4dn.xlarge",
+            "category": "spot",
+            "zone": "",
+            "until": 700.0,
+            "kind": "launch-timeout",
+        }
+    ]
+    restored = Backoffs.from_records(records)
+    assert restored.blocked_pairs(200.0) == {("g4dn.xlarge", "spot")}
+    assert restored.active(200.0)[0].kind is FailureKind.LAUNCH_TIMEOUT
+
+
+def test_malformed_records_are_skipped_not_fatal() -> None:
+    good = {"instanceType": "p4d", "category": "spot", "zone": "", "until": 50, "kind": "quota"}
+    records = [
+        good,
+        "junk",
+        {**good, "until": "soon"},
+        {**good, "until": True},
+        {**good, "until": float("nan")},
+        {**good, "kind": "bad-luck"},
+        {**good, "instanceType": ""},
+        {**good, "zone": None},
+    ]
+    assert [e.instance_type for e in Backoffs.from_records(records).active(0)] == ["p4d"]
+    assert Backoffs.from_records({"not": "a list"}).entries == ()
+
+
+def test_merging_keeps_the_later_end_of_each_pair() -> None:
+    def one(until: float, kind: FailureKind) -> Backoffs:
+        return Backoffs.from_records(
+            [{"instanceType": "a", "category": "spot", "zone": "", "until": until, "kind": kind}]
+        )
+
+    merged = one(100, FailureKind.QUOTA).merged(one(300, FailureKind.LAUNCH_TIMEOUT))
+    (entry,) = merged.entries
+    assert entry.until == 300 and entry.kind is FailureKind.LAUNCH_TIMEOUT
+    assert one(300, FailureKind.QUOTA).merged(one(100, FailureKind.LAUNCH_TIMEOUT)).entries[
+        0
+    ].kind is (FailureKind.QUOTA)

@@ -12,6 +12,7 @@ import pytest
 from kubernetes import client
 from kubernetes.dynamic import DynamicClient
 
+from gibbous.autoscaler.cloud.fake import FakeCloudProvider
 from gibbous.autoscaler.cloud.kwok import KwokCloudProvider
 from gibbous.autoscaler.kube import KubeCluster
 from gibbous.autoscaler.leader import LeaderElector
@@ -19,11 +20,13 @@ from gibbous.autoscaler.lifecycle import NodeLifecycle
 from gibbous.autoscaler.loop import Autoscaler
 from gibbous.autoscaler.process import AutoscalerService
 from gibbous.core import keys
+from gibbous.core.backoff import FailureKind
 from gibbous.core.config import Config
 from gibbous.core.demand import describe_pod
 from gibbous.core.selection import build_offers, candidate_offers
 from gibbous.devcluster.controlplane import ControlPlane
 from gibbous.kubeapi import parse_version
+from tests.autoscaler.fakes import FakeCluster
 from tests.e2e.conftest import eventually, make_namespace, running_extender, server_minor
 from tests.factories import api_pod, catalog, config
 
@@ -323,3 +326,47 @@ def test_lifecycle_drains_empty_nodes_keeps_do_not_evict_and_never_forces_a_pdb(
     finally:
         service.stop()
         clean_up(api, namespace, cfg.cluster_id)
+
+
+class Synced:
+    """Caches that are always ready (the handover test runs no loop)."""
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def ready(self) -> bool:
+        return True
+
+
+def test_the_next_leader_takes_over_the_back_offs(api: client.ApiClient) -> None:
+    cfg = config(clusterID="e2e-handover")
+
+    def service(identity: str) -> AutoscalerService:
+        elector = LeaderElector(
+            api, namespace="kube-system", name="gibbous-handover-e2e", identity=identity
+        )
+        provider = FakeCloudProvider(catalog(cfg.cloud), time.time)
+        autoscaler = Autoscaler(cfg, provider, FakeCluster(provider, cfg), clock=time.time)
+        made = AutoscalerService(autoscaler, Synced(), elector=elector)
+        elector.annotations = made._handover  # what start() wires
+        return made
+
+    first, second = service("first"), service("second")
+    first.autoscaler.backoffs = first.autoscaler.backoffs.add(
+        instance_type="g4dn.xlarge",
+        category="spot",
+        zone="",
+        kind=FailureKind.LAUNCH_TIMEOUT,
+        now=time.time(),
+        duration_s=600,
+    )
+    assert first.elector is not None and second.elector is not None
+    assert first.elector.try_acquire_or_renew()
+    lease = client.CoordinationV1Api(api).read_namespaced_lease(
+        "gibbous-handover-e2e", "kube-system"
+    )
+    assert "g4dn.xlarge" in lease.metadata.annotations[keys.BACKOFFS]
+    first.elector.leading.set()
+    first.elector.release()  # a clean shutdown keeps the annotation for the successor
+    assert second.elector.try_acquire_or_renew()
+    second._inherit()
+    assert second.autoscaler.backoffs.blocked_pairs(time.time()) == {("g4dn.xlarge", "spot")}
