@@ -61,25 +61,19 @@ def test_expired_entries_are_dropped_when_adding() -> None:
 
 
 def test_records_carry_the_active_entries_to_another_process() -> None:
-    backoffs = (
-        Backoffs()
-        .add(
-            instance_type="g4dn.xlarge",
-            category="spot",
-            zone="",
-            kind=FailureKind.LAUNCH_TIMEOUT,
+    backoffs = Backoffs()
+    for instance_type, category, zone, kind, duration_s in (
+        ("g4dn.xlarge", "spot", "", FailureKind.LAUNCH_TIMEOUT, 600),
+        ("m5.large", "on-demand", "us-west-2a", FailureKind.INSUFFICIENT_CAPACITY, 10),
+    ):
+        backoffs = backoffs.add(
+            instance_type=instance_type,
+            category=category,
+            zone=zone,
+            kind=kind,
             now=100.0,
-            duration_s=600,
+            duration_s=duration_s,
         )
-        .add(
-            instance_type="m5.large",
-            category="on-demand",
-            zone="us-west-2a",
-            kind=FailureKind.INSUFFICIENT_CAPACITY,
-            now=100.0,
-            duration_s=10,
-        )
-    )
     records = backoffs.to_records(now=200.0)  # the m5.large entry has ended
     assert records == [
         {
