@@ -228,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--leader-elect",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="campaign for a Lease so one replica acts (default on)",
+        help="campaign for a Lease so one replica acts; back-offs pass to the next leader through it (default on)",
     )
     scaler.add_argument(
         "--lease-namespace",
