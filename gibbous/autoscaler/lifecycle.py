@@ -32,10 +32,11 @@ from gibbous.core.classify import Placement
 from gibbous.core.disruption import (
     Drain,
     DrainReason,
-    belongs_to_node,
     eviction_blocker,
+    pods_by_node,
     pods_on,
     review_scale_down,
+    split_node_pods,
 )
 from gibbous.core.hotnode import (
     PodUsage,
@@ -45,7 +46,7 @@ from gibbous.core.hotnode import (
     pod_usage,
 )
 from gibbous.core.placement import OBSERVED_UTILIZATION
-from gibbous.core.pods import Pod, as_map, is_finished, key_of, labels_of, metadata, node_name_of
+from gibbous.core.pods import Pod, as_map, key_of, labels_of, metadata
 from gibbous.core.scaleup import existing_nodes
 
 log = logging.getLogger("gibbous.lifecycle")
@@ -113,7 +114,8 @@ class NodeLifecycle:
         cluster = self.autoscaler.cluster
         nodes = cluster.nodes()
         pods = cluster.pods()
-        self._interruptions(nodes, now)
+        by_node = pods_by_node(pods)
+        self._interruptions(nodes, by_node, now)
         view_of = self.autoscaler.views.view
         existing = existing_nodes(
             nodes, pods, self.autoscaler.offers_by_key, self.config, view_of=view_of
@@ -138,13 +140,13 @@ class NodeLifecycle:
             if name not in names:
                 self.draining.pop(name)  # gone already (deleted by someone else)
                 continue
-            self._progress(name, pods, now)
+            self._progress(name, by_node.get(name, []), now)
         if (
             self.config.hot_node.enabled
             and now - self.last_hot_check >= self.config.hot_node.loop_period_s
         ):
             self.last_hot_check = now
-            self._hot_nodes(nodes, pods)
+            self._hot_nodes(nodes, by_node)
 
     # --- drains ------------------------------------------------------------------------------
 
@@ -153,7 +155,9 @@ class NodeLifecycle:
         self.draining[drain.node] = DrainState(drain, now)
         self.unneeded_since.pop(drain.node, None)
 
-    def _interruptions(self, nodes: Sequence[Mapping[str, Any]], now: float) -> None:
+    def _interruptions(
+        self, nodes: Sequence[Mapping[str, Any]], by_node: Mapping[str, list[Pod]], now: float
+    ) -> None:
         interrupted = {
             i.node_name: i for i in self.autoscaler.instances if i.interrupted and i.node_name
         }
@@ -185,14 +189,14 @@ class NodeLifecycle:
                     duration_s=self.config.backoff_s,
                 )
             self.autoscaler.metrics.failures.labels(str(FailureKind.INTERRUPTED)).inc()
-            on_node = pods_on(name, self.autoscaler.cluster.pods(), self.config)
+            on_node = split_node_pods(by_node.get(name, []), self.config)
             self.autoscaler.provision_displaced(on_node.managed, frozenset({name}))
             self.draining[name] = DrainState(
                 Drain(name, DrainReason.INTERRUPTION, "the cloud is reclaiming this spot node"), now
             )
             log.warning("spot interruption on %s: draining now", name)
 
-    def _progress(self, name: str, pods: Sequence[Pod], now: float) -> None:
+    def _progress(self, name: str, node_pods: Sequence[Pod], now: float) -> None:
         state = self.draining[name]
         if not state.cordoned:
             try:
@@ -201,7 +205,7 @@ class NodeLifecycle:
             except Exception as error:
                 log.warning("cordoning %s failed: %s", name, error)
                 return
-        on_node = pods_on(name, pods, self.config)
+        on_node = split_node_pods(node_pods, self.config)
         for pod in on_node.evictable:
             self._evict(pod, f"draining {name} ({state.drain.reason})")
         if on_node.evictable or on_node.blocked:
@@ -246,7 +250,9 @@ class NodeLifecycle:
 
     # --- hot nodes ---------------------------------------------------------------------------
 
-    def _hot_nodes(self, nodes: Sequence[Mapping[str, Any]], pods: Sequence[Pod]) -> None:
+    def _hot_nodes(
+        self, nodes: Sequence[Mapping[str, Any]], by_node: Mapping[str, list[Pod]]
+    ) -> None:
         node_items = self.operations.node_metrics()
         if node_items is None:
             return
@@ -272,9 +278,7 @@ class NodeLifecycle:
             if view.placement is not Placement.BIN_PACK:
                 continue  # bin-select and static nodes are left alone (P15)
             candidates = []
-            for pod in pods:
-                if node_name_of(pod) != name or is_finished(pod) or belongs_to_node(pod):
-                    continue
+            for pod in by_node.get(name, []):
                 measured = usage_by_pod.get(key_of(pod))
                 managed = labels_of(pod).get(label) == value
                 if measured is None:
@@ -291,7 +295,7 @@ class NodeLifecycle:
                 log.info("%s: %s -> taint %r", name, decision.why, decision.taint or "none")
                 self._safely(self.operations.set_hot_taint, name, decision.taint)
             if decision.evict:
-                victim = next(p for p in pods if key_of(p) == decision.evict)
+                victim = next(p for p in by_node[name] if key_of(p) == decision.evict)
                 self._evict(victim, f"hot node {name}: {decision.why}")
 
     def _safely(self, write: Callable[..., None], *arguments: str) -> None:

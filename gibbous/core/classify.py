@@ -18,7 +18,7 @@ from enum import StrEnum
 
 from gibbous.core import keys
 from gibbous.core.config import Config
-from gibbous.core.constraints import PriceCategory
+from gibbous.core.constraints import PriceCategory, has_node_constraint_annotations
 from gibbous.core.quantity import format_bytes, format_cpu
 from gibbous.core.resources import Resources
 
@@ -71,11 +71,10 @@ def classify(requests: Resources, annotations: Mapping[str, str], config: Config
             Placement.BIN_SELECT,
             f"nvidia.com/gpu request {requests.gpus} >= binSelectPodGPUThreshold {gpus}",
         )
-    if not _CONSTRAINT_KEYS.isdisjoint(annotations):
+    if has_node_constraint_annotations(annotations):
         present = next(k for k in keys.NODE_CONSTRAINT_ANNOTATIONS if k in annotations)
         return Classification(Placement.BIN_SELECT, f"node-constraint annotation {present}")
     return _BELOW_THRESHOLDS
 
 
-_CONSTRAINT_KEYS = frozenset(keys.NODE_CONSTRAINT_ANNOTATIONS)
 _BELOW_THRESHOLDS = Classification(Placement.BIN_PACK, "below every bin-select threshold")

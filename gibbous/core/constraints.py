@@ -211,8 +211,11 @@ def _parse(annotations: Mapping[str, object]) -> InstanceConstraints:
     return constraints
 
 
-def has_node_constraint_annotations(annotations: Mapping[str, str]) -> bool:
-    return any(key in annotations for key in keys.NODE_CONSTRAINT_ANNOTATIONS)
+_NODE_CONSTRAINT_KEYS = frozenset(keys.NODE_CONSTRAINT_ANNOTATIONS)
+
+
+def has_node_constraint_annotations(annotations: Mapping[str, object]) -> bool:
+    return not _NODE_CONSTRAINT_KEYS.isdisjoint(annotations)
 
 
 # (annotation, the value that forbids eviction): Gibbous/Luna, Cluster Autoscaler, Karpenter.
@@ -229,7 +232,3 @@ def do_not_evict_reason(annotations: Mapping[str, object]) -> str:
         if str(annotations.get(key, "")).strip().lower() == forbidding:
             return f"{key}={forbidding}"
     return ""
-
-
-def is_do_not_evict(annotations: Mapping[str, str]) -> bool:
-    return bool(do_not_evict_reason(annotations))

@@ -40,7 +40,7 @@ from gibbous.core.demand import describe_pod
 from gibbous.core.errors import GibbousError
 from gibbous.core.intake import created_at
 from gibbous.core.packing import ExistingNode, PendingPod, simulate
-from gibbous.core.placement import NodeView, NodeViewer, viewer
+from gibbous.core.placement import NodeViewer, viewer
 from gibbous.core.pods import (
     Pod,
     annotations_of,
@@ -81,14 +81,28 @@ class NodePods:
     managed: tuple[Pod, ...]  # managed pods (evictable or not)
 
 
+def pods_by_node(pods: Sequence[Pod]) -> dict[str, list[Pod]]:
+    """The pods that count for a node (bound, not finished, not DaemonSet or mirror pods),
+    by node name: one pass, for callers that look at many nodes."""
+    by_node: dict[str, list[Pod]] = {}
+    for pod in pods:
+        name = node_name_of(pod)
+        if name and not is_finished(pod) and not belongs_to_node(pod):
+            by_node.setdefault(name, []).append(pod)
+    return by_node
+
+
 def pods_on(node_name: str, pods: Sequence[Pod], config: Config) -> NodePods:
+    return split_node_pods(pods_by_node(pods).get(node_name, []), config)
+
+
+def split_node_pods(node_pods: Sequence[Pod], config: Config) -> NodePods:
+    """One node's pods (from `pods_by_node`) by what draining may do with them."""
     evictable: list[Pod] = []
     blocked: list[tuple[Pod, str]] = []
     managed: list[Pod] = []
     label, value = config.managed_label
-    for pod in pods:
-        if node_name_of(pod) != node_name or is_finished(pod) or belongs_to_node(pod):
-            continue
+    for pod in node_pods:
         if labels_of(pod).get(label) == value:
             managed.append(pod)
         why = eviction_blocker(pod)
@@ -149,16 +163,15 @@ def _fits_elsewhere(
     return not plan.new_nodes and not plan.unschedulable
 
 
-def _assigned_pod_needs_node(view: NodeView, pods: Sequence[Pod], config: Config) -> bool:
-    for pod in pods:
-        if uid_of(pod) != view.assigned_pod_uid or is_finished(pod):
-            continue
-        try:
-            requests = pod_requests(pod)
-        except GibbousError:
-            return True
-        return classify(requests, annotations_of(pod), config).placement is Placement.BIN_SELECT
-    return False
+def _assigned_pod_needs_node(pod: Pod | None, config: Config) -> bool:
+    """Whether a bin-select node's assigned pod (unfinished, if any) still wants a node of its own."""
+    if pod is None:
+        return False
+    try:
+        requests = pod_requests(pod)
+    except GibbousError:
+        return True
+    return classify(requests, annotations_of(pod), config).placement is Placement.BIN_SELECT
 
 
 def review_scale_down(
@@ -183,6 +196,8 @@ def review_scale_down(
     if pending:
         plan = simulate(list(pending), [], config, existing=list(existing))
         needed_by_pending = set(plan.on_existing.values())
+    by_node = pods_by_node(pods)
+    unfinished_by_uid = {uid_of(p): p for p in pods if not is_finished(p)}
     since: dict[str, float] = {}
     kept: dict[str, str] = {}
     ttl: list[Drain] = []
@@ -197,7 +212,7 @@ def review_scale_down(
         if as_map(node.get("spec")).get("unschedulable"):
             kept[name] = "cordoned by someone else"
             continue
-        on_node = pods_on(name, pods, config)
+        on_node = split_node_pods(by_node.get(name, []), config)
         if on_node.blocked:
             pod, why = on_node.blocked[0]
             kept[name] = f"{key_of(pod)} must not be evicted ({why})"
@@ -217,7 +232,8 @@ def review_scale_down(
             continue
         why = ""
         if view.placement is Placement.BIN_SELECT:
-            if not on_node.managed and not _assigned_pod_needs_node(view, pods, config):
+            assigned = unfinished_by_uid.get(view.assigned_pod_uid)
+            if not on_node.managed and not _assigned_pod_needs_node(assigned, config):
                 why = "its bin-select pod is gone"
         elif not on_node.managed:
             why = "no managed pods"

@@ -95,23 +95,19 @@ def _containers(pod_spec: Mapping[str, Any], key: str) -> list[Mapping[str, Any]
 def pod_requests(pod: Pod) -> Resources:
     """Effective requests of `pod` as kube-scheduler computes them (see module doc)."""
     pod_spec = spec(pod)
-    containers = _containers(pod_spec, "containers")
+    # App containers (and overhead) are summed into one vector: most pods stop there.
+    lists = [
+        found
+        for index, container in enumerate(_containers(pod_spec, "containers"))
+        if (found := _request_list(container, f"spec.containers[{index}]"))
+    ]
+    overhead = pod_spec.get("overhead")
     init_containers = _containers(pod_spec, "initContainers")
     if not init_containers:
-        # Most pods: a plain sum (app containers, overhead, the pod itself), one vector.
-        lists = [
-            found
-            for index, container in enumerate(containers)
-            if (found := _request_list(container, f"spec.containers[{index}]"))
-        ]
-        overhead = pod_spec.get("overhead")
         if overhead:
             lists.append((as_map(overhead), "spec.overhead"))
         return Resources.total(lists, pods=1)
-    app = _NOTHING
-    for index, container in enumerate(containers):
-        requests = container_requests(container, f"spec.containers[{index}]")
-        app = requests if app is _NOTHING else app + requests
+    app = Resources.total(lists)
     sidecars = _NOTHING
     init_peak = _NOTHING
     for index, container in enumerate(init_containers):
@@ -123,7 +119,6 @@ def pod_requests(pod: Pod) -> Resources:
         else:
             init_peak = init_peak.maximum(requests + sidecars)
     app = app.maximum(init_peak)
-    overhead = pod_spec.get("overhead")
     if overhead:
         app = app + Resources.from_resource_list(as_map(overhead), "spec.overhead")
     return app + _ONE_POD

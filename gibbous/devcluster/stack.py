@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import functools
 import json
 import os
 import shutil
@@ -20,7 +21,6 @@ import signal
 import ssl
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -208,22 +208,26 @@ class DevCluster:
     def _start_component(
         self,
         plane: ControlPlane,
-        name: str,
-        argv: Callable[[int], list[str]],
-        health: Callable[[int], str],
+        command: str,
+        flags: list[str],
         *,
+        health_path: str,
         context: ssl.SSLContext | None,
         timeout_s: float,
     ) -> int:
-        """Start one Gibbous process on a free port and wait until it is healthy (started
-        again on another port if it exits at start: see `start_over_when_exited`)."""
+        """Start `gibbous COMMAND --listen=127.0.0.1:PORT FLAGS` on a free port as process
+        `gibbous-COMMAND` and wait until `health_path` answers (over TLS with `context`);
+        started again on another port if it exits at start (`start_over_when_exited`)."""
+        name = f"gibbous-{command}"
+        scheme = "https" if context is not None else "http"
 
         def start() -> int:
             port = free_port()
-            plane.spawn(name, [sys.executable, "-m", "gibbous", *argv(port)])
+            argv = [command, f"--listen=127.0.0.1:{port}", *flags]
+            plane.spawn(name, [sys.executable, "-m", "gibbous", *argv])
             self._record(plane)
             wait_until_healthy(
-                health(port),
+                f"{scheme}://127.0.0.1:{port}{health_path}",
                 context=context,
                 timeout_s=timeout_s,
                 processes={name: plane.processes[name]},
@@ -259,53 +263,38 @@ class DevCluster:
         )
         files = write_bundle(self.directory / "webhook-tls", ca, serving)
         webhook_context = ssl.create_default_context(cafile=str(files["ca.crt"]))
+        start = functools.partial(self._start_component, plane, timeout_s=timeout_s)
         ports = {
-            "gibbous-webhook": self._start_component(
-                plane,
-                "gibbous-webhook",
-                lambda port: [
-                    "webhook",
+            "gibbous-webhook": start(
+                "webhook",
+                [
                     *sets,
-                    f"--listen=127.0.0.1:{port}",
                     f"--tls-cert={files['tls.crt']}",
                     f"--tls-key={files['tls.key']}",
                     f"--scheduling-gates={'on' if gates else 'off'}",
                     "--log-level=warning",
                 ],
-                lambda port: f"https://127.0.0.1:{port}/healthz",
+                health_path="/healthz",
                 context=webhook_context,
-                timeout_s=timeout_s,
             ),
-            "gibbous-extender": self._start_component(
-                plane,
-                "gibbous-extender",
-                lambda port: [
-                    "extender",
-                    *sets,
-                    f"--listen=127.0.0.1:{port}",
-                    f"--kubeconfig={kubeconfig}",
-                    "--log-level=warning",
-                ],
-                lambda port: f"http://127.0.0.1:{port}/readyz",
+            "gibbous-extender": start(
+                "extender",
+                [*sets, f"--kubeconfig={kubeconfig}", "--log-level=warning"],
+                health_path="/readyz",
                 context=None,
-                timeout_s=timeout_s,
             ),
-            "gibbous-autoscaler": self._start_component(
-                plane,
-                "gibbous-autoscaler",
-                lambda port: [
-                    "autoscaler",
+            "gibbous-autoscaler": start(
+                "autoscaler",
+                [
                     *sets,
                     "--provider=kwok",
                     f"--kubeconfig={kubeconfig}",
-                    f"--listen=127.0.0.1:{port}",
                     "--lease-namespace=kube-system",
                     f"--kwok-boot-seconds={kwok_boot_s:g}",
                     "--kwok-run-pods",
                 ],
-                lambda port: f"http://127.0.0.1:{port}/healthz",
+                health_path="/healthz",
                 context=None,
-                timeout_s=timeout_s,
             ),
         }
         webhook_url = f"https://127.0.0.1:{ports['gibbous-webhook']}"

@@ -38,15 +38,13 @@ def test_a_component_whose_port_was_taken_is_started_again_elsewhere(
         try:
             port = cluster._start_component(
                 plane,
-                "gibbous-webhook",
-                lambda p: [
-                    "webhook",
-                    f"--listen=127.0.0.1:{p}",
+                "webhook",
+                [
                     f"--tls-cert={files['tls.crt']}",
                     f"--tls-key={files['tls.key']}",
                     "--scheduling-gates=off",
                 ],
-                lambda p: f"https://127.0.0.1:{p}/healthz",
+                health_path="/healthz",
                 context=ssl.create_default_context(cafile=str(files["ca.crt"])),
                 timeout_s=60,
             )

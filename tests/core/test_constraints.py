@@ -1,7 +1,7 @@
 import pytest
 
 from gibbous.core import keys
-from gibbous.core.constraints import PriceCategory, is_do_not_evict, parse_constraints
+from gibbous.core.constraints import PriceCategory, parse_constraints
 from gibbous.core.errors import InvalidAnnotationsError
 
 
@@ -71,19 +71,3 @@ def test_hostile_regexp_is_bounded() -> None:
     pattern = parse_constraints({keys.INSTANCE_TYPE_REGEXP: "(a+)+$"}).type_pattern
     assert pattern is not None
     assert not pattern.search("a" * 100_000 + "b")
-
-
-@pytest.mark.parametrize(
-    ("annotations", "expected"),
-    [
-        ({keys.DO_NOT_EVICT: "true"}, True),
-        ({keys.CA_SAFE_TO_EVICT: "false"}, True),
-        ({keys.KARPENTER_DO_NOT_DISRUPT: "true"}, True),
-        ({keys.CA_SAFE_TO_EVICT: "true"}, False),
-        ({}, False),
-    ],
-)
-def test_do_not_evict_honours_all_three_vocabularies(
-    annotations: dict[str, str], expected: bool
-) -> None:
-    assert is_do_not_evict(annotations) is expected
