@@ -14,6 +14,18 @@ accepted, so the user can fix it without reading the source.
 
 from __future__ import annotations
 
+# Values are quoted in messages up to this many characters: a hostile 2 MB annotation must
+# not become a 2 MB event, log line or admission denial.
+QUOTED_CHARS = 80
+
+
+def quoted(value: object) -> str:
+    """`repr(value)`, shortened to QUOTED_CHARS with the full length said."""
+    if isinstance(value, str) and len(value) > QUOTED_CHARS:
+        return f"{value[:QUOTED_CHARS]!r}... ({len(value)} characters)"
+    text = repr(value)
+    return text if len(text) <= QUOTED_CHARS else f"{text[:QUOTED_CHARS]}..."
+
 
 class GibbousError(ValueError):
     """Base class: bad input, reported to the user with a clear message."""
@@ -25,7 +37,7 @@ class InvalidQuantityError(GibbousError):
         self.value = value
         detail = f": {why}" if why else ""
         super().__init__(
-            f"{field}: invalid quantity {value!r}{detail} "
+            f"{field}: invalid quantity {quoted(value)}{detail} "
             "(accepted: a Kubernetes quantity such as 500m, 1.5, 2Gi, 512M or 1e3)"
         )
 
@@ -36,7 +48,9 @@ class InvalidAnnotationError(GibbousError):
         self.value = value
         self.accepted = accepted
         detail = f" ({why})" if why else ""
-        super().__init__(f"annotation {key}: invalid value {value!r}{detail}; accepted: {accepted}")
+        super().__init__(
+            f"annotation {key}: invalid value {quoted(value)}{detail}; accepted: {accepted}"
+        )
 
 
 class InvalidAnnotationsError(GibbousError):
