@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from gibbous.core.numerals import parse_int64
 from gibbous.core.pods import Pod, spec
 
 OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt")
@@ -34,9 +35,9 @@ class Requirement:
         if self.operator == "DoesNotExist":
             return not present
         if self.operator in ("Gt", "Lt") and present and len(self.values) == 1:
-            try:
-                left, right = int(value), int(self.values[0])
-            except ValueError:
+            # Go's strconv.ParseInt on both sides, as labels.Requirement does.
+            left, right = parse_int64(value), parse_int64(self.values[0])
+            if left is None or right is None:
                 return False
             return left > right if self.operator == "Gt" else left < right
         return False

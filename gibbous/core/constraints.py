@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from gibbous.core import keys
 from gibbous.core.errors import GibbousError, InvalidAnnotationError, InvalidAnnotationsError
+from gibbous.core.numerals import parse_decimal, parse_whole
 from gibbous.core.pattern import PatternError, UserPattern, compile_pattern
 
 T = TypeVar("T")
@@ -89,12 +90,9 @@ def parse_offerings(value: str, key: str = keys.INSTANCE_OFFERINGS) -> frozenset
 
 
 def _parse_max_cost(value: str) -> float:
-    accepted = "a positive number of dollars per hour, e.g. 4.75"
-    try:
-        cost = float(value.strip())
-    except ValueError:
-        raise InvalidAnnotationError(keys.INSTANCE_MAX_COST, value, accepted) from None
-    if not cost > 0 or cost == float("inf"):
+    accepted = "a positive number of dollars per hour in ASCII digits, e.g. 4.75"
+    cost = parse_decimal(value.strip(" "))
+    if cost is None or not cost > 0:
         raise InvalidAnnotationError(keys.INSTANCE_MAX_COST, value, accepted)
     return cost
 
@@ -120,11 +118,12 @@ def _parse_names(key: str, value: str, what: str, example: str) -> list[str]:
 
 
 def _parse_max_gpus(value: str) -> int:
-    accepted = "a whole number >= 0, e.g. 2"
-    text = value.strip()
-    if not text.isdigit() or len(text) > 6:
+    accepted = "a whole number >= 0 written in ASCII digits, e.g. 2"
+    text = value.strip(" ")
+    count = parse_whole(text) if len(text) <= 6 else None
+    if count is None:
         raise InvalidAnnotationError(keys.INSTANCE_MAX_GPUS, value, accepted)
-    return int(text)
+    return count
 
 
 class _Collector:
@@ -179,9 +178,16 @@ def parse_constraints(annotations: Mapping[str, object]) -> InstanceConstraints:
     if not annotations or _PARSED_KEY_SET.isdisjoint(annotations):
         return _NO_CONSTRAINTS
     values = tuple(map(annotations.get, _PARSED_KEYS))
-    if _TEXT_OR_ABSENT.issuperset(map(type, values)):
+    if _TEXT_OR_ABSENT.issuperset(map(type, values)) and (
+        sum(len(v) for v in values if isinstance(v, str)) <= MAX_CACHED_CHARS
+    ):
         return _parse_cached(values)
     return _parse(annotations)
+
+
+# The memo holds at most 1,024 sets of at most this many characters (2 MiB), whatever pods
+# carry: longer sets, which no real workload writes, are parsed afresh.
+MAX_CACHED_CHARS = 2048
 
 
 @functools.lru_cache(maxsize=1024)

@@ -91,3 +91,5 @@ GKE_MAX_SHARED_CLIENTS = "cloud.google.com/gke-max-shared-clients-per-gpu"
 # --- events ------------------------------------------------------------------------
 EVENT_NODE_COST_ESTIMATE = "NodeCostEstimate"
 EVENT_NODE_ADD_REQUEST_WARNING = "NodeAddRequestWarning"
+# On a Node (or pod) Gibbous cannot read in part or whole, once per version of it.
+EVENT_CANNOT_READ = "GibbousCannotRead"

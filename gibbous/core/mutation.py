@@ -138,6 +138,9 @@ def plan_mutation(
     managed, add_label = is_managed(pod, namespace, config)
     if not managed or operation != "CREATE":
         return Mutation(managed=managed)
+    if not isinstance(pod.get("metadata"), Mapping) or not isinstance(pod.get("spec"), Mapping):
+        # Not a pod as the API server sends one: a patch would name parents that do not exist.
+        return Mutation(True, (), ("gibbous: the object has no pod metadata or spec; unchanged",))
     patch = _Patch(pod)
     warnings: list[str] = []
     meta = metadata(pod)
@@ -179,7 +182,9 @@ def plan_mutation(
     ):
         raw_tolerations = spec.get("tolerations")
         existing: list[Mapping[str, Any]] = (
-            raw_tolerations if isinstance(raw_tolerations, list) else []
+            [t for t in raw_tolerations if isinstance(t, Mapping)]
+            if isinstance(raw_tolerations, list)
+            else []
         )
         missing: list[Mapping[str, Any]] = []
         for taint, toleration in _spot_tolerations(config.effective_spot_tolerations):

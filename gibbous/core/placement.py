@@ -29,7 +29,6 @@ Score, 0..10 (MaxExtenderPriority), deterministic:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -38,7 +37,8 @@ from gibbous.core import keys
 from gibbous.core.classify import Placement, classify, offerings_for
 from gibbous.core.config import Config
 from gibbous.core.constraints import InstanceConstraints, PriceCategory, parse_constraints
-from gibbous.core.errors import GibbousError
+from gibbous.core.errors import GibbousError, quoted
+from gibbous.core.numerals import parse_decimal, parse_whole
 from gibbous.core.pods import Pod, annotations_of, as_map, labels_of, metadata, pod_requests, uid_of
 from gibbous.core.resources import Resources
 
@@ -66,6 +66,9 @@ class NodeView:
     observed_cpu: float | None
     observed_memory: float | None
     hot_taint: str = ""
+    # What could not be read (e.g. `label gibbous.dev/price-per-hour: 'inf' is not a
+    # decimal`): the view goes on without it, and the shells report it once per version.
+    problems: tuple[str, ...] = ()
     # Derived once when the view is built (node views are cached per node version):
     signature: tuple[object, ...] = ()
     unit_price: float = 0.0  # $/hr per allocatable vCPU; 0 for nodes already paid for
@@ -99,7 +102,34 @@ def _capacity_category(labels: Mapping[str, str]) -> PriceCategory | None:
     return None
 
 
-_UTILIZATION = re.compile(r"(cpu|memory)=([0-9.]+)")
+def _observed(text: object, problems: list[str]) -> dict[str, float]:
+    """`cpu=61.0,memory=40.5` (what hot-node mitigation writes) -> percentages by resource."""
+    if not text:
+        return {}
+    out: dict[str, float] = {}
+    if isinstance(text, str) and len(text) <= 64:
+        for part in text.split(","):
+            name, _, number = part.partition("=")
+            value = parse_decimal(number)
+            if name not in ("cpu", "memory") or value is None or name in out:
+                out.clear()
+                break
+            out[name] = value
+        if out:
+            return out
+    problems.append(
+        f"annotation {OBSERVED_UTILIZATION}: {quoted(text)} is not of the form "
+        "cpu=61.0,memory=40.5; ignored"
+    )
+    return {}
+
+
+def _string_labels(raw: object, problems: list[str]) -> dict[str, str]:
+    labels = as_map(raw)
+    if all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
+        return dict(labels)
+    problems.append("labels that are not strings were ignored")
+    return {k: v for k, v in labels.items() if isinstance(k, str) and isinstance(v, str)}
 
 
 # How callers that judge many nodes get their views: `viewer(config)` builds each anew;
@@ -123,9 +153,36 @@ def node_view(node: Mapping[str, Any], *, time_slices: int = 1) -> NodeView:
     return replace(view, signature=_signature(view), unit_price=unit)
 
 
+def unreadable_node_view(node: Mapping[str, Any], why: str) -> NodeView:
+    """The view of a node nothing could be read from: no class, no capacity, no price, so
+    placement judges it like a node Gibbous did not create and has no room on it."""
+    name = metadata(node).get("name")
+    return NodeView(
+        name=name if isinstance(name, str) else "",
+        labels={},
+        taints=(),
+        allocatable=Resources(),
+        created_by_gibbous=False,
+        placement=None,
+        assigned_pod_uid="",
+        instance_type="",
+        category=None,
+        price_per_hour=None,
+        gpu_sku="",
+        gpu_count=None,
+        family="",
+        observed_cpu=None,
+        observed_memory=None,
+        problems=(why,),
+    )
+
+
 def _read_node(node: Mapping[str, Any], time_slices: int) -> NodeView:
+    """Total: whatever a Node holds, a view comes back; what could not be read is left out
+    (zero allocatable, no price, no observed utilisation) and named in `problems`."""
+    problems: list[str] = []
     meta = metadata(node)
-    labels = as_map(meta.get("labels"))
+    labels = _string_labels(meta.get("labels"), problems)
     spec = as_map(node.get("spec"))
     status = as_map(node.get("status"))
     raw_taints = spec.get("taints")
@@ -138,7 +195,8 @@ def _read_node(node: Mapping[str, Any], time_slices: int) -> NodeView:
         allocatable = Resources.from_resource_list(
             as_map(status.get("allocatable")), "status.allocatable"
         )
-    except GibbousError:
+    except GibbousError as error:
+        problems.append(f"{error}; the node is taken to have nothing allocatable")
         allocatable = Resources()
     created = labels.get(keys.CREATED_BY) == keys.CREATED_BY_VALUE
     placement_label = labels.get(keys.PLACEMENT)
@@ -148,10 +206,12 @@ def _read_node(node: Mapping[str, Any], time_slices: int) -> NodeView:
         else None
     )
     price_text = labels.get(keys.PRICE_PER_HOUR)
-    try:
-        price = float(price_text) if price_text else None
-    except ValueError:
-        price = None
+    price = parse_decimal(price_text) if price_text else None
+    if price_text and price is None:
+        problems.append(
+            f"label {keys.PRICE_PER_HOUR}: {quoted(price_text)} is not a decimal number of "
+            "dollars per hour; the node is taken to have no price"
+        )
     sku = (
         labels.get(keys.GPU_SKU)
         or labels.get("nvidia.com/gpu.product")
@@ -165,9 +225,12 @@ def _read_node(node: Mapping[str, Any], time_slices: int) -> NodeView:
         or labels.get("karpenter.k8s.aws/instance-gpu-count")
         or ""
     )
+    labelled_count = parse_whole(count_text) if count_text else None
+    if count_text and labelled_count is None:
+        problems.append(f"GPU count label {quoted(count_text)} is not a whole number; ignored")
     gpu_count = (
-        int(count_text)
-        if count_text.isdigit()
+        labelled_count
+        if labelled_count is not None
         else (
             allocatable.gpus // max(1, time_slices)
             if allocatable.gpus
@@ -175,14 +238,13 @@ def _read_node(node: Mapping[str, Any], time_slices: int) -> NodeView:
         )
     )
     instance_type = labels.get(keys.INSTANCE_TYPE) or labels.get(keys.INSTANCE_TYPE_BETA) or ""
-    observed = dict(
-        _UTILIZATION.findall(str(as_map(meta.get("annotations")).get(OBSERVED_UTILIZATION, "")))
-    )
+    observed = _observed(as_map(meta.get("annotations")).get(OBSERVED_UTILIZATION), problems)
     hot = next(
         (str(t.get("value") or "") for t in taints if t.get("key") == keys.HOT_NODE_TAINT), ""
     )
     return NodeView(
         hot_taint=hot,
+        problems=tuple(problems),
         name=str(meta.get("name") or ""),
         labels=labels,
         taints=taints,
@@ -198,8 +260,8 @@ def _read_node(node: Mapping[str, Any], time_slices: int) -> NodeView:
         family=labels.get(keys.INSTANCE_FAMILY)
         or labels.get("karpenter.k8s.aws/instance-family")
         or (instance_type.split(".")[0].lower() if "." in instance_type else ""),
-        observed_cpu=float(observed["cpu"]) if "cpu" in observed else None,
-        observed_memory=float(observed["memory"]) if "memory" in observed else None,
+        observed_cpu=observed.get("cpu"),
+        observed_memory=observed.get("memory"),
     )
 
 
@@ -418,6 +480,8 @@ def score_nodes(
         cpu_share = min(1.0, cpu / capacity.cpu_millis) if capacity.cpu_millis else 1.0
         memory_share = min(1.0, memory / capacity.memory_bytes) if capacity.memory_bytes else 1.0
         cheapness = lowest / node.unit_price if node.unit_price > 0 else 1.0
+        if not 0.0 <= cheapness <= 1.0:  # inf/inf: a price past what floats hold
+            cheapness = 0.0
         score = round(10 * (0.35 * (cpu_share + memory_share) + 0.3 * cheapness))
         observed_cpu, observed_memory = node.observed_cpu, node.observed_memory
         if (observed_cpu is not None and observed_cpu >= yellow_cpu) or (
