@@ -40,8 +40,8 @@ from starlette.routing import Route
 from gibbous.certs.authority import generate_ca, generate_serving, write_bundle
 from gibbous.core.config import build_config
 from gibbous.core.mutation import ServerFeatures
+from gibbous.serving import Listen, TLSServer
 from gibbous.webhook.app import create_app
-from gibbous.webhook.server import Listen, TLSServer
 
 FIXTURE = (
     Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "admissionreview_pod_create.json"

@@ -21,7 +21,7 @@ from gibbous.report import render_estimate
 
 if TYPE_CHECKING:
     from gibbous.certs.selfmanaged import SelfManagedCertificates
-    from gibbous.webhook.server import Listen
+    from gibbous.serving import Listen
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
@@ -384,7 +384,7 @@ def _server_setup(args: argparse.Namespace) -> tuple[Config, Listen]:
     """Logging, configuration and the listen address, shared by the servers."""
     import logging
 
-    from gibbous.webhook.server import Listen
+    from gibbous.serving import Listen
 
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -402,8 +402,8 @@ def run_webhook(args: argparse.Namespace) -> int:
 
     from gibbous.core.mutation import ServerFeatures
     from gibbous.kubeapi import server_version, supports_scheduling_gates
+    from gibbous.serving import TLSServer
     from gibbous.webhook.app import create_app
-    from gibbous.webhook.server import TLSServer
 
     config, listen = _server_setup(args)
     gates = args.scheduling_gates == "on"
@@ -473,6 +473,7 @@ def _self_managed_certificates(args: argparse.Namespace, config: Config) -> Self
 
 
 def run_extender(args: argparse.Namespace) -> int:
+    import asyncio
 
     import uvicorn
     from kubernetes import client
@@ -480,7 +481,7 @@ def run_extender(args: argparse.Namespace) -> int:
     from gibbous.extender.app import create_app as create_extender
     from gibbous.extender.state import InformerView
     from gibbous.kubeapi import load_client_config
-    from gibbous.webhook.server import TLSServer
+    from gibbous.serving import TLSServer, server_config
 
     config, listen = _server_setup(args)
     if bool(args.tls_cert) != bool(args.tls_key):
@@ -494,9 +495,9 @@ def run_extender(args: argparse.Namespace) -> int:
     if args.tls_cert:
         TLSServer(app, listen, args.tls_cert, args.tls_key, log_level=args.log_level).run()
     else:
-        uvicorn.run(
-            app, host=listen.host, port=listen.port, log_level=args.log_level, access_log=False
-        )
+        server = uvicorn.Server(server_config(app, listen, log_level=args.log_level))
+        with asyncio.Runner(loop_factory=server.config.get_loop_factory()) as runner:
+            runner.run(server.serve())
     view.stop()
     return EXIT_OK
 
@@ -516,6 +517,7 @@ def run_autoscaler(args: argparse.Namespace) -> int:
     from gibbous.autoscaler.loop import Autoscaler
     from gibbous.autoscaler.process import AutoscalerService
     from gibbous.kubeapi import load_client_config, server_version
+    from gibbous.serving import server_config
 
     config, listen = _server_setup(args)
     if args.period <= 0:
@@ -570,15 +572,7 @@ def run_autoscaler(args: argparse.Namespace) -> int:
         kubelet=kubelet,
         lifecycle=NodeLifecycle(autoscaler, cluster, clock=time.time),
     )
-    server = uvicorn.Server(
-        uvicorn.Config(
-            service.app(),
-            host=listen.host,
-            port=listen.port,
-            log_level=args.log_level,
-            access_log=False,
-        )
-    )
+    server = uvicorn.Server(server_config(service.app(), listen, log_level=args.log_level))
     lost = []
 
     def on_lost() -> None:

@@ -50,6 +50,7 @@ class Informer:
         self.stopped = threading.Event()
         self.resource_version = ""
         self.relists = 0
+        self.callback_errors = 0
 
     def get(self, key: str) -> dict[str, Any] | None:
         with self.lock:
@@ -65,8 +66,18 @@ class Informer:
                 self.items.pop(key, None)
             else:
                 self.items[key] = obj
-        if self.on_change is not None:
+        self._tell(key, obj)
+
+    def _tell(self, key: str, obj: dict[str, Any] | None) -> None:
+        """Pass a change on; a failure there is that object's, never the watch's (a watch
+        that stopped on one bad object would leave the whole cache stale)."""
+        if self.on_change is None:
+            return
+        try:
             self.on_change(key, obj)
+        except Exception:
+            self.callback_errors += 1
+            log.exception("%s: handling the change of %s failed; the watch goes on", self.name, key)
 
     def list_once(self) -> None:
         response = self.list_function(_preload_content=False, **self.list_arguments)
@@ -75,11 +86,10 @@ class Informer:
         with self.lock:
             gone = set(self.items) - set(fresh)
             self.items = fresh
-        if self.on_change is not None:
-            for key in gone:
-                self.on_change(key, None)
-            for key, item in fresh.items():
-                self.on_change(key, item)
+        for key in gone:
+            self._tell(key, None)
+        for key, item in fresh.items():
+            self._tell(key, item)
         self.resource_version = str((document.get("metadata") or {}).get("resourceVersion") or "")
         self.relists += 1
         if self.relists == 1:

@@ -7,31 +7,54 @@ hundreds per scheduling cycle, the autoscaler every node several times per step.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-from gibbous.core.placement import NodeView, node_view
+from gibbous.core.placement import NodeView, node_view, unreadable_node_view
+from gibbous.core.pods import metadata
+
+log = logging.getLogger("gibbous.nodeviews")
+
+# Told once per node version whose view has problems (the node, its view).
+ProblemsHandler = Callable[[Mapping[str, Any], NodeView], None]
 
 
 class ViewCache:
     """NodeViews built once per node version: reading labels and quantities is the
     expensive part of judging a node, and nodes change far less often than pods arrive."""
 
-    def __init__(self, time_slices: int = 1) -> None:
+    def __init__(self, time_slices: int = 1, on_problems: ProblemsHandler | None = None) -> None:
         self.time_slices = time_slices
+        self.on_problems = on_problems
         self.views: dict[str, tuple[str, NodeView]] = {}
         self.lock = threading.Lock()
 
+    def build(self, node: Mapping[str, Any]) -> NodeView:
+        """A fresh view; never raises, whatever the node holds (a node is one object among
+        thousands: reading it must not stop a step or a watch)."""
+        try:
+            built = node_view(node, time_slices=self.time_slices)
+        except Exception as error:
+            log.exception("cannot read node %r", metadata(node).get("name"))
+            built = unreadable_node_view(node, f"Gibbous could not read this node: {error}")
+        if built.problems and self.on_problems is not None:
+            try:
+                self.on_problems(node, built)
+            except Exception:
+                log.exception("reporting the problems of node %s failed", built.name)
+        return built
+
     def view(self, node: Mapping[str, Any]) -> NodeView:
-        meta = node.get("metadata") or {}
+        meta = metadata(node)
         name = str(meta.get("name") or "")
         version = str(meta.get("resourceVersion") or "")
         with self.lock:
             cached = self.views.get(name)
         if cached is not None and cached[0] == version and version:
             return cached[1]
-        built = node_view(node, time_slices=self.time_slices)
+        built = self.build(node)
         with self.lock:
             self.views[name] = (version, built)
         return built

@@ -81,18 +81,18 @@ class KubeCluster:
             for event in self.event_cache.values()
         )
 
-    def emit_event(self, pod: Pod, reason: str, message: str, *, warning: bool) -> None:
+    def emit_event(
+        self, obj: Pod, reason: str, message: str, *, warning: bool, kind: str = "Pod"
+    ) -> None:
         stamp = rfc3339()
-        namespace = namespace_of(pod)
+        # Events about cluster-scoped objects (Nodes) live in `default`, as kubelet's do.
+        namespace = namespace_of(obj) if kind == "Pod" else "default"
+        involved = {"apiVersion": "v1", "kind": kind, "name": name_of(obj), "uid": uid_of(obj)}
+        if kind == "Pod":
+            involved["namespace"] = namespace
         body = {
-            "metadata": {"generateName": f"{name_of(pod)}.", "namespace": namespace},
-            "involvedObject": {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "namespace": namespace,
-                "name": name_of(pod),
-                "uid": uid_of(pod),
-            },
+            "metadata": {"generateName": f"{name_of(obj)}.", "namespace": namespace},
+            "involvedObject": involved,
             "reason": reason,
             "message": message[:1024],
             "type": "Warning" if warning else "Normal",

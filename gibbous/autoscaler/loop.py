@@ -48,7 +48,7 @@ from gibbous.core.batching import Batch, batch_due, decided
 from gibbous.core.config import Config
 from gibbous.core.costestimate import GatedPod, estimate_messages, owner_of
 from gibbous.core.demand import describe_pod
-from gibbous.core.errors import GibbousError
+from gibbous.core.errors import GibbousError, quoted
 from gibbous.core.intake import Intake, decide_intake
 from gibbous.core.launches import (
     Launch,
@@ -58,6 +58,7 @@ from gibbous.core.launches import (
     review_launches,
 )
 from gibbous.core.packing import Guardrails, PendingPod
+from gibbous.core.placement import NodeView
 from gibbous.core.pods import Pod, as_map, key_of, labels_of, metadata, scheduling_gates, uid_of
 from gibbous.core.scaleup import existing_nodes, gibbous_usage, plan_scale_up
 from gibbous.core.selection import build_offers
@@ -87,7 +88,11 @@ class Cluster(Protocol):
         """uids of pods that already have an event with this reason."""
         ...
 
-    def emit_event(self, pod: Pod, reason: str, message: str, *, warning: bool) -> None: ...
+    def emit_event(
+        self, obj: Pod, reason: str, message: str, *, warning: bool, kind: str = "Pod"
+    ) -> None:
+        """An Event about `obj`, a Pod or (with `kind="Node"`) a Node."""
+        ...
 
     def release_pod(self, pod: Pod, hostname: str | None) -> None:
         """Narrow the pod's nodeSelector to `hostname` (if given) and lift our gate."""
@@ -116,8 +121,9 @@ class Autoscaler:
         self.offers = build_offers(provider.instance_types(), config)
         self.offers_by_key = {(o.name, str(o.category)): o for o in self.offers}
         # Nodes are read several times a step (fit, guardrails, gauges, scale-down, hot
-        # nodes); each is read once per version of it.
-        self.views = ViewCache(config.nvidia_gpu_time_slices)
+        # nodes); each is read once per version of it, and what cannot be read in a version
+        # is reported then, once.
+        self.views = ViewCache(config.nvidia_gpu_time_slices, on_problems=self._node_unreadable)
         self.launches: dict[str, Launch] = {}
         self.backoffs = Backoffs()
         self.batch = Batch()
@@ -199,16 +205,21 @@ class Autoscaler:
         estimate: list[tuple[GatedPod, Pod]] = []
         waiting = 0
         for pod in pods:
-            decision = decide_intake(pod, self.config, now)
-            if decision.intake is Intake.IGNORE:
-                continue
-            if decision.intake is Intake.WAIT:
-                waiting += 1
-                continue
             try:
+                decision = decide_intake(pod, self.config, now)
+                if decision.intake is Intake.IGNORE:
+                    continue
+                if decision.intake is Intake.WAIT:
+                    waiting += 1
+                    continue
                 pending, _ = describe_pod(pod, self.config)
             except GibbousError as error:
-                self._warn(pod, f"cannot provision for this pod: {error}")
+                self._set_aside(pod, f"cannot provision for this pod: {error}")
+                continue
+            except Exception as error:
+                # Our bug, not the pod author's: one pod must not stop the others.
+                log.exception("cannot read pod %s", key_of(pod))
+                self._set_aside(pod, f"Gibbous could not read this pod: {quoted(str(error))}")
                 continue
             if decision.intake is Intake.ESTIMATE:
                 estimate.append((GatedPod(pending, owner_of(pod)), pod))
@@ -440,6 +451,24 @@ class Autoscaler:
             return
 
     # --- events ------------------------------------------------------------------------------
+
+    def _set_aside(self, pod: Pod, message: str) -> None:
+        if self.warned.get(uid_of(pod)) != message:
+            self.metrics.unreadable.labels("Pod").inc()
+        self._warn(pod, message)
+
+    def _node_unreadable(self, node: Mapping[str, Any], view: NodeView) -> None:
+        """Told by the view cache once per node version that has problems."""
+        self.metrics.unreadable.labels("Node").inc()
+        message = "; ".join(view.problems)
+        log.warning("node %s: %s", view.name, message)
+        try:
+            self.cluster.emit_event(
+                node, keys.EVENT_CANNOT_READ, message, warning=True, kind="Node"
+            )
+            self.metrics.events.labels(keys.EVENT_CANNOT_READ).inc()
+        except Exception as error:
+            log.warning("event %s for node %s failed: %s", keys.EVENT_CANNOT_READ, view.name, error)
 
     def _warn(self, pod: Pod, message: str) -> None:
         uid = uid_of(pod)

@@ -67,6 +67,12 @@ class AutoscalerMetrics:
             ["reason"],
             registry=self.registry,
         )
+        self.unreadable = Counter(
+            "gibbous_autoscaler_unreadable_objects",
+            "Object versions set aside because Gibbous could not read them, by kind",
+            ["kind"],
+            registry=self.registry,
+        )
         self.loop_errors = Counter(
             "gibbous_autoscaler_loop_errors",
             "Loop iterations that failed and were retried",

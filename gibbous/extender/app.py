@@ -30,9 +30,11 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from gibbous.core.config import Config
+from gibbous.core.errors import GibbousError, quoted
 from gibbous.core.placement import NodeView, is_managed_pod, judge_nodes, pod_facts, score_nodes
 from gibbous.extender.state import ClusterView
 from gibbous.nodeviews import ViewCache
+from gibbous.serving import read_body
 
 log = logging.getLogger("gibbous.extender")
 
@@ -61,7 +63,11 @@ def decode_args(
     if nodes is not None:
         if not isinstance(nodes, dict) or not isinstance(nodes.get("items") or [], list):
             raise BadArgs("Nodes is not a NodeList")
-        items = [n for n in nodes.get("items") or [] if isinstance(n, dict)]
+        items = nodes.get("items") or []
+        for index, node in enumerate(items):
+            meta = node.get("metadata") if isinstance(node, dict) else None
+            if not isinstance(meta, dict) or not isinstance(meta.get("name"), str):
+                raise BadArgs(f"Nodes.items[{index}] has no metadata.name string")
         return pod, items, None
     if names is not None:
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
@@ -94,18 +100,44 @@ class ExtenderMetrics:
         )
 
 
+class SentNodeViews:
+    """Views of the Nodes a full-NodeList request carries, reused by the next request.
+
+    The scheduler sends mostly the same nodes call after call, but a request's nodes are
+    its sender's word, not the cluster's: a view is reused only for a node equal to the one
+    it was built from (a node named like a real one, with its resourceVersion and an added
+    taint, is a different node), and only the last request's views are kept, so memory
+    follows the size of one request (at most MAX_BODY_BYTES), not the number of requests."""
+
+    def __init__(self, time_slices: int) -> None:
+        self.builder = ViewCache(time_slices)
+        self.previous: dict[str, tuple[dict[str, Any], NodeView]] = {}
+
+    def views(self, nodes: list[dict[str, Any]]) -> list[NodeView]:
+        current: dict[str, tuple[dict[str, Any], NodeView]] = {}
+        out = []
+        for node in nodes:
+            name = node["metadata"]["name"]
+            kept = self.previous.get(name)
+            view = kept[1] if kept is not None and kept[0] == node else self.builder.build(node)
+            current[name] = (node, view)
+            out.append(view)
+        self.previous = current
+        return out
+
+
 def create_app(
     config: Config, cluster: ClusterView, metrics: ExtenderMetrics | None = None
 ) -> Starlette:
     metrics = metrics or ExtenderMetrics()
-    full_list_views = ViewCache(config.nvidia_gpu_time_slices)
+    sent_views = SentNodeViews(config.nvidia_gpu_time_slices)
 
     def views(
         nodes: list[dict[str, Any]] | None, names: list[str] | None
     ) -> tuple[list[NodeView], list[str]]:
         """Node views to judge, plus names we cannot judge (not in the cache yet): those pass."""
         if nodes is not None:
-            return [full_list_views.view(n) for n in nodes], []
+            return sent_views.views(nodes), []
         return cluster.views_for(names or [])
 
     def filter_reply(
@@ -133,7 +165,7 @@ def create_app(
         metrics.rejections.labels("transient").inc(len(failed) - len(unresolvable))
         metrics.rejections.labels("permanent").inc(len(unresolvable))
         if nodes is not None:
-            kept = [n for n in nodes if (n.get("metadata") or {}).get("name") in passed]
+            kept = [n for n in nodes if n["metadata"]["name"] in passed]
             return {
                 "Nodes": {"metadata": {}, "items": kept},
                 "NodeNames": None,
@@ -152,11 +184,7 @@ def create_app(
     def prioritize_reply(
         pod: dict[str, Any], nodes: list[dict[str, Any]] | None, names: list[str] | None
     ) -> list[dict[str, Any]]:
-        order = (
-            [(n.get("metadata") or {}).get("name", "") for n in nodes]
-            if nodes is not None
-            else list(names or [])
-        )
+        order = [n["metadata"]["name"] for n in nodes] if nodes is not None else list(names or [])
         if not is_managed_pod(pod, config):
             return [{"Host": name, "Score": 0} for name in order]
         facts = pod_facts(pod, config)
@@ -164,19 +192,30 @@ def create_app(
         scores = dict(score_nodes(facts, judged, cluster.used(), config))
         return [{"Host": name, "Score": scores.get(name, 0)} for name in order]
 
+    def prioritize_error(
+        _: str, __: dict[str, Any], nodes: list[dict[str, Any]] | None, names: list[str] | None
+    ) -> list[dict[str, Any]]:
+        """Every node scored 0: a valid HostPriorityList that changes no ranking."""
+        order = [n["metadata"]["name"] for n in nodes] if nodes is not None else names or []
+        return [{"Host": name, "Score": 0} for name in order]
+
     def endpoint(
-        verb: str, decide: Callable[..., Any], on_error: Callable[[str], Any]
+        verb: str, decide: Callable[..., Any], on_error: Callable[..., Any]
     ) -> Callable[[Request], Any]:
         counted = {
-            o: metrics.requests.labels(verb, o) for o in ("ok", "bad_request", "internal_error")
+            o: metrics.requests.labels(verb, o)
+            for o in ("ok", "bad_request", "unreadable_pod", "internal_error", "too_large")
         }
         latency = metrics.latency.labels(verb)
 
         async def handle(request: Request) -> Response:
             started = time.perf_counter()
-            body = await request.body()
-            if len(body) > MAX_BODY_BYTES:
-                return PlainTextResponse("request body too large", status_code=413)
+            body = await read_body(request.scope, request.receive, MAX_BODY_BYTES)
+            if body is None:
+                counted["too_large"].inc()
+                return PlainTextResponse(
+                    f"request body larger than {MAX_BODY_BYTES} bytes", status_code=413
+                )
             try:
                 pod, nodes, names = decode_args(body)
             except BadArgs as error:
@@ -185,16 +224,23 @@ def create_app(
             try:
                 reply = decide(pod, nodes, names)
                 counted["ok"].inc()
+            except GibbousError as error:
+                # The pod's own content (a request or annotation Gibbous cannot read): the
+                # scheduler shows this message in the pod's events, worded for its author.
+                counted["unreadable_pod"].inc()
+                reply = on_error(f"gibbous: cannot read the pod: {error}", pod, nodes, names)
             except Exception as error:
                 log.exception("internal error in %s", verb)
                 counted["internal_error"].inc()
-                reply = on_error(f"gibbous extender internal error: {error}")
+                reply = on_error(
+                    f"gibbous extender internal error: {quoted(str(error))}", pod, nodes, names
+                )
             latency.observe(time.perf_counter() - started)
             return Response(orjson.dumps(reply), media_type=JSON)
 
         return handle
 
-    def filter_error(message: str) -> dict[str, Any]:
+    def filter_error(message: str, *_: object) -> dict[str, Any]:
         return {
             "Nodes": None,
             "NodeNames": None,
@@ -219,7 +265,7 @@ def create_app(
             Route("/filter", endpoint("filter", filter_reply, filter_error), methods=["POST"]),
             Route(
                 "/prioritize",
-                endpoint("prioritize", prioritize_reply, lambda _: []),
+                endpoint("prioritize", prioritize_reply, prioritize_error),
                 methods=["POST"],
             ),
             Route("/healthz", healthz, methods=["GET"]),

@@ -25,6 +25,7 @@ from starlette.types import Receive, Scope, Send
 from gibbous.core.config import Config
 from gibbous.core.mutation import ServerFeatures, plan_mutation
 from gibbous.core.validation import validate_pod
+from gibbous.serving import read_body
 from gibbous.webhook.metrics import WebhookMetrics
 from gibbous.webhook.wire import (
     AdmissionRequest,
@@ -226,43 +227,36 @@ class AdmissionApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         handler = self.handlers.get(scope.get("path", "")) if scope["type"] == "http" else None
-        if handler is None or scope["method"] != "POST":
+        if handler is None:
             await self.fallback(scope, receive, send)
             return
-        status, body, content_type = handler(await _receive_body(scope, receive))
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", content_type),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        if scope["method"] != "POST":
+            await _reply(send, 405, b"admission endpoints take POST", TEXT, ((b"allow", b"POST"),))
+            return
+        status, body, content_type = handler(await read_body(scope, receive, MAX_BODY_BYTES))
+        await _reply(send, status, body, content_type)
+
+
+async def _reply(
+    send: Send,
+    status: int,
+    body: bytes,
+    content_type: bytes,
+    extra: tuple[tuple[bytes, bytes], ...] = (),
+) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", content_type),
+                (b"content-length", str(len(body)).encode()),
+                *extra,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _post_only(_: Request) -> Response:
     return PlainTextResponse("admission endpoints take POST", status_code=405)
-
-
-async def _receive_body(scope: Scope, receive: Receive) -> bytes | None:
-    """The request body, or None when it is larger than MAX_BODY_BYTES (declared or sent)."""
-    for name, value in scope.get("headers", []):
-        if name == b"content-length" and value.isdigit() and int(value) > MAX_BODY_BYTES:
-            return None
-    chunks = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)

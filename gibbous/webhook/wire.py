@@ -161,6 +161,8 @@ def decode_review(body: bytes) -> AdmissionRequest:
         return _decode_generic(body)
     except msgspec.DecodeError as error:
         raise BadReview(f"body is not JSON: {error}") from None
+    except RecursionError:
+        raise BadReview("body is nested too deeply to be an AdmissionReview") from None
     request = review.request
     if (
         review.apiVersion != API_VERSION

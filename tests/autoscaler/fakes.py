@@ -19,6 +19,7 @@ from gibbous.core import keys
 from gibbous.core.catalog import node_allocatable
 from gibbous.core.config import Config
 from gibbous.core.demand import describe_pod
+from gibbous.core.errors import GibbousError
 from gibbous.core.mutation import plan_release
 from gibbous.core.packing import fit_count, node_admits
 from gibbous.core.pods import Pod, key_of, node_name_of, scheduling_gates, uid_of
@@ -121,8 +122,10 @@ class FakeCluster:
     def pods_with_event(self, reason: str) -> frozenset[str]:
         return frozenset(uid for uid, r, _, _ in self.events if r == reason)
 
-    def emit_event(self, pod: Pod, reason: str, message: str, *, warning: bool) -> None:
-        self.events.append((uid_of(pod), reason, message, warning))
+    def emit_event(
+        self, obj: Pod, reason: str, message: str, *, warning: bool, kind: str = "Pod"
+    ) -> None:
+        self.events.append((uid_of(obj), reason, message, warning))
 
     def release_pod(self, pod: Pod, hostname: str | None) -> None:
         operations = plan_release(pod, hostname)
@@ -202,7 +205,11 @@ class FakeCluster:
         for key, pod in sorted(self.pod_objects.items()):
             if node_name_of(pod) or scheduling_gates(pod):
                 continue
-            pending, _ = describe_pod(pod, self.config)
+            try:
+                pending, _ = describe_pod(pod, self.config)
+            except GibbousError as error:  # the extender's reply to a pod it cannot read
+                pod["status"] = unschedulable_status(f"gibbous: cannot read the pod: {error}")
+                continue
             selector = (pod.get("spec") or {}).get("nodeSelector") or {}
             index = next(
                 (

@@ -25,7 +25,7 @@ from gibbous.certs.selfmanaged import KubernetesSecretStore, SelfManagedCertific
 from gibbous.core import keys
 from gibbous.core.mutation import ServerFeatures
 from gibbous.devcluster.controlplane import ControlPlane
-from gibbous.webhook.server import Listen, TLSServer
+from gibbous.serving import Listen, TLSServer
 from tests.e2e.conftest import eventually, make_namespace
 from tests.factories import config as make_config
 from tests.webhook.conftest import start_webhook

@@ -17,9 +17,9 @@ import pytest
 from gibbous.certs.authority import KeyPair, generate_ca, generate_serving, write_bundle
 from gibbous.core.config import Config
 from gibbous.core.mutation import ServerFeatures
+from gibbous.serving import Listen, TLSServer
 from gibbous.webhook.app import create_app
 from gibbous.webhook.metrics import WebhookMetrics
-from gibbous.webhook.server import Listen, TLSServer
 from tests.factories import config as make_config
 
 
