@@ -132,6 +132,7 @@ class Autoscaler:
         self.paused_until = 0.0
         self.paused_reason = ""
         self.warned: dict[str, str] = {}  # pod uid -> NodeAddRequestWarning message sent
+        self.node_problems: dict[str, tuple[str, ...]] = {}  # node -> problems last reported
         self.estimated: dict[str, float] = {}  # pod uid -> when its NodeCostEstimate was sent
         self.last_list_at = -math.inf
         self.instances: list[Instance] = []  # as last listed
@@ -143,7 +144,10 @@ class Autoscaler:
     def step(self) -> None:
         now = self.clock()
         nodes = self.cluster.nodes()
-        self.views.keep_only({str(metadata(n).get("name") or "") for n in nodes})
+        names = {str(metadata(n).get("name") or "") for n in nodes}
+        self.views.keep_only(names)
+        for gone in [name for name in self.node_problems if name not in names]:
+            del self.node_problems[gone]
         pods = self.cluster.pods()
         node_states = {state.name: state for state in map(node_state, nodes)}
         instances = self._list_instances(now)
@@ -458,7 +462,12 @@ class Autoscaler:
         self._warn(pod, message)
 
     def _node_unreadable(self, node: Mapping[str, Any], view: NodeView) -> None:
-        """Told by the view cache once per node version that has problems."""
+        """Told by the view cache once per node version that has problems; reported when they
+        differ from the node's last ones (a kubelet's status heartbeat makes a new version
+        every few seconds, and must not make a new Warning)."""
+        if self.node_problems.get(view.name) == view.problems:
+            return
+        self.node_problems[view.name] = view.problems
         self.metrics.unreadable.labels("Node").inc()
         message = "; ".join(view.problems)
         log.warning("node %s: %s", view.name, message)
