@@ -27,6 +27,7 @@ from gibbous.core.mutation import ServerFeatures
 from gibbous.devcluster.controlplane import ControlPlane
 from gibbous.serving import Listen, TLSServer
 from tests.e2e.conftest import eventually, make_namespace
+from tests.factories import api_pod
 from tests.factories import config as make_config
 from tests.webhook.conftest import start_webhook
 
@@ -372,3 +373,30 @@ def test_self_managed_certificates_against_the_real_api(
     assert len(rotated.ca_certs) == 2
     validating = admission.read_validating_webhook_configuration("rotation-test")
     assert base64.b64decode(validating.webhooks[0].client_config.ca_bundle) == rotated.ca_bundle
+
+
+def test_hostile_pods_are_denied_or_read_never_admitted_as_internal_errors(
+    api: client.ApiClient, gibbous_webhook: Any
+) -> None:
+    """Issue #19 through the real API server: Unicode digits and bad Luna values are denied
+    with every problem named; a valid `1E` quantity is read (not an internal error)."""
+    make_namespace(api, "team-hostile")
+    core = client.CoreV1Api(api)
+    bad = api_pod(
+        "digits",
+        annotations={
+            keys.INSTANCE_MAX_GPUS: "²",
+            keys.INSTANCE_OFFERINGS: "cheap",
+            keys.INSTANCE_TYPE_REGEXP: "(",
+        },
+    )
+    with pytest.raises(client.ApiException) as denied:
+        core.create_namespaced_pod("team-hostile", bad)
+    message = json.loads(denied.value.body)["message"]
+    assert 'admission webhook "pods.gibbous.dev" denied the request' in message
+    assert "instance-max-gpus: invalid value '²'" in message
+    assert "instance-offerings: invalid value 'cheap'" in message
+    exa = api_pod("exa", cpu="100m", memory="1E")
+    created = core.create_namespaced_pod("team-hostile", exa)
+    assert created.metadata.labels[keys.PLACEMENT] == "bin-select"
+    assert created.spec.scheduler_name == "gibbous-scheduler"
