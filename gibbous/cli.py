@@ -274,10 +274,11 @@ def build_parser() -> argparse.ArgumentParser:
             "up: start etcd, kube-apiserver, kube-controller-manager, the Gibbous webhook (registered "
             "with its CA), the extender, a kube-scheduler calling it (profiles gibbous-scheduler and "
             "default-scheduler) and the autoscaler with the kwok provider, all on 127.0.0.1, and write "
-            "DIR/kubeconfig. Binaries come from KUBE_APISERVER_BIN, KUBE_SCHEDULER_BIN, "
-            "KUBE_CONTROLLER_MANAGER_BIN, ETCD_BIN or KUBEBUILDER_ASSETS, else are built once from "
-            "Debian's kubernetes source package. down: stop everything and remove DIR. status: what runs "
-            "(exit 0 all, 1 some stopped, 3 none)."
+            "DIR/kubeconfig. The current Kubernetes release (default) comes from KUBE_APISERVER_BIN, "
+            "KUBE_SCHEDULER_BIN, KUBE_CONTROLLER_MANAGER_BIN, ETCD_BIN or KUBEBUILDER_ASSETS, else is "
+            "built once from the Go module proxy (needs Go); --kubernetes-version 1.20 uses v1.20.2, "
+            "built once from Debian's source (or KUBE_OLD_ASSETS). down: stop everything and remove "
+            "DIR. status: what runs (exit 0 all, 1 some stopped, 3 none)."
         ),
         epilog=_config_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -291,6 +292,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_set_option(
         dev, "Gibbous configuration for the webhook, extender and autoscaler (repeatable)"
+    )
+    dev.add_argument(
+        "--kubernetes-version",
+        choices=("current", "1.20"),
+        default="current",
+        help="which control plane to run: the current release (default; scheduling gates on) "
+        "or v1.20.2 (no scheduling gates)",
     )
     dev.add_argument(
         "--kwok-boot-seconds",
@@ -589,6 +597,7 @@ def run_autoscaler(args: argparse.Namespace) -> int:
 
 
 def run_dev_cluster(args: argparse.Namespace, stdout: TextIO) -> int:
+    from gibbous.devcluster.binaries import BinariesError
     from gibbous.devcluster.controlplane import ControlPlaneError
     from gibbous.devcluster.stack import DevCluster, default_directory
 
@@ -599,8 +608,12 @@ def run_dev_cluster(args: argparse.Namespace, stdout: TextIO) -> int:
         cluster.down()
         return EXIT_OK
     try:
-        cluster.up(list(args.overrides), kwok_boot_s=args.kwok_boot_seconds)
-    except ControlPlaneError as error:
+        cluster.up(
+            list(args.overrides),
+            kwok_boot_s=args.kwok_boot_seconds,
+            release=args.kubernetes_version,
+        )
+    except (ControlPlaneError, BinariesError) as error:
         raise ConfigError(f"dev cluster did not start: {error}") from None
     return EXIT_OK
 

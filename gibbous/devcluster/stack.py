@@ -173,7 +173,12 @@ class DevCluster:
     # --- up ------------------------------------------------------------------------------------
 
     def up(
-        self, overrides: list[str], *, kwok_boot_s: float = 5.0, timeout_s: float = 120.0
+        self,
+        overrides: list[str],
+        *,
+        kwok_boot_s: float = 5.0,
+        timeout_s: float = 120.0,
+        release: str = "current",
     ) -> None:
         if any(self.running().values()):
             raise ControlPlaneError(
@@ -181,7 +186,7 @@ class DevCluster:
             )
         if self.directory.exists():
             shutil.rmtree(self.directory)
-        binaries = find_binaries()
+        binaries = find_binaries(release=release)
         version = binaries.version()
         gates = version >= SCHEDULING_GATES_SINCE
         notes = [f"Kubernetes {version[0]}.{version[1]} from {binaries.apiserver.parent}"]
@@ -317,7 +322,7 @@ class DevCluster:
             kubeconfig=kubeconfig,
             webhook=webhook_url,
             extender=extender_url,
-            version=".".join(map(str, find_binaries(build=False).version())),
+            version=".".join(map(str, plane.binaries.version())),
         )
 
     def _report(self, plane: ControlPlane, notes: list[str]) -> None:

@@ -1,7 +1,12 @@
-"""A real control plane (etcd + kube-apiserver + kube-controller-manager) for the session.
+"""Real control planes (etcd + kube-apiserver + kube-controller-manager), one per
+Kubernetes release, each started once for the session and shared by the modules using it.
 
-Binaries come from KUBE_APISERVER_BIN-style variables, KUBEBUILDER_ASSETS, or are built
-from Debian's source package on first use (see gibbous/devcluster/binaries.py).
+Modules run against the current release (binaries from KUBE_APISERVER_BIN-style variables,
+KUBEBUILDER_ASSETS, or built from the Go module proxy on first use). A module that sets
+`RELEASES = ("current", "1.20")` runs once per release listed: the old-version target,
+v1.20.2 built from Debian's source, covers what depends on the version (no scheduling
+gates, policy/v1beta1 eviction, the v1beta1 scheduler configuration). See
+gibbous/devcluster/binaries.py.
 """
 
 from __future__ import annotations
@@ -26,15 +31,44 @@ from gibbous.extender.state import InformerView
 T = TypeVar("T")
 
 
-@pytest.fixture(scope="session")
-def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
-    plane = ControlPlane(find_binaries(), tmp_path_factory.mktemp("control-plane"))
-    plane.start()
-    yield plane
-    plane.stop()
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    releases = getattr(metafunc.module, "RELEASES", None)
+    if releases and "release" in metafunc.fixturenames:
+        metafunc.parametrize("release", releases, indirect=True, scope="module")
+
+
+@pytest.fixture(scope="module")
+def release(request: pytest.FixtureRequest) -> str:
+    return str(getattr(request, "param", "current"))
 
 
 @pytest.fixture(scope="session")
+def control_planes(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[[str], ControlPlane]]:
+    """The control plane of a release, started on first use and stopped at the end."""
+    planes: dict[str, ControlPlane] = {}
+
+    def plane_of(name: str) -> ControlPlane:
+        if name not in planes:
+            plane = ControlPlane(
+                find_binaries(release=name), tmp_path_factory.mktemp(f"control-plane-{name}")
+            )
+            plane.start()
+            planes[name] = plane
+        return planes[name]
+
+    yield plane_of
+    for plane in planes.values():
+        plane.stop()
+
+
+@pytest.fixture(scope="module")
+def control_plane(control_planes: Callable[[str], ControlPlane], release: str) -> ControlPlane:
+    return control_planes(release)
+
+
+@pytest.fixture(scope="module")
 def api(control_plane: ControlPlane) -> client.ApiClient:
     configuration = client.Configuration()
     config.load_kube_config(

@@ -1,7 +1,10 @@
-"""`gibbous dev-cluster` as a user runs it: one command brings up the control plane and all
-of Gibbous; a labelled Deployment is mutated, gets kwok nodes of the cheapest types and
-runs; spot-allowed and GPU pods get their nodes; with the webhook down pods are still
-admitted and still get capacity; `down` leaves nothing behind."""
+"""`gibbous dev-cluster` as a user runs it, on the current Kubernetes release: one command
+brings up the control plane and all of Gibbous; a labelled Deployment is mutated, gets kwok
+nodes of the cheapest types and runs; bin-select pods wait behind the provisioning gate
+until their node is Ready and are pinned to it; pods of an estimate-only namespace get a
+NodeCostEstimate and no node; a native sidecar counts as kube-scheduler counts it;
+spot-allowed and GPU pods get their nodes; with the webhook down pods are still admitted
+and still get capacity; `down` leaves nothing behind."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +26,7 @@ from tests.e2e.conftest import eventually, make_namespace
 from tests.factories import api_pod
 
 pytestmark = pytest.mark.e2e
+ESTIMATES = "estimates"
 
 
 def gibbous(*argv: str) -> subprocess.CompletedProcess[str]:
@@ -37,10 +42,21 @@ def gibbous(*argv: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def dev_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     directory = tmp_path_factory.mktemp("dev") / "cluster"
-    up = gibbous("dev-cluster", "up", "--dir", str(directory), "--kwok-boot-seconds", "1")
+    up = gibbous(
+        "dev-cluster",
+        "up",
+        "--dir",
+        str(directory),
+        "--kwok-boot-seconds",
+        "1",
+        "--set",
+        "provisioningGate=true",
+        "--set",
+        f"estimateOnlyNamespaces={ESTIMATES}",
+    )
     assert up.returncode == 0, up.stderr + up.stdout
     assert f"export KUBECONFIG={directory / 'kubeconfig'}" in up.stdout
-    assert "scheduling gates" in up.stdout  # v1.20 lacks them, and says so
+    assert "scheduling gates need" not in up.stdout  # the current release has them
     yield directory
     gibbous("dev-cluster", "down", "--dir", str(directory))
 
@@ -101,6 +117,74 @@ def test_a_labelled_deployment_is_mutated_gets_nodes_and_runs(dev_api: client.Ap
     (node_name,) = {p.spec.node_name for p in pods}  # bin-packed onto one node
     node = core.read_node(node_name)
     assert node.metadata.labels[keys.CREATED_BY] == keys.CREATED_BY_VALUE
+
+
+def test_bin_select_pods_wait_behind_the_gate_and_are_pinned_to_their_node(
+    dev_api: client.ApiClient,
+) -> None:
+    make_namespace(dev_api, "gated")
+    core = client.CoreV1Api(dev_api)
+    created = core.create_namespaced_pod("gated", workload_pod("big", cpu="3"))
+    assert [g.name for g in created.spec.scheduling_gates or []] == [keys.PROVISIONING_GATE]
+    labels = node_labels_of(dev_api, "gated", "big")
+    pod = core.read_namespaced_pod("big", "gated")
+    assert not pod.spec.scheduling_gates  # lifted by the autoscaler once the node was Ready
+    # The nodeSelector was narrowed to the node made for it (allowed only while gated).
+    assert pod.spec.node_selector == {keys.HOSTNAME: pod.spec.node_name}
+    assert labels[keys.ASSIGNED_POD_UID] == pod.metadata.uid
+    eventually(
+        lambda: core.read_namespaced_pod("big", "gated").status.phase == "Running",
+        what="the released pod Running",
+    )
+
+
+def test_estimate_only_pods_get_a_cost_estimate_and_no_node(dev_api: client.ApiClient) -> None:
+    make_namespace(dev_api, ESTIMATES)
+    core = client.CoreV1Api(dev_api)
+    created = core.create_namespaced_pod(ESTIMATES, workload_pod("priced", cpu="3"))
+    assert keys.COST_ESTIMATE_GATE in [g.name for g in created.spec.scheduling_gates or []]
+    selector = f"involvedObject.name=priced,reason={keys.EVENT_NODE_COST_ESTIMATE}"
+    events = eventually(
+        lambda: core.list_namespaced_event(ESTIMATES, field_selector=selector).items,
+        what="the NodeCostEstimate event",
+    )
+    assert events[0].message.startswith("Estimated cost $")
+    assert "estimated node count 1" in events[0].message
+    nodes_before = {n.metadata.name for n in core.list_node().items}
+    time.sleep(5)  # several autoscaler periods: still nothing for this pod
+    pod = core.read_namespaced_pod("priced", ESTIMATES)
+    assert pod.spec.node_name is None
+    assert keys.COST_ESTIMATE_GATE in [g.name for g in pod.spec.scheduling_gates or []]
+    for node in core.list_node().items:
+        assert (node.metadata.labels or {}).get(keys.ASSIGNED_POD_UID) != pod.metadata.uid
+    assert {n.metadata.name for n in core.list_node().items} == nodes_before
+
+
+def test_a_native_sidecar_counts_as_kube_scheduler_counts_it(dev_api: client.ApiClient) -> None:
+    # A restartable init container runs beside the app for the pod's life: kube-scheduler
+    # adds its requests to the app's (1.5 + 1.5 = 3 CPU). Sized as 1.5 CPU, the pod would get
+    # a 2-vCPU node the scheduler then refuses; sized right, it gets what a plain 3-CPU pod
+    # gets, and the real scheduler binds it there.
+    make_namespace(dev_api, "sidecars")
+    core = client.CoreV1Api(dev_api)
+    with_sidecar = workload_pod("with-sidecar", cpu="1500m")
+    with_sidecar["spec"]["initContainers"] = [
+        {
+            "name": "proxy",
+            "image": "registry.k8s.io/pause:3.9",
+            "restartPolicy": "Always",
+            "resources": {"requests": {"cpu": "1500m", "memory": "256Mi"}},
+        }
+    ]
+    with_sidecar["spec"]["containers"][0]["resources"]["requests"]["memory"] = "256Mi"
+    plain = workload_pod("plain-3", cpu="3")
+    plain["spec"]["containers"][0]["resources"]["requests"]["memory"] = "512Mi"
+    core.create_namespaced_pod("sidecars", with_sidecar)
+    core.create_namespaced_pod("sidecars", plain)
+    sidecar_node = node_labels_of(dev_api, "sidecars", "with-sidecar")
+    plain_node = node_labels_of(dev_api, "sidecars", "plain-3")
+    assert sidecar_node[keys.INSTANCE_TYPE] == plain_node[keys.INSTANCE_TYPE]
+    assert sidecar_node[keys.PLACEMENT] == "bin-select"
 
 
 def test_spot_and_gpu_pods_get_their_nodes(dev_api: client.ApiClient) -> None:

@@ -17,6 +17,8 @@ from tests.e2e.conftest import eventually, make_namespace, repo_root, running_ex
 from tests.factories import config as make_config
 
 pytestmark = pytest.mark.e2e
+# The shipped v1 scheduler configuration on the current release, the v1beta1 overlay on 1.20.
+RELEASES = ("current", "1.20")
 SCHEDULER = "gibbous-scheduler"
 
 

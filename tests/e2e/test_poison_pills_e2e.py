@@ -5,6 +5,7 @@ still gets its node in the usual time, and each bad object carries a Warning eve
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from typing import Any
 
@@ -101,7 +102,7 @@ def test_poison_objects_are_set_aside_and_other_pods_still_get_nodes(
         assert keys.INSTANCE_TYPE_REGEXP in digits[0]
         assert "'①'" in eventually(lambda: warned("circled-one"), what="event on circled-one")[0]
         for name in ("exa-memory", "exa-widget"):
-            message = eventually(lambda name=name: warned(name), what=f"event on {name}")[0]
+            message = eventually(functools.partial(warned, name), what=f"event on {name}")[0]
             assert "cannot obtain a node" in message and "internal" not in message
 
         # Now the node itself: an annotation and a label nothing can read.
