@@ -3,9 +3,11 @@
 `Autoscaler.step()` is one iteration, driven by the process (`gibbous autoscaler`) every
 `--period`, and by tests on a fake clock. Each step:
 
-1. reviews the launches in flight against the provider's instances and the Nodes
-   (`gibbous.core.launches`): done, timed out (terminate + back off), adopted after a restart,
-   orphaned (terminate after a grace period);
+1. reviews the launches in flight against the provider's instances, what it says of each
+   launch whose Node has not registered (polled every busy period), and the Nodes
+   (`gibbous.core.launches`): done, failed after acceptance (back off, replan at once), timed
+   out (terminate + back off), adopted after a restart, orphaned (terminate after a grace
+   period);
 2. retries throttled launch requests with the same idempotency token;
 3. lifts the provisioning gate off gated pods whose node is Ready (narrowing a bin-select
    pod's nodeSelector to the node made for it);
@@ -53,6 +55,7 @@ from gibbous.core.intake import Intake, decide_intake
 from gibbous.core.launches import (
     Launch,
     LaunchState,
+    NodeState,
     Termination,
     node_state,
     review_launches,
@@ -135,6 +138,7 @@ class Autoscaler:
         self.node_problems: dict[str, tuple[str, ...]] = {}  # node -> problems last reported
         self.estimated: dict[str, float] = {}  # pod uid -> when its NodeCostEstimate was sent
         self.last_list_at = -math.inf
+        self.last_poll_at = -math.inf
         self.instances: list[Instance] = []  # as last listed
         self.pending: list[PendingPod] = []  # pods waiting for capacity, as last taken in
         self.decisions = 0
@@ -159,6 +163,7 @@ class Autoscaler:
             self.config,
             now=now,
             orphans_seen=self.orphans_seen,
+            polled=self._poll_in_flight(now, node_states),
         )
         self.launches = dict(review.launches)
         self.orphans_seen = dict(review.orphans_seen)
@@ -518,6 +523,31 @@ class Autoscaler:
             self._event(pod, keys.EVENT_NODE_COST_ESTIMATE, message, warning=False)
 
     # --- housekeeping --------------------------------------------------------------------------
+
+    def _poll_in_flight(
+        self, now: float, registered: Mapping[str, NodeState]
+    ) -> dict[str, Instance]:
+        """Ask the provider about each accepted launch whose Node has not registered: a
+        cloud that accepts a launch and fails it later (EC2 spot, every GKE, AKS and OKE
+        operation) says so here, within one busy period, not at scaleUpTimeout."""
+        if not self.launches or now - self.last_poll_at < LIST_PERIOD_BUSY_S:
+            return {}
+        self.last_poll_at = now
+        out: dict[str, Instance] = {}
+        for launch in self.launches.values():
+            if (
+                launch.state is not LaunchState.ACCEPTED
+                or not launch.instance_id
+                or launch.node_name in registered
+            ):
+                continue
+            try:
+                out[launch.instance_id] = self.provider.get(launch.instance_id)
+            except InstanceNotFoundError:
+                continue  # the listing's settle rule decides about vanished instances
+            except Exception as error:
+                log.warning("polling launch %s failed: %s", launch.token, error)
+        return out
 
     def _list_instances(self, now: float) -> list[Instance] | None:
         period = LIST_PERIOD_BUSY_S if self.launches else LIST_PERIOD_IDLE_S

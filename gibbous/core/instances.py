@@ -45,3 +45,9 @@ class Instance:
     node_name: str = ""  # the Node it registers as, once known
     labels: Mapping[str, str] = field(default_factory=dict)
     interrupted: bool = False  # the cloud announced a spot interruption
+    # A launch the cloud accepted and then gave up on (EC2 spot `pending -> terminated` with
+    # Server.InsufficientInstanceCapacity; a GKE or OKE operation that failed): the kind, as
+    # `gibbous.core.backoff.FailureKind` spells it ("insufficient-capacity", "quota"), and the
+    # cloud's own words. Empty while nothing failed.
+    failure_kind: str = ""
+    failure_reason: str = ""

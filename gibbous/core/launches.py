@@ -4,6 +4,11 @@ Pure: the loop passes its launch records, what the provider lists, what the API 
 shows and the time, and gets back the new records and what to do. One rule table:
 
   record, node Ready (GPU nodes: GPUs allocatable)     -> done; its gated pods are released
+  record accepted, the cloud reports the launch failed
+    after accepting it (polled or listed)               -> terminate what is left, back off
+                                                           (type, category, zone) by the kind
+                                                           of failure; its pods are planned
+                                                           again at once
   record accepted, not Ready after `scaleUpTimeout`     -> terminate, back off (type, category)
   record requested (throttled), past `scaleUpTimeout`   -> drop (pods are planned afresh)
   record accepted, instance gone from the provider      -> drop after a settle time
@@ -36,6 +41,10 @@ from gibbous.core.pods import as_map, condition_is_true, metadata
 from gibbous.core.resources import Resources
 from gibbous.core.scaleup import InFlight, LaunchPlan
 from gibbous.core.selection import Offer
+
+# The kinds a provider may report for a launch that failed after acceptance; anything else
+# is taken as a stock-out of that (type, category, zone), the commonest cause.
+_ASYNC_FAILURES = frozenset({FailureKind.INSUFFICIENT_CAPACITY.value, FailureKind.QUOTA.value})
 
 # How long an accepted launch may be missing from the provider's list before we believe it
 # is gone (cloud list APIs are eventually consistent).
@@ -167,9 +176,12 @@ def review_launches(
     *,
     now: float,
     orphans_seen: Mapping[str, float] | None = None,
+    polled: Mapping[str, Instance] | None = None,
 ) -> LaunchReview:
     """Apply the rule table. `instances` is None when the provider could not be listed this
-    time: then only what the API server shows is used (no adoption, no orphans)."""
+    time: then only what the API server shows is used (no adoption, no orphans). `polled`
+    holds what the provider said of single launches in flight (by instance id), which is
+    where failures after acceptance show first."""
     records = dict(launches)
     completed: list[tuple[Launch, str]] = []
     terminate: list[Termination] = []
@@ -227,6 +239,23 @@ def review_launches(
         offer = launch.plan.offer
         if launch.state is LaunchState.ACCEPTED and node_is_ready(node, offer):
             completed.append((launch, launch.node_name))
+            continue
+        reported = (polled or {}).get(launch.instance_id) or found
+        if launch.state is LaunchState.ACCEPTED and reported is not None and reported.failure_kind:
+            kind = (
+                FailureKind(reported.failure_kind)
+                if reported.failure_kind in _ASYNC_FAILURES
+                else FailureKind.INSUFFICIENT_CAPACITY
+            )
+            terminate.append(
+                Termination(
+                    launch.instance_id,
+                    f"{offer.describe()} failed after the cloud accepted it: "
+                    f"{reported.failure_reason or reported.failure_kind}",
+                    (offer.name, str(offer.category), reported.zone or launch.zone, kind),
+                    launch,
+                )
+            )
             continue
         if launch.state is LaunchState.REQUESTED:
             if age > config.scale_up_timeout_s:

@@ -124,3 +124,40 @@ def test_ec2_error_codes_become_typed_failures(ec2: Any, code: str, error: type[
     cloud = provider(failing(ec2, [code]))
     with pytest.raises(error, match=code):
         cloud.create(request("tok-e"))
+
+
+def fail_after_acceptance(instance_id: str, code: str) -> None:
+    """What EC2 does to a spot launch it cannot fill after all (moto never does it)."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.ec2.models import ec2_backends
+    from moto.ec2.models.instances import StateReason
+
+    instance = ec2_backends[DEFAULT_ACCOUNT_ID]["us-west-2"].get_instance(instance_id)
+    instance.terminate()
+    instance.state_reason = StateReason(f"{code}: Server.InsufficientInstanceCapacity", code)
+
+
+@pytest.mark.parametrize(
+    ("code", "kind"),
+    [
+        ("Server.InsufficientInstanceCapacity", "insufficient-capacity"),
+        ("Server.SpotInstanceTermination", "insufficient-capacity"),
+        ("Client.VolumeLimitExceeded", "quota"),
+    ],
+)
+def test_a_launch_ec2_fails_after_accepting_it_says_why(ec2: Any, code: str, kind: str) -> None:
+    cloud = provider(ec2)
+    instance = cloud.create(request("t-async", category="spot"))
+    fail_after_acceptance(instance.id, code)
+    seen = cloud.get(instance.id)
+    assert seen.state is InstanceState.TERMINATED
+    assert seen.failure_kind == kind and code in seen.failure_reason
+    assert cloud.list("prod") == []  # a failed launch is not a live instance
+
+
+def test_an_instance_we_terminated_is_no_failure(ec2: Any) -> None:
+    cloud = provider(ec2)
+    instance = cloud.create(request("t-ours"))
+    cloud.delete(instance.id)
+    seen = cloud.get(instance.id)
+    assert seen.state is InstanceState.TERMINATED and seen.failure_kind == ""

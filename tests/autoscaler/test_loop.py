@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import generate_latest
 
-from gibbous.autoscaler.cloud.base import FatalConfigurationError, LaunchRequest
+from gibbous.autoscaler.cloud.base import FatalConfigurationError, InstanceState, LaunchRequest
 from gibbous.autoscaler.cloud.fake import FakeCloudProvider
 from gibbous.autoscaler.loop import Autoscaler
 from gibbous.core import keys
@@ -96,6 +96,36 @@ def test_stockout_tries_the_next_cheapest_in_the_same_step() -> None:
     assert launched(provider)[0] == first_choice
     assert len(provider.instances) == 1 and launched(provider)[1] != first_choice
     assert autoscaler.backoffs.is_blocked(*first_choice, "us-west-2a", clock.now)
+
+
+def test_a_launch_that_fails_after_acceptance_is_replaced_within_seconds() -> None:
+    # EC2 accepts a spot launch and terminates it 20 s later (pending -> terminated,
+    # Server.InsufficientInstanceCapacity); GKE, AKS and OKE report stock-outs this way too.
+    # The loop hears it by polling the launch and moves to the next candidate at once, not
+    # at scaleUpTimeout (10 minutes).
+    spot = {keys.INSTANCE_OFFERINGS: "spot"}
+    probe_clock, probe, probe_cluster, probe_autoscaler = setup()
+    probe_cluster.add(make_pod("big", cpu="3", memory="4Gi", annotations=spot, tolerations=[SPOT_TOLERATION]))  # fmt: skip
+    run(probe_clock, probe_autoscaler, 2)
+    first_choice = launched(probe)[0]
+
+    clock, provider, cluster, autoscaler = setup(fails_after_accept={first_choice: 20.0})
+    cluster.add(make_pod("big", cpu="3", memory="4Gi", annotations=spot, tolerations=[SPOT_TOLERATION]))  # fmt: skip
+    run(clock, autoscaler, 21)
+    assert len(launched(provider)) == 1
+    run(clock, autoscaler, 3)  # the failure is heard within one busy period (2 s)
+    assert len(launched(provider)) == 2
+    failed, replacement = provider.instances["i-000001"], provider.create_calls[1]
+    assert failed.state is InstanceState.TERMINATED
+    # The stock-out is zonal: the same (type, category) is backed off in that zone only.
+    assert autoscaler.backoffs.is_blocked(*first_choice, failed.zone, clock.now)
+    assert failed.zone not in replacement.zones
+    assert autoscaler.metrics.failures.labels("insufficient-capacity")._value.get() == 1
+    warnings = cluster.events_for("big", keys.EVENT_NODE_ADD_REQUEST_WARNING)
+    assert any("failed after the cloud accepted it" in w for w in warnings)
+    provider.fails_after_accept.clear()  # capacity elsewhere
+    run(clock, autoscaler, 60)
+    assert cluster.schedule() == ["default/big"]
 
 
 def test_quota_backs_off_the_pair_and_moves_on() -> None:

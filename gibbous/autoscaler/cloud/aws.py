@@ -61,6 +61,14 @@ FATAL_CODES = frozenset(
         "OptInRequired",
     }
 )
+# Why EC2 terminated an instance it had accepted (StateReason.Code): for a launch still in
+# flight, a failure of that (type, category, zone), as FailureKind spells it.
+FAILED_LAUNCH_REASONS = {
+    "Server.InsufficientInstanceCapacity": "insufficient-capacity",
+    "Server.SpotInstanceTermination": "insufficient-capacity",
+    "Server.InternalError": "insufficient-capacity",
+    "Client.VolumeLimitExceeded": "quota",
+}
 STATES = {
     "pending": InstanceState.PENDING,
     "running": InstanceState.RUNNING,
@@ -214,6 +222,13 @@ class AwsCloudProvider:
     def _instance(self, raw: dict[str, Any]) -> Instance:
         tags = {t["Key"]: t["Value"] for t in raw.get("Tags", [])}
         launched = raw.get("LaunchTime")
+        state = STATES.get(raw.get("State", {}).get("Name", ""), InstanceState.PENDING)
+        reason = raw.get("StateReason") or {}
+        failure = (
+            FAILED_LAUNCH_REASONS.get(str(reason.get("Code", "")), "")
+            if state is InstanceState.TERMINATED
+            else ""
+        )
         return Instance(
             id=raw["InstanceId"],
             token=tags.get(TOKEN_TAG, ""),
@@ -221,7 +236,9 @@ class AwsCloudProvider:
             instance_type=raw.get("InstanceType", ""),
             category="spot" if raw.get("InstanceLifecycle") == "spot" else "on-demand",
             zone=raw.get("Placement", {}).get("AvailabilityZone", ""),
-            state=STATES.get(raw.get("State", {}).get("Name", ""), InstanceState.PENDING),
+            state=state,
+            failure_kind=failure,
+            failure_reason=f"{reason.get('Code')}: {reason.get('Message', '')}" if failure else "",
             created_at=launched.timestamp()
             if isinstance(launched, datetime.datetime)
             else self.clock(),

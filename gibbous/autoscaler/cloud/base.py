@@ -87,7 +87,9 @@ class CloudProvider(Protocol):
         ...
 
     def get(self, instance_id: str) -> Instance:
-        """Current state. Raises InstanceNotFoundError."""
+        """Current state. A launch the cloud accepted and then gave up on comes back
+        TERMINATED with `failure_kind` and `failure_reason` saying why. Raises
+        InstanceNotFoundError when the cloud no longer knows the instance."""
         ...
 
     def list(self, cluster_id: str) -> list[Instance]:

@@ -32,6 +32,9 @@ class FakeCloudProvider:
     stockouts: set[tuple[str, str, str]] = field(default_factory=set)  # (type, category, zone|"")
     quota_exhausted: set[Key] = field(default_factory=set)
     hangs: set[Key] = field(default_factory=set)  # accepted, never running
+    # Accepted, then failed this many seconds later (an EC2 spot launch going
+    # pending -> terminated, a GKE operation ending in a stock-out).
+    fails_after_accept: dict[Key, float] = field(default_factory=dict)
     latency_s: dict[Key, float] = field(default_factory=dict)
     next_errors: list[CloudError] = field(default_factory=list)  # raised by the next create calls
     instances: dict[str, Instance] = field(default_factory=dict)
@@ -84,6 +87,16 @@ class FakeCloudProvider:
         if instance.state is not InstanceState.PENDING:
             return instance
         key = (instance.instance_type, instance.category)
+        failing_after = self.fails_after_accept.get(key)
+        if failing_after is not None and self.clock() - instance.created_at >= failing_after:
+            instance = replace(
+                instance,
+                state=InstanceState.TERMINATED,
+                failure_kind="insufficient-capacity",
+                failure_reason="Server.InsufficientInstanceCapacity: no capacity after all",
+            )
+            self.instances[instance.id] = instance
+            return instance
         if key in self.hangs:
             return instance
         if self.clock() - instance.created_at >= self.latency_s.get(key, self.boot_s):
@@ -95,9 +108,13 @@ class FakeCloudProvider:
 
     def get(self, instance_id: str) -> Instance:
         instance = self.instances.get(instance_id)
-        if instance is None or instance.state is InstanceState.TERMINATED:
+        if instance is not None:
+            instance = self._advance(instance)
+        if instance is None or (
+            instance.state is InstanceState.TERMINATED and not instance.failure_kind
+        ):
             raise InstanceNotFoundError(instance_id)
-        return self._advance(instance)
+        return instance
 
     def delete(self, instance_id: str) -> None:
         self.delete_calls.append(instance_id)
@@ -107,9 +124,10 @@ class FakeCloudProvider:
         self.instances[instance_id] = replace(instance, state=InstanceState.TERMINATED)
 
     def list(self, cluster_id: str) -> list[Instance]:
+        advanced = [self._advance(i) for i in list(self.instances.values())]
         return [
-            self._advance(i)
-            for i in self.instances.values()
+            i
+            for i in advanced
             if i.cluster_id == cluster_id and i.state is not InstanceState.TERMINATED
         ]
 
