@@ -9,6 +9,9 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
+from moto.core.models import DEFAULT_ACCOUNT_ID
+from moto.ec2.models import ec2_backends
+from moto.ec2.models.instances import StateReason
 
 from gibbous.autoscaler.cloud.aws import AwsCloudProvider
 from gibbous.autoscaler.cloud.base import (
@@ -128,10 +131,6 @@ def test_ec2_error_codes_become_typed_failures(ec2: Any, code: str, error: type[
 
 def fail_after_acceptance(instance_id: str, code: str) -> None:
     """What EC2 does to a spot launch it cannot fill after all (moto never does it)."""
-    from moto.core import DEFAULT_ACCOUNT_ID
-    from moto.ec2.models import ec2_backends
-    from moto.ec2.models.instances import StateReason
-
     instance = ec2_backends[DEFAULT_ACCOUNT_ID]["us-west-2"].get_instance(instance_id)
     instance.terminate()
     instance.state_reason = StateReason(f"{code}: Server.InsufficientInstanceCapacity", code)
