@@ -12,6 +12,7 @@ the accepted form, and suggest the closest valid key.
 from __future__ import annotations
 
 import difflib
+import json
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -24,6 +25,7 @@ from gibbous.core.duration import format_duration, parse_duration
 from gibbous.core.errors import ConfigError, GibbousError
 from gibbous.core.pattern import PatternError, UserPattern, compile_pattern
 from gibbous.core.quantity import format_bytes, format_cpu, to_millis, to_units
+from gibbous.core.userdata import UserDataType, check_user_data
 
 CLOUDS = ("aws", "gcp", "azure", "oci")
 DEFAULT_REGIONS = {
@@ -82,6 +84,37 @@ class NodeOverheadConfig:
 
 
 @dataclass(frozen=True)
+class AwsConfig:
+    """Luna's `aws:` values: how EC2 nodes are launched and join the cluster."""
+
+    cluster_name: str = ""  # the EKS cluster (eks:DescribeCluster); empty: clusterID
+    subnets: tuple[str, ...] = ()  # empty on EKS: the cluster's tagged subnets
+    security_groups: tuple[str, ...] = ()  # empty on EKS: the cluster security group
+    node_instance_profile: str = ""
+    ami_id_generic: str = ""
+    ami_id_generic_arm: str = ""
+    ami_id_gpu: str = ""
+    image_ssm_query_generic: str = ""  # `%s` is the Kubernetes version
+    image_ssm_query_generic_arm: str = ""
+    image_ssm_query_gpu: str = ""
+    is_bottlerocket_image: bool = False
+    user_data_type: UserDataType = UserDataType.AL2023
+    user_data: str = ""
+    block_device_mappings: tuple[Mapping[str, Any], ...] = ()
+    use_spot_advisor: bool = False
+    spot_advisor_file: str = ""
+    max_spot_interrupt_bucket: int | None = None
+    max_spot_price_ratio: float | None = None
+
+    @property
+    def effective_user_data_type(self) -> UserDataType:
+        """Luna's Bottlerocket setup names the image, not the user-data type."""
+        if self.is_bottlerocket_image and self.user_data_type is UserDataType.AL2023:
+            return UserDataType.BOTTLEROCKET
+        return self.user_data_type
+
+
+@dataclass(frozen=True)
 class Config:
     managed_label: tuple[str, str] = ("elotl-luna", "true")
     cloud: str = "aws"
@@ -130,6 +163,7 @@ class Config:
     hot_node: HotNodeConfig = field(default_factory=HotNodeConfig)
     scale_down: ScaleDownConfig = field(default_factory=ScaleDownConfig)
     node_overhead: NodeOverheadConfig = field(default_factory=NodeOverheadConfig)
+    aws: AwsConfig = field(default_factory=AwsConfig)
 
     @property
     def effective_region(self) -> str:
@@ -239,7 +273,9 @@ def _offerings(value: object, key: str) -> frozenset[PriceCategory]:
 
 def _string_list(value: object, key: str) -> tuple[str, ...]:
     if isinstance(value, str):
-        items = [v.strip() for v in value.split(",") if v.strip()]
+        # `a,b`, and Helm's `{a,b}` and JSON's `["a","b"]` as --set writes them
+        text = value.strip().strip("{}[]")
+        items = [v.strip().strip('"').strip("'") for v in text.split(",") if v.strip()]
     elif isinstance(value, list | tuple):
         items = [str(v).strip() for v in value]
     elif value is None:
@@ -247,6 +283,123 @@ def _string_list(value: object, key: str) -> tuple[str, ...]:
     else:
         raise ConfigError(f"{key}: expected a list or a comma-separated string, got {value!r}")
     return tuple(items)
+
+
+def _aws_ids(prefix: str) -> Callable[[object, str], tuple[str, ...]]:
+    def parse(value: object, key: str) -> tuple[str, ...]:
+        items = _string_list(value, key)
+        bad = [item for item in items if not re.fullmatch(rf"{prefix}-[0-9a-f]{{8,17}}", item)]
+        if bad:
+            raise ConfigError(f"{key}: {bad[0]!r} is not an id of the form {prefix}-0123abcd")
+        return items
+
+    return parse
+
+
+def _ami(value: object, key: str) -> str:
+    text = str(value or "").strip()
+    if text and not re.fullmatch(r"ami-[0-9a-f]{8,17}", text):
+        raise ConfigError(f"{key}: {text!r} is not an AMI id of the form ami-0123abcd")
+    return text
+
+
+def _ssm_query(value: object, key: str) -> str:
+    text = str(value or "").strip()
+    if text and (not text.startswith("/") or text.count("%s") > 1 or "%" in text.replace("%s", "")):
+        raise ConfigError(
+            f"{key}: {text!r} is not an SSM parameter path with at most one %s "
+            "(the Kubernetes version), e.g. /aws/service/bottlerocket/aws-k8s-%s/x86_64/latest/image_id"
+        )
+    return text
+
+
+def _text(value: object, key: str) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str | int | float):
+        raise ConfigError(f"{key}: expected text, got {type(value).__name__}")
+    return str(value)
+
+
+_EBS_FIELDS = {
+    "DeleteOnTermination": bool,
+    "Encrypted": bool,
+    "Iops": int,
+    "KmsKeyId": str,
+    "SnapshotId": str,
+    "Throughput": int,
+    "VolumeSize": int,
+    "VolumeType": str,
+}
+_VOLUME_TYPES = ("standard", "io1", "io2", "gp2", "gp3", "sc1", "st1")
+
+
+def _block_device_mappings(value: object, key: str) -> tuple[Mapping[str, Any], ...]:
+    """EC2's BlockDeviceMapping list (Luna's `--set-file aws.blockDeviceMappings=...json`),
+    checked field by field, as RunInstances would refuse it."""
+    if isinstance(value, str):
+        if not value.strip():
+            return ()
+        try:
+            value = json.loads(value)
+        except ValueError as error:
+            raise ConfigError(f"{key}: not JSON: {error}") from None
+    if not isinstance(value, list):
+        raise ConfigError(f"{key}: expected a list of block device mappings")
+    out = []
+    for index, mapping in enumerate(value):
+        where = f"{key}[{index}]"
+        if not isinstance(mapping, Mapping) or not isinstance(mapping.get("DeviceName"), str):
+            raise ConfigError(f"{where}: needs DeviceName (e.g. /dev/xvda)")
+        unknown = set(mapping) - {"DeviceName", "Ebs", "NoDevice", "VirtualName"}
+        if unknown:
+            raise ConfigError(f"{where}: unknown field {sorted(unknown)[0]!r}")
+        ebs = mapping.get("Ebs")
+        if ebs is not None:
+            if not isinstance(ebs, Mapping):
+                raise ConfigError(f"{where}.Ebs: expected a mapping")
+            for field_name, field_value in ebs.items():
+                wanted = _EBS_FIELDS.get(field_name)
+                if wanted is None:
+                    raise ConfigError(f"{where}.Ebs: unknown field {field_name!r}")
+                if not isinstance(field_value, wanted) or (
+                    wanted is int and isinstance(field_value, bool)
+                ):
+                    raise ConfigError(
+                        f"{where}.Ebs.{field_name}: expected {wanted.__name__}, got {field_value!r}"
+                    )
+            if ebs.get("VolumeType", "gp3") not in _VOLUME_TYPES:
+                raise ConfigError(
+                    f"{where}.Ebs.VolumeType: {ebs['VolumeType']!r} is not one of {', '.join(_VOLUME_TYPES)}"
+                )
+            if "VolumeSize" in ebs and not 1 <= ebs["VolumeSize"] <= 65536:
+                raise ConfigError(
+                    f"{where}.Ebs.VolumeSize: {ebs['VolumeSize']} GiB is out of range"
+                )
+        out.append(dict(mapping))
+    return tuple(out)
+
+
+def _user_data_type(value: object, key: str) -> UserDataType:
+    try:
+        return UserDataType(str(value).strip())
+    except ValueError:
+        accepted = ", ".join(t.value for t in UserDataType)
+        raise ConfigError(
+            f"{key}: unknown user-data type {value!r} (accepted: {accepted})"
+        ) from None
+
+
+def _optional_bucket(value: object, key: str) -> int | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    return _integer(0, 4)(value, key)
+
+
+def _optional_ratio(value: object, key: str) -> float | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    return _number(0.01, 1.0)(value, key)
 
 
 def _label(value: object, key: str) -> tuple[str, str]:
@@ -735,6 +888,135 @@ OPTIONS: tuple[Option, ...] = (
     ),
 )
 
+OPTIONS += (
+    Option(
+        "aws.clusterName",
+        "aws.cluster_name",
+        _text,
+        _same,
+        "EKS cluster name for discovery (empty: clusterID)",
+    ),
+    Option(
+        "aws.subnets",
+        "aws.subnets",
+        _aws_ids("subnet"),
+        _render_list,
+        "subnets for nodes (empty on EKS: the cluster's tagged subnets)",
+    ),
+    Option(
+        "aws.securityGroups",
+        "aws.security_groups",
+        _aws_ids("sg"),
+        _render_list,
+        "security groups for nodes (empty on EKS: the cluster security group)",
+    ),
+    Option(
+        "aws.nodeInstanceProfile",
+        "aws.node_instance_profile",
+        _text,
+        _same,
+        "instance profile name for nodes (without a launch template: required)",
+    ),
+    Option(
+        "aws.amiIdGeneric",
+        "aws.ami_id_generic",
+        _ami,
+        _same,
+        "AMI for x86-64 nodes (empty: the EKS-optimized AMI from SSM)",
+    ),
+    Option(
+        "aws.amiIdGenericArm",
+        "aws.ami_id_generic_arm",
+        _ami,
+        _same,
+        "AMI for arm64 nodes (empty: from SSM)",
+    ),
+    Option(
+        "aws.amiIdGpu",
+        "aws.ami_id_gpu",
+        _ami,
+        _same,
+        "AMI for GPU nodes (empty: the NVIDIA variant from SSM)",
+    ),
+    Option(
+        "aws.imageSsmQueryGeneric",
+        "aws.image_ssm_query_generic",
+        _ssm_query,
+        _same,
+        "SSM parameter of the x86-64 AMI; %s = Kubernetes version",
+    ),
+    Option(
+        "aws.imageSsmQueryGenericArm",
+        "aws.image_ssm_query_generic_arm",
+        _ssm_query,
+        _same,
+        "SSM parameter of the arm64 AMI",
+    ),
+    Option(
+        "aws.imageSsmQueryGpu",
+        "aws.image_ssm_query_gpu",
+        _ssm_query,
+        _same,
+        "SSM parameter of the GPU AMI",
+    ),
+    Option(
+        "aws.isBottlerocketImage",
+        "aws.is_bottlerocket_image",
+        _bool,
+        _same,
+        "nodes run Bottlerocket (user data is TOML; AMIs from Bottlerocket's SSM parameters)",
+    ),
+    Option(
+        "aws.userDataType",
+        "aws.user_data_type",
+        _user_data_type,
+        str,
+        "AL2023, Bottlerocket, AL2, Template (aws.userData is a Go template over .Labels, .Taints, .MaxPods) or None",
+    ),
+    Option(
+        "aws.userData",
+        "aws.user_data",
+        _text,
+        _same,
+        "the operator's user data (kept), or the template",
+    ),
+    Option(
+        "aws.blockDeviceMappings",
+        "aws.block_device_mappings",
+        _block_device_mappings,
+        lambda v: [dict(m) for m in v],
+        "EC2 block device mappings (JSON list)",
+    ),
+    Option(
+        "aws.useSpotAdvisor",
+        "aws.use_spot_advisor",
+        _bool,
+        _same,
+        "spot prices and interruption buckets from Spot Instance Advisor data (aws.spotAdvisorFile)",
+    ),
+    Option(
+        "aws.spotAdvisorFile",
+        "aws.spot_advisor_file",
+        _text,
+        _same,
+        "a copy of the Spot Instance Advisor's public JSON (spot-advisor-data.json)",
+    ),
+    Option(
+        "aws.maxSpotInterruptBucket",
+        "aws.max_spot_interrupt_bucket",
+        _optional_bucket,
+        _same,
+        "with the advisor: highest interruption bucket allowed, 0 (<5%) to 4 (>20%)",
+    ),
+    Option(
+        "aws.maxSpotPriceRatio",
+        "aws.max_spot_price_ratio",
+        _optional_ratio,
+        _same,
+        "with the advisor: highest spot/on-demand price ratio allowed",
+    ),
+)
+
 _BY_KEY = {o.key: o for o in OPTIONS}
 # Spellings the posts use that differ from ours.
 _ALIASES = {"NodeTTL": "nodeTTL"}
@@ -830,6 +1112,16 @@ def _cross_checks(config: Config) -> list[str]:
         out.append("scaleUpTimeout must be > 0")
     if config.scale_up_batch_max_s < config.scale_up_batch_idle_s:
         out.append("scaleUpBatchMax must be >= scaleUpBatchIdle")
+    aws = config.aws
+    try:
+        check_user_data(aws.effective_user_data_type, aws.user_data)
+    except GibbousError as error:
+        out.append(str(error))
+    if aws.use_spot_advisor and not aws.spot_advisor_file:
+        out.append(
+            "aws.useSpotAdvisor needs aws.spotAdvisorFile: a copy of the Spot Instance Advisor's "
+            "public JSON (Gibbous does not download it)"
+        )
     return out
 
 

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from gibbous.core.config import Config, build_config, describe_options, render_config
@@ -99,3 +101,53 @@ def test_spot_tolerations_default_to_ours_and_the_clouds() -> None:
     assert Config(cloud="aws").effective_spot_tolerations == (
         "gibbous.dev/capacity-type=spot:NoSchedule",
     )
+
+
+def test_lunas_aws_values_section_is_accepted_as_is() -> None:
+    # The shape of Luna's values files (P07 RKE2, P17 block devices, P04 spot advisor).
+    values = {
+        "cloudProvider": "aws",
+        "aws": {
+            "subnets": ["subnet-1234567890"],
+            "securityGroups": ["sg-1234567890"],
+            "nodeInstanceProfile": "node-instance-profile",
+            "amiIdGeneric": "ami-09a13b25443518b29",
+            "userDataType": "Template",
+            "userData": "#!/bin/bash\n{{- range $k, $v := .Labels }}\n# {{ $k }}={{ $v }}\n{{- end }}\n",
+            "blockDeviceMappings": '[{"DeviceName":"/dev/xvda","Ebs":{"DeleteOnTermination":true,"VolumeSize":80,"VolumeType":"gp3","Encrypted":false}}]',
+            "useSpotAdvisor": True,
+            "spotAdvisorFile": "/etc/gibbous/spot-advisor-data.json",
+            "maxSpotInterruptBucket": 1,
+            "maxSpotPriceRatio": 0.5,
+        },
+    }
+    aws = build_config(values).aws
+    assert aws.subnets == ("subnet-1234567890",) and aws.security_groups == ("sg-1234567890",)
+    assert aws.block_device_mappings[0]["Ebs"]["VolumeSize"] == 80
+    assert aws.max_spot_interrupt_bucket == 1 and aws.max_spot_price_ratio == 0.5
+    overridden = build_config(values, overrides=["aws.subnets={subnet-0aaa1111,subnet-0bbb2222}"])
+    assert overridden.aws.subnets == ("subnet-0aaa1111", "subnet-0bbb2222")
+    bottlerocket = build_config({"aws": {"isBottlerocketImage": True}}).aws
+    assert bottlerocket.effective_user_data_type == "Bottlerocket"
+
+
+@pytest.mark.parametrize(
+    ("aws", "message"),
+    [
+        ({"userDataType": "Ubuntu"}, "unknown user-data type 'Ubuntu'"),
+        ({"userDataType": "Template", "userData": "{{ if .Labels }}"}, "missing {{ end }}"),
+        ({"userDataType": "Template"}, "needs aws.userData"),
+        (
+            {"blockDeviceMappings": [{"DeviceName": "/dev/xvda", "Ebs": {"Size": 80}}]},
+            "unknown field 'Size'",
+        ),
+        ({"blockDeviceMappings": [{"Ebs": {}}]}, "needs DeviceName"),
+        ({"subnets": ["subnet_1"]}, "not an id of the form subnet-"),
+        ({"amiIdGeneric": "ubuntu"}, "not an AMI id"),
+        ({"useSpotAdvisor": True}, "needs aws.spotAdvisorFile"),
+        ({"maxSpotInterruptBucket": 7}, "out of range"),
+    ],
+)
+def test_bad_aws_values_stop_gibbous_at_start(aws: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        build_config({"aws": aws})
