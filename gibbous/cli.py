@@ -254,14 +254,16 @@ def build_parser() -> argparse.ArgumentParser:
     scaler.add_argument(
         "--aws-launch-template",
         metavar="NAME|lt-ID",
-        help="aws: the launch template to launch from",
+        help="aws: a launch template to launch from (optional: without one, every setting "
+        "comes from the aws.* configuration and what EKS reports)",
     )
     scaler.add_argument(
         "--aws-subnet",
         action="append",
         default=[],
         metavar="ZONE=SUBNET",
-        help="aws: subnet to use in a zone (repeatable; default: the template's)",
+        help="aws: subnet to use in a zone (repeatable; default: aws.subnets or the cluster's "
+        "tagged subnets)",
     )
     scaler.add_argument(
         "--log-level", default="info", choices=("debug", "info", "warning", "error")
@@ -511,6 +513,7 @@ def run_extender(args: argparse.Namespace) -> int:
 
 
 def run_autoscaler(args: argparse.Namespace) -> int:
+    import logging
     import os
     import socket
     import time
@@ -544,13 +547,12 @@ def run_autoscaler(args: argparse.Namespace) -> int:
         def kubelet() -> None:
             kwok.heartbeat(config.cluster_id, mark_pods_running=args.kwok_run_pods)
     else:
-        if not args.aws_launch_template:
-            raise ConfigError("--provider aws needs --aws-launch-template")
         try:
             import boto3
         except ImportError:
             raise ConfigError("--provider aws needs boto3: pip install 'gibbous[aws]'") from None
-        from gibbous.autoscaler.cloud.aws import AwsCloudProvider
+        from gibbous.autoscaler.cloud.aws import discover
+        from gibbous.autoscaler.cloud.base import FatalConfigurationError
 
         subnets = {}
         for item in args.aws_subnet:
@@ -558,13 +560,28 @@ def run_autoscaler(args: argparse.Namespace) -> int:
             if not sep or not zone or not subnet:
                 raise ConfigError(f"--aws-subnet {item!r}: expected ZONE=SUBNET")
             subnets[zone] = subnet
-        provider = AwsCloudProvider(
-            boto3.client("ec2", region_name=config.effective_region),
-            catalog,
-            args.aws_launch_template,
-            time.time,
-            subnets_by_zone=subnets,
-        )
+        # boto3 takes AWS_ENDPOINT_URL (and AWS_ENDPOINT_URL_EC2, ...) from the environment,
+        # which is how the dev cluster points it at the EC2 emulator.
+        region = config.effective_region
+        try:
+            provider = discover(
+                ec2=boto3.client("ec2", region_name=region),
+                eks=boto3.client("eks", region_name=region),
+                ssm=boto3.client("ssm", region_name=region),
+                config=config,
+                catalog=catalog,
+                clock=time.time,
+                launch_template=args.aws_launch_template or "",
+                subnet_overrides=subnets,
+            )
+        except FatalConfigurationError as error:
+            raise ConfigError(f"--provider aws: {error}") from None
+        if config.aws.effective_user_data_type == "None":
+            logging.getLogger("gibbous.autoscaler").warning(
+                "aws.userDataType None: nodes register without Gibbous's labels and taints; "
+                "the autoscaler patches them on after registration, so pods may land on a "
+                "spot node before its taint is there"
+            )
     cluster = KubeCluster(api, identity=identity, server_version=server_version(args.kubeconfig))
     elector = (
         LeaderElector(api, namespace=args.lease_namespace, name=args.lease_name, identity=identity)

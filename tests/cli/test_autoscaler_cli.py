@@ -43,12 +43,24 @@ def test_help_names_every_option() -> None:
             ["--provider", "kwok", "--kubeconfig", "/nonexistent"],
             "cannot load Kubernetes credentials",
         ),
-        (["--provider", "aws", "--kubeconfig", "KUBECONFIG"], "--aws-launch-template"),
+        (
+            ["--provider", "aws", "--kubeconfig", "KUBECONFIG"],
+            "--provider aws: eks:DescribeCluster failed: cannot reach AWS",
+        ),
     ],
 )
 def test_bad_setups_exit_2_with_a_clear_message(
-    argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    argv: list[str],
+    message: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # AWS at an address nothing listens on: discovery fails at once, with a message.
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "testing")
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(
         "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n"

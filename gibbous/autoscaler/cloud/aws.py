@@ -1,16 +1,22 @@
 """AWS EC2 provider (boto3).
 
-Nodes are launched from the user's launch template (bootstrap user data stays the user's),
-with the instance type set per launch, spot through `InstanceMarketOptions`, the zone
-through the template's network settings or `Placement`, and tags that let a restarted
-autoscaler find every instance it owns. EC2's `ClientToken` makes `create` idempotent.
-EC2 error codes become the typed failures of `base`.
+Every launch carries user data rendered for its node (`gibbous.core.userdata`), so the
+kubelet registers with Gibbous's labels, taints and max-pods. Without a launch template the
+call carries everything else too: the AMI for the type's architecture and GPU, a subnet of
+the zone, the security groups, the instance profile, the block devices and IMDSv2; with one,
+Gibbous overrides only what it must (type, market, subnet, user data, tags) and what the
+operator configured. Spot goes through `InstanceMarketOptions`; tags let a restarted
+autoscaler find every instance it owns; EC2's `ClientToken` makes `create` idempotent. EC2
+error codes become the typed failures of `base`, and a launch EC2 terminates after
+accepting it (spot capacity) comes back from `get` with the reason.
 """
 
 from __future__ import annotations
 
+import base64
 import builtins
 import datetime
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +34,18 @@ from gibbous.autoscaler.cloud.base import (
     QuotaExceededError,
     ThrottledError,
 )
+from gibbous.autoscaler.cloud.eks import (
+    NodeImages,
+    call,
+    describe_cluster,
+    log,
+    node_images,
+    security_groups,
+    subnets_by_zone,
+)
 from gibbous.core.catalog import InstanceType
+from gibbous.core.config import AwsConfig, Config
+from gibbous.core.userdata import ClusterInfo, NodeBootstrap, UserDataType, render_user_data
 
 CLUSTER_TAG = "gibbous.dev/cluster-id"
 TOKEN_TAG = "gibbous.dev/launch-token"
@@ -92,6 +109,10 @@ def classify_error(
         return QuotaExceededError(instance_type, category, f"{code}: {message}")
     if code in THROTTLE_CODES:
         return ThrottledError(1.0, f"{code}: {message}")
+    if code in ("UnauthorizedOperation", "AuthFailure"):
+        return FatalConfigurationError(
+            f"ec2:RunInstances (or the iam:PassRole it needs) was refused ({code}): {message}"
+        )
     if code in FATAL_CODES:
         return FatalConfigurationError(f"{code}: {message}")
     return CloudError(f"{code}: {message}")
@@ -101,11 +122,22 @@ def classify_error(
 class AwsCloudProvider:
     ec2: Any  # a boto3 EC2 client
     catalog: builtins.list[InstanceType]
-    launch_template: str  # name or lt-... id
     clock: Callable[[], float]
-    subnets_by_zone: dict[str, str] = field(default_factory=dict)
+    launch_template: str = ""  # name or lt-... id; empty: everything from the call
+    subnets_by_zone: dict[str, builtins.list[str]] = field(default_factory=dict)
     launch_template_version: str = "$Default"
+    config: AwsConfig = field(default_factory=AwsConfig)
+    cluster: ClusterInfo = field(default_factory=lambda: ClusterInfo(""))
+    images: NodeImages = field(default_factory=NodeImages)
+    security_groups: tuple[str, ...] = ()
+    # The operator's user data: aws.userData, else the launch template's (kept, never lost
+    # to the per-launch UserData that replaces it).
+    operator_user_data: str = ""
     name: str = "aws"
+
+    def __post_init__(self) -> None:
+        self.types = {t.name: t for t in self.catalog}
+        self.rotation = itertools.count()
 
     def instance_types(self) -> builtins.list[InstanceType]:
         return builtins.list(self.catalog)
@@ -114,40 +146,87 @@ class AwsCloudProvider:
         key = "LaunchTemplateId" if self.launch_template.startswith("lt-") else "LaunchTemplateName"
         return {key: self.launch_template, "Version": self.launch_template_version}
 
+    def _node_settings(self, request: LaunchRequest) -> dict[str, Any]:
+        """What RunInstances needs beyond the type, market and zone: the user data always
+        (unless `None`), and without a template the image, groups, profile and devices."""
+        settings: dict[str, Any] = {}
+        kind = self.config.effective_user_data_type
+        instance_type = self.types.get(request.instance_type)
+        if kind is not UserDataType.NONE or not self.launch_template:
+            text = render_user_data(
+                kind,
+                self.operator_user_data or self.config.user_data,
+                self.cluster,
+                NodeBootstrap(
+                    request.labels,
+                    tuple(request.taints),
+                    max_pods=(instance_type.max_pods or 0) if instance_type else 0,
+                ),
+            )
+            if text:
+                settings["UserData"] = base64.b64encode(text.encode()).decode()
+        arch = instance_type.arch if instance_type else "amd64"
+        gpu = bool(instance_type and instance_type.gpu_count)
+        if not self.launch_template:
+            settings["ImageId"] = self.images.for_instance(arch, gpu)
+            settings["MetadataOptions"] = {
+                "HttpTokens": "required",
+                "HttpEndpoint": "enabled",
+                "HttpPutResponseHopLimit": 2,
+            }
+        elif self.images.by_kind:
+            image = self.images.by_kind.get((arch, gpu)) or self.images.by_kind.get((arch, False))
+            if image:
+                settings["ImageId"] = image
+        if self.security_groups:
+            settings["SecurityGroupIds"] = builtins.list(self.security_groups)
+        if self.config.node_instance_profile:
+            settings["IamInstanceProfile"] = {"Name": self.config.node_instance_profile}
+        if self.config.block_device_mappings:
+            settings["BlockDeviceMappings"] = [dict(m) for m in self.config.block_device_mappings]
+        return settings
+
+    def _subnet(self, zone: str) -> str:
+        """A subnet of `zone`, taking the zone's subnets in turn."""
+        subnets = self.subnets_by_zone.get(zone) or []
+        return subnets[next(self.rotation) % len(subnets)] if subnets else ""
+
     def create(self, request: LaunchRequest) -> Instance:
         # Idempotency twice over: an instance already tagged with this token is returned,
         # and EC2's ClientToken covers a crash between launch and tagging becoming visible.
         existing = self._by_token(request.cluster_id, request.token)
         if existing is not None:
             return existing
-        zones = builtins.list(request.zones) or [""]
+        zones = builtins.list(request.zones) or builtins.list(self.subnets_by_zone) or [""]
         last: CloudError | None = None
+        settings = self._node_settings(request)
+        tags = [
+            {"Key": CLUSTER_TAG, "Value": request.cluster_id},
+            {"Key": TOKEN_TAG, "Value": request.token},
+            {"Key": "Name", "Value": f"gibbous-{request.token[-12:]}"},
+            *({"Key": k, "Value": v} for k, v in sorted(request.labels.items())[:40]),
+        ]
+        if self.cluster.name:
+            tags.append({"Key": f"kubernetes.io/cluster/{self.cluster.name}", "Value": "owned"})
         for zone in zones:
             arguments: dict[str, Any] = {
-                "LaunchTemplate": self._template(),
+                **settings,
                 "InstanceType": request.instance_type,
                 "MinCount": 1,
                 "MaxCount": 1,
                 # EC2 idempotency: the same token within 24 h returns the same instance.
                 "ClientToken": f"{request.token}-{zone}"[:64],
                 "TagSpecifications": [
-                    {
-                        "ResourceType": "instance",
-                        "Tags": [
-                            {"Key": CLUSTER_TAG, "Value": request.cluster_id},
-                            {"Key": TOKEN_TAG, "Value": request.token},
-                            {"Key": "Name", "Value": f"gibbous-{request.token[-12:]}"},
-                            *(
-                                {"Key": k, "Value": v}
-                                for k, v in sorted(request.labels.items())[:40]
-                            ),
-                        ],
-                    }
+                    {"ResourceType": "instance", "Tags": tags},
+                    {"ResourceType": "volume", "Tags": tags[:3]},
                 ],
             }
+            if self.launch_template:
+                arguments["LaunchTemplate"] = self._template()
             if zone:
-                if zone in self.subnets_by_zone:
-                    arguments["SubnetId"] = self.subnets_by_zone[zone]
+                subnet = self._subnet(zone)
+                if subnet:
+                    arguments["SubnetId"] = subnet
                 else:
                     arguments["Placement"] = {"AvailabilityZone": zone}
             if request.category == "spot":
@@ -245,3 +324,61 @@ class AwsCloudProvider:
             node_name=raw.get("PrivateDnsName", ""),
             labels={k: v for k, v in tags.items() if k not in (CLUSTER_TAG, TOKEN_TAG, "Name")},
         )
+
+
+def discover(
+    *,
+    ec2: Any,
+    eks: Any,
+    ssm: Any,
+    config: Config,
+    catalog: builtins.list[InstanceType],
+    clock: Callable[[], float],
+    launch_template: str = "",
+    subnet_overrides: dict[str, str] | None = None,
+) -> AwsCloudProvider:
+    """The provider for this cluster, with everything found once at start (see `eks`).
+
+    On EKS the cluster is described; elsewhere (RKE2 on EC2, Luna's P07) the user data must
+    be a Template or None, and subnets and security groups must be configured."""
+    aws = config.aws
+    name = aws.cluster_name or config.cluster_id
+    kind = aws.effective_user_data_type
+    try:
+        cluster, version, cluster_group = describe_cluster(eks, name)
+    except FatalConfigurationError as error:
+        if kind not in (UserDataType.TEMPLATE, UserDataType.NONE) or "ResourceNotFound" not in str(
+            error
+        ):
+            raise
+        log.info("%s is not an EKS cluster; nodes join through the user data alone", name)
+        cluster, version, cluster_group = ClusterInfo(name), "", ""
+    subnets = subnets_by_zone(ec2, aws, name)
+    for zone, subnet in (subnet_overrides or {}).items():
+        subnets[zone] = [subnet]
+    operator = aws.user_data
+    if launch_template and not operator:
+        key = "LaunchTemplateId" if launch_template.startswith("lt-") else "LaunchTemplateName"
+        reply = call(
+            "ec2:DescribeLaunchTemplateVersions",
+            ec2.describe_launch_template_versions,
+            **{key: launch_template},
+            Versions=["$Default"],
+        )
+        versions = reply.get("LaunchTemplateVersions") or [{}]
+        encoded = (versions[0].get("LaunchTemplateData") or {}).get("UserData") or ""
+        operator = base64.b64decode(encoded).decode() if encoded else ""
+    return AwsCloudProvider(
+        ec2=ec2,
+        catalog=catalog,
+        clock=clock,
+        launch_template=launch_template,
+        subnets_by_zone=subnets,
+        config=aws,
+        cluster=cluster,
+        images=node_images(None if launch_template else ssm, aws, version),
+        security_groups=security_groups(ec2, aws, name, cluster_group)
+        if not launch_template or aws.security_groups
+        else (),
+        operator_user_data=operator,
+    )

@@ -12,8 +12,7 @@ creation time are labels and annotations), so a restarted autoscaler finds every
 from __future__ import annotations
 
 import builtins
-import datetime
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +28,7 @@ from gibbous.autoscaler.cloud.base import (
 from gibbous.core import keys
 from gibbous.core.catalog import InstanceType, node_allocatable
 from gibbous.core.config import Config
-from gibbous.kubeapi import rfc3339
+from gibbous.kubeletsim import finish_deletions, node_status, renew_lease, run_pods
 
 CLUSTER_ID = "gibbous.dev/cluster-id"
 LAUNCH_TOKEN = "gibbous.dev/launch-token"
@@ -103,7 +102,7 @@ class KwokCloudProvider:
         }
         self.core.create_node(body)
         self.core.patch_node_status(
-            name, {"status": self._status(capacity, allocatable, ready=False, now=now)}
+            name, {"status": node_status(capacity, allocatable, ready=False, now=now)}
         )
         return self._instance(self.core.read_node(name))
 
@@ -139,7 +138,7 @@ class KwokCloudProvider:
             capacity = dict(status.capacity or {})
             allocatable = dict(status.allocatable or {})
             updated = self.core.patch_node_status(
-                name, {"status": self._status(capacity, allocatable, ready=ready, now=now)}
+                name, {"status": node_status(capacity, allocatable, ready=ready, now=now)}
             )
             taints = [t.to_dict() for t in updated.spec.taints or []]
             if ready and any(t["key"] == keys.NOT_READY_TAINT for t in taints):
@@ -161,105 +160,15 @@ class KwokCloudProvider:
                 except ApiException as error:
                     if error.status != 409:
                         raise
-            self._renew_lease(name, node.metadata.uid, now)
+            renew_lease(self.coordination, name, node.metadata.uid, now)
             if ready and mark_pods_running:
-                self._run_pods(name, now)
+                run_pods(self.core, name, now)
+                finish_deletions(self.core, name, now)
 
     # --- helpers --------------------------------------------------------------------------
 
     def _nodes(self, selector: str) -> builtins.list[Any]:
         return list(self.core.list_node(label_selector=selector).items)
-
-    def _status(
-        self,
-        capacity: Mapping[str, str],
-        allocatable: Mapping[str, str],
-        *,
-        ready: bool,
-        now: float,
-    ) -> dict[str, Any]:
-        stamp = rfc3339(now)
-        return {
-            "capacity": dict(capacity),
-            "allocatable": dict(allocatable),
-            "conditions": [
-                {
-                    "type": "Ready",
-                    "status": "True" if ready else "False",
-                    "reason": "KubeletReady" if ready else "KubeletNotReady",
-                    "message": "kwok: node is ready" if ready else "kwok: booting",
-                    "lastHeartbeatTime": stamp,
-                    "lastTransitionTime": stamp,
-                }
-            ],
-            "nodeInfo": {
-                "kubeletVersion": "kwok",
-                "architecture": "amd64",
-                "operatingSystem": "linux",
-                "containerRuntimeVersion": "kwok",
-                "kernelVersion": "kwok",
-                "osImage": "kwok",
-                "kubeProxyVersion": "kwok",
-                "machineID": "",
-                "systemUUID": "",
-                "bootID": "",
-            },
-        }
-
-    def _renew_lease(self, name: str, uid: str, now: float) -> None:
-        # MicroTime must carry a fractional part; the client drops a zero one when it
-        # re-serialises the body, so keep it at least one microsecond.
-        moment = datetime.datetime.fromtimestamp(now, datetime.UTC)
-        stamp = moment.replace(microsecond=max(moment.microsecond, 1))
-        body = {
-            "metadata": {
-                "name": name,
-                "namespace": "kube-node-lease",
-                "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": name, "uid": uid}],
-            },
-            "spec": {"holderIdentity": name, "leaseDurationSeconds": 40, "renewTime": stamp},
-        }
-        try:
-            self.coordination.patch_namespaced_lease(
-                name, "kube-node-lease", {"spec": body["spec"]}
-            )
-        except ApiException as error:
-            if error.status != 404:
-                raise
-            self.coordination.create_namespaced_lease("kube-node-lease", body)
-
-    def _run_pods(self, node_name: str, now: float) -> None:
-        pods = self.core.list_pod_for_all_namespaces(
-            field_selector=f"spec.nodeName={node_name},status.phase=Pending"
-        ).items
-        stamp = rfc3339(now)
-        for pod in pods:
-            status = {
-                "phase": "Running",
-                "startTime": stamp,
-                "conditions": [
-                    {"type": "Initialized", "status": "True", "lastTransitionTime": stamp},
-                    {"type": "Ready", "status": "True", "lastTransitionTime": stamp},
-                    {"type": "ContainersReady", "status": "True", "lastTransitionTime": stamp},
-                    {"type": "PodScheduled", "status": "True", "lastTransitionTime": stamp},
-                ],
-                # What kubectl's READY column counts.
-                "containerStatuses": [
-                    {
-                        "name": container.name,
-                        "image": container.image,
-                        "imageID": "",
-                        "ready": True,
-                        "started": True,
-                        "restartCount": 0,
-                        "state": {"running": {"startedAt": stamp}},
-                    }
-                    for container in pod.spec.containers or []
-                ],
-            }
-            self.core.patch_namespaced_pod_status(
-                pod.metadata.name, pod.metadata.namespace, {"status": status}
-            )
 
     def _instance(self, node: Any) -> Instance:
         labels = dict(node.metadata.labels or {})
