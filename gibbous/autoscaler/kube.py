@@ -8,6 +8,7 @@ and reason, and one JSON Patch per released pod, guarded by a `test` of its gate
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from kubernetes import client
@@ -118,6 +119,21 @@ class KubeCluster:
             f" to {hostname}" if hostname else "",
         )
 
+    def repair_node(
+        self, name: str, labels: Mapping[str, str], taints: Sequence[Mapping[str, str]]
+    ) -> None:
+        if labels:
+            self.core.patch_node(name, {"metadata": {"labels": dict(labels)}})
+        if taints:
+            wanted = [dict(t) for t in taints]
+
+            def add(current: list[dict[str, Any]]) -> list[dict[str, Any]]:
+                # A taint is identified by key and effect; the API refuses two alike.
+                there = {(t.get("key"), t.get("effect")) for t in current}
+                return current + [t for t in wanted if (t["key"], t["effect"]) not in there]
+
+            self._replace_taints(name, add)
+
     # --- node lifecycle ------------------------------------------------------------------------
 
     def cordon(self, node: str) -> None:
@@ -140,18 +156,24 @@ class KubeCluster:
         return Eviction.EVICTED
 
     def set_hot_taint(self, node: str, value: str) -> None:
-        # The taint list is atomic: read it, replace ours, write the whole list back guarded
+        ours = {"key": keys.HOT_NODE_TAINT, "value": value, "effect": "NoSchedule"}
+        self._replace_taints(
+            node,
+            lambda current: (
+                [t for t in current if t.get("key") != keys.HOT_NODE_TAINT]
+                + ([ours] if value else [])
+            ),
+        )
+
+    def _replace_taints(
+        self, node: str, change: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
+    ) -> None:
+        # The taint list is atomic: read it, change it, write the whole list back guarded
         # by the version read. On a conflict (someone wrote in between) read again and retry,
         # as client-go's RetryOnConflict does.
         for attempt in range(5):
             current = self.api.sanitize_for_serialization(self.core.read_node(node))
-            taints = [
-                t
-                for t in (current.get("spec") or {}).get("taints") or []
-                if t.get("key") != keys.HOT_NODE_TAINT
-            ]
-            if value:
-                taints.append({"key": keys.HOT_NODE_TAINT, "value": value, "effect": "NoSchedule"})
+            taints = change(list((current.get("spec") or {}).get("taints") or []))
             try:
                 self.core.patch_node(
                     node,

@@ -58,6 +58,9 @@ from gibbous.core.launches import (
     NodeState,
     Termination,
     node_state,
+    nodes_by_instance,
+    registration_repair,
+    repaired_node,
     review_launches,
 )
 from gibbous.core.packing import Guardrails, PendingPod
@@ -101,6 +104,12 @@ class Cluster(Protocol):
         """Narrow the pod's nodeSelector to `hostname` (if given) and lift our gate."""
         ...
 
+    def repair_node(
+        self, name: str, labels: Mapping[str, str], taints: Sequence[Mapping[str, str]]
+    ) -> None:
+        """Add `labels` and `taints` to the Node (keeping every other taint)."""
+        ...
+
 
 class Autoscaler:
     def __init__(
@@ -136,6 +145,7 @@ class Autoscaler:
         self.paused_reason = ""
         self.warned: dict[str, str] = {}  # pod uid -> NodeAddRequestWarning message sent
         self.node_problems: dict[str, tuple[str, ...]] = {}  # node -> problems last reported
+        self.repaired: set[str] = set()  # nodes whose registration was checked
         self.estimated: dict[str, float] = {}  # pod uid -> when its NodeCostEstimate was sent
         self.last_list_at = -math.inf
         self.last_poll_at = -math.inf
@@ -152,7 +162,9 @@ class Autoscaler:
         self.views.keep_only(names)
         for gone in [name for name in self.node_problems if name not in names]:
             del self.node_problems[gone]
+        self.repaired &= names
         pods = self.cluster.pods()
+        nodes = self._match_registrations(nodes)
         node_states = {state.name: state for state in map(node_state, nodes)}
         instances = self._list_instances(now)
         review = review_launches(
@@ -491,12 +503,14 @@ class Autoscaler:
         self.warned[uid] = message
         self._event(pod, keys.EVENT_NODE_ADD_REQUEST_WARNING, message, warning=True)
 
-    def _event(self, pod: Pod, reason: str, message: str, *, warning: bool) -> None:
+    def _event(
+        self, obj: Pod, reason: str, message: str, *, warning: bool, kind: str = "Pod"
+    ) -> None:
         try:
-            self.cluster.emit_event(pod, reason, message, warning=warning)
+            self.cluster.emit_event(obj, reason, message, warning=warning, kind=kind)
             self.metrics.events.labels(reason).inc()
         except Exception as error:
-            log.warning("event %s for %s failed: %s", reason, key_of(pod), error)
+            log.warning("event %s for %s %s failed: %s", reason, kind, key_of(obj), error)
 
     def _estimate(self, gated: list[tuple[GatedPod, Pod]], now: float) -> None:
         have = self.cluster.pods_with_event(keys.EVENT_NODE_COST_ESTIMATE)
@@ -523,6 +537,44 @@ class Autoscaler:
             self._event(pod, keys.EVENT_NODE_COST_ESTIMATE, message, warning=False)
 
     # --- housekeeping --------------------------------------------------------------------------
+
+    def _match_registrations(self, nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Tie each launch in flight to its Node by `spec.providerID` (a cloud's node name
+        need not be what the provider guessed), and give a node that registered without
+        the labels or taints its launch asked for what it lacks, once, with an event.
+        Returns the nodes as this step must see them: a repaired node with its repair
+        (the cache shows it only after the watch brings the change)."""
+        if not self.launches:
+            return nodes
+        by_instance = nodes_by_instance(nodes)
+        by_name = {str(metadata(n).get("name") or ""): n for n in nodes}
+        for token, recorded in list(self.launches.items()):
+            name = by_instance.get(recorded.instance_id) if recorded.instance_id else None
+            if name is None:
+                continue
+            launch = recorded if name == recorded.node_name else replace(recorded, node_name=name)
+            self.launches[token] = launch
+            if name in self.repaired:
+                continue
+            repair = registration_repair(launch, by_name[name])
+            self.repaired.add(name)
+            if repair is None:
+                continue
+            message = (
+                f"registered without {repair.describe()} that its launch asked for (the "
+                "node's user data or bootstrap did not set them, or NodeRestriction kept the "
+                "kubelet from it); Gibbous added them"
+            )
+            log.warning("node %s %s", name, message)
+            try:
+                self.cluster.repair_node(name, repair.labels, repair.taints)
+            except Exception as error:
+                self.repaired.discard(name)
+                log.warning("repairing node %s failed (%s); will retry", name, error)
+                continue
+            by_name[name] = repaired_node(by_name[name], repair)
+            self._event(by_name[name], keys.EVENT_NODE_REPAIRED, message, warning=True, kind="Node")
+        return [by_name.get(str(metadata(n).get("name") or ""), n) for n in nodes]
 
     def _poll_in_flight(
         self, now: float, registered: Mapping[str, NodeState]

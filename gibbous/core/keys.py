@@ -93,3 +93,5 @@ EVENT_NODE_COST_ESTIMATE = "NodeCostEstimate"
 EVENT_NODE_ADD_REQUEST_WARNING = "NodeAddRequestWarning"
 # On a Node (or pod) Gibbous cannot read in part or whole, once per version of it.
 EVENT_CANNOT_READ = "GibbousCannotRead"
+# On a Node of ours that registered without labels or taints its launch asked for.
+EVENT_NODE_REPAIRED = "GibbousRepairedNode"

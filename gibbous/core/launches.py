@@ -289,3 +289,68 @@ def review_launches(
         adopted=tuple(adopted),
         orphans_seen=seen_orphans,
     )
+
+
+def nodes_by_instance(nodes: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """Node names by the instance behind them, from `spec.providerID`: the whole id
+    (`ocid1.instance...`, an Azure resource id) and its last segment
+    (`aws:///us-west-2a/i-0abc` -> `i-0abc`, `gce://p/z/name` -> `name`)."""
+    out: dict[str, str] = {}
+    for node in nodes:
+        provider_id = as_map(node.get("spec")).get("providerID")
+        name = metadata(node).get("name")
+        if not isinstance(provider_id, str) or not provider_id or not isinstance(name, str):
+            continue
+        out.setdefault(provider_id.rsplit("/", 1)[-1], name)
+        out[provider_id] = name
+    return out
+
+
+@dataclass(frozen=True)
+class Repair:
+    """What a registered node of ours lacks of what its launch asked for."""
+
+    labels: Mapping[str, str]
+    taints: tuple[Mapping[str, str], ...]
+
+    def describe(self) -> str:
+        parts = []
+        if self.labels:
+            parts.append("labels " + ", ".join(f"{k}={v}" for k, v in sorted(self.labels.items())))
+        if self.taints:
+            parts.append(
+                "taints "
+                + ", ".join(
+                    f"{t.get('key')}={t.get('value', '')}:{t.get('effect')}" for t in self.taints
+                )
+            )
+        return " and ".join(parts)
+
+
+def registration_repair(launch: Launch, node: Mapping[str, Any]) -> Repair | None:
+    """The labels and taints the node registered without (its user data or bootstrap did not
+    set them, or NodeRestriction kept the kubelet from it), or None when it has them all."""
+    have = dict(as_map(metadata(node).get("labels")))
+    labels = {k: v for k, v in launch.plan.labels.items() if have.get(k) != v}
+    raw = as_map(node.get("spec")).get("taints")
+    present = {
+        (t.get("key"), t.get("value") or "", t.get("effect"))
+        for t in (raw if isinstance(raw, list) else [])
+        if isinstance(t, Mapping)
+    }
+    taints = tuple(
+        t
+        for t in launch.plan.taints
+        if (t.get("key"), t.get("value") or "", t.get("effect")) not in present
+    )
+    return Repair(labels, taints) if labels or taints else None
+
+
+def repaired_node(node: Mapping[str, Any], repair: Repair) -> dict[str, Any]:
+    """A copy of `node` as it reads once `repair` is applied."""
+    meta = dict(metadata(node))
+    meta["labels"] = {**as_map(meta.get("labels")), **repair.labels}
+    spec = dict(as_map(node.get("spec")))
+    raw = spec.get("taints")
+    spec["taints"] = [*(raw if isinstance(raw, list) else []), *(dict(t) for t in repair.taints)]
+    return {**node, "metadata": meta, "spec": spec}

@@ -8,6 +8,7 @@ import copy
 import datetime
 import hashlib
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -47,7 +48,11 @@ class FakeCluster:
     static_nodes: list[dict[str, Any]] = field(default_factory=list)
     events: list[tuple[str, str, str, bool]] = field(default_factory=list)  # uid, reason, msg, warn
     releases: list[tuple[str, str | None, list[dict[str, Any]]]] = field(default_factory=list)
+    repairs: list[tuple[str, dict[str, str], list[dict[str, str]]]] = field(default_factory=list)
     gpu_plugin_delay_s: float = 0.0  # GPUs become allocatable this long after the node runs
+    # Nodes register with only the cloud's own labels and no taints, as with user data that
+    # does not carry Gibbous's (what the autoscaler must notice and repair).
+    bare_registration: bool = False
     # Node lifecycle: what the operations did, and what tests inject.
     cordoned: set[str] = field(default_factory=set)
     node_taints: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
@@ -78,17 +83,22 @@ class FakeCluster:
                 continue
             taints = (
                 [{"key": keys.SPOT_TAINT_KEY, "value": "spot", "effect": "NoSchedule"}]
-                if instance.category == "spot"
+                if instance.category == "spot" and not self.bare_registration
                 else []
             )
             taints += self.node_taints.get(instance.node_name, [])
+            registered = {} if self.bare_registration else dict(instance.labels)
+            for name, labels, added in self.repairs:
+                if name == instance.node_name:
+                    registered.update(labels)
+                    taints += added
             created = datetime.datetime.fromtimestamp(instance.created_at, datetime.UTC)
             out.append(
                 {
                     "metadata": {
                         "name": instance.node_name,
                         "labels": {
-                            **instance.labels,
+                            **registered,
                             keys.HOSTNAME: instance.node_name,
                             keys.ZONE: instance.zone,  # as the cloud's node controller sets it
                         },
@@ -98,6 +108,7 @@ class FakeCluster:
                     "spec": {
                         "taints": taints,
                         "unschedulable": instance.node_name in self.cordoned,
+                        "providerID": f"fake:///{instance.zone}/{instance.id}",
                     },
                     "status": {
                         "allocatable": allocatable,
@@ -126,6 +137,11 @@ class FakeCluster:
         self, obj: Pod, reason: str, message: str, *, warning: bool, kind: str = "Pod"
     ) -> None:
         self.events.append((uid_of(obj), reason, message, warning))
+
+    def repair_node(
+        self, name: str, labels: Mapping[str, str], taints: Sequence[Mapping[str, str]]
+    ) -> None:
+        self.repairs.append((name, dict(labels), [dict(t) for t in taints]))
 
     def release_pod(self, pod: Pod, hostname: str | None) -> None:
         operations = plan_release(pod, hostname)

@@ -371,3 +371,32 @@ def test_metrics_report_launches_and_cost() -> None:
     assert "gibbous_autoscaler_launches_total{" in text
     assert 'gibbous_autoscaler_launches_total{category="on-demand"' in text
     assert autoscaler.metrics.cost._value.get() > 0
+
+
+def test_a_node_that_registers_without_our_labels_and_taints_is_repaired_once() -> None:
+    # What happens on EKS with user data that does not carry Gibbous's labels (a stale
+    # launch template, aws.userDataType None): the node must still be found by its
+    # providerID, get the labels and the spot taint, and the repair must be reported.
+    clock, provider, cluster, autoscaler = setup()
+    cluster.bare_registration = True
+    spot = {keys.INSTANCE_OFFERINGS: "spot"}
+    cluster.add(make_pod("spotty", cpu="3", annotations=spot, tolerations=[SPOT_TOLERATION]))
+    run(clock, autoscaler, 120)
+    ((name, labels, taints),) = cluster.repairs
+    launch_labels = provider.create_calls[0].labels
+    assert labels == dict(launch_labels)
+    assert labels[keys.CREATED_BY] == keys.CREATED_BY_VALUE
+    assert taints == [{"key": keys.SPOT_TAINT_KEY, "value": "spot", "effect": "NoSchedule"}]
+    node = next(n for n in cluster.nodes() if n["metadata"]["name"] == name)
+    assert node["metadata"]["labels"][keys.PLACEMENT] == labels[keys.PLACEMENT]
+    events = [m for _, r, m, _ in cluster.events if r == keys.EVENT_NODE_REPAIRED]
+    assert len(events) == 1 and keys.CREATED_BY in events[0] and "spot:NoSchedule" in events[0]
+    assert cluster.schedule() == ["default/spotty"]
+
+
+def test_nodes_with_our_labels_are_not_touched() -> None:
+    clock, provider, cluster, autoscaler = setup()
+    cluster.add(make_pod("plain", cpu="3"))
+    run(clock, autoscaler, 120)
+    assert len(provider.create_calls) == 1
+    assert cluster.repairs == []
