@@ -13,6 +13,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from gibbous.core import keys
 from gibbous.kubeapi import rfc3339
 
 
@@ -128,3 +129,29 @@ def finish_deletions(core: client.CoreV1Api, node_name: str, now: float) -> None
         except ApiException as error:
             if error.status != 404:
                 raise
+
+
+def clear_not_ready_taint(core: client.CoreV1Api, node: Any) -> None:
+    """Take `node.kubernetes.io/not-ready` off a Ready node, as the node lifecycle
+    controller does (the test control plane runs without it: no kubelets to watch)."""
+    taints = [t.to_dict() for t in node.spec.taints or []]
+    if not any(t["key"] == keys.NOT_READY_TAINT for t in taints):
+        return
+    kept = [
+        {k: v for k, v in t.items() if v is not None and k != "time_added"}
+        for t in taints
+        if t["key"] != keys.NOT_READY_TAINT
+    ]
+    # The taint list is atomic: replace it whole, guarded by the version we hold; if
+    # someone wrote in between, the next heartbeat tries again.
+    try:
+        core.patch_node(
+            node.metadata.name,
+            {
+                "metadata": {"resourceVersion": node.metadata.resource_version},
+                "spec": {"taints": kept or None},
+            },
+        )
+    except ApiException as error:
+        if error.status != 409:
+            raise

@@ -117,14 +117,26 @@ def plan_scale_up(
     pods = list(pending)
     by_key = {p.key: p for p in pods}
     nodes = [*existing, *(launch.as_node() for launch in in_flight)]
-    plan = simulate(
-        pods,
-        offers,
-        config,
-        existing=nodes,
-        guardrails=guardrails,
-        backed_off=backoffs.blocked_pairs(now),
-    )
+    blocked = set(backoffs.blocked_pairs(now))
+    # A pair backed off in every zone it could use is as good as backed off: plan again
+    # without it, so the next candidate is chosen (bounded: each round removes a pair).
+    for _ in range(len(offers) + 1):
+        plan = simulate(
+            pods,
+            offers,
+            config,
+            existing=nodes,
+            guardrails=guardrails,
+            backed_off=frozenset(blocked),
+        )
+        exhausted = {
+            (node.offer.name, str(node.offer.category))
+            for node in plan.new_nodes
+            if _zones_for(node.offer, [by_key[k] for k in node.pods], config, backoffs, now) is None
+        }
+        if not exhausted - blocked:
+            break
+        blocked |= exhausted
     unsatisfiable = dict(plan.unschedulable)
     launches = []
     for node in plan.new_nodes:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import builtins
+import dataclasses
 import datetime
 import itertools
 from collections.abc import Callable
@@ -164,7 +165,9 @@ class AwsCloudProvider:
                 ),
             )
             if text:
-                settings["UserData"] = base64.b64encode(text.encode()).decode()
+                # As text: boto3 base64-encodes RunInstances' UserData itself (encoding it
+                # here too would hand the node base64 instead of its bootstrap).
+                settings["UserData"] = text
         arch = instance_type.arch if instance_type else "amd64"
         gpu = bool(instance_type and instance_type.gpu_count)
         if not self.launch_template:
@@ -317,13 +320,41 @@ class AwsCloudProvider:
             zone=raw.get("Placement", {}).get("AvailabilityZone", ""),
             state=state,
             failure_kind=failure,
-            failure_reason=f"{reason.get('Code')}: {reason.get('Message', '')}" if failure else "",
+            failure_reason=_reason_text(reason) if failure else "",
             created_at=launched.timestamp()
             if isinstance(launched, datetime.datetime)
             else self.clock(),
             node_name=raw.get("PrivateDnsName", ""),
-            labels={k: v for k, v in tags.items() if k not in (CLUSTER_TAG, TOKEN_TAG, "Name")},
+            labels={
+                k: v
+                for k, v in tags.items()
+                if k not in (CLUSTER_TAG, TOKEN_TAG, "Name")
+                and not k.startswith("kubernetes.io/cluster/")
+            },
         )
+
+
+def offered_in(
+    catalog: builtins.list[InstanceType], subnets: dict[str, builtins.list[str]]
+) -> builtins.list[InstanceType]:
+    """The catalog as this cluster can launch it: each type's zones narrowed to those with a
+    subnet for nodes (elsewhere EC2 would pick a subnet of another VPC), types offered in no
+    such zone left out."""
+    zones = tuple(sorted(subnets))
+    out = []
+    for instance_type in catalog:
+        usable = (
+            tuple(z for z in instance_type.zones if z in subnets) if instance_type.zones else zones
+        )
+        if usable:
+            out.append(dataclasses.replace(instance_type, zones=usable))
+    return out
+
+
+def _reason_text(reason: dict[str, Any]) -> str:
+    """EC2's StateReason: its Message already starts with the Code."""
+    code, message = str(reason.get("Code", "")), str(reason.get("Message", ""))
+    return message if message.startswith(code) else f"{code}: {message}"
 
 
 def discover(
@@ -370,7 +401,7 @@ def discover(
         operator = base64.b64decode(encoded).decode() if encoded else ""
     return AwsCloudProvider(
         ec2=ec2,
-        catalog=catalog,
+        catalog=offered_in(catalog, subnets),
         clock=clock,
         launch_template=launch_template,
         subnets_by_zone=subnets,

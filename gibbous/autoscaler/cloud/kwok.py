@@ -28,7 +28,13 @@ from gibbous.autoscaler.cloud.base import (
 from gibbous.core import keys
 from gibbous.core.catalog import InstanceType, node_allocatable
 from gibbous.core.config import Config
-from gibbous.kubeletsim import finish_deletions, node_status, renew_lease, run_pods
+from gibbous.kubeletsim import (
+    clear_not_ready_taint,
+    finish_deletions,
+    node_status,
+    renew_lease,
+    run_pods,
+)
 
 CLUSTER_ID = "gibbous.dev/cluster-id"
 LAUNCH_TOKEN = "gibbous.dev/launch-token"
@@ -140,26 +146,8 @@ class KwokCloudProvider:
             updated = self.core.patch_node_status(
                 name, {"status": node_status(capacity, allocatable, ready=ready, now=now)}
             )
-            taints = [t.to_dict() for t in updated.spec.taints or []]
-            if ready and any(t["key"] == keys.NOT_READY_TAINT for t in taints):
-                kept = [
-                    {k: v for k, v in t.items() if v is not None and k != "time_added"}
-                    for t in taints
-                    if t["key"] != keys.NOT_READY_TAINT
-                ]
-                # The taint list is atomic: replace it whole, guarded by the version we hold;
-                # if someone wrote in between, the next heartbeat tries again.
-                try:
-                    self.core.patch_node(
-                        name,
-                        {
-                            "metadata": {"resourceVersion": updated.metadata.resource_version},
-                            "spec": {"taints": kept or None},
-                        },
-                    )
-                except ApiException as error:
-                    if error.status != 409:
-                        raise
+            if ready:
+                clear_not_ready_taint(self.core, updated)
             renew_lease(self.coordination, name, node.metadata.uid, now)
             if ready and mark_pods_running:
                 run_pods(self.core, name, now)

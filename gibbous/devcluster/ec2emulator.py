@@ -1,0 +1,230 @@
+"""An EC2 and EKS emulator on loopback: moto's server, seeded as an EKS cluster's account
+looks, with what moto lacks added the way AWS does it.
+
+Seeded: a VPC with a subnet per zone tagged `kubernetes.io/cluster/<name>=shared`, a
+security group tagged `owned`, the node instance profile, the EKS cluster, and one AMI per
+node kind published under the public SSM parameters Gibbous reads (EKS-optimized AL2023,
+NVIDIA and arm64; Bottlerocket), which moto refuses to let anyone write (they are AWS's).
+Requests are parsed by moto as AWS parses them: a misspelt field fails.
+
+What moto does not do and EC2 does: `fail_spot_launches` makes EC2 take spot launches of a
+type and then terminate them `after_s` later with `Server.InsufficientInstanceCapacity`,
+keeping the terminated instance visible, as EC2 keeps it for about an hour.
+
+Needs moto and flask (the dev extra, or `pip install 'gibbous[emulator]'`). Run alone
+(`python -m gibbous.devcluster.ec2emulator`) it also runs the node agent that
+plays the kubelet for the cluster's instances: `gibbous dev-cluster up --cloud aws` uses that.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+from kubernetes import client, config
+from moto.ec2.models import ec2_backends
+from moto.ec2.models.instances import StateReason
+from moto.server import ThreadedMotoServer
+from moto.ssm.models import Parameter, ssm_backends
+
+from gibbous.catalogs import load_catalog
+from gibbous.devcluster.nodeagent import NodeAgent
+
+ACCOUNT = "123456789012"
+INSTANCE_PROFILE = "gibbous-nodes"
+ZONES = ("a", "b", "c")
+
+
+@dataclass
+class SeededCluster:
+    name: str
+    region: str
+    version: str
+    subnets: dict[str, str] = field(default_factory=dict)  # zone -> subnet id
+    security_group: str = ""
+    images: dict[str, str] = field(default_factory=dict)  # SSM path -> AMI id
+
+
+@dataclass
+class Ec2Emulator:
+    region: str = "us-west-2"
+    port: int = 0
+    server: Any = None
+    failing: dict[tuple[str, str], float] = field(default_factory=dict)  # (type, market) -> s
+
+    @property
+    def endpoint(self) -> str:
+        host, port = self.server.get_host_and_port()
+        return f"http://{host}:{port}"
+
+    def start(self) -> str:
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self.server.start()
+        return self.endpoint
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+
+    def client(self, service: str) -> Any:
+        return boto3.client(
+            service,
+            region_name=self.region,
+            endpoint_url=self.endpoint,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    def seed(self, name: str, version: str) -> SeededCluster:
+        ec2, eks, iam = self.client("ec2"), self.client("eks"), self.client("iam")
+        seeded = SeededCluster(name, self.region, version)
+        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+        for index, suffix in enumerate(ZONES):
+            zone = f"{self.region}{suffix}"
+            subnet = ec2.create_subnet(
+                VpcId=vpc, CidrBlock=f"10.0.{index * 16}.0/20", AvailabilityZone=zone
+            )["Subnet"]["SubnetId"]
+            ec2.create_tags(
+                Resources=[subnet],
+                Tags=[{"Key": f"kubernetes.io/cluster/{name}", "Value": "shared"}],
+            )
+            seeded.subnets[zone] = subnet
+        group = ec2.create_security_group(
+            GroupName=f"eks-cluster-sg-{name}", Description="nodes", VpcId=vpc
+        )["GroupId"]
+        ec2.create_tags(
+            Resources=[group], Tags=[{"Key": f"kubernetes.io/cluster/{name}", "Value": "owned"}]
+        )
+        seeded.security_group = group
+        iam.create_role(RoleName="eks-node", AssumeRolePolicyDocument="{}")
+        iam.create_instance_profile(InstanceProfileName=INSTANCE_PROFILE)
+        iam.add_role_to_instance_profile(InstanceProfileName=INSTANCE_PROFILE, RoleName="eks-node")
+        eks.create_cluster(
+            name=name,
+            version=version,
+            roleArn=f"arn:aws:iam::{ACCOUNT}:role/eks-cluster",
+            resourcesVpcConfig={
+                "subnetIds": list(seeded.subnets.values()),
+                "securityGroupIds": [group],
+            },
+        )
+        base = f"/aws/service/eks/optimized-ami/{version}/amazon-linux-2023"
+        for path, architecture in (
+            (f"{base}/x86_64/standard/recommended/image_id", "x86_64"),
+            (f"{base}/arm64/standard/recommended/image_id", "arm64"),
+            (f"{base}/x86_64/nvidia/recommended/image_id", "x86_64"),
+            (f"/aws/service/bottlerocket/aws-k8s-{version}/x86_64/latest/image_id", "x86_64"),
+            (f"/aws/service/bottlerocket/aws-k8s-{version}/arm64/latest/image_id", "arm64"),
+            (
+                f"/aws/service/bottlerocket/aws-k8s-{version}-nvidia/x86_64/latest/image_id",
+                "x86_64",
+            ),
+        ):
+            image = ec2.register_image(
+                Name=path.strip("/").replace("/", "-"),
+                Architecture=architecture,
+                RootDeviceName="/dev/xvda",
+            )["ImageId"]
+            self._publish_parameter(path, image)
+            seeded.images[path] = image
+        return seeded
+
+    def _publish_parameter(self, path: str, value: str) -> None:
+        """A public parameter, as AWS publishes it (PutParameter refuses /aws/ names)."""
+        backend = ssm_backends[ACCOUNT][self.region]
+        backend._parameters[path].append(
+            Parameter(  # type: ignore[abstract]
+                account_id=ACCOUNT,
+                name=path,
+                value=value,
+                parameter_type="String",
+                description=None,
+                allowed_pattern=None,
+                keyid=None,
+                last_modified_date=datetime.datetime.now(datetime.UTC),
+                version=1,
+                data_type="aws:ec2:image",
+            )
+        )
+
+    # --- what EC2 does that moto does not ---------------------------------------------------
+
+    def fail_spot_launches(self, instance_type: str, after_s: float = 3.0) -> None:
+        """Spot launches of `instance_type` are accepted, then terminated `after_s` later
+        with Server.InsufficientInstanceCapacity."""
+        self.failing[(instance_type, "spot")] = after_s
+
+    def advance(self) -> None:
+        """Apply what EC2 would have done by now (call it periodically)."""
+        if not self.failing:
+            return
+        now = datetime.datetime.now(datetime.UTC)
+        backend = ec2_backends[ACCOUNT][self.region]
+        for instance in backend.all_instances():
+            after = self.failing.get((instance.instance_type, instance.lifecycle or "on-demand"))
+            if after is None or instance._state.name != "running":
+                continue
+            launched = instance.launch_time
+            if launched.tzinfo is None:
+                launched = launched.replace(tzinfo=datetime.UTC)
+            if (now - launched).total_seconds() >= after:
+                instance.terminate()
+                instance.state_reason = StateReason(
+                    "Server.InsufficientInstanceCapacity: Server.InsufficientInstanceCapacity",
+                    "Server.InsufficientInstanceCapacity",
+                )
+
+    def run(self, stopped: threading.Event, period_s: float = 0.5) -> None:
+        while not stopped.is_set():
+            try:
+                self.advance()
+            except Exception:
+                logging.getLogger("gibbous.ec2emulator").exception("emulator step failed")
+            stopped.wait(period_s)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The emulator and its node agent as one process (for `gibbous dev-cluster --cloud aws`)."""
+    parser = argparse.ArgumentParser(prog="python -m gibbous.devcluster.ec2emulator")
+    parser.add_argument("--kubeconfig", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--cluster", required=True)
+    parser.add_argument("--kubernetes-version", required=True)
+    parser.add_argument("--region", default="us-west-2")
+    parser.add_argument("--boot-seconds", type=float, default=5.0)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    emulator = Ec2Emulator(region=args.region, port=args.port)
+    emulator.start()
+    emulator.seed(args.cluster, args.kubernetes_version)
+    configuration = client.Configuration()
+    config.load_kube_config(config_file=args.kubeconfig, client_configuration=configuration)
+    agent = NodeAgent(
+        client.ApiClient(configuration),
+        emulator.client("ec2"),
+        load_catalog(None, "aws", args.region),
+        args.cluster,
+        args.region,
+        time.time,
+        boot_s=args.boot_seconds,
+    )
+    stopped = threading.Event()
+    threading.Thread(target=emulator.run, args=(stopped,), daemon=True).start()
+    try:
+        agent.run(stopped)
+    finally:
+        emulator.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,349 @@
+"""Issue #12 end to end: the real `aws` provider against the EC2/EKS emulator, a node agent
+that registers Nodes only from what each instance's user data gives its kubelet, the real
+control plane, kube-scheduler and extender.
+
+Nothing but the user data labels the nodes: if Gibbous's user data were wrong, the nodes
+would register bare and the pods would not bind (and a GibbousRepairedNode event would
+show the autoscaler patching them, which these tests forbid)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from gibbous.autoscaler.cloud.aws import AwsCloudProvider, discover
+from gibbous.autoscaler.kube import KubeCluster
+from gibbous.autoscaler.lifecycle import NodeLifecycle
+from gibbous.autoscaler.loop import Autoscaler
+from gibbous.autoscaler.process import AutoscalerService
+from gibbous.core import keys
+from gibbous.core.config import Config
+from gibbous.core.demand import describe_pod
+from gibbous.core.selection import build_offers, candidate_offers
+from gibbous.devcluster.controlplane import ControlPlane
+from gibbous.devcluster.ec2emulator import INSTANCE_PROFILE, Ec2Emulator, SeededCluster
+from gibbous.devcluster.nodeagent import NodeAgent
+from gibbous.kubeapi import parse_version
+from tests.e2e.conftest import eventually, make_namespace, running_extender
+from tests.factories import api_pod, catalog, config
+
+pytestmark = pytest.mark.e2e
+
+CLUSTER = "e2e-eks"
+SCHEDULER = "gibbous-eks-e2e"
+NAMESPACE = "eks-e2e"
+SUITE_LABEL = "e2e.gibbous.dev/suite"
+ROOT_VOLUME = {
+    "DeviceName": "/dev/xvda",
+    "Ebs": {"VolumeSize": 80, "VolumeType": "gp3", "DeleteOnTermination": True},
+}
+SPOT_TOLERATION = {
+    "key": keys.SPOT_TAINT_KEY,
+    "operator": "Equal",
+    "value": "spot",
+    "effect": "NoSchedule",
+}
+
+
+def eks_config(**extra: object) -> Config:
+    return config(
+        clusterID=CLUSTER,
+        placeNodeSelector=True,
+        provisioningGate=True,
+        scaleUpTimeout="3m",
+        aws={"nodeInstanceProfile": INSTANCE_PROFILE, "blockDeviceMappings": [ROOT_VOLUME]},
+        **extra,
+    )
+
+
+@pytest.fixture(scope="module")
+def emulator(api: client.ApiClient) -> Iterator[tuple[Ec2Emulator, SeededCluster]]:
+    version = client.VersionApi(api).get_code()
+    emulated = Ec2Emulator()
+    emulated.start()
+    seeded = emulated.seed(CLUSTER, f"{version.major}.{version.minor.rstrip('+')}")
+    stopped = threading.Event()
+    agent = NodeAgent(
+        api, emulated.client("ec2"), catalog("aws"), CLUSTER, "us-west-2", time.time, boot_s=2
+    )
+    threads = [
+        threading.Thread(target=emulated.run, args=(stopped,), daemon=True),
+        threading.Thread(target=agent.run, args=(stopped, 0.5), daemon=True),
+    ]
+    for thread in threads:
+        thread.start()
+    yield emulated, seeded
+    stopped.set()
+    for thread in threads:
+        thread.join(timeout=10)
+    emulated.stop()
+
+
+@pytest.fixture(scope="module")
+def scheduler(api: client.ApiClient, control_plane: ControlPlane) -> Iterator[None]:
+    with running_extender(api, eks_config()) as url:
+        control_plane.start_scheduler(scheduler_name=SCHEDULER, extender_url=url)
+        yield
+
+
+def aws_provider(emulated: Ec2Emulator, cfg: Config) -> AwsCloudProvider:
+    return discover(
+        ec2=emulated.client("ec2"),
+        eks=emulated.client("eks"),
+        ssm=emulated.client("ssm"),
+        config=cfg,
+        catalog=catalog("aws"),
+        clock=time.time,
+    )
+
+
+def start_service(
+    api: client.ApiClient, emulated: Ec2Emulator, cfg: Config, identity: str
+) -> AutoscalerService:
+    version = client.VersionApi(api).get_code()
+    cluster = KubeCluster(
+        api, identity=identity, server_version=parse_version(version.major, version.minor)
+    )
+    autoscaler = Autoscaler(cfg, aws_provider(emulated, cfg), cluster, clock=time.time)
+    service = AutoscalerService(
+        autoscaler,
+        cluster,
+        lifecycle=NodeLifecycle(autoscaler, cluster, clock=time.time),
+        period_s=0.3,
+    )
+    service.start()
+    return service
+
+
+def crash(service: AutoscalerService) -> None:
+    service.stopped.set()
+    service.cluster.stop()
+
+
+def pod(
+    name: str,
+    *,
+    cpu: str,
+    gpus: int = 0,
+    spot: bool = False,
+    gated: bool = False,
+    suite: str = "eks",
+) -> dict[str, Any]:
+    body = api_pod(
+        name,
+        cpu=cpu,
+        memory="256Mi",
+        gpus=gpus,
+        annotations={keys.INSTANCE_OFFERINGS: "spot"} if spot else None,
+        # placeNodeSelector puts it on the nodes made for it: each test gets fresh nodes.
+        node_selector={SUITE_LABEL: suite},
+        tolerations=[SPOT_TOLERATION] if spot else None,
+    )
+    body["spec"]["schedulerName"] = SCHEDULER
+    if gated:  # as the webhook gates bin-select pods with provisioningGate on
+        body["spec"]["schedulingGates"] = [{"name": keys.PROVISIONING_GATE}]
+    return body
+
+
+def instances(emulated: Ec2Emulator, *states: str) -> list[dict[str, Any]]:
+    filters = [{"Name": f"tag:kubernetes.io/cluster/{CLUSTER}", "Values": ["owned"]}]
+    if states:
+        filters.append({"Name": "instance-state-name", "Values": list(states)})
+    reply = emulated.client("ec2").describe_instances(Filters=filters)
+    return [i for r in reply["Reservations"] for i in r["Instances"]]
+
+
+def bound(core: client.CoreV1Api, names: list[str]) -> dict[str, str] | None:
+    pods = {p.metadata.name: p for p in core.list_namespaced_pod(NAMESPACE).items}
+    nodes = {n: pods[n].spec.node_name for n in names if n in pods and pods[n].spec.node_name}
+    return nodes if len(nodes) == len(names) else None
+
+
+def diagnosis(core: client.CoreV1Api) -> str:
+    pods = [
+        (
+            p.metadata.name,
+            p.spec.node_name,
+            [g.name for g in p.spec.scheduling_gates or []],
+            [c.message for c in p.status.conditions or []],
+        )
+        for p in core.list_namespaced_pod(NAMESPACE).items
+    ]
+    nodes = [
+        (
+            n.metadata.name,
+            [(t.key, t.effect) for t in n.spec.taints or []],
+            [(c.type, c.status) for c in n.status.conditions or []],
+            n.status.allocatable,
+        )
+        for n in core.list_node().items
+    ]
+    return f"pods={pods} nodes={nodes}"
+
+
+def repairs(core: client.CoreV1Api) -> list[str]:
+    selector = f"reason={keys.EVENT_NODE_REPAIRED}"
+    return [e.message for e in core.list_namespaced_event("default", field_selector=selector).items]
+
+
+def test_pods_get_ec2_nodes_that_register_from_their_user_data(
+    api: client.ApiClient, scheduler: None, emulator: tuple[Ec2Emulator, SeededCluster]
+) -> None:
+    emulated, seeded = emulator
+    cfg = eks_config()
+    make_namespace(api, NAMESPACE)
+    core = client.CoreV1Api(api)
+    service = start_service(api, emulated, cfg, "eks-a")
+    try:
+        manifests = [
+            *(pod(f"small-{i}", cpu="300m") for i in range(3)),
+            pod("gpu", cpu="1", gpus=1, gated=True),
+            pod("spot", cpu="3", spot=True, gated=True),
+        ]
+        for manifest in manifests:
+            core.create_namespaced_pod(NAMESPACE, manifest)
+        names = [m["metadata"]["name"] for m in manifests]
+        try:
+            placed = eventually(lambda: bound(core, names), timeout_s=120, what="every pod bound")
+        except AssertionError as error:
+            raise AssertionError(f"{error}; {diagnosis(core)}") from None
+        running = {i["PrivateDnsName"]: i for i in instances(emulated, "running")}
+        assert set(placed.values()) <= set(running)
+        assert len(running) == 3  # one bin-pack node for the small pods, one each for the others
+        offers = build_offers(catalog("aws"), cfg)
+        for name in ("gpu", "spot"):
+            raw = api.sanitize_for_serialization(core.read_namespaced_pod(name, NAMESPACE))
+            cheapest = candidate_offers(describe_pod(raw, cfg)[0].requirement, offers, cfg).offers[
+                0
+            ]
+            instance = running[placed[name]]
+            assert instance["InstanceType"] == cheapest.name
+            assert (instance.get("InstanceLifecycle") == "spot") == (name == "spot")
+        for node_name, instance in running.items():
+            node = core.read_node(node_name)
+            labels = node.metadata.labels
+            gpu = instance["InstanceType"].startswith(("g", "p"))
+            image_path = (
+                f"/aws/service/eks/optimized-ami/{seeded.version}/amazon-linux-2023/x86_64/"
+                f"{'nvidia' if gpu else 'standard'}/recommended/image_id"
+            )
+            assert instance["ImageId"] == seeded.images[image_path]
+            assert instance["SubnetId"] == seeded.subnets[instance["Placement"]["AvailabilityZone"]]
+            assert [g["GroupId"] for g in instance["SecurityGroups"]] == [seeded.security_group]
+            assert instance["IamInstanceProfile"]["Arn"].endswith(
+                f"instance-profile/{INSTANCE_PROFILE}"
+            )
+            assert instance["MetadataOptions"]["HttpTokens"] == "required"
+            assert [d["DeviceName"] for d in instance["BlockDeviceMappings"]] == ["/dev/xvda"]
+            # Registered from the user data alone: Gibbous's labels and taints are there.
+            assert (
+                node.spec.provider_id
+                == f"aws:///{instance['Placement']['AvailabilityZone']}/{instance['InstanceId']}"
+            )
+            assert labels[keys.CREATED_BY] == keys.CREATED_BY_VALUE
+            assert labels[SUITE_LABEL] == "eks"
+            spot = instance.get("InstanceLifecycle") == "spot"
+            assert labels[keys.CAPACITY_TYPE] == ("spot" if spot else "on-demand")
+            assert any(t.key == keys.SPOT_TAINT_KEY for t in node.spec.taints or []) == spot
+        gpu_pod = core.read_namespaced_pod("gpu", NAMESPACE)
+        assert (
+            core.read_node(placed["gpu"]).metadata.labels[keys.ASSIGNED_POD_UID]
+            == gpu_pod.metadata.uid
+        )
+        assert not gpu_pod.spec.scheduling_gates  # released by the autoscaler
+        assert repairs(core) == []  # nothing had to be patched on after registration
+    finally:
+        service.stop()
+        for pod_name in [p.metadata.name for p in core.list_namespaced_pod(NAMESPACE).items]:
+            core.delete_namespaced_pod(pod_name, NAMESPACE)  # as users do: with grace
+        eventually(
+            lambda: not core.list_namespaced_pod(NAMESPACE).items,
+            timeout_s=60,
+            what="pods gone (the node agent finishes deletions after the grace period)",
+        )
+
+
+def test_a_spot_launch_ec2_fails_after_accepting_it_is_replaced_in_seconds(
+    api: client.ApiClient, scheduler: None, emulator: tuple[Ec2Emulator, SeededCluster]
+) -> None:
+    emulated, _ = emulator
+    cfg = eks_config()
+    core = client.CoreV1Api(api)
+    body = pod("spot-retry", cpu="3", spot=True, gated=True, suite="retry")
+    raw = {**body, "metadata": {**body["metadata"], "namespace": NAMESPACE, "uid": "x"}}
+    offers = build_offers(catalog("aws"), cfg)
+    first = candidate_offers(describe_pod(raw, cfg)[0].requirement, offers, cfg).offers[0]
+    emulated.fail_spot_launches(first.name, after_s=0.5)  # before the node could boot (2 s)
+    service = start_service(api, emulated, cfg, "eks-b")
+    started = time.monotonic()
+    try:
+        core.create_namespaced_pod(NAMESPACE, body)
+        placed = eventually(lambda: bound(core, ["spot-retry"]), timeout_s=120, what="bound")
+        took = time.monotonic() - started
+        assert took < cfg.scale_up_timeout_s / 2, took  # seconds, not scaleUpTimeout
+        failed = [
+            i
+            for i in instances(emulated, "terminated")
+            if i["InstanceType"] == first.name
+            and i.get("StateReason", {}).get("Code") == "Server.InsufficientInstanceCapacity"
+        ]
+        assert failed, "the first choice was launched and failed"
+        zone = failed[0]["Placement"]["AvailabilityZone"]
+        assert service.autoscaler.backoffs.is_blocked(first.name, "spot", zone, time.time())
+        replacement = next(
+            i for i in instances(emulated, "running") if i["PrivateDnsName"] == placed["spot-retry"]
+        )
+        assert (replacement["InstanceType"], replacement["Placement"]["AvailabilityZone"]) != (
+            first.name,
+            zone,
+        )
+    finally:
+        emulated.failing.clear()
+        service.stop()
+        core.delete_namespaced_pod("spot-retry", NAMESPACE)
+
+
+def test_a_restart_mid_launch_adopts_and_scale_down_terminates_the_instance(
+    api: client.ApiClient, scheduler: None, emulator: tuple[Ec2Emulator, SeededCluster]
+) -> None:
+    emulated, _ = emulator
+    cfg = eks_config(**{"scaleDown.unneededTime": "5s", "scaleDown.delayAfterAdd": "5s"})
+    core = client.CoreV1Api(api)
+    before = {i["InstanceId"] for i in instances(emulated)}
+    first = start_service(api, emulated, cfg, "eks-c")
+    second: AutoscalerService | None = None
+    try:
+        core.create_namespaced_pod(NAMESPACE, pod("adopted", cpu="3", gated=True, suite="adopt"))
+        eventually(lambda: first.autoscaler.launches, timeout_s=60, what="a launch in flight")
+        crash(first)  # mid-launch, its record is lost with it
+        second = start_service(api, emulated, cfg, "eks-d")
+        placed = eventually(lambda: bound(core, ["adopted"]), timeout_s=120, what="bound")
+        ours = [i for i in instances(emulated) if i["InstanceId"] not in before]
+        assert len(ours) == 1, "adopted, not launched twice"
+        instance = ours[0]
+        assert instance["PrivateDnsName"] == placed["adopted"]
+        core.delete_namespaced_pod("adopted", NAMESPACE)  # with its grace period, as a user does
+        eventually(
+            lambda: (
+                instances(emulated, "terminated")
+                and any(
+                    i["InstanceId"] == instance["InstanceId"]
+                    for i in instances(emulated, "terminated")
+                )
+            ),
+            timeout_s=120,
+            what="the empty node scaled down: its instance terminated",
+        )
+        eventually(
+            lambda: placed["adopted"] not in {n.metadata.name for n in core.list_node().items},
+            what="its Node removed",
+        )
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
