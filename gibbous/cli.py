@@ -551,6 +551,8 @@ def run_autoscaler(args: argparse.Namespace) -> int:
             import boto3
         except ImportError:
             raise ConfigError("--provider aws needs boto3: pip install 'gibbous[aws]'") from None
+        import json
+
         from gibbous.autoscaler.cloud.aws import discover
         from gibbous.autoscaler.cloud.base import FatalConfigurationError
 
@@ -563,6 +565,12 @@ def run_autoscaler(args: argparse.Namespace) -> int:
         # boto3 takes AWS_ENDPOINT_URL (and AWS_ENDPOINT_URL_EC2, ...) from the environment,
         # which is how the dev cluster points it at the EC2 emulator.
         region = config.effective_region
+        advisor: object = None
+        if config.aws.use_spot_advisor:
+            try:
+                advisor = json.loads(Path(config.aws.spot_advisor_file).read_text())
+            except (OSError, ValueError) as error:
+                raise ConfigError(f"aws.spotAdvisorFile: {error}") from None
         try:
             provider = discover(
                 ec2=boto3.client("ec2", region_name=region),
@@ -573,8 +581,9 @@ def run_autoscaler(args: argparse.Namespace) -> int:
                 clock=time.time,
                 launch_template=args.aws_launch_template or "",
                 subnet_overrides=subnets,
+                spot_advisor=advisor,
             )
-        except FatalConfigurationError as error:
+        except (FatalConfigurationError, ConfigError) as error:
             raise ConfigError(f"--provider aws: {error}") from None
         if config.aws.effective_user_data_type == "None":
             logging.getLogger("gibbous.autoscaler").warning(

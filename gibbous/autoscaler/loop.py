@@ -79,6 +79,8 @@ MAX_ROUNDS = 8
 # matter), rarely otherwise (orphans and restarts only).
 LIST_PERIOD_BUSY_S = 2.0
 LIST_PERIOD_IDLE_S = 30.0
+# How often the provider's catalog (its prices) is read again.
+OFFERS_REFRESH_S = 300.0
 # A NodeCostEstimate we wrote counts as present this long, until the event cache shows it.
 ESTIMATE_GUARD_S = 300.0
 
@@ -130,8 +132,10 @@ class Autoscaler:
         self.metrics = metrics or AutoscalerMetrics()
         self.new_token = new_token or (lambda: f"{config.cluster_id}-{uuid.uuid4().hex[:20]}")
         self.jitter = jitter
-        self.offers = build_offers(provider.instance_types(), config)
+        self.types = provider.instance_types()
+        self.offers = build_offers(self.types, config)
         self.offers_by_key = {(o.name, str(o.category)): o for o in self.offers}
+        self.offers_at = clock()
         # Nodes are read several times a step (fit, guardrails, gauges, scale-down, hot
         # nodes); each is read once per version of it, and what cannot be read in a version
         # is reported then, once.
@@ -157,6 +161,7 @@ class Autoscaler:
 
     def step(self) -> None:
         now = self.clock()
+        self._refresh_offers(now)
         nodes = self.cluster.nodes()
         names = {str(metadata(n).get("name") or "") for n in nodes}
         self.views.keep_only(names)
@@ -537,6 +542,23 @@ class Autoscaler:
             self._event(pod, keys.EVENT_NODE_COST_ESTIMATE, message, warning=False)
 
     # --- housekeeping --------------------------------------------------------------------------
+
+    def _refresh_offers(self, now: float) -> None:
+        """Prices move (live spot prices): ask the provider again now and then, and plan
+        with the new offers when they changed."""
+        if now - self.offers_at < OFFERS_REFRESH_S:
+            return
+        self.offers_at = now
+        try:
+            types = self.provider.instance_types()
+        except Exception as error:
+            log.warning("refreshing the %s catalog failed: %s", self.provider.name, error)
+            return
+        if types != self.types:
+            self.types = types
+            self.offers = build_offers(types, self.config)
+            self.offers_by_key = {(o.name, str(o.category)): o for o in self.offers}
+            log.info("offers rebuilt from new %s prices", self.provider.name)
 
     def _match_registrations(self, nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Tie each launch in flight to its Node by `spec.providerID` (a cloud's node name

@@ -51,6 +51,7 @@ class InstanceType:
     zones: tuple[str, ...] = ()
     max_pods: int | None = None
     price_date: str = ""
+    spot_offered: bool = True  # False: never launched as spot (e.g. spot advisor limits)
 
     def price(self, category: PriceCategory, spot_ratio: float) -> float:
         if category is PriceCategory.ON_DEMAND:

@@ -54,6 +54,8 @@ def build_offers(types: Iterable[InstanceType], config: Config) -> list[Offer]:
     for instance in types:
         allocatable = node_allocatable(instance, config)
         for category in (PriceCategory.ON_DEMAND, PriceCategory.SPOT):
+            if category is PriceCategory.SPOT and not instance.spot_offered:
+                continue
             price = instance.price(category, config.spot_price_ratio)
             offers.append(Offer(instance, category, price, allocatable))
     offers.sort(key=Offer.sort_key)

@@ -9,7 +9,10 @@ Requests are parsed by moto as AWS parses them: a misspelt field fails.
 
 What moto does not do and EC2 does: `fail_spot_launches` makes EC2 take spot launches of a
 type and then terminate them `after_s` later with `Server.InsufficientInstanceCapacity`,
-keeping the terminated instance visible, as EC2 keeps it for about an hour.
+keeping the terminated instance visible, as EC2 keeps it for about an hour; and
+`DescribeSpotPriceHistory` answers with prices per type and zone (moto says $0.00001 for
+everything): the catalog's spot price, or 40% of on-demand, a little higher in each
+further zone.
 
 Needs moto and flask (the dev extra, or `pip install 'gibbous[emulator]'`). Run alone
 (`python -m gibbous.devcluster.ec2emulator`) it also runs the node agent that
@@ -29,8 +32,10 @@ from typing import Any
 
 import boto3
 from kubernetes import client, config
+from moto.core.responses import ActionResult
 from moto.ec2.models import ec2_backends
 from moto.ec2.models.instances import StateReason
+from moto.ec2.responses.spot_instances import SpotInstances
 from moto.server import ThreadedMotoServer
 from moto.ssm.models import Parameter, ssm_backends
 
@@ -58,6 +63,7 @@ class Ec2Emulator:
     port: int = 0
     server: Any = None
     failing: dict[tuple[str, str], float] = field(default_factory=dict)  # (type, market) -> s
+    spot_prices: dict[str, float] = field(default_factory=dict)  # type -> $/hr in zone a
 
     @property
     def endpoint(self) -> str:
@@ -69,11 +75,40 @@ class Ec2Emulator:
         os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self.server.start()
+        for instance_type in load_catalog(None, "aws", self.region):
+            self.spot_prices[instance_type.name] = instance_type.spot_price or round(
+                instance_type.on_demand_price * 0.4, 4
+            )
+        self._original_prices = SpotInstances.describe_spot_price_history
+        emulator = self
+
+        def describe_spot_price_history(responses: Any) -> ActionResult:
+            names = responses._get_param("InstanceTypes", []) or list(emulator.spot_prices)
+            stamp = datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
+            return ActionResult(
+                {
+                    "SpotPriceHistory": [
+                        {
+                            "InstanceType": name,
+                            "ProductDescription": "Linux/UNIX",
+                            "SpotPrice": f"{emulator.spot_prices[name] * (1 + 0.02 * index):.6f}",
+                            "AvailabilityZone": f"{emulator.region}{suffix}",
+                            "Timestamp": stamp,
+                        }
+                        for name in names
+                        if name in emulator.spot_prices
+                        for index, suffix in enumerate(ZONES)
+                    ]
+                }
+            )
+
+        SpotInstances.describe_spot_price_history = describe_spot_price_history  # type: ignore[method-assign, assignment]
         return self.endpoint
 
     def stop(self) -> None:
         if self.server is not None:
             self.server.stop()
+            SpotInstances.describe_spot_price_history = self._original_prices  # type: ignore[method-assign]
 
     def client(self, service: str) -> Any:
         return boto3.client(

@@ -191,6 +191,15 @@ def repairs(core: client.CoreV1Api) -> list[str]:
     return [e.message for e in core.list_namespaced_event("default", field_selector=selector).items]
 
 
+def test_spot_prices_are_what_ec2_reports(emulator: tuple[Ec2Emulator, SeededCluster]) -> None:
+    emulated, _ = emulator
+    types = {t.name: t for t in aws_provider(emulated, eks_config()).instance_types()}
+    # The emulator reports a price per zone (+2% per zone after the first): the mean is used.
+    base = emulated.spot_prices["t3a.xlarge"]
+    price = types["t3a.xlarge"].spot_price
+    assert price is not None and abs(price - base * (1.00 + 1.02 + 1.04) / 3) < 1e-5
+
+
 def test_pods_get_ec2_nodes_that_register_from_their_user_data(
     api: client.ApiClient, scheduler: None, emulator: tuple[Ec2Emulator, SeededCluster]
 ) -> None:
@@ -215,7 +224,7 @@ def test_pods_get_ec2_nodes_that_register_from_their_user_data(
         running = {i["PrivateDnsName"]: i for i in instances(emulated, "running")}
         assert set(placed.values()) <= set(running)
         assert len(running) == 3  # one bin-pack node for the small pods, one each for the others
-        offers = build_offers(catalog("aws"), cfg)
+        offers = service.autoscaler.offers  # with the spot prices EC2 reports
         for name in ("gpu", "spot"):
             raw = api.sanitize_for_serialization(core.read_namespaced_pod(name, NAMESPACE))
             cheapest = candidate_offers(describe_pod(raw, cfg)[0].requirement, offers, cfg).offers[
@@ -276,7 +285,7 @@ def test_a_spot_launch_ec2_fails_after_accepting_it_is_replaced_in_seconds(
     core = client.CoreV1Api(api)
     body = pod("spot-retry", cpu="3", spot=True, gated=True, suite="retry")
     raw = {**body, "metadata": {**body["metadata"], "namespace": NAMESPACE, "uid": "x"}}
-    offers = build_offers(catalog("aws"), cfg)
+    offers = build_offers(aws_provider(emulated, cfg).instance_types(), cfg)
     first = candidate_offers(describe_pod(raw, cfg)[0].requirement, offers, cfg).offers[0]
     emulated.fail_spot_launches(first.name, after_s=0.5)  # before the node could boot (2 s)
     service = start_service(api, emulated, cfg, "eks-b")

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from gibbous.autoscaler.cloud.base import (
     CloudError,
@@ -46,8 +46,16 @@ from gibbous.autoscaler.cloud.eks import (
 )
 from gibbous.core.catalog import InstanceType
 from gibbous.core.config import AwsConfig, Config
+from gibbous.core.spotprices import (
+    AdvisorEntry,
+    parse_spot_advisor,
+    with_live_spot_prices,
+    with_spot_advisor,
+)
 from gibbous.core.userdata import ClusterInfo, NodeBootstrap, UserDataType, render_user_data
 
+# How long live spot prices are used before they are asked for again.
+SPOT_PRICES_TTL_S = 600.0
 CLUSTER_TAG = "gibbous.dev/cluster-id"
 TOKEN_TAG = "gibbous.dev/launch-token"
 
@@ -134,14 +142,54 @@ class AwsCloudProvider:
     # The operator's user data: aws.userData, else the launch template's (kept, never lost
     # to the per-launch UserData that replaces it).
     operator_user_data: str = ""
+    # Spot Instance Advisor entries by type (aws.useSpotAdvisor); None: live prices.
+    advisor: dict[str, AdvisorEntry] | None = None
     name: str = "aws"
 
     def __post_init__(self) -> None:
         self.types = {t.name: t for t in self.catalog}
         self.rotation = itertools.count()
+        self.priced: builtins.list[InstanceType] = builtins.list(self.catalog)
+        self.priced_at = -float("inf")
 
     def instance_types(self) -> builtins.list[InstanceType]:
-        return builtins.list(self.catalog)
+        """The catalog with AWS's spot prices: the advisor's, or live ones refreshed every
+        SPOT_PRICES_TTL_S (a failed refresh keeps the last prices, or the estimate)."""
+        if self.advisor is not None:
+            return with_spot_advisor(
+                self.catalog,
+                self.advisor,
+                max_bucket=self.config.max_spot_interrupt_bucket,
+                max_ratio=self.config.max_spot_price_ratio,
+            )
+        now = self.clock()
+        if now - self.priced_at >= SPOT_PRICES_TTL_S:
+            try:
+                self.priced = with_live_spot_prices(self.catalog, self._spot_prices(now))
+                self.priced_at = now
+            except (ClientError, BotoCoreError) as error:
+                log.warning("spot prices not refreshed (%s); keeping the last ones", error)
+                self.priced_at = now - SPOT_PRICES_TTL_S + 60  # try again in a minute
+        return builtins.list(self.priced)
+
+    def _spot_prices(self, now: float) -> dict[tuple[str, str], float]:
+        paginator = self.ec2.get_paginator("describe_spot_price_history")
+        latest: dict[tuple[str, str], tuple[float, float]] = {}  # (type, zone) -> (when, $)
+        names = sorted(self.types)
+        for start in range(0, len(names), 100):
+            pages = paginator.paginate(
+                InstanceTypes=names[start : start + 100],
+                ProductDescriptions=["Linux/UNIX", "Linux/UNIX (Amazon VPC)"],
+                StartTime=datetime.datetime.fromtimestamp(now, datetime.UTC),
+            )
+            for page in pages:
+                for entry in page.get("SpotPriceHistory", []):
+                    key = (entry["InstanceType"], entry["AvailabilityZone"])
+                    stamp = entry.get("Timestamp")
+                    when = stamp.timestamp() if isinstance(stamp, datetime.datetime) else 0.0
+                    if key not in latest or when >= latest[key][0]:
+                        latest[key] = (when, float(entry["SpotPrice"]))
+        return {key: price for key, (_, price) in latest.items()}
 
     def _template(self) -> dict[str, str]:
         key = "LaunchTemplateId" if self.launch_template.startswith("lt-") else "LaunchTemplateName"
@@ -367,11 +415,13 @@ def discover(
     clock: Callable[[], float],
     launch_template: str = "",
     subnet_overrides: dict[str, str] | None = None,
+    spot_advisor: object = None,
 ) -> AwsCloudProvider:
     """The provider for this cluster, with everything found once at start (see `eks`).
 
     On EKS the cluster is described; elsewhere (RKE2 on EC2, Luna's P07) the user data must
-    be a Template or None, and subnets and security groups must be configured."""
+    be a Template or None, and subnets and security groups must be configured.
+    `spot_advisor` is the parsed JSON of aws.spotAdvisorFile (read by the caller)."""
     aws = config.aws
     name = aws.cluster_name or config.cluster_id
     kind = aws.effective_user_data_type
@@ -412,4 +462,7 @@ def discover(
         if not launch_template or aws.security_groups
         else (),
         operator_user_data=operator,
+        advisor=parse_spot_advisor(spot_advisor, config.effective_region)
+        if aws.use_spot_advisor
+        else None,
     )
