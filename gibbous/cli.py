@@ -296,6 +296,14 @@ def build_parser() -> argparse.ArgumentParser:
         dev, "Gibbous configuration for the webhook, extender and autoscaler (repeatable)"
     )
     dev.add_argument(
+        "--cloud",
+        choices=("kwok", "aws"),
+        default="kwok",
+        help="kwok (default): Nodes made directly in the API server; aws: the real aws provider "
+        "against an EC2/EKS emulator on loopback, whose node agent registers each instance's "
+        "Node from its user data (needs `pip install 'gibbous[emulator]'`)",
+    )
+    dev.add_argument(
         "--kubernetes-version",
         choices=("current", "1.20"),
         default="current",
@@ -638,6 +646,7 @@ def run_dev_cluster(args: argparse.Namespace, stdout: TextIO) -> int:
             list(args.overrides),
             kwok_boot_s=args.kwok_boot_seconds,
             release=args.kubernetes_version,
+            cloud=args.cloud,
         )
     except (ControlPlaneError, BinariesError) as error:
         raise ConfigError(f"dev cluster did not start: {error}") from None

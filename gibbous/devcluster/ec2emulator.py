@@ -28,6 +28,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -236,11 +237,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kubernetes-version", required=True)
     parser.add_argument("--region", default="us-west-2")
     parser.add_argument("--boot-seconds", type=float, default=5.0)
+    parser.add_argument("--ready-file", help="touched once the account is seeded")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     emulator = Ec2Emulator(region=args.region, port=args.port)
     emulator.start()
     emulator.seed(args.cluster, args.kubernetes_version)
+    if args.ready_file:
+        Path(args.ready_file).touch()
     configuration = client.Configuration()
     config.load_kube_config(config_file=args.kubeconfig, client_configuration=configuration)
     agent = NodeAgent(

@@ -179,6 +179,7 @@ class DevCluster:
         kwok_boot_s: float = 5.0,
         timeout_s: float = 120.0,
         release: str = "current",
+        cloud: str = "kwok",
     ) -> None:
         if any(self.running().values()):
             raise ControlPlaneError(
@@ -191,6 +192,11 @@ class DevCluster:
         gates = version >= SCHEDULING_GATES_SINCE
         notes = [f"Kubernetes {version[0]}.{version[1]} from {binaries.apiserver.parent}"]
         settings = [f"schedulerName={SCHEDULER_NAME}", "clusterID=dev-cluster", *overrides]
+        if cloud == "aws":
+            # Only now: the emulator needs moto, which `--cloud kwok` users need not have.
+            from gibbous.devcluster.ec2emulator import INSTANCE_PROFILE
+
+            settings = [*settings[:2], f"aws.nodeInstanceProfile={INSTANCE_PROFILE}", *overrides]
         config = build_config(overrides=settings)  # refuse bad --set before starting anything
         if not gates:
             settings += ["provisioningGate=false"]
@@ -202,7 +208,13 @@ class DevCluster:
         try:
             plane.start(timeout_s=timeout_s)
             self._start_gibbous(
-                plane, config, settings, gates=gates, kwok_boot_s=kwok_boot_s, timeout_s=timeout_s
+                plane,
+                config,
+                settings,
+                gates=gates,
+                kwok_boot_s=kwok_boot_s,
+                timeout_s=timeout_s,
+                cloud=cloud,
             )
         except BaseException:
             plane.stop()
@@ -258,8 +270,25 @@ class DevCluster:
         gates: bool,
         kwok_boot_s: float,
         timeout_s: float,
+        cloud: str = "kwok",
     ) -> None:
         sets = [item for setting in settings for item in ("--set", setting)]
+        provider_flags = [
+            "--provider=kwok",
+            f"--kwok-boot-seconds={kwok_boot_s:g}",
+            "--kwok-run-pods",
+        ]
+        emulator = ""
+        if cloud == "aws":
+            emulator = self._start_ec2_emulator(plane, kwok_boot_s, timeout_s)
+            # The autoscaler's boto3 clients find the emulator through the environment.
+            os.environ.update(
+                AWS_ENDPOINT_URL=emulator,
+                AWS_ACCESS_KEY_ID="testing",
+                AWS_SECRET_ACCESS_KEY="testing",
+                AWS_DEFAULT_REGION=config.effective_region,
+            )
+            provider_flags = ["--provider=aws"]
         kubeconfig = str(plane.kubeconfig)
         now = datetime.datetime.now(datetime.UTC)
         ca = generate_ca(common_name="gibbous-dev-webhook-ca", days=30, now=now)
@@ -292,11 +321,9 @@ class DevCluster:
                 "autoscaler",
                 [
                     *sets,
-                    "--provider=kwok",
+                    *provider_flags,
                     f"--kubeconfig={kubeconfig}",
                     "--lease-namespace=kube-system",
-                    f"--kwok-boot-seconds={kwok_boot_s:g}",
-                    "--kwok-run-pods",
                 ],
                 health_path="/healthz",
                 context=None,
@@ -323,6 +350,48 @@ class DevCluster:
             webhook=webhook_url,
             extender=extender_url,
             version=".".join(map(str, plane.binaries.version())),
+            ec2_emulator=emulator,
+        )
+
+    def _start_ec2_emulator(self, plane: ControlPlane, boot_s: float, timeout_s: float) -> str:
+        """The EC2/EKS emulator and its node agent as process `ec2-emulator`; returns its
+        endpoint once the cluster's account is seeded."""
+        version = ".".join(map(str, plane.binaries.version()))
+        ready = self.directory / "ec2-emulator.ready"
+
+        def start() -> str:
+            port = free_port()
+            ready.unlink(missing_ok=True)
+            argv = [
+                sys.executable,
+                "-m",
+                "gibbous.devcluster.ec2emulator",
+                f"--kubeconfig={plane.kubeconfig}",
+                f"--port={port}",
+                "--cluster=dev-cluster",
+                f"--kubernetes-version={version}",
+                f"--boot-seconds={boot_s:g}",
+                f"--ready-file={ready}",
+            ]
+            plane.spawn("ec2-emulator", argv)
+            self._record(plane)
+            deadline = time.monotonic() + timeout_s
+            while not ready.exists():
+                process = plane.processes["ec2-emulator"]
+                if process.poll() is not None:
+                    tail = (self.directory / "ec2-emulator.log").read_text(errors="replace")[-3000:]
+                    raise ControlPlaneError(
+                        f"ec2-emulator exited with {process.returncode}:\n{tail}"
+                    )
+                if time.monotonic() > deadline:
+                    raise ControlPlaneError(
+                        f"the EC2 emulator was not ready after {timeout_s:.0f}s"
+                    )
+                time.sleep(0.2)
+            return f"http://127.0.0.1:{port}"
+
+        return start_over_when_exited(
+            start, lambda: plane.processes["ec2-emulator"].poll() is not None
         )
 
     def _report(self, plane: ControlPlane, notes: list[str]) -> None:
@@ -334,7 +403,12 @@ class DevCluster:
             f"  API server   {plane.server}",
             f"  webhook      {state.get('webhook')}  (zz-gibbous configurations registered)",
             f"  extender     {state.get('extender')}  (scheduler profiles {SCHEDULER_NAME}, default-scheduler)",
-            f"  autoscaler   http://127.0.0.1:{ports.get('gibbous-autoscaler')}/metrics  (kwok provider)",
+            f"  autoscaler   http://127.0.0.1:{ports.get('gibbous-autoscaler')}/metrics  "
+            + (
+                f"(aws provider; EC2/EKS emulator at {state['ec2_emulator']}, its node agent plays the kubelets)"
+                if state.get("ec2_emulator")
+                else "(kwok provider)"
+            ),
             f"  logs         {self.directory}/*.log",
             "",
             f"  export KUBECONFIG={plane.kubeconfig}",

@@ -239,3 +239,32 @@ def test_down_stops_everything_and_removes_its_state(tmp_path: Path, dev_cluster
     for pid in state["pids"].values():
         assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()
     assert gibbous("dev-cluster", "status", "--dir", str(dev_cluster)).returncode == 3
+
+
+def test_the_aws_dev_cluster_provisions_ec2_nodes_that_join_from_their_user_data(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """`up --cloud aws`: the real aws provider against the EC2 emulator; the node agent
+    registers each instance's Node from its user data alone."""
+    directory = tmp_path_factory.mktemp("dev-aws") / "cluster"
+    up = gibbous(
+        "dev-cluster", "up", "--cloud", "aws", "--dir", str(directory), "--kwok-boot-seconds", "1"
+    )
+    try:
+        assert up.returncode == 0, up.stderr + up.stdout
+        assert "aws provider; EC2/EKS emulator at http://127.0.0.1:" in up.stdout
+        configuration = client.Configuration()
+        config.load_kube_config(
+            config_file=str(directory / "kubeconfig"), client_configuration=configuration
+        )
+        api = client.ApiClient(configuration)
+        make_namespace(api, "aws-demo")
+        core = client.CoreV1Api(api)
+        core.create_namespaced_pod("aws-demo", workload_pod("web", cpu="500m"))
+        labels = node_labels_of(api, "aws-demo", "web")
+        node = core.read_node(core.read_namespaced_pod("web", "aws-demo").spec.node_name)
+        assert node.spec.provider_id.startswith("aws:///us-west-2")
+        assert labels[keys.CREATED_BY] == keys.CREATED_BY_VALUE  # from the user data
+        assert labels[keys.PLACEMENT] == "bin-pack"
+    finally:
+        gibbous("dev-cluster", "down", "--dir", str(directory))
