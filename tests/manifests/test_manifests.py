@@ -165,14 +165,17 @@ def test_extender_can_only_read_nodes_and_pods(objects: list[dict[str, Any]]) ->
 
 def test_autoscaler_provider_matches_the_cloud(objects: list[dict[str, Any]]) -> None:
     (config_map,) = find(objects, "ConfigMap", "gibbous-config")
-    cloud = build_config(yaml.safe_load(config_map["data"]["config.yaml"])).cloud
+    shipped = build_config(yaml.safe_load(config_map["data"]["config.yaml"]))
     (deployment,) = find(objects, "Deployment", "gibbous-autoscaler")
     args = build_parser().parse_args(
         deployment["spec"]["template"]["spec"]["containers"][0]["args"]
     )
     if deployment["spec"]["replicas"]:
-        assert args.provider in ("kwok", cloud)
-        assert args.provider != "aws" or args.aws_launch_template
+        assert args.provider in ("kwok", shipped.cloud)
+        # Without a launch template, EC2 nodes need an instance profile to join.
+        assert (
+            args.provider != "aws" or args.aws_launch_template or shipped.aws.node_instance_profile
+        )
         assert args.lease_namespace == deployment["metadata"]["namespace"]
 
 
