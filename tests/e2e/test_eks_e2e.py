@@ -209,18 +209,37 @@ def test_pods_get_ec2_nodes_that_register_from_their_user_data(
     core = client.CoreV1Api(api)
     service = start_service(api, emulated, cfg, "eks-a")
     try:
-        manifests = [
-            *(pod(f"small-{i}", cpu="300m") for i in range(3)),
+        # A managed Deployment of small pods, and two bin-select pods gated as the webhook
+        # gates them.
+        template = pod("web", cpu="300m")
+        template["metadata"] = {"labels": {**template["metadata"]["labels"], "app": "web"}}
+        client.AppsV1Api(api).create_namespaced_deployment(
+            NAMESPACE,
+            {
+                "metadata": {"name": "web"},
+                "spec": {
+                    "replicas": 3,
+                    "selector": {"matchLabels": {"app": "web"}},
+                    "template": {"metadata": template["metadata"], "spec": template["spec"]},
+                },
+            },
+        )
+        for manifest in (
             pod("gpu", cpu="1", gpus=1, gated=True),
             pod("spot", cpu="3", spot=True, gated=True),
-        ]
-        for manifest in manifests:
+        ):
             core.create_namespaced_pod(NAMESPACE, manifest)
-        names = [m["metadata"]["name"] for m in manifests]
+
+        def names() -> list[str]:
+            return [p.metadata.name for p in core.list_namespaced_pod(NAMESPACE).items]
+
+        eventually(lambda: len(names()) == 5, what="the Deployment's pods created")
         try:
-            placed = eventually(lambda: bound(core, names), timeout_s=120, what="every pod bound")
+            placed = eventually(lambda: bound(core, names()), timeout_s=120, what="every pod bound")
         except AssertionError as error:
             raise AssertionError(f"{error}; {diagnosis(core)}") from None
+        web_nodes = {node for name, node in placed.items() if name.startswith("web-")}
+        assert len(web_nodes) == 1  # bin-packed onto one node
         running = {i["PrivateDnsName"]: i for i in instances(emulated, "running")}
         assert set(placed.values()) <= set(running)
         assert len(running) == 3  # one bin-pack node for the small pods, one each for the others
@@ -268,6 +287,7 @@ def test_pods_get_ec2_nodes_that_register_from_their_user_data(
         assert repairs(core) == []  # nothing had to be patched on after registration
     finally:
         service.stop()
+        client.AppsV1Api(api).delete_namespaced_deployment("web", NAMESPACE)
         for pod_name in [p.metadata.name for p in core.list_namespaced_pod(NAMESPACE).items]:
             core.delete_namespaced_pod(pod_name, NAMESPACE)  # as users do: with grace
         eventually(
