@@ -26,6 +26,8 @@ from typing import Any
 
 import yaml
 
+from gibbous.core.mutation import parse_taint
+
 
 @dataclass(frozen=True)
 class Registration:
@@ -56,17 +58,8 @@ def _labels(text: str) -> dict[str, str]:
     return dict(item.split("=", 1) for item in text.split(",") if "=" in item)
 
 
-def _taint(text: str) -> dict[str, str]:
-    body, _, effect = text.rpartition(":")
-    key, sep, value = body.partition("=")
-    taint = {"key": key, "effect": effect}
-    if sep:
-        taint["value"] = value
-    return taint
-
-
 def _from_flags(source: str, flags: dict[str, str], max_pods: int = 0) -> Registration:
-    taints = [_taint(t) for t in flags.get("register-with-taints", "").split(",") if t]
+    taints = [parse_taint(t) for t in flags.get("register-with-taints", "").split(",") if t]
     pods = int(flags["max-pods"]) if flags.get("max-pods", "").isdigit() else max_pods
     return Registration(source, _labels(flags.get("node-labels", "")), taints, pods)
 
@@ -122,7 +115,7 @@ def _rke2(script: str) -> Registration | None:
         return None
     config = yaml.safe_load(match.group(1)) or {}
     labels = _labels(",".join(config.get("node-label") or []))
-    taints = [_taint(t) for t in config.get("node-taint") or []]
+    taints = [parse_taint(t) for t in config.get("node-taint") or []]
     extra = config.get("kubelet-arg") or []
     flags = _flag_values([extra] if isinstance(extra, str) else extra)
     pods = int(flags["max-pods"]) if flags.get("max-pods", "").isdigit() else 0

@@ -22,13 +22,53 @@ import pytest
 import uvicorn
 from kubernetes import client, config
 
+from gibbous.core import keys
 from gibbous.core.config import Config
 from gibbous.devcluster.binaries import find_binaries
 from gibbous.devcluster.controlplane import ControlPlane
 from gibbous.extender.app import create_app
 from gibbous.extender.state import InformerView
+from tests.factories import api_pod
 
 T = TypeVar("T")
+
+# A pod's nodeSelector on this label, copied onto its node by placeNodeSelector, keeps a
+# module's pods on the nodes made for that module.
+SUITE_LABEL = "e2e.gibbous.dev/suite"
+SPOT_TOLERATION = {
+    "key": keys.SPOT_TAINT_KEY,
+    "operator": "Equal",
+    "value": "spot",
+    "effect": "NoSchedule",
+}
+
+
+def suite_pod(
+    name: str,
+    suite: str,
+    *,
+    scheduler: str,
+    cpu: str,
+    gpus: int = 0,
+    spot: bool = False,
+    gated: bool = False,
+) -> dict[str, Any]:
+    """A managed pod for `scheduler`, held to `suite`'s nodes; `spot` allows spot (and
+    tolerates its taint, as the webhook would add); `gated` carries the provisioning gate
+    the webhook adds to bin-select pods with provisioningGate on."""
+    body = api_pod(
+        name,
+        cpu=cpu,
+        memory="256Mi",
+        gpus=gpus,
+        annotations={keys.INSTANCE_OFFERINGS: "spot"} if spot else None,
+        node_selector={SUITE_LABEL: suite},
+        tolerations=[SPOT_TOLERATION] if spot else None,
+    )
+    body["spec"]["schedulerName"] = scheduler
+    if gated:
+        body["spec"]["schedulingGates"] = [{"name": keys.PROVISIONING_GATE}]
+    return body
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

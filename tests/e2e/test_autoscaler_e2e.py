@@ -27,19 +27,18 @@ from gibbous.core.selection import build_offers, candidate_offers
 from gibbous.devcluster.controlplane import ControlPlane
 from gibbous.kubeapi import parse_version
 from tests.autoscaler.fakes import FakeCluster
-from tests.e2e.conftest import eventually, make_namespace, running_extender, server_minor
-from tests.factories import api_pod, catalog, config
+from tests.e2e.conftest import (
+    eventually,
+    make_namespace,
+    running_extender,
+    server_minor,
+    suite_pod,
+)
+from tests.factories import catalog, config
 
 pytestmark = pytest.mark.e2e
 
 SCHEDULER = "gibbous-autoscaler-e2e"
-SUITE_LABEL = "e2e.gibbous.dev/suite"
-SPOT_TOLERATION = {
-    "key": keys.SPOT_TAINT_KEY,
-    "operator": "Equal",
-    "value": "spot",
-    "effect": "NoSchedule",
-}
 
 
 def suite_config(cluster_id: str) -> Config:
@@ -95,17 +94,7 @@ def crash(service: AutoscalerService) -> None:
 
 
 def pod(name: str, suite: str, *, cpu: str, gpus: int = 0, spot: bool = False) -> dict[str, Any]:
-    body = api_pod(
-        name,
-        cpu=cpu,
-        memory="256Mi",
-        gpus=gpus,
-        annotations={keys.INSTANCE_OFFERINGS: "spot"} if spot else None,
-        node_selector={SUITE_LABEL: suite},
-        tolerations=[SPOT_TOLERATION] if spot else None,
-    )
-    body["spec"]["schedulerName"] = SCHEDULER
-    return body
+    return suite_pod(name, suite, scheduler=SCHEDULER, cpu=cpu, gpus=gpus, spot=spot)
 
 
 def clean_up(api: client.ApiClient, namespace: str, cluster_id: str) -> None:

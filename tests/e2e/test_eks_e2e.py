@@ -29,24 +29,23 @@ from gibbous.devcluster.controlplane import ControlPlane
 from gibbous.devcluster.ec2emulator import INSTANCE_PROFILE, Ec2Emulator, SeededCluster
 from gibbous.devcluster.nodeagent import NodeAgent
 from gibbous.kubeapi import parse_version
-from tests.e2e.conftest import eventually, make_namespace, running_extender
-from tests.factories import api_pod, catalog, config
+from tests.e2e.conftest import (
+    SUITE_LABEL,
+    eventually,
+    make_namespace,
+    running_extender,
+    suite_pod,
+)
+from tests.factories import catalog, config
 
 pytestmark = pytest.mark.e2e
 
 CLUSTER = "e2e-eks"
 SCHEDULER = "gibbous-eks-e2e"
 NAMESPACE = "eks-e2e"
-SUITE_LABEL = "e2e.gibbous.dev/suite"
 ROOT_VOLUME = {
     "DeviceName": "/dev/xvda",
     "Ebs": {"VolumeSize": 80, "VolumeType": "gp3", "DeleteOnTermination": True},
-}
-SPOT_TOLERATION = {
-    "key": keys.SPOT_TAINT_KEY,
-    "operator": "Equal",
-    "value": "spot",
-    "effect": "NoSchedule",
 }
 
 
@@ -134,20 +133,8 @@ def pod(
     gated: bool = False,
     suite: str = "eks",
 ) -> dict[str, Any]:
-    body = api_pod(
-        name,
-        cpu=cpu,
-        memory="256Mi",
-        gpus=gpus,
-        annotations={keys.INSTANCE_OFFERINGS: "spot"} if spot else None,
-        # placeNodeSelector puts it on the nodes made for it: each test gets fresh nodes.
-        node_selector={SUITE_LABEL: suite},
-        tolerations=[SPOT_TOLERATION] if spot else None,
-    )
-    body["spec"]["schedulerName"] = SCHEDULER
-    if gated:  # as the webhook gates bin-select pods with provisioningGate on
-        body["spec"]["schedulingGates"] = [{"name": keys.PROVISIONING_GATE}]
-    return body
+    # placeNodeSelector puts it on the nodes made for it: each test gets fresh nodes.
+    return suite_pod(name, suite, scheduler=SCHEDULER, cpu=cpu, gpus=gpus, spot=spot, gated=gated)
 
 
 def instances(emulated: Ec2Emulator, *states: str) -> list[dict[str, Any]]:

@@ -16,8 +16,8 @@ from gibbous.core import keys
 from gibbous.core.config import Config
 from gibbous.core.placement import OBSERVED_UTILIZATION
 from gibbous.devcluster.controlplane import ControlPlane
-from tests.e2e.conftest import eventually, make_namespace, running_extender
-from tests.e2e.test_autoscaler_e2e import SUITE_LABEL, clean_up, diagnosis, start_service
+from tests.e2e.conftest import SUITE_LABEL, eventually, make_namespace, running_extender
+from tests.e2e.test_autoscaler_e2e import clean_up, diagnosis, start_service
 from tests.factories import api_pod, config
 
 pytestmark = pytest.mark.e2e
