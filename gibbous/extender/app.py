@@ -21,6 +21,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -131,6 +132,12 @@ def create_app(
 ) -> Starlette:
     metrics = metrics or ExtenderMetrics()
     sent_views = SentNodeViews(config.nvidia_gpu_time_slices)
+    Gauge(
+        "gibbous_extender_unreadable_node_versions",
+        "Node versions the extender could read only in part (a label or annotation that does "
+        "not parse was left out)",
+        registry=metrics.registry,
+    ).set_function(lambda: float(getattr(cluster, "unreadable", 0)))
 
     def views(
         nodes: list[dict[str, Any]] | None, names: list[str] | None

@@ -3,6 +3,7 @@ and which bin-select pods are still waiting for their node."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -18,6 +19,8 @@ from gibbous.core.pods import node_name_of, pod_requests, uid_of
 from gibbous.core.resources import Resources
 from gibbous.kubecache import Informer
 from gibbous.nodeviews import ViewCache
+
+log = logging.getLogger("gibbous.extender")
 
 
 class ClusterView(Protocol):
@@ -129,7 +132,10 @@ class InformerView(_CachedNodes):
     def __init__(self, api_client: Any, *, time_slices: int = 1) -> None:
         core = client.CoreV1Api(api_client)
         self.ledger = PodLedger()
-        self.cache = ViewCache(time_slices)
+        # Node versions read only in part (the autoscaler writes the Warning events; one
+        # reporter per object): counted for the extender's metrics.
+        self.unreadable = 0
+        self.cache = ViewCache(time_slices, on_problems=self._unreadable)
         self.nodes = Informer(core.list_node, name="nodes", on_change=self._node_changed)
         self.pods = Informer(
             core.list_pod_for_all_namespaces,
@@ -148,6 +154,10 @@ class InformerView(_CachedNodes):
 
     def ready(self) -> bool:
         return self.nodes.ready.is_set() and self.pods.ready.is_set()
+
+    def _unreadable(self, node: Mapping[str, Any], view: NodeView) -> None:
+        self.unreadable += 1
+        log.warning("node %s read in part: %s", view.name, "; ".join(view.problems))
 
     def _node_changed(self, key: str, node: Mapping[str, Any] | None) -> None:
         if node is None:

@@ -6,6 +6,7 @@ still gets its node in the usual time, and each bad object carries a Warning eve
 from __future__ import annotations
 
 import functools
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -34,10 +35,11 @@ def suite_config() -> Config:
 
 
 @pytest.fixture(scope="module")
-def scheduler(api: client.ApiClient, control_plane: ControlPlane) -> Iterator[None]:
+def scheduler(api: client.ApiClient, control_plane: ControlPlane) -> Iterator[str]:
+    """The extender's URL, once the scheduler calling it runs."""
     with running_extender(api, suite_config()) as url:
         control_plane.start_scheduler(scheduler_name=SCHEDULER, extender_url=url)
-        yield
+        yield url
 
 
 def managed(name: str, **options: Any) -> dict[str, Any]:
@@ -75,7 +77,7 @@ def bound_node(core: client.CoreV1Api, name: str) -> str | None:
 
 
 def test_poison_objects_are_set_aside_and_other_pods_still_get_nodes(
-    api: client.ApiClient, scheduler: None
+    api: client.ApiClient, scheduler: str
 ) -> None:
     make_namespace(api, NAMESPACE)
     core = client.CoreV1Api(api)
@@ -129,6 +131,14 @@ def test_poison_objects_are_set_aside_and_other_pods_still_get_nodes(
         assert len(unreadable) == 1
         assert OBSERVED_UTILIZATION in unreadable[0] and keys.PRICE_PER_HOUR in unreadable[0]
         assert service.autoscaler.metrics.loop_errors._value.get() == 0
+        # The extender's node watch read the node on (in part) and counts it.
+        metrics = urllib.request.urlopen(f"{scheduler}/metrics", timeout=5).read().decode()
+        (line,) = [
+            m
+            for m in metrics.splitlines()
+            if m.startswith("gibbous_extender_unreadable_node_versions ")
+        ]
+        assert float(line.split()[1]) >= 1
     finally:
         service.stop()
         clean_up(api, NAMESPACE, CLUSTER_ID)
