@@ -3,8 +3,9 @@
 `pod_requests` is the scheduler's arithmetic (k8s.io/component-helpers
 resource.PodRequests): app containers and restartable init containers
 (sidecars) are summed; each regular init container runs alone beside the
-sidecars started before it; the pod needs the larger of the two, plus
-`spec.overhead`, plus one pod slot. A container that sets only a limit gets
+sidecars started before it; the pod needs the larger of the two; pod-level
+`spec.resources` requests of cpu, memory and hugepages replace that aggregate;
+then `spec.overhead` and one pod slot are added. A container that sets only a limit gets
 that limit as its request, as API defaulting does.
 """
 
@@ -92,6 +93,63 @@ def _containers(pod_spec: Mapping[str, Any], key: str) -> list[Mapping[str, Any]
     return [c for c in value if type(c) is dict or isinstance(c, Mapping)]
 
 
+def _pod_level(pod_spec: Mapping[str, Any]) -> tuple[dict[str, object], dict[str, object]]:
+    """`spec.resources` (PodLevelResources, on from 1.34) of the kinds that may be set per
+    pod (cpu, memory, hugepages-*): (requests, limits given without a request)."""
+    resources = as_map(pod_spec.get("resources"))
+    if not resources:
+        return {}, {}
+    requests, limits = as_map(resources.get("requests")), as_map(resources.get("limits"))
+
+    def supported(name: object) -> bool:
+        return name in ("cpu", "memory") or str(name).startswith("hugepages-")
+
+    return (
+        {k: v for k, v in requests.items() if supported(k)},
+        {k: v for k, v in limits.items() if supported(k) and k not in requests},
+    )
+
+
+def _with_pod_level(
+    aggregate: Resources, requests: Mapping[str, object], limits_only: Mapping[str, object]
+) -> Resources:
+    """kube-scheduler's PodRequests: pod-level cpu, memory and hugepages requests replace the
+    containers' aggregate (GPUs, ephemeral storage and other resources keep it). A pod-level
+    limit without a request becomes the request where the containers request none of that
+    kind, as API defaulting does (where they do, the aggregate is the request)."""
+    given = Resources.from_resource_list(requests, "spec.resources.requests")
+    limited = Resources.from_resource_list(limits_only, "spec.resources.limits")
+    cpu = (
+        given.cpu_millis
+        if "cpu" in requests
+        else (
+            limited.cpu_millis
+            if "cpu" in limits_only and not aggregate.cpu_millis
+            else aggregate.cpu_millis
+        )
+    )
+    memory = (
+        given.memory_bytes
+        if "memory" in requests
+        else (
+            limited.memory_bytes
+            if "memory" in limits_only and not aggregate.memory_bytes
+            else aggregate.memory_bytes
+        )
+    )
+    extended = dict(aggregate.extended)
+    extended.update({k: v for k, v in limited.extended if k not in extended})
+    extended.update(dict(given.extended))
+    return Resources(
+        cpu,
+        memory,
+        aggregate.gpus,
+        aggregate.pods,
+        aggregate.ephemeral_bytes,
+        tuple(sorted((k, v) for k, v in extended.items() if v)),
+    )
+
+
 def pod_requests(pod: Pod) -> Resources:
     """Effective requests of `pod` as kube-scheduler computes them (see module doc)."""
     pod_spec = spec(pod)
@@ -103,7 +161,8 @@ def pod_requests(pod: Pod) -> Resources:
     ]
     overhead = pod_spec.get("overhead")
     init_containers = _containers(pod_spec, "initContainers")
-    if not init_containers:
+    pod_requests_set, pod_limits_only = _pod_level(pod_spec)
+    if not init_containers and not pod_requests_set and not pod_limits_only:
         if overhead:
             lists.append((as_map(overhead), "spec.overhead"))
         return Resources.total(lists, pods=1)
@@ -119,6 +178,8 @@ def pod_requests(pod: Pod) -> Resources:
         else:
             init_peak = init_peak.maximum(requests + sidecars)
     app = app.maximum(init_peak)
+    if pod_requests_set or pod_limits_only:
+        app = _with_pod_level(app, pod_requests_set, pod_limits_only)
     if overhead:
         app = app + Resources.from_resource_list(as_map(overhead), "spec.overhead")
     return app + _ONE_POD

@@ -41,6 +41,7 @@ ADMISSION_FIELDS = (
     "spec.initContainers[].resources",
     "spec.initContainers[].restartPolicy",
     "spec.overhead",
+    "spec.resources",
     "spec.tolerations",
     "spec.nodeSelector",
     "spec.affinity",
@@ -62,6 +63,7 @@ class _Spec(msgspec.Struct, gc=False):
     containers: list[_Container] | UnsetType | None = UNSET
     initContainers: list[_InitContainer] | UnsetType | None = UNSET
     overhead: Any = UNSET
+    resources: Any = UNSET  # pod-level resources (1.34+)
     tolerations: Any = UNSET
     nodeSelector: Any = UNSET
     affinity: Any = UNSET

@@ -137,3 +137,60 @@ def test_toleration_matching_follows_upstream(
     toleration: dict[str, Any], taint: dict[str, Any], expected: bool
 ) -> None:
     assert tolerates([toleration], taint) is expected
+
+
+def test_pod_level_requests_replace_the_aggregate_then_overhead_is_added() -> None:
+    # scheduling-fidelity-facts §2.4 C (kube-scheduler's PodRequests, PodLevelResources on).
+    pod = {
+        "spec": {
+            "resources": {"requests": {"cpu": "4"}},
+            "containers": [
+                {"name": "a", "resources": {"requests": {"cpu": "1", "memory": "1Gi"}}},
+                {
+                    "name": "b",
+                    "resources": {"requests": {"memory": "2Gi"}, "limits": {"nvidia.com/gpu": "1"}},
+                },
+            ],
+            "overhead": {"cpu": "250m", "memory": "120Mi"},
+        }
+    }
+    got = pod_requests(pod)
+    assert (got.cpu_millis, got.memory_bytes, got.gpus, got.pods) == (4250, 3347054592, 1, 1)
+
+
+def test_pod_level_cannot_override_gpus_or_storage_and_limits_stand_in_only_where_unset() -> None:
+    containers = [{"name": "a", "resources": {"requests": {"cpu": "1", "nvidia.com/gpu": "1"}}}]
+    pod = {
+        "spec": {
+            "resources": {
+                "requests": {"nvidia.com/gpu": "4", "ephemeral-storage": "10Gi"},
+                "limits": {"cpu": "3", "memory": "2Gi"},
+            },
+            "containers": containers,
+        }
+    }
+    got = pod_requests(pod)
+    # cpu: the containers request it, so the aggregate is the request (API defaulting);
+    # memory: none requested, so the pod-level limit becomes the request.
+    assert (got.cpu_millis, got.memory_bytes, got.gpus, got.ephemeral_bytes) == (
+        1000,
+        2 * 2**30,
+        1,
+        0,
+    )
+
+
+def test_pod_level_hugepages_replace_the_containers() -> None:
+    pod = {
+        "spec": {
+            "resources": {"requests": {"hugepages-2Mi": "100Mi", "memory": "1Gi"}},
+            "containers": [
+                {
+                    "name": "a",
+                    "resources": {"requests": {"hugepages-2Mi": "10Mi", "memory": "512Mi"}},
+                }
+            ],
+        }
+    }
+    got = pod_requests(pod)
+    assert got.memory_bytes == 2**30 and dict(got.extended) == {"hugepages-2Mi": 100 * 2**20}

@@ -160,11 +160,14 @@ def test_estimate_only_pods_get_a_cost_estimate_and_no_node(dev_api: client.ApiC
     assert {n.metadata.name for n in core.list_node().items} == nodes_before
 
 
-def test_a_native_sidecar_counts_as_kube_scheduler_counts_it(dev_api: client.ApiClient) -> None:
+def test_sidecars_and_pod_level_resources_count_as_kube_scheduler_counts_them(
+    dev_api: client.ApiClient,
+) -> None:
     # A restartable init container runs beside the app for the pod's life: kube-scheduler
-    # adds its requests to the app's (1.5 + 1.5 = 3 CPU). Sized as 1.5 CPU, the pod would get
-    # a 2-vCPU node the scheduler then refuses; sized right, it gets what a plain 3-CPU pod
-    # gets, and the real scheduler binds it there.
+    # adds its requests to the app's (1.5 + 1.5 = 3 CPU). Pod-level requests (1.34+)
+    # replace the containers' (1 -> 3 CPU). Sized by the containers alone, these pods would
+    # get a 2-vCPU node the scheduler then refuses; sized right, they get what a plain
+    # 3-CPU pod gets, and the real scheduler binds them there.
     make_namespace(dev_api, "sidecars")
     core = client.CoreV1Api(dev_api)
     with_sidecar = workload_pod("with-sidecar", cpu="1500m")
@@ -179,12 +182,17 @@ def test_a_native_sidecar_counts_as_kube_scheduler_counts_it(dev_api: client.Api
     with_sidecar["spec"]["containers"][0]["resources"]["requests"]["memory"] = "256Mi"
     plain = workload_pod("plain-3", cpu="3")
     plain["spec"]["containers"][0]["resources"]["requests"]["memory"] = "512Mi"
-    core.create_namespaced_pod("sidecars", with_sidecar)
-    core.create_namespaced_pod("sidecars", plain)
+    pod_level = workload_pod("pod-level", cpu="1")
+    pod_level["spec"]["containers"][0]["resources"]["requests"]["memory"] = "512Mi"
+    pod_level["spec"]["resources"] = {"requests": {"cpu": "3", "memory": "512Mi"}}
+    for body in (with_sidecar, plain, pod_level):
+        core.create_namespaced_pod("sidecars", body)
     sidecar_node = node_labels_of(dev_api, "sidecars", "with-sidecar")
     plain_node = node_labels_of(dev_api, "sidecars", "plain-3")
+    pod_level_node = node_labels_of(dev_api, "sidecars", "pod-level")
     assert sidecar_node[keys.INSTANCE_TYPE] == plain_node[keys.INSTANCE_TYPE]
-    assert sidecar_node[keys.PLACEMENT] == "bin-select"
+    assert pod_level_node[keys.INSTANCE_TYPE] == plain_node[keys.INSTANCE_TYPE]
+    assert sidecar_node[keys.PLACEMENT] == pod_level_node[keys.PLACEMENT] == "bin-select"
 
 
 def test_spot_and_gpu_pods_get_their_nodes(dev_api: client.ApiClient) -> None:

@@ -345,6 +345,12 @@ def _overhead() -> dict[str, Any]:
     return pod
 
 
+def _pod_level_cpu() -> dict[str, Any]:
+    pod = make_pod(cpu="1")
+    pod["spec"]["resources"] = {"requests": {"cpu": "4"}}  # bin-select only at pod level
+    return pod
+
+
 def _scheduled_by_gib() -> dict[str, Any]:
     pod = make_pod()
     pod["spec"]["schedulerName"] = "gib"
@@ -398,6 +404,7 @@ SENSITIVE = [
         ("spec", "initContainers", 0, "restartPolicy"),
     ),
     ("spec.overhead", GATED, _overhead, ("spec", "overhead")),
+    ("spec.resources", GATED, _pod_level_cpu, ("spec", "resources")),
     ("spec.tolerations", GATED, _tolerating_spot, ("spec", "tolerations")),
     ("spec.nodeSelector", GKE, _gke_pod, ("spec", "nodeSelector")),
     ("spec.affinity", GATED, _with_affinity, ("spec", "affinity")),
