@@ -23,9 +23,11 @@ if TYPE_CHECKING:
     from gibbous.certs.selfmanaged import SelfManagedCertificates
     from gibbous.serving import Listen
 
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
 EXIT_UNSATISFIABLE = 3
+EXIT_NOTHING_ESTIMATED = 4
 
 
 def _config_epilog() -> str:
@@ -68,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
             "RayService objects into pods, plan them on an empty cluster with Gibbous's packing and instance "
             "choice, and report per workload the class, instance type, price category, $/hr per node, node count "
             "and $/hr, plus the cluster total. DaemonSets and unknown kinds are skipped with a note. "
-            "Exit status: 0 all pods placed, 2 bad input, 3 some pod unsatisfiable."
+            "Exit status: 0 all pods placed, 2 bad input, 3 some pod unsatisfiable, 4 nothing to "
+            "estimate (no workload Gibbous counts in the input)."
         ),
         epilog=_config_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -363,7 +366,9 @@ def _read_documents(files: list[str], stdin: TextIO) -> list[tuple[str, list[Any
         except OSError as error:
             raise ManifestError(f"cannot read {name}: {error.strerror}") from None
         try:
-            out.append((name, list(yaml.safe_load_all(text))))
+            # libyaml's loader, as kubectl's parser, takes what PyYAML's pure one refuses
+            # (a trailing tab in a plain scalar).
+            out.append((name, list(yaml.load_all(text, Loader=SAFE_LOADER))))
         except yaml.YAMLError as error:
             raise ManifestError(f"{name}: not valid YAML: {error}") from None
     return out
@@ -389,6 +394,13 @@ def run_estimate(args: argparse.Namespace, stdout: TextIO, stdin: TextIO) -> int
         stdout.write(orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
         stdout.write(render_estimate(report))
+    if not workloads:
+        # A $0.00/hr total with status 0 would read as success to a script.
+        sys.stderr.write(
+            "gibbous estimate: nothing was estimated: the input holds no workload Gibbous "
+            "counts (see the notes)\n"
+        )
+        return EXIT_NOTHING_ESTIMATED
     return EXIT_UNSATISFIABLE if report.unsatisfiable else EXIT_OK
 
 

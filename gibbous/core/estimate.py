@@ -13,6 +13,7 @@ cluster total is the plain sum of node prices.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from gibbous.core.config import Config
 from gibbous.core.demand import describe_pod
 from gibbous.core.errors import GibbousError, ManifestError
 from gibbous.core.packing import PendingPod, simulate
-from gibbous.core.pods import labels_of, metadata
+from gibbous.core.pods import as_map, labels_of, metadata
 from gibbous.core.selection import build_offers
 
 SCHEMA_VERSION = 1
@@ -94,6 +95,7 @@ def expand_workloads(
     """Pod-producing objects in `documents` as workloads, plus notes on what was skipped."""
     workloads: list[Workload] = []
     notes: list[str] = []
+    runtime_classes: dict[str, Mapping[str, Any]] = {}  # name -> overhead.podFixed
     pending = [(doc, f"{source} document {i + 1}") for i, doc in enumerate(documents)]
     while pending:
         doc, where = pending.pop(0)
@@ -144,6 +146,10 @@ def expand_workloads(
                     _template(doc, "spec.jobTemplate.spec.template", label),
                 )
             )
+        elif kind == "RuntimeClass":
+            overhead = doc.get("overhead")
+            fixed = overhead.get("podFixed") if isinstance(overhead, Mapping) else None
+            runtime_classes[name] = fixed if isinstance(fixed, Mapping) else {}
         elif kind == "DaemonSet":
             notes.append(
                 f"{label}: skipped: DaemonSet pods run on every node and are counted in nodeOverhead"
@@ -172,7 +178,28 @@ def expand_workloads(
             notes.append(
                 f"{label}: skipped: kind {kind!r} creates no pods Gibbous knows how to count"
             )
-    return workloads, notes
+    return [_with_runtime_overhead(w, runtime_classes, notes) for w in workloads], notes
+
+
+def _with_runtime_overhead(
+    workload: Workload, classes: Mapping[str, Mapping[str, Any]], notes: list[str]
+) -> Workload:
+    """What the RuntimeClass admission plugin does to a created pod: its class's
+    `overhead.podFixed` becomes `spec.overhead` (which kube-scheduler adds to the requests)."""
+    pod_spec = as_map(workload.template.get("spec"))
+    runtime = pod_spec.get("runtimeClassName")
+    if not isinstance(runtime, str) or not runtime or "overhead" in pod_spec:
+        return workload
+    if runtime not in classes:
+        notes.append(
+            f"{workload.kind} {workload.name}: RuntimeClass {runtime!r} is not in the input; "
+            "its pod overhead is not counted"
+        )
+        return workload
+    if not classes[runtime]:
+        return workload
+    template = {**workload.template, "spec": {**pod_spec, "overhead": dict(classes[runtime])}}
+    return dataclasses.replace(workload, template=template)
 
 
 def _job_pods(job_spec: Mapping[str, Any], where: str) -> int:

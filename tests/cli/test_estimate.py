@@ -10,8 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from gibbous.cli import main
+from gibbous.core.estimate import expand_workloads
+from gibbous.core.pods import pod_requests
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -229,3 +232,47 @@ def test_console_script_help_is_complete() -> None:
         "Exit status",
     ):
         assert word in result.stdout
+
+
+def test_runtime_class_overhead_counts_as_the_scheduler_counts_it() -> None:
+    # The Kubernetes documentation's pod-overhead example (kata-fc, 250m/120Mi) with a
+    # 2 CPU/200Mi pod: the RuntimeClass admission plugin sets spec.overhead and
+    # kube-scheduler adds it, so the pod needs 2250m/320Mi (scheduling-fidelity-facts §2.3).
+    manifest = """
+apiVersion: node.k8s.io/v1
+kind: RuntimeClass
+metadata: {name: kata-fc}
+handler: kata-fc
+overhead: {podFixed: {memory: 120Mi, cpu: 250m}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: test-pod, labels: {elotl-luna: "true"}}
+spec:
+  runtimeClassName: kata-fc
+  containers:
+  - {name: busybox-ctr, image: busybox, resources: {limits: {cpu: 500m, memory: 100Mi}}}
+  - {name: nginx-ctr, image: nginx, resources: {limits: {cpu: 1500m, memory: 100Mi}}}
+"""
+    documents = list(yaml.safe_load_all(manifest))
+    (workload,), notes = expand_workloads(documents)
+    requests = pod_requests(workload.template)
+    assert (requests.cpu_millis, requests.memory_bytes) == (2250, 320 * 2**20)
+    unknown = manifest.split("---", 1)[1].replace("kata-fc", "gvisor")
+    (plain,), notes = expand_workloads(list(yaml.safe_load_all(unknown)))
+    assert pod_requests(plain.template).cpu_millis == 2000
+    assert any("RuntimeClass 'gvisor' is not in the input" in note for note in notes)
+
+
+def test_a_trailing_tab_in_a_scalar_is_read_as_kubectl_reads_it() -> None:
+    manifest = "apiVersion: v1\nkind: Pod\nmetadata: {name: tabbed}\nspec:\n  containers:\n  - name: c\t\n    image: x\n"
+    code, report = run_json("-", stdin=manifest)
+    assert code == 0 and report["workloads"][0]["name"] == "tabbed"
+
+
+def test_nothing_to_estimate_is_not_success(capsys: pytest.CaptureFixture[str]) -> None:
+    manifest = "apiVersion: kubeflow.org/v1\nkind: PyTorchJob\nmetadata: {name: train}\n"
+    code, text = run("-", stdin=manifest)
+    assert code == 4
+    assert "PyTorchJob" in text  # the note says what was skipped
+    assert "nothing was estimated" in capsys.readouterr().err
