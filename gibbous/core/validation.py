@@ -15,7 +15,7 @@ from gibbous.core.config import Config
 from gibbous.core.constraints import PriceCategory, parse_constraints
 from gibbous.core.errors import GibbousError, InvalidAnnotationsError
 from gibbous.core.mutation import is_managed
-from gibbous.core.pods import Pod, annotations_of, pod_requests, spec
+from gibbous.core.pods import Pod, annotations_of, metadata, pod_requests, spec
 
 # Labels a node of each price category carries (ours and other provisioners').
 _CAPACITY_KEYS = (
@@ -84,6 +84,26 @@ def validate_pod(pod: Pod, *, namespace: str, config: Config) -> list[str]:
             )
     problems.extend(_gke_time_sharing_problems(pod))
     return problems
+
+
+_CHECKED_KEYS = (*keys.NODE_CONSTRAINT_ANNOTATIONS, keys.DO_NOT_EVICT)
+
+
+def validate_update(
+    pod: Pod, old_annotations: Mapping[str, Any], *, namespace: str, config: Config
+) -> list[str]:
+    """Problems an UPDATE causes: only the Gibbous/Luna annotations it changes are judged.
+    A pod admitted with a bad annotation while the webhook was down (failurePolicy
+    Ignore) can still be labelled, released from its gate or updated otherwise; what was
+    already there is not this update's doing."""
+    annotations = annotations_of(pod)
+    changed = [k for k in _CHECKED_KEYS if annotations.get(k) != old_annotations.get(k)]
+    if not changed:
+        return []
+    unchanged = frozenset(_CHECKED_KEYS) - frozenset(changed)
+    judged = {k: v for k, v in annotations.items() if k not in unchanged}
+    view = {**pod, "metadata": {**metadata(pod), "annotations": judged}}
+    return validate_pod(view, namespace=namespace, config=config)
 
 
 def _gke_time_sharing_problems(pod: Pod) -> list[str]:

@@ -24,7 +24,7 @@ from starlette.types import Receive, Scope, Send
 
 from gibbous.core.config import Config
 from gibbous.core.mutation import ServerFeatures, plan_mutation
-from gibbous.core.validation import validate_pod
+from gibbous.core.validation import validate_pod, validate_update
 from gibbous.serving import read_body
 from gibbous.webhook.metrics import WebhookMetrics
 from gibbous.webhook.wire import (
@@ -129,6 +129,14 @@ def create_app(
     def checker(cfg: Config) -> Callable[[AdmissionRequest], AdmissionResponse]:
         denial = validator(cfg)
 
+        def update_denial(review: AdmissionRequest) -> str | None:
+            pod = review.pod()
+            assert pod is not None and review.old_annotations is not None
+            problems = validate_update(
+                pod, review.old_annotations, namespace=review.namespace, config=cfg
+            )
+            return "gibbous: " + "; ".join(problems) if problems else None
+
         def validate(review: AdmissionRequest) -> AdmissionResponse:
             if (
                 not review.is_pod
@@ -136,7 +144,11 @@ def create_app(
                 or review.operation not in ("CREATE", "UPDATE")
             ):
                 return allow(review.uid)
-            message = denial(review)
+            message = (
+                update_denial(review)
+                if review.operation == "UPDATE" and review.old_annotations is not None
+                else denial(review)
+            )
             if message is None:
                 return allow(review.uid)
             metrics.denials.inc()

@@ -82,6 +82,16 @@ class _Pod(msgspec.Struct, gc=False):
     spec: _Spec | UnsetType | None = UNSET
 
 
+class _OldMetadata(msgspec.Struct, gc=False):
+    annotations: Any = UNSET
+
+
+class _OldPod(msgspec.Struct, gc=False):
+    """Of the object before an UPDATE, only what validation compares: its annotations."""
+
+    metadata: _OldMetadata | UnsetType | None = UNSET
+
+
 class _Request(msgspec.Struct, gc=False):
     uid: Any = UNSET
     kind: Any = UNSET
@@ -89,6 +99,7 @@ class _Request(msgspec.Struct, gc=False):
     namespace: Any = UNSET
     operation: Any = UNSET
     object: _Pod | UnsetType | None = UNSET
+    oldObject: _OldPod | UnsetType | None = UNSET
 
 
 class _Review(msgspec.Struct, gc=False):
@@ -113,6 +124,8 @@ class AdmissionRequest:
     namespace: str  # request.namespace, else the object's, else "default"
     shape: bytes | None = None
     document: dict[str, Any] | None = None
+    # On UPDATE: the annotations before it ({} when it had none); None when not an UPDATE.
+    old_annotations: dict[str, Any] | None = None
 
     @property
     def has_object(self) -> bool:
@@ -185,6 +198,12 @@ def decode_review(body: bytes) -> AdmissionRequest:
             _resolve_namespace(request.namespace, None),
         )
     meta = obj.metadata
+    old = request.oldObject
+    old_annotations = None
+    if request.operation == "UPDATE":
+        old_meta = old.metadata if isinstance(old, _OldPod) else None
+        raw = old_meta.annotations if isinstance(old_meta, _OldMetadata) else None
+        old_annotations = dict(raw) if isinstance(raw, dict) else {}
     return AdmissionRequest(
         request.uid,
         request.operation,
@@ -193,6 +212,7 @@ def decode_review(body: bytes) -> AdmissionRequest:
             request.namespace, meta.namespace if isinstance(meta, _Metadata) else None
         ),
         shape=_ENCODER.encode(obj),
+        old_annotations=old_annotations,
     )
 
 
@@ -224,6 +244,12 @@ def _decode_generic(body: bytes) -> AdmissionRequest:
     if request.get("namespace") is not None and not isinstance(request.get("namespace"), str):
         raise BadReview("request.namespace is not a string")
     meta = obj.get("metadata") if obj else None
+    old_annotations = None
+    if request["operation"] == "UPDATE":
+        old = request.get("oldObject")
+        old_meta = old.get("metadata") if isinstance(old, dict) else None
+        raw = old_meta.get("annotations") if isinstance(old_meta, dict) else None
+        old_annotations = dict(raw) if isinstance(raw, dict) else {}
     return AdmissionRequest(
         request["uid"],
         request["operation"],
@@ -232,6 +258,7 @@ def _decode_generic(body: bytes) -> AdmissionRequest:
             request.get("namespace"), meta.get("namespace") if isinstance(meta, dict) else None
         ),
         document=obj,
+        old_annotations=old_annotations,
     )
 
 

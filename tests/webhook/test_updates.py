@@ -1,0 +1,72 @@
+"""Issue #18: an UPDATE is refused only when it changes a Gibbous or Luna annotation to an
+invalid value. A pod admitted with a bad annotation while the webhook was down can still be
+labelled and have its gate lifted."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from starlette.testclient import TestClient
+
+from gibbous.core import keys
+from gibbous.webhook.app import create_app
+from tests.factories import config as make_config
+from tests.factories import make_pod
+from tests.webhook.test_hostile_input import answer
+
+
+def update(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "u-update",
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "namespace": "default",
+            "operation": "UPDATE",
+            "object": new,
+            "oldObject": old,
+        },
+    }
+
+
+CLIENT = TestClient(create_app(make_config()))
+BAD = {keys.INSTANCE_MAX_COST: "cheap"}
+
+
+def test_an_update_that_leaves_a_bad_annotation_as_it_was_is_allowed() -> None:
+    old = make_pod(annotations=BAD)
+    relabelled = copy.deepcopy(old)
+    relabelled["metadata"]["labels"]["team"] = "ml"
+    assert answer(CLIENT, "/validate", update(old, relabelled))["allowed"] is True
+    released = copy.deepcopy(old)
+    released["spec"]["nodeSelector"] = {keys.HOSTNAME: "node-1"}  # the autoscaler's release
+    assert answer(CLIENT, "/validate", update(old, released))["allowed"] is True
+
+
+def test_an_update_that_makes_an_annotation_invalid_is_refused() -> None:
+    old = make_pod(annotations={keys.INSTANCE_MAX_COST: "4.75"})
+    new = copy.deepcopy(old)
+    new["metadata"]["annotations"][keys.INSTANCE_MAX_COST] = "cheap"
+    denied = answer(CLIENT, "/validate", update(old, new))
+    assert denied["allowed"] is False
+    assert "instance-max-cost: invalid value 'cheap'" in denied["status"]["message"]
+
+
+def test_only_the_changed_annotations_are_judged() -> None:
+    old = make_pod(annotations=BAD)
+    new = copy.deepcopy(old)
+    new["metadata"]["annotations"][keys.INSTANCE_OFFERINGS] = "spot"  # valid, newly set
+    assert answer(CLIENT, "/validate", update(old, new))["allowed"] is True
+    fixed = copy.deepcopy(old)
+    fixed["metadata"]["annotations"][keys.INSTANCE_MAX_COST] = "4.75"
+    assert answer(CLIENT, "/validate", update(old, fixed))["allowed"] is True
+
+
+def test_creates_are_judged_whole_as_before() -> None:
+    review = update(make_pod(), make_pod(annotations=BAD))
+    review["request"]["operation"] = "CREATE"
+    del review["request"]["oldObject"]
+    assert answer(CLIENT, "/validate", review)["allowed"] is False
