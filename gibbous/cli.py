@@ -117,6 +117,14 @@ def build_parser() -> argparse.ArgumentParser:
     hook.add_argument("--tls-cert", required=True, metavar="FILE", help="serving certificate (PEM)")
     hook.add_argument("--tls-key", required=True, metavar="FILE", help="its private key (PEM)")
     hook.add_argument(
+        "--scheduler-lease",
+        default="gibbous/gibbous-scheduler",
+        metavar="NAMESPACE/NAME",
+        help="the Gibbous scheduler's leader-election Lease (as the shipped scheduler "
+        "configuration names it); while it is not renewed, schedulerName is left unset so "
+        "the default scheduler takes new pods ('' to always set it)",
+    )
+    hook.add_argument(
         "--scheduling-gates",
         choices=("auto", "on", "off"),
         default="auto",
@@ -467,7 +475,26 @@ def run_webhook(args: argparse.Namespace) -> int:
         for path in (args.tls_cert, args.tls_key):
             if not Path(path).is_file():
                 raise ConfigError(f"TLS file {path} does not exist")
-    app = create_app(config, ServerFeatures(scheduling_gates=gates))
+    scheduler_alive = None
+    if config.scheduler_name and args.scheduler_lease:
+        from kubernetes import client
+
+        from gibbous.kubeapi import load_client_config
+        from gibbous.webhook.routing import SchedulerLease
+
+        namespace, _, name = args.scheduler_lease.partition("/")
+        if not namespace or not name:
+            raise ConfigError(
+                f"--scheduler-lease {args.scheduler_lease!r}: expected NAMESPACE/NAME"
+            )
+        lease = SchedulerLease(
+            client.ApiClient(load_client_config(args.kubeconfig)), namespace, name
+        )
+        lease.start()
+        scheduler_alive = lease.alive
+    app = create_app(
+        config, ServerFeatures(scheduling_gates=gates), scheduler_alive=scheduler_alive
+    )
     server = TLSServer(app, listen, args.tls_cert, args.tls_key, log_level=args.log_level)
     server.run(background)
     return EXIT_OK

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import orjson
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -85,10 +85,22 @@ def _memoised(
 
 
 def create_app(
-    config: Config, features: ServerFeatures | None = None, metrics: WebhookMetrics | None = None
+    config: Config,
+    features: ServerFeatures | None = None,
+    metrics: WebhookMetrics | None = None,
+    scheduler_alive: Callable[[], bool] | None = None,
 ) -> AdmissionApp:
+    """`scheduler_alive` says whether pods may be sent to `schedulerName`'s scheduler (its
+    Lease is renewed); while it says no, `schedulerName` is left unset, so the default
+    scheduler takes new pods. None: always routed."""
     features = features or ServerFeatures()
     metrics = metrics or WebhookMetrics()
+    routed = scheduler_alive or (lambda: True)
+    Gauge(
+        "gibbous_webhook_scheduler_routed",
+        "1 while new managed pods are sent to the Gibbous scheduler (its Lease is renewed)",
+        registry=metrics.registry,
+    ).set_function(lambda: 1.0 if routed() else 0.0)
 
     # The *-opted-in paths are called by webhook entries whose namespaceSelector
     # matched an opted-in namespace (a webhook cannot read namespace labels itself).
@@ -116,11 +128,13 @@ def create_app(
 
     def mutator(cfg: Config) -> Callable[[AdmissionRequest], AdmissionResponse]:
         planned = planner(cfg)
+        # Its own memo: the same pod shape gets another answer while the scheduler is down.
+        unrouted = planner(replace(cfg, scheduler_name="")) if cfg.scheduler_name else planned
 
         def mutate(review: AdmissionRequest) -> AdmissionResponse:
             if not review.is_pod or not review.has_object:
                 return allow(review.uid)
-            plan = planned(review)
+            plan = planned(review) if routed() else unrouted(review)
             metrics.patches.inc(plan.operations)
             return allow(review.uid, plan.patch, plan.warnings)
 

@@ -4,9 +4,12 @@ labelled and have its gate lifted."""
 
 from __future__ import annotations
 
+import base64
 import copy
+import json
 from typing import Any
 
+import jsonpatch
 from starlette.testclient import TestClient
 
 from gibbous.core import keys
@@ -70,3 +73,27 @@ def test_creates_are_judged_whole_as_before() -> None:
     review["request"]["operation"] = "CREATE"
     del review["request"]["oldObject"]
     assert answer(CLIENT, "/validate", review)["allowed"] is False
+
+
+def test_schedulername_is_set_only_while_the_scheduler_is_alive() -> None:
+    alive = [True]
+    client = TestClient(
+        create_app(make_config(schedulerName="gibbous-scheduler"), scheduler_alive=lambda: alive[0])
+    )
+    review = update(make_pod(), make_pod())
+    review["request"]["operation"] = "CREATE"
+    del review["request"]["oldObject"]
+
+    def scheduler_after_mutation() -> str | None:
+        response = answer(client, "/mutate", review)
+        patched = jsonpatch.apply_patch(make_pod(), json.loads(base64.b64decode(response["patch"])))
+        name: str | None = patched["spec"].get("schedulerName")
+        return name
+
+    assert scheduler_after_mutation() == "gibbous-scheduler"
+    alive[0] = False  # its Lease went stale: the default scheduler takes new pods
+    assert scheduler_after_mutation() is None
+    metrics = client.get("/metrics").text
+    assert "gibbous_webhook_scheduler_routed 0.0" in metrics
+    alive[0] = True
+    assert scheduler_after_mutation() == "gibbous-scheduler"
