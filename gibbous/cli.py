@@ -263,6 +263,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="kwok: mark pods bound to kwok nodes Running, as a kubelet would",
     )
     scaler.add_argument(
+        "--scheduler-lease",
+        default="gibbous/gibbous-scheduler",
+        metavar="NAMESPACE/NAME",
+        help="the Gibbous scheduler's leader-election Lease: while it is stale, managed pods "
+        "waiting on that scheduler get a Warning event (and, with "
+        "reroutePodsOfStoppedScheduler, are deleted for their controller to recreate) ('' "
+        "to not watch it)",
+    )
+    scaler.add_argument(
         "--aws-launch-template",
         metavar="NAME|lt-ID",
         help="aws: a launch template to launch from (optional: without one, every setting "
@@ -644,7 +653,16 @@ def run_autoscaler(args: argparse.Namespace) -> int:
         if args.leader_elect
         else None
     )
-    autoscaler = Autoscaler(config, provider, cluster, clock=time.time)
+    lease_namespace, _, lease_name = (args.scheduler_lease or "").partition("/")
+    if args.scheduler_lease and not (lease_namespace and lease_name):
+        raise ConfigError(f"--scheduler-lease {args.scheduler_lease!r}: expected NAMESPACE/NAME")
+    autoscaler = Autoscaler(
+        config,
+        provider,
+        cluster,
+        clock=time.time,
+        scheduler_lease=(lease_namespace, lease_name) if args.scheduler_lease else None,
+    )
     service = AutoscalerService(
         autoscaler,
         cluster,

@@ -7,6 +7,7 @@ and reason, and one JSON Patch per released pod, guarded by a `test` of its gate
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -37,6 +38,7 @@ class KubeCluster:
         self.api = api
         self.core = client.CoreV1Api(api)
         self.custom = client.CustomObjectsApi(api)
+        self.coordination = client.CoordinationV1Api(api)
         self.identity = identity
         # Eviction is served as policy/v1 from 1.22; older servers (the v1.20 test control
         # plane) take policy/v1beta1 only.
@@ -133,6 +135,25 @@ class KubeCluster:
                 return current + [t for t in wanted if (t["key"], t["effect"]) not in there]
 
             self._replace_taints(name, add)
+
+    def lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            response = self.coordination.read_namespaced_lease(
+                name, namespace, _preload_content=False
+            )
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        found: dict[str, Any] = json.loads(response.data)
+        return found
+
+    def delete_pod(self, pod: Pod) -> None:
+        try:
+            self.core.delete_namespaced_pod(name_of(pod), namespace_of(pod))
+        except ApiException as error:
+            if error.status != 404:
+                raise
 
     # --- node lifecycle ------------------------------------------------------------------------
 

@@ -65,7 +65,17 @@ from gibbous.core.launches import (
 )
 from gibbous.core.packing import Guardrails, PendingPod
 from gibbous.core.placement import NodeView
-from gibbous.core.pods import Pod, as_map, key_of, labels_of, metadata, scheduling_gates, uid_of
+from gibbous.core.pods import (
+    Pod,
+    as_map,
+    key_of,
+    labels_of,
+    metadata,
+    owner_kinds,
+    scheduling_gates,
+    uid_of,
+)
+from gibbous.core.routing import scheduler_liveness, waits_on_scheduler
 from gibbous.core.scaleup import existing_nodes, gibbous_usage, plan_scale_up
 from gibbous.core.selection import build_offers
 from gibbous.nodeviews import ViewCache
@@ -79,6 +89,10 @@ MAX_ROUNDS = 8
 # matter), rarely otherwise (orphans and restarts only).
 LIST_PERIOD_BUSY_S = 2.0
 LIST_PERIOD_IDLE_S = 30.0
+# How often the scheduler's Lease is read, and how long a pod may wait unseen by its
+# scheduler before it counts as stuck.
+LEASE_CHECK_S = 5.0
+STUCK_AFTER_S = 60.0
 # How often the provider's catalog (its prices) is read again.
 OFFERS_REFRESH_S = 300.0
 # A NodeCostEstimate we wrote counts as present this long, until the event cache shows it.
@@ -112,6 +126,14 @@ class Cluster(Protocol):
         """Add `labels` and `taints` to the Node (keeping every other taint)."""
         ...
 
+    def lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The Lease as the API returns it (times as RFC 3339 text), None if there is none."""
+        ...
+
+    def delete_pod(self, pod: Pod) -> None:
+        """Delete with the pod's own grace period, as a user would."""
+        ...
+
 
 class Autoscaler:
     def __init__(
@@ -124,6 +146,7 @@ class Autoscaler:
         metrics: AutoscalerMetrics | None = None,
         new_token: Callable[[], str] | None = None,
         jitter: Callable[[], float] = random.random,
+        scheduler_lease: tuple[str, str] | None = None,
     ) -> None:
         self.config = config
         self.provider = provider
@@ -151,6 +174,12 @@ class Autoscaler:
         self.node_problems: dict[str, tuple[str, ...]] = {}  # node -> problems last reported
         self.repaired: set[str] = set()  # nodes whose registration was checked
         self.estimated: dict[str, float] = {}  # pod uid -> when its NodeCostEstimate was sent
+        # The Gibbous scheduler's Lease (namespace, name): pods waiting on it while it is
+        # stopped are reported (and, opted in, deleted for their controller to recreate).
+        self.scheduler_lease = scheduler_lease if config.scheduler_name else None
+        self.lease_checked_at = -math.inf
+        self.stuck_reported: set[str] = set()
+        self.rerouted: set[str] = set()
         self.last_list_at = -math.inf
         self.last_poll_at = -math.inf
         self.instances: list[Instance] = []  # as last listed
@@ -219,6 +248,7 @@ class Autoscaler:
             self.replan = False
         if estimate:
             self._estimate(estimate, now)
+        self._pods_of_stopped_scheduler(pods, now)
         self._forget_gone(by_uid)
         self._update_gauges(nodes, now)
 
@@ -543,6 +573,55 @@ class Autoscaler:
 
     # --- housekeeping --------------------------------------------------------------------------
 
+    def _pods_of_stopped_scheduler(self, pods: Sequence[Pod], now: float) -> None:
+        """Managed pods sent to the Gibbous scheduler while it is not running sit Pending
+        with no condition and no event: nothing else would tell their authors. Say which
+        scheduler they wait for and what to do; with reroutePodsOfStoppedScheduler, delete
+        those a controller owns so they come back through the webhook (which then leaves
+        them to the default scheduler)."""
+        if self.scheduler_lease is None or now - self.lease_checked_at < LEASE_CHECK_S:
+            return
+        self.lease_checked_at = now
+        namespace, name = self.scheduler_lease
+        try:
+            liveness = scheduler_liveness(self.cluster.lease(namespace, name), now)
+        except Exception as error:
+            log.warning("cannot read the scheduler Lease %s/%s: %s", namespace, name, error)
+            return
+        scheduler = self.config.scheduler_name
+        stuck = (
+            []
+            if liveness.alive
+            else [p for p in pods if waits_on_scheduler(p, scheduler, now, STUCK_AFTER_S)]
+        )
+        self.metrics.stuck_pods.set(len(stuck))
+        for pod in stuck:
+            uid = uid_of(pod)
+            owned = bool({"ReplicaSet", "Job", "StatefulSet"} & set(owner_kinds(pod)))
+            if uid not in self.stuck_reported:
+                self.stuck_reported.add(uid)
+                advice = (
+                    "Gibbous deletes it so its controller recreates it for the default scheduler"
+                    if self.config.reroute_stuck_pods and owned
+                    else "delete it (its controller, if any, recreates it for the default "
+                    "scheduler) or restart the scheduler; reroutePodsOfStoppedScheduler=true "
+                    "does this for pods a controller owns"
+                )
+                self._event(
+                    pod,
+                    keys.EVENT_SCHEDULER_STOPPED,
+                    f"waiting for scheduler {scheduler!r}, which is not running "
+                    f"({liveness.why}, Lease {namespace}/{name}); {advice}",
+                    warning=True,
+                )
+            if self.config.reroute_stuck_pods and owned and uid not in self.rerouted:
+                try:
+                    self.cluster.delete_pod(pod)
+                    self.rerouted.add(uid)
+                    log.warning("deleted %s: it waited on the stopped %s", key_of(pod), scheduler)
+                except Exception as error:
+                    log.warning("deleting %s failed: %s", key_of(pod), error)
+
     def _refresh_offers(self, now: float) -> None:
         """Prices move (live spot prices): ask the provider again now and then, and plan
         with the new offers when they changed."""
@@ -640,6 +719,8 @@ class Autoscaler:
         for memory in (self.warned, self.estimated):
             for uid in [u for u in memory if u not in by_uid]:
                 del memory[uid]
+        self.stuck_reported &= set(by_uid)
+        self.rerouted &= set(by_uid)
 
     def _update_gauges(self, nodes: Sequence[Mapping[str, Any]], now: float) -> None:
         flying = [launch.in_flight() for launch in self.launches.values()]

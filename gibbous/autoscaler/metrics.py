@@ -73,6 +73,11 @@ class AutoscalerMetrics:
             ["kind"],
             registry=self.registry,
         )
+        self.stuck_pods = Gauge(
+            "gibbous_autoscaler_pods_waiting_on_stopped_scheduler",
+            "Managed pods sent to the Gibbous scheduler while it is not running",
+            registry=self.registry,
+        )
         self.loop_errors = Counter(
             "gibbous_autoscaler_loop_errors",
             "Loop iterations that failed and were retried",

@@ -156,6 +156,7 @@ class Config:
     webhook_config_prefix: str = "zz-"
     scheduler_name: str = ""
     provisioning_gate: bool = False
+    reroute_stuck_pods: bool = False
     spot_tolerations: tuple[str, ...] | None = None  # None: derived from the cloud
     managed_namespaces: tuple[str, ...] = ()
     estimate_only_namespaces: tuple[str, ...] = ()
@@ -721,6 +722,14 @@ OPTIONS: tuple[Option, ...] = (
         _bool,
         _same,
         "gate bin-select pods until their node exists (needs Kubernetes >= 1.27)",
+    ),
+    Option(
+        "reroutePodsOfStoppedScheduler",
+        "reroute_stuck_pods",
+        _bool,
+        _same,
+        "delete pods a controller owns that wait on a stopped Gibbous scheduler, so they are "
+        "recreated for the default scheduler (pods without an owner are never deleted)",
     ),
     Option(
         "spotTolerations",

@@ -95,3 +95,5 @@ EVENT_NODE_ADD_REQUEST_WARNING = "NodeAddRequestWarning"
 EVENT_CANNOT_READ = "GibbousCannotRead"
 # On a Node of ours that registered without labels or taints its launch asked for.
 EVENT_NODE_REPAIRED = "GibbousRepairedNode"
+# On a pod waiting for the Gibbous scheduler while that is not running.
+EVENT_SCHEDULER_STOPPED = "GibbousSchedulerNotRunning"

@@ -49,6 +49,8 @@ class FakeCluster:
     events: list[tuple[str, str, str, bool]] = field(default_factory=list)  # uid, reason, msg, warn
     releases: list[tuple[str, str | None, list[dict[str, Any]]]] = field(default_factory=list)
     repairs: list[tuple[str, dict[str, str], list[dict[str, str]]]] = field(default_factory=list)
+    leases: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    deleted_pods: list[str] = field(default_factory=list)
     gpu_plugin_delay_s: float = 0.0  # GPUs become allocatable this long after the node runs
     # Nodes register with only the cloud's own labels and no taints, as with user data that
     # does not carry Gibbous's (what the autoscaler must notice and repair).
@@ -142,6 +144,13 @@ class FakeCluster:
         self, name: str, labels: Mapping[str, str], taints: Sequence[Mapping[str, str]]
     ) -> None:
         self.repairs.append((name, dict(labels), [dict(t) for t in taints]))
+
+    def lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.leases.get((namespace, name))
+
+    def delete_pod(self, pod: Pod) -> None:
+        self.deleted_pods.append(key_of(pod))
+        self.pod_objects.pop(key_of(pod), None)
 
     def release_pod(self, pod: Pod, hostname: str | None) -> None:
         operations = plan_release(pod, hostname)

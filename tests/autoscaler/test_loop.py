@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -105,12 +106,16 @@ def test_a_launch_that_fails_after_acceptance_is_replaced_within_seconds() -> No
     # at scaleUpTimeout (10 minutes).
     spot = {keys.INSTANCE_OFFERINGS: "spot"}
     probe_clock, probe, probe_cluster, probe_autoscaler = setup()
-    probe_cluster.add(make_pod("big", cpu="3", memory="4Gi", annotations=spot, tolerations=[SPOT_TOLERATION]))  # fmt: skip
+    probe_cluster.add(
+        make_pod("big", cpu="3", memory="4Gi", annotations=spot, tolerations=[SPOT_TOLERATION])
+    )
     run(probe_clock, probe_autoscaler, 2)
     first_choice = launched(probe)[0]
 
     clock, provider, cluster, autoscaler = setup(fails_after_accept={first_choice: 20.0})
-    cluster.add(make_pod("big", cpu="3", memory="4Gi", annotations=spot, tolerations=[SPOT_TOLERATION]))  # fmt: skip
+    cluster.add(
+        make_pod("big", cpu="3", memory="4Gi", annotations=spot, tolerations=[SPOT_TOLERATION])
+    )
     run(clock, autoscaler, 21)
     assert len(launched(provider)) == 1
     run(clock, autoscaler, 3)  # the failure is heard within one busy period (2 s)
@@ -400,3 +405,59 @@ def test_nodes_with_our_labels_are_not_touched() -> None:
     run(clock, autoscaler, 120)
     assert len(provider.create_calls) == 1
     assert cluster.repairs == []
+
+
+def stuck_setup(**options: object) -> tuple[Clock, FakeCluster, Autoscaler]:
+    cfg = config(schedulerName="gibbous-scheduler", **options)
+    clock = Clock()
+    provider = FakeCloudProvider(catalog(cfg.cloud), clock)
+    cluster = FakeCluster(provider, cfg)
+    autoscaler = Autoscaler(
+        cfg, provider, cluster, clock=clock, scheduler_lease=("gibbous", "gibbous-scheduler")
+    )
+    return clock, cluster, autoscaler
+
+
+def orphan(name: str, clock: Clock, owner: str | None) -> dict[str, Any]:
+    pod = make_pod(name)
+    pod["spec"]["schedulerName"] = "gibbous-scheduler"
+    created = datetime.datetime.fromtimestamp(clock.now - 120, datetime.UTC)
+    pod["metadata"]["creationTimestamp"] = created.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if owner:
+        pod["metadata"]["ownerReferences"] = [{"kind": owner, "name": "x", "uid": "o"}]
+    return pod
+
+
+def renewed(clock: Clock, seconds_ago: float) -> dict[str, Any]:
+    moment = datetime.datetime.fromtimestamp(clock.now - seconds_ago, datetime.UTC)
+    stamp = moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return {"spec": {"renewTime": stamp, "leaseDurationSeconds": 15}}
+
+
+def test_pods_waiting_on_a_stopped_scheduler_are_told_and_only_owned_ones_rerouted() -> None:
+    clock, cluster, autoscaler = stuck_setup(reroutePodsOfStoppedScheduler=True)
+    cluster.add(
+        orphan("owned", clock, "ReplicaSet"), orphan("bare", clock, None), unschedulable=False
+    )
+    cluster.leases[("gibbous", "gibbous-scheduler")] = renewed(clock, 2)
+    run(clock, autoscaler, 10)
+    assert not [e for e in cluster.events if e[1] == keys.EVENT_SCHEDULER_STOPPED]
+    cluster.leases[("gibbous", "gibbous-scheduler")] = renewed(clock, 120)  # stopped
+    run(clock, autoscaler, 10)
+    for name in ("owned", "bare"):
+        (message,) = [
+            m
+            for u, r, m, _ in cluster.events
+            if r == keys.EVENT_SCHEDULER_STOPPED and u == f"uid-{name}"
+        ]
+        assert "waiting for scheduler 'gibbous-scheduler', which is not running" in message
+    assert cluster.deleted_pods == ["default/owned"]  # never a pod without a controller
+    assert autoscaler.metrics.stuck_pods._value.get() == 1  # the bare one still waits
+
+
+def test_without_the_option_nothing_is_deleted() -> None:
+    clock, cluster, autoscaler = stuck_setup()
+    cluster.add(orphan("owned", clock, "ReplicaSet"), unschedulable=False)
+    run(clock, autoscaler, 10)  # no Lease at all: not running
+    assert cluster.deleted_pods == []
+    assert [r for _, r, _, _ in cluster.events] == [keys.EVENT_SCHEDULER_STOPPED]
