@@ -197,21 +197,37 @@ class ControlPlane:
         weight: int = 5,
         configuration: dict[str, Any] | None = None,
         profiles: list[str] | None = None,
+        lease: tuple[str, str] | None = None,
+        extender: bool = True,
     ) -> None:
         """A kube-scheduler whose profile `scheduler_name` calls the extender at `extender_url`
         (nodeCacheCapable, ignorable). Config v1beta1 for 1.19-1.22 binaries, v1 after.
         A given `configuration` (e.g. the one the manifests ship) is used with its
-        extender URL, client connection and leader election adapted to this plane."""
+        extender URL, client connection and leader election adapted to this plane. With
+        `lease` (namespace, name) the scheduler leads through that Lease, as in a real
+        cluster; without `extender` it calls none (a plain default scheduler)."""
         api_version = (
             "kubescheduler.config.k8s.io/v1beta1"
             if self.binaries.version() < (1, 23)
             else "kubescheduler.config.k8s.io/v1"
         )
+        election: dict[str, Any] = (
+            {
+                "leaderElect": True,
+                "resourceNamespace": lease[0],
+                "resourceName": lease[1],
+                "leaseDuration": "15s",
+                "renewDeadline": "10s",
+                "retryPeriod": "2s",
+            }
+            if lease
+            else {"leaderElect": False}
+        )
         config: dict[str, Any] = {
             "apiVersion": api_version,
             "kind": "KubeSchedulerConfiguration",
             "clientConnection": {"kubeconfig": str(self.kubeconfig)},
-            "leaderElection": {"leaderElect": False},
+            "leaderElection": election,
             "profiles": [{"schedulerName": name} for name in profiles or [scheduler_name]],
             "extenders": [
                 {
@@ -223,13 +239,15 @@ class ControlPlane:
                     "ignorable": True,
                     "httpTimeout": "2s",
                 }
-            ],
+            ]
+            if extender
+            else [],
         }
         if configuration is not None:
             config = {
                 **configuration,
                 "clientConnection": {"kubeconfig": str(self.kubeconfig)},
-                "leaderElection": {"leaderElect": False},
+                "leaderElection": election,
                 "extenders": [
                     {**e, "urlPrefix": extender_url} for e in configuration.get("extenders") or []
                 ],

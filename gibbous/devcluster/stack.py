@@ -21,6 +21,7 @@ import signal
 import ssl
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -41,6 +42,7 @@ from gibbous.devcluster.controlplane import (
 from gibbous.kubeapi import SCHEDULING_GATES_SINCE
 
 SCHEDULER_NAME = "gibbous-scheduler"
+SCHEDULER_LEASE = ("kube-system", "gibbous-scheduler")
 
 
 def default_directory() -> Path:
@@ -306,6 +308,8 @@ class DevCluster:
                     f"--tls-cert={files['tls.crt']}",
                     f"--tls-key={files['tls.key']}",
                     f"--scheduling-gates={'on' if gates else 'off'}",
+                    f"--kubeconfig={kubeconfig}",
+                    f"--scheduler-lease={'/'.join(SCHEDULER_LEASE)}",
                     "--log-level=warning",
                 ],
                 health_path="/healthz",
@@ -324,6 +328,7 @@ class DevCluster:
                     *provider_flags,
                     f"--kubeconfig={kubeconfig}",
                     "--lease-namespace=kube-system",
+                    f"--scheduler-lease={'/'.join(SCHEDULER_LEASE)}",
                 ],
                 health_path="/healthz",
                 context=None,
@@ -338,11 +343,19 @@ class DevCluster:
         admission = client.AdmissionregistrationV1Api(api)
         admission.create_mutating_webhook_configuration(mutating)
         admission.create_validating_webhook_configuration(validating)
+        # Two processes, as in a real cluster: the Gibbous scheduler (leading through its
+        # Lease, which the webhook and the autoscaler watch) and the default scheduler, so
+        # stopping the one leaves the other.
         plane.start_scheduler(
-            scheduler_name=SCHEDULER_NAME,
-            extender_url=extender_url,
-            profiles=[SCHEDULER_NAME, "default-scheduler"],
+            scheduler_name=SCHEDULER_NAME, extender_url=extender_url, lease=SCHEDULER_LEASE
         )
+        plane.start_scheduler(
+            scheduler_name="default-scheduler",
+            extender_url="",
+            extender=False,
+            lease=("kube-system", "kube-scheduler"),
+        )
+        self._wait_for_routing(webhook_url, webhook_context, timeout_s)
         self._record(
             plane,
             ports=ports,
@@ -352,6 +365,24 @@ class DevCluster:
             version=".".join(map(str, plane.binaries.version())),
             ec2_emulator=emulator,
         )
+
+    def _wait_for_routing(
+        self, webhook_url: str, context: ssl.SSLContext, timeout_s: float
+    ) -> None:
+        """Until the webhook sees the Gibbous scheduler lead (its Lease renewed), new
+        managed pods are left to the default scheduler; `up` returns once they are not."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(
+                    f"{webhook_url}/metrics", context=context, timeout=2
+                ) as response:
+                    if b"gibbous_webhook_scheduler_routed 1.0" in response.read():
+                        return
+            except OSError:
+                pass
+            time.sleep(0.5)
+        raise ControlPlaneError("the webhook never saw the Gibbous scheduler's Lease renewed")
 
     def _start_ec2_emulator(self, plane: ControlPlane, boot_s: float, timeout_s: float) -> str:
         """The EC2/EKS emulator and its node agent as process `ec2-emulator`; returns its
@@ -402,7 +433,7 @@ class DevCluster:
             *(f"  note: {n}" for n in notes),
             f"  API server   {plane.server}",
             f"  webhook      {state.get('webhook')}  (zz-gibbous configurations registered)",
-            f"  extender     {state.get('extender')}  (scheduler profiles {SCHEDULER_NAME}, default-scheduler)",
+            f"  extender     {state.get('extender')}  (called by the {SCHEDULER_NAME} scheduler; default-scheduler runs apart)",
             f"  autoscaler   http://127.0.0.1:{ports.get('gibbous-autoscaler')}/metrics  "
             + (
                 f"(aws provider; EC2/EKS emulator at {state['ec2_emulator']}, its node agent plays the kubelets)"

@@ -22,6 +22,8 @@ import pytest
 from kubernetes import client, config
 
 from gibbous.core import keys
+from gibbous.devcluster.binaries import find_binaries
+from gibbous.devcluster.controlplane import free_port
 from tests.e2e.conftest import eventually, make_namespace
 from tests.factories import api_pod
 
@@ -221,6 +223,74 @@ def test_an_invalid_annotation_is_rejected_with_a_readable_message(
         )
     assert raised.value.status in (400, 403, 422)
     assert keys.INSTANCE_MAX_COST in str(raised.value.body)
+
+
+def restart_gibbous_scheduler(directory: Path) -> subprocess.Popen[bytes]:
+    """Start the Gibbous scheduler again from the configuration `up` wrote (as a
+    Deployment would restart it); the caller stops it."""
+    binaries = find_binaries(build=False)
+    with (directory / "kube-scheduler-restarted.log").open("ab") as log:
+        return subprocess.Popen(
+            [
+                str(binaries.scheduler),
+                f"--config={directory / 'scheduler-gibbous-scheduler.yaml'}",
+                f"--authentication-kubeconfig={directory / 'kubeconfig'}",
+                f"--authorization-kubeconfig={directory / 'kubeconfig'}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={free_port()}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def test_a_stopped_gibbous_scheduler_never_blocks_pods(
+    dev_cluster: Path, dev_api: client.ApiClient
+) -> None:
+    """Issue #18: with the Gibbous scheduler killed, new managed pods go to the default
+    scheduler and get capacity; a pod already sent to it is told why it waits; once the
+    scheduler runs again, new pods are sent to it again."""
+    state = json.loads((dev_cluster / "state.json").read_text())
+    make_namespace(dev_api, "routing")
+    core = client.CoreV1Api(dev_api)
+    os.kill(state["pids"]["kube-scheduler-gibbous-scheduler"], signal.SIGKILL)
+    # Sent to the scheduler before its Lease went stale: it waits on a scheduler that is gone.
+    stuck = core.create_namespaced_pod("routing", workload_pod("stuck", cpu="500m"))
+    assert stuck.spec.scheduler_name == "gibbous-scheduler"
+
+    def scheduler_of_new_pod(name: str) -> str:
+        created = core.create_namespaced_pod("routing", workload_pod(name, cpu="500m"))
+        scheduler: str = created.spec.scheduler_name
+        return scheduler
+
+    # The Lease goes stale after 15 s + 10 s margin; the webhook looks every 5 s.
+    index = iter(range(100))
+    eventually(
+        lambda: scheduler_of_new_pod(f"probe-{next(index)}") == "default-scheduler",
+        timeout_s=60,
+        what="the webhook to leave new pods to the default scheduler",
+    )
+    rerouted = f"probe-{next(index) - 1}"
+    labels = node_labels_of(dev_api, "routing", rerouted)  # capacity all the same
+    assert labels[keys.CREATED_BY] == keys.CREATED_BY_VALUE
+    selector = f"involvedObject.name=stuck,reason={keys.EVENT_SCHEDULER_STOPPED}"
+    (event,) = eventually(
+        lambda: core.list_namespaced_event("routing", field_selector=selector).items,
+        timeout_s=90,
+        what="the event on the stuck pod",
+    )
+    assert "waiting for scheduler 'gibbous-scheduler', which is not running" in event.message
+    scheduler = restart_gibbous_scheduler(dev_cluster)
+    try:
+        eventually(
+            lambda: scheduler_of_new_pod(f"probe-{next(index)}") == "gibbous-scheduler",
+            timeout_s=60,
+            what="new pods sent to the Gibbous scheduler again",
+        )
+        node_labels_of(dev_api, "routing", "stuck")  # the restarted scheduler places it too
+    finally:
+        scheduler.terminate()
+        scheduler.wait(timeout=15)
 
 
 def test_with_the_webhook_down_pods_are_admitted_and_still_get_capacity(

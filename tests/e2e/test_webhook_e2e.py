@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gibbous.autoscaler.kube import KubeCluster
 from gibbous.certs.authority import generate_ca, generate_serving, write_bundle
 from gibbous.certs.rotation import RotationPolicy
 from gibbous.certs.selfmanaged import KubernetesSecretStore, SelfManagedCertificates
@@ -400,3 +401,31 @@ def test_hostile_pods_are_denied_or_read_never_admitted_as_internal_errors(
     created = core.create_namespaced_pod("team-hostile", exa)
     assert created.metadata.labels[keys.PLACEMENT] == "bin-select"
     assert created.spec.scheduler_name == "gibbous-scheduler"
+
+
+def test_a_pod_admitted_with_a_bad_annotation_while_the_webhook_was_down_can_be_updated(
+    api: client.ApiClient, gibbous_webhook: Any
+) -> None:
+    """Issue #18: later updates that leave the bad annotation as it was (a label, the
+    autoscaler's release of its gate) are allowed; one that changes it to another bad value
+    is not. The webhook is "down" for the pod's creation by its namespace being outside the
+    webhook's namespaceSelector then (failurePolicy Ignore has the same effect)."""
+    core = client.CoreV1Api(api)
+    make_namespace(api, "team-e", labels={"e2e-skip": "yes"})
+    body = api_pod("admitted", annotations={keys.INSTANCE_MAX_COST: "cheap"})
+    body["spec"]["schedulingGates"] = [{"name": keys.PROVISIONING_GATE}]
+    core.create_namespaced_pod("team-e", body)
+    core.patch_namespace("team-e", {"metadata": {"labels": {"e2e-skip": None}}})  # webhook back
+    core.patch_namespaced_pod("admitted", "team-e", {"metadata": {"labels": {"team": "ml"}}})
+    raw = api.sanitize_for_serialization(core.read_namespaced_pod("admitted", "team-e"))
+    KubeCluster(api).release_pod(raw, "some-node")  # the autoscaler's gate release
+    released = core.read_namespaced_pod("admitted", "team-e")
+    assert not released.spec.scheduling_gates
+    assert released.spec.node_selector == {keys.HOSTNAME: "some-node"}
+    with pytest.raises(client.ApiException) as denied:
+        core.patch_namespaced_pod(
+            "admitted",
+            "team-e",
+            {"metadata": {"annotations": {keys.INSTANCE_MAX_COST: "dear"}}},
+        )
+    assert "instance-max-cost: invalid value 'dear'" in json.loads(denied.value.body)["message"]
