@@ -11,9 +11,11 @@ from __future__ import annotations
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -263,15 +265,19 @@ def test_a_stopped_gibbous_scheduler_never_blocks_pods(
         scheduler: str = created.spec.scheduler_name
         return scheduler
 
+    def routed() -> str:
+        context = ssl.create_default_context(cafile=str(dev_cluster / "webhook-tls" / "ca.crt"))
+        with urllib.request.urlopen(f"{state['webhook']}/metrics", context=context) as reply:
+            text: str = reply.read().decode()
+        (line,) = [
+            m for m in text.splitlines() if m.startswith("gibbous_webhook_scheduler_routed ")
+        ]
+        return line.split()[1]
+
     # The Lease goes stale after 15 s + 10 s margin; the webhook looks every 5 s.
-    index = iter(range(100))
-    eventually(
-        lambda: scheduler_of_new_pod(f"probe-{next(index)}") == "default-scheduler",
-        timeout_s=60,
-        what="the webhook to leave new pods to the default scheduler",
-    )
-    rerouted = f"probe-{next(index) - 1}"
-    labels = node_labels_of(dev_api, "routing", rerouted)  # capacity all the same
+    eventually(lambda: routed() == "0.0", timeout_s=60, what="the webhook to stop routing")
+    assert scheduler_of_new_pod("rerouted") == "default-scheduler"
+    labels = node_labels_of(dev_api, "routing", "rerouted")  # capacity all the same
     assert labels[keys.CREATED_BY] == keys.CREATED_BY_VALUE
     selector = f"involvedObject.name=stuck,reason={keys.EVENT_SCHEDULER_STOPPED}"
     (event,) = eventually(
@@ -282,11 +288,8 @@ def test_a_stopped_gibbous_scheduler_never_blocks_pods(
     assert "waiting for scheduler 'gibbous-scheduler', which is not running" in event.message
     scheduler = restart_gibbous_scheduler(dev_cluster)
     try:
-        eventually(
-            lambda: scheduler_of_new_pod(f"probe-{next(index)}") == "gibbous-scheduler",
-            timeout_s=60,
-            what="new pods sent to the Gibbous scheduler again",
-        )
+        eventually(lambda: routed() == "1.0", timeout_s=60, what="routing on again")
+        assert scheduler_of_new_pod("routed-again") == "gibbous-scheduler"
         node_labels_of(dev_api, "routing", "stuck")  # the restarted scheduler places it too
     finally:
         scheduler.terminate()
