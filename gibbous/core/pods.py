@@ -119,24 +119,14 @@ def _with_pod_level(
     kind, as API defaulting does (where they do, the aggregate is the request)."""
     given = Resources.from_resource_list(requests, "spec.resources.requests")
     limited = Resources.from_resource_list(limits_only, "spec.resources.limits")
-    cpu = (
-        given.cpu_millis
-        if "cpu" in requests
-        else (
-            limited.cpu_millis
-            if "cpu" in limits_only and not aggregate.cpu_millis
-            else aggregate.cpu_millis
-        )
-    )
-    memory = (
-        given.memory_bytes
-        if "memory" in requests
-        else (
-            limited.memory_bytes
-            if "memory" in limits_only and not aggregate.memory_bytes
-            else aggregate.memory_bytes
-        )
-    )
+
+    def pick(name: str, requested: int, limit: int, containers: int) -> int:
+        if name in requests:
+            return requested
+        return limit if name in limits_only and not containers else containers
+
+    cpu = pick("cpu", given.cpu_millis, limited.cpu_millis, aggregate.cpu_millis)
+    memory = pick("memory", given.memory_bytes, limited.memory_bytes, aggregate.memory_bytes)
     extended = dict(aggregate.extended)
     extended.update({k: v for k, v in limited.extended if k not in extended})
     extended.update(dict(given.extended))
