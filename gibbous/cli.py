@@ -294,9 +294,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="run Gibbous on a real control plane on this machine (no cloud)",
         description=(
             "up: start etcd, kube-apiserver, kube-controller-manager, the Gibbous webhook (registered "
-            "with its CA), the extender, a kube-scheduler calling it (profiles gibbous-scheduler and "
-            "default-scheduler) and the autoscaler with the kwok provider, all on 127.0.0.1, and write "
-            "DIR/kubeconfig. The current Kubernetes release (default) comes from KUBE_APISERVER_BIN, "
+            "with its CA), the extender, the gibbous-scheduler kube-scheduler calling it (leading "
+            "through a Lease the webhook watches), a separate default-scheduler, and the autoscaler "
+            "(kwok provider, or aws against an EC2/EKS emulator with --cloud aws), all on "
+            "127.0.0.1, and write DIR/kubeconfig. The current Kubernetes release (default) comes from KUBE_APISERVER_BIN, "
             "KUBE_SCHEDULER_BIN, KUBE_CONTROLLER_MANAGER_BIN, ETCD_BIN or KUBEBUILDER_ASSETS, else is "
             "built once from the Go module proxy (needs Go); --kubernetes-version 1.20 uses v1.20.2, "
             "built once from Debian's source (or KUBE_OLD_ASSETS). down: stop everything and remove "
