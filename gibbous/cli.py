@@ -540,8 +540,6 @@ def _self_managed_certificates(args: argparse.Namespace, config: Config) -> Self
 
 
 def run_extender(args: argparse.Namespace) -> int:
-    import asyncio
-
     import uvicorn
     from kubernetes import client
 
@@ -562,9 +560,8 @@ def run_extender(args: argparse.Namespace) -> int:
     if args.tls_cert:
         TLSServer(app, listen, args.tls_cert, args.tls_key, log_level=args.log_level).run()
     else:
-        server = uvicorn.Server(server_config(app, listen, log_level=args.log_level))
-        with asyncio.Runner(loop_factory=server.config.get_loop_factory()) as runner:
-            runner.run(server.serve())
+        # Server.run takes uvicorn's loop factory (uvloop), as TLSServer.run does.
+        uvicorn.Server(server_config(app, listen, log_level=args.log_level)).run()
     view.stop()
     return EXIT_OK
 

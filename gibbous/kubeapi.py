@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import logging
 import re
+from typing import Any
 
 from gibbous.core.errors import ConfigError
 
@@ -71,3 +72,22 @@ def rfc3339(epoch: float | None = None) -> str:
 def micro_time(moment: datetime.datetime | None = None) -> str:
     """A Kubernetes `MicroTime` (what Leases and events.k8s.io take) for `moment`, or now."""
     return (moment or datetime.datetime.now(datetime.UTC)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def read_lease(api: Any, namespace: str, name: str) -> dict[str, Any] | None:
+    """A Lease as the API server writes it (times as RFC 3339 text, which the client's
+    models would turn into datetimes), or None when there is none."""
+    import json
+
+    from kubernetes import client
+
+    try:
+        response = client.CoordinationV1Api(api).read_namespaced_lease(
+            name, namespace, _preload_content=False
+        )
+    except client.ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+    lease: dict[str, Any] = json.loads(response.data)
+    return lease

@@ -17,7 +17,9 @@ from gibbous.core.pods import metadata
 
 log = logging.getLogger("gibbous.nodeviews")
 
-# Told once per node version whose view has problems (the node, its view).
+# Told when a node's view has problems other than its previous version's (the node, its
+# view): a kubelet's status heartbeat makes a new version every few seconds, and must not
+# make a new report.
 ProblemsHandler = Callable[[Mapping[str, Any], NodeView], None]
 
 
@@ -31,15 +33,17 @@ class ViewCache:
         self.views: dict[str, tuple[str, NodeView]] = {}
         self.lock = threading.Lock()
 
-    def build(self, node: Mapping[str, Any]) -> NodeView:
+    def build(self, node: Mapping[str, Any], previous: NodeView | None = None) -> NodeView:
         """A fresh view; never raises, whatever the node holds (a node is one object among
-        thousands: reading it must not stop a step or a watch)."""
+        thousands: reading it must not stop a step or a watch). Its problems are reported
+        unless `previous`, the view of the node's last version, had the same."""
         try:
             built = node_view(node, time_slices=self.time_slices)
         except Exception as error:
             log.exception("cannot read node %r", metadata(node).get("name"))
             built = unreadable_node_view(node, f"Gibbous could not read this node: {error}")
-        if built.problems and self.on_problems is not None:
+        reported = previous is not None and previous.problems == built.problems
+        if built.problems and not reported and self.on_problems is not None:
             try:
                 self.on_problems(node, built)
             except Exception:
@@ -54,7 +58,7 @@ class ViewCache:
             cached = self.views.get(name)
         if cached is not None and cached[0] == version and version:
             return cached[1]
-        built = self.build(node)
+        built = self.build(node, cached[1] if cached is not None else None)
         with self.lock:
             self.views[name] = (version, built)
         return built

@@ -23,6 +23,7 @@ from gibbous.extender.state import PodLedger, StaticView
 from gibbous.webhook.app import create_app as create_webhook
 from gibbous.webhook.metrics import WebhookMetrics
 from tests.factories import config as make_config
+from tests.webhook.test_hostile_input import review
 
 # Values that broke or nearly broke parsing: exa suffixes, Unicode digits, separators,
 # specials, long runs, signs, empty strings, and things that are not strings at all.
@@ -170,18 +171,7 @@ WEBHOOK = TestClient(
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(pod=pods(), operation=st.sampled_from(["CREATE", "UPDATE"]))
 def test_webhook_replies_are_reviews_with_patches_that_apply(pod: Any, operation: str) -> None:
-    body: dict[str, Any] = {
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": "fuzz",
-            "kind": {"group": "", "version": "v1", "kind": "Pod"},
-            "resource": {"group": "", "version": "v1", "resource": "pods"},
-            "namespace": "default",
-            "operation": operation,
-            "object": pod,
-        },
-    }
+    body = review(pod, operation=operation, uid="fuzz")
     text = with_nesting(json.dumps(body, allow_nan=True))
     errors_before = _internal_errors()
     for path in ("/mutate", "/validate"):
@@ -189,10 +179,10 @@ def test_webhook_replies_are_reviews_with_patches_that_apply(pod: Any, operation
         assert reply.status_code == 200 or 400 <= reply.status_code < 500, reply.status_code
         if reply.status_code != 200:
             continue
-        review = reply.json()
-        assert review["apiVersion"] == "admission.k8s.io/v1"
-        assert review["kind"] == "AdmissionReview"
-        response = review["response"]
+        answer = reply.json()
+        assert answer["apiVersion"] == "admission.k8s.io/v1"
+        assert answer["kind"] == "AdmissionReview"
+        response = answer["response"]
         assert response["uid"] == "fuzz" and isinstance(response["allowed"], bool)
         if not response["allowed"]:
             assert isinstance(response["status"]["message"], str)

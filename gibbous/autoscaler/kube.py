@@ -7,7 +7,6 @@ and reason, and one JSON Patch per released pod, guarded by a `test` of its gate
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -19,7 +18,7 @@ from gibbous.autoscaler.lifecycle import Eviction
 from gibbous.core import keys
 from gibbous.core.mutation import plan_release
 from gibbous.core.pods import Pod, name_of, namespace_of, uid_of
-from gibbous.kubeapi import rfc3339
+from gibbous.kubeapi import read_lease, rfc3339
 from gibbous.kubecache import Informer
 
 log = logging.getLogger("gibbous.autoscaler")
@@ -38,7 +37,6 @@ class KubeCluster:
         self.api = api
         self.core = client.CoreV1Api(api)
         self.custom = client.CustomObjectsApi(api)
-        self.coordination = client.CoordinationV1Api(api)
         self.identity = identity
         # Eviction is served as policy/v1 from 1.22; older servers (the v1.20 test control
         # plane) take policy/v1beta1 only.
@@ -137,16 +135,7 @@ class KubeCluster:
             self._replace_taints(name, add)
 
     def lease(self, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            response = self.coordination.read_namespaced_lease(
-                name, namespace, _preload_content=False
-            )
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
-        found: dict[str, Any] = json.loads(response.data)
-        return found
+        return read_lease(self.api, namespace, name)
 
     def delete_pod(self, pod: Pod) -> None:
         try:

@@ -171,7 +171,6 @@ class Autoscaler:
         self.paused_until = 0.0
         self.paused_reason = ""
         self.warned: dict[str, str] = {}  # pod uid -> NodeAddRequestWarning message sent
-        self.node_problems: dict[str, tuple[str, ...]] = {}  # node -> problems last reported
         self.repaired: set[str] = set()  # nodes whose registration was checked
         self.estimated: dict[str, float] = {}  # pod uid -> when its NodeCostEstimate was sent
         # The Gibbous scheduler's Lease (namespace, name): pods waiting on it while it is
@@ -194,8 +193,6 @@ class Autoscaler:
         nodes = self.cluster.nodes()
         names = {str(metadata(n).get("name") or "") for n in nodes}
         self.views.keep_only(names)
-        for gone in [name for name in self.node_problems if name not in names]:
-            del self.node_problems[gone]
         self.repaired &= names
         pods = self.cluster.pods()
         nodes = self._match_registrations(nodes)
@@ -514,22 +511,11 @@ class Autoscaler:
         self._warn(pod, message)
 
     def _node_unreadable(self, node: Mapping[str, Any], view: NodeView) -> None:
-        """Told by the view cache once per node version that has problems; reported when they
-        differ from the node's last ones (a kubelet's status heartbeat makes a new version
-        every few seconds, and must not make a new Warning)."""
-        if self.node_problems.get(view.name) == view.problems:
-            return
-        self.node_problems[view.name] = view.problems
+        """Told by the view cache when a node's problems differ from its last version's."""
         self.metrics.unreadable.labels("Node").inc()
         message = "; ".join(view.problems)
         log.warning("node %s: %s", view.name, message)
-        try:
-            self.cluster.emit_event(
-                node, keys.EVENT_CANNOT_READ, message, warning=True, kind="Node"
-            )
-            self.metrics.events.labels(keys.EVENT_CANNOT_READ).inc()
-        except Exception as error:
-            log.warning("event %s for node %s failed: %s", keys.EVENT_CANNOT_READ, view.name, error)
+        self._event(node, keys.EVENT_CANNOT_READ, message, warning=True, kind="Node")
 
     def _warn(self, pod: Pod, message: str) -> None:
         uid = uid_of(pod)

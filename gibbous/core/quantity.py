@@ -186,25 +186,26 @@ def _scaled(text: str, scale: int) -> int | None:
     return None if quantity < 0 else _ceil(quantity * scale)
 
 
-def cached_millis(value: object) -> int | None:
-    """Millis of a well-formed quantity string, from the memo; None otherwise (caller reports).
+def _memoised(value: object, scale: int) -> int | None:
+    """The memo's answer for a well-formed quantity string; None otherwise (caller reports).
     Only short strings reach the memo, so it holds at most 8,192 x 64 characters."""
     if isinstance(value, str) and len(value) <= MAX_QUANTITY_CHARS:
-        return _scaled(value, 1000)
+        return _scaled(value, scale)
     return None
+
+
+def cached_millis(value: object) -> int | None:
+    return _memoised(value, 1000)
 
 
 def cached_units(value: object) -> int | None:
-    if isinstance(value, str) and len(value) <= MAX_QUANTITY_CHARS:
-        return _scaled(value, 1)
-    return None
+    return _memoised(value, 1)
 
 
 def _convert(value: object, field: str, scale: int) -> int:
-    if isinstance(value, str) and len(value) <= MAX_QUANTITY_CHARS:
-        result = _scaled(value, scale)
-        if result is not None:
-            return result
+    result = _memoised(value, scale)
+    if result is not None:
+        return result
     quantity = parse_quantity(value, field)
     if quantity < 0:
         raise InvalidQuantityError(field, value, "must not be negative")

@@ -129,19 +129,21 @@ def plan_scale_up(
             guardrails=guardrails,
             backed_off=frozenset(blocked),
         )
+        zones_of = [
+            _zones_for(node.offer, [by_key[k] for k in node.pods], config, backoffs, now)
+            for node in plan.new_nodes
+        ]
         exhausted = {
             (node.offer.name, str(node.offer.category))
-            for node in plan.new_nodes
-            if _zones_for(node.offer, [by_key[k] for k in node.pods], config, backoffs, now) is None
+            for node, zones in zip(plan.new_nodes, zones_of, strict=True)
+            if zones is None
         }
         if not exhausted - blocked:
             break
         blocked |= exhausted
     unsatisfiable = dict(plan.unschedulable)
     launches = []
-    for node in plan.new_nodes:
-        members = [by_key[k] for k in node.pods]
-        zones = _zones_for(node.offer, members, config, backoffs, now)
+    for node, zones in zip(plan.new_nodes, zones_of, strict=True):
         if zones is None:
             for key in node.pods:
                 unsatisfiable[key] = (

@@ -276,10 +276,9 @@ def _bottlerocket(operator: str, cluster: ClusterInfo, node: NodeBootstrap) -> s
     labels.update({k: v for k, v in sorted(node.labels.items()) if kubelet_may_set(k)})
     taints = kubernetes.setdefault("node-taints", {})
     for taint in node.taints:
-        text = taint_text(taint)
-        key, _, rest = text.partition("=") if "=" in text.split(":")[0] else text.partition(":")
-        entry = rest if "=" in text.split(":")[0] else f":{rest}"
-        existing = taints.setdefault(key, [])
+        taint_text(taint)  # validated as the kubelet flag would be
+        entry = f"{taint.get('value', '')}:{taint['effect']}"
+        existing = taints.setdefault(taint["key"], [])
         if entry not in existing:
             existing.append(entry)
     if node.max_pods:

@@ -133,9 +133,9 @@ def create_app(
     metrics = metrics or ExtenderMetrics()
     sent_views = SentNodeViews(config.nvidia_gpu_time_slices)
     Gauge(
-        "gibbous_extender_unreadable_node_versions",
-        "Node versions the extender could read only in part (a label or annotation that does "
-        "not parse was left out)",
+        "gibbous_extender_unreadable_node_reports",
+        "Times a node's problems changed to ones the extender could read only in part (a "
+        "label or annotation that does not parse was left out)",
         registry=metrics.registry,
     ).set_function(lambda: float(getattr(cluster, "unreadable", 0)))
 

@@ -132,8 +132,8 @@ class InformerView(_CachedNodes):
     def __init__(self, api_client: Any, *, time_slices: int = 1) -> None:
         core = client.CoreV1Api(api_client)
         self.ledger = PodLedger()
-        # Node versions read only in part (the autoscaler writes the Warning events; one
-        # reporter per object): counted for the extender's metrics.
+        # Nodes read only in part, counted when their problems change (the autoscaler
+        # writes the Warning events; one reporter per object).
         self.unreadable = 0
         self.cache = ViewCache(time_slices, on_problems=self._unreadable)
         self.nodes = Informer(core.list_node, name="nodes", on_change=self._node_changed)

@@ -6,7 +6,6 @@ seconds from the API server; each change is logged and shows in a metric.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -16,6 +15,7 @@ from typing import Any
 from kubernetes import client
 
 from gibbous.core.routing import scheduler_liveness
+from gibbous.kubeapi import read_lease
 
 log = logging.getLogger("gibbous.webhook")
 
@@ -31,7 +31,7 @@ class SchedulerLease:
         period_s: float = 5.0,
         on_change: Callable[[bool], None] | None = None,
     ) -> None:
-        self.coordination = client.CoordinationV1Api(api)
+        self.api = api
         self.namespace, self.name = namespace, name
         self.clock = clock
         self.period_s = period_s
@@ -44,16 +44,11 @@ class SchedulerLease:
 
     def check(self) -> None:
         try:
-            response = self.coordination.read_namespaced_lease(
-                self.name, self.namespace, _preload_content=False
-            )
-            lease: dict[str, Any] | None = json.loads(response.data)
+            lease = read_lease(self.api, self.namespace, self.name)
         except client.ApiException as error:
-            if error.status != 404:
-                # Cannot tell (RBAC, API down): keep routing as it is.
-                log.warning("cannot read Lease %s/%s: %s", self.namespace, self.name, error.reason)
-                return
-            lease = None
+            # Cannot tell (RBAC, API down): keep routing as it is.
+            log.warning("cannot read Lease %s/%s: %s", self.namespace, self.name, error.reason)
+            return
         liveness = scheduler_liveness(lease, self.clock())
         if liveness.alive != self.routing:
             self.routing = liveness.alive

@@ -136,7 +136,7 @@ def test_poison_objects_are_set_aside_and_other_pods_still_get_nodes(
         (line,) = [
             m
             for m in metrics.splitlines()
-            if m.startswith("gibbous_extender_unreadable_node_versions ")
+            if m.startswith("gibbous_extender_unreadable_node_reports ")
         ]
         assert float(line.split()[1]) >= 1
     finally:

@@ -21,19 +21,21 @@ from tests.factories import config as make_config
 from tests.factories import make_pod
 
 
-def review(pod: Any, *, operation: str = "CREATE", uid: str = "u-1") -> dict[str, Any]:
-    return {
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": uid,
-            "kind": {"group": "", "version": "v1", "kind": "Pod"},
-            "resource": {"group": "", "version": "v1", "resource": "pods"},
-            "namespace": "default",
-            "operation": operation,
-            "object": pod,
-        },
+def review(
+    pod: Any, *, operation: str = "CREATE", uid: str = "u-1", old: Any = None
+) -> dict[str, Any]:
+    """A Pod AdmissionReview as kube-apiserver sends it (`old`: the object an UPDATE replaces)."""
+    request: dict[str, Any] = {
+        "uid": uid,
+        "kind": {"group": "", "version": "v1", "kind": "Pod"},
+        "resource": {"group": "", "version": "v1", "resource": "pods"},
+        "namespace": "default",
+        "operation": operation,
+        "object": pod,
     }
+    if old is not None:
+        request["oldObject"] = old
+    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request}
 
 
 @pytest.fixture

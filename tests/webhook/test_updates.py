@@ -16,23 +16,11 @@ from gibbous.core import keys
 from gibbous.webhook.app import create_app
 from tests.factories import config as make_config
 from tests.factories import make_pod
-from tests.webhook.test_hostile_input import answer
+from tests.webhook.test_hostile_input import answer, review
 
 
 def update(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": "u-update",
-            "kind": {"group": "", "version": "v1", "kind": "Pod"},
-            "resource": {"group": "", "version": "v1", "resource": "pods"},
-            "namespace": "default",
-            "operation": "UPDATE",
-            "object": new,
-            "oldObject": old,
-        },
-    }
+    return review(new, operation="UPDATE", uid="u-update", old=old)
 
 
 CLIENT = TestClient(create_app(make_config()))
@@ -69,10 +57,7 @@ def test_only_the_changed_annotations_are_judged() -> None:
 
 
 def test_creates_are_judged_whole_as_before() -> None:
-    review = update(make_pod(), make_pod(annotations=BAD))
-    review["request"]["operation"] = "CREATE"
-    del review["request"]["oldObject"]
-    assert answer(CLIENT, "/validate", review)["allowed"] is False
+    assert answer(CLIENT, "/validate", review(make_pod(annotations=BAD)))["allowed"] is False
 
 
 def test_schedulername_is_set_only_while_the_scheduler_is_alive() -> None:
@@ -80,12 +65,9 @@ def test_schedulername_is_set_only_while_the_scheduler_is_alive() -> None:
     client = TestClient(
         create_app(make_config(schedulerName="gibbous-scheduler"), scheduler_alive=lambda: alive[0])
     )
-    review = update(make_pod(), make_pod())
-    review["request"]["operation"] = "CREATE"
-    del review["request"]["oldObject"]
 
     def scheduler_after_mutation() -> str | None:
-        response = answer(client, "/mutate", review)
+        response = answer(client, "/mutate", review(make_pod()))
         patched = jsonpatch.apply_patch(make_pod(), json.loads(base64.b64decode(response["patch"])))
         name: str | None = patched["spec"].get("schedulerName")
         return name

@@ -18,6 +18,7 @@ import builtins
 import dataclasses
 import datetime
 import itertools
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,7 +40,6 @@ from gibbous.autoscaler.cloud.eks import (
     NodeImages,
     call,
     describe_cluster,
-    log,
     node_images,
     security_groups,
     subnets_by_zone,
@@ -53,6 +53,8 @@ from gibbous.core.spotprices import (
     with_spot_advisor,
 )
 from gibbous.core.userdata import ClusterInfo, NodeBootstrap, UserDataType, render_user_data
+
+log = logging.getLogger("gibbous.autoscaler.aws")
 
 # How long live spot prices are used before they are asked for again.
 SPOT_PRICES_TTL_S = 600.0

@@ -18,7 +18,7 @@ from gibbous.autoscaler.cloud.base import FatalConfigurationError
 from gibbous.core.config import AwsConfig
 from gibbous.core.userdata import ClusterInfo, UserDataType
 
-log = logging.getLogger("gibbous.autoscaler.aws")
+log = logging.getLogger("gibbous.autoscaler.eks")
 
 DENIED = frozenset(
     {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthFailure"}
