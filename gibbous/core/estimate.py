@@ -256,6 +256,7 @@ class EstimateNode:
     placement: str
     pods: tuple[str, ...]
     gpus: int
+    zone: str = ""  # set when the pods' inter-pod rules decide it
 
 
 @dataclass(frozen=True)
@@ -309,6 +310,7 @@ class EstimateReport:
                     "placement": n.placement,
                     "gpus": n.gpus,
                     "pods": list(n.pods),
+                    **({"zone": n.zone} if n.zone else {}),
                 }
                 for n in self.nodes
             ],
@@ -384,6 +386,7 @@ def estimate(
                 str(node.placement),
                 node.pods,
                 node.offer.instance.gpu_count,
+                node.zone,
             )
         )
 

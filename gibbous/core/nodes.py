@@ -17,7 +17,7 @@ from gibbous.core import keys
 from gibbous.core.classify import Placement
 from gibbous.core.config import Config
 from gibbous.core.constraints import PriceCategory
-from gibbous.core.selection import CONTROLLED_LABELS, Offer, offer_labels
+from gibbous.core.selection import Offer, is_node_property, offer_labels
 
 SPOT_TAINT = {"key": keys.SPOT_TAINT_KEY, "value": "spot", "effect": "NoSchedule"}
 
@@ -37,7 +37,7 @@ def node_labels(
         labels[keys.ASSIGNED_POD_UID] = assigned_pod_uid
     if config.place_node_selector and pod_node_selector:
         for key, value in pod_node_selector.items():
-            if key not in CONTROLLED_LABELS:
+            if not is_node_property(key):
                 labels[key] = value
     return labels
 

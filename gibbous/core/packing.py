@@ -14,6 +14,11 @@ lesson): it is a pure function from pods, nodes and offers to a `Plan`.
 * Bin-select pods: identical pods share a node type choice. Normally one node
   per pod at the cheapest offer; with node reuse, a larger type is taken
   when it holds several of them for strictly less in total.
+* Pods with required pod affinity or anti-affinity or hard topology spread, and
+  pods another pod's required anti-affinity selects, are placed one by one after
+  the others, each on the first node (existing, in flight or planned) that the
+  scheduler's inter-pod filters admit, else on a new node, put in the zone the
+  rules allow with the fewest matching pods (`interpod`).
 * Guardrails (`clusterGPULimit`, `maxNodes`, `maxClusterCostPerHour`) are
   checked before every node is opened; pods that would break one are
   reported, never placed.
@@ -22,21 +27,33 @@ lesson): it is a pure function from pods, nodes and offers to a `Plan`.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from gibbous.core import keys
 from gibbous.core.affinity import NodeAffinity
 from gibbous.core.classify import Placement
 from gibbous.core.config import Config
 from gibbous.core.constraints import InstanceConstraints, PriceCategory
+from gibbous.core.interpod import ZONE_KEYS, Incoming, Site, Topology
 from gibbous.core.pods import tolerates
+from gibbous.core.podtopology import (
+    NO_TOPOLOGY,
+    PodAffinityTerm,
+    PodTopology,
+    SpreadConstraint,
+    describe_topology,
+)
 from gibbous.core.resources import Resources, total
 from gibbous.core.selection import (
+    CandidateResult,
     Offer,
     PodRequirement,
     candidate_offers,
+    candidate_zones,
     cheapest_offer_for_shape,
+    offer_labels,
 )
 
 
@@ -48,6 +65,8 @@ class PendingPod:
     placement: Placement
     priority: int = 0
     tolerations: tuple[Mapping[str, Any], ...] = ()
+    topology: PodTopology = NO_TOPOLOGY
+    unsupported: str = ""  # a need no node Gibbous can buy meets (said to the user)
 
 
 @dataclass(frozen=True)
@@ -61,6 +80,7 @@ class ExistingNode:
     taints: tuple[Mapping[str, Any], ...] = ()
     assigned_pod_uid: str = ""
     offer: Offer | None = None  # known for Gibbous nodes
+    pods: tuple[PodTopology, ...] = ()  # the pods bound to it, for the inter-pod rules
 
 
 @dataclass(frozen=True)
@@ -87,6 +107,7 @@ class PlannedNode:
     placement: Placement
     pods: tuple[str, ...]
     assigned_pod_uid: str = ""  # bin-select: the pod it is created for
+    zone: str = ""  # set when the pods' inter-pod rules decide it
 
 
 @dataclass(frozen=True)
@@ -190,6 +211,17 @@ class _Budget:
         self.cost += offer.price
 
 
+@dataclass
+class _NewNode:
+    offer: Offer
+    placement: Placement
+    group: object  # which pods may join it: the affinity (bin-pack) or requirement (bin-select)
+    uid: str = ""
+    zone: str = ""
+    pods: list[str] = field(default_factory=list)
+    free: Resources = field(default_factory=Resources)
+
+
 class _Simulation:
     def __init__(
         self,
@@ -197,15 +229,20 @@ class _Simulation:
         config: Config,
         guardrails: Guardrails,
         backed_off: frozenset[tuple[str, str]],
+        zones_blocked: Callable[[str, str], frozenset[str]] | None,
     ):
         self.offers = offers
         self.config = config
         self.budget = _Budget(guardrails)
         self.backed_off = backed_off
-        self.new_nodes: list[tuple[Offer, Placement, list[str], str, list[Resources]]] = []
+        self.zones_blocked = zones_blocked
+        self.new_nodes: list[_NewNode] = []
         self.on_existing: dict[str, str] = {}
         self.unschedulable: dict[str, str] = {}
         self.placements: dict[str, Placement] = {}
+        self.free: dict[str, Resources] = {}
+        self.bin_pack_offers: dict[NodeAffinity, Offer] = {}
+        self.spreads: frozenset[tuple[str, SpreadConstraint]] = frozenset()
 
     # -- existing nodes --------------------------------------------------------------
 
@@ -214,7 +251,9 @@ class _Simulation:
     ) -> list[PendingPod]:
         if not nodes:
             return pods
-        free = {node.name: node.free for node in nodes}
+        free = self.free
+        for node in nodes:
+            free.setdefault(node.name, node.free)
         by_uid = {node.assigned_pod_uid: node for node in nodes if node.assigned_pod_uid}
         left = []
         for pod in pods:
@@ -222,10 +261,13 @@ class _Simulation:
             if target is None:
                 left.append(pod)
                 continue
-            free[target.name] = free[target.name] - pod.requirement.requests
-            self.on_existing[pod.key] = target.name
-            self.placements[pod.key] = pod.placement
+            self._place_existing(pod, target.name)
         return left
+
+    def _place_existing(self, pod: PendingPod, name: str) -> None:
+        self.free[name] = self.free[name] - pod.requirement.requests
+        self.on_existing[pod.key] = name
+        self.placements[pod.key] = pod.placement
 
     def _existing_target(
         self,
@@ -233,27 +275,32 @@ class _Simulation:
         nodes: list[ExistingNode],
         by_uid: Mapping[str, ExistingNode],
         free: Mapping[str, Resources],
+        admits: Callable[[ExistingNode], bool] | None = None,
     ) -> ExistingNode | None:
         requests = pod.requirement.requests
         own = by_uid.get(pod.uid)
-        if own is not None and requests.fits_in(free[own.name]):
+        if own is not None and requests.fits_in(free[own.name]) and (admits is None or admits(own)):
             return own
         for node in nodes:
             if node.assigned_pod_uid == pod.uid or not requests.fits_in(free[node.name]):
                 continue
             if not node_admits(pod, node, self.config):
                 continue
+            if admits is not None and not admits(node):
+                continue
             return node
         return None
 
     # -- new nodes --------------------------------------------------------------------
 
-    def open_node(self, offer: Offer, placement: Placement, uid: str = "") -> int | str:
+    def open_node(
+        self, offer: Offer, placement: Placement, group: object, uid: str = "", zone: str = ""
+    ) -> int | str:
         refusal = self.budget.refusal(offer)
         if refusal:
             return refusal
         self.budget.take(offer)
-        self.new_nodes.append((offer, placement, [], uid, [offer.allocatable]))
+        self.new_nodes.append(_NewNode(offer, placement, group, uid, zone, [], offer.allocatable))
         return len(self.new_nodes) - 1
 
     def place_bin_pack(self, pods: list[PendingPod]) -> list[PendingPod]:
@@ -263,25 +310,29 @@ class _Simulation:
         for pod in pods:
             groups.setdefault(pod.requirement.affinity, []).append(pod)
         for affinity, members in groups.items():
-            shape = cheapest_offer_for_shape(
-                self.offers,
-                cpu_millis=self.config.bin_pack_node_cpu_millis,
-                memory_bytes=self.config.bin_pack_node_memory_bytes,
-                gpus=self.config.bin_pack_node_gpus,
-                config=self.config,
-                categories=self.config.bin_pack_node_pricing,
-                affinity=affinity,
-                backed_off=self.backed_off,
-            )
+            shape = self._bin_pack_shape(affinity)
             if not shape:
                 for pod in members:
                     self.unschedulable[pod.key] = shape.reason
                 continue
             offer, bins = self._choose_bin_pack_offer(members, shape.offers)
+            self.bin_pack_offers[affinity] = offer
             fitting = {pod.key for pod_bin in bins for pod in pod_bin}
             oversized.extend(pod for pod in members if pod.key not in fitting)
-            self._open_bins(offer, bins)
+            self._open_bins(offer, affinity, bins)
         return oversized
+
+    def _bin_pack_shape(self, affinity: NodeAffinity) -> CandidateResult:
+        return cheapest_offer_for_shape(
+            self.offers,
+            cpu_millis=self.config.bin_pack_node_cpu_millis,
+            memory_bytes=self.config.bin_pack_node_memory_bytes,
+            gpus=self.config.bin_pack_node_gpus,
+            config=self.config,
+            categories=self.config.bin_pack_node_pricing,
+            affinity=affinity,
+            backed_off=self.backed_off,
+        )
 
     def _choose_bin_pack_offer(
         self, pods: list[PendingPod], shapes: tuple[Offer, ...]
@@ -328,24 +379,26 @@ class _Simulation:
                 best, best_bins, best_cost = offer, bins, cost
         return best, best_bins
 
-    def _open_bins(self, offer: Offer, bins: list[list[PendingPod]]) -> None:
+    def _open_bins(
+        self, offer: Offer, affinity: NodeAffinity, bins: list[list[PendingPod]]
+    ) -> None:
         for index, pod_bin in enumerate(bins):
-            opened = self.open_node(offer, Placement.BIN_PACK)
+            opened = self.open_node(offer, Placement.BIN_PACK, affinity)
             if isinstance(opened, str):
                 for rest in bins[index:]:
                     for pod in rest:
                         self.unschedulable[pod.key] = opened
                 return
             node = self.new_nodes[opened]
-            node[2].extend(pod.key for pod in pod_bin)
-            node[4][0] = node[4][0] - total(pod.requirement.requests for pod in pod_bin)
+            node.pods.extend(pod.key for pod in pod_bin)
+            node.free = node.free - total(pod.requirement.requests for pod in pod_bin)
             for pod in pod_bin:
                 self.placements[pod.key] = pod.placement
 
     def _assign(self, index: int, pods: list[PendingPod], requests: Resources, count: int) -> None:
         node = self.new_nodes[index]
-        node[2].extend(pod.key for pod in pods)
-        node[4][0] = node[4][0] - _scale(requests, count)
+        node.pods.extend(pod.key for pod in pods)
+        node.free = node.free - _scale(requests, count)
         for pod in pods:
             self.placements[pod.key] = pod.placement
 
@@ -353,18 +406,21 @@ class _Simulation:
         groups: dict[tuple[object, ...], list[PendingPod]] = {}
         for pod in pods:
             groups.setdefault(requirement_key(pod.requirement), []).append(pod)
-        for members in groups.values():
-            self._place_bin_select_group(members)
+        for group, members in groups.items():
+            self._place_bin_select_group(group, members)
 
-    def _place_bin_select_group(self, members: list[PendingPod]) -> None:
-        requirement = members[0].requirement
-        result = candidate_offers(
+    def _bin_select_offers(self, requirement: PodRequirement) -> CandidateResult:
+        return candidate_offers(
             requirement,
             self.offers,
             self.config,
             backed_off=self.backed_off,
             gpu_budget=self.budget.gpu_room(),
         )
+
+    def _place_bin_select_group(self, group: object, members: list[PendingPod]) -> None:
+        requirement = members[0].requirement
+        result = self._bin_select_offers(requirement)
         if not result:
             for pod in members:
                 self.unschedulable[pod.key] = result.reason
@@ -376,23 +432,254 @@ class _Simulation:
         queue = list(members)
         while queue:
             batch, queue = queue[:per_node], queue[per_node:]
-            opened = self.open_node(offer, Placement.BIN_SELECT, batch[0].uid)
+            opened = self.open_node(offer, Placement.BIN_SELECT, group, batch[0].uid)
             if isinstance(opened, str):
                 for pod in [*batch, *queue]:
                     self.unschedulable[pod.key] = opened
                 return
             self._assign(opened, batch, requirement.requests, len(batch))
 
+    # -- pods with inter-pod rules, one at a time ------------------------------------
+
+    def place_constrained(
+        self, pods: list[PendingPod], nodes: list[ExistingNode], others: Iterable[PendingPod]
+    ) -> None:
+        topology = Topology()
+        self.spreads = _pending_spread(pods)
+        for node in nodes:
+            self.free.setdefault(node.name, node.free)
+            topology.add_site(Site(node.name, node.labels, taints=node.taints), node.pods)
+        placed = {pod.key: pod.topology for pod in others}
+        for key, name in self.on_existing.items():
+            if key in placed:
+                topology.record(name, placed[key])
+        for index, new in enumerate(self.new_nodes):
+            topology.add_site(self._site(index, new), [placed[k] for k in new.pods if k in placed])
+        by_uid = {node.assigned_pod_uid: node for node in nodes if node.assigned_pod_uid}
+        for pod in pods:
+            self._place_one(pod, nodes, by_uid, topology)
+
+    def _site(self, index: int, new: _NewNode) -> Site:
+        labels = offer_labels(new.offer, self.config, new.zone or None)
+        labels[keys.PLACEMENT] = str(new.placement)
+        undecided: dict[str, frozenset[str]] = {}
+        if not new.zone:
+            zones = frozenset(candidate_zones(new.offer.instance, self.config) or ())
+            undecided = dict.fromkeys(ZONE_KEYS, zones)
+        return Site(f"new:{index}", labels, undecided)
+
+    def _place_one(
+        self,
+        pod: PendingPod,
+        nodes: list[ExistingNode],
+        by_uid: Mapping[str, ExistingNode],
+        topology: Topology,
+    ) -> None:
+        incoming = Incoming(pod.topology, pod.requirement.affinity, pod.tolerations)
+        opening = self._opening(pod)
+        pod_offer: Offer | None = None
+        zones: tuple[str, ...] = ()
+        if not isinstance(opening, str):
+            pod, pod_offer, zones = opening
+        potential = dict.fromkeys(ZONE_KEYS, frozenset(zones))
+
+        def admits(node: ExistingNode) -> bool:
+            site = topology.sites[node.name]
+            return not topology.refusal(incoming, site, potential)
+
+        target = self._existing_target(pod, nodes, by_uid, self.free, admits)
+        if target is not None:
+            self._place_existing(pod, target.name)
+            topology.record(target.name, pod.topology)
+            return
+        group = _group_of(pod)
+        zone_matters = _zone_matters(pod.topology, topology.owned_anti_affinity(), self.spreads)
+        for index, new in enumerate(self.new_nodes):
+            if new.group != group or not pod.requirement.requests.fits_in(new.free):
+                continue
+            if pod.placement is Placement.BIN_SELECT and not self.config.bin_select_node_reuse:
+                continue
+            site = self._joinable(
+                topology,
+                topology.sites[f"new:{index}"],
+                incoming,
+                potential=potential,
+                zones=zones,
+                zone_matters=zone_matters,
+            )
+            if site is None:
+                continue
+            if zone_matters and not new.zone:
+                # A planned node whose zone was free is put where this pod may go.
+                new.zone = site.labels[keys.ZONE]
+                topology.decide(site)
+            self._assign(index, [pod], pod.requirement.requests, 1)
+            topology.record(site.name, pod.topology)
+            return
+        if pod_offer is None:
+            self.unschedulable[pod.key] = str(opening)
+            return
+        self._open_for(
+            pod, pod_offer, zones, incoming=incoming, potential=potential, topology=topology
+        )
+
+    @staticmethod
+    def _joinable(
+        topology: Topology,
+        site: Site,
+        incoming: Incoming,
+        *,
+        potential: Mapping[str, frozenset[str]],
+        zones: tuple[str, ...],
+        zone_matters: bool,
+    ) -> Site | None:
+        """`site` if the rules admit the pod there; for a planned node whose zone is still
+        free and a pod with a zone-keyed rule, the site put in the least loaded zone that
+        admits it; None if none does."""
+        possible = site.possible(keys.ZONE)
+        if not zone_matters or possible is None:
+            return None if topology.refusal(incoming, site, potential) else site
+        choices = []
+        for order, zone in enumerate(z for z in zones if not possible or z in possible):
+            # Counted as if there, so the pods already on it count in that zone.
+            pinned = Site(site.name, {**site.labels, **dict.fromkeys(ZONE_KEYS, zone)}, {})
+            topology.decide(pinned)
+            if not topology.refusal(incoming, pinned, potential):
+                choices.append((topology.spread_load(incoming, pinned), order, pinned))
+            topology.decide(site)
+        return min(choices, key=lambda c: c[:2])[2] if choices else None
+
+    def _opening(self, pod: PendingPod) -> tuple[PendingPod, Offer, tuple[str, ...]] | str:
+        """The offer a new node for `pod` would have and the zones it could go in (the pod
+        comes back as bin-select when it is too large for the bin-pack shape)."""
+        offer: Offer | None = None
+        if pod.placement is Placement.BIN_PACK:
+            affinity = pod.requirement.affinity
+            offer = self.bin_pack_offers.get(affinity)
+            if offer is None:
+                shape = self._bin_pack_shape(affinity)
+                if not shape:
+                    return shape.reason
+                offer = self.bin_pack_offers.setdefault(affinity, shape.offers[0])
+            if not pod.requirement.requests.fits_in(offer.allocatable):
+                pod = _as_bin_select(pod)
+        if pod.placement is Placement.BIN_SELECT or offer is None:
+            result = self._bin_select_offers(pod.requirement)
+            if not result:
+                return result.reason
+            offer = result.offers[0]
+        zones = candidate_zones(offer.instance, self.config) or ()
+        allowed = pod.requirement.affinity.allowed_values(keys.ZONE)
+        blocked = self.zones_blocked(offer.name, str(offer.category)) if self.zones_blocked else ()
+        zones = tuple(z for z in zones if (allowed is None or z in allowed) and z not in blocked)
+        return pod, offer, zones
+
+    def _open_for(
+        self,
+        pod: PendingPod,
+        offer: Offer,
+        zones: tuple[str, ...],
+        *,
+        incoming: Incoming,
+        potential: Mapping[str, frozenset[str]],
+        topology: Topology,
+    ) -> None:
+        name = f"new:{len(self.new_nodes)}"
+        labels = offer_labels(offer, self.config)
+        labels[keys.PLACEMENT] = str(pod.placement)
+        zone = ""
+        if _zone_matters(pod.topology, topology.owned_anti_affinity(), self.spreads):
+            if not zones:
+                self.unschedulable[pod.key] = (
+                    f"its {describe_topology(pod.topology)} needs to know the zones a new "
+                    f"{offer.instance.name} node can be put in: set the zones option"
+                )
+                return
+            choices = []
+            reason = ""
+            for order, candidate in enumerate(zones):
+                site = Site(name, {**labels, **dict.fromkeys(ZONE_KEYS, candidate)})
+                refusal = topology.refusal(incoming, site, potential)
+                if refusal:
+                    reason = refusal
+                    continue
+                choices.append((topology.spread_load(incoming, site), order, candidate, site))
+            if not choices:
+                self.unschedulable[pod.key] = (
+                    f"no node in any zone it can use ({', '.join(zones)}) can take it: {reason}"
+                )
+                return
+            _, _, zone, site = min(choices)
+        else:
+            site = Site(name, labels, dict.fromkeys(ZONE_KEYS, frozenset(zones)))
+            refusal = topology.refusal(incoming, site, potential)
+            if refusal:
+                self.unschedulable[pod.key] = f"not even a new node can take it: {refusal}"
+                return
+        opened = self.open_node(offer, pod.placement, _group_of(pod), pod.uid, zone)
+        if isinstance(opened, str):
+            self.unschedulable[pod.key] = opened
+            return
+        topology.add_site(site)
+        self._assign(opened, [pod], pod.requirement.requests, 1)
+        topology.record(name, pod.topology)
+
     def plan(self) -> Plan:
         return Plan(
             new_nodes=tuple(
-                PlannedNode(offer, placement, tuple(pods), uid)
-                for offer, placement, pods, uid, _ in self.new_nodes
+                PlannedNode(
+                    node.offer,
+                    node.placement,
+                    tuple(node.pods),
+                    node.uid if node.placement is Placement.BIN_SELECT else "",
+                    node.zone,
+                )
+                for node in self.new_nodes
             ),
             on_existing=dict(self.on_existing),
             unschedulable=dict(self.unschedulable),
             placements=dict(self.placements),
         )
+
+
+def _group_of(pod: PendingPod) -> object:
+    if pod.placement is Placement.BIN_PACK:
+        return pod.requirement.affinity
+    return requirement_key(pod.requirement)
+
+
+def _as_bin_select(pod: PendingPod) -> PendingPod:
+    return PendingPod(
+        pod.key,
+        pod.uid,
+        pod.requirement,
+        Placement.BIN_SELECT,
+        pod.priority,
+        pod.tolerations,
+        pod.topology,
+        pod.unsupported,
+    )
+
+
+def _zone_matters(
+    topology: PodTopology,
+    owned: Iterable[PodAffinityTerm],
+    spreads: Iterable[tuple[str, SpreadConstraint]],
+) -> bool:
+    """Whether a zone-keyed rule bears on the pod: its own, a placed pod's anti-affinity
+    that selects it, or a pending pod's zone spread that counts it (its node's zone is then
+    decided now, not left to the provider, so the count is known)."""
+    if not ZONE_KEYS.isdisjoint(topology.topology_keys()):
+        return True
+    if any(
+        term.topology_key in ZONE_KEYS and term.selects(topology.namespace, topology.labels)
+        for term in owned
+    ):
+        return True
+    return any(
+        c.topology_key in ZONE_KEYS and ns == topology.namespace and c.selects(topology.labels)
+        for ns, c in spreads
+    )
 
 
 _SHAPES_TRIED = 6
@@ -509,22 +796,60 @@ def simulate(
     existing: Iterable[ExistingNode] = (),
     guardrails: Guardrails | None = None,
     backed_off: frozenset[tuple[str, str]] = frozenset(),
+    zones_blocked: Callable[[str, str], frozenset[str]] | None = None,
 ) -> Plan:
-    """Place `pods`: on `existing` nodes first, then on new nodes from `offers`."""
-    ordered = sorted(pods, key=lambda p: (-p.priority, p.key))
+    """Place `pods`: on `existing` nodes first, then on new nodes from `offers`.
+    `zones_blocked(type, category)` names zones a new node of that offer must not use."""
+    nodes = list(existing)
     simulation = _Simulation(
-        offers, config, guardrails or Guardrails.from_config(config), backed_off
+        offers, config, guardrails or Guardrails.from_config(config), backed_off, zones_blocked
     )
-    left = simulation.place_on_existing(ordered, list(existing))
+    ordered = []
+    for pod in sorted(pods, key=lambda p: (-p.priority, p.key)):
+        if pod.unsupported:
+            simulation.unschedulable[pod.key] = pod.unsupported
+        else:
+            ordered.append(pod)
+    constrained, free = _split_constrained(ordered, nodes)
+    left = simulation.place_on_existing(free, nodes)
     bin_pack = [p for p in left if p.placement is Placement.BIN_PACK]
     bin_select = [p for p in left if p.placement is Placement.BIN_SELECT]
     oversized = simulation.place_bin_pack(bin_pack)
-    promoted = [
-        PendingPod(p.key, p.uid, p.requirement, Placement.BIN_SELECT, p.priority, p.tolerations)
-        for p in oversized
-    ]
-    simulation.place_bin_select(promoted + bin_select)
+    simulation.place_bin_select([_as_bin_select(p) for p in oversized] + bin_select)
+    if constrained:
+        simulation.place_constrained(constrained, nodes, free)
     return simulation.plan()
+
+
+def _split_constrained(
+    pods: list[PendingPod], nodes: list[ExistingNode]
+) -> tuple[list[PendingPod], list[PendingPod]]:
+    """(pods the inter-pod rules bear on, the others). A pod without rules of its own is
+    constrained when some running or pending pod's required anti-affinity, or a pending
+    pod's hard spread, selects it."""
+    terms = {term for pod in pods for term in pod.topology.anti_affinity}
+    terms.update(term for node in nodes for placed in node.pods for term in placed.anti_affinity)
+    spreads = _pending_spread(pods)
+    if not terms and not any(pod.topology.constrained for pod in pods):
+        return [], pods
+    constrained, free = [], []
+    for pod in pods:
+        own = pod.topology
+        if (
+            own.constrained
+            or any(t.selects(own.namespace, own.labels) for t in terms)
+            or any(ns == own.namespace and c.selects(own.labels) for ns, c in spreads)
+        ):
+            constrained.append(pod)
+        else:
+            free.append(pod)
+    return constrained, free
+
+
+def _pending_spread(pods: Iterable[PendingPod]) -> frozenset[tuple[str, SpreadConstraint]]:
+    return frozenset(
+        (pod.topology.namespace, constraint) for pod in pods for constraint in pod.topology.spread
+    )
 
 
 def unconstrained(requests: Resources, offerings: frozenset[PriceCategory]) -> PodRequirement:

@@ -19,16 +19,18 @@ from gibbous.core.classify import Placement
 from gibbous.core.config import Config
 from gibbous.core.errors import GibbousError
 from gibbous.core.nodes import node_labels, node_taints
-from gibbous.core.packing import ExistingNode, Guardrails, PendingPod, simulate
+from gibbous.core.packing import ExistingNode, Guardrails, PendingPod, PlannedNode, simulate
 from gibbous.core.placement import NodeViewer, viewer
 from gibbous.core.pods import (
     Pod,
     as_map,
     condition_is_true,
     is_finished,
+    is_terminating,
     node_name_of,
     pod_requests,
 )
+from gibbous.core.podtopology import PodTopology, placed_pod_topology
 from gibbous.core.resources import Resources
 from gibbous.core.selection import Offer
 
@@ -77,9 +79,14 @@ class ScaleUpPlan:
 
 
 def _zones_for(
-    offer: Offer, pods: list[PendingPod], config: Config, backoffs: Backoffs, now: float
+    node: PlannedNode, pods: list[PendingPod], config: Config, backoffs: Backoffs, now: float
 ) -> tuple[str, ...] | None:
-    """Allowed zones, or None when every candidate zone is backed off."""
+    """Allowed zones, or None when every candidate zone is backed off. A zone the
+    simulation chose for the pods' inter-pod rules is the only one."""
+    offer = node.offer
+    if node.zone:
+        blocked_here = backoffs.blocked_zones(offer.name, str(offer.category), now)
+        return None if node.zone in blocked_here else (node.zone,)
     allowed: frozenset[str] | None = None
     for pod in pods:
         values = pod.requirement.affinity.allowed_values(keys.ZONE)
@@ -128,9 +135,10 @@ def plan_scale_up(
             existing=nodes,
             guardrails=guardrails,
             backed_off=frozenset(blocked),
+            zones_blocked=lambda name, category: backoffs.blocked_zones(name, category, now),
         )
         zones_of = [
-            _zones_for(node.offer, [by_key[k] for k in node.pods], config, backoffs, now)
+            _zones_for(node, [by_key[k] for k in node.pods], config, backoffs, now)
             for node in plan.new_nodes
         ]
         exhausted = {
@@ -186,10 +194,13 @@ def existing_nodes(
     `view_of` reads a node (default: anew, with the configured GPU time slices)."""
     view_of = view_of or viewer(config.nvidia_gpu_time_slices)
     used: dict[str, Resources] = {}
+    placed: dict[str, list[PodTopology]] = {}
     for pod in pods:
         name = node_name_of(pod)
         if not name or is_finished(pod):
             continue
+        if not is_terminating(pod):
+            placed.setdefault(name, []).append(placed_pod_topology(pod))
         try:
             used[name] = used.get(name, Resources()) + pod_requests(pod)
         except GibbousError:
@@ -217,6 +228,7 @@ def existing_nodes(
                 taints=seen.taints,
                 assigned_pod_uid=seen.assigned_pod_uid,
                 offer=offer,
+                pods=tuple(placed.get(seen.name, ())),
             )
         )
     return out

@@ -19,6 +19,7 @@ from gibbous.core.affinity import NodeAffinity, Requirement
 from gibbous.core.catalog import InstanceType, node_allocatable
 from gibbous.core.config import Config
 from gibbous.core.constraints import InstanceConstraints, PriceCategory
+from gibbous.core.machinelabels import is_machine_key, machine_labels, written_machine_labels
 from gibbous.core.quantity import format_cpu, format_gib
 from gibbous.core.resources import Resources
 
@@ -122,10 +123,50 @@ def offer_labels(offer: Offer, config: Config, zone: str | None = None) -> dict[
     if instance.cloud == "gcp" and instance.gpu_count and config.nvidia_gpu_time_slices > 1:
         labels[keys.GKE_GPU_SHARING_STRATEGY] = "time-sharing"
         labels[keys.GKE_MAX_SHARED_CLIENTS] = str(config.nvidia_gpu_time_slices)
+    labels.update(written_machine_labels(instance))
     return labels
 
 
-def _candidate_zones(instance: InstanceType, config: Config) -> tuple[str, ...] | None:
+def matching_labels(offer: Offer, config: Config) -> dict[str, str]:
+    """The labels a pod's node selector and affinity are matched against: what Gibbous
+    writes plus what the cloud and GPU Feature Discovery write once the node runs."""
+    return {**machine_labels(offer.instance, offer.category), **offer_labels(offer, config)}
+
+
+def is_node_property(key: str) -> bool:
+    """Whether a label key is decided by the offer (type, category, zone, GPU, ...), not
+    something Gibbous could copy from a pod onto its node."""
+    return key in CONTROLLED_LABELS or is_machine_key(key)
+
+
+def _foreign_keys(affinity: NodeAffinity) -> list[str]:
+    return sorted(
+        {
+            f"{r.key} {r.operator} {','.join(r.values)}".strip()
+            for term in affinity.terms
+            for r in term
+            if r.key not in (keys.ZONE, keys.ZONE_BETA)
+            and not is_node_property(r.key)
+            and r.operator in ("In", "Exists")
+        }
+    )
+
+
+def foreign_label_note(affinity: NodeAffinity, config: Config) -> str:
+    """Why a pod selecting labels no new node carries gets nothing, naming them and the
+    option, or "" (with placeNodeSelector such labels are put on the node)."""
+    if config.place_node_selector:
+        return ""
+    named = _foreign_keys(affinity)
+    if not named:
+        return ""
+    return (
+        f"; the pod's node selector or required affinity asks for {'; '.join(named)}, "
+        "labels Gibbous does not put on new nodes unless placeNodeSelector=true"
+    )
+
+
+def candidate_zones(instance: InstanceType, config: Config) -> tuple[str, ...] | None:
     """Zones a node of this type can be placed in; None when nothing restricts it."""
     if instance.zones and config.zones:
         return tuple(z for z in instance.zones if z in config.zones)
@@ -171,7 +212,7 @@ def _requirement_admits(
         if zones is None:  # the node can be put in whatever zone is asked for
             return requirement.operator in ("In", "Exists", "NotIn")
         return any(requirement.matches({**labels, requirement.key: z}) for z in zones)
-    if requirement.key in CONTROLLED_LABELS:
+    if is_node_property(requirement.key):
         return requirement.matches(labels)
     if place and requirement.operator in ("In", "Exists", "NotIn", "DoesNotExist"):
         return True  # Gibbous puts (or leaves out) the label on the node it creates
@@ -215,7 +256,7 @@ def candidate_offers(
     def labels_of(offer: Offer) -> tuple[dict[str, str], tuple[str, ...] | None]:
         cached = label_cache.get(id(offer))
         if cached is None:
-            cached = (offer_labels(offer, config), _candidate_zones(offer.instance, config))
+            cached = (matching_labels(offer, config), candidate_zones(offer.instance, config))
             label_cache[id(offer)] = cached
         return cached
 
@@ -266,7 +307,7 @@ def candidate_offers(
     for label, admits in stages:
         kept = [o for o in remaining if admits(o)]
         if not kept:
-            return CandidateResult((), _reason(requirement, label, remaining))
+            return CandidateResult((), _reason(requirement, label, remaining, config))
         remaining = kept
 
     if requests.gpus == 0:
@@ -319,7 +360,7 @@ def _headline(requirement: PodRequirement) -> str:
     return f"no {what} with {requirement.describe_needs()}{tail}"
 
 
-def _reason(requirement: PodRequirement, stage: str, before: list[Offer]) -> str:
+def _reason(requirement: PodRequirement, stage: str, before: list[Offer], config: Config) -> str:
     if stage.startswith("room for"):
         biggest = max(before, key=lambda o: (o.allocatable.cpu_millis, o.allocatable.memory_bytes))
         short = requirement.requests.shortfalls(biggest.allocatable)
@@ -329,7 +370,20 @@ def _reason(requirement: PodRequirement, stage: str, before: list[Offer]) -> str
             f"(short of {', '.join(short)} even on {biggest.instance.name}, "
             f"which has {biggest.allocatable.summary()} allocatable)"
         )
-    return _headline(requirement) + f": no offer satisfies {stage}"
+    note = ""
+    if stage.startswith("the pod's"):
+        asked = sorted(
+            {
+                f"{r.key} {r.operator} {','.join(r.values)}".strip()
+                for term in requirement.affinity.terms
+                for r in term
+                if is_machine_key(r.key)
+            }
+        )
+        if asked:
+            note = f" (it asks for {'; '.join(asked)})"
+        note += foreign_label_note(requirement.affinity, config)
+    return _headline(requirement) + f": no offer satisfies {stage}{note}"
 
 
 def cheapest_offer_for_shape(
@@ -363,9 +417,9 @@ def cheapest_offer_for_shape(
             continue
         if arch_default is not None and instance.arch not in arch_default:
             continue
-        zones = _candidate_zones(instance, config)
+        zones = candidate_zones(instance, config)
         if zones == () or not _affinity_admits(
-            affinity, offer_labels(offer, config), zones, config.place_node_selector
+            affinity, matching_labels(offer, config), zones, config.place_node_selector
         ):
             continue
         if (instance.name, str(offer.category)) in backed_off:
@@ -377,6 +431,7 @@ def cheapest_offer_for_shape(
             f"no instance type meets the bin-pack node spec (>= {format_cpu(cpu_millis)} vCPU, "
             f"{format_gib(memory_bytes)}, {gpus} GPU(s), pricing {','.join(sorted(categories))}"
             + (f", type matching {pattern.source!r}" if pattern else "")
-            + ")",
+            + ")"
+            + foreign_label_note(affinity, config),
         )
     return CandidateResult(tuple(kept))

@@ -1,0 +1,112 @@
+"""Well-known machine labels in selectors are requirements on the instance type, and needs
+Gibbous cannot supply are reported as what they are. Expected values come from
+scheduling-fidelity-facts section 8 (Karpenter's `computeRequirements`, GKE's accelerator
+names) and the clouds' machine specifications, not from Gibbous's output."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gibbous.core.constraints import PriceCategory
+from gibbous.core.demand import describe_pod
+from gibbous.core.machinelabels import machine_labels
+from gibbous.core.packing import simulate
+from gibbous.core.selection import offer_labels
+from tests.factories import catalog, config, make_pod, offers
+
+
+def instance(cloud: str, name: str) -> Any:
+    (found,) = [i for i in catalog(cloud) if i.name == name]
+    return found
+
+
+def plan_one(pod: dict[str, Any], cloud: str, **options: object) -> Any:
+    cfg = config(cloudProvider=cloud, **options)
+    return simulate([describe_pod(pod, cfg)[0]], offers(cloud, cfg), cfg)
+
+
+def gpu_pod(name: str, gpus: int, selector: dict[str, str]) -> dict[str, Any]:
+    return make_pod(name, cpu="1", memory="4Gi", gpus=gpus, node_selector=selector)
+
+
+def test_karpenter_aws_labels_of_g5_xlarge() -> None:
+    # Karpenter's reference: g5.xlarge is category g, generation 5, 4 vCPU, 16384 MiB,
+    # one NVIDIA A10G.
+    labels = machine_labels(instance("aws", "g5.xlarge"), PriceCategory.ON_DEMAND)
+    assert {k: v for k, v in labels.items() if k.startswith("karpenter.k8s.aws/")} == {
+        "karpenter.k8s.aws/instance-category": "g",
+        "karpenter.k8s.aws/instance-family": "g5",
+        "karpenter.k8s.aws/instance-generation": "5",
+        "karpenter.k8s.aws/instance-size": "xlarge",
+        "karpenter.k8s.aws/instance-cpu": "4",
+        "karpenter.k8s.aws/instance-memory": "16384",
+        "karpenter.k8s.aws/instance-gpu-name": "a10g",
+        "karpenter.k8s.aws/instance-gpu-manufacturer": "nvidia",
+        "karpenter.k8s.aws/instance-gpu-count": "1",
+    }  # instance-gpu-memory (EC2's 22888 MiB) is left out: the catalog has whole GiB only
+    # Gibbous writes them on its EKS nodes: nothing else would, and Karpenter users'
+    # selectors need them there.
+    (offer,) = [o for o in offers("aws") if o.name == "g5.xlarge" and o.category == "on-demand"]
+    assert offer_labels(offer, config())["karpenter.k8s.aws/instance-gpu-name"] == "a10g"
+
+
+def test_gke_accelerator_l4_selects_l4_machines_even_with_place_node_selector() -> None:
+    # 4 x L4 is g2-standard-48 (Compute Engine G2 series); the T4 machine must not be
+    # bought and labelled L4.
+    pod = gpu_pod("l4", 4, {"cloud.google.com/gke-accelerator": "nvidia-l4"})
+    for place in (True, False):
+        (node,) = plan_one(pod, "gcp", placeNodeSelector=place).new_nodes
+        assert node.offer.name == "g2-standard-48"
+
+
+def test_a_gke_label_on_aws_is_unsatisfiable_and_named() -> None:
+    pod = gpu_pod("l4", 4, {"cloud.google.com/gke-accelerator": "nvidia-l4"})
+    result = plan_one(pod, "aws", placeNodeSelector=True)
+    assert not result.new_nodes
+    assert "cloud.google.com/gke-accelerator In nvidia-l4" in result.unschedulable["default/l4"]
+
+
+def test_karpenter_gpu_name_and_gfd_product_select_the_gpu() -> None:
+    (node,) = plan_one(
+        gpu_pod("a", 1, {"karpenter.k8s.aws/instance-gpu-name": "a10g"}), "aws"
+    ).new_nodes
+    assert node.offer.instance.gpu_sku == "A10G"
+    (node,) = plan_one(gpu_pod("t", 1, {"nvidia.com/gpu.product": "Tesla-T4"}), "aws").new_nodes
+    assert node.offer.instance.gpu_sku == "T4"
+
+
+def test_a_custom_label_without_place_node_selector_names_the_selector_and_option() -> None:
+    pod = make_pod("ssd", node_selector={"disktype": "ssd"})
+    result = plan_one(pod, "aws")
+    reason = result.unschedulable["default/ssd"]
+    assert "disktype In ssd" in reason and "placeNodeSelector=true" in reason
+    assert plan_one(pod, "aws", placeNodeSelector=True).new_nodes
+
+
+@pytest.mark.parametrize(
+    ("resource", "said"),
+    [
+        ("amd.com/gpu", "AMD GPUs"),
+        ("google.com/tpu", "TPU"),
+        ("nvidia.com/mig-1g.5gb", "MIG"),
+    ],
+)
+def test_resources_gibbous_cannot_supply_are_reported_as_such(resource: str, said: str) -> None:
+    pod = make_pod("p")
+    pod["spec"]["containers"][0]["resources"]["limits"] = {resource: "1"}
+    result = plan_one(pod, "gcp")
+    assert said in result.unschedulable["default/p"]
+    assert (
+        "not supported yet" in result.unschedulable["default/p"]
+        or "no AMD" in (result.unschedulable["default/p"])
+    )
+
+
+def test_dra_claims_and_kai_fractions_are_reported() -> None:
+    claim = make_pod("claim")
+    claim["spec"]["resourceClaims"] = [{"name": "gpu", "resourceClaimName": "one-gpu"}]
+    assert "Dynamic Resource Allocation" in plan_one(claim, "aws").unschedulable["default/claim"]
+    fraction = make_pod("kai", annotations={"gpu-fraction": "0.5"})
+    assert "gpu-fraction" in plan_one(fraction, "aws").unschedulable["default/kai"]
