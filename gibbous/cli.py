@@ -67,8 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="estimate the nodes and $/hr that manifests would need",
         description=(
             "Expand Pods, Deployments, ReplicaSets, StatefulSets, Jobs, CronJobs and KubeRay RayCluster/RayJob/"
-            "RayService objects into pods, plan them on an empty cluster with Gibbous's packing and instance "
-            "choice, and report per workload the class, instance type, price category, $/hr per node, node count "
+            "RayService objects into pods (KubeRay's counts: replicas clamped to min/max times numOfHosts, "
+            "autoscaler and submitter containers or pods), plan them on an empty cluster as kube-scheduler "
+            "would place them (pod affinity, anti-affinity, hard topology spread) with Gibbous's packing and "
+            "instance choice, and report per workload the class, instance type, price category, $/hr per node, node count "
             "and $/hr, plus the cluster total. DaemonSets and unknown kinds are skipped with a note. "
             "Exit status: 0 all pods placed, 2 bad input, 3 some pod unsatisfiable, 4 nothing to "
             "estimate (no workload Gibbous counts in the input)."

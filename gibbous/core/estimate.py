@@ -23,70 +23,15 @@ from gibbous.core.catalog import InstanceType
 from gibbous.core.config import Config
 from gibbous.core.demand import describe_pod
 from gibbous.core.errors import GibbousError, ManifestError
+from gibbous.core.kuberay import RAY_KINDS, ray_workloads
 from gibbous.core.packing import PendingPod, simulate
 from gibbous.core.pods import as_map, labels_of, metadata
 from gibbous.core.selection import build_offers
+from gibbous.core.workloads import Workload, pod_template, whole_number
 
 SCHEMA_VERSION = 1
 HOURS_PER_WEEK = 168
 POD_CONTROLLERS = ("Deployment", "ReplicaSet", "StatefulSet", "ReplicationController")
-RAY_KINDS = ("RayCluster", "RayJob", "RayService")
-
-
-@dataclass(frozen=True)
-class Workload:
-    name: str  # e.g. `llm-serve` or `llm-serve/worker-gpu-group` for Ray groups
-    namespace: str
-    kind: str
-    replicas: int
-    template: Mapping[str, Any]  # pod template: {"metadata": ..., "spec": ...}
-
-
-def _int(value: object, default: int, where: str) -> int:
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ManifestError(f"{where}: expected a whole number >= 0, got {value!r}")
-    return value
-
-
-def _template(obj: Mapping[str, Any], path: str, where: str) -> Mapping[str, Any]:
-    node: Any = obj
-    for part in path.split("."):
-        node = node.get(part) if isinstance(node, Mapping) else None
-    if not isinstance(node, Mapping) or not isinstance(node.get("spec"), Mapping):
-        raise ManifestError(f"{where}: missing pod template at {path}")
-    return node
-
-
-def _ray_groups(
-    cluster_spec: Mapping[str, Any], name: str, namespace: str, kind: str, where: str
-) -> list[Workload]:
-    out = [
-        Workload(
-            f"{name}/head",
-            namespace,
-            kind,
-            1,
-            _template(cluster_spec, "headGroupSpec.template", f"{where} headGroupSpec"),
-        )
-    ]
-    for index, group in enumerate(cluster_spec.get("workerGroupSpecs") or []):
-        if not isinstance(group, Mapping):
-            continue
-        group_where = f"{where} workerGroupSpecs[{index}]"
-        replicas = _int(group.get("replicas", group.get("minReplicas")), 1, group_where)
-        group_name = str(group.get("groupName") or f"worker-{index}")
-        out.append(
-            Workload(
-                f"{name}/{group_name}",
-                namespace,
-                kind,
-                replicas,
-                _template(group, "template", group_where),
-            )
-        )
-    return out
 
 
 def expand_workloads(
@@ -117,9 +62,9 @@ def expand_workloads(
         elif kind == "Pod":
             workloads.append(Workload(name, namespace, kind, 1, {"metadata": meta, "spec": spec}))
         elif kind in POD_CONTROLLERS:
-            replicas = _int(spec.get("replicas"), 1, f"{label} spec.replicas")
+            replicas = whole_number(spec.get("replicas"), 1, f"{label} spec.replicas")
             workloads.append(
-                Workload(name, namespace, kind, replicas, _template(doc, "spec.template", label))
+                Workload(name, namespace, kind, replicas, pod_template(doc, "spec.template", label))
             )
         elif kind == "Job":
             workloads.append(
@@ -128,7 +73,7 @@ def expand_workloads(
                     namespace,
                     kind,
                     _job_pods(spec, label),
-                    _template(doc, "spec.template", label),
+                    pod_template(doc, "spec.template", label),
                 )
             )
         elif kind == "CronJob":
@@ -143,7 +88,7 @@ def expand_workloads(
                     namespace,
                     kind,
                     _job_pods(job, label),
-                    _template(doc, "spec.jobTemplate.spec.template", label),
+                    pod_template(doc, "spec.jobTemplate.spec.template", label),
                 )
             )
         elif kind == "RuntimeClass":
@@ -154,26 +99,10 @@ def expand_workloads(
             notes.append(
                 f"{label}: skipped: DaemonSet pods run on every node and are counted in nodeOverhead"
             )
-        elif kind == "RayCluster":
-            workloads.extend(_ray_groups(spec, name, namespace, kind, label))
-        elif kind == "RayJob":
-            cluster = spec.get("rayClusterSpec")
-            if isinstance(cluster, Mapping):
-                workloads.extend(_ray_groups(cluster, name, namespace, kind, label))
-            if isinstance(spec.get("submitterPodTemplate"), Mapping):
-                workloads.append(
-                    Workload(
-                        f"{name}/submitter",
-                        namespace,
-                        kind,
-                        1,
-                        _template(doc, "spec.submitterPodTemplate", label),
-                    )
-                )
-        elif kind == "RayService":
-            cluster = spec.get("rayClusterConfig")
-            if isinstance(cluster, Mapping):
-                workloads.extend(_ray_groups(cluster, name, namespace, kind, label))
+        elif kind in RAY_KINDS:
+            found, ray_notes = ray_workloads(doc, name, namespace, label)
+            workloads.extend(found)
+            notes.extend(ray_notes)
         else:
             notes.append(
                 f"{label}: skipped: kind {kind!r} creates no pods Gibbous knows how to count"
@@ -203,10 +132,10 @@ def _with_runtime_overhead(
 
 
 def _job_pods(job_spec: Mapping[str, Any], where: str) -> int:
-    parallelism = _int(job_spec.get("parallelism"), 1, f"{where} parallelism")
+    parallelism = whole_number(job_spec.get("parallelism"), 1, f"{where} parallelism")
     completions = job_spec.get("completions")
     if completions is not None:
-        return min(parallelism, _int(completions, 1, f"{where} completions"))
+        return min(parallelism, whole_number(completions, 1, f"{where} completions"))
     return parallelism
 
 
