@@ -74,24 +74,22 @@ def test_min_above_max_is_refused_as_kuberay_validation_does() -> None:
 def test_workers_get_the_wait_gcs_ready_init_container() -> None:
     # A 100m/128Mi worker: the init container's 200m/256Mi is larger, and init containers
     # count by the max rule, so the pod needs 200m/256Mi.
-    doc = {"kind": "RayCluster", "metadata": {"name": "rc"}, "spec": cluster()}
-    doc["spec"]["workerGroupSpecs"][0]["template"] = template("100m", "128Mi")
+    spec = cluster()
+    spec["workerGroupSpecs"][0]["template"] = template("100m", "128Mi")
+    doc = {"kind": "RayCluster", "metadata": {"name": "rc"}, "spec": spec}
     _, requests, _ = expand(doc)
     assert requests["rc/w"] == Resources(cpu_millis=200, memory_bytes=256 * MI, pods=1)
 
 
 def test_in_tree_autoscaling_adds_the_autoscaler_container_to_the_head() -> None:
-    doc = {
-        "kind": "RayCluster",
-        "metadata": {"name": "rc"},
-        "spec": cluster(enableInTreeAutoscaling=True),
-    }
+    spec = cluster(enableInTreeAutoscaling=True)
+    doc = {"kind": "RayCluster", "metadata": {"name": "rc"}, "spec": spec}
     _, requests, _ = expand(doc)
     assert requests["rc/head"] == Resources(
         cpu_millis=2500, memory_bytes=4096 * MI + 512 * MI, pods=1
     )
     # autoscalerOptions.resources replaces the whole requirement; limits alone become requests.
-    doc["spec"]["autoscalerOptions"] = {"resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}
+    spec["autoscalerOptions"] = {"resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}
     _, requests, _ = expand(doc)
     assert requests["rc/head"] == Resources(cpu_millis=3000, memory_bytes=5 << 30, pods=1)
 
