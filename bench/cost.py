@@ -18,11 +18,11 @@ from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
 from bench.workloads import small_pods
 from gibbous.catalogs import load_catalog
-from gibbous.core.affinity import NodeAffinity
-from gibbous.core.config import Config, build_config
-from gibbous.core.demand import describe_pod
-from gibbous.core.packing import PendingPod, simulate
-from gibbous.core.selection import Offer, build_offers, cheapest_offer_for_shape
+from gibbous.core.choice.selection import Offer, build_offers, cheapest_offer_for_shape
+from gibbous.core.planning.demand import describe_pod
+from gibbous.core.planning.packing import PendingPod, simulate
+from gibbous.core.podmodel.affinity import NodeAffinity
+from gibbous.core.settings.config import Config, build_config
 
 
 def shapes(offers: list[Offer], config: Config) -> list[Offer]:

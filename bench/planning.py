@@ -14,10 +14,10 @@ import time
 from bench.reference import reference_ffd
 from bench.workloads import diverse_pods
 from gibbous.catalogs import load_catalog
-from gibbous.core.config import build_config
-from gibbous.core.demand import describe_pod
-from gibbous.core.packing import simulate
-from gibbous.core.selection import build_offers
+from gibbous.core.choice.selection import build_offers
+from gibbous.core.planning.demand import describe_pod
+from gibbous.core.planning.packing import simulate
+from gibbous.core.settings.config import build_config
 
 
 def main() -> None:

@@ -9,9 +9,9 @@ room, else on a new node of the cheapest-per-vCPU type that holds it.
 from __future__ import annotations
 
 from gibbous.core import keys
-from gibbous.core.packing import PendingPod
-from gibbous.core.resources import Resources
-from gibbous.core.selection import Offer
+from gibbous.core.choice.selection import Offer
+from gibbous.core.planning.packing import PendingPod
+from gibbous.core.podmodel.resources import Resources
 
 
 def reference_ffd(

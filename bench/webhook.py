@@ -38,8 +38,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gibbous.certs.authority import generate_ca, generate_serving, write_bundle
-from gibbous.core.config import build_config
-from gibbous.core.mutation import ServerFeatures
+from gibbous.core.admission.mutation import ServerFeatures
+from gibbous.core.settings.config import build_config
 from gibbous.serving import Listen, TLSServer
 from gibbous.webhook.app import create_app
 

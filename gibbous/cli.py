@@ -14,9 +14,9 @@ import yaml
 from gibbous import __version__
 from gibbous.catalogs import load_catalog
 from gibbous.configfile import load_config
-from gibbous.core.config import Config, describe_options, render_config
 from gibbous.core.errors import ConfigError, GibbousError, ManifestError
-from gibbous.core.estimate import estimate, expand_workloads
+from gibbous.core.planning.estimate import estimate, expand_workloads
+from gibbous.core.settings.config import Config, describe_options, render_config
 from gibbous.report import render_estimate
 
 if TYPE_CHECKING:
@@ -450,7 +450,7 @@ def run_webhook(args: argparse.Namespace) -> int:
     import asyncio
     import logging
 
-    from gibbous.core.mutation import ServerFeatures
+    from gibbous.core.admission.mutation import ServerFeatures
     from gibbous.kubeapi import server_version, supports_scheduling_gates
     from gibbous.serving import TLSServer
     from gibbous.webhook.app import create_app

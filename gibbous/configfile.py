@@ -1,4 +1,4 @@
-"""Reading the configuration file and environment (the I/O half of gibbous.core.config)."""
+"""Reading the configuration file and environment (the I/O half of gibbous.core.settings.config)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import yaml
 
-from gibbous.core.config import Config, build_config
 from gibbous.core.errors import ConfigError
+from gibbous.core.settings.config import Config, build_config
 
 
 def load_config(

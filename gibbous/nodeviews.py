@@ -12,8 +12,8 @@ import threading
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-from gibbous.core.placement import NodeView, node_view, unreadable_node_view
-from gibbous.core.pods import metadata
+from gibbous.core.planning.placement import NodeView, node_view, unreadable_node_view
+from gibbous.core.podmodel.pods import metadata
 
 log = logging.getLogger("gibbous.nodeviews")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gibbous.core.estimate import HOURS_PER_WEEK, EstimateReport
+from gibbous.core.planning.estimate import HOURS_PER_WEEK, EstimateReport
 
 
 def _table(rows: list[list[str]]) -> list[str]:

@@ -19,7 +19,7 @@ from pathlib import Path
 import libcloud
 import moto
 
-from gibbous.core.catalog import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
+from gibbous.core.choice.catalog import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
 
 OUT = Path(__file__).resolve().parent.parent / "gibbous" / "catalogs"
 LIBCLOUD = Path(libcloud.__file__).parent / "data" / "pricing.json"

@@ -6,9 +6,9 @@ from typing import Any
 
 from gibbous.catalogs import load_catalog
 from gibbous.core import keys
-from gibbous.core.catalog import InstanceType
-from gibbous.core.config import Config, build_config
-from gibbous.core.selection import Offer, build_offers
+from gibbous.core.choice.catalog import InstanceType
+from gibbous.core.choice.selection import Offer, build_offers
+from gibbous.core.settings.config import Config, build_config
 
 
 def make_pod(

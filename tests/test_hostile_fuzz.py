@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from gibbous.core import keys
-from gibbous.core.placement import OBSERVED_UTILIZATION
+from gibbous.core.planning.placement import OBSERVED_UTILIZATION
 from gibbous.extender.app import create_app as create_extender
 from gibbous.extender.state import PodLedger, StaticView
 from gibbous.webhook.app import create_app as create_webhook

@@ -16,8 +16,8 @@ from kubernetes.client.exceptions import ApiException
 
 from gibbous.autoscaler.lifecycle import Eviction
 from gibbous.core import keys
-from gibbous.core.mutation import plan_release
-from gibbous.core.pods import Pod, name_of, namespace_of, uid_of
+from gibbous.core.admission.mutation import plan_release
+from gibbous.core.podmodel.pods import Pod, name_of, namespace_of, uid_of
 from gibbous.kubeapi import read_lease, rfc3339
 from gibbous.kubecache import Informer
 

@@ -5,14 +5,14 @@
 1. spot interruptions (the provider flags the instance, or the node carries a cloud's
    termination taint): drain at once, outside the budget, and back the (type, category,
    zone) off so the replacement the evicted pods trigger lands elsewhere;
-2. scale-down and TTL (`gibbous.core.disruption`): start drains within the budget;
+2. scale-down and TTL (`gibbous.core.lifecycle.disruption`): start drains within the budget;
 3. drains in progress: cordon, evict every evictable pod through the Eviction API (a 429
    from a PodDisruptionBudget means try again next step, never force), wait for pods that
    must not be evicted to finish, re-check just before deletion, then terminate the
    instance and delete the Node;
 4. every `manageHighUtilization.loopPeriod`: read metrics.k8s.io, write the observed
    utilization annotation, set or clear the hot-node taint (read-modify-write on
-   resourceVersion) and evict at most one pod per red node (`gibbous.core.hotnode`).
+   resourceVersion) and evict at most one pod per red node (`gibbous.core.lifecycle.hotnode`).
 """
 
 from __future__ import annotations
@@ -27,9 +27,8 @@ from typing import Any, Protocol
 from gibbous.autoscaler.cloud.base import InstanceNotFoundError
 from gibbous.autoscaler.loop import Autoscaler
 from gibbous.core import keys
-from gibbous.core.backoff import FailureKind
-from gibbous.core.classify import Placement
-from gibbous.core.disruption import (
+from gibbous.core.choice.classify import Placement
+from gibbous.core.lifecycle.disruption import (
     Drain,
     DrainReason,
     eviction_blocker,
@@ -38,16 +37,17 @@ from gibbous.core.disruption import (
     review_scale_down,
     split_node_pods,
 )
-from gibbous.core.hotnode import (
+from gibbous.core.lifecycle.hotnode import (
     PodUsage,
     decide_hot_node,
     node_usage,
     observed_annotation,
     pod_usage,
 )
-from gibbous.core.placement import OBSERVED_UTILIZATION
-from gibbous.core.pods import Pod, as_map, key_of, labels_of, metadata
-from gibbous.core.scaleup import existing_nodes
+from gibbous.core.planning.backoff import FailureKind
+from gibbous.core.planning.placement import OBSERVED_UTILIZATION
+from gibbous.core.planning.scaleup import existing_nodes
+from gibbous.core.podmodel.pods import Pod, as_map, key_of, labels_of, metadata
 
 log = logging.getLogger("gibbous.lifecycle")
 

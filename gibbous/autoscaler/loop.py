@@ -5,14 +5,14 @@
 
 1. reviews the launches in flight against the provider's instances, what it says of each
    launch whose Node has not registered (polled every busy period), and the Nodes
-   (`gibbous.core.launches`): done, failed after acceptance (back off, replan at once), timed
+   (`gibbous.core.lifecycle.launches`): done, failed after acceptance (back off, replan at once), timed
    out (terminate + back off), adopted after a restart, orphaned (terminate after a grace
    period);
 2. retries throttled launch requests with the same idempotency token;
 3. lifts the provisioning gate off gated pods whose node is Ready (narrowing a bin-select
    pod's nodeSelector to the node made for it);
-4. takes in the pending managed pods (`gibbous.core.intake`) and, when the batching window
-   says so, plans one decision (`gibbous.core.scaleup`) counting every launch in flight and
+4. takes in the pending managed pods (`gibbous.core.lifecycle.intake`) and, when the batching window
+   says so, plans one decision (`gibbous.core.planning.scaleup`) counting every launch in flight and
    launches it; a stock-out or quota error backs the pair off and the next cheapest
    candidate is planned at once, in the same step;
 5. writes `NodeAddRequestWarning` events for pods nothing can hold (once per reason) and
@@ -45,14 +45,10 @@ from gibbous.autoscaler.cloud.base import (
 )
 from gibbous.autoscaler.metrics import AutoscalerMetrics
 from gibbous.core import keys
-from gibbous.core.backoff import Backoffs, FailureKind
-from gibbous.core.batching import Batch, batch_due, decided
-from gibbous.core.config import Config
-from gibbous.core.costestimate import GatedPod, estimate_messages, owner_of
-from gibbous.core.demand import describe_pod
+from gibbous.core.choice.selection import build_offers
 from gibbous.core.errors import GibbousError, quoted
-from gibbous.core.intake import Intake, decide_intake
-from gibbous.core.launches import (
+from gibbous.core.lifecycle.intake import Intake, decide_intake
+from gibbous.core.lifecycle.launches import (
     Launch,
     LaunchState,
     NodeState,
@@ -63,9 +59,15 @@ from gibbous.core.launches import (
     repaired_node,
     review_launches,
 )
-from gibbous.core.packing import Guardrails, PendingPod
-from gibbous.core.placement import NodeView
-from gibbous.core.pods import (
+from gibbous.core.lifecycle.routing import scheduler_liveness, waits_on_scheduler
+from gibbous.core.planning.backoff import Backoffs, FailureKind
+from gibbous.core.planning.batching import Batch, batch_due, decided
+from gibbous.core.planning.costestimate import GatedPod, estimate_messages, owner_of
+from gibbous.core.planning.demand import describe_pod
+from gibbous.core.planning.packing import Guardrails, PendingPod
+from gibbous.core.planning.placement import NodeView
+from gibbous.core.planning.scaleup import existing_nodes, gibbous_usage, plan_scale_up
+from gibbous.core.podmodel.pods import (
     Pod,
     as_map,
     key_of,
@@ -75,9 +77,7 @@ from gibbous.core.pods import (
     scheduling_gates,
     uid_of,
 )
-from gibbous.core.routing import scheduler_liveness, waits_on_scheduler
-from gibbous.core.scaleup import existing_nodes, gibbous_usage, plan_scale_up
-from gibbous.core.selection import build_offers
+from gibbous.core.settings.config import Config
 from gibbous.nodeviews import ViewCache
 
 log = logging.getLogger("gibbous.autoscaler")

@@ -26,7 +26,7 @@ from gibbous.autoscaler.leader import LeaderElector
 from gibbous.autoscaler.lifecycle import NodeLifecycle
 from gibbous.autoscaler.loop import Autoscaler
 from gibbous.core import keys
-from gibbous.core.backoff import Backoffs
+from gibbous.core.planning.backoff import Backoffs
 
 log = logging.getLogger("gibbous.autoscaler")
 

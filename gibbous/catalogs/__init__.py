@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from gibbous.core.catalog import InstanceType, parse_catalog_csv, select_region
+from gibbous.core.choice.catalog import InstanceType, parse_catalog_csv, select_region
 from gibbous.core.errors import CatalogError
 
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from gibbous.core.mutation import parse_taint
+from gibbous.core.admission.mutation import parse_taint
 
 
 @dataclass(frozen=True)

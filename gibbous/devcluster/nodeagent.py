@@ -27,7 +27,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from gibbous.core import keys
-from gibbous.core.catalog import InstanceType
+from gibbous.core.choice.catalog import InstanceType
 from gibbous.devcluster.bootstrap import read_bootstrap
 from gibbous.kubeletsim import (
     clear_not_ready_taint,

@@ -30,9 +30,15 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from gibbous.core.config import Config
 from gibbous.core.errors import GibbousError, quoted
-from gibbous.core.placement import NodeView, is_managed_pod, judge_nodes, pod_facts, score_nodes
+from gibbous.core.planning.placement import (
+    NodeView,
+    is_managed_pod,
+    judge_nodes,
+    pod_facts,
+    score_nodes,
+)
+from gibbous.core.settings.config import Config
 from gibbous.extender.state import ClusterView
 from gibbous.nodeviews import ViewCache
 from gibbous.serving import read_body

@@ -14,9 +14,9 @@ from typing import Any, Protocol
 from kubernetes import client
 
 from gibbous.core.errors import GibbousError
-from gibbous.core.placement import NodeView
-from gibbous.core.pods import node_name_of, pod_requests, uid_of
-from gibbous.core.resources import Resources
+from gibbous.core.planning.placement import NodeView
+from gibbous.core.podmodel.pods import node_name_of, pod_requests, uid_of
+from gibbous.core.podmodel.resources import Resources
 from gibbous.kubecache import Informer
 from gibbous.nodeviews import ViewCache
 

@@ -22,9 +22,9 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from gibbous.core.config import Config
-from gibbous.core.mutation import ServerFeatures, plan_mutation
-from gibbous.core.validation import validate_pod, validate_update
+from gibbous.core.admission.mutation import ServerFeatures, plan_mutation
+from gibbous.core.admission.validation import validate_pod, validate_update
+from gibbous.core.settings.config import Config
 from gibbous.serving import read_body
 from gibbous.webhook.metrics import WebhookMetrics
 from gibbous.webhook.wire import (

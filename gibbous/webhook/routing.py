@@ -1,5 +1,5 @@
 """Which scheduler new managed pods are routed to: the Gibbous scheduler while its
-leader-election Lease is renewed (`gibbous.core.routing`), none (so the default scheduler
+leader-election Lease is renewed (`gibbous.core.lifecycle.routing`), none (so the default scheduler
 takes them, and the autoscaler still provisions for them) while it is not. Checked every few
 seconds from the API server; each change is logged and shows in a metric.
 """
@@ -14,7 +14,7 @@ from typing import Any
 
 from kubernetes import client
 
-from gibbous.core.routing import scheduler_liveness
+from gibbous.core.lifecycle.routing import scheduler_liveness
 from gibbous.kubeapi import read_lease
 
 log = logging.getLogger("gibbous.webhook")

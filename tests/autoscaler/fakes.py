@@ -17,15 +17,15 @@ import jsonpatch
 from gibbous.autoscaler.cloud.fake import FakeCloudProvider
 from gibbous.autoscaler.lifecycle import Eviction
 from gibbous.core import keys
-from gibbous.core.catalog import node_allocatable
-from gibbous.core.config import Config
-from gibbous.core.demand import describe_pod
+from gibbous.core.admission.mutation import plan_release
+from gibbous.core.choice.catalog import node_allocatable
+from gibbous.core.choice.selection import build_offers
 from gibbous.core.errors import GibbousError
-from gibbous.core.mutation import plan_release
-from gibbous.core.packing import fit_count, node_admits
-from gibbous.core.pods import Pod, key_of, node_name_of, scheduling_gates, uid_of
-from gibbous.core.scaleup import existing_nodes
-from gibbous.core.selection import build_offers
+from gibbous.core.planning.demand import describe_pod
+from gibbous.core.planning.packing import fit_count, node_admits
+from gibbous.core.planning.scaleup import existing_nodes
+from gibbous.core.podmodel.pods import Pod, key_of, node_name_of, scheduling_gates, uid_of
+from gibbous.core.settings.config import Config
 from tests.factories import unschedulable_status
 
 

@@ -13,9 +13,9 @@ from gibbous.autoscaler.cloud.base import (
     ThrottledError,
 )
 from gibbous.autoscaler.cloud.fake import FakeCloudProvider
-from gibbous.core.backoff import Backoffs, FailureKind
-from gibbous.core.demand import describe_pod
-from gibbous.core.selection import build_offers, candidate_offers
+from gibbous.core.choice.selection import build_offers, candidate_offers
+from gibbous.core.planning.backoff import Backoffs, FailureKind
+from gibbous.core.planning.demand import describe_pod
 from tests.factories import catalog, config, spot_post_ray_head
 
 

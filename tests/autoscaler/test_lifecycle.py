@@ -9,8 +9,8 @@ from gibbous.autoscaler.cloud.fake import FakeCloudProvider
 from gibbous.autoscaler.lifecycle import NodeLifecycle
 from gibbous.autoscaler.loop import Autoscaler
 from gibbous.core import keys
-from gibbous.core.backoff import FailureKind
-from gibbous.core.config import Config
+from gibbous.core.planning.backoff import FailureKind
+from gibbous.core.settings.config import Config
 from tests.autoscaler.fakes import Clock, FakeCluster, Tokens
 from tests.factories import catalog, config, make_pod
 

@@ -13,8 +13,8 @@ from gibbous.autoscaler.cloud.base import FatalConfigurationError, InstanceState
 from gibbous.autoscaler.cloud.fake import FakeCloudProvider
 from gibbous.autoscaler.loop import Autoscaler
 from gibbous.core import keys
-from gibbous.core.config import Config
-from gibbous.core.placement import node_view
+from gibbous.core.planning.placement import node_view
+from gibbous.core.settings.config import Config
 from tests.autoscaler.fakes import Clock, FakeCluster, Tokens
 from tests.factories import catalog, config, make_pod, spot_post_ray_head, unschedulable_status
 

@@ -12,7 +12,7 @@ import pytest
 from prometheus_client import generate_latest
 
 from gibbous.core import keys
-from gibbous.core.placement import OBSERVED_UTILIZATION
+from gibbous.core.planning.placement import OBSERVED_UTILIZATION
 from tests.autoscaler.test_loop import run, setup
 from tests.factories import make_pod
 

@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from gibbous.cli import main
-from gibbous.core.estimate import expand_workloads
-from gibbous.core.pods import pod_requests
+from gibbous.core.planning.estimate import expand_workloads
+from gibbous.core.podmodel.pods import pod_requests
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

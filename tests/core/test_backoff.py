@@ -1,4 +1,4 @@
-from gibbous.core.backoff import Backoffs, FailureKind
+from gibbous.core.planning.backoff import Backoffs, FailureKind
 
 
 def test_backoff_expires_and_is_never_shortened() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gibbous.core.batching import Batch, batch_due, decided
+from gibbous.core.planning.batching import Batch, batch_due, decided
 
 
 def step(batch: Batch, pods: set[str], now: float, force: bool = False) -> tuple[Batch, bool]:

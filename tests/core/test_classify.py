@@ -1,8 +1,8 @@
 import pytest
 
 from gibbous.core import keys
-from gibbous.core.classify import Placement, classify
-from gibbous.core.pods import pod_requests
+from gibbous.core.choice.classify import Placement, classify
+from gibbous.core.podmodel.pods import pod_requests
 from tests.factories import config, make_pod
 
 

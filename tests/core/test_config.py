@@ -2,8 +2,8 @@ import re
 
 import pytest
 
-from gibbous.core.config import Config, build_config, describe_options, render_config
 from gibbous.core.errors import ConfigError
+from gibbous.core.settings.config import Config, build_config, describe_options, render_config
 
 
 def test_defaults_follow_the_posts() -> None:

@@ -1,8 +1,8 @@
 import pytest
 
 from gibbous.core import keys
-from gibbous.core.constraints import PriceCategory, parse_constraints
 from gibbous.core.errors import InvalidAnnotationsError
+from gibbous.core.podmodel.constraints import PriceCategory, parse_constraints
 
 
 def test_parses_every_luna_annotation() -> None:

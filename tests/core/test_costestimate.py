@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from gibbous.core import keys
-from gibbous.core.costestimate import GatedPod, estimate_messages, owner_of
-from gibbous.core.demand import describe_pod
+from gibbous.core.planning.costestimate import GatedPod, estimate_messages, owner_of
+from gibbous.core.planning.demand import describe_pod
 from tests.factories import config, make_pod, offers
 
 

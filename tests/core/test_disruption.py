@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gibbous.core import keys
-from gibbous.core.disruption import drain_budget, eviction_blocker, pods_on
+from gibbous.core.lifecycle.disruption import drain_budget, eviction_blocker, pods_on
 from tests.factories import config, make_pod
 
 

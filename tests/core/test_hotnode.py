@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 
 from gibbous.core import keys
-from gibbous.core.config import HotNodeConfig
-from gibbous.core.hotnode import (
+from gibbous.core.lifecycle.hotnode import (
     TRANSITIONS,
     Level,
     PodUsage,
@@ -18,6 +17,7 @@ from gibbous.core.hotnode import (
     observed_annotation,
     pod_usage,
 )
+from gibbous.core.settings.config import HotNodeConfig
 
 SETTINGS = HotNodeConfig(enabled=True)
 USAGE_AT = {

@@ -19,13 +19,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gibbous.core import keys
-from gibbous.core.config import Config
-from gibbous.core.demand import describe_pod
 from gibbous.core.errors import ManifestError
-from gibbous.core.packing import ExistingNode, Plan, simulate
-from gibbous.core.podtopology import placed_pod_topology, pod_topology
-from gibbous.core.resources import Resources
-from gibbous.core.scaleup import plan_scale_up
+from gibbous.core.planning.demand import describe_pod
+from gibbous.core.planning.packing import ExistingNode, Plan, simulate
+from gibbous.core.planning.scaleup import plan_scale_up
+from gibbous.core.podmodel.podtopology import placed_pod_topology, pod_topology
+from gibbous.core.podmodel.resources import Resources
+from gibbous.core.settings.config import Config
 from tests.factories import config, make_pod, offers
 
 ZONES = ("us-central1-a", "us-central1-b", "us-central1-c")

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from gibbous.core.errors import ManifestError
-from gibbous.core.estimate import expand_workloads, workload_pods
-from gibbous.core.kuberay import worker_group_pods
-from gibbous.core.pods import pod_requests
-from gibbous.core.resources import Resources
+from gibbous.core.planning.estimate import expand_workloads, workload_pods
+from gibbous.core.podmodel.kuberay import worker_group_pods
+from gibbous.core.podmodel.pods import pod_requests
+from gibbous.core.podmodel.resources import Resources
 
 MI = 1 << 20
 

@@ -1,15 +1,21 @@
-"""Launch bookkeeping: every row of the rule table in gibbous.core.launches."""
+"""Launch bookkeeping: every row of the rule table in gibbous.core.lifecycle.launches."""
 
 from __future__ import annotations
 
 from gibbous.core import keys
-from gibbous.core.backoff import FailureKind
-from gibbous.core.classify import Placement
-from gibbous.core.instances import Instance, InstanceState
-from gibbous.core.launches import Launch, LaunchReview, LaunchState, NodeState, review_launches
-from gibbous.core.nodes import node_labels
-from gibbous.core.scaleup import LaunchPlan
-from gibbous.core.selection import Offer
+from gibbous.core.choice.classify import Placement
+from gibbous.core.choice.instances import Instance, InstanceState
+from gibbous.core.choice.selection import Offer
+from gibbous.core.lifecycle.launches import (
+    Launch,
+    LaunchReview,
+    LaunchState,
+    NodeState,
+    review_launches,
+)
+from gibbous.core.planning.backoff import FailureKind
+from gibbous.core.planning.nodes import node_labels
+from gibbous.core.planning.scaleup import LaunchPlan
 from tests.factories import config, offers
 
 CFG = config(scaleUpTimeout="10m", registrationTimeout="15m", orphanGracePeriod="5m")

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from gibbous.core.constraints import PriceCategory
-from gibbous.core.demand import describe_pod
-from gibbous.core.machinelabels import machine_labels
-from gibbous.core.packing import simulate
-from gibbous.core.selection import offer_labels
+from gibbous.core.choice.machinelabels import machine_labels
+from gibbous.core.choice.selection import offer_labels
+from gibbous.core.planning.demand import describe_pod
+from gibbous.core.planning.packing import simulate
+from gibbous.core.podmodel.constraints import PriceCategory
 from tests.factories import catalog, config, make_pod, offers
 
 

@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gibbous.core import keys
-from gibbous.core.config import Config
-from gibbous.core.mutation import Mutation, ServerFeatures, plan_mutation, plan_release
+from gibbous.core.admission.mutation import Mutation, ServerFeatures, plan_mutation, plan_release
+from gibbous.core.settings.config import Config
 from tests.factories import config, make_pod
 
 FIXTURE = json.loads(

@@ -1,8 +1,8 @@
 from gibbous.core import keys
-from gibbous.core.classify import Placement
-from gibbous.core.nodes import node_labels, node_taints
-from gibbous.core.placement import node_view
-from gibbous.core.selection import Offer
+from gibbous.core.choice.classify import Placement
+from gibbous.core.choice.selection import Offer
+from gibbous.core.planning.nodes import node_labels, node_taints
+from gibbous.core.planning.placement import node_view
 from tests.factories import config, offers
 
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gibbous.core.numerals import parse_decimal, parse_int64, parse_whole
+from gibbous.core.grammar.numerals import parse_decimal, parse_int64, parse_whole
 
 
 @pytest.mark.parametrize(

@@ -6,12 +6,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gibbous.core import keys
-from gibbous.core.classify import Placement
-from gibbous.core.config import Config
-from gibbous.core.demand import describe_pod
-from gibbous.core.packing import ExistingNode, Guardrails, PendingPod, Plan, simulate
-from gibbous.core.resources import Resources, total
-from gibbous.core.selection import Offer
+from gibbous.core.choice.classify import Placement
+from gibbous.core.choice.selection import Offer
+from gibbous.core.planning.demand import describe_pod
+from gibbous.core.planning.packing import ExistingNode, Guardrails, PendingPod, Plan, simulate
+from gibbous.core.podmodel.resources import Resources, total
+from gibbous.core.settings.config import Config
 from tests.factories import config, make_pod, offers
 
 AWS_OFFERS = offers()

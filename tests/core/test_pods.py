@@ -3,8 +3,8 @@ from typing import Any
 import pytest
 
 from gibbous.core.errors import InvalidQuantityError
-from gibbous.core.pods import pod_requests, tolerates
-from gibbous.core.resources import Resources
+from gibbous.core.podmodel.pods import pod_requests, tolerates
+from gibbous.core.podmodel.resources import Resources
 
 
 def container(name: str, cpu: str, memory: str, **extra: Any) -> dict[str, Any]:

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gibbous.core import quantity
 from gibbous.core.errors import InvalidQuantityError
-from gibbous.core.quantity import (
+from gibbous.core.grammar import quantity
+from gibbous.core.grammar.quantity import (
     MAX_QUANTITY_CHARS,
     format_bytes,
     format_cpu,
@@ -205,7 +205,7 @@ def test_agrees_with_the_grammar_and_raises_nothing_else(text: str) -> None:
 
 
 def _line_events(call: Any) -> int:
-    """Python lines executed inside gibbous.core.quantity while `call` runs: an operation
+    """Python lines executed inside gibbous.core.grammar.quantity while `call` runs: an operation
     count that does not depend on the machine's speed."""
     count = 0
     filename = quantity.__file__

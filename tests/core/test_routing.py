@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gibbous.core.intake import epoch_seconds
-from gibbous.core.routing import scheduler_liveness, waits_on_scheduler
+from gibbous.core.lifecycle.intake import epoch_seconds
+from gibbous.core.lifecycle.routing import scheduler_liveness, waits_on_scheduler
 from tests.factories import make_pod
 
 NOW = epoch_seconds("2026-11-30T12:00:00Z") or 0.0

@@ -1,9 +1,9 @@
 from gibbous.core import keys
-from gibbous.core.backoff import Backoffs, FailureKind
-from gibbous.core.classify import Placement
-from gibbous.core.demand import describe_pod
-from gibbous.core.packing import Guardrails, PendingPod
-from gibbous.core.scaleup import InFlight, plan_scale_up
+from gibbous.core.choice.classify import Placement
+from gibbous.core.planning.backoff import Backoffs, FailureKind
+from gibbous.core.planning.demand import describe_pod
+from gibbous.core.planning.packing import Guardrails, PendingPod
+from gibbous.core.planning.scaleup import InFlight, plan_scale_up
 from tests.factories import config, make_pod, offers
 
 CFG = config()

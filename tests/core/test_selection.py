@@ -1,8 +1,8 @@
 from gibbous.core import keys
-from gibbous.core.affinity import pod_node_affinity
-from gibbous.core.constraints import PriceCategory, parse_constraints
-from gibbous.core.pods import pod_requests
-from gibbous.core.selection import PodRequirement, candidate_offers
+from gibbous.core.choice.selection import PodRequirement, candidate_offers
+from gibbous.core.podmodel.affinity import pod_node_affinity
+from gibbous.core.podmodel.constraints import PriceCategory, parse_constraints
+from gibbous.core.podmodel.pods import pod_requests
 from tests.factories import config, make_pod, offers, spot_post_ray_head
 
 ON_DEMAND = frozenset({PriceCategory.ON_DEMAND})

@@ -7,9 +7,13 @@ import dataclasses
 
 import pytest
 
+from gibbous.core.choice.selection import build_offers
+from gibbous.core.choice.spotprices import (
+    parse_spot_advisor,
+    with_live_spot_prices,
+    with_spot_advisor,
+)
 from gibbous.core.errors import ConfigError
-from gibbous.core.selection import build_offers
-from gibbous.core.spotprices import parse_spot_advisor, with_live_spot_prices, with_spot_advisor
 from tests.factories import catalog, config
 
 # The shape of the advisor's public JSON (spot-advisor-data.json), trimmed.

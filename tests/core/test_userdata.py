@@ -18,8 +18,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gibbous.core.errors import ConfigError
-from gibbous.core.gotemplate import TemplateError, parse_template
-from gibbous.core.userdata import (
+from gibbous.core.grammar.gotemplate import TemplateError, parse_template
+from gibbous.core.settings.userdata import (
     ClusterInfo,
     NodeBootstrap,
     UserDataType,

@@ -1,5 +1,5 @@
 from gibbous.core import keys
-from gibbous.core.validation import validate_pod
+from gibbous.core.admission.validation import validate_pod
 from tests.factories import config, make_pod
 
 

@@ -23,7 +23,7 @@ import uvicorn
 from kubernetes import client, config
 
 from gibbous.core import keys
-from gibbous.core.config import Config
+from gibbous.core.settings.config import Config
 from gibbous.devcluster.binaries import find_binaries
 from gibbous.devcluster.controlplane import ControlPlane
 from gibbous.extender.app import create_app

@@ -20,10 +20,10 @@ from gibbous.autoscaler.lifecycle import NodeLifecycle
 from gibbous.autoscaler.loop import Autoscaler
 from gibbous.autoscaler.process import AutoscalerService
 from gibbous.core import keys
-from gibbous.core.backoff import FailureKind
-from gibbous.core.config import Config
-from gibbous.core.demand import describe_pod
-from gibbous.core.selection import build_offers, candidate_offers
+from gibbous.core.choice.selection import build_offers, candidate_offers
+from gibbous.core.planning.backoff import FailureKind
+from gibbous.core.planning.demand import describe_pod
+from gibbous.core.settings.config import Config
 from gibbous.devcluster.controlplane import ControlPlane
 from gibbous.kubeapi import parse_version
 from tests.autoscaler.fakes import FakeCluster

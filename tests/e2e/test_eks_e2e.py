@@ -22,9 +22,9 @@ from gibbous.autoscaler.lifecycle import NodeLifecycle
 from gibbous.autoscaler.loop import Autoscaler
 from gibbous.autoscaler.process import AutoscalerService
 from gibbous.core import keys
-from gibbous.core.config import Config
-from gibbous.core.demand import describe_pod
-from gibbous.core.selection import build_offers, candidate_offers
+from gibbous.core.choice.selection import build_offers, candidate_offers
+from gibbous.core.planning.demand import describe_pod
+from gibbous.core.settings.config import Config
 from gibbous.devcluster.controlplane import ControlPlane
 from gibbous.devcluster.ec2emulator import INSTANCE_PROFILE, Ec2Emulator, SeededCluster
 from gibbous.devcluster.nodeagent import NodeAgent

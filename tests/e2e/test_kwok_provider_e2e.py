@@ -9,9 +9,9 @@ from gibbous.autoscaler.cloud.base import InstanceNotFoundError, InstanceState, 
 from gibbous.autoscaler.cloud.kwok import KwokCloudProvider
 from gibbous.autoscaler.kube import KubeCluster
 from gibbous.core import keys
-from gibbous.core.classify import Placement
-from gibbous.core.nodes import node_labels, node_taints
-from gibbous.core.placement import node_view
+from gibbous.core.choice.classify import Placement
+from gibbous.core.planning.nodes import node_labels, node_taints
+from gibbous.core.planning.placement import node_view
 from gibbous.kubeapi import parse_version
 from tests.factories import catalog, config, offers
 

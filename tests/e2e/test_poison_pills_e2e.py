@@ -14,8 +14,8 @@ import pytest
 from kubernetes import client
 
 from gibbous.core import keys
-from gibbous.core.config import Config
-from gibbous.core.placement import OBSERVED_UTILIZATION
+from gibbous.core.planning.placement import OBSERVED_UTILIZATION
+from gibbous.core.settings.config import Config
 from gibbous.devcluster.controlplane import ControlPlane
 from tests.e2e.conftest import SUITE_LABEL, eventually, make_namespace, running_extender
 from tests.e2e.test_autoscaler_e2e import clean_up, diagnosis, start_service

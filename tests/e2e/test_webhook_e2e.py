@@ -24,7 +24,7 @@ from gibbous.certs.authority import generate_ca, generate_serving, write_bundle
 from gibbous.certs.rotation import RotationPolicy
 from gibbous.certs.selfmanaged import KubernetesSecretStore, SelfManagedCertificates
 from gibbous.core import keys
-from gibbous.core.mutation import ServerFeatures
+from gibbous.core.admission.mutation import ServerFeatures
 from gibbous.devcluster.controlplane import ControlPlane
 from gibbous.serving import Listen, TLSServer
 from tests.e2e.conftest import eventually, make_namespace

@@ -15,9 +15,9 @@ from starlette.testclient import TestClient
 
 import gibbous.extender.app as app_module
 from gibbous.core import keys
-from gibbous.core.classify import Placement
-from gibbous.core.config import Config
-from gibbous.core.placement import node_view, normalize_gpu_sku, pod_facts
+from gibbous.core.choice.classify import Placement
+from gibbous.core.planning.placement import node_view, normalize_gpu_sku, pod_facts
+from gibbous.core.settings.config import Config
 from gibbous.extender.app import create_app
 from gibbous.extender.state import PodLedger, StaticView
 from tests.factories import config as make_config

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from gibbous.cli import build_parser
-from gibbous.core.config import build_config
+from gibbous.core.settings.config import build_config
 from gibbous.devcluster.stack import webhook_configurations
 from gibbous.extender.app import create_app as create_extender_app
 from gibbous.extender.state import StaticView

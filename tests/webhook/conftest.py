@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from gibbous.certs.authority import KeyPair, generate_ca, generate_serving, write_bundle
-from gibbous.core.config import Config
-from gibbous.core.mutation import ServerFeatures
+from gibbous.core.admission.mutation import ServerFeatures
+from gibbous.core.settings.config import Config
 from gibbous.serving import Listen, TLSServer
 from gibbous.webhook.app import create_app
 from gibbous.webhook.metrics import WebhookMetrics

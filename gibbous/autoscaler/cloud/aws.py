@@ -1,6 +1,6 @@
 """AWS EC2 provider (boto3).
 
-Every launch carries user data rendered for its node (`gibbous.core.userdata`), so the
+Every launch carries user data rendered for its node (`gibbous.core.settings.userdata`), so the
 kubelet registers with Gibbous's labels, taints and max-pods. Without a launch template the
 call carries everything else too: the AMI for the type's architecture and GPU, a subnet of
 the zone, the security groups, the instance profile, the block devices and IMDSv2; with one,
@@ -44,15 +44,20 @@ from gibbous.autoscaler.cloud.eks import (
     security_groups,
     subnets_by_zone,
 )
-from gibbous.core.catalog import InstanceType
-from gibbous.core.config import AwsConfig, Config
-from gibbous.core.spotprices import (
+from gibbous.core.choice.catalog import InstanceType
+from gibbous.core.choice.spotprices import (
     AdvisorEntry,
     parse_spot_advisor,
     with_live_spot_prices,
     with_spot_advisor,
 )
-from gibbous.core.userdata import ClusterInfo, NodeBootstrap, UserDataType, render_user_data
+from gibbous.core.settings.config import AwsConfig, Config
+from gibbous.core.settings.userdata import (
+    ClusterInfo,
+    NodeBootstrap,
+    UserDataType,
+    render_user_data,
+)
 
 log = logging.getLogger("gibbous.autoscaler.aws")
 

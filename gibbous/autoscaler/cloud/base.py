@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from gibbous.core.catalog import InstanceType
-from gibbous.core.instances import Instance, InstanceState, LaunchRequest
+from gibbous.core.choice.catalog import InstanceType
+from gibbous.core.choice.instances import Instance, InstanceState, LaunchRequest
 
 __all__ = [
     "CloudError",

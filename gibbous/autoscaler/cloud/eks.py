@@ -15,8 +15,8 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from gibbous.autoscaler.cloud.base import FatalConfigurationError
-from gibbous.core.config import AwsConfig
-from gibbous.core.userdata import ClusterInfo, UserDataType
+from gibbous.core.settings.config import AwsConfig
+from gibbous.core.settings.userdata import ClusterInfo, UserDataType
 
 log = logging.getLogger("gibbous.autoscaler.eks")
 

@@ -18,7 +18,7 @@ from gibbous.autoscaler.cloud.base import (
     QuotaExceededError,
     ThrottledError,
 )
-from gibbous.core.catalog import InstanceType
+from gibbous.core.choice.catalog import InstanceType
 
 Key = tuple[str, str]  # (instance type, category)
 

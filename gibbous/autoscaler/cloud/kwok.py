@@ -26,8 +26,8 @@ from gibbous.autoscaler.cloud.base import (
     LaunchRequest,
 )
 from gibbous.core import keys
-from gibbous.core.catalog import InstanceType, node_allocatable
-from gibbous.core.config import Config
+from gibbous.core.choice.catalog import InstanceType, node_allocatable
+from gibbous.core.settings.config import Config
 from gibbous.kubeletsim import (
     clear_not_ready_taint,
     finish_deletions,

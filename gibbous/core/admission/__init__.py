@@ -1,0 +1,1 @@
+"""Admission: the webhook's mutations and validations."""

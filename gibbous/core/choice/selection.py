@@ -1,0 +1,437 @@
+"""What to buy: the (instance type, price category) offers that satisfy a pod,
+cheapest first.
+
+Order: estimated $/hr ascending; at equal price on-demand before spot (same
+cost, no interruption risk), then fewer GPUs, fewer vCPUs, less memory, and
+the instance type name, so the choice is deterministic.
+
+Filters run in a fixed order (`STAGES`); when one leaves nothing, the result
+says which, so a user learns what to relax.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from gibbous.core import keys
+from gibbous.core.choice.catalog import InstanceType, node_allocatable
+from gibbous.core.choice.machinelabels import is_machine_key, machine_labels, written_machine_labels
+from gibbous.core.grammar.quantity import format_cpu, format_gib
+from gibbous.core.podmodel.affinity import NodeAffinity, Requirement
+from gibbous.core.podmodel.constraints import InstanceConstraints, PriceCategory
+from gibbous.core.podmodel.resources import Resources
+from gibbous.core.settings.config import Config
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    instance: InstanceType
+    category: PriceCategory
+    price: float
+    allocatable: Resources
+
+    @property
+    def name(self) -> str:
+        return self.instance.name
+
+    def sort_key(self) -> tuple[float, int, int, float, int, str]:
+        return (
+            self.price,
+            self.category is PriceCategory.SPOT,
+            self.instance.gpu_count,
+            self.instance.vcpu,
+            self.instance.memory_bytes,
+            self.instance.name,
+        )
+
+    def describe(self) -> str:
+        return f"{self.instance.name} ({self.category}, ${self.price:.4f}/hr)"
+
+
+def build_offers(types: Iterable[InstanceType], config: Config) -> list[Offer]:
+    """Every type in both price categories, cheapest first."""
+    offers = []
+    for instance in types:
+        allocatable = node_allocatable(instance, config)
+        for category in (PriceCategory.ON_DEMAND, PriceCategory.SPOT):
+            if category is PriceCategory.SPOT and not instance.spot_offered:
+                continue
+            price = instance.price(category, config.spot_price_ratio)
+            offers.append(Offer(instance, category, price, allocatable))
+    offers.sort(key=Offer.sort_key)
+    return offers
+
+
+# Labels Gibbous sets on the nodes it creates; requirements on these keys are
+# decided by the offer. Other keys are only satisfiable with placeNodeSelector.
+CONTROLLED_LABELS = frozenset(
+    {
+        keys.INSTANCE_TYPE,
+        keys.INSTANCE_TYPE_BETA,
+        keys.ARCH,
+        keys.ARCH_BETA,
+        keys.OS,
+        keys.ZONE,
+        keys.ZONE_BETA,
+        keys.REGION,
+        keys.CAPACITY_TYPE,
+        keys.CREATED_BY,
+        keys.PLACEMENT,
+        keys.GPU_SKU,
+        keys.GPU_COUNT,
+        keys.INSTANCE_FAMILY,
+        keys.KARPENTER_CAPACITY_TYPE,
+        keys.GKE_SPOT,
+        keys.AKS_SCALESET_PRIORITY,
+        keys.EKS_CAPACITY_TYPE,
+        keys.GKE_GPU_SHARING_STRATEGY,
+        keys.GKE_MAX_SHARED_CLIENTS,
+    }
+)
+
+
+def offer_labels(offer: Offer, config: Config, zone: str | None = None) -> dict[str, str]:
+    """Labels a node created for `offer` carries (placement and pod uid are added by the caller)."""
+    instance = offer.instance
+    spot = offer.category is PriceCategory.SPOT
+    labels = {
+        keys.INSTANCE_TYPE: instance.name,
+        keys.INSTANCE_TYPE_BETA: instance.name,
+        keys.ARCH: instance.arch,
+        keys.ARCH_BETA: instance.arch,
+        keys.OS: "linux",
+        keys.REGION: instance.region,
+        keys.CAPACITY_TYPE: str(offer.category),
+        keys.KARPENTER_CAPACITY_TYPE: str(offer.category),
+        keys.CREATED_BY: keys.CREATED_BY_VALUE,
+        keys.INSTANCE_FAMILY: instance.family,
+        keys.PRICE_PER_HOUR: f"{offer.price:.4f}",
+    }
+    if zone:
+        labels[keys.ZONE] = zone
+        labels[keys.ZONE_BETA] = zone
+    if instance.gpu_count:
+        labels[keys.GPU_SKU] = instance.gpu_sku
+        labels[keys.GPU_COUNT] = str(instance.gpu_count)
+    if instance.cloud == "gcp" and spot:
+        labels[keys.GKE_SPOT] = "true"
+    if instance.cloud == "azure" and spot:
+        labels[keys.AKS_SCALESET_PRIORITY] = "spot"
+    if instance.cloud == "aws":
+        labels[keys.EKS_CAPACITY_TYPE] = "SPOT" if spot else "ON_DEMAND"
+    if instance.cloud == "gcp" and instance.gpu_count and config.nvidia_gpu_time_slices > 1:
+        labels[keys.GKE_GPU_SHARING_STRATEGY] = "time-sharing"
+        labels[keys.GKE_MAX_SHARED_CLIENTS] = str(config.nvidia_gpu_time_slices)
+    labels.update(written_machine_labels(instance))
+    return labels
+
+
+def matching_labels(offer: Offer, config: Config) -> dict[str, str]:
+    """The labels a pod's node selector and affinity are matched against: what Gibbous
+    writes plus what the cloud and GPU Feature Discovery write once the node runs."""
+    return {**machine_labels(offer.instance, offer.category), **offer_labels(offer, config)}
+
+
+def is_node_property(key: str) -> bool:
+    """Whether a label key is decided by the offer (type, category, zone, GPU, ...), not
+    something Gibbous could copy from a pod onto its node."""
+    return key in CONTROLLED_LABELS or is_machine_key(key)
+
+
+def _foreign_keys(affinity: NodeAffinity) -> list[str]:
+    return sorted(
+        {
+            f"{r.key} {r.operator} {','.join(r.values)}".strip()
+            for term in affinity.terms
+            for r in term
+            if r.key not in (keys.ZONE, keys.ZONE_BETA)
+            and not is_node_property(r.key)
+            and r.operator in ("In", "Exists")
+        }
+    )
+
+
+def foreign_label_note(affinity: NodeAffinity, config: Config) -> str:
+    """Why a pod selecting labels no new node carries gets nothing, naming them and the
+    option, or "" (with placeNodeSelector such labels are put on the node)."""
+    if config.place_node_selector:
+        return ""
+    named = _foreign_keys(affinity)
+    if not named:
+        return ""
+    return (
+        f"; the pod's node selector or required affinity asks for {'; '.join(named)}, "
+        "labels Gibbous does not put on new nodes unless placeNodeSelector=true"
+    )
+
+
+def candidate_zones(instance: InstanceType, config: Config) -> tuple[str, ...] | None:
+    """Zones a node of this type can be placed in; None when nothing restricts it."""
+    if instance.zones and config.zones:
+        return tuple(z for z in instance.zones if z in config.zones)
+    return instance.zones or config.zones or None
+
+
+@dataclass(frozen=True)
+class PodRequirement:
+    """What one pod needs from the node it would get."""
+
+    requests: Resources
+    constraints: InstanceConstraints = field(default_factory=InstanceConstraints)
+    offerings: frozenset[PriceCategory] = frozenset({PriceCategory.ON_DEMAND})
+    affinity: NodeAffinity = field(default_factory=lambda: NodeAffinity(()))
+
+    def describe_needs(self) -> str:
+        parts = [f">= {format_cpu(self.requests.cpu_millis)} CPU"]
+        if self.requests.memory_bytes:
+            parts.append(f"{format_gib(self.requests.memory_bytes)} memory")
+        if self.requests.gpus:
+            parts.append(f"{self.requests.gpus} nvidia.com/gpu")
+        return ", ".join(parts)
+
+
+def _affinity_admits(
+    affinity: NodeAffinity,
+    labels: Mapping[str, str],
+    zones: tuple[str, ...] | None,
+    place_node_selector: bool,
+) -> bool:
+    if not affinity.terms:
+        return True
+    for term in affinity.terms:
+        if all(_requirement_admits(r, labels, zones, place_node_selector) for r in term):
+            return True
+    return False
+
+
+def _requirement_admits(
+    requirement: Requirement, labels: Mapping[str, str], zones: tuple[str, ...] | None, place: bool
+) -> bool:
+    if requirement.key in (keys.ZONE, keys.ZONE_BETA):
+        if zones is None:  # the node can be put in whatever zone is asked for
+            return requirement.operator in ("In", "Exists", "NotIn")
+        return any(requirement.matches({**labels, requirement.key: z}) for z in zones)
+    if is_node_property(requirement.key):
+        return requirement.matches(labels)
+    if place and requirement.operator in ("In", "Exists", "NotIn", "DoesNotExist"):
+        return True  # Gibbous puts (or leaves out) the label on the node it creates
+    return requirement.matches(labels)
+
+
+def _architecture_default(affinity: NodeAffinity, config: Config) -> frozenset[str] | None:
+    """Pods that say nothing about the CPU architecture get the configured ones."""
+    keys_named = affinity.keys()
+    if keys.ARCH in keys_named or keys.ARCH_BETA in keys_named:
+        return None
+    return frozenset(config.architectures)
+
+
+@dataclass(frozen=True)
+class CandidateResult:
+    offers: tuple[Offer, ...]
+    reason: str = ""  # set when `offers` is empty
+
+    def __bool__(self) -> bool:
+        return bool(self.offers)
+
+
+Stage = tuple[str, Callable[[Offer], bool]]
+
+
+def candidate_offers(
+    requirement: PodRequirement,
+    offers: list[Offer],
+    config: Config,
+    *,
+    backed_off: frozenset[tuple[str, str]] = frozenset(),
+    gpu_budget: int | None = None,
+) -> CandidateResult:
+    """Offers that satisfy `requirement`, cheapest first, or the reason none does."""
+    constraints = requirement.constraints
+    requests = requirement.requests
+    arch_default = _architecture_default(requirement.affinity, config)
+    label_cache: dict[int, tuple[dict[str, str], tuple[str, ...] | None]] = {}
+
+    def labels_of(offer: Offer) -> tuple[dict[str, str], tuple[str, ...] | None]:
+        cached = label_cache.get(id(offer))
+        if cached is None:
+            cached = (matching_labels(offer, config), candidate_zones(offer.instance, config))
+            label_cache[id(offer)] = cached
+        return cached
+
+    def affinity_ok(offer: Offer) -> bool:
+        labels, zones = labels_of(offer)
+        if zones == ():
+            return False
+        if arch_default is not None and offer.instance.arch not in arch_default:
+            return False
+        return _affinity_admits(requirement.affinity, labels, zones, config.place_node_selector)
+
+    stages: list[Stage] = [
+        (
+            "offerings " + ",".join(sorted(requirement.offerings)),
+            lambda o: o.category in requirement.offerings,
+        ),
+        ("the pod's node selector and affinity (architecture, zone, labels)", affinity_ok),
+    ]
+    if constraints.gpu_skus is not None:
+        skus = constraints.gpu_skus
+        stages.append(
+            (f"GPU SKU in {'/'.join(sorted(skus))}", lambda o: o.instance.gpu_sku in skus)
+        )
+    if constraints.max_gpus is not None:
+        most = constraints.max_gpus
+        stages.append((f"at most {most} GPUs", lambda o: o.instance.gpu_count <= most))
+    if constraints.families_included is not None:
+        included = constraints.families_included
+        stages.append(
+            ("family in " + ",".join(sorted(included)), lambda o: o.instance.family in included)
+        )
+    if constraints.families_excluded:
+        excluded = constraints.families_excluded
+        stages.append(
+            (
+                "family not in " + ",".join(sorted(excluded)),
+                lambda o: o.instance.family not in excluded,
+            )
+        )
+    if constraints.type_pattern is not None:
+        pattern = constraints.type_pattern
+        stages.append(
+            (f"type matching {pattern.source!r}", lambda o: pattern.search(o.instance.name))
+        )
+    stages.append((f"room for {requests.summary()}", lambda o: requests.fits_in(o.allocatable)))
+
+    remaining = offers
+    for label, admits in stages:
+        kept = [o for o in remaining if admits(o)]
+        if not kept:
+            return CandidateResult((), _reason(requirement, label, remaining, config))
+        remaining = kept
+
+    if requests.gpus == 0:
+        # Never spend GPU money on a pod that needs none, while a plain type fits.
+        plain = [o for o in remaining if o.instance.gpu_count == 0]
+        remaining = plain or remaining
+    if constraints.max_cost_per_hour is not None:
+        cap = constraints.max_cost_per_hour
+        kept = [o for o in remaining if o.price <= cap + 1e-9]
+        if not kept:
+            cheapest = remaining[0]
+            return CandidateResult(
+                (),
+                _headline(requirement)
+                + f": every fitting offer costs more than ${cap:g}/hr (cheapest: {cheapest.describe()})",
+            )
+        remaining = kept
+    if gpu_budget is not None and requests.gpus:
+        kept = [o for o in remaining if o.instance.gpu_count <= gpu_budget]
+        if not kept:
+            return CandidateResult(
+                (),
+                _headline(requirement)
+                + f": clusterGPULimit leaves room for {gpu_budget} more GPU(s); "
+                f"the smallest fitting type has {min(o.instance.gpu_count for o in remaining)}",
+            )
+        remaining = kept
+    if backed_off:
+        kept = [o for o in remaining if (o.instance.name, str(o.category)) not in backed_off]
+        if not kept:
+            names = ", ".join(o.describe() for o in remaining[:3])
+            return CandidateResult(
+                (),
+                _headline(requirement)
+                + f": every fitting offer is backed off after launch failures ({names})",
+            )
+        remaining = kept
+    return CandidateResult(tuple(remaining))
+
+
+def _headline(requirement: PodRequirement) -> str:
+    skus = requirement.constraints.gpu_skus
+    what = "/".join(sorted(skus)) + " type" if skus else "instance type"
+    extras = [
+        p
+        for p in requirement.constraints.describe()
+        if not p.startswith("GPU ") and not p.startswith("offerings")
+    ]
+    tail = (" " + ", ".join(extras)) if extras else ""
+    return f"no {what} with {requirement.describe_needs()}{tail}"
+
+
+def _reason(requirement: PodRequirement, stage: str, before: list[Offer], config: Config) -> str:
+    if stage.startswith("room for"):
+        biggest = max(before, key=lambda o: (o.allocatable.cpu_millis, o.allocatable.memory_bytes))
+        short = requirement.requests.shortfalls(biggest.allocatable)
+        return (
+            _headline(requirement)
+            + f": none of the {len({o.instance.name for o in before})} remaining types has room "
+            f"(short of {', '.join(short)} even on {biggest.instance.name}, "
+            f"which has {biggest.allocatable.summary()} allocatable)"
+        )
+    note = ""
+    if stage.startswith("the pod's"):
+        asked = sorted(
+            {
+                f"{r.key} {r.operator} {','.join(r.values)}".strip()
+                for term in requirement.affinity.terms
+                for r in term
+                if is_machine_key(r.key)
+            }
+        )
+        if asked:
+            note = f" (it asks for {'; '.join(asked)})"
+        note += foreign_label_note(requirement.affinity, config)
+    return _headline(requirement) + f": no offer satisfies {stage}{note}"
+
+
+def cheapest_offer_for_shape(
+    offers: list[Offer],
+    *,
+    cpu_millis: int,
+    memory_bytes: int,
+    gpus: int,
+    config: Config,
+    categories: frozenset[PriceCategory],
+    affinity: NodeAffinity,
+    backed_off: frozenset[tuple[str, str]] = frozenset(),
+) -> CandidateResult:
+    """The bin-pack node: cheapest offer whose *capacity* meets the configured shape
+    (`binPackingNode*`), its type regexp and pricing, and the pods' node affinity."""
+    pattern = config.bin_pack_node_type_pattern
+    arch_default = _architecture_default(affinity, config)
+    slices = config.nvidia_gpu_time_slices
+    kept = []
+    for offer in offers:
+        instance = offer.instance
+        if offer.category not in categories:
+            continue
+        if round(instance.vcpu * 1000) < cpu_millis or instance.memory_bytes < memory_bytes:
+            continue
+        if instance.gpu_count * slices < gpus:
+            continue
+        if gpus == 0 and instance.gpu_count:
+            continue
+        if pattern is not None and not pattern.search(instance.name):
+            continue
+        if arch_default is not None and instance.arch not in arch_default:
+            continue
+        zones = candidate_zones(instance, config)
+        if zones == () or not _affinity_admits(
+            affinity, matching_labels(offer, config), zones, config.place_node_selector
+        ):
+            continue
+        if (instance.name, str(offer.category)) in backed_off:
+            continue
+        kept.append(offer)
+    if not kept:
+        return CandidateResult(
+            (),
+            f"no instance type meets the bin-pack node spec (>= {format_cpu(cpu_millis)} vCPU, "
+            f"{format_gib(memory_bytes)}, {gpus} GPU(s), pricing {','.join(sorted(categories))}"
+            + (f", type matching {pattern.source!r}" if pattern else "")
+            + ")"
+            + foreign_label_note(affinity, config),
+        )
+    return CandidateResult(tuple(kept))

@@ -1,0 +1,1 @@
+"""How Kubernetes and Luna write values: quantities, numbers, durations, RE2 patterns, Go templates."""

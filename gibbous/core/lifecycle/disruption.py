@@ -1,0 +1,264 @@
+"""Which nodes Gibbous takes away, and which pods it may evict to do so. Pure; time is a
+parameter.
+
+Eviction rules (scale-down, node TTL, hot nodes, spot interruption alike):
+  * DaemonSet and mirror pods are never evicted (they belong to the node) and do not keep
+    a node alive;
+  * finished pods are ignored;
+  * `pod.elotl.co/do-not-evict: "true"`, `cluster-autoscaler.kubernetes.io/safe-to-evict:
+    "false"` and `karpenter.sh/do-not-disrupt: "true"` block eviction: the pod keeps its node
+    until it finishes or the annotation goes;
+  * every other pod is evicted through the Eviction API, so PodDisruptionBudgets hold.
+
+Scale-down candidates, among Ready nodes Gibbous created, older than
+`scaleDown.delayAfterAdd`, not cordoned by someone else:
+  * bin-select node: its pod (label `gibbous.dev/assigned-pod-uid`) is gone, or is no longer
+    bin-select (e.g. VPA shrank it), and no other managed pod runs there: unneeded;
+  * bin-pack node: no managed pod, or managed-pod requests / allocatable (the larger of CPU
+    and memory) below `scaleDown.binPackNodeUtilizationThreshold` and a simulation shows every
+    evictable pod fits on the other nodes without a new one: unneeded;
+  * a node that pending pods would be planned onto is needed;
+  * unneeded for `scaleDown.unneededTime` -> drain (reason scale-down);
+  * older than `nodeTTL` (when set) -> drain (reason ttl), whatever its use;
+  * a node with a pod that blocks eviction is never drained for scale-down or TTL.
+Drains run under a budget: at most `scaleDown.maxDrainingNodes` at once, and at most
+`scaleDown.maxDrainingPercent` of Gibbous's nodes (at least one).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from gibbous.core.choice.classify import Placement, classify
+from gibbous.core.errors import GibbousError
+from gibbous.core.lifecycle.intake import created_at
+from gibbous.core.planning.demand import describe_pod
+from gibbous.core.planning.packing import ExistingNode, PendingPod, simulate
+from gibbous.core.planning.placement import NodeViewer, viewer
+from gibbous.core.podmodel.constraints import do_not_evict_reason
+from gibbous.core.podmodel.pods import (
+    Pod,
+    annotations_of,
+    as_map,
+    condition_is_true,
+    is_daemonset_pod,
+    is_finished,
+    is_mirror_pod,
+    key_of,
+    labels_of,
+    node_name_of,
+    pod_requests,
+    uid_of,
+)
+from gibbous.core.podmodel.resources import Resources
+from gibbous.core.settings.config import Config
+
+
+class DrainReason(StrEnum):
+    SCALE_DOWN = "scale-down"
+    TTL = "ttl"
+    INTERRUPTION = "spot-interruption"
+
+
+def eviction_blocker(pod: Pod) -> str:
+    """Why `pod` must not be evicted, or "" when it may be."""
+    return do_not_evict_reason(annotations_of(pod))
+
+
+def belongs_to_node(pod: Pod) -> bool:
+    """DaemonSet and mirror pods: never evicted, never a reason to keep a node."""
+    return is_daemonset_pod(pod) or is_mirror_pod(pod)
+
+
+@dataclass(frozen=True)
+class NodePods:
+    evictable: tuple[Pod, ...]
+    blocked: tuple[tuple[Pod, str], ...]  # (pod, why)
+    managed: tuple[Pod, ...]  # managed pods (evictable or not)
+
+
+def pods_by_node(pods: Sequence[Pod]) -> dict[str, list[Pod]]:
+    """The pods that count for a node (bound, not finished, not DaemonSet or mirror pods),
+    by node name: one pass, for callers that look at many nodes."""
+    by_node: dict[str, list[Pod]] = {}
+    for pod in pods:
+        name = node_name_of(pod)
+        if name and not is_finished(pod) and not belongs_to_node(pod):
+            by_node.setdefault(name, []).append(pod)
+    return by_node
+
+
+def pods_on(node_name: str, pods: Sequence[Pod], config: Config) -> NodePods:
+    return split_node_pods(pods_by_node(pods).get(node_name, []), config)
+
+
+def split_node_pods(node_pods: Sequence[Pod], config: Config) -> NodePods:
+    """One node's pods (from `pods_by_node`) by what draining may do with them."""
+    evictable: list[Pod] = []
+    blocked: list[tuple[Pod, str]] = []
+    managed: list[Pod] = []
+    label, value = config.managed_label
+    for pod in node_pods:
+        if labels_of(pod).get(label) == value:
+            managed.append(pod)
+        why = eviction_blocker(pod)
+        if why:
+            blocked.append((pod, why))
+        else:
+            evictable.append(pod)
+    return NodePods(tuple(evictable), tuple(blocked), tuple(managed))
+
+
+def drain_budget(config: Config, gibbous_nodes: int, draining: int) -> int:
+    """How many more nodes may start draining now."""
+    by_percent = max(1, math.floor(config.scale_down.max_draining_percent / 100 * gibbous_nodes))
+    return max(0, min(config.scale_down.max_draining_nodes, by_percent) - draining)
+
+
+@dataclass(frozen=True)
+class Drain:
+    node: str
+    reason: DrainReason
+    why: str
+
+
+@dataclass(frozen=True)
+class ScaleDownReview:
+    drains: tuple[Drain, ...]
+    unneeded_since: Mapping[str, float]  # node -> first seen unneeded (carry to the next call)
+    kept: Mapping[str, str]  # node -> why it stays (for logs and tests)
+
+
+def _utilization(managed: Sequence[Pod], allocatable: Resources) -> float:
+    used = Resources()
+    for pod in managed:
+        try:
+            used = used + pod_requests(pod)
+        except GibbousError:
+            continue
+    shares = []
+    if allocatable.cpu_millis > 0:
+        shares.append(used.cpu_millis / allocatable.cpu_millis)
+    if allocatable.memory_bytes > 0:
+        shares.append(used.memory_bytes / allocatable.memory_bytes)
+    return max(shares) if shares else 0.0
+
+
+def _fits_elsewhere(
+    pods: Sequence[Pod],
+    others: list[ExistingNode],
+    config: Config,
+) -> bool:
+    pending: list[PendingPod] = []
+    for pod in pods:
+        try:
+            pending.append(describe_pod(pod, config)[0])
+        except GibbousError:
+            return False
+    plan = simulate(pending, [], config, existing=others)
+    return not plan.new_nodes and not plan.unschedulable
+
+
+def _assigned_pod_needs_node(pod: Pod | None, config: Config) -> bool:
+    """Whether a bin-select node's assigned pod (unfinished, if any) still wants a node of its own."""
+    if pod is None:
+        return False
+    try:
+        requests = pod_requests(pod)
+    except GibbousError:
+        return True
+    return classify(requests, annotations_of(pod), config).placement is Placement.BIN_SELECT
+
+
+def review_scale_down(
+    nodes: Sequence[Mapping[str, Any]],
+    pods: Sequence[Pod],
+    existing: Sequence[ExistingNode],
+    pending: Sequence[PendingPod],
+    config: Config,
+    *,
+    now: float,
+    unneeded_since: Mapping[str, float],
+    draining: frozenset[str],
+    view_of: NodeViewer | None = None,
+) -> ScaleDownReview:
+    """The drains to start now (within the budget) and the updated unneeded clock."""
+    settings = config.scale_down
+    views = list(map(view_of or viewer(config.nvidia_gpu_time_slices), nodes))
+    ours = [
+        (node, view) for node, view in zip(nodes, views, strict=True) if view.created_by_gibbous
+    ]
+    needed_by_pending: set[str] = set()
+    if pending:
+        plan = simulate(list(pending), [], config, existing=list(existing))
+        needed_by_pending = set(plan.on_existing.values())
+    by_node = pods_by_node(pods)
+    unfinished_by_uid = {uid_of(p): p for p in pods if not is_finished(p)}
+    since: dict[str, float] = {}
+    kept: dict[str, str] = {}
+    ttl: list[Drain] = []
+    unneeded: list[Drain] = []
+    for node, view in ours:
+        name = view.name
+        if name in draining:
+            continue
+        if not condition_is_true(node, "Ready"):
+            kept[name] = "not Ready"
+            continue
+        if as_map(node.get("spec")).get("unschedulable"):
+            kept[name] = "cordoned by someone else"
+            continue
+        on_node = split_node_pods(by_node.get(name, []), config)
+        if on_node.blocked:
+            pod, why = on_node.blocked[0]
+            kept[name] = f"{key_of(pod)} must not be evicted ({why})"
+            continue
+        created = created_at(node)
+        age = now - created if created is not None else math.inf
+        if config.node_ttl_s and age >= config.node_ttl_s:
+            ttl.append(Drain(name, DrainReason.TTL, f"older than nodeTTL ({age:.0f}s)"))
+            continue
+        if not settings.enabled:
+            continue
+        if age < settings.delay_after_add_s:
+            kept[name] = "younger than scaleDown.delayAfterAdd"
+            continue
+        if name in needed_by_pending:
+            kept[name] = "pending pods would be placed on it"
+            continue
+        why = ""
+        if view.placement is Placement.BIN_SELECT:
+            assigned = unfinished_by_uid.get(view.assigned_pod_uid)
+            if not on_node.managed and not _assigned_pod_needs_node(assigned, config):
+                why = "its bin-select pod is gone"
+        elif not on_node.managed:
+            why = "no managed pods"
+        else:
+            utilization = _utilization(on_node.managed, view.allocatable)
+            if utilization < settings.bin_pack_utilization_threshold:
+                others = [n for n in existing if n.name != name and n.name not in draining]
+                if _fits_elsewhere(on_node.evictable, others, config):
+                    why = (
+                        f"utilization {utilization:.2f} < "
+                        f"{settings.bin_pack_utilization_threshold:g} and its pods fit elsewhere"
+                    )
+        if not why:
+            kept[name] = "in use"
+            continue
+        first = unneeded_since.get(name, now)
+        since[name] = first
+        if now - first >= settings.unneeded_time_s:
+            unneeded.append(Drain(name, DrainReason.SCALE_DOWN, why))
+        else:
+            kept[name] = f"unneeded for {now - first:.0f}s of {settings.unneeded_time_s:.0f}s"
+    budget = drain_budget(config, len(ours), len(draining))
+    # Scale-down before TTL (it saves money now); name order keeps it deterministic.
+    chosen = sorted(unneeded, key=lambda d: d.node) + sorted(ttl, key=lambda d: d.node)
+    drains = tuple(chosen[:budget])
+    for drain in chosen[budget:]:
+        kept[drain.node] = "waiting for the disruption budget"
+    return ScaleDownReview(drains, since, kept)

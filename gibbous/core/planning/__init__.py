@@ -1,0 +1,1 @@
+"""Planning: the packing simulation, inter-pod rules, scale-up decisions, estimates, batching and back-off."""
