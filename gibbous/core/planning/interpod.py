@@ -258,36 +258,12 @@ class Topology:
         for (namespace, constraint), counter in self._owned_spread.items():
             if namespace != topology.namespace or not constraint.selects(topology.labels):
                 continue
-            refusal = self._skew_refusal(counter, constraint, site, potential)
+            value = site.domain(constraint.topology_key)
+            if value is None:
+                continue
+            refusal = _skew_refusal(counter, constraint, value, potential, in_domains=True, own=1)
             if refusal:
-                return "a planned pod's " + refusal.removeprefix("its ")
-        return ""
-
-    @staticmethod
-    def _skew_refusal(
-        counter: _Counter,
-        constraint: SpreadConstraint,
-        site: Site,
-        potential: Mapping[str, frozenset[str]],
-    ) -> str:
-        key = constraint.topology_key
-        value = site.domain(key)
-        if value is None:
-            return ""
-        domains = dict(counter.by_domain)
-        for each in (*potential.get(key, ()), value):
-            domains.setdefault(each, 0)
-        lowest = (
-            0
-            if key == keys.HOSTNAME or len(domains) < constraint.min_domains
-            else min(domains.values())
-        )
-        skew = domains[value] + 1 - lowest
-        if skew > constraint.max_skew:
-            return (
-                f"its topology spread on {key} (maxSkew {constraint.max_skew}): "
-                f"{value!r} would have skew {skew}"
-            )
+                return "a planned pod's " + refusal
         return ""
 
     @staticmethod
@@ -362,26 +338,11 @@ class Topology:
             includes,
             spread_everywhere=False,
         )
-        domains = dict(counter.by_domain)
-        for each in potential.get(key, ()):
-            domains.setdefault(each, 0)
-        if includes(site):
-            domains.setdefault(value, 0)
-        if key == keys.HOSTNAME:
-            lowest = 0  # a new node is always a new, empty domain
-        elif len(domains) < constraint.min_domains:
-            lowest = 0
-        else:
-            lowest = min(domains.values(), default=0)
         own = 1 if constraint.selects(topology.labels) else 0
-        skew = domains.get(value, 0) + own - lowest
-        if skew > constraint.max_skew:
-            return (
-                f"its topology spread on {key} (maxSkew {constraint.max_skew}"
-                + (f", minDomains {constraint.min_domains}" if constraint.min_domains > 1 else "")
-                + f"): {value!r} would have skew {skew}"
-            )
-        return ""
+        refusal = _skew_refusal(
+            counter, constraint, value, potential, in_domains=includes(site), own=own
+        )
+        return "its " + refusal if refusal else ""
 
     def spread_load(self, pod: Incoming, site: Site) -> int:
         """Matching pods already in the site's domains, over the pod's spread constraints
@@ -404,6 +365,39 @@ class Topology:
 
 
 _ANY_POD = PodTopology()
+
+
+def _skew_refusal(
+    counter: _Counter,
+    constraint: SpreadConstraint,
+    value: str,
+    potential: Mapping[str, frozenset[str]],
+    *,
+    in_domains: bool,
+    own: int,
+) -> str:
+    """PodTopologySpread's filter for one constraint at domain `value`: the domains are
+    the counted ones, those new nodes could add and (`in_domains`) the candidate's own;
+    the minimum is 0 for hostname (a new node is always a new, empty domain) and when
+    there are fewer domains than minDomains."""
+    key = constraint.topology_key
+    domains = dict(counter.by_domain)
+    for each in potential.get(key, ()):
+        domains.setdefault(each, 0)
+    if in_domains:
+        domains.setdefault(value, 0)
+    if key == keys.HOSTNAME or len(domains) < constraint.min_domains:
+        lowest = 0
+    else:
+        lowest = min(domains.values(), default=0)
+    skew = domains.get(value, 0) + own - lowest
+    if skew <= constraint.max_skew:
+        return ""
+    return (
+        f"topology spread on {key} (maxSkew {constraint.max_skew}"
+        + (f", minDomains {constraint.min_domains}" if constraint.min_domains > 1 else "")
+        + f"): {value!r} would have skew {skew}"
+    )
 
 
 def _always(_: PodTopology) -> bool:

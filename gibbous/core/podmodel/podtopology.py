@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from gibbous.core import keys
 from gibbous.core.errors import ManifestError, quoted
@@ -156,17 +157,9 @@ def _merged_keys(
 def _terms(
     value: object, path: str, namespace: str, labels: Mapping[str, str]
 ) -> tuple[PodAffinityTerm, ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, list):
-        raise ManifestError(f"{path}: expected a list of terms, got {quoted(value)}")
     terms = []
-    for index, raw in enumerate(value):
-        where = f"{path}[{index}]"
-        term = as_map(raw)
-        topology_key = term.get("topologyKey")
-        if not isinstance(topology_key, str) or not topology_key:
-            raise ManifestError(f"{where}.topologyKey: must be set (e.g. {keys.HOSTNAME})")
+    for where, term in _entries(value, path):
+        topology_key = _topology_key(term, where, keys.HOSTNAME)
         selector = _merged_keys(
             _selector(term.get("labelSelector"), f"{where}.labelSelector"),
             labels,
@@ -187,6 +180,22 @@ def _terms(
     return tuple(terms)
 
 
+def _entries(value: object, path: str) -> list[tuple[str, Mapping[str, Any]]]:
+    """A list field's items with their paths; a missing list is empty."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ManifestError(f"{path}: expected a list, got {quoted(value)}")
+    return [(f"{path}[{index}]", as_map(raw)) for index, raw in enumerate(value)]
+
+
+def _topology_key(item: Mapping[str, Any], where: str, example: str) -> str:
+    topology_key = item.get("topologyKey")
+    if not isinstance(topology_key, str) or not topology_key:
+        raise ManifestError(f"{where}.topologyKey: must be set (e.g. {example})")
+    return topology_key
+
+
 def _whole(value: object, where: str, least: int) -> int:
     if type(value) is not int or value < least:
         raise ManifestError(f"{where}: {quoted(value)} is not a whole number >= {least}")
@@ -202,23 +211,14 @@ def _policy(value: object, where: str, default: str) -> str:
 
 
 def _spread(value: object, labels: Mapping[str, str]) -> tuple[SpreadConstraint, ...]:
-    if value is None:
-        return ()
-    path = "spec.topologySpreadConstraints"
-    if not isinstance(value, list):
-        raise ManifestError(f"{path}: expected a list, got {quoted(value)}")
     constraints = []
-    for index, raw in enumerate(value):
-        where = f"{path}[{index}]"
-        item = as_map(raw)
+    for where, item in _entries(value, "spec.topologySpreadConstraints"):
         when = item.get("whenUnsatisfiable")
         if when not in ("DoNotSchedule", "ScheduleAnyway"):
             raise ManifestError(
                 f"{where}.whenUnsatisfiable: {quoted(when)} is not DoNotSchedule or ScheduleAnyway"
             )
-        topology_key = item.get("topologyKey")
-        if not isinstance(topology_key, str) or not topology_key:
-            raise ManifestError(f"{where}.topologyKey: must be set (e.g. {keys.ZONE})")
+        topology_key = _topology_key(item, where, keys.ZONE)
         max_skew = _whole(item.get("maxSkew"), f"{where}.maxSkew", 1)
         if when != "DoNotSchedule":
             continue
