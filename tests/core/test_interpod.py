@@ -11,6 +11,7 @@ not from Gibbous's code.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -281,18 +282,34 @@ def _selects(selector_app: str | None, labels: dict[str, str]) -> bool:
     return selector_app is not None and labels.get("app") == selector_app
 
 
-def check_placement(pods: list[dict[str, Any]], result: Plan) -> list[str]:
+def check_placement(
+    pods: list[dict[str, Any]],
+    result: Plan,
+    running: Sequence[tuple[str, str, list[dict[str, Any]]]] = (),
+) -> list[str]:
     """Problems with the final placement by kube-scheduler's rules, written from
     scheduling-fidelity-facts sections 4 and 5 (not from Gibbous's code). Pods here live in
-    one namespace and select by `app`; nodes are all new and carry hostname and zone."""
-    where = node_of(result)
+    one namespace and select by `app`; nodes carry hostname and zone; `running` lists the
+    existing nodes as (name, zone, pods bound there)."""
+    where: dict[str, object] = dict(node_of(result))
     domain: dict[str, dict[str, str]] = {}
-    for key, index in where.items():
+    for key, index in node_of(result).items():
         node = result.new_nodes[index]
         domain[key] = {keys.HOSTNAME: f"n{index}", keys.ZONE: node.zone or "?"}
+    zone_of = {name: zone for name, zone, _ in running}
+    for key, name in result.on_existing.items():
+        where[key] = name
+        domain[key] = {keys.HOSTNAME: name, keys.ZONE: zone_of[name]}
     by_key = {f"default/{p['metadata']['name']}": p for p in pods}
+    for name, zone, bound in running:
+        for pod in bound:
+            key = f"default/{pod['metadata']['name']}"
+            by_key[key] = pod
+            where[key] = name
+            domain[key] = {keys.HOSTNAME: name, keys.ZONE: zone}
+    placed = [k for k in where if k in result.on_existing or k in node_of(result)]
     problems = []
-    for key in where:
+    for key in placed:
         pod = by_key[key]
         labels = pod["metadata"]["labels"]
         affinity = pod["spec"].get("affinity", {})
@@ -324,6 +341,8 @@ def check_placement(pods: list[dict[str, Any]], result: Plan) -> list[str]:
             app = constraint["labelSelector"]["matchLabels"]["app"]
             tk = constraint["topologyKey"]
             counts: Counter[str] = Counter()
+            for name, zone, _ in running:
+                counts[name if tk == keys.HOSTNAME else zone] += 0
             for node_index, node in enumerate(result.new_nodes):
                 # A node whose zone the provider picks lands in one of ZONES (added below).
                 if tk == keys.HOSTNAME or node.zone:
@@ -355,19 +374,34 @@ rule = st.one_of(
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.tuples(apps, rule, st.sampled_from(["250m", "1", "3"])), max_size=14))
+@given(
+    st.lists(st.tuples(apps, rule, st.sampled_from(["250m", "1", "3"])), max_size=14),
+    st.lists(
+        st.tuples(st.sampled_from(ZONES), st.lists(st.tuples(apps, rule), max_size=2)),
+        max_size=3,
+    ),
+)
 def test_every_placement_passes_an_independent_checker(
-    specs: list[tuple[str, Any, str]],
+    specs: list[tuple[str, Any, str]], nodes: list[tuple[str, list[tuple[str, Any]]]]
 ) -> None:
-    pods = []
-    for index, (app, chosen, cpu) in enumerate(specs):
-        pod = make_pod(f"p{index}", labels={"app": app}, cpu=cpu, memory="256Mi")
+    def made(name: str, app: str, chosen: Any, cpu: str) -> dict[str, Any]:
+        pod = make_pod(name, labels={"app": app}, cpu=cpu, memory="256Mi")
         if chosen is not None and chosen[0] == "anti":
             anti(pod, chosen[1], chosen[2])
         elif chosen is not None:
             spread(pod, chosen[1], chosen[2], chosen[3])
-        pods.append(pod)
-    result = plan(pods)
-    placed = set(node_of(result))
+        return pod
+
+    pods = [made(f"p{i}", app, chosen, cpu) for i, (app, chosen, cpu) in enumerate(specs)]
+    running = [
+        (
+            f"e{n}",
+            zone,
+            [made(f"e{n}-{i}", app, chosen, "100m") for i, (app, chosen) in enumerate(bound)],
+        )
+        for n, (zone, bound) in enumerate(nodes)
+    ]
+    result = plan(pods, existing=[existing(name, zone, bound) for name, zone, bound in running])
+    placed = set(node_of(result)) | set(result.on_existing)
     assert placed | set(result.unschedulable) == {f"default/p{i}" for i in range(len(pods))}
-    assert check_placement(pods, result) == []
+    assert check_placement(pods, result, running) == []

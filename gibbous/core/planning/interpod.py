@@ -266,6 +266,26 @@ class Topology:
                 return "a planned pod's " + refusal
         return ""
 
+    def excludes_for_good(self, pod: Incoming, site: Site) -> bool:
+        """Whether a hostname-keyed required anti-affinity (the pod's or a placed pod's)
+        refuses the pod at `site`: such counts only grow within a simulation, so the
+        refusal lasts; other refusals may lift as pods are placed or zones decided."""
+        topology = pod.topology
+        for term, counter in self._owned_terms.items():
+            if (
+                term.topology_key == keys.HOSTNAME
+                and term.selects(topology.namespace, topology.labels)
+                and self._conflicts(counter, site)
+            ):
+                return True
+        for term in topology.anti_affinity:
+            if term.topology_key != keys.HOSTNAME:
+                continue
+            anti = self._counters.get(("anti", term))
+            if anti is not None and self._conflicts(anti, site):
+                return True
+        return False
+
     @staticmethod
     def _conflicts(counter: _Counter, site: Site) -> bool:
         value = site.domain(counter.key)

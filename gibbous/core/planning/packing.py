@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from gibbous.core import keys
 from gibbous.core.choice.classify import Placement
@@ -55,6 +55,8 @@ from gibbous.core.podmodel.podtopology import (
 )
 from gibbous.core.podmodel.resources import Resources, total
 from gibbous.core.settings.config import Config
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -243,6 +245,8 @@ class _Simulation:
         self.free: dict[str, Resources] = {}
         self.bin_pack_offers: dict[NodeAffinity, Offer] = {}
         self.spreads: frozenset[tuple[str, SpreadConstraint]] = frozenset()
+        self.by_group: dict[object, list[int]] = {}  # planned nodes by who may join them
+        self.cursors: dict[object, int] = {}
 
     # -- existing nodes --------------------------------------------------------------
 
@@ -275,18 +279,15 @@ class _Simulation:
         nodes: list[ExistingNode],
         by_uid: Mapping[str, ExistingNode],
         free: Mapping[str, Resources],
-        admits: Callable[[ExistingNode], bool] | None = None,
     ) -> ExistingNode | None:
         requests = pod.requirement.requests
         own = by_uid.get(pod.uid)
-        if own is not None and requests.fits_in(free[own.name]) and (admits is None or admits(own)):
+        if own is not None and requests.fits_in(free[own.name]):
             return own
         for node in nodes:
             if node.assigned_pod_uid == pod.uid or not requests.fits_in(free[node.name]):
                 continue
             if not node_admits(pod, node, self.config):
-                continue
-            if admits is not None and not admits(node):
                 continue
             return node
         return None
@@ -301,6 +302,7 @@ class _Simulation:
             return refusal
         self.budget.take(offer)
         self.new_nodes.append(_NewNode(offer, placement, group, uid, zone, [], offer.allocatable))
+        self.by_group.setdefault(group, []).append(len(self.new_nodes) - 1)
         return len(self.new_nodes) - 1
 
     def place_bin_pack(self, pods: list[PendingPod]) -> list[PendingPod]:
@@ -483,37 +485,64 @@ class _Simulation:
             pod, pod_offer, zones = opening
         potential = dict.fromkeys(ZONE_KEYS, frozenset(zones))
 
-        def admits(node: ExistingNode) -> bool:
-            site = topology.sites[node.name]
-            return not topology.refusal(incoming, site, potential)
+        signature = _signature(pod)
+        own = by_uid.get(pod.uid)
+        requests = pod.requirement.requests
 
-        target = self._existing_target(pod, nodes, by_uid, self.free, admits)
+        def on_existing(node: ExistingNode) -> tuple[bool, bool]:
+            """(admits, refuses for good): capacity only shrinks, node admission is
+            static, hostname anti-affinity only grows within one simulation."""
+            if not requests.fits_in(self.free[node.name]):
+                return False, True
+            if node is not own and (
+                node.assigned_pod_uid == pod.uid or not node_admits(pod, node, self.config)
+            ):
+                return False, True
+            site = topology.sites[node.name]
+            if topology.refusal(incoming, site, potential):
+                return False, topology.excludes_for_good(incoming, site)
+            return True, False
+
+        if own is not None and on_existing(own)[0]:
+            target: ExistingNode | None = own
+        else:
+            target = self._first_fit(("existing", signature), nodes, on_existing)
         if target is not None:
             self._place_existing(pod, target.name)
             topology.record(target.name, pod.topology)
             return
         group = _group_of(pod)
         zone_matters = _zone_matters(pod.topology, topology.owned_anti_affinity(), self.spreads)
-        for index, new in enumerate(self.new_nodes):
-            if new.group != group or not pod.requirement.requests.fits_in(new.free):
-                continue
+        joined: dict[int, Site] = {}
+
+        def on_new(index: int) -> tuple[bool, bool]:
+            new = self.new_nodes[index]
+            if not requests.fits_in(new.free):
+                return False, True
             if pod.placement is Placement.BIN_SELECT and not self.config.bin_select_node_reuse:
-                continue
+                return False, True
+            current = topology.sites[f"new:{index}"]
             site = self._joinable(
                 topology,
-                topology.sites[f"new:{index}"],
+                current,
                 incoming,
                 potential=potential,
                 zones=zones,
                 zone_matters=zone_matters,
             )
             if site is None:
-                continue
+                return False, topology.excludes_for_good(incoming, current)
+            joined[index] = site
+            return True, False
+
+        chosen = self._first_fit(("new", signature), self.by_group.get(group, []), on_new)
+        if chosen is not None:
+            new, site = self.new_nodes[chosen], joined[chosen]
             if zone_matters and not new.zone:
                 # A planned node whose zone was free is put where this pod may go.
                 new.zone = site.labels[keys.ZONE]
                 topology.decide(site)
-            self._assign(index, [pod], pod.requirement.requests, 1)
+            self._assign(chosen, [pod], requests, 1)
             topology.record(site.name, pod.topology)
             return
         if pod_offer is None:
@@ -522,6 +551,24 @@ class _Simulation:
         self._open_for(
             pod, pod_offer, zones, incoming=incoming, potential=potential, topology=topology
         )
+
+    def _first_fit(
+        self, signature: object, candidates: list[T], check: Callable[[T], tuple[bool, bool]]
+    ) -> T | None:
+        """The first candidate `check` admits. Identical pods keep a cursor past the
+        leading candidates refused for good, so a thousand anti-affine replicas do not
+        each look again at every node the others filled."""
+        start = self.cursors.get(signature, 0)
+        advancing = True
+        for position in range(start, len(candidates)):
+            admitted, for_good = check(candidates[position])
+            if admitted:
+                return candidates[position]
+            if advancing and for_good:
+                self.cursors[signature] = position + 1
+            else:
+                advancing = False
+        return None
 
     @staticmethod
     def _joinable(
@@ -640,6 +687,21 @@ class _Simulation:
             unschedulable=dict(self.unschedulable),
             placements=dict(self.placements),
         )
+
+
+def _signature(pod: PendingPod) -> object:
+    """What makes two pods interchangeable to the inter-pod rules and node admission."""
+    topology = pod.topology
+    return (
+        pod.placement,
+        requirement_key(pod.requirement),
+        topology.namespace,
+        tuple(sorted(topology.labels.items())),
+        topology.affinity,
+        topology.anti_affinity,
+        topology.spread,
+        repr(pod.tolerations),
+    )
 
 
 def _group_of(pod: PendingPod) -> object:
