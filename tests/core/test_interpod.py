@@ -23,7 +23,7 @@ from gibbous.core import keys
 from gibbous.core.errors import ManifestError
 from gibbous.core.planning.demand import describe_pod
 from gibbous.core.planning.packing import ExistingNode, Plan, simulate
-from gibbous.core.planning.scaleup import plan_scale_up
+from gibbous.core.planning.scaleup import existing_nodes, plan_scale_up
 from gibbous.core.podmodel.podtopology import placed_pod_topology, pod_topology
 from gibbous.core.podmodel.resources import Resources
 from gibbous.core.settings.config import Config
@@ -180,7 +180,7 @@ def test_affinity_on_hostname_follows_the_matching_pod() -> None:
     db = make_pod("db", labels={"app": "db"})
     n1, n2 = existing("n1", ZONES[0], []), existing("n2", ZONES[0], [db])
     result = plan([affine(make_pod("web", labels={"app": "web"}), "db")], existing=[n1, n2])
-    assert result.on_existing == {"default/web": "n2"}
+    assert result.on_existing == {"default/web": "n3"}
     full = ExistingNode(
         "n2",
         Resources(cpu_millis=10, memory_bytes=1 << 20, pods=1),
@@ -405,3 +405,37 @@ def test_every_placement_passes_an_independent_checker(
     placed = set(node_of(result)) | set(result.on_existing)
     assert placed | set(result.unschedulable) == {f"default/p{i}" for i in range(len(pods))}
     assert check_placement(pods, result, running) == []
+
+
+# --- the autoscaler's path: Node and Pod objects through existing_nodes ----------------------
+
+
+def node_object(name: str, zone: str) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "labels": {keys.HOSTNAME: name, keys.ZONE: zone}},
+        "spec": {},
+        "status": {
+            "allocatable": {"cpu": "4", "memory": "16Gi", "pods": "110"},
+            "conditions": [{"type": "Ready", "status": "True"}],
+        },
+    }
+
+
+def test_bound_pods_rules_reach_the_plan_through_existing_nodes() -> None:
+    # n1 runs a pod whose required anti-affinity refuses app=web on its hostname (symmetry);
+    # n2 runs an app=web pod that is terminating, which kube-scheduler's InterPodAffinity
+    # still sees until it is gone; n3 is free.
+    guard = anti(make_pod("guard", labels={"app": "guard"}), "web")
+    guard["spec"]["nodeName"] = "n1"
+    leaving = make_pod("leaving", labels={"app": "web"})
+    leaving["spec"]["nodeName"] = "n2"
+    leaving["metadata"]["deletionTimestamp"] = "2026-11-30T00:00:00Z"
+    nodes = existing_nodes(
+        [node_object("n1", ZONES[0]), node_object("n2", ZONES[1]), node_object("n3", ZONES[2])],
+        [guard, leaving],
+        {},
+        GCP,
+    )
+    web = anti(make_pod("web", labels={"app": "web"}), "web")
+    result = simulate([describe_pod(web, GCP)[0]], GCP_OFFERS, GCP, existing=nodes)
+    assert result.on_existing == {"default/web": "n3"}

@@ -32,7 +32,6 @@ from gibbous.core.podmodel.pods import (
     as_map,
     condition_is_true,
     is_finished,
-    is_terminating,
     node_name_of,
     pod_requests,
 )
@@ -205,8 +204,9 @@ def existing_nodes(
         name = node_name_of(pod)
         if not name or is_finished(pod):
             continue
-        if not is_terminating(pod):
-            placed.setdefault(name, []).append(placed_pod_topology(pod))
+        # Terminating pods still count: kube-scheduler's inter-pod affinity sees every pod
+        # on the node until it is gone (spread would skip them; counting is the safe side).
+        placed.setdefault(name, []).append(placed_pod_topology(pod))
         try:
             used[name] = used.get(name, Resources()) + pod_requests(pod)
         except GibbousError:
