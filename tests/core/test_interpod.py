@@ -180,7 +180,7 @@ def test_affinity_on_hostname_follows_the_matching_pod() -> None:
     db = make_pod("db", labels={"app": "db"})
     n1, n2 = existing("n1", ZONES[0], []), existing("n2", ZONES[0], [db])
     result = plan([affine(make_pod("web", labels={"app": "web"}), "db")], existing=[n1, n2])
-    assert result.on_existing == {"default/web": "n3"}
+    assert result.on_existing == {"default/web": "n2"}
     full = ExistingNode(
         "n2",
         Resources(cpu_millis=10, memory_bytes=1 << 20, pods=1),
