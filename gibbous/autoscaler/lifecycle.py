@@ -242,7 +242,18 @@ class NodeLifecycle:
         try:
             self.operations.delete_node(name)
         except Exception as error:
-            log.info("deleting Node %s: %s", name, error)
+            if not _is_not_found(error):
+                # The instance is gone, the Node object stays: kept in draining, deleted
+                # again next step, and said where a person looks.
+                self.autoscaler.metrics.node_delete_failures.inc()
+                log.warning("deleting Node %s failed (%s); retrying next step", name, error)
+                self.autoscaler.node_event(
+                    name,
+                    keys.EVENT_NODE_DELETE_FAILED,
+                    f"its instance was terminated but deleting the Node failed: {error}; "
+                    "Gibbous retries every step",
+                )
+                return
         state = self.draining.pop(name)
         self.deleted.append(name)
         self.autoscaler.metrics.terminations.labels(str(state.drain.reason)).inc()
@@ -303,3 +314,7 @@ class NodeLifecycle:
             write(*arguments)
         except Exception as error:
             log.warning("%s%s failed: %s", getattr(write, "__name__", "write"), arguments, error)
+
+
+def _is_not_found(error: Exception) -> bool:
+    return getattr(error, "status", None) == 404

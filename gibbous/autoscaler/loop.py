@@ -45,6 +45,7 @@ from gibbous.autoscaler.cloud.base import (
 )
 from gibbous.autoscaler.metrics import AutoscalerMetrics
 from gibbous.core import keys
+from gibbous.core.admission.mutation import pinned_elsewhere
 from gibbous.core.choice.selection import build_offers
 from gibbous.core.errors import GibbousError, quoted
 from gibbous.core.lifecycle.intake import Intake, decide_intake
@@ -85,6 +86,8 @@ log = logging.getLogger("gibbous.autoscaler")
 # A decision replans at once after a stock-out or quota error; this bounds the rounds of
 # one step when every candidate fails one after the other.
 MAX_ROUNDS = 8
+# A launch failing this many times with errors of no known kind is abandoned.
+MAX_LAUNCH_ATTEMPTS = 5
 # How often the provider is listed: often while launches are in flight (their instances
 # matter), rarely otherwise (orphans and restarts only).
 LIST_PERIOD_BUSY_S = 2.0
@@ -173,6 +176,7 @@ class Autoscaler:
         self.warned: dict[str, str] = {}  # pod uid -> NodeAddRequestWarning message sent
         self.repaired: set[str] = set()  # nodes whose registration was checked
         self.estimated: dict[str, float] = {}  # pod uid -> when its NodeCostEstimate was sent
+        self.release_retry: dict[str, tuple[float, int]] = {}  # pod uid -> (next try, failures)
         # The Gibbous scheduler's Lease (namespace, name): pods waiting on it while it is
         # stopped are reported (and, opted in, deleted for their controller to recreate).
         self.scheduler_lease = scheduler_lease if config.scheduler_name else None
@@ -415,12 +419,22 @@ class Autoscaler:
             )
             return None
         except Exception as error:
+            self.metrics.failures.labels("error").inc()
+            if attempts >= MAX_LAUNCH_ATTEMPTS:
+                return self._abandon(launch, error, now)
             delay = min(60.0, 2.0**attempts) * (1.0 + self.jitter())
             self.launches[launch.token] = replace(
                 launch, state=LaunchState.REQUESTED, retry_at=now + delay, attempts=attempts
             )
-            self.metrics.failures.labels("error").inc()
-            log.warning("launch %s failed (%s); retrying in %.1fs", launch.token, error, delay)
+            log.warning(
+                "launch %s failed (%s: %s); attempt %d of %d, retrying in %.1fs",
+                launch.token,
+                type(error).__name__,
+                error,
+                attempts,
+                MAX_LAUNCH_ATTEMPTS,
+                delay,
+            )
             return None
         self.launches[launch.token] = replace(
             launch,
@@ -439,6 +453,27 @@ class Autoscaler:
             len(plan.pods),
         )
         return None
+
+    def _abandon(self, launch: Launch, error: Exception, now: float) -> FailureKind:
+        """A launch the provider kept failing with errors Gibbous has no kind for (a bug, an
+        unexpected API answer): given up, its pair backed off so the next candidate is
+        tried, and said on its pods."""
+        offer = launch.plan.offer
+        self.launches.pop(launch.token, None)
+        self.metrics.failures.labels("abandoned-after-errors").inc()
+        self._back_off(offer.name, str(offer.category), "", FailureKind.PROVIDER_ERROR, now)
+        message = (
+            f"launching {offer.describe()} failed {MAX_LAUNCH_ATTEMPTS} times "
+            f"({type(error).__name__}: {quoted(str(error))}); Gibbous tries the next candidate"
+        )
+        log.error("launch %s abandoned: %s", launch.token, message)
+        by_key = {
+            key_of(pod): pod for pod in self.cluster.pods() if key_of(pod) in launch.plan.pods
+        }
+        for pod in by_key.values():
+            self._warn(pod, message, reason=keys.EVENT_LAUNCH_ABANDONED)
+        self.replan = True
+        return FailureKind.PROVIDER_ERROR
 
     def _back_off(
         self, instance_type: str, category: str, zone: str, kind: FailureKind, now: float
@@ -497,11 +532,43 @@ class Autoscaler:
                 self._release(pod, hostname)
 
     def _release(self, pod: Pod, hostname: str | None) -> None:
+        """Lift the gate; a refusal is retried with a growing delay and said on the pod, a
+        release that cannot pin the pod to its node is said too."""
+        uid = uid_of(pod)
+        now = self.clock()
+        if self.release_retry.get(uid, (0.0, 0))[0] > now:
+            return
+        elsewhere = pinned_elsewhere(pod, hostname)
         try:
             self.cluster.release_pod(pod, hostname)
         except Exception as error:
-            log.warning("releasing %s failed (%s); will retry", key_of(pod), error)
+            failures = self.release_retry.get(uid, (0.0, 0))[1] + 1
+            delay = min(60.0, 2.0**failures)
+            self.release_retry[uid] = (now + delay, failures)
+            self.metrics.releases.labels("refused").inc()
+            log.warning("releasing %s failed (%s); retrying in %.0fs", key_of(pod), error, delay)
+            self._warn(
+                pod,
+                f"Gibbous could not lift its scheduling gate {keys.PROVISIONING_GATE}: "
+                f"{quoted(str(error))}; retrying",
+                reason=keys.EVENT_RELEASE_FAILED,
+            )
             return
+        self.release_retry.pop(uid, None)
+        if elsewhere:
+            self.metrics.releases.labels("pinned-elsewhere").inc()
+            self._warn(
+                pod,
+                f"released without pinning it to {hostname}, the node made for it: its "
+                f"nodeSelector already asks for {keys.HOSTNAME}={elsewhere}",
+                reason=keys.EVENT_RELEASED_UNPINNED,
+            )
+        else:
+            self.metrics.releases.labels("released").inc()
+
+    def node_event(self, name: str, reason: str, message: str) -> None:
+        """A Warning event on the Node `name` (for the lifecycle's failures)."""
+        self._event({"metadata": {"name": name}}, reason, message, warning=True, kind="Node")
 
     # --- events ------------------------------------------------------------------------------
 
@@ -517,12 +584,14 @@ class Autoscaler:
         log.warning("node %s: %s", view.name, message)
         self._event(node, keys.EVENT_CANNOT_READ, message, warning=True, kind="Node")
 
-    def _warn(self, pod: Pod, message: str) -> None:
+    def _warn(
+        self, pod: Pod, message: str, *, reason: str = keys.EVENT_NODE_ADD_REQUEST_WARNING
+    ) -> None:
         uid = uid_of(pod)
         if self.warned.get(uid) == message:
             return
         self.warned[uid] = message
-        self._event(pod, keys.EVENT_NODE_ADD_REQUEST_WARNING, message, warning=True)
+        self._event(pod, reason, message, warning=True)
 
     def _event(
         self, obj: Pod, reason: str, message: str, *, warning: bool, kind: str = "Pod"

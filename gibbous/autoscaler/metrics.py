@@ -78,6 +78,19 @@ class AutoscalerMetrics:
             "Managed pods sent to the Gibbous scheduler while it is not running",
             registry=self.registry,
         )
+        self.node_delete_failures = Counter(
+            "gibbous_autoscaler_node_delete_failures",
+            "Node objects Gibbous failed to delete after terminating their instance "
+            "(retried next step)",
+            registry=self.registry,
+        )
+        self.releases = Counter(
+            "gibbous_autoscaler_gate_releases",
+            "Provisioning-gate releases, by outcome: released (pinned to the node made for "
+            "the pod), pinned-elsewhere (the pod's own hostname selector kept), refused",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.loop_errors = Counter(
             "gibbous_autoscaler_loop_errors",
             "Loop iterations that failed and were retried",

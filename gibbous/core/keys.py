@@ -95,5 +95,12 @@ EVENT_NODE_ADD_REQUEST_WARNING = "NodeAddRequestWarning"
 EVENT_CANNOT_READ = "GibbousCannotRead"
 # On a Node of ours that registered without labels or taints its launch asked for.
 EVENT_NODE_REPAIRED = "GibbousRepairedNode"
+# On a Node whose instance Gibbous terminated but whose Node object it could not delete.
+EVENT_NODE_DELETE_FAILED = "GibbousNodeDeleteFailed"
+# On a gated pod whose gate Gibbous could not lift, or lifted without pinning it.
+EVENT_RELEASE_FAILED = "GibbousReleaseFailed"
+EVENT_RELEASED_UNPINNED = "GibbousReleasedUnpinned"
+# On the pods of a launch abandoned after repeated provider errors.
+EVENT_LAUNCH_ABANDONED = "GibbousLaunchAbandoned"
 # On a pod waiting for the Gibbous scheduler while that is not running.
 EVENT_SCHEDULER_STOPPED = "GibbousSchedulerNotRunning"

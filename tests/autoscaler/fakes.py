@@ -60,6 +60,8 @@ class FakeCluster:
     node_taints: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     node_annotations: dict[str, dict[str, str]] = field(default_factory=dict)
     deleted_nodes: list[str] = field(default_factory=list)
+    node_delete_errors: list[Exception] = field(default_factory=list)  # raised, then cleared
+    release_errors: list[Exception] = field(default_factory=list)
     evictions: list[str] = field(default_factory=list)
     pdb_protected: set[str] = field(default_factory=set)  # pod keys whose eviction gets 429
     usage: dict[str, tuple[str, str]] = field(default_factory=dict)  # node -> (cpu, memory)
@@ -153,6 +155,8 @@ class FakeCluster:
         self.pod_objects.pop(key_of(pod), None)
 
     def release_pod(self, pod: Pod, hostname: str | None) -> None:
+        if self.release_errors:
+            raise self.release_errors.pop(0)
         operations = plan_release(pod, hostname)
         key = key_of(pod)
         self.pod_objects[key] = jsonpatch.apply_patch(self.pod_objects[key], operations)
@@ -183,6 +187,8 @@ class FakeCluster:
         self.node_annotations.setdefault(node, {})[key] = value
 
     def delete_node(self, node: str) -> None:
+        if self.node_delete_errors:
+            raise self.node_delete_errors.pop(0)
         self.deleted_nodes.append(node)
 
     def node_metrics(self) -> list[dict[str, Any]] | None:

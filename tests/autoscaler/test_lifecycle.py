@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from prometheus_client import generate_latest
+
 from gibbous.autoscaler.cloud.fake import FakeCloudProvider
 from gibbous.autoscaler.lifecycle import NodeLifecycle
 from gibbous.autoscaler.loop import Autoscaler
@@ -238,3 +240,21 @@ def test_hot_bin_select_nodes_are_left_alone() -> None:
     w.run(60)
     assert w.cluster.node_taints.get(node, []) == [] and w.cluster.evictions == []
     assert "gibbous.dev/observed-utilization" in w.cluster.node_annotations[node]
+
+
+def test_a_failed_node_delete_is_said_counted_and_retried_not_called_removed() -> None:
+    w = world()
+    w.cluster.add(make_pod("job", cpu="3"))
+    w.run(60)
+    assert len(w.nodes()) == 1
+    del w.cluster.pod_objects["default/job"]
+    w.cluster.node_delete_errors = [RuntimeError("etcd timeout")]
+    w.run(140)
+    failures = [m for _, r, m, _ in w.cluster.events if r == keys.EVENT_NODE_DELETE_FAILED]
+    assert len(failures) == 1 and "etcd timeout" in failures[0]
+    # Not counted as removed by Gibbous; here the Node then goes with its instance (as the
+    # cloud's node controller removes Nodes of terminated instances).
+    assert w.cluster.deleted_nodes == [] and w.lifecycle.deleted == []
+    assert w.nodes() == []
+    text = generate_latest(w.autoscaler.metrics.registry).decode()
+    assert "gibbous_autoscaler_node_delete_failures_total 1.0" in text

@@ -461,3 +461,60 @@ def test_without_the_option_nothing_is_deleted() -> None:
     run(clock, autoscaler, 10)  # no Lease at all: not running
     assert cluster.deleted_pods == []
     assert [r for _, r, _, _ in cluster.events] == [keys.EVENT_SCHEDULER_STOPPED]
+
+
+def reasons(cluster: FakeCluster) -> list[str]:
+    return [reason for _, reason, _, _ in cluster.events]
+
+
+def test_a_provider_error_is_retried_then_abandoned_and_the_next_candidate_tried() -> None:
+    # Errors of no known kind (a bug, an unexpected answer) are retried a few times with a
+    # growing delay, then the launch is given up, its pair backed off, the pod told, and
+    # the next candidate launched: never retried forever in silence.
+    clock, provider, cluster, autoscaler = setup()
+    provider.next_errors = [RuntimeError("boom")] * 5
+    cluster.add(make_pod("p", cpu="3"))
+    run(clock, autoscaler, 120)
+    first = launched(provider)[0]
+    assert launched(provider)[:5] == [first] * 5
+    assert launched(provider)[5] != first  # the next candidate
+    (message,) = cluster.events_for("p", keys.EVENT_LAUNCH_ABANDONED)
+    assert "failed 5 times (RuntimeError: 'boom')" in message
+    text = generate_latest(autoscaler.metrics.registry).decode()
+    assert 'gibbous_autoscaler_launch_failures_total{kind="error"} 5.0' in text
+    assert 'gibbous_autoscaler_launch_failures_total{kind="abandoned-after-errors"} 1.0' in text
+    assert len(provider.instances) == 1
+
+
+def test_a_refused_release_is_said_on_the_pod_and_retried_with_a_growing_delay() -> None:
+    clock, _, cluster, autoscaler = setup()
+    pod = make_pod("gated", cpu="3", memory="4Gi")
+    pod["spec"]["schedulingGates"] = [{"name": keys.PROVISIONING_GATE}]
+    cluster.add(pod)
+    cluster.release_errors = [RuntimeError("admission webhook denied the request")] * 3
+    run(clock, autoscaler, 45)
+    (message,) = cluster.events_for("gated", keys.EVENT_RELEASE_FAILED)
+    assert "admission webhook denied the request" in message
+    run(clock, autoscaler, 30)
+    assert "schedulingGates" not in cluster.pod_objects["default/gated"]["spec"]
+    text = generate_latest(autoscaler.metrics.registry).decode()
+    assert 'gibbous_autoscaler_gate_releases_total{outcome="refused"} 3.0' in text
+    assert 'gibbous_autoscaler_gate_releases_total{outcome="released"} 1.0' in text
+
+
+def test_a_pod_pinned_to_another_host_is_released_with_a_word() -> None:
+    # Narrowing a gated pod's nodeSelector is allowed: someone pins it to another host
+    # while its node boots. The release keeps their choice and says so.
+    clock, provider, cluster, autoscaler = setup(boot_s=20)
+    pod = make_pod("pinned", cpu="3", memory="4Gi")
+    pod["spec"]["schedulingGates"] = [{"name": keys.PROVISIONING_GATE}]
+    cluster.add(pod)
+    run(clock, autoscaler, 5)
+    assert len(provider.create_calls) == 1
+    cluster.pod_objects["default/pinned"]["spec"]["nodeSelector"] = {keys.HOSTNAME: "chosen"}
+    run(clock, autoscaler, 45)
+    released = cluster.pod_objects["default/pinned"]["spec"]
+    assert "schedulingGates" not in released
+    assert released["nodeSelector"] == {keys.HOSTNAME: "chosen"}
+    (message,) = cluster.events_for("pinned", keys.EVENT_RELEASED_UNPINNED)
+    assert "kubernetes.io/hostname=chosen" in message

@@ -261,7 +261,11 @@ def test_lifecycle_drains_empty_nodes_keeps_do_not_evict_and_never_forces_a_pdb(
         keep["metadata"]["annotations"][keys.DO_NOT_EVICT] = "true"
         guarded = pod("guarded", "lifecycle", cpu="3")
         guarded["metadata"]["labels"]["app"] = "guarded"
-        for manifest in (pod("done", "lifecycle", cpu="3"), keep, guarded):
+        done = pod("done", "lifecycle", cpu="3")
+        # Deleted as a user deletes it: the kwok kubelet stand-in finishes the deletion once
+        # the grace period is served.
+        done["spec"]["terminationGracePeriodSeconds"] = 1
+        for manifest in (done, keep, guarded):
             core.create_namespaced_pod(namespace, manifest)
         # policy/v1 from 1.21; the typed client has no v1beta1 class, the dynamic one serves both.
         group = "policy/v1" if server_minor(api) >= 21 else "policy/v1beta1"
@@ -294,7 +298,7 @@ def test_lifecycle_drains_empty_nodes_keeps_do_not_evict_and_never_forces_a_pdb(
             what="pods Running",
         )
         # The empty node is drained and removed once its pod is gone.
-        core.delete_namespaced_pod("done", namespace, grace_period_seconds=0)
+        core.delete_namespaced_pod("done", namespace)
         eventually(
             lambda: nodes["done"] not in {n.metadata.name for n in nodes_of(api, cfg.cluster_id)},
             timeout_s=60,

@@ -264,6 +264,16 @@ def _plan_gates(
     patch.append_items("/spec/schedulingGates", raw, [{"name": name} for name in wanted])
 
 
+def pinned_elsewhere(pod: Pod, hostname: str | None) -> str:
+    """The `kubernetes.io/hostname` the pod's own nodeSelector names when it is not the
+    node made for it (the release then keeps the user's choice), else ""."""
+    selector = pod_spec(pod).get("nodeSelector")
+    if not hostname or not isinstance(selector, Mapping):
+        return ""
+    own = selector.get(keys.HOSTNAME)
+    return str(own) if own is not None and own != hostname else ""
+
+
 def plan_release(pod: Pod, hostname: str | None) -> list[Operation]:
     """Lift Gibbous's provisioning gate off a gated pod, first narrowing its nodeSelector to
     the node made for it (`kubernetes.io/hostname`), which the API allows only while the pod

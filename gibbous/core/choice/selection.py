@@ -72,6 +72,7 @@ CONTROLLED_LABELS = frozenset(
         keys.ARCH,
         keys.ARCH_BETA,
         keys.OS,
+        keys.HOSTNAME,  # the kubelet's, never a label Gibbous could give a new node
         keys.ZONE,
         keys.ZONE_BETA,
         keys.REGION,

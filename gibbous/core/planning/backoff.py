@@ -19,6 +19,7 @@ class FailureKind(StrEnum):
     LAUNCH_TIMEOUT = "launch-timeout"
     REGISTRATION_TIMEOUT = "registration-timeout"
     INTERRUPTED = "spot-interruption"
+    PROVIDER_ERROR = "provider-error"
 
 
 _KINDS = frozenset(kind.value for kind in FailureKind)
