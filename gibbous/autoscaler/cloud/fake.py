@@ -36,7 +36,9 @@ class FakeCloudProvider:
     # pending -> terminated, a GKE operation ending in a stock-out).
     fails_after_accept: dict[Key, float] = field(default_factory=dict)
     latency_s: dict[Key, float] = field(default_factory=dict)
-    next_errors: list[CloudError] = field(default_factory=list)  # raised by the next create calls
+    next_errors: list[Exception] = field(
+        default_factory=list
+    )  # raised by the next create calls (a bug too)
     instances: dict[str, Instance] = field(default_factory=dict)
     create_calls: list[LaunchRequest] = field(default_factory=list)
     delete_calls: list[str] = field(default_factory=list)
