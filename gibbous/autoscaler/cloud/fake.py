@@ -9,7 +9,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from gibbous.autoscaler.cloud.base import (
-    CloudError,
     Instance,
     InstanceNotFoundError,
     InstanceState,
