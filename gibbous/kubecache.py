@@ -1,10 +1,11 @@
 """List + watch caches of Kubernetes objects (shared by the extender and the autoscaler).
 
-An `Informer` lists once (ready from then on), then watches from the list's
-resourceVersion; on 410 Gone (the version expired) it lists again. Objects are
-kept as the API's JSON dicts, keyed `namespace/name` (or `name` when cluster-scoped).
-Errors other than 410 are logged and retried with back-off; the cache keeps serving
-what it has.
+An `Informer` lists once, a page at a time (ready from then on), then watches from the
+list's resourceVersion; on 410 Gone (the version expired) it lists again. Each object is
+decoded once per event by `decode` (e.g. `slim_pod`: only the fields Gibbous reads) and
+kept keyed `namespace/name` (or `name` when cluster-scoped); `on_change` sees the object as
+the API sent it. Errors other than 410 are logged and retried with back-off; the cache
+keeps serving what it has.
 """
 
 from __future__ import annotations
@@ -29,6 +30,12 @@ def object_key(obj: dict[str, Any]) -> str:
     return f"{namespace}/{meta.get('name')}" if namespace else str(meta.get("name"))
 
 
+def key_only(_: dict[str, Any]) -> bool:
+    """A decoder that keeps nothing of the object but that it exists (for caches whose
+    `on_change` keeps what it needs, such as the extender's pod ledger)."""
+    return True
+
+
 class Informer:
     def __init__(
         self,
@@ -36,11 +43,18 @@ class Informer:
         *,
         name: str,
         on_change: Callable[[str, dict[str, Any] | None], None] | None = None,
+        decode: Callable[[dict[str, Any]], Any] | None = None,
+        on_stored: Callable[[str, Any | None], None] | None = None,
         watch_timeout_s: int = 300,
+        page_size: int = 500,
         **list_arguments: Any,
     ) -> None:
         self.list_function = list_function
         self.list_arguments = list_arguments
+        self.decode = decode
+        self.on_stored = on_stored  # told the decoded object (None when gone)
+        self.page_size = page_size
+        self.decoded = 0  # objects decoded (one per list item and watch event)
         self.name = name
         self.on_change = on_change
         self.watch_timeout_s = watch_timeout_s
@@ -60,37 +74,63 @@ class Informer:
         with self.lock:
             return list(self.items.values())
 
+    def _decoded(self, obj: dict[str, Any]) -> Any:
+        self.decoded += 1
+        return obj if self.decode is None else self.decode(obj)
+
     def _set(self, key: str, obj: dict[str, Any] | None) -> None:
+        decoded = None if obj is None else self._decoded(obj)
         with self.lock:
-            if obj is None:
+            if decoded is None:
                 self.items.pop(key, None)
             else:
-                self.items[key] = obj
-        self._tell(key, obj)
+                self.items[key] = decoded
+        self._tell(key, obj, decoded)
 
-    def _tell(self, key: str, obj: dict[str, Any] | None) -> None:
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _tell(self, key: str, obj: dict[str, Any] | None, decoded: Any | None) -> None:
         """Pass a change on; a failure there is that object's, never the watch's (a watch
         that stopped on one bad object would leave the whole cache stale)."""
-        if self.on_change is None:
-            return
         try:
-            self.on_change(key, obj)
+            if self.on_change is not None:
+                self.on_change(key, obj)
+            if self.on_stored is not None:
+                self.on_stored(key, decoded)
         except Exception:
             self.callback_errors += 1
             log.exception("%s: handling the change of %s failed; the watch goes on", self.name, key)
 
     def list_once(self) -> None:
-        response = self.list_function(_preload_content=False, **self.list_arguments)
-        document = json.loads(response.data)
-        fresh = {object_key(item): item for item in document.get("items") or []}
+        """List in pages (`limit` + `continue`): each page is decoded and dropped before the
+        next is read, so neither this process nor the API server holds the whole list as
+        JSON at once."""
+        fresh: dict[str, Any] = {}
+        token = ""
+        while True:
+            arguments = dict(self.list_arguments, limit=self.page_size)
+            if token:
+                arguments["_continue"] = token
+            response = self.list_function(_preload_content=False, **arguments)
+            document = json.loads(response.data)
+            del response
+            for item in document.get("items") or []:
+                key = object_key(item)
+                fresh[key] = decoded = self._decoded(item)
+                self._tell(key, item, decoded)
+            meta = document.get("metadata") or {}
+            token = str(meta.get("continue") or "")
+            version = str(meta.get("resourceVersion") or "")
+            del document
+            if not token:
+                break
         with self.lock:
             gone = set(self.items) - set(fresh)
             self.items = fresh
         for key in gone:
-            self._tell(key, None)
-        for key, item in fresh.items():
-            self._tell(key, item)
-        self.resource_version = str((document.get("metadata") or {}).get("resourceVersion") or "")
+            self._tell(key, None, None)
+        self.resource_version = version
         self.relists += 1
         if self.relists == 1:
             # The first list is most of what the process will ever hold, and it lives long:

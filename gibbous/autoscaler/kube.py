@@ -7,6 +7,7 @@ and reason, and one JSON Patch per released pod, guarded by a `test` of its gate
 
 from __future__ import annotations
 
+import collections
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -18,12 +19,19 @@ from gibbous.autoscaler.lifecycle import Eviction
 from gibbous.core import keys
 from gibbous.core.admission.mutation import plan_release
 from gibbous.core.podmodel.pods import Pod, name_of, namespace_of, uid_of
+from gibbous.core.podmodel.slim import slim_node, slim_pod
 from gibbous.kubeapi import read_lease, rfc3339
 from gibbous.kubecache import Informer
 
 log = logging.getLogger("gibbous.autoscaler")
 
 COMPONENT = "gibbous-autoscaler"
+
+
+def _slim_event(event: dict[str, Any]) -> dict[str, Any]:
+    """What `pods_with_event` reads of an Event."""
+    involved = event.get("involvedObject") or {}
+    return {"involvedObject": {"uid": involved.get("uid")}, "reason": event.get("reason")}
 
 
 class KubeCluster:
@@ -43,11 +51,19 @@ class KubeCluster:
         self.eviction_version = (
             "policy/v1" if server_version is None or server_version >= (1, 22) else "policy/v1beta1"
         )
-        self.pod_cache = Informer(self.core.list_pod_for_all_namespaces, name="pods")
-        self.node_cache = Informer(self.core.list_node, name="nodes")
+        # Pod changes wait here for the loop, which reads each once (its pod facts).
+        self._changes: collections.deque[tuple[str, dict[str, Any] | None]] = collections.deque()
+        self.pod_cache = Informer(
+            self.core.list_pod_for_all_namespaces,
+            name="pods",
+            decode=slim_pod,
+            on_stored=lambda key, pod: self._changes.append((key, pod)),
+        )
+        self.node_cache = Informer(self.core.list_node, name="nodes", decode=slim_node)
         self.event_cache = Informer(
             self.core.list_event_for_all_namespaces,
             name="estimate-events",
+            decode=_slim_event,
             field_selector=f"reason={keys.EVENT_NODE_COST_ESTIMATE}",
         )
         self.informers = (self.pod_cache, self.node_cache, self.event_cache)
@@ -70,6 +86,13 @@ class KubeCluster:
 
     def pods(self) -> list[dict[str, Any]]:
         return self.pod_cache.values()
+
+    def pod_changes(self) -> list[tuple[str, dict[str, Any] | None]]:
+        """The pod changes since the last call, oldest first (records, None when gone)."""
+        taken = []
+        while self._changes:
+            taken.append(self._changes.popleft())
+        return taken
 
     def nodes(self) -> list[dict[str, Any]]:
         return self.node_cache.values()

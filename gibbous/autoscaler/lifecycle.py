@@ -31,8 +31,6 @@ from gibbous.core.choice.classify import Placement
 from gibbous.core.lifecycle.disruption import (
     Drain,
     DrainReason,
-    eviction_blocker,
-    pods_by_node,
     pods_on,
     review_scale_down,
     split_node_pods,
@@ -46,8 +44,9 @@ from gibbous.core.lifecycle.hotnode import (
 )
 from gibbous.core.planning.backoff import FailureKind
 from gibbous.core.planning.placement import OBSERVED_UTILIZATION
+from gibbous.core.planning.podfacts import ClusterPods, PodFacts
 from gibbous.core.planning.scaleup import existing_nodes
-from gibbous.core.podmodel.pods import Pod, as_map, key_of, labels_of, metadata
+from gibbous.core.podmodel.pods import Pod, as_map, key_of, metadata
 
 log = logging.getLogger("gibbous.lifecycle")
 
@@ -113,16 +112,15 @@ class NodeLifecycle:
         now = self.clock()
         cluster = self.autoscaler.cluster
         nodes = cluster.nodes()
-        pods = cluster.pods()
-        by_node = pods_by_node(pods)
-        self._interruptions(nodes, by_node, now)
+        bound = self.autoscaler.refresh_pods()
+        self._interruptions(nodes, bound, now)
         view_of = self.autoscaler.views.view
         existing = existing_nodes(
-            nodes, pods, self.autoscaler.offers_by_key, self.config, view_of=view_of
+            nodes, (), self.autoscaler.offers_by_key, self.config, view_of=view_of, bound=bound
         )
         review = review_scale_down(
             nodes,
-            pods,
+            bound,
             existing,
             self.autoscaler.pending,
             self.config,
@@ -140,13 +138,13 @@ class NodeLifecycle:
             if name not in names:
                 self.draining.pop(name)  # gone already (deleted by someone else)
                 continue
-            self._progress(name, by_node.get(name, []), now)
+            self._progress(name, bound.node_pods(name), now)
         if (
             self.config.hot_node.enabled
             and now - self.last_hot_check >= self.config.hot_node.loop_period_s
         ):
             self.last_hot_check = now
-            self._hot_nodes(nodes, by_node)
+            self._hot_nodes(nodes, bound)
 
     # --- drains ------------------------------------------------------------------------------
 
@@ -156,7 +154,7 @@ class NodeLifecycle:
         self.unneeded_since.pop(drain.node, None)
 
     def _interruptions(
-        self, nodes: Sequence[Mapping[str, Any]], by_node: Mapping[str, list[Pod]], now: float
+        self, nodes: Sequence[Mapping[str, Any]], bound: ClusterPods, now: float
     ) -> None:
         interrupted = {
             i.node_name: i for i in self.autoscaler.instances if i.interrupted and i.node_name
@@ -189,14 +187,16 @@ class NodeLifecycle:
                     duration_s=self.config.backoff_s,
                 )
             self.autoscaler.metrics.failures.labels(str(FailureKind.INTERRUPTED)).inc()
-            on_node = split_node_pods(by_node.get(name, []), self.config)
-            self.autoscaler.provision_displaced(on_node.managed, frozenset({name}))
+            on_node = split_node_pods(bound.node_pods(name))
+            self.autoscaler.provision_displaced(
+                [facts.pod for facts in on_node.managed], frozenset({name})
+            )
             self.draining[name] = DrainState(
                 Drain(name, DrainReason.INTERRUPTION, "the cloud is reclaiming this spot node"), now
             )
             log.warning("spot interruption on %s: draining now", name)
 
-    def _progress(self, name: str, node_pods: Sequence[Pod], now: float) -> None:
+    def _progress(self, name: str, node_pods: Sequence[PodFacts], now: float) -> None:
         state = self.draining[name]
         if not state.cordoned:
             try:
@@ -205,7 +205,7 @@ class NodeLifecycle:
             except Exception as error:
                 log.warning("cordoning %s failed: %s", name, error)
                 return
-        on_node = split_node_pods(node_pods, self.config)
+        on_node = split_node_pods(node_pods)
         for pod in on_node.evictable:
             self._evict(pod, f"draining {name} ({state.drain.reason})")
         if on_node.evictable or on_node.blocked:
@@ -261,9 +261,7 @@ class NodeLifecycle:
 
     # --- hot nodes ---------------------------------------------------------------------------
 
-    def _hot_nodes(
-        self, nodes: Sequence[Mapping[str, Any]], by_node: Mapping[str, list[Pod]]
-    ) -> None:
+    def _hot_nodes(self, nodes: Sequence[Mapping[str, Any]], bound: ClusterPods) -> None:
         node_items = self.operations.node_metrics()
         if node_items is None:
             return
@@ -274,7 +272,6 @@ class NodeLifecycle:
             if measured is not None:
                 usage_by_pod[key_of(item)] = measured
         metrics_by_node = {str(metadata(i).get("name")): i for i in node_items}
-        label, value = self.config.managed_label
         for node in nodes:
             view = self.autoscaler.views.view(node)
             name = view.name
@@ -289,24 +286,22 @@ class NodeLifecycle:
             if view.placement is not Placement.BIN_PACK:
                 continue  # bin-select and static nodes are left alone (P15)
             candidates = []
-            for pod in by_node.get(name, []):
-                measured = usage_by_pod.get(key_of(pod))
-                managed = labels_of(pod).get(label) == value
+            node_pods = bound.node_pods(name)
+            for facts in node_pods:
+                measured = usage_by_pod.get(facts.key)
                 if measured is None:
-                    if managed:  # counts as managed, but cannot be ranked
-                        candidates.append(PodUsage(key_of(pod), -1.0, -1.0, True, False))
+                    if facts.managed:  # counts as managed, but cannot be ranked
+                        candidates.append(PodUsage(facts.key, -1.0, -1.0, True, False))
                     continue
                 candidates.append(
-                    PodUsage(
-                        key_of(pod), measured[0], measured[1], managed, not eviction_blocker(pod)
-                    )
+                    PodUsage(facts.key, measured[0], measured[1], facts.managed, not facts.blocker)
                 )
             decision = decide_hot_node(usage, view.hot_taint, candidates, self.config.hot_node)
             if decision.taint != view.hot_taint:
                 log.info("%s: %s -> taint %r", name, decision.why, decision.taint or "none")
                 self._safely(self.operations.set_hot_taint, name, decision.taint)
             if decision.evict:
-                victim = next(p for p in by_node[name] if key_of(p) == decision.evict)
+                victim = next(f.pod for f in node_pods if f.key == decision.evict)
                 self._evict(victim, f"hot node {name}: {decision.why}")
 
     def _safely(self, write: Callable[..., None], *arguments: str) -> None:

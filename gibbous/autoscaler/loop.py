@@ -67,6 +67,7 @@ from gibbous.core.planning.costestimate import GatedPod, estimate_messages, owne
 from gibbous.core.planning.demand import describe_pod
 from gibbous.core.planning.packing import Guardrails, PendingPod
 from gibbous.core.planning.placement import NodeView
+from gibbous.core.planning.podfacts import ClusterPods
 from gibbous.core.planning.scaleup import existing_nodes, gibbous_usage, plan_scale_up
 from gibbous.core.podmodel.pods import (
     Pod,
@@ -187,6 +188,10 @@ class Autoscaler:
         self.last_poll_at = -math.inf
         self.instances: list[Instance] = []  # as last listed
         self.pending: list[PendingPod] = []  # pods waiting for capacity, as last taken in
+        # Every pod's facts, read once per pod version (from the cluster's pod changes when
+        # it has them, else by comparing versions in a full list).
+        self.pods_index = ClusterPods(config.managed_label)
+        self.node_states: dict[str, tuple[str, NodeState]] = {}  # name -> (version, state)
         self.decisions = 0
 
     # --- one iteration ---------------------------------------------------------------------
@@ -198,9 +203,13 @@ class Autoscaler:
         names = {str(metadata(n).get("name") or "") for n in nodes}
         self.views.keep_only(names)
         self.repaired &= names
-        pods = self.cluster.pods()
+        bound = self.refresh_pods()
+        pending_pods = [facts.pod for facts in bound.unbound.values()]
         nodes = self._match_registrations(nodes)
-        node_states = {state.name: state for state in map(node_state, nodes)}
+        self.node_states = {
+            name: cached for name, cached in self.node_states.items() if name in names
+        }
+        node_states = {state.name: state for state in map(self._node_state, nodes)}
         instances = self._list_instances(now)
         review = review_launches(
             self.launches,
@@ -217,7 +226,7 @@ class Autoscaler:
         for launch in review.adopted:
             log.info("adopted launch %s (%s) after a restart", launch.token, launch.instance_id)
         for termination in review.terminate:
-            self._terminate(termination, now, pods)
+            self._terminate(termination, now, bound)
         for launch, why in review.dropped:
             log.warning("launch %s abandoned: %s", launch.token, why)
             self.metrics.failures.labels("abandoned").inc()
@@ -225,10 +234,10 @@ class Autoscaler:
         for launch in review.retry:
             self._create(launch, now)
 
-        by_uid = {uid_of(p): p for p in pods}
-        self._release_ready(pods, nodes)
+        self._release_ready(pending_pods, nodes)
 
-        provision, estimate, waiting = self._intake(pods, now)
+        # Bound pods are never provisioned for: intake reads the unbound ones only.
+        provision, estimate, waiting = self._intake(pending_pods, now)
         self.pending = [p for p, _ in provision]
         self.metrics.pending_pods.labels("provision").set(len(provision))
         self.metrics.pending_pods.labels("estimate").set(len(estimate))
@@ -244,14 +253,36 @@ class Autoscaler:
         if due and now < self.paused_until:
             due = False
         if due:
-            self._decide(provision, nodes, pods, now)
+            self._decide(provision, nodes, now)
             self.batch = decided(self.batch, now)
             self.replan = False
         if estimate:
             self._estimate(estimate, now)
-        self._pods_of_stopped_scheduler(pods, now)
-        self._forget_gone(by_uid)
+        self._pods_of_stopped_scheduler(pending_pods, now)
+        self._forget_gone(bound)
         self._update_gauges(nodes, now)
+
+    def _node_state(self, node: Mapping[str, Any]) -> NodeState:
+        """A node's launch-bookkeeping state, read once per node version."""
+        meta = metadata(node)
+        name, version = str(meta.get("name") or ""), str(meta.get("resourceVersion") or "")
+        cached = self.node_states.get(name)
+        if cached is not None and version and cached[0] == version:
+            return cached[1]
+        state = node_state(node)
+        self.node_states[name] = (version, state)
+        return state
+
+    def refresh_pods(self) -> ClusterPods:
+        """The pod facts brought up to date: the changes since the last call when the
+        cluster reports them, else a comparison of versions over the full list."""
+        changes = getattr(self.cluster, "pod_changes", None)
+        if changes is None:
+            self.pods_index.sync(self.cluster.pods())
+        else:
+            for key, pod in changes():
+                self.pods_index.update(key, pod)
+        return self.pods_index
 
     # --- intake ------------------------------------------------------------------------------
 
@@ -290,7 +321,6 @@ class Autoscaler:
         self,
         provision: list[tuple[PendingPod, Pod]],
         nodes: Sequence[Mapping[str, Any]],
-        pods: Sequence[Pod],
         now: float,
         *,
         leaving: frozenset[str] = frozenset(),
@@ -318,11 +348,12 @@ class Autoscaler:
                 self.config,
                 existing=existing_nodes(
                     nodes,
-                    pods,
+                    (),
                     self.offers_by_key,
                     self.config,
                     exclude=flying_nodes | leaving,
                     view_of=self.views.view,
+                    bound=self.pods_index,
                 ),
                 in_flight=flying,
                 backoffs=self.backoffs,
@@ -364,7 +395,7 @@ class Autoscaler:
             except GibbousError:
                 continue
         if displaced and now >= self.paused_until:
-            self._decide(displaced, self.cluster.nodes(), self.cluster.pods(), now, leaving=leaving)
+            self._decide(displaced, self.cluster.nodes(), now, leaving=leaving)
 
     def _create(self, launch: Launch, now: float) -> FailureKind | None:
         """Ask the provider for the launch's instance; record the outcome. Returns the kind of
@@ -489,7 +520,7 @@ class Autoscaler:
         self.metrics.failures.labels(str(kind)).inc()
         self.replan = True
 
-    def _terminate(self, termination: Termination, now: float, pods: Sequence[Pod]) -> None:
+    def _terminate(self, termination: Termination, now: float, bound: ClusterPods) -> None:
         log.warning("terminating %s: %s", termination.instance_id, termination.reason)
         try:
             if termination.instance_id:
@@ -504,11 +535,12 @@ class Autoscaler:
             instance_type, category, zone, failure = termination.backoff
             self._back_off(instance_type, category, zone, failure, now)
         if termination.launch is not None:
-            members = set(termination.launch.plan.pods)
-            for pod in pods:
-                if key_of(pod) in members:
+            for key in termination.launch.plan.pods:
+                facts = bound.facts.get(key)
+                if facts is not None:
                     self._warn(
-                        pod, f"launch abandoned: {termination.reason}; trying the next candidate"
+                        facts.pod,
+                        f"launch abandoned: {termination.reason}; trying the next candidate",
                     )
 
     # --- releasing gated pods ---------------------------------------------------------------
@@ -522,7 +554,7 @@ class Autoscaler:
         ready_for: dict[str, str] = {}
         for node in nodes:
             uid = labels_of(node).get(keys.ASSIGNED_POD_UID)
-            if uid and node_state(node).ready:
+            if uid and self._node_state(node).ready:
                 ready_for[uid] = labels_of(node).get(keys.HOSTNAME) or str(
                     metadata(node).get("name")
                 )
@@ -770,12 +802,15 @@ class Autoscaler:
         self.instances = instances
         return instances
 
-    def _forget_gone(self, by_uid: Mapping[str, Pod]) -> None:
-        for memory in (self.warned, self.estimated):
-            for uid in [u for u in memory if u not in by_uid]:
+    def _forget_gone(self, bound: ClusterPods) -> None:
+        """Drop what is remembered of pods that are gone or finished (per remembered pod,
+        not per pod in the cluster)."""
+        live = bound.unfinished_by_uid
+        for memory in (self.warned, self.estimated, self.release_retry):
+            for uid in [u for u in memory if u not in live]:
                 del memory[uid]
-        self.stuck_reported &= set(by_uid)
-        self.rerouted &= set(by_uid)
+        self.stuck_reported = {u for u in self.stuck_reported if u in live}
+        self.rerouted = {u for u in self.rerouted if u in live}
 
     def _update_gauges(self, nodes: Sequence[Mapping[str, Any]], now: float) -> None:
         flying = [launch.in_flight() for launch in self.launches.values()]

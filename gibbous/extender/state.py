@@ -17,7 +17,8 @@ from gibbous.core.errors import GibbousError
 from gibbous.core.planning.placement import NodeView
 from gibbous.core.podmodel.pods import node_name_of, pod_requests, uid_of
 from gibbous.core.podmodel.resources import Resources
-from gibbous.kubecache import Informer
+from gibbous.core.podmodel.slim import slim_node
+from gibbous.kubecache import Informer, key_only
 from gibbous.nodeviews import ViewCache
 
 log = logging.getLogger("gibbous.extender")
@@ -136,11 +137,15 @@ class InformerView(_CachedNodes):
         # writes the Warning events; one reporter per object).
         self.unreadable = 0
         self.cache = ViewCache(time_slices, on_problems=self._unreadable)
-        self.nodes = Informer(core.list_node, name="nodes", on_change=self._node_changed)
+        self.nodes = Informer(
+            core.list_node, name="nodes", on_change=self._node_changed, decode=slim_node
+        )
+        # The ledger keeps what the extender needs of a pod; the cache only its key.
         self.pods = Informer(
             core.list_pod_for_all_namespaces,
             name="pods",
             on_change=self.ledger.update,
+            decode=key_only,
             field_selector="status.phase!=Succeeded,status.phase!=Failed",
         )
 

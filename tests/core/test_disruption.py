@@ -43,7 +43,7 @@ def test_daemonset_mirror_and_finished_pods_neither_evicted_nor_keeping_the_node
     assert [(p["metadata"]["name"], why) for p, why in on_node.blocked] == [
         ("keep", f"{keys.DO_NOT_EVICT}=true")
     ]
-    assert [p["metadata"]["name"] for p in on_node.managed] == ["app"]
+    assert [f.pod["metadata"]["name"] for f in on_node.managed] == ["app"]
 
 
 @pytest.mark.parametrize(

@@ -37,8 +37,9 @@ from gibbous.core.choice.classify import Placement, classify
 from gibbous.core.errors import GibbousError
 from gibbous.core.lifecycle.intake import created_at
 from gibbous.core.planning.demand import describe_pod
-from gibbous.core.planning.packing import ExistingNode, PendingPod, simulate
+from gibbous.core.planning.packing import ExistingNode, PendingPod, node_admits, simulate
 from gibbous.core.planning.placement import NodeViewer, viewer
+from gibbous.core.planning.podfacts import ClusterPods, PodFacts, pod_facts
 from gibbous.core.podmodel.constraints import do_not_evict_reason
 from gibbous.core.podmodel.pods import (
     Pod,
@@ -46,13 +47,8 @@ from gibbous.core.podmodel.pods import (
     as_map,
     condition_is_true,
     is_daemonset_pod,
-    is_finished,
     is_mirror_pod,
-    key_of,
-    labels_of,
-    node_name_of,
     pod_requests,
-    uid_of,
 )
 from gibbous.core.podmodel.resources import Resources
 from gibbous.core.settings.config import Config
@@ -78,38 +74,36 @@ def belongs_to_node(pod: Pod) -> bool:
 class NodePods:
     evictable: tuple[Pod, ...]
     blocked: tuple[tuple[Pod, str], ...]  # (pod, why)
-    managed: tuple[Pod, ...]  # managed pods (evictable or not)
+    managed: tuple[PodFacts, ...]  # managed pods (evictable or not)
 
 
-def pods_by_node(pods: Sequence[Pod]) -> dict[str, list[Pod]]:
+def pods_by_node(pods: Sequence[Pod], config: Config) -> dict[str, list[PodFacts]]:
     """The pods that count for a node (bound, not finished, not DaemonSet or mirror pods),
-    by node name: one pass, for callers that look at many nodes."""
-    by_node: dict[str, list[Pod]] = {}
+    by node name: one pass, for callers without a `ClusterPods`."""
+    by_node: dict[str, list[PodFacts]] = {}
     for pod in pods:
-        name = node_name_of(pod)
-        if name and not is_finished(pod) and not belongs_to_node(pod):
-            by_node.setdefault(name, []).append(pod)
+        facts = pod_facts(pod, config.managed_label)
+        if facts.counts_for_node:
+            by_node.setdefault(facts.node, []).append(facts)
     return by_node
 
 
 def pods_on(node_name: str, pods: Sequence[Pod], config: Config) -> NodePods:
-    return split_node_pods(pods_by_node(pods).get(node_name, []), config)
+    return split_node_pods(pods_by_node(pods, config).get(node_name, []))
 
 
-def split_node_pods(node_pods: Sequence[Pod], config: Config) -> NodePods:
-    """One node's pods (from `pods_by_node`) by what draining may do with them."""
+def split_node_pods(node_pods: Sequence[PodFacts]) -> NodePods:
+    """One node's pods by what draining may do with them."""
     evictable: list[Pod] = []
     blocked: list[tuple[Pod, str]] = []
-    managed: list[Pod] = []
-    label, value = config.managed_label
-    for pod in node_pods:
-        if labels_of(pod).get(label) == value:
-            managed.append(pod)
-        why = eviction_blocker(pod)
-        if why:
-            blocked.append((pod, why))
+    managed: list[PodFacts] = []
+    for facts in node_pods:
+        if facts.managed:
+            managed.append(facts)
+        if facts.blocker:
+            blocked.append((facts.pod, facts.blocker))
         else:
-            evictable.append(pod)
+            evictable.append(facts.pod)
     return NodePods(tuple(evictable), tuple(blocked), tuple(managed))
 
 
@@ -133,13 +127,7 @@ class ScaleDownReview:
     kept: Mapping[str, str]  # node -> why it stays (for logs and tests)
 
 
-def _utilization(managed: Sequence[Pod], allocatable: Resources) -> float:
-    used = Resources()
-    for pod in managed:
-        try:
-            used = used + pod_requests(pod)
-        except GibbousError:
-            continue
+def _utilization(used: Resources, allocatable: Resources) -> float:
     shares = []
     if allocatable.cpu_millis > 0:
         shares.append(used.cpu_millis / allocatable.cpu_millis)
@@ -148,19 +136,44 @@ def _utilization(managed: Sequence[Pod], allocatable: Resources) -> float:
     return max(shares) if shares else 0.0
 
 
-def _fits_elsewhere(
-    pods: Sequence[Pod],
-    others: list[ExistingNode],
-    config: Config,
-) -> bool:
-    pending: list[PendingPod] = []
-    for pod in pods:
-        try:
-            pending.append(describe_pod(pod, config)[0])
-        except GibbousError:
-            return False
-    plan = simulate(pending, [], config, existing=others)
-    return not plan.new_nodes and not plan.unschedulable
+class _Room:
+    """Free room on the other nodes, to ask whether a node's pods fit elsewhere. Nodes are
+    tried roomiest first (by free CPU), and only those with room for the pod at all, so a
+    review of thousands of nodes does not rescan every full node for every pod."""
+
+    def __init__(self, nodes: Sequence[ExistingNode], config: Config) -> None:
+        self.config = config
+        self.nodes = sorted(nodes, key=lambda n: (-n.free.cpu_millis, n.name))
+
+    def takes(self, pods: Sequence[Pod], leaving: str) -> bool:
+        """Whether every pod fits on some other node (first fit, roomiest first, each pod
+        using up the room it takes), with the node admission rules of the simulation."""
+        taken: dict[str, Resources] = {}
+        for pod in pods:
+            try:
+                pending = describe_pod(pod, self.config)[0]
+            except GibbousError:
+                return False
+            if pending.topology.constrained:
+                # Inter-pod rules need the full simulation.
+                others = [n for n in self.nodes if n.name != leaving]
+                plan = simulate([pending], [], self.config, existing=others)
+                if plan.new_nodes or plan.unschedulable:
+                    return False
+                continue
+            requests = pending.requirement.requests
+            for node in self.nodes:
+                if node.free.cpu_millis < requests.cpu_millis:
+                    return False  # sorted: no later node has the CPU either
+                if node.name == leaving:
+                    continue
+                free = taken.get(node.name, node.free)
+                if requests.fits_in(free) and node_admits(pending, node, self.config):
+                    taken[node.name] = free - requests
+                    break
+            else:
+                return False
+        return True
 
 
 def _assigned_pod_needs_node(pod: Pod | None, config: Config) -> bool:
@@ -176,7 +189,7 @@ def _assigned_pod_needs_node(pod: Pod | None, config: Config) -> bool:
 
 def review_scale_down(
     nodes: Sequence[Mapping[str, Any]],
-    pods: Sequence[Pod],
+    bound: ClusterPods,
     existing: Sequence[ExistingNode],
     pending: Sequence[PendingPod],
     config: Config,
@@ -192,12 +205,11 @@ def review_scale_down(
     ours = [
         (node, view) for node, view in zip(nodes, views, strict=True) if view.created_by_gibbous
     ]
+    room = _Room([n for n in existing if n.name not in draining], config)
     needed_by_pending: set[str] = set()
     if pending:
         plan = simulate(list(pending), [], config, existing=list(existing))
         needed_by_pending = set(plan.on_existing.values())
-    by_node = pods_by_node(pods)
-    unfinished_by_uid = {uid_of(p): p for p in pods if not is_finished(p)}
     since: dict[str, float] = {}
     kept: dict[str, str] = {}
     ttl: list[Drain] = []
@@ -212,10 +224,10 @@ def review_scale_down(
         if as_map(node.get("spec")).get("unschedulable"):
             kept[name] = "cordoned by someone else"
             continue
-        on_node = split_node_pods(by_node.get(name, []), config)
-        if on_node.blocked:
-            pod, why = on_node.blocked[0]
-            kept[name] = f"{key_of(pod)} must not be evicted ({why})"
+        blocked = bound.blocked.get(name)
+        if blocked:
+            key, why = min(blocked.items())
+            kept[name] = f"{key} must not be evicted ({why})"
             continue
         created = created_at(node)
         age = now - created if created is not None else math.inf
@@ -232,20 +244,22 @@ def review_scale_down(
             continue
         why = ""
         if view.placement is Placement.BIN_SELECT:
-            assigned = unfinished_by_uid.get(view.assigned_pod_uid)
-            if not on_node.managed and not _assigned_pod_needs_node(assigned, config):
+            assigned = bound.unfinished_by_uid.get(view.assigned_pod_uid)
+            if not bound.managed_on.get(name) and not _assigned_pod_needs_node(
+                assigned.pod if assigned else None, config
+            ):
                 why = "its bin-select pod is gone"
-        elif not on_node.managed:
+        elif not bound.managed_on.get(name):
             why = "no managed pods"
         else:
-            utilization = _utilization(on_node.managed, view.allocatable)
-            if utilization < settings.bin_pack_utilization_threshold:
-                others = [n for n in existing if n.name != name and n.name not in draining]
-                if _fits_elsewhere(on_node.evictable, others, config):
-                    why = (
-                        f"utilization {utilization:.2f} < "
-                        f"{settings.bin_pack_utilization_threshold:g} and its pods fit elsewhere"
-                    )
+            utilization = _utilization(bound.managed_used.get(name, Resources()), view.allocatable)
+            if utilization < settings.bin_pack_utilization_threshold and room.takes(
+                [f.pod for f in bound.node_pods(name)], name
+            ):
+                why = (
+                    f"utilization {utilization:.2f} < "
+                    f"{settings.bin_pack_utilization_threshold:g} and its pods fit elsewhere"
+                )
         if not why:
             kept[name] = "in use"
             continue

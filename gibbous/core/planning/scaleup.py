@@ -9,7 +9,7 @@ zones backed off for that type and category left out).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +27,7 @@ from gibbous.core.planning.packing import (
     simulate,
 )
 from gibbous.core.planning.placement import NodeViewer, viewer
+from gibbous.core.planning.podfacts import ClusterPods
 from gibbous.core.podmodel.pods import (
     Pod,
     as_map,
@@ -193,24 +194,19 @@ def existing_nodes(
     *,
     exclude: frozenset[str] = frozenset(),
     view_of: NodeViewer | None = None,
+    bound: ClusterPods | None = None,
 ) -> list[ExistingNode]:
     """The Ready, schedulable nodes as the planner sees them: allocatable minus what the
     pods bound to them request. `exclude` names nodes counted as launches in flight;
-    `view_of` reads a node (default: anew, with the configured GPU time slices)."""
+    `view_of` reads a node (default: anew, with the configured GPU time slices); `bound`,
+    when given, holds the pods' aggregates already (and `pods` is not read)."""
     view_of = view_of or viewer(config.nvidia_gpu_time_slices)
-    used: dict[str, Resources] = {}
-    placed: dict[str, list[PodTopology]] = {}
-    for pod in pods:
-        name = node_name_of(pod)
-        if not name or is_finished(pod):
-            continue
-        # Terminating pods still count: kube-scheduler's inter-pod affinity sees every pod
-        # on the node until it is gone (spread would skip them; counting is the safe side).
-        placed.setdefault(name, []).append(placed_pod_topology(pod))
-        try:
-            used[name] = used.get(name, Resources()) + pod_requests(pod)
-        except GibbousError:
-            continue
+    used: Mapping[str, Resources]
+    placed: Mapping[str, Sequence[PodTopology]]
+    if bound is not None:
+        used, placed = bound.used, _Placed(bound)
+    else:
+        used, placed = _aggregates(pods)
     out = []
     for node in nodes:
         seen = view_of(node)
@@ -228,7 +224,7 @@ def existing_nodes(
         out.append(
             ExistingNode(
                 name=seen.name,
-                free=seen.allocatable - used.get(seen.name, Resources()),
+                free=seen.allocatable - used.get(seen.name, _NOTHING),
                 placement=seen.placement,
                 labels=seen.labels,
                 taints=seen.taints,
@@ -238,6 +234,44 @@ def existing_nodes(
             )
         )
     return out
+
+
+_NOTHING = Resources()
+
+
+class _Placed(Mapping[str, Sequence[PodTopology]]):
+    """The placed pods' inter-pod facts per node, from a ClusterPods (built lazily)."""
+
+    def __init__(self, bound: ClusterPods) -> None:
+        self.bound = bound
+
+    def __getitem__(self, node: str) -> Sequence[PodTopology]:
+        return self.bound.placed(node)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.bound.on_node)
+
+    def __len__(self) -> int:
+        return len(self.bound.on_node)
+
+
+def _aggregates(
+    pods: Sequence[Pod],
+) -> tuple[dict[str, Resources], dict[str, list[PodTopology]]]:
+    used: dict[str, Resources] = {}
+    placed: dict[str, list[PodTopology]] = {}
+    for pod in pods:
+        name = node_name_of(pod)
+        if not name or is_finished(pod):
+            continue
+        # Terminating pods still count: kube-scheduler's inter-pod affinity sees every pod
+        # on the node until it is gone (spread would skip them; counting is the safe side).
+        placed.setdefault(name, []).append(placed_pod_topology(pod))
+        try:
+            used[name] = used.get(name, Resources()) + pod_requests(pod)
+        except GibbousError:
+            continue
+    return used, placed
 
 
 @dataclass(frozen=True)
