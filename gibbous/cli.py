@@ -584,6 +584,7 @@ def run_autoscaler(args: argparse.Namespace) -> int:
     from gibbous.autoscaler.loop import Autoscaler
     from gibbous.autoscaler.process import AutoscalerService
     from gibbous.kubeapi import load_client_config, server_version
+    from gibbous.kubecache import register_cache_metrics
     from gibbous.serving import server_config
 
     config, listen = _server_setup(args)
@@ -663,6 +664,7 @@ def run_autoscaler(args: argparse.Namespace) -> int:
         clock=time.time,
         scheduler_lease=(lease_namespace, lease_name) if args.scheduler_lease else None,
     )
+    register_cache_metrics(autoscaler.metrics.registry, "gibbous_autoscaler", cluster.informers)
     service = AutoscalerService(
         autoscaler,
         cluster,

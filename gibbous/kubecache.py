@@ -15,11 +15,14 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from kubernetes import watch
 from kubernetes.client.exceptions import ApiException
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 log = logging.getLogger("gibbous.kubecache")
 
@@ -202,3 +205,33 @@ class Informer:
 
     def stop(self) -> None:
         self.stopped.set()
+
+
+class CacheMetrics(Collector):
+    """`<prefix>_cache_objects{cache}` (objects held) and `<prefix>_cache_decodes_total{cache}`
+    (objects decoded: one per list item and watch event), read when scraped."""
+
+    def __init__(self, prefix: str, informers: Sequence[Informer]) -> None:
+        self.prefix = prefix
+        self.informers = informers
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        held = GaugeMetricFamily(
+            f"{self.prefix}_cache_objects", "Objects held in a list+watch cache", labels=["cache"]
+        )
+        decodes = CounterMetricFamily(
+            f"{self.prefix}_cache_decodes",
+            "Objects decoded into a cache (one per list item and watch event)",
+            labels=["cache"],
+        )
+        for informer in self.informers:
+            held.add_metric([informer.name], len(informer))
+            decodes.add_metric([informer.name], informer.decoded)
+        yield held
+        yield decodes
+
+
+def register_cache_metrics(
+    registry: CollectorRegistry, prefix: str, informers: Sequence[Informer]
+) -> None:
+    registry.register(CacheMetrics(prefix, informers))

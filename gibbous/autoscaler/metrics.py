@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 @dataclass
@@ -89,6 +89,13 @@ class AutoscalerMetrics:
             "Provisioning-gate releases, by outcome: released (pinned to the node made for "
             "the pod), pinned-elsewhere (the pod's own hostname selector kept), refused",
             ["outcome"],
+            registry=self.registry,
+        )
+        self.step_seconds = Histogram(
+            "gibbous_autoscaler_step_duration_seconds",
+            "Time one loop iteration took, by part (provisioning, lifecycle)",
+            ["part"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
             registry=self.registry,
         )
         self.loop_errors = Counter(

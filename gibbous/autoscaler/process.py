@@ -114,9 +114,12 @@ class AutoscalerService:
             started = time.monotonic()
             if self.leading and self.cluster.ready():
                 try:
-                    self.autoscaler.step()
+                    timed = self.autoscaler.metrics.step_seconds
+                    with timed.labels("provisioning").time():
+                        self.autoscaler.step()
                     if self.lifecycle is not None:
-                        self.lifecycle.step()
+                        with timed.labels("lifecycle").time():
+                            self.lifecycle.step()
                     self.steps += 1
                 except Exception:
                     log.exception("autoscaler iteration failed; retrying")

@@ -40,6 +40,7 @@ from gibbous.core.planning.placement import (
 )
 from gibbous.core.settings.config import Config
 from gibbous.extender.state import ClusterView
+from gibbous.kubecache import register_cache_metrics
 from gibbous.nodeviews import ViewCache
 from gibbous.serving import read_body
 
@@ -144,6 +145,9 @@ def create_app(
         "label or annotation that does not parse was left out)",
         registry=metrics.registry,
     ).set_function(lambda: float(getattr(cluster, "unreadable", 0)))
+    informers = getattr(cluster, "informers", None)
+    if informers:
+        register_cache_metrics(metrics.registry, "gibbous_extender", informers)
 
     def views(
         nodes: list[dict[str, Any]] | None, names: list[str] | None

@@ -149,6 +149,10 @@ class InformerView(_CachedNodes):
             field_selector="status.phase!=Succeeded,status.phase!=Failed",
         )
 
+    @property
+    def informers(self) -> tuple[Informer, Informer]:
+        return self.nodes, self.pods
+
     def start(self) -> None:
         self.nodes.start()
         self.pods.start()
