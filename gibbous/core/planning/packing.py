@@ -259,9 +259,18 @@ class _Simulation:
         for node in nodes:
             free.setdefault(node.name, node.free)
         by_uid = {node.assigned_pod_uid: node for node in nodes if node.assigned_pod_uid}
+        # Only nodes with room for the smallest pod are worth scanning: in a full cluster a
+        # burst of pods would otherwise try every node for every pod.
+        least_cpu = min((p.requirement.requests.cpu_millis for p in pods), default=0)
+        least_memory = min((p.requirement.requests.memory_bytes for p in pods), default=0)
+        roomy = [
+            node
+            for node in nodes
+            if node.free.cpu_millis >= least_cpu and node.free.memory_bytes >= least_memory
+        ]
         left = []
         for pod in pods:
-            target = self._existing_target(pod, nodes, by_uid, free)
+            target = self._existing_target(pod, roomy, by_uid, free)
             if target is None:
                 left.append(pod)
                 continue
