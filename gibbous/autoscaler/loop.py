@@ -25,6 +25,7 @@ error in one pod or one launch stop the others.
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import math
 import random
@@ -192,6 +193,8 @@ class Autoscaler:
         # it has them, else by comparing versions in a full list).
         self.pods_index = ClusterPods(config.managed_label)
         self.node_states: dict[str, tuple[str, NodeState]] = {}  # name -> (version, state)
+        # uid -> (version, what describe_pod gave), for the pods waiting for capacity.
+        self.described: dict[str, tuple[str, PendingPod | GibbousError]] = {}
         self.decisions = 0
 
     # --- one iteration ---------------------------------------------------------------------
@@ -273,6 +276,24 @@ class Autoscaler:
         self.node_states[name] = (version, state)
         return state
 
+    def _describe(self, pod: Pod) -> PendingPod:
+        """describe_pod once per pod version (a pod waiting for capacity is taken in every
+        step until its node comes; an unreadable one raises its error again)."""
+        meta = metadata(pod)
+        uid, version = uid_of(pod), str(meta.get("resourceVersion") or "")
+        cached = self.described.get(uid)
+        if cached is not None and version and cached[0] == version:
+            if isinstance(cached[1], GibbousError):
+                raise cached[1]
+            return cached[1]
+        try:
+            pending = describe_pod(pod, self.config)[0]
+        except GibbousError as error:
+            self.described[uid] = (version, error)
+            raise
+        self.described[uid] = (version, pending)
+        return pending
+
     def refresh_pods(self) -> ClusterPods:
         """The pod facts brought up to date: the changes since the last call when the
         cluster reports them, else a comparison of versions over the full list."""
@@ -300,7 +321,7 @@ class Autoscaler:
                 if decision.intake is Intake.WAIT:
                     waiting += 1
                     continue
-                pending, _ = describe_pod(pod, self.config)
+                pending = self._describe(pod)
             except GibbousError as error:
                 self._set_aside(pod, f"cannot provision for this pod: {error}")
                 continue
@@ -364,14 +385,14 @@ class Autoscaler:
                 now=now,
             )
             unsatisfiable = dict(plan.unsatisfiable)
-            failed = False
-            for launch_plan in plan.launches:
-                launch = Launch(token=self.new_token(), plan=launch_plan, requested_at=now)
-                if self._create(launch, now) in (
-                    FailureKind.INSUFFICIENT_CAPACITY,
-                    FailureKind.QUOTA,
-                ):
-                    failed = True
+            launches = [
+                Launch(token=self.new_token(), plan=launch_plan, requested_at=now)
+                for launch_plan in plan.launches
+            ]
+            failed = any(
+                kind in (FailureKind.INSUFFICIENT_CAPACITY, FailureKind.QUOTA)
+                for kind in self._create_all(launches, now)
+            )
             if not failed or now < self.paused_until:
                 break
         for key, node_name in plan.on_existing.items():
@@ -397,23 +418,51 @@ class Autoscaler:
         if displaced and now >= self.paused_until:
             self._decide(displaced, self.cluster.nodes(), now, leaving=leaving)
 
+    def _create_all(self, launches: list[Launch], now: float) -> list[FailureKind | None]:
+        """Ask the provider for the launches' instances, several at once when it takes that
+        (`launch_concurrency`: a burst of 60 nodes must not wait on 60 calls in a row), and
+        record the outcomes in order, on this thread."""
+        width = min(len(launches), max(1, self.provider.launch_concurrency))
+        if width <= 1:
+            outcomes = [self._call_create(launch) for launch in launches]
+        else:
+            with concurrent.futures.ThreadPoolExecutor(width) as pool:
+                outcomes = list(pool.map(self._call_create, launches))
+        return [
+            self._record_create(launch, outcome, now)
+            for launch, outcome in zip(launches, outcomes, strict=True)
+        ]
+
     def _create(self, launch: Launch, now: float) -> FailureKind | None:
-        """Ask the provider for the launch's instance; record the outcome. Returns the kind of
-        failure that backs a pair off, if any."""
+        return self._create_all([launch], now)[0]
+
+    def _call_create(self, launch: Launch) -> Instance | Exception:
         plan = launch.plan
-        offer = plan.offer
         request = LaunchRequest(
             token=launch.token,
             cluster_id=self.config.cluster_id,
-            instance_type=offer.name,
-            category=str(offer.category),
+            instance_type=plan.offer.name,
+            category=str(plan.offer.category),
             zones=plan.zones,
             labels=plan.labels,
             taints=plan.taints,
         )
+        try:
+            return self.provider.create(request)
+        except Exception as error:
+            return error
+
+    def _record_create(
+        self, launch: Launch, outcome: Instance | Exception, now: float
+    ) -> FailureKind | None:
+        """Record a create call's outcome. Returns the kind of failure that backs a pair
+        off, if any."""
+        offer = launch.plan.offer
         attempts = launch.attempts + 1
         try:
-            instance = self.provider.create(request)
+            if isinstance(outcome, Exception):
+                raise outcome
+            instance = outcome
         except InsufficientCapacityError as error:
             zone = error.zone if error.zone and "," not in error.zone else ""
             self._back_off(
@@ -481,7 +530,7 @@ class Autoscaler:
             offer.describe(),
             instance.id,
             instance.zone or "any zone",
-            len(plan.pods),
+            len(launch.plan.pods),
         )
         return None
 
@@ -806,6 +855,9 @@ class Autoscaler:
         """Drop what is remembered of pods that are gone or finished (per remembered pod,
         not per pod in the cluster)."""
         live = bound.unfinished_by_uid
+        waiting = {facts.uid for facts in bound.unbound.values()}
+        for uid in [u for u in self.described if u not in waiting]:
+            del self.described[uid]
         for memory in (self.warned, self.estimated, self.release_retry):
             for uid in [u for u in memory if u not in live]:
                 del memory[uid]

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from gibbous.core import keys
-from gibbous.core.lifecycle.intake import Intake, decide_intake, epoch_seconds
+from gibbous.core.grammar.timestamps import epoch_seconds
+from gibbous.core.lifecycle.intake import Intake, decide_intake
 from tests.factories import config, make_pod, unschedulable_status
 
 NOW = 1_800_000_000.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gibbous.core.lifecycle.intake import epoch_seconds
+from gibbous.core.grammar.timestamps import epoch_seconds
 from gibbous.core.lifecycle.routing import scheduler_liveness, waits_on_scheduler
 from tests.factories import make_pod
 

@@ -152,6 +152,7 @@ class AwsCloudProvider:
     # Spot Instance Advisor entries by type (aws.useSpotAdvisor); None: live prices.
     advisor: dict[str, AdvisorEntry] | None = None
     name: str = "aws"
+    launch_concurrency: int = 8  # boto3 clients are thread-safe
 
     def __post_init__(self) -> None:
         self.types = {t.name: t for t in self.catalog}

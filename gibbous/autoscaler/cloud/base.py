@@ -72,6 +72,9 @@ class CloudProvider(Protocol):
     real API server), aws."""
 
     name: str
+    # How many `create` calls may run at once (a burst's launches go out together; the
+    # client must be thread-safe for more than 1).
+    launch_concurrency: int
 
     def instance_types(self) -> list[InstanceType]:
         """The catalog this provider can launch, with prices."""

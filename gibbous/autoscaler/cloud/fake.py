@@ -27,6 +27,7 @@ class FakeCloudProvider:
     catalog: list[InstanceType]
     clock: Callable[[], float]
     name: str = "fake"
+    launch_concurrency: int = 1  # tests read create_calls in order
     boot_s: float = 30.0
     stockouts: set[tuple[str, str, str]] = field(default_factory=set)  # (type, category, zone|"")
     quota_exhausted: set[Key] = field(default_factory=set)

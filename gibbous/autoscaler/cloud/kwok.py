@@ -51,6 +51,7 @@ class KwokCloudProvider:
     clock: Callable[[], float]
     boot_s: float = 5.0
     name: str = "kwok"
+    launch_concurrency: int = 4  # the Kubernetes client's connection pool holds 4
 
     def __post_init__(self) -> None:
         self.core = client.CoreV1Api(self.api)

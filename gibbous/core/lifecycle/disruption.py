@@ -35,7 +35,6 @@ from typing import Any
 
 from gibbous.core.choice.classify import Placement, classify
 from gibbous.core.errors import GibbousError
-from gibbous.core.lifecycle.intake import created_at
 from gibbous.core.planning.demand import describe_pod
 from gibbous.core.planning.packing import ExistingNode, PendingPod, node_admits, simulate
 from gibbous.core.planning.placement import NodeViewer, viewer
@@ -44,8 +43,6 @@ from gibbous.core.podmodel.constraints import do_not_evict_reason
 from gibbous.core.podmodel.pods import (
     Pod,
     annotations_of,
-    as_map,
-    condition_is_true,
     is_daemonset_pod,
     is_mirror_pod,
     pod_requests,
@@ -202,9 +199,7 @@ def review_scale_down(
     """The drains to start now (within the budget) and the updated unneeded clock."""
     settings = config.scale_down
     views = list(map(view_of or viewer(config.nvidia_gpu_time_slices), nodes))
-    ours = [
-        (node, view) for node, view in zip(nodes, views, strict=True) if view.created_by_gibbous
-    ]
+    ours = [view for view in views if view.created_by_gibbous]
     room = _Room([n for n in existing if n.name not in draining], config)
     needed_by_pending: set[str] = set()
     if pending:
@@ -214,14 +209,14 @@ def review_scale_down(
     kept: dict[str, str] = {}
     ttl: list[Drain] = []
     unneeded: list[Drain] = []
-    for node, view in ours:
+    for view in ours:
         name = view.name
         if name in draining:
             continue
-        if not condition_is_true(node, "Ready"):
+        if not view.ready:
             kept[name] = "not Ready"
             continue
-        if as_map(node.get("spec")).get("unschedulable"):
+        if view.unschedulable:
             kept[name] = "cordoned by someone else"
             continue
         blocked = bound.blocked.get(name)
@@ -229,7 +224,7 @@ def review_scale_down(
             key, why = min(blocked.items())
             kept[name] = f"{key} must not be evicted ({why})"
             continue
-        created = created_at(node)
+        created = view.created_at
         age = now - created if created is not None else math.inf
         if config.node_ttl_s and age >= config.node_ttl_s:
             ttl.append(Drain(name, DrainReason.TTL, f"older than nodeTTL ({age:.0f}s)"))

@@ -16,7 +16,6 @@ For a managed pod, in order (the first rule that decides wins):
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -25,6 +24,7 @@ from typing import Any
 from gibbous.core import keys
 from gibbous.core.errors import ConfigError
 from gibbous.core.grammar.duration import parse_duration
+from gibbous.core.grammar.timestamps import epoch_seconds
 from gibbous.core.podmodel.pods import (
     Pod,
     annotations_of,
@@ -55,25 +55,6 @@ class Intake(StrEnum):
 class IntakeDecision:
     intake: Intake
     reason: str
-
-
-_RFC3339_UTC = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.\d+)?Z", re.ASCII)
-
-
-def epoch_seconds(stamp: str) -> float | None:
-    """`2027-01-15T08:00:00Z` (how the API server writes times) -> seconds since the epoch.
-    Pure arithmetic (days-from-civil), so the core needs no clock library."""
-    match = _RFC3339_UTC.fullmatch(stamp)
-    if not match:
-        return None
-    year, month, day, hour, minute, second = (int(g) for g in match.groups())
-    year -= month <= 2
-    era = year // 400
-    year_of_era = year - era * 400
-    day_of_year = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
-    day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
-    days = era * 146097 + day_of_era - 719468
-    return float(days * 86400 + hour * 3600 + minute * 60 + second)
 
 
 def created_at(obj: Mapping[str, Any]) -> float | None:

@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gibbous.core.lifecycle.intake import created_at, epoch_seconds
+from gibbous.core.grammar.timestamps import epoch_seconds
+from gibbous.core.lifecycle.intake import created_at
 from gibbous.core.podmodel.pods import Pod, as_map, node_name_of, pod_condition, spec
 
 LEASE_MARGIN_S = 10.0

@@ -37,11 +37,13 @@ from gibbous.core import keys
 from gibbous.core.choice.classify import Placement, classify, offerings_for
 from gibbous.core.errors import GibbousError, quoted
 from gibbous.core.grammar.numerals import parse_decimal, parse_whole
+from gibbous.core.grammar.timestamps import epoch_seconds
 from gibbous.core.podmodel.constraints import InstanceConstraints, PriceCategory, parse_constraints
 from gibbous.core.podmodel.pods import (
     Pod,
     annotations_of,
     as_map,
+    condition_is_true,
     labels_of,
     metadata,
     pod_requests,
@@ -80,6 +82,9 @@ class NodeView:
     # Derived once when the view is built (node views are cached per node version):
     signature: tuple[object, ...] = ()
     unit_price: float = 0.0  # $/hr per allocatable vCPU; 0 for nodes already paid for
+    ready: bool = False  # condition Ready is True
+    unschedulable: bool = False  # cordoned
+    created_at: float | None = None  # metadata.creationTimestamp, seconds since the epoch
 
 
 def normalize_gpu_sku(text: str) -> str:
@@ -158,13 +163,27 @@ def node_view(node: Mapping[str, Any], *, time_slices: int = 1) -> NodeView:
         and view.allocatable.cpu_millis > 0
         else 0.0
     )
-    return replace(view, signature=_signature(view), unit_price=unit)
+    return replace(view, signature=_signature(view), unit_price=unit, **_state(node))
+
+
+def _state(node: Mapping[str, Any]) -> dict[str, Any]:
+    """Readiness, cordon and age: read once per node version, like the rest of the view."""
+    stamp = metadata(node).get("creationTimestamp")
+    return {
+        "ready": condition_is_true(node, "Ready"),
+        "unschedulable": bool(as_map(node.get("spec")).get("unschedulable")),
+        "created_at": epoch_seconds(stamp) if isinstance(stamp, str) else None,
+    }
 
 
 def unreadable_node_view(node: Mapping[str, Any], why: str) -> NodeView:
     """The view of a node nothing could be read from: no class, no capacity, no price, so
     placement judges it like a node Gibbous did not create and has no room on it."""
     name = metadata(node).get("name")
+    try:
+        state = _state(node)
+    except Exception:
+        state = {}
     return NodeView(
         name=name if isinstance(name, str) else "",
         labels={},
@@ -182,6 +201,7 @@ def unreadable_node_view(node: Mapping[str, Any], why: str) -> NodeView:
         observed_cpu=None,
         observed_memory=None,
         problems=(why,),
+        **state,
     )
 
 

@@ -30,8 +30,6 @@ from gibbous.core.planning.placement import NodeViewer, viewer
 from gibbous.core.planning.podfacts import ClusterPods
 from gibbous.core.podmodel.pods import (
     Pod,
-    as_map,
-    condition_is_true,
     is_finished,
     node_name_of,
     pod_requests,
@@ -210,11 +208,7 @@ def existing_nodes(
     out = []
     for node in nodes:
         seen = view_of(node)
-        if (
-            seen.name in exclude
-            or not condition_is_true(node, "Ready")
-            or as_map(node.get("spec")).get("unschedulable")
-        ):
+        if seen.name in exclude or not seen.ready or seen.unschedulable:
             continue
         offer = (
             offers_by_key.get((seen.instance_type, str(seen.category)))

@@ -10,6 +10,7 @@ the cache then holds one copy of each.
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Mapping
 from typing import Any
@@ -55,6 +56,33 @@ _NODE_SPEC = ("providerID", "taints", "unschedulable")
 _NODE_STATUS = ("allocatable", "capacity")
 
 
+# Replicas of one workload carry equal labels, containers, tolerations, affinity and
+# conditions: one shared copy of each equal value serves them all. Bounded: values longer
+# than this are kept as they are, and once the table is full new values are not added.
+_SHARED_CHARS = 2048
+_SHARED_ENTRIES = 4096
+_shared_values: dict[str, Any] = {}
+
+
+def _shared(value: Any) -> Any:
+    """An equal value already held, or `value` (recorded for the next equal one). The
+    records are read-only: no caller changes a cached object."""
+    if not value:
+        return value
+    try:
+        key = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    except (TypeError, ValueError):
+        return value
+    if len(key) > _SHARED_CHARS:
+        return value
+    found = _shared_values.get(key)
+    if found is not None:
+        return found
+    if len(_shared_values) < _SHARED_ENTRIES:
+        _shared_values[key] = value
+    return value
+
+
 def _text(value: object) -> object:
     return sys.intern(value) if type(value) is str else value
 
@@ -81,17 +109,17 @@ def _metadata(obj: Mapping[str, Any]) -> dict[str, Any]:
     if "namespace" in out:
         out["namespace"] = _text(out["namespace"])
     if meta.get("labels"):
-        out["labels"] = _strings(meta["labels"])
+        out["labels"] = _shared(_strings(meta["labels"]))
     annotations = as_map(meta.get("annotations"))
     if annotations:
         kept = {k: v for k, v in annotations.items() if k not in _DROPPED_ANNOTATIONS}
         if kept:
-            out["annotations"] = _strings(kept)
+            out["annotations"] = _shared(_strings(kept))
     owners = meta.get("ownerReferences")
     if isinstance(owners, list):
-        out["ownerReferences"] = [
-            {k: _text(o[k]) for k in _OWNER if k in o} for o in owners if isinstance(o, Mapping)
-        ]
+        out["ownerReferences"] = _shared(
+            [{k: _text(o[k]) for k in _OWNER if k in o} for o in owners if isinstance(o, Mapping)]
+        )
     return out
 
 
@@ -109,22 +137,28 @@ def _container(container: object) -> object:
 def slim_pod(pod: Mapping[str, Any]) -> dict[str, Any]:
     """The record of a Pod: what intake, planning, the ledgers and lifecycle read."""
     spec = as_map(pod.get("spec"))
-    slim_spec: dict[str, Any] = {k: _interned(spec[k]) for k in _POD_SPEC if k in spec}
+    slim_spec: dict[str, Any] = {
+        k: _shared(_interned(spec[k])) if isinstance(spec[k], (dict, list)) else _text(spec[k])
+        for k in _POD_SPEC
+        if k in spec
+    }
     for key in ("containers", "initContainers"):
         containers = spec.get(key)
         if isinstance(containers, list):
-            slim_spec[key] = [_container(c) for c in containers]
+            slim_spec[key] = _shared([_container(c) for c in containers])
         elif containers is not None:
             slim_spec[key] = containers
     status = as_map(pod.get("status"))
     slim_status: dict[str, Any] = {k: _text(status[k]) for k in _POD_STATUS if k in status}
     conditions = status.get("conditions")
     if isinstance(conditions, list):
-        slim_status["conditions"] = [
-            {k: _text(c[k]) for k in _CONDITION if k in c}
-            for c in conditions
-            if isinstance(c, Mapping)
-        ]
+        slim_status["conditions"] = _shared(
+            [
+                {k: _text(c[k]) for k in _CONDITION if k in c}
+                for c in conditions
+                if isinstance(c, Mapping)
+            ]
+        )
     return {"metadata": _metadata(pod), "spec": slim_spec, "status": slim_status}
 
 
