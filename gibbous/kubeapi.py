@@ -30,6 +30,8 @@ def load_client_config(kubeconfig: str | None) -> object:
     except (config.ConfigException, OSError) as error:
         where = kubeconfig or "in-cluster service account or ~/.kube/config"
         raise ConfigError(f"cannot load Kubernetes credentials from {where}: {error}") from None
+    # Watches hold connections, and a burst's launches and releases run side by side.
+    configuration.connection_pool_maxsize = 16
     return configuration
 
 

@@ -51,7 +51,7 @@ class KwokCloudProvider:
     clock: Callable[[], float]
     boot_s: float = 5.0
     name: str = "kwok"
-    launch_concurrency: int = 4  # the Kubernetes client's connection pool holds 4
+    launch_concurrency: int = 8  # with a client connection pool of as many
 
     def __post_init__(self) -> None:
         self.core = client.CoreV1Api(self.api)
@@ -64,9 +64,17 @@ class KwokCloudProvider:
     # --- the cloud-provider interface --------------------------------------------------
 
     def create(self, request: LaunchRequest) -> Instance:
-        existing = self._nodes(f"{LAUNCH_TOKEN}={request.token}")
-        if existing:
-            return self._instance(existing[0])
+        name = f"gibbous-{request.token[-12:]}".lower()
+        # Idempotent by token: the node's name comes from it, so one read says whether this
+        # launch already happened (a label query would scan every node of the cluster).
+        try:
+            existing = self.core.read_node(name)
+        except ApiException as error:
+            if error.status != 404:
+                raise
+        else:
+            if (existing.metadata.labels or {}).get(LAUNCH_TOKEN) == request.token:
+                return self._instance(existing)
         instance_type = self.by_name.get(request.instance_type)
         if instance_type is None:
             raise InstanceNotFoundError(f"unknown instance type {request.instance_type}")
@@ -76,7 +84,6 @@ class KwokCloudProvider:
             if request.zones
             else (instance_type.zones[0] if instance_type.zones else "kwok-zone-a")
         )
-        name = f"gibbous-{request.token[-12:]}".lower()
         allocatable = node_allocatable(instance_type, self.config).to_resource_list()
         allocatable.pop("ephemeral-storage", None)
         capacity = {
@@ -108,10 +115,11 @@ class KwokCloudProvider:
             "spec": {"taints": [*request.taints, NOT_READY], "providerID": f"kwok://{name}"},
         }
         self.core.create_node(body)
-        self.core.patch_node_status(
-            name, {"status": node_status(capacity, allocatable, ready=False, now=now)}
+        return self._instance(
+            self.core.patch_node_status(
+                name, {"status": node_status(capacity, allocatable, ready=False, now=now)}
+            )
         )
-        return self._instance(self.core.read_node(name))
 
     def delete(self, instance_id: str) -> None:
         try:
