@@ -412,16 +412,21 @@ def in_process(api: client.ApiClient, nodes: int, burst: int) -> dict[str, float
     creator.start()
     wanted = {f"{BURST}/llm-trainer-{i:06d}" for i in range(burst)}
     deadline = time.monotonic() + 300
+    decided_in = 0.0
     while not stop.is_set():
         if time.monotonic() > deadline or not (creator.is_alive() or created_at):
             raise RuntimeError("the burst was not created or not planned within 5 minutes")
+        before, step_started = autoscaler.decisions, time.monotonic()
         autoscaler.step()
+        if autoscaler.decisions > before:
+            decided_in = time.monotonic() - step_started
         planned = {key for launch in autoscaler.launches.values() for key in launch.plan.pods}
         if created_at and autoscaler.decisions > decisions and wanted <= planned:
             stop.set()
         time.sleep(0.2)
     creator.join()
     out["burst_to_launches_s"] = time.monotonic() - created_at[0]
+    out["burst_decision_step_s"] = decided_in  # the step that planned and launched
     out["batch_idle_s"] = cfg.scale_up_batch_idle_s
     out["burst_launches"] = float(len(autoscaler.launches))
     out["burst_decisions"] = float(autoscaler.decisions - decisions)
@@ -520,6 +525,7 @@ def report(results: list[dict[str, Any]]) -> None:
         "review_max_ms",
         "existing_nodes_p50_ms",
         "burst_to_launches_s",
+        "burst_decision_step_s",
         "batch_idle_s",
         "burst_launches",
         "burst_decisions",
