@@ -26,6 +26,7 @@ error in one pod or one launch stop the others.
 from __future__ import annotations
 
 import concurrent.futures
+import gc
 import logging
 import math
 import random
@@ -88,6 +89,8 @@ log = logging.getLogger("gibbous.autoscaler")
 # A decision replans at once after a stock-out or quota error; this bounds the rounds of
 # one step when every candidate fails one after the other.
 MAX_ROUNDS = 8
+# This many pod changes in one step are a list's worth (first sync or relist).
+BULK_CHANGES = 5000
 # A launch failing this many times with errors of no known kind is abandoned.
 MAX_LAUNCH_ATTEMPTS = 5
 # How often the provider is listed: often while launches are in flight (their instances
@@ -300,9 +303,14 @@ class Autoscaler:
         changes = getattr(self.cluster, "pod_changes", None)
         if changes is None:
             self.pods_index.sync(self.cluster.pods())
-        else:
-            for key, pod in changes():
-                self.pods_index.update(key, pod)
+            return self.pods_index
+        taken = changes()
+        for key, pod in taken:
+            self.pods_index.update(key, pod)
+        if len(taken) >= BULK_CHANGES:
+            # A (re)list's worth of facts lives long: keep the cyclic collector from
+            # rescanning it on every later collection, as the caches do for their lists.
+            gc.freeze()
         return self.pods_index
 
     # --- intake ------------------------------------------------------------------------------
