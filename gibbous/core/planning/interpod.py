@@ -374,7 +374,7 @@ class Topology:
             if value is None:
                 continue
             counter = self._counter(
-                ("load", namespace, constraint),
+                ("owned-spread", namespace, constraint),
                 constraint.topology_key,
                 _in_namespace_selected(namespace, constraint),
                 _has_key(constraint.topology_key),

@@ -76,7 +76,6 @@ class ClusterPods:
     def __init__(self, managed_label: tuple[str, str]) -> None:
         self.managed_label = managed_label
         self.facts: dict[str, PodFacts] = {}
-        self.versions: dict[str, str] = {}
         self.unbound: dict[str, PodFacts] = {}  # unfinished pods with no node yet
         self.on_node: dict[str, dict[str, PodFacts]] = {}  # unfinished pods by node
         self.used: dict[str, Resources] = {}  # their summed requests (readable ones)
@@ -85,19 +84,15 @@ class ClusterPods:
         self.managed_on: dict[str, int] = {}  # node -> managed pods that count
         self.unfinished_by_uid: dict[str, PodFacts] = {}
         self._placed: dict[str, tuple[PodTopology, ...]] = {}
-        self.updates = 0  # pod versions read
 
     def update(self, key: str, pod: Pod | None) -> None:
         old = self.facts.pop(key, None)
         if old is not None:
             self._forget(old)
-        self.versions.pop(key, None)
         if pod is None:
             return
         facts = pod_facts(pod, self.managed_label)
-        self.updates += 1
         self.facts[key] = facts
-        self.versions[key] = str(metadata(pod).get("resourceVersion") or "")
         if facts.finished:
             return
         self.unfinished_by_uid[facts.uid] = facts
@@ -156,8 +151,9 @@ class ClusterPods:
         for pod in pods:
             key = key_of(pod)
             seen.add(key)
-            version = str(metadata(pod).get("resourceVersion") or "")
-            if not version or self.versions.get(key) != version:
+            version = _version(pod)
+            known = self.facts.get(key)
+            if not version or known is None or _version(known.pod) != version:
                 self.update(key, pod)
         for gone in [key for key in self.facts if key not in seen]:
             self.update(gone, None)
@@ -174,5 +170,6 @@ class ClusterPods:
         """The pods scale-down looks at on `node`."""
         return [f for f in self.on_node.get(node, {}).values() if f.counts_for_node]
 
-    def pods(self) -> list[Pod]:
-        return [f.pod for f in self.facts.values()]
+
+def _version(pod: Pod) -> str:
+    return str(metadata(pod).get("resourceVersion") or "")

@@ -9,14 +9,13 @@ zones backed off for that type and category left out).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from gibbous.core import keys
 from gibbous.core.choice.classify import Placement
 from gibbous.core.choice.selection import Offer
-from gibbous.core.errors import GibbousError
 from gibbous.core.planning.backoff import Backoffs
 from gibbous.core.planning.nodes import node_labels, node_taints
 from gibbous.core.planning.packing import (
@@ -30,11 +29,7 @@ from gibbous.core.planning.placement import NodeViewer, viewer
 from gibbous.core.planning.podfacts import ClusterPods
 from gibbous.core.podmodel.pods import (
     Pod,
-    is_finished,
-    node_name_of,
-    pod_requests,
 )
-from gibbous.core.podmodel.podtopology import PodTopology, placed_pod_topology
 from gibbous.core.podmodel.resources import Resources
 from gibbous.core.settings.config import Config
 
@@ -199,12 +194,9 @@ def existing_nodes(
     `view_of` reads a node (default: anew, with the configured GPU time slices); `bound`,
     when given, holds the pods' aggregates already (and `pods` is not read)."""
     view_of = view_of or viewer(config.nvidia_gpu_time_slices)
-    used: Mapping[str, Resources]
-    placed: Mapping[str, Sequence[PodTopology]]
-    if bound is not None:
-        used, placed = bound.used, _Placed(bound)
-    else:
-        used, placed = _aggregates(pods)
+    if bound is None:
+        bound = ClusterPods(config.managed_label)
+        bound.sync(pods)
     out = []
     for node in nodes:
         seen = view_of(node)
@@ -218,54 +210,19 @@ def existing_nodes(
         out.append(
             ExistingNode(
                 name=seen.name,
-                free=seen.allocatable - used.get(seen.name, _NOTHING),
+                free=seen.allocatable - bound.used.get(seen.name, _NOTHING),
                 placement=seen.placement,
                 labels=seen.labels,
                 taints=seen.taints,
                 assigned_pod_uid=seen.assigned_pod_uid,
                 offer=offer,
-                pods=tuple(placed.get(seen.name, ())),
+                pods=bound.placed(seen.name),
             )
         )
     return out
 
 
 _NOTHING = Resources()
-
-
-class _Placed(Mapping[str, Sequence[PodTopology]]):
-    """The placed pods' inter-pod facts per node, from a ClusterPods (built lazily)."""
-
-    def __init__(self, bound: ClusterPods) -> None:
-        self.bound = bound
-
-    def __getitem__(self, node: str) -> Sequence[PodTopology]:
-        return self.bound.placed(node)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.bound.on_node)
-
-    def __len__(self) -> int:
-        return len(self.bound.on_node)
-
-
-def _aggregates(
-    pods: Sequence[Pod],
-) -> tuple[dict[str, Resources], dict[str, list[PodTopology]]]:
-    used: dict[str, Resources] = {}
-    placed: dict[str, list[PodTopology]] = {}
-    for pod in pods:
-        name = node_name_of(pod)
-        if not name or is_finished(pod):
-            continue
-        # Terminating pods still count: kube-scheduler's inter-pod affinity sees every pod
-        # on the node until it is gone (spread would skip them; counting is the safe side).
-        placed.setdefault(name, []).append(placed_pod_topology(pod))
-        try:
-            used[name] = used.get(name, Resources()) + pod_requests(pod)
-        except GibbousError:
-            continue
-    return used, placed
 
 
 @dataclass(frozen=True)

@@ -154,7 +154,7 @@ def ray_workloads(
     workloads: list[Workload] = []
     notes: list[str] = []
     cluster = spec.get("rayClusterSpec")
-    if isinstance(as_map(spec.get("clusterSelector")), Mapping) and spec.get("clusterSelector"):
+    if as_map(spec.get("clusterSelector")):
         notes.append(
             f"{where}: runs on an existing RayCluster (spec.clusterSelector); that cluster's "
             "pods are not counted here"
