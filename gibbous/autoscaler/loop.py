@@ -801,16 +801,21 @@ class Autoscaler:
             self.launches[token] = launch
             if name in self.repaired:
                 continue
-            repair = registration_repair(launch, by_name[name])
+            repair = registration_repair(launch, by_name[name], self.provider.cloud_label_keys)
             self.repaired.add(name)
             if repair is None:
                 continue
+            # Per-node labels a pool-based cloud cannot put on at registration are expected.
+            expected = not repair.taints and set(repair.labels) <= self.provider.late_label_keys
             message = (
                 f"registered without {repair.describe()} that its launch asked for (the "
                 "node's user data or bootstrap did not set them, or NodeRestriction kept the "
                 "kubelet from it); Gibbous added them"
             )
-            log.warning("node %s %s", name, message)
+            if expected:
+                log.info("node %s registered; adding its %s", name, repair.describe())
+            else:
+                log.warning("node %s %s", name, message)
             try:
                 self.cluster.repair_node(name, repair.labels, repair.taints)
             except Exception as error:
@@ -818,7 +823,10 @@ class Autoscaler:
                 log.warning("repairing node %s failed (%s); will retry", name, error)
                 continue
             by_name[name] = repaired_node(by_name[name], repair)
-            self._event(by_name[name], keys.EVENT_NODE_REPAIRED, message, warning=True, kind="Node")
+            if not expected:
+                self._event(
+                    by_name[name], keys.EVENT_NODE_REPAIRED, message, warning=True, kind="Node"
+                )
         return [by_name.get(str(metadata(n).get("name") or ""), n) for n in nodes]
 
     def _poll_in_flight(

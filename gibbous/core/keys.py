@@ -52,6 +52,9 @@ ASSIGNED_POD_UID = "gibbous.dev/assigned-pod-uid"
 GPU_SKU = "gibbous.dev/gpu-sku"
 GPU_COUNT = "gibbous.dev/gpu-count"
 INSTANCE_FAMILY = "gibbous.dev/instance-family"
+# The catalog's name for the node's type: on GKE `n1-standard-4+t4x1` is a machine type plus
+# accelerators, and the node's own instance-type label (GKE's) says only `n1-standard-4`.
+CATALOG_TYPE = "gibbous.dev/instance-type"
 
 # --- standard labels --------------------------------------------------------------
 INSTANCE_TYPE = "node.kubernetes.io/instance-type"

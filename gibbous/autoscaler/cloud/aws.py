@@ -153,6 +153,8 @@ class AwsCloudProvider:
     advisor: dict[str, AdvisorEntry] | None = None
     name: str = "aws"
     launch_concurrency: int = 8  # boto3 clients are thread-safe
+    cloud_label_keys: frozenset[str] = frozenset()
+    late_label_keys: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         self.types = {t.name: t for t in self.catalog}

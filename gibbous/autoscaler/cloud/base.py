@@ -75,6 +75,13 @@ class CloudProvider(Protocol):
     # How many `create` calls may run at once (a burst's launches go out together; the
     # client must be thread-safe for more than 1).
     launch_concurrency: int
+    # Label keys the cloud and the kubelet write with their own values (GKE's instance-type
+    # label names the machine type, not the catalog's type): never "repaired" by Gibbous.
+    # An entry without `/` stands for every key with that prefix (`cloud.google.com`).
+    cloud_label_keys: frozenset[str]
+    # Labels the cloud's provisioning unit cannot carry when a node registers (per-node
+    # labels on a pool-based cloud): Gibbous adds them then, as a matter of course.
+    late_label_keys: frozenset[str]
 
     def instance_types(self) -> list[InstanceType]:
         """The catalog this provider can launch, with prices."""

@@ -28,6 +28,8 @@ class FakeCloudProvider:
     clock: Callable[[], float]
     name: str = "fake"
     launch_concurrency: int = 1  # tests read create_calls in order
+    cloud_label_keys: frozenset[str] = frozenset()
+    late_label_keys: frozenset[str] = frozenset()
     boot_s: float = 30.0
     stockouts: set[tuple[str, str, str]] = field(default_factory=set)  # (type, category, zone|"")
     quota_exhausted: set[Key] = field(default_factory=set)

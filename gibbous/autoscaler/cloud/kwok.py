@@ -52,6 +52,8 @@ class KwokCloudProvider:
     boot_s: float = 5.0
     name: str = "kwok"
     launch_concurrency: int = 8  # with a client connection pool of as many
+    cloud_label_keys: frozenset[str] = frozenset()
+    late_label_keys: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         self.core = client.CoreV1Api(self.api)

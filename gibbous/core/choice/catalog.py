@@ -61,6 +61,17 @@ class InstanceType:
         return round(self.on_demand_price * spot_ratio, 6)
 
     @property
+    def machine_type(self) -> str:
+        """What the cloud calls the machine: GCP's `n1-standard-4+t4x1` is machine type
+        `n1-standard-4` with one T4 attached (the node's instance-type label says that)."""
+        return self.name.split("+", 1)[0]
+
+    @property
+    def label_value(self) -> str:
+        """The name as a label value (no `+` there): `n1-standard-4--t4x1`."""
+        return label_value(self.name)
+
+    @property
     def capacity(self) -> Resources:
         return Resources(
             cpu_millis=round(self.vcpu * 1000),
@@ -68,6 +79,15 @@ class InstanceType:
             gpus=self.gpu_count,
             pods=self.max_pods or 0,
         )
+
+
+def label_value(name: str) -> str:
+    return name.replace("+", "--")
+
+
+def name_from_label(value: str) -> str:
+    """The catalog name a `gibbous.dev/instance-type` label value stands for."""
+    return value.replace("--", "+")
 
 
 def family_of(cloud: str, instance_type: str) -> str:

@@ -82,6 +82,7 @@ CONTROLLED_LABELS = frozenset(
         keys.GPU_SKU,
         keys.GPU_COUNT,
         keys.INSTANCE_FAMILY,
+        keys.CATALOG_TYPE,
         keys.KARPENTER_CAPACITY_TYPE,
         keys.GKE_SPOT,
         keys.AKS_SCALESET_PRIORITY,
@@ -97,8 +98,8 @@ def offer_labels(offer: Offer, config: Config, zone: str | None = None) -> dict[
     instance = offer.instance
     spot = offer.category is PriceCategory.SPOT
     labels = {
-        keys.INSTANCE_TYPE: instance.name,
-        keys.INSTANCE_TYPE_BETA: instance.name,
+        keys.INSTANCE_TYPE: instance.machine_type,
+        keys.INSTANCE_TYPE_BETA: instance.machine_type,
         keys.ARCH: instance.arch,
         keys.ARCH_BETA: instance.arch,
         keys.OS: "linux",
@@ -107,6 +108,7 @@ def offer_labels(offer: Offer, config: Config, zone: str | None = None) -> dict[
         keys.KARPENTER_CAPACITY_TYPE: str(offer.category),
         keys.CREATED_BY: keys.CREATED_BY_VALUE,
         keys.INSTANCE_FAMILY: instance.family,
+        keys.CATALOG_TYPE: instance.label_value,
         keys.PRICE_PER_HOUR: f"{offer.price:.4f}",
     }
     if zone:

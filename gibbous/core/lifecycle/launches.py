@@ -327,11 +327,19 @@ class Repair:
         return " and ".join(parts)
 
 
-def registration_repair(launch: Launch, node: Mapping[str, Any]) -> Repair | None:
+def registration_repair(
+    launch: Launch, node: Mapping[str, Any], cloud_keys: frozenset[str] = frozenset()
+) -> Repair | None:
     """The labels and taints the node registered without (its user data or bootstrap did not
-    set them, or NodeRestriction kept the kubelet from it), or None when it has them all."""
+    set them, or NodeRestriction kept the kubelet from it), or None when it has them all.
+    Labels in `cloud_keys` (keys, or label prefixes such as `cloud.google.com`) are the
+    cloud's and the kubelet's to write: never repaired."""
     have = dict(as_map(metadata(node).get("labels")))
-    labels = {k: v for k, v in launch.plan.labels.items() if have.get(k) != v}
+    labels = {
+        k: v
+        for k, v in launch.plan.labels.items()
+        if k not in cloud_keys and k.partition("/")[0] not in cloud_keys and have.get(k) != v
+    }
     raw = as_map(node.get("spec")).get("taints")
     present = {
         (t.get("key"), t.get("value") or "", t.get("effect"))

@@ -34,6 +34,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from gibbous.core import keys
+from gibbous.core.choice.catalog import name_from_label
 from gibbous.core.choice.classify import Placement, classify, offerings_for
 from gibbous.core.errors import GibbousError, quoted
 from gibbous.core.grammar.numerals import parse_decimal, parse_whole
@@ -265,7 +266,12 @@ def _read_node(node: Mapping[str, Any], time_slices: int) -> NodeView:
             else (0 if created else None)
         )
     )
-    instance_type = labels.get(keys.INSTANCE_TYPE) or labels.get(keys.INSTANCE_TYPE_BETA) or ""
+    instance_type = (
+        name_from_label(labels.get(keys.CATALOG_TYPE, ""))
+        or labels.get(keys.INSTANCE_TYPE)
+        or labels.get(keys.INSTANCE_TYPE_BETA)
+        or ""
+    )
     observed = _observed(as_map(meta.get("annotations")).get(OBSERVED_UTILIZATION), problems)
     hot = next(
         (str(t.get("value") or "") for t in taints if t.get("key") == keys.HOT_NODE_TAINT), ""

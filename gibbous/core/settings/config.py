@@ -115,6 +115,21 @@ class AwsConfig:
 
 
 @dataclass(frozen=True)
+class GcpConfig:
+    """Luna's `gcp:` values: the GKE cluster and how its node pools' nodes are made."""
+
+    project: str = ""  # empty: Application Default Credentials' project
+    location: str = ""  # the cluster's location; empty: region
+    cluster_name: str = ""  # empty: clusterID
+    disk_size_gb: int = 100
+    disk_type: str = "pd-balanced"
+    service_account: str = ""  # empty: the Compute Engine default service account
+    image_streaming: bool = False  # GKE's gcfsConfig (Luna enables it for faster pulls, P11)
+    gpu_driver_version: str = "default"  # default | latest | disabled (GKE installs the driver)
+    operation_limit: int = 3  # node-pool operations Gibbous runs at once on the cluster
+
+
+@dataclass(frozen=True)
 class Config:
     managed_label: tuple[str, str] = ("elotl-luna", "true")
     cloud: str = "aws"
@@ -165,6 +180,7 @@ class Config:
     scale_down: ScaleDownConfig = field(default_factory=ScaleDownConfig)
     node_overhead: NodeOverheadConfig = field(default_factory=NodeOverheadConfig)
     aws: AwsConfig = field(default_factory=AwsConfig)
+    gcp: GcpConfig = field(default_factory=GcpConfig)
 
     @property
     def effective_region(self) -> str:
@@ -1023,6 +1039,68 @@ OPTIONS += (
         _optional_ratio,
         _same,
         "with the advisor: highest spot/on-demand price ratio allowed",
+    ),
+)
+
+OPTIONS += (
+    Option(
+        "gcp.project",
+        "gcp.project",
+        _text,
+        _same,
+        "GCP project of the GKE cluster (empty: the credentials' project)",
+    ),
+    Option(
+        "gcp.location",
+        "gcp.location",
+        _text,
+        _same,
+        "the GKE cluster's location, a region or a zone (empty: region)",
+    ),
+    Option(
+        "gcp.clusterName", "gcp.cluster_name", _text, _same, "GKE cluster name (empty: clusterID)"
+    ),
+    Option(
+        "gcp.diskSizeGb",
+        "gcp.disk_size_gb",
+        _integer(10, 65536),
+        _same,
+        "boot disk size of GKE nodes, GB",
+    ),
+    Option(
+        "gcp.diskType",
+        "gcp.disk_type",
+        _choice(("pd-balanced", "pd-standard", "pd-ssd", "hyperdisk-balanced")),
+        _same,
+        "boot disk type of GKE nodes",
+    ),
+    Option(
+        "gcp.serviceAccount",
+        "gcp.service_account",
+        _text,
+        _same,
+        "service account of GKE nodes (empty: Compute Engine's default)",
+    ),
+    Option(
+        "gcp.imageStreaming",
+        "gcp.image_streaming",
+        _bool,
+        _same,
+        "GKE image streaming (gcfsConfig) on the node pools Gibbous creates",
+    ),
+    Option(
+        "gcp.gpuDriverVersion",
+        "gcp.gpu_driver_version",
+        _choice(("default", "latest", "disabled")),
+        _same,
+        "NVIDIA driver GKE installs on GPU nodes (disabled: install it yourself)",
+    ),
+    Option(
+        "gcp.operationLimit",
+        "gcp.operation_limit",
+        _integer(1, 20),
+        _same,
+        "node-pool operations Gibbous runs at once on the cluster",
     ),
 )
 
