@@ -21,6 +21,7 @@ from gibbous.report import render_estimate
 
 if TYPE_CHECKING:
     from gibbous.certs.selfmanaged import SelfManagedCertificates
+    from gibbous.core.choice.catalog import InstanceType
     from gibbous.serving import Listen
 
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -212,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Watch pods and nodes, and launch the cheapest instance types that fit the managed pods "
             "nothing can hold, through a cloud provider: kwok (Node objects in the API server, no "
-            "cloud) or aws (EC2 from your launch template). One replica leads through a "
+            "cloud), aws (EC2, joining EKS) or gcp (node pools on GKE). One replica leads through a "
             "coordination.k8s.io Lease. Serves GET /healthz, /readyz and /metrics."
         ),
         epilog=_config_epilog(),
@@ -220,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config_options(scaler)
     scaler.add_argument(
-        "--provider", required=True, choices=("kwok", "aws"), help="where nodes come from"
+        "--provider", required=True, choices=("kwok", "aws", "gcp"), help="where nodes come from"
     )
     scaler.add_argument(
         "--kubeconfig", metavar="FILE", help="kubeconfig (default: in-cluster, then ~/.kube/config)"
@@ -288,6 +289,13 @@ def build_parser() -> argparse.ArgumentParser:
         "tagged subnets)",
     )
     scaler.add_argument(
+        "--gcp-endpoint",
+        metavar="URL",
+        help="gcp: serve GKE's and Compute's REST calls from this address, anonymously (the "
+        "GKE emulator of `gibbous dev-cluster up --cloud gcp`; default: Google's APIs with "
+        "Application Default Credentials)",
+    )
+    scaler.add_argument(
         "--log-level", default="info", choices=("debug", "info", "warning", "error")
     )
 
@@ -298,7 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
             "up: start etcd, kube-apiserver, kube-controller-manager, the Gibbous webhook (registered "
             "with its CA), the extender, the gibbous-scheduler kube-scheduler calling it (leading "
             "through a Lease the webhook watches), a separate default-scheduler, and the autoscaler "
-            "(kwok provider, or aws against an EC2/EKS emulator with --cloud aws), all on "
+            "(kwok provider, or the aws or gcp provider against an EC2/EKS or GKE emulator with "
+            "--cloud aws|gcp), all on "
             "127.0.0.1, and write DIR/kubeconfig. The current Kubernetes release (default) comes from KUBE_APISERVER_BIN, "
             "KUBE_SCHEDULER_BIN, KUBE_CONTROLLER_MANAGER_BIN, ETCD_BIN or KUBEBUILDER_ASSETS, else is "
             "built once from the Go module proxy (needs Go); --kubernetes-version 1.20 uses v1.20.2, "
@@ -320,11 +329,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dev.add_argument(
         "--cloud",
-        choices=("kwok", "aws"),
+        choices=("kwok", "aws", "gcp"),
         default="kwok",
         help="kwok (default): Nodes made directly in the API server; aws: the real aws provider "
         "against an EC2/EKS emulator on loopback, whose node agent registers each instance's "
-        "Node from its user data (needs `pip install 'gibbous[emulator]'`)",
+        "Node from its user data; gcp: the real gcp provider against a GKE emulator, whose node "
+        "agent registers each node-pool instance as GKE would (both need `pip install "
+        "'gibbous[emulator]'`)",
     )
     dev.add_argument(
         "--kubernetes-version",
@@ -568,6 +579,44 @@ def run_extender(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _gcp_provider(args: argparse.Namespace, config: Config, catalog: list[InstanceType]) -> Any:
+    """The GKE provider, its SDK clients pointed at --gcp-endpoint or at Google's APIs."""
+    import time
+
+    try:
+        from gibbous.autoscaler.cloud.gke import discover, sdk_clients
+    except ImportError:
+        raise ConfigError(
+            "--provider gcp needs google-cloud-container and google-cloud-compute: "
+            "pip install 'gibbous[gcp]'"
+        ) from None
+    from gibbous.autoscaler.cloud.base import FatalConfigurationError
+
+    if config.cloud != "gcp":
+        raise ConfigError(f"--provider gcp needs cloudProvider gcp (it is {config.cloud})")
+    try:
+        container, compute, adc_project = sdk_clients(args.gcp_endpoint or "")
+    except Exception as error:  # google.auth's DefaultCredentialsError and kin
+        raise ConfigError(f"--provider gcp: no Google credentials ({error})") from None
+    project = config.gcp.project or adc_project
+    if not project:
+        raise ConfigError("--provider gcp: set gcp.project (the credentials name none)")
+    try:
+        return discover(
+            container=container,
+            compute=compute,
+            config=config.gcp,
+            cluster_id=config.cluster_id,
+            region=config.effective_region,
+            project=project,
+            catalog=catalog,
+            clock=time.time,
+            empty_pool_s=config.scale_down.unneeded_time_s,
+        )
+    except FatalConfigurationError as error:
+        raise ConfigError(f"--provider gcp: {error}") from None
+
+
 def run_autoscaler(args: argparse.Namespace) -> int:
     import logging
     import os
@@ -603,6 +652,8 @@ def run_autoscaler(args: argparse.Namespace) -> int:
 
         def kubelet() -> None:
             kwok.heartbeat(config.cluster_id, mark_pods_running=args.kwok_run_pods)
+    elif args.provider == "gcp":
+        provider = _gcp_provider(args, config, catalog)
     else:
         try:
             import boto3

@@ -162,6 +162,9 @@ class ControlPlane:
             "--endpoint-reconciler-type=none",
             "--allow-privileged=true",
             "--profiling=false",
+            # What GKE and EKS enable: pods asking for nvidia.com/gpu tolerate the
+            # `nvidia.com/gpu` taint GPU nodes carry (GKE's node agent puts it on).
+            "--enable-admission-plugins=ExtendedResourceToleration",
         ]
         if version < (1, 24):
             apiserver.append("--insecure-port=0")

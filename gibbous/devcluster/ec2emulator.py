@@ -249,11 +249,11 @@ def main(argv: list[str] | None = None) -> int:
     config.load_kube_config(config_file=args.kubeconfig, client_configuration=configuration)
     agent = NodeAgent(
         client.ApiClient(configuration),
-        emulator.client("ec2"),
-        load_catalog(None, "aws", args.region),
-        args.cluster,
-        args.region,
         time.time,
+        ec2=emulator.client("ec2"),
+        catalog=load_catalog(None, "aws", args.region),
+        cluster_name=args.cluster,
+        region=args.region,
         boot_s=args.boot_seconds,
     )
     stopped = threading.Event()

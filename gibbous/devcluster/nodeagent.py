@@ -19,7 +19,7 @@ from __future__ import annotations
 import base64
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,21 +67,127 @@ def eks_allocatable(instance_type: InstanceType, max_pods: int, gpus: int) -> di
 
 
 @dataclass
-class NodeAgent:
+class KubeletFleet:
+    """What every cloud's node agent does once it knows a machine runs: register its Node
+    (only what the cloud's bootstrap and kubelet would put on it), keep it Ready and its
+    Lease fresh, run and finish its pods, and delete it when the machine goes."""
+
     api: client.ApiClient
-    ec2: Any  # a boto3 EC2 client pointed at the emulator
-    catalog: list[InstanceType]
-    cluster_name: str
-    region: str
     clock: Callable[[], float]
-    boot_s: float = 2.0
-    gpu_time_slices: int = 1
     kubelet_version: str = "v1.37.2-emulated"
-    registered: dict[str, str] = field(default_factory=dict)  # instance id -> node name
+    registered: dict[str, str] = field(default_factory=dict)  # machine id -> node name
 
     def __post_init__(self) -> None:
         self.core = client.CoreV1Api(self.api)
         self.coordination = client.CoordinationV1Api(self.api)
+
+    def register(
+        self,
+        machine_id: str,
+        name: str,
+        *,
+        labels: Mapping[str, str],
+        taints: list[dict[str, str]],
+        provider_id: str,
+        capacity: Mapping[str, str],
+        allocatable: Mapping[str, str],
+        arch: str,
+        now: float,
+    ) -> None:
+        body = {
+            "metadata": {"name": name, "labels": dict(labels)},
+            "spec": {"providerID": provider_id, "taints": taints or None},
+        }
+        try:
+            self.core.create_node(body)
+        except ApiException as error:
+            if error.status != 409:
+                raise
+        self.core.patch_node_status(
+            name,
+            {
+                "status": node_status(
+                    capacity,
+                    allocatable,
+                    ready=True,
+                    now=now,
+                    architecture=arch,
+                    kubelet=self.kubelet_version,
+                )
+            },
+        )
+        self.registered[machine_id] = name
+
+    def heartbeats(self, now: float) -> None:
+        for name in self.registered.values():
+            self._heartbeat(name, now)
+
+    def forget_gone(self, running: Iterable[str]) -> None:
+        """Delete the Nodes of machines no longer running, as the cloud's node controller."""
+        live = set(running)
+        for machine_id, name in list(self.registered.items()):
+            if machine_id not in live:
+                self._remove(machine_id, name)
+
+    def _heartbeat(self, name: str, now: float) -> None:
+        try:
+            node = self.core.read_node(name)
+        except ApiException as error:
+            if error.status == 404:
+                return
+            raise
+        updated = self.core.patch_node_status(
+            name,
+            {
+                "status": node_status(
+                    dict(node.status.capacity or {}),
+                    dict(node.status.allocatable or {}),
+                    ready=True,
+                    now=now,
+                    architecture=node.status.node_info.architecture
+                    if node.status.node_info
+                    else "amd64",
+                    kubelet=self.kubelet_version,
+                )
+            },
+        )
+        clear_not_ready_taint(self.core, updated)
+        renew_lease(self.coordination, name, node.metadata.uid, now)
+        run_pods(self.core, name, now)
+        finish_deletions(self.core, name, now)
+
+    def _remove(self, machine_id: str, name: str) -> None:
+        try:
+            self.core.delete_node(name)
+        except ApiException as error:
+            if error.status != 404:
+                raise
+        del self.registered[machine_id]
+        log.info("removed node %s: machine %s is gone", name, machine_id)
+
+    def step(self) -> None:
+        raise NotImplementedError
+
+    def run(self, stopped: threading.Event, period_s: float = 1.0) -> None:
+        while not stopped.is_set():
+            try:
+                self.step()
+            except Exception:
+                log.exception("node agent step failed; retrying")
+            stopped.wait(period_s)
+
+
+@dataclass
+class NodeAgent(KubeletFleet):
+    ec2: Any = None  # a boto3 EC2 client pointed at the emulator
+    catalog: list[InstanceType] = field(default_factory=list)
+    cluster_name: str = ""
+    region: str = ""
+    boot_s: float = 2.0
+    gpu_time_slices: int = 1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
         self.types = {t.name: t for t in self.catalog}
 
     def _instances(self) -> list[dict[str, Any]]:
@@ -102,9 +208,7 @@ class NodeAgent:
             state = instance.get("State", {}).get("Name")
             if state == "running":
                 running[instance["InstanceId"]] = instance
-        for instance_id, name in list(self.registered.items()):
-            if instance_id not in running:
-                self._remove(instance_id, name)
+        self.forget_gone(running)
         for instance_id, instance in running.items():
             if instance_id in self.registered:
                 continue
@@ -112,8 +216,7 @@ class NodeAgent:
             age = now - launched.timestamp() if launched is not None else self.boot_s
             if age >= self.boot_s:
                 self._register(instance, now)
-        for name in self.registered.values():
-            self._heartbeat(name, now)
+        self.heartbeats(now)
 
     def _register(self, instance: Mapping[str, Any], now: float) -> None:
         instance_id = instance["InstanceId"]
@@ -147,33 +250,17 @@ class NodeAgent:
             keys.ZONE: zone,
             "topology.kubernetes.io/region": self.region,
         }
-        body = {
-            "metadata": {"name": name, "labels": labels},
-            "spec": {
-                "providerID": f"aws:///{zone}/{instance_id}",
-                "taints": registration.taints or None,
-            },
-        }
-        try:
-            self.core.create_node(body)
-        except ApiException as error:
-            if error.status != 409:
-                raise
-        allocatable = eks_allocatable(instance_type, max_pods, gpus)
-        self.core.patch_node_status(
+        self.register(
+            instance_id,
             name,
-            {
-                "status": node_status(
-                    capacity,
-                    allocatable,
-                    ready=True,
-                    now=now,
-                    architecture=arch,
-                    kubelet=self.kubelet_version,
-                )
-            },
+            labels=labels,
+            taints=list(registration.taints),
+            provider_id=f"aws:///{zone}/{instance_id}",
+            capacity=capacity,
+            allocatable=eks_allocatable(instance_type, max_pods, gpus),
+            arch=arch,
+            now=now,
         )
-        self.registered[instance_id] = name
         log.info(
             "registered %s for %s from %s user data (%d labels, %d taints)",
             name,
@@ -182,48 +269,3 @@ class NodeAgent:
             len(registration.labels),
             len(registration.taints),
         )
-
-    def _heartbeat(self, name: str, now: float) -> None:
-        try:
-            node = self.core.read_node(name)
-        except ApiException as error:
-            if error.status == 404:
-                return
-            raise
-        updated = self.core.patch_node_status(
-            name,
-            {
-                "status": node_status(
-                    dict(node.status.capacity or {}),
-                    dict(node.status.allocatable or {}),
-                    ready=True,
-                    now=now,
-                    architecture=node.status.node_info.architecture
-                    if node.status.node_info
-                    else "amd64",
-                    kubelet=self.kubelet_version,
-                )
-            },
-        )
-        clear_not_ready_taint(self.core, updated)
-        renew_lease(self.coordination, name, node.metadata.uid, now)
-        run_pods(self.core, name, now)
-        finish_deletions(self.core, name, now)
-
-    def _remove(self, instance_id: str, name: str) -> None:
-        """The instance is gone: the cloud's node controller deletes its Node."""
-        try:
-            self.core.delete_node(name)
-        except ApiException as error:
-            if error.status != 404:
-                raise
-        del self.registered[instance_id]
-        log.info("removed node %s: instance %s terminated", name, instance_id)
-
-    def run(self, stopped: threading.Event, period_s: float = 1.0) -> None:
-        while not stopped.is_set():
-            try:
-                self.step()
-            except Exception:
-                log.exception("node agent step failed; retrying")
-            stopped.wait(period_s)

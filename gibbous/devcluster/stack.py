@@ -199,6 +199,14 @@ class DevCluster:
             from gibbous.devcluster.ec2emulator import INSTANCE_PROFILE
 
             settings = [*settings[:2], f"aws.nodeInstanceProfile={INSTANCE_PROFILE}", *overrides]
+        if cloud == "gcp":
+            settings = [
+                *settings[:2],
+                "cloudProvider=gcp",
+                "gcp.project=gibbous-dev",
+                "region=us-central1",
+                *overrides,
+            ]
         config = build_config(overrides=settings)  # refuse bad --set before starting anything
         if not gates:
             settings += ["provisioningGate=false"]
@@ -281,8 +289,11 @@ class DevCluster:
             "--kwok-run-pods",
         ]
         emulator = ""
+        if cloud == "gcp":
+            emulator = self._start_emulator(plane, "gkeemulator", kwok_boot_s, timeout_s)
+            provider_flags = ["--provider=gcp", f"--gcp-endpoint={emulator}"]
         if cloud == "aws":
-            emulator = self._start_ec2_emulator(plane, kwok_boot_s, timeout_s)
+            emulator = self._start_emulator(plane, "ec2emulator", kwok_boot_s, timeout_s)
             # The autoscaler's boto3 clients find the emulator through the environment.
             os.environ.update(
                 AWS_ENDPOINT_URL=emulator,
@@ -363,7 +374,8 @@ class DevCluster:
             webhook=webhook_url,
             extender=extender_url,
             version=".".join(map(str, plane.binaries.version())),
-            ec2_emulator=emulator,
+            emulator=emulator,
+            cloud=cloud,
         )
 
     def _wait_for_routing(
@@ -384,11 +396,13 @@ class DevCluster:
             time.sleep(0.5)
         raise ControlPlaneError("the webhook never saw the Gibbous scheduler's Lease renewed")
 
-    def _start_ec2_emulator(self, plane: ControlPlane, boot_s: float, timeout_s: float) -> str:
-        """The EC2/EKS emulator and its node agent as process `ec2-emulator`; returns its
-        endpoint once the cluster's account is seeded."""
+    def _start_emulator(
+        self, plane: ControlPlane, module: str, boot_s: float, timeout_s: float
+    ) -> str:
+        """A cloud emulator and its node agent as process `<module>` (ec2emulator,
+        gkeemulator); returns its endpoint once it serves the cluster."""
         version = ".".join(map(str, plane.binaries.version()))
-        ready = self.directory / "ec2-emulator.ready"
+        ready = self.directory / f"{module}.ready"
 
         def start() -> str:
             port = free_port()
@@ -396,7 +410,7 @@ class DevCluster:
             argv = [
                 sys.executable,
                 "-m",
-                "gibbous.devcluster.ec2emulator",
+                f"gibbous.devcluster.{module}",
                 f"--kubeconfig={plane.kubeconfig}",
                 f"--port={port}",
                 "--cluster=dev-cluster",
@@ -404,26 +418,20 @@ class DevCluster:
                 f"--boot-seconds={boot_s:g}",
                 f"--ready-file={ready}",
             ]
-            plane.spawn("ec2-emulator", argv)
+            plane.spawn(module, argv)
             self._record(plane)
             deadline = time.monotonic() + timeout_s
             while not ready.exists():
-                process = plane.processes["ec2-emulator"]
+                process = plane.processes[module]
                 if process.poll() is not None:
-                    tail = (self.directory / "ec2-emulator.log").read_text(errors="replace")[-3000:]
-                    raise ControlPlaneError(
-                        f"ec2-emulator exited with {process.returncode}:\n{tail}"
-                    )
+                    tail = (self.directory / f"{module}.log").read_text(errors="replace")[-3000:]
+                    raise ControlPlaneError(f"{module} exited with {process.returncode}:\n{tail}")
                 if time.monotonic() > deadline:
-                    raise ControlPlaneError(
-                        f"the EC2 emulator was not ready after {timeout_s:.0f}s"
-                    )
+                    raise ControlPlaneError(f"{module} was not ready after {timeout_s:.0f}s")
                 time.sleep(0.2)
             return f"http://127.0.0.1:{port}"
 
-        return start_over_when_exited(
-            start, lambda: plane.processes["ec2-emulator"].poll() is not None
-        )
+        return start_over_when_exited(start, lambda: plane.processes[module].poll() is not None)
 
     def _report(self, plane: ControlPlane, notes: list[str]) -> None:
         state = self.state() or {}
@@ -436,8 +444,10 @@ class DevCluster:
             f"  extender     {state.get('extender')}  (called by the {SCHEDULER_NAME} scheduler; default-scheduler runs apart)",
             f"  autoscaler   http://127.0.0.1:{ports.get('gibbous-autoscaler')}/metrics  "
             + (
-                f"(aws provider; EC2/EKS emulator at {state['ec2_emulator']}, its node agent plays the kubelets)"
-                if state.get("ec2_emulator")
+                f"({state.get('cloud')} provider; "
+                f"{'GKE' if state.get('cloud') == 'gcp' else 'EC2/EKS'} emulator at "
+                f"{state['emulator']}, its node agent plays the kubelets)"
+                if state.get("emulator")
                 else "(kwok provider)"
             ),
             f"  logs         {self.directory}/*.log",

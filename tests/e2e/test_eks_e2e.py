@@ -68,7 +68,13 @@ def emulator(api: client.ApiClient) -> Iterator[tuple[Ec2Emulator, SeededCluster
     seeded = emulated.seed(CLUSTER, f"{version.major}.{version.minor.rstrip('+')}")
     stopped = threading.Event()
     agent = NodeAgent(
-        api, emulated.client("ec2"), catalog("aws"), CLUSTER, "us-west-2", time.time, boot_s=2
+        api,
+        time.time,
+        ec2=emulated.client("ec2"),
+        catalog=catalog("aws"),
+        cluster_name=CLUSTER,
+        region="us-west-2",
+        boot_s=2,
     )
     threads = [
         threading.Thread(target=emulated.run, args=(stopped,), daemon=True),

@@ -1,0 +1,850 @@
+"""A GKE and Compute Engine emulator on loopback: the node-pool surface of GKE's REST API
+(`container/v1`) and the managed-instance-group calls of Compute's that the gcp provider
+makes, behaving as the clouds do.
+
+* Every request body is parsed strictly with the SDK's own message types
+  (`CreateNodePoolRequest.from_json(..., ignore_unknown_fields=False)`), so a misspelt
+  field is a 400, as Google's front end refuses it. Names, zones, machine types,
+  accelerators, Kubernetes labels (the kubelet's `--node-labels` rule: no `kubernetes.io`
+  or `k8s.io` keys outside `node.kubernetes.io`/`kubelet.kubernetes.io`) and GCE resource
+  labels (`[a-z][a-z0-9_-]*`, no `/`) are checked.
+* Node-pool operations take `operation_s`, and at most `operation_limit` run on the cluster
+  at once: one more is refused with 429 "Too many operations" (GKE's concurrent-operations
+  quota). A pool created with nodes whose capacity is stocked out finishes its operation
+  DONE with error code 8 and a `GCE_STOCKOUT` condition, and the pool stays, in ERROR, as
+  GKE keeps it.
+* Instances a MIG is asked for (`createInstances`, or a pool's initial nodes) take
+  `create_s` to run; a stock-out or a quota fault leaves them `CREATING` with the error in
+  `lastAttempt` (`ZONE_RESOURCE_POOL_EXHAUSTED`, `QUOTA_EXCEEDED`), retried forever, as a
+  MIG does: what is not undone stays.
+* Faults are injected through `POST /emulator/faults` (JSON, see `Fault`), or in process.
+
+`python -m gibbous.devcluster.gkeemulator` serves it and runs the node agent
+(`gibbous.devcluster.gkenodeagent`) that plays the kubelets; `gibbous dev-cluster up
+--cloud gcp` uses that.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import itertools
+import json
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from google.cloud import compute_v1, container_v1
+from kubernetes import client, config
+
+from gibbous.catalogs import load_catalog
+from gibbous.core.choice.machinelabels import gke_accelerator
+
+log = logging.getLogger("gibbous.gkeemulator")
+
+COMPUTE = "https://www.googleapis.com/compute/v1"
+POOL_NAME = re.compile(r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$")
+INSTANCE_NAME = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+GCE_LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+GCE_LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
+KUBELET_LABEL_DOMAINS = ("node.kubernetes.io", "kubelet.kubernetes.io")
+NODE_POOL_OPERATIONS = frozenset({"CREATE_NODE_POOL", "DELETE_NODE_POOL", "SET_NODE_POOL_SIZE"})
+
+
+class ApiError(Exception):
+    """An error as Google's APIs answer it: `{"error": {code, message, status, ...}}`."""
+
+    def __init__(
+        self, code: int, status: str, message: str, *, reason: str = "", retry_after: int = 0
+    ) -> None:
+        super().__init__(message)
+        self.code, self.status, self.message = code, status, message
+        self.reason, self.retry_after = reason, retry_after
+
+    def body(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"code": self.code, "message": self.message, "status": self.status}
+        if self.reason:
+            error["errors"] = [{"reason": self.reason, "message": self.message}]
+        return {"error": error}
+
+
+@dataclass
+class Fault:
+    """What goes wrong, for launches matching every field given (empty / None: any).
+
+    kind: `stockout` (instances stay CREATING with ZONE_RESOURCE_POOL_EXHAUSTED; a pool
+    created with nodes fails with GCE_STOCKOUT), `quota` (the same with QUOTA_EXCEEDED /
+    GCE_QUOTA_EXCEEDED), `regional-quota` (create_node_pool refused at once with 403
+    "Insufficient regional quota"), `throttle` (the next `times` requests answered 429
+    RATE_LIMIT_EXCEEDED). `times`: how many launches it hits (None: all)."""
+
+    kind: str
+    machine_type: str = ""
+    accelerator: str = ""
+    spot: bool | None = None
+    zone: str = ""
+    times: int | None = None
+
+    def matches(self, machine_type: str, accelerator: str, spot: bool, zone: str) -> bool:
+        return (
+            (not self.machine_type or self.machine_type == machine_type)
+            and (not self.accelerator or self.accelerator == accelerator)
+            and (self.spot is None or self.spot == spot)
+            and (not self.zone or self.zone == zone)
+            and (self.times is None or self.times > 0)
+        )
+
+
+@dataclass
+class ManagedInstance:
+    name: str
+    zone: str
+    id: int
+    ready_at: float  # when it runs, unless it fails
+    failure: tuple[str, str] | None = None  # (code, message) of its last attempt
+    deleting_at: float | None = None  # when it is gone
+
+    def status(self, now: float) -> tuple[str, str]:
+        """(instanceStatus, currentAction)."""
+        if self.deleting_at is not None:
+            return "STOPPING", "DELETING"
+        if self.failure is not None or now < self.ready_at:
+            return "PROVISIONING", "CREATING"
+        return "RUNNING", "NONE"
+
+
+@dataclass
+class Mig:
+    name: str
+    zone: str
+    base_name: str
+    pool: str
+    instances: dict[str, ManagedInstance] = field(default_factory=dict)
+
+
+@dataclass
+class Pool:
+    body: dict[str, Any]  # the NodePool as GKE returns it (camelCase JSON)
+    status: str
+    migs: dict[str, Mig]  # zone -> its MIG
+    operation: str = ""
+
+    @property
+    def name(self) -> str:
+        return str(self.body["name"])
+
+
+@dataclass
+class Operation:
+    name: str
+    kind: str  # CREATE_NODE_POOL, DELETE_NODE_POOL, SET_NODE_POOL_SIZE, compute.*
+    target: str
+    started: float
+    done_at: float
+    finish: Callable[[], tuple[int, str, list[dict[str, str]]] | None] | None = None
+    zone: str = ""  # compute operations
+    error: tuple[int, str, list[dict[str, str]]] | None = None
+    done: bool = False
+
+
+@dataclass
+class GkeEmulator:
+    project: str = "gibbous-dev"
+    region: str = "us-central1"
+    cluster: str = "dev-cluster"
+    version: str = "1.37.2-gke.100"
+    zones: tuple[str, ...] = ("us-central1-a", "us-central1-b", "us-central1-c")
+    operation_s: float = 2.0
+    operation_limit: int = 3
+    create_s: float = 1.0
+    delete_s: float = 1.0
+    clock: Callable[[], float] = time.time
+    faults: list[Fault] = field(default_factory=list)
+    pools: dict[str, Pool] = field(default_factory=dict)
+    operations: dict[str, Operation] = field(default_factory=dict)
+    requests: list[tuple[str, str]] = field(default_factory=list)  # (method, path), in order
+
+    def __post_init__(self) -> None:
+        self.lock = threading.RLock()
+        self.ids = itertools.count(1000)
+        catalog = load_catalog(None, "gcp", self.region)
+        self.machine_types = {t.machine_type for t in catalog}
+        self.accelerators = {gke_accelerator(t) for t in catalog if t.gpu_count} - {""}
+
+    # --- time -----------------------------------------------------------------------
+
+    def advance(self) -> None:
+        """Finish what is due: operations, deletions."""
+        now = self.clock()
+        with self.lock:
+            for operation in self.operations.values():
+                if not operation.done and now >= operation.done_at:
+                    operation.done = True
+                    if operation.finish is not None:
+                        operation.error = operation.finish()
+            for pool in list(self.pools.values()):
+                for mig in pool.migs.values():
+                    for name, instance in list(mig.instances.items()):
+                        if instance.deleting_at is not None and now >= instance.deleting_at:
+                            del mig.instances[name]
+
+    def running_node_pool_operations(self) -> int:
+        return sum(
+            1 for o in self.operations.values() if not o.done and o.kind in NODE_POOL_OPERATIONS
+        )
+
+    # --- faults -------------------------------------------------------------------------
+
+    def _fault(
+        self, kinds: Iterable[str], machine: str, accelerator: str, spot: bool, zone: str
+    ) -> Fault | None:
+        for fault in self.faults:
+            if fault.kind in kinds and fault.matches(machine, accelerator, spot, zone):
+                if fault.times is not None:
+                    fault.times -= 1
+                return fault
+        return None
+
+    def _throttled(self) -> None:
+        for fault in self.faults:
+            if fault.kind == "throttle" and (fault.times is None or fault.times > 0):
+                if fault.times is not None:
+                    fault.times -= 1
+                raise ApiError(
+                    429,
+                    "RESOURCE_EXHAUSTED",
+                    "Quota exceeded for quota metric 'Write requests' and limit 'Write requests "
+                    "per minute per region' of service 'container.googleapis.com'.",
+                    reason="rateLimitExceeded",
+                    retry_after=1,
+                )
+
+    # --- GKE ------------------------------------------------------------------------------
+
+    def _check_parent(self, project: str, location: str, cluster: str = "") -> None:
+        if (
+            project != self.project
+            or location != self.region
+            or (cluster and cluster != self.cluster)
+        ):
+            where = f"projects/{project}/locations/{location}" + (
+                f"/clusters/{cluster}" if cluster else ""
+            )
+            raise ApiError(404, "NOT_FOUND", f"Not found: {where}.")
+
+    def get_cluster(self, project: str, location: str, cluster: str) -> dict[str, Any]:
+        self._check_parent(project, location, cluster)
+        body = container_v1.Cluster(
+            name=self.cluster,
+            location=self.region,
+            locations=list(self.zones),
+            current_master_version=self.version,
+            current_node_version=self.version,
+            status=container_v1.Cluster.Status.RUNNING,
+            self_link=f"https://container.googleapis.com/v1/projects/{self.project}/locations/{self.region}/clusters/{self.cluster}",
+        )
+        return _json(container_v1.Cluster, body)
+
+    def create_node_pool(
+        self, project: str, location: str, cluster: str, raw: bytes
+    ) -> dict[str, Any]:
+        self._check_parent(project, location, cluster)
+        request = _strict(container_v1.CreateNodePoolRequest, raw)
+        pool = request.node_pool
+        self._throttled()
+        problems = self._pool_problems(pool)
+        if problems:
+            raise ApiError(400, "INVALID_ARGUMENT", "; ".join(problems))
+        config = pool.config
+        accelerator = config.accelerators[0].accelerator_type if config.accelerators else ""
+        zones = list(pool.locations) or list(self.zones)
+        with self.lock:
+            self.advance()
+            if pool.name in self.pools:
+                raise ApiError(
+                    409,
+                    "ALREADY_EXISTS",
+                    f"Already exists: projects/{project}/locations/{location}/clusters/{cluster}/nodePools/{pool.name}.",
+                )
+            if self.running_node_pool_operations() >= self.operation_limit:
+                raise ApiError(
+                    429,
+                    "RESOURCE_EXHAUSTED",
+                    f"Too many operations: cluster {cluster} hits the concurrent operations "
+                    f"quota ({self.operation_limit}); retry later.",
+                )
+            quota = self._fault(
+                ("regional-quota",), config.machine_type, accelerator, config.spot, zones[0]
+            )
+            if quota is not None:
+                resource = (
+                    (accelerator.upper().replace("-", "_").replace("TESLA_", "") + "_GPUS")
+                    if accelerator
+                    else "CPUS"
+                )
+                raise ApiError(
+                    403,
+                    "PERMISSION_DENIED",
+                    f'Insufficient regional quota to satisfy request: resource "{resource}": '
+                    f"request requires '{max(1, pool.initial_node_count)}.0' and is short "
+                    f"'{max(1, pool.initial_node_count)}.0'. project has a quota of '0.0' with "
+                    f"'0.0' available. View and manage quotas at https://console.cloud.google.com/iam-admin/quotas?usage=USED&project={project}.",
+                )
+            digest = hashlib.sha256(f"{cluster}/{pool.name}".encode()).hexdigest()[:8]
+            base = f"gke-{cluster[:14]}-{pool.name[:14]}-{digest}"
+            migs = {zone: Mig(f"{base}-grp", zone, base, pool.name) for zone in zones}
+            body = _json(container_v1.NodePool, pool)
+            body["locations"] = zones
+            body["version"] = self.version
+            body["selfLink"] = (
+                f"https://container.googleapis.com/v1/projects/{project}/locations/{location}/clusters/{cluster}/nodePools/{pool.name}"
+            )
+            body["instanceGroupUrls"] = [
+                f"{COMPUTE}/projects/{project}/zones/{zone}/instanceGroupManagers/{mig.name}"
+                for zone, mig in migs.items()
+            ]
+            record = Pool(body, "PROVISIONING", migs)
+            self.pools[pool.name] = record
+            now = self.clock()
+            failures: dict[str, Fault] = {}
+            for zone, mig in migs.items():
+                for _ in range(pool.initial_node_count):
+                    name = f"{base}-{next(self.ids):04x}"[-63:]
+                    instance = ManagedInstance(name, zone, next(self.ids), now + self.operation_s)
+                    fault = self._fault(
+                        ("stockout", "quota"), config.machine_type, accelerator, config.spot, zone
+                    )
+                    if fault is not None:
+                        instance.failure = _instance_failure(fault, config.machine_type, zone)
+                        failures[zone] = fault
+                    mig.instances[name] = instance
+
+            def finish() -> tuple[int, str, list[dict[str, str]]] | None:
+                if not failures:
+                    record.status = "RUNNING"
+                    return None
+                record.status = "ERROR"
+                kind = next(iter(failures.values())).kind
+                code = "GCE_STOCKOUT" if kind == "stockout" else "GCE_QUOTA_EXCEEDED"
+                where = ", ".join(sorted(failures))
+                message = (
+                    f"Try a different location, or try again later: Google Compute Engine "
+                    f"does not have enough resources available to fulfill request: {where}. [{code}]"
+                    if kind == "stockout"
+                    else f"Insufficient quota to satisfy the request: {where}. [{code}]"
+                )
+                return (
+                    8,
+                    message,
+                    [{"code": code, "message": message, "canonicalCode": "RESOURCE_EXHAUSTED"}],
+                )
+
+            operation = self._operation("CREATE_NODE_POOL", body["selfLink"], finish)
+            record.operation = operation.name
+            log.info(
+                "creating node pool %s (%d node(s) a zone)", pool.name, pool.initial_node_count
+            )
+            return self._gke_operation(operation)
+
+    def _pool_problems(self, pool: container_v1.NodePool) -> list[str]:
+        problems = []
+        if not POOL_NAME.match(pool.name):
+            problems.append(
+                f"Invalid node pool name {pool.name!r}: it must match {POOL_NAME.pattern}."
+            )
+        config = pool.config
+        if config.machine_type not in self.machine_types:
+            problems.append(
+                f"Invalid value for field 'nodePool.config.machineType': {config.machine_type!r}. Machine type not found."
+            )
+        for zone in pool.locations:
+            if zone not in self.zones:
+                problems.append(
+                    f"Invalid value for field 'nodePool.locations': {zone!r} is not a zone of the cluster."
+                )
+        for accelerator in config.accelerators:
+            if accelerator.accelerator_type not in self.accelerators:
+                problems.append(f"Accelerator type {accelerator.accelerator_type!r} not found.")
+            if accelerator.accelerator_count < 1:
+                problems.append("acceleratorCount must be at least 1.")
+        for key in config.labels:
+            domain = key.split("/", 1)[0] if "/" in key else ""
+            if (
+                domain.endswith(("kubernetes.io", "k8s.io"))
+            ) and domain not in KUBELET_LABEL_DOMAINS:
+                problems.append(
+                    f"Invalid Kubernetes label key {key!r}: the kubernetes.io and k8s.io namespaces are reserved."
+                )
+        for key, value in config.resource_labels.items():
+            if not GCE_LABEL_KEY.match(key) or not GCE_LABEL_VALUE.match(value):
+                problems.append(
+                    f"Invalid resource label {key}={value}: keys and values are lowercase letters, digits, '_' and '-'."
+                )
+        for taint in config.taints:
+            if taint.effect == container_v1.NodeTaint.Effect.EFFECT_UNSPECIFIED:
+                problems.append(f"Taint {taint.key!r} has no effect.")
+        if pool.initial_node_count < 0:
+            problems.append("initialNodeCount must not be negative.")
+        return problems
+
+    def get_node_pool(self, project: str, location: str, cluster: str, name: str) -> dict[str, Any]:
+        self._check_parent(project, location, cluster)
+        with self.lock:
+            self.advance()
+            pool = self.pools.get(name)
+            if pool is None:
+                raise ApiError(
+                    404,
+                    "NOT_FOUND",
+                    f"Not found: projects/{project}/locations/{location}/clusters/{cluster}/nodePools/{name}.",
+                )
+            return self._pool_json(pool)
+
+    def list_node_pools(self, project: str, location: str, cluster: str) -> dict[str, Any]:
+        self._check_parent(project, location, cluster)
+        with self.lock:
+            self.advance()
+            return {"nodePools": [self._pool_json(p) for p in self.pools.values()]}
+
+    def _pool_json(self, pool: Pool) -> dict[str, Any]:
+        body = dict(pool.body)
+        body["status"] = pool.status
+        body["initialNodeCount"] = body.get("initialNodeCount", 0)
+        return body
+
+    def delete_node_pool(
+        self, project: str, location: str, cluster: str, name: str
+    ) -> dict[str, Any]:
+        self._check_parent(project, location, cluster)
+        self._throttled()
+        with self.lock:
+            self.advance()
+            pool = self.pools.get(name)
+            if pool is None:
+                raise ApiError(
+                    404,
+                    "NOT_FOUND",
+                    f"Not found: projects/{project}/locations/{location}/clusters/{cluster}/nodePools/{name}.",
+                )
+            if self.running_node_pool_operations() >= self.operation_limit:
+                raise ApiError(
+                    429,
+                    "RESOURCE_EXHAUSTED",
+                    f"Too many operations: cluster {cluster} hits the concurrent operations "
+                    f"quota ({self.operation_limit}); retry later.",
+                )
+            if pool.status == "STOPPING":
+                raise ApiError(400, "FAILED_PRECONDITION", f"Node pool {name} is being deleted.")
+            pool.status = "STOPPING"
+            for mig in pool.migs.values():
+                for instance in mig.instances.values():
+                    instance.deleting_at = self.clock() + self.operation_s
+
+            def finish() -> None:
+                self.pools.pop(name, None)
+
+            operation = self._operation("DELETE_NODE_POOL", str(pool.body["selfLink"]), finish)
+            return self._gke_operation(operation)
+
+    def _operation(
+        self,
+        kind: str,
+        target: str,
+        finish: Callable[[], Any] | None,
+        zone: str = "",
+        duration: float | None = None,
+    ) -> Operation:
+        now = self.clock()
+        name = f"operation-{int(now * 1000)}-{next(self.ids):x}"
+        operation = Operation(
+            name,
+            kind,
+            target,
+            now,
+            now + (self.operation_s if duration is None else duration),
+            finish,
+            zone,
+        )
+        self.operations[name] = operation
+        return operation
+
+    def _gke_operation(self, operation: Operation) -> dict[str, Any]:
+        status = (
+            container_v1.Operation.Status.DONE
+            if operation.done
+            else container_v1.Operation.Status.RUNNING
+        )
+        body = container_v1.Operation(
+            name=operation.name,
+            operation_type=getattr(container_v1.Operation.Type, operation.kind),
+            status=status,
+            self_link=f"https://container.googleapis.com/v1/projects/{self.project}/locations/{self.region}/operations/{operation.name}",
+            target_link=operation.target,
+            location=self.region,
+            start_time=_stamp(operation.started),
+            end_time=_stamp(operation.done_at) if operation.done else "",
+        )
+        if operation.error is not None:
+            code, message, conditions = operation.error
+            body.error = {"code": code, "message": message}
+            body.status_message = message
+            body.nodepool_conditions = [
+                container_v1.StatusCondition(code=c["code"], message=c["message"], canonical_code=8)
+                for c in conditions
+            ]
+        return _json(container_v1.Operation, body)
+
+    def get_operation(self, project: str, location: str, name: str) -> dict[str, Any]:
+        self._check_parent(project, location)
+        with self.lock:
+            self.advance()
+            operation = self.operations.get(name)
+            if operation is None or operation.kind.startswith("compute."):
+                raise ApiError(404, "NOT_FOUND", f"Not found: operation {name}.")
+            return self._gke_operation(operation)
+
+    # --- Compute: managed instance groups ------------------------------------------------
+
+    def _mig(self, project: str, zone: str, name: str) -> tuple[Pool, Mig]:
+        if project != self.project:
+            raise ApiError(
+                404,
+                "NOT_FOUND",
+                f"The resource 'projects/{project}' was not found",
+                reason="notFound",
+            )
+        for pool in self.pools.values():
+            mig = pool.migs.get(zone)
+            if mig is not None and mig.name == name:
+                return pool, mig
+        raise ApiError(
+            404,
+            "NOT_FOUND",
+            f"The resource 'projects/{project}/zones/{zone}/instanceGroupManagers/{name}' was not found",
+            reason="notFound",
+        )
+
+    def create_instances(self, project: str, zone: str, name: str, raw: bytes) -> dict[str, Any]:
+        request = _strict(compute_v1.InstanceGroupManagersCreateInstancesRequest, raw)
+        with self.lock:
+            self.advance()
+            pool, mig = self._mig(project, zone, name)
+            if pool.status != "RUNNING":
+                raise ApiError(
+                    400,
+                    "FAILED_PRECONDITION",
+                    f"The instance group manager '{name}' is not ready: its node pool is {pool.status}.",
+                    reason="resourceNotReady",
+                )
+            taken = {n for p in self.pools.values() for m in p.migs.values() for n in m.instances}
+            for config in request.instances:
+                if not INSTANCE_NAME.match(config.name):
+                    raise ApiError(
+                        400,
+                        "INVALID_ARGUMENT",
+                        f"Invalid value for field 'resource.instances[].name': '{config.name}'.",
+                        reason="invalid",
+                    )
+                if config.name in taken:
+                    raise ApiError(
+                        409,
+                        "ALREADY_EXISTS",
+                        f"The resource 'projects/{project}/zones/{zone}/instances/{config.name}' already exists",
+                        reason="alreadyExists",
+                    )
+            node_config = pool.body.get("config") or {}
+            machine = str(node_config.get("machineType", ""))
+            accelerators = node_config.get("accelerators") or [{}]
+            accelerator = str(accelerators[0].get("acceleratorType", ""))
+            spot = bool(node_config.get("spot"))
+            now = self.clock()
+            for config in request.instances:
+                instance = ManagedInstance(config.name, zone, next(self.ids), now + self.create_s)
+                fault = self._fault(("stockout", "quota"), machine, accelerator, spot, zone)
+                if fault is not None:
+                    instance.failure = _instance_failure(fault, machine, zone)
+                mig.instances[config.name] = instance
+            target = f"{COMPUTE}/projects/{project}/zones/{zone}/instanceGroupManagers/{name}"
+            operation = self._operation(
+                "compute.instanceGroupManagers.createInstances", target, None, zone, duration=0.2
+            )
+            return self._zone_operation(operation)
+
+    def delete_instances(self, project: str, zone: str, name: str, raw: bytes) -> dict[str, Any]:
+        request = _strict(compute_v1.InstanceGroupManagersDeleteInstancesRequest, raw)
+        with self.lock:
+            self.advance()
+            _, mig = self._mig(project, zone, name)
+            names = [url.rsplit("/", 1)[-1] for url in request.instances]
+            missing = [n for n in names if n not in mig.instances]
+            if missing:
+                raise ApiError(
+                    400,
+                    "INVALID_ARGUMENT",
+                    f"The instance 'projects/{project}/zones/{zone}/instances/{missing[0]}' is not a member of the instance group manager '{name}'.",
+                    reason="invalid",
+                )
+            for instance_name in names:
+                instance = mig.instances[instance_name]
+                if instance.deleting_at is None:
+                    instance.deleting_at = self.clock() + self.delete_s
+            target = f"{COMPUTE}/projects/{project}/zones/{zone}/instanceGroupManagers/{name}"
+            operation = self._operation(
+                "compute.instanceGroupManagers.deleteInstances", target, None, zone, duration=0.2
+            )
+            return self._zone_operation(operation)
+
+    def list_managed_instances(
+        self, project: str, zone: str, name: str, query: dict[str, list[str]]
+    ) -> dict[str, Any]:
+        with self.lock:
+            self.advance()
+            _, mig = self._mig(project, zone, name)
+            now = self.clock()
+            ordered = sorted(mig.instances.values(), key=lambda i: i.id)
+            size = int((query.get("maxResults") or ["500"])[0])
+            start = int((query.get("pageToken") or ["0"])[0] or 0)
+            page = ordered[start : start + size]
+            out = []
+            for instance in page:
+                status, action = instance.status(now)
+                entry: dict[str, Any] = {
+                    "instance": f"{COMPUTE}/projects/{project}/zones/{zone}/instances/{instance.name}",
+                    "name": instance.name,
+                    "id": str(instance.id),
+                    "instanceStatus": status,
+                    "currentAction": action,
+                }
+                if instance.failure is not None:
+                    code, message = instance.failure
+                    entry["lastAttempt"] = {
+                        "errors": {"errors": [{"code": code, "message": message}]}
+                    }
+                out.append(entry)
+            body: dict[str, Any] = {"managedInstances": out}
+            if start + size < len(ordered):
+                body["nextPageToken"] = str(start + size)
+            return body
+
+    def get_zone_operation(self, project: str, zone: str, name: str) -> dict[str, Any]:
+        with self.lock:
+            self.advance()
+            operation = self.operations.get(name)
+            if operation is None or operation.zone != zone or project != self.project:
+                raise ApiError(
+                    404,
+                    "NOT_FOUND",
+                    f"The resource 'projects/{project}/zones/{zone}/operations/{name}' was not found",
+                    reason="notFound",
+                )
+            return self._zone_operation(operation)
+
+    def _zone_operation(self, operation: Operation) -> dict[str, Any]:
+        body = compute_v1.Operation(
+            name=operation.name,
+            id=next(self.ids),
+            kind="compute#operation",
+            operation_type=operation.kind.rsplit(".", 1)[-1],
+            status="DONE" if operation.done else "RUNNING",
+            target_link=operation.target,
+            zone=f"{COMPUTE}/projects/{self.project}/zones/{operation.zone}",
+            self_link=f"{COMPUTE}/projects/{self.project}/zones/{operation.zone}/operations/{operation.name}",
+            insert_time=_stamp(operation.started),
+            progress=100 if operation.done else 0,
+        )
+        return _json(compute_v1.Operation, body)
+
+    # --- what the node agent reads ---------------------------------------------------------
+
+    def running_nodes(self) -> list[tuple[dict[str, Any], ManagedInstance]]:
+        """(node pool body, instance) for every instance running now."""
+        with self.lock:
+            self.advance()
+            now = self.clock()
+            return [
+                (self._pool_json(pool), instance)
+                for pool in self.pools.values()
+                for mig in pool.migs.values()
+                for instance in mig.instances.values()
+                if instance.status(now)[0] == "RUNNING"
+            ]
+
+    # --- serving -----------------------------------------------------------------------------
+
+    def route(
+        self, method: str, path: str, query: dict[str, list[str]], raw: bytes
+    ) -> tuple[int, dict[str, Any]]:
+        with self.lock:
+            self.requests.append((method, path))
+        parts = path.strip("/").split("/")
+        gke = _match(parts, ["v1", "projects", "*", "locations", "*"])
+        if gke is not None:
+            project, location = gke
+            rest = parts[5:]
+            if rest[:1] == ["operations"] and len(rest) == 2 and method == "GET":
+                return 200, self.get_operation(project, location, rest[1])
+            if rest[:1] == ["clusters"] and len(rest) >= 2:
+                cluster = rest[1]
+                if len(rest) == 2 and method == "GET":
+                    return 200, self.get_cluster(project, location, cluster)
+                if rest[2:3] == ["nodePools"]:
+                    if len(rest) == 3 and method == "POST":
+                        return 200, self.create_node_pool(project, location, cluster, raw)
+                    if len(rest) == 3 and method == "GET":
+                        return 200, self.list_node_pools(project, location, cluster)
+                    if len(rest) == 4 and method == "GET":
+                        return 200, self.get_node_pool(project, location, cluster, rest[3])
+                    if len(rest) == 4 and method == "DELETE":
+                        return 200, self.delete_node_pool(project, location, cluster, rest[3])
+        compute = _match(parts, ["compute", "v1", "projects", "*", "zones", "*"])
+        if compute is not None:
+            project, zone = compute
+            rest = parts[6:]
+            if rest[:1] == ["operations"] and len(rest) == 2 and method == "GET":
+                return 200, self.get_zone_operation(project, zone, rest[1])
+            if rest[:1] == ["instanceGroupManagers"] and len(rest) == 3 and method == "POST":
+                verb = rest[2]
+                if verb == "createInstances":
+                    return 200, self.create_instances(project, zone, rest[1], raw)
+                if verb == "deleteInstances":
+                    return 200, self.delete_instances(project, zone, rest[1], raw)
+                if verb == "listManagedInstances":
+                    return 200, self.list_managed_instances(project, zone, rest[1], query)
+        if parts == ["emulator", "faults"] and method == "POST":
+            with self.lock:
+                self.faults = [Fault(**f) for f in json.loads(raw or b"[]")]
+            return 200, {"faults": len(self.faults)}
+        raise ApiError(404, "NOT_FOUND", f"{method} {path}: no such method here", reason="notFound")
+
+    def serve(self, port: int = 0) -> ThreadingHTTPServer:
+        emulator = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _handle(self) -> None:
+                url = urlsplit(self.path)
+                length = int(self.headers.get("content-length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                headers: dict[str, str] = {}
+                try:
+                    code, body = emulator.route(self.command, url.path, parse_qs(url.query), raw)
+                except ApiError as error:
+                    code, body = error.code, error.body()
+                    if error.retry_after:
+                        headers["Retry-After"] = str(error.retry_after)
+                except Exception as error:  # the emulator's own bug: a 500, as a server would
+                    log.exception("%s %s failed", self.command, self.path)
+                    code, body = 500, ApiError(500, "INTERNAL", str(error)).body()
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_DELETE = _handle
+
+            def log_message(self, format: str, *args: Any) -> None:
+                log.debug(format, *args)
+
+        server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, name="gke-emulator", daemon=True).start()
+        return server
+
+
+def _match(parts: list[str], pattern: list[str]) -> list[str] | None:
+    if len(parts) < len(pattern):
+        return None
+    found = []
+    for part, want in zip(parts, pattern, strict=False):
+        if want == "*":
+            found.append(part)
+        elif part != want:
+            return None
+    return found
+
+
+def _strict(message: Any, raw: bytes) -> Any:
+    """The request body as the API reads it: an unknown or misspelt field is a 400."""
+    try:
+        return message.from_json(raw.decode() or "{}", ignore_unknown_fields=False)
+    except Exception as error:
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ApiError(
+            400, "INVALID_ARGUMENT", f"Invalid JSON payload received. {first}", reason="invalid"
+        ) from None
+
+
+def _json(message: Any, value: Any) -> dict[str, Any]:
+    return dict(json.loads(message.to_json(value, use_integers_for_enums=False)))
+
+
+def _stamp(when: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(when)) + f".{int(when % 1 * 1e6):06d}Z"
+
+
+def _instance_failure(fault: Fault, machine: str, zone: str) -> tuple[str, str]:
+    if fault.kind == "stockout":
+        return (
+            "ZONE_RESOURCE_POOL_EXHAUSTED",
+            f"The zone 'projects/gibbous-dev/zones/{zone}' does not have enough resources "
+            f"available to fulfill the request. Try a different zone, or try again later.",
+        )
+    return (
+        "QUOTA_EXCEEDED",
+        f"Quota 'CPUS' exceeded. Limit: 0.0 in region {zone.rsplit('-', 1)[0]} for {machine}.",
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kubeconfig", required=True)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--cluster", default="dev-cluster")
+    parser.add_argument("--project", default="gibbous-dev")
+    parser.add_argument("--region", default="us-central1")
+    parser.add_argument("--kubernetes-version", default="1.37.2")
+    parser.add_argument("--boot-seconds", type=float, default=2.0)
+    parser.add_argument("--operation-seconds", type=float, default=2.0)
+    parser.add_argument("--ready-file")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # Here, not above: the node agent reads this module's emulator (an import cycle).
+    from gibbous.devcluster.gkenodeagent import GkeNodeAgent  # noqa: PLC0415
+
+    emulator = GkeEmulator(
+        project=args.project,
+        region=args.region,
+        cluster=args.cluster,
+        version=f"{args.kubernetes_version}-gke.100",
+        operation_s=args.operation_seconds,
+    )
+    server = emulator.serve(args.port)
+    configuration = client.Configuration()
+    config.load_kube_config(config_file=args.kubeconfig, client_configuration=configuration)
+    agent = GkeNodeAgent(
+        client.ApiClient(configuration),
+        time.time,
+        kubelet_version=f"v{args.kubernetes_version}-gke.100",
+        emulator=emulator,
+        boot_s=args.boot_seconds,
+    )
+    if args.ready_file:
+        Path(args.ready_file).write_text(f"http://127.0.0.1:{server.server_address[1]}\n")
+    log.info("GKE emulator on port %d", server.server_address[1])
+    agent.run(threading.Event())
+
+
+if __name__ == "__main__":
+    main()

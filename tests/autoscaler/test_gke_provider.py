@@ -1,0 +1,438 @@
+"""The GKE provider through the real SDKs (REST transport) against the GKE emulator, on a
+clock the test moves; and the error mapping on recorded GKE and Compute error bodies."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+from google.api_core import exceptions as google_errors
+from google.cloud import container_v1
+
+from gibbous.autoscaler.cloud.base import (
+    CloudError,
+    FatalConfigurationError,
+    InstanceNotFoundError,
+    InstanceState,
+    LaunchRequest,
+    QuotaExceededError,
+    ThrottledError,
+)
+from gibbous.autoscaler.cloud.gke import (
+    GkeCloudProvider,
+    classify_api_error,
+    discover,
+    gce_label,
+    instance_name,
+    operation_failure,
+    sdk_clients,
+)
+from gibbous.core import keys
+from gibbous.core.settings.config import GcpConfig
+from gibbous.devcluster.gkeemulator import Fault, GkeEmulator
+from tests.factories import catalog
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def world() -> Iterator[tuple[GkeEmulator, Clock, str]]:
+    clock = Clock()
+    emulator = GkeEmulator(clock=clock, operation_s=30.0, create_s=20.0, delete_s=5.0)
+    server = emulator.serve()
+    yield emulator, clock, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def provider(endpoint: str, clock: Clock, **config: Any) -> GkeCloudProvider:
+    container, compute, _ = sdk_clients(endpoint)
+    return discover(
+        container=container,
+        compute=compute,
+        config=GcpConfig(**config),
+        cluster_id="dev-cluster",
+        region="us-central1",
+        project="gibbous-dev",
+        catalog=catalog("gcp"),
+        clock=clock,
+        empty_pool_s=600.0,
+    )
+
+
+def request(
+    token: str,
+    instance_type: str = "n1-standard-4+t4x1",
+    category: str = "on-demand",
+    zones: tuple[str, ...] = ("us-central1-b",),
+    labels: dict[str, str] | None = None,
+) -> LaunchRequest:
+    return LaunchRequest(
+        token=token,
+        cluster_id="dev-cluster",
+        instance_type=instance_type,
+        category=category,
+        zones=zones,
+        labels={
+            keys.PLACEMENT: "bin-select",
+            keys.CATALOG_TYPE: instance_type.replace("+", "--"),
+            keys.INSTANCE_TYPE: instance_type.split("+", maxsplit=1)[0],
+            keys.ZONE: zones[0] if zones else "",
+            **(labels or {}),
+        },
+        taints=({"key": "gibbous.dev/capacity-type", "value": "spot", "effect": "NoSchedule"},)
+        if category == "spot"
+        else (),
+    )
+
+
+def calls(emulator: GkeEmulator, what: str) -> int:
+    return sum(1 for method, path in emulator.requests if method == "POST" and path.endswith(what))
+
+
+def test_a_node_is_a_pool_once_then_an_instance_of_its_mig(
+    world: tuple[GkeEmulator, Clock, str],
+) -> None:
+    emulator, clock, endpoint = world
+    gke = provider(endpoint, clock, disk_size_gb=150, image_streaming=True)
+    first = gke.create(request("t-1", labels={keys.GKE_MAX_SHARED_CLIENTS: "2"}))
+    assert first.state is InstanceState.PENDING
+    assert first.id == first.node_name == instance_name("t-1")
+    (pool,) = emulator.pools.values()
+    config = pool.body["config"]
+    assert pool.body["initialNodeCount"] == 0 and pool.body["locations"] == ["us-central1-b"]
+    assert config["machineType"] == "n1-standard-4" and config["diskSizeGb"] == 150
+    assert config["gcfsConfig"] == {"enabled": True}
+    accelerator = config["accelerators"][0]
+    assert accelerator["acceleratorType"] == "nvidia-tesla-t4"
+    assert accelerator["gpuSharingConfig"] == {
+        "gpuSharingStrategy": "TIME_SHARING",
+        "maxSharedClientsPerGpu": "2",
+    }
+    # GKE writes its own labels (and the instance-type label is the machine type there):
+    # the pool carries only what is not the cloud's.
+    assert not any(
+        k.startswith(("cloud.google.com/", "node.kubernetes.io/", "topology."))
+        for k in config["labels"]
+    )
+    assert config["labels"][keys.CATALOG_TYPE] == "n1-standard-4--t4x1"
+    assert config["resourceLabels"]["gibbous-cluster-id"] == "dev-cluster"
+    assert all("/" not in k and "." not in k for k in config["resourceLabels"])
+    # While the pool is made, the launch waits; then its instance is asked for and runs.
+    assert gke.get(first.id).state is InstanceState.PENDING
+    clock.now += 31
+    assert gke.get(first.id).state is InstanceState.PENDING
+    assert calls(emulator, "/createInstances") == 1
+    clock.now += 21
+    running = gke.get(first.id)
+    assert running.state is InstanceState.RUNNING and running.instance_type == "n1-standard-4+t4x1"
+    # The next node of the shape is one createInstances call, no pool operation.
+    gke.create(request("t-2", labels={keys.GKE_MAX_SHARED_CLIENTS: "2"}))
+    assert calls(emulator, "/nodePools") == 1 and calls(emulator, "/createInstances") == 2
+
+
+def test_a_burst_of_one_shape_is_one_pool_and_one_instance_call(
+    world: tuple[GkeEmulator, Clock, str],
+) -> None:
+    emulator, clock, endpoint = world
+    gke = provider(endpoint, clock)
+    for index in range(40):
+        gke.create(
+            request(f"burst-{index}", instance_type="e2-standard-4", zones=("us-central1-a",))
+        )
+    assert calls(emulator, "/nodePools") == 1
+    clock.now += 31
+    gke.list("dev-cluster")
+    assert calls(emulator, "/createInstances") == 1
+    clock.now += 21
+    listed = gke.list("dev-cluster")
+    assert len(listed) == 40 and {i.state for i in listed} == {InstanceState.RUNNING}
+
+
+def test_a_stock_out_inside_the_mig_is_a_failed_launch_and_delete_undoes_it(
+    world: tuple[GkeEmulator, Clock, str],
+) -> None:
+    emulator, clock, endpoint = world
+    emulator.faults = [Fault("stockout", accelerator="nvidia-tesla-t4", spot=True)]
+    gke = provider(endpoint, clock)
+    launched = gke.create(request("spot-1", instance_type="n1-standard-32+t4x2", category="spot"))
+    clock.now += 31
+    gke.get(launched.id)  # the pool runs: the instance is asked for
+    clock.now += 21
+    failed = gke.get(launched.id)
+    assert failed.failure_kind == "insufficient-capacity"
+    assert "ZONE_RESOURCE_POOL_EXHAUSTED" in failed.failure_reason
+    assert failed.zone == "us-central1-b"
+    (pool,) = emulator.pools.values()
+    (mig,) = pool.migs.values()
+    assert list(mig.instances) == [launched.id]  # the MIG keeps trying, as GCE does
+    gke.delete(launched.id)
+    clock.now += 6
+    emulator.advance()
+    assert not mig.instances
+    with pytest.raises(InstanceNotFoundError):
+        gke.get(launched.id)
+
+
+def test_quota_refusals_throttling_and_the_concurrent_operation_limit(
+    world: tuple[GkeEmulator, Clock, str],
+) -> None:
+    emulator, clock, endpoint = world
+    gke = provider(endpoint, clock)
+    emulator.faults = [Fault("regional-quota", accelerator="nvidia-tesla-t4", times=1)]
+    with pytest.raises(QuotaExceededError, match="Insufficient regional quota"):
+        gke.create(request("q-1"))
+    emulator.faults = [Fault("throttle", times=1)]
+    with pytest.raises(ThrottledError):
+        gke.create(request("q-2"))
+    emulator.faults = []
+    # Three shapes' pools are made at once; a fourth waits for one of them (GKE would
+    # refuse it with 429 "Too many operations").
+    for index, machine in enumerate(("e2-standard-2", "e2-standard-4", "e2-standard-8")):
+        gke.create(request(f"shape-{index}", instance_type=machine))
+    with pytest.raises(ThrottledError, match="operationLimit"):
+        gke.create(request("shape-4", instance_type="e2-standard-16"))
+    emulator.operation_limit = 3
+    raw = provider(endpoint, clock, operation_limit=10)
+    with pytest.raises(ThrottledError, match="Too many operations"):
+        raw.create(request("shape-5", instance_type="e2-standard-16"))
+    clock.now += 31
+    gke.create(request("shape-4", instance_type="e2-standard-16"))
+
+
+def test_empty_pools_are_deleted_after_the_delay_and_foreign_pools_never(
+    world: tuple[GkeEmulator, Clock, str],
+) -> None:
+    emulator, clock, endpoint = world
+    container, _, _ = sdk_clients(endpoint)
+    container.create_node_pool(
+        parent="projects/gibbous-dev/locations/us-central1/clusters/dev-cluster",
+        node_pool=container_v1.NodePool(
+            name="operators-pool",
+            initial_node_count=0,
+            config=container_v1.NodeConfig(machine_type="e2-standard-4"),
+        ),
+    )
+    gke = provider(endpoint, clock)
+    launched = gke.create(request("e-1", instance_type="e2-standard-4"))
+    clock.now += 31
+    gke.get(launched.id)  # the pool runs: the instance is asked for
+    clock.now += 21
+    assert gke.get(launched.id).state is InstanceState.RUNNING
+    gke.delete(launched.id)
+    clock.now += 6
+    gke.list("dev-cluster")  # empty from now
+    clock.now += 599
+    gke.list("dev-cluster")
+    assert len(emulator.pools) == 2
+    clock.now += 2
+    gke.list("dev-cluster")
+    clock.now += 31
+    emulator.advance()
+    assert list(emulator.pools) == ["operators-pool"]
+
+
+def test_a_restarted_provider_finds_its_instances(world: tuple[GkeEmulator, Clock, str]) -> None:
+    emulator, clock, endpoint = world
+    first = provider(endpoint, clock)
+    launched = first.create(request("r-1", instance_type="e2-standard-4"))
+    clock.now += 31
+    first.get(launched.id)
+    again = provider(endpoint, clock)
+    (found,) = again.list("dev-cluster")
+    assert found.id == launched.id and found.state is InstanceState.PENDING
+    assert found.instance_type == "e2-standard-4" and found.category == "on-demand"
+    assert found.labels[keys.PLACEMENT] == "bin-select"
+    # The same token again is the same instance, not a second one.
+    assert first.create(request("r-1", instance_type="e2-standard-4")).id == launched.id
+    assert calls(emulator, "/createInstances") == 1
+
+
+def test_the_emulator_refuses_what_gke_refuses(world: tuple[GkeEmulator, Clock, str]) -> None:
+    _, _, endpoint = world
+    url = f"{endpoint}/v1/projects/gibbous-dev/locations/us-central1/clusters/dev-cluster/nodePools"
+
+    def post(body: dict[str, Any]) -> tuple[int, str]:
+        data = json.dumps(body).encode()
+        call = urllib.request.Request(
+            url, data=data, method="POST", headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(call) as reply:
+                return reply.status, reply.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
+
+    status, text = post({"nodePool": {"name": "p1", "config": {"machineTyp": "e2-standard-4"}}})
+    assert status == 400 and "machineTyp" in text
+    status, text = post(
+        {
+            "nodePool": {
+                "name": "p1",
+                "config": {
+                    "machineType": "e2-standard-4",
+                    "labels": {"node.kubernetes.io/instance-type": "x"},
+                },
+            }
+        }
+    )
+    assert status == 200, text  # node.kubernetes.io is a domain the kubelet may label
+    status, text = post(
+        {
+            "nodePool": {
+                "name": "p2",
+                "config": {
+                    "machineType": "e2-standard-4",
+                    "labels": {"kubernetes.io/arch": "amd64"},
+                },
+            }
+        }
+    )
+    assert status == 400 and "reserved" in text
+    status, text = post(
+        {
+            "nodePool": {
+                "name": "p3",
+                "config": {
+                    "machineType": "e2-standard-4",
+                    "resourceLabels": {"gibbous.dev/x": "y"},
+                },
+            }
+        }
+    )
+    assert status == 400 and "resource label" in text
+    status, text = post(
+        {"nodePool": {"name": "Bad_Name", "config": {"machineType": "e2-standard-4"}}}
+    )
+    assert status == 400 and "Invalid node pool name" in text
+
+
+def _recorded(status: int, body: dict[str, Any]) -> Exception:
+    response = requests.Response()
+    response.status_code = status
+    response._content = json.dumps(body).encode()
+    response.request = requests.Request("POST", "https://container.googleapis.com/v1/x").prepare()
+    error: Exception = google_errors.from_http_response(response)  # type: ignore[no-untyped-call]
+    return error
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "kind"),
+    [
+        (
+            429,
+            {
+                "error": {
+                    "code": 429,
+                    "message": "Too many operations: cluster hits the concurrent operations quota",
+                    "status": "RESOURCE_EXHAUSTED",
+                }
+            },
+            ThrottledError,
+        ),
+        (
+            429,
+            {
+                "error": {
+                    "code": 429,
+                    "message": "Quota exceeded for quota metric 'Write requests'",
+                    "status": "RESOURCE_EXHAUSTED",
+                    "errors": [{"reason": "rateLimitExceeded"}],
+                }
+            },
+            ThrottledError,
+        ),
+        (
+            400,
+            {
+                "error": {
+                    "code": 400,
+                    "message": "Cluster is currently creating node pool gbs-1. Please wait and try again once it is done.",
+                    "status": "FAILED_PRECONDITION",
+                }
+            },
+            ThrottledError,
+        ),
+        (
+            403,
+            {
+                "error": {
+                    "code": 403,
+                    "message": "Insufficient regional quota to satisfy request: resource \"NVIDIA_T4_GPUS\": request requires '1.0' and is short '1.0'.",
+                    "status": "PERMISSION_DENIED",
+                }
+            },
+            QuotaExceededError,
+        ),
+        (
+            403,
+            {
+                "error": {
+                    "code": 403,
+                    "message": 'Required "container.clusters.update" permission(s) for "projects/p/locations/l/clusters/c".',
+                    "status": "PERMISSION_DENIED",
+                }
+            },
+            FatalConfigurationError,
+        ),
+        (
+            400,
+            {
+                "error": {
+                    "code": 400,
+                    "message": "Invalid value for field 'nodePool.config.machineType'",
+                    "status": "INVALID_ARGUMENT",
+                }
+            },
+            CloudError,
+        ),
+    ],
+)
+def test_error_mapping_on_recorded_bodies(
+    status: int, body: dict[str, Any], kind: type[Exception]
+) -> None:
+    error = classify_api_error(_recorded(status, body))
+    assert type(error) is kind, error
+
+
+def test_a_failed_pool_operation_says_why() -> None:
+    recorded = {
+        "name": "operation-1",
+        "operationType": "CREATE_NODE_POOL",
+        "status": "DONE",
+        "statusMessage": "Try a different location, or try again later: Google Compute Engine does not have enough resources available to fulfill request: us-central1-b. [GCE_STOCKOUT]",
+        "error": {"code": 8, "message": "Try a different location ... [GCE_STOCKOUT]"},
+        "nodepoolConditions": [
+            {
+                "code": "GCE_STOCKOUT",
+                "message": "Google Compute Engine does not have enough resources",
+                "canonicalCode": "RESOURCE_EXHAUSTED",
+            }
+        ],
+    }
+    operation = container_v1.Operation.from_json(json.dumps(recorded), ignore_unknown_fields=True)
+    assert (operation_failure(operation) or ("",))[0] == "insufficient-capacity"
+    recorded["nodepoolConditions"] = [
+        {"code": "GCE_QUOTA_EXCEEDED", "message": "Quota 'NVIDIA_T4_GPUS' exceeded"}
+    ]
+    operation = container_v1.Operation.from_json(json.dumps(recorded), ignore_unknown_fields=True)
+    assert (operation_failure(operation) or ("",))[0] == "quota"
+    done = container_v1.Operation.from_json(json.dumps({"name": "op", "status": "DONE"}))
+    assert operation_failure(done) is None
+
+
+def test_gce_labels() -> None:
+    assert gce_label("gibbous.dev/placement", key=True) == "gibbous_dev_placement"
+    assert gce_label("T4") == "t4"
+    assert gce_label("9lives", key=True) == "k9lives"
