@@ -81,7 +81,9 @@ class Fault:
 
     kind: `stockout` (instances stay CREATING with ZONE_RESOURCE_POOL_EXHAUSTED; a pool
     created with nodes fails with GCE_STOCKOUT), `quota` (the same with QUOTA_EXCEEDED /
-    GCE_QUOTA_EXCEEDED), `regional-quota` (create_node_pool refused at once with 403
+    GCE_QUOTA_EXCEEDED), `pool-stockout` (a pool's creation fails with GCE_STOCKOUT
+    whatever its size, as when GKE cannot place its first nodes), `regional-quota`
+    (create_node_pool refused at once with 403
     "Insufficient regional quota"), `throttle` (the next `times` requests answered 429
     RATE_LIMIT_EXCEEDED). `times`: how many launches it hits (None: all)."""
 
@@ -325,6 +327,12 @@ class GkeEmulator:
                         instance.failure = _instance_failure(fault, config.machine_type, zone)
                         failures[zone] = fault
                     mig.instances[name] = instance
+
+            whole = self._fault(
+                ("pool-stockout",), config.machine_type, accelerator, config.spot, zones[0]
+            )
+            if whole is not None:
+                failures[zones[0]] = Fault("stockout")
 
             def finish() -> tuple[int, str, list[dict[str, str]]] | None:
                 if not failures:

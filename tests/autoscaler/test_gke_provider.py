@@ -185,6 +185,31 @@ def test_a_stock_out_inside_the_mig_is_a_failed_launch_and_delete_undoes_it(
         gke.get(launched.id)
 
 
+def test_a_pool_whose_creation_fails_fails_its_launches_and_is_deleted(
+    world: tuple[GkeEmulator, Clock, str],
+) -> None:
+    emulator, clock, endpoint = world
+    emulator.faults = [Fault("pool-stockout", machine_type="n1-highmem-32", times=1)]
+    gke = provider(endpoint, clock)
+    launches = [gke.create(request(f"p-{i}", instance_type="n1-highmem-32+t4x2")) for i in range(2)]
+    clock.now += 31
+    for launched in launches:
+        failed = gke.get(launched.id)
+        assert failed.state is InstanceState.TERMINATED
+        assert failed.failure_kind == "insufficient-capacity"
+        assert "GCE_STOCKOUT" in failed.failure_reason
+    (pool,) = emulator.pools.values()
+    assert pool.status == "STOPPING"  # GKE kept the failed pool; Gibbous deletes it
+    clock.now += 31
+    emulator.advance()
+    assert not emulator.pools
+    for launched in launches:
+        gke.delete(launched.id)  # nothing of it is left
+    # The next launch of that shape makes the pool again.
+    gke.create(request("p-3", instance_type="n1-highmem-32+t4x2"))
+    assert calls(emulator, "/nodePools") == 2
+
+
 def test_quota_refusals_throttling_and_the_concurrent_operation_limit(
     world: tuple[GkeEmulator, Clock, str],
 ) -> None:

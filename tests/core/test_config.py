@@ -151,3 +151,37 @@ def test_lunas_aws_values_section_is_accepted_as_is() -> None:
 def test_bad_aws_values_stop_gibbous_at_start(aws: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
         build_config({"aws": aws})
+
+
+def test_lunas_gcp_values_section_is_accepted() -> None:
+    # P13's Helix values (gcp.diskSizeGb 150) with the options GKE's docs name.
+    gcp = build_config(
+        {
+            "cloudProvider": "gcp",
+            "gcp": {
+                "diskSizeGb": 150,
+                "project": "helix",
+                "imageStreaming": True,
+                "gpuDriverVersion": "latest",
+            },
+        }
+    ).gcp
+    assert (gcp.disk_size_gb, gcp.project, gcp.image_streaming) == (150, "helix", True)
+    assert gcp.gpu_driver_version == "latest" and gcp.disk_type == "pd-balanced"
+
+
+@pytest.mark.parametrize(
+    ("gcp", "message"),
+    [
+        (
+            {"diskSize": 150},
+            "unknown configuration key 'gcp.diskSize'; did you mean 'gcp.diskSizeGb'?",
+        ),
+        ({"diskSizeGb": 5}, "gcp.diskSizeGb"),
+        ({"diskType": "ssd"}, "gcp.diskType"),
+        ({"gpuDriverVersion": "535"}, "gcp.gpuDriverVersion"),
+    ],
+)
+def test_bad_gcp_values_stop_gibbous_at_start(gcp: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        build_config({"gcp": gcp})

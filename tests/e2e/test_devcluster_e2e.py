@@ -446,3 +446,52 @@ def test_the_aws_dev_cluster_provisions_ec2_nodes_that_join_from_their_user_data
         assert labels[keys.PLACEMENT] == "bin-pack"
     finally:
         gibbous("dev-cluster", "down", "--dir", str(directory))
+
+
+def test_the_gcp_dev_cluster_provisions_gke_node_pools(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """`up --cloud gcp`: the real gcp provider against the GKE emulator; P17's
+    time-shared pods (GKE's selectors, nvidiaGPUTimeSlices=2, placeNodeSelector) share one
+    n1-standard-4 + T4 node that GKE's node agent registered from its pool."""
+    directory = tmp_path_factory.mktemp("dev-gcp") / "cluster"
+    up = gibbous(
+        "dev-cluster",
+        "up",
+        "--cloud",
+        "gcp",
+        "--dir",
+        str(directory),
+        "--kwok-boot-seconds",
+        "1",
+        "--set",
+        "nvidiaGPUTimeSlices=2",
+        "--set",
+        "placeNodeSelector=true",
+    )
+    try:
+        assert up.returncode == 0, up.stderr + up.stdout
+        assert "gcp provider; GKE emulator at http://127.0.0.1:" in up.stdout
+        configuration = client.Configuration()
+        config.load_kube_config(
+            config_file=str(directory / "kubeconfig"), client_configuration=configuration
+        )
+        api = client.ApiClient(configuration)
+        make_namespace(api, "gcp-demo")
+        core = client.CoreV1Api(api)
+        for name in ("ts-0", "ts-1"):
+            body = workload_pod(name, cpu="500m", gpus=1)
+            body["spec"]["nodeSelector"] = {
+                keys.GKE_GPU_SHARING_STRATEGY: "time-sharing",
+                keys.GKE_MAX_SHARED_CLIENTS: "2",
+            }
+            core.create_namespaced_pod("gcp-demo", body)
+        labels = node_labels_of(api, "gcp-demo", "ts-0")
+        node_labels_of(api, "gcp-demo", "ts-1")  # bound too
+        nodes = {core.read_namespaced_pod(n, "gcp-demo").spec.node_name for n in ("ts-0", "ts-1")}
+        assert len(nodes) == 1
+        assert labels["cloud.google.com/gke-nodepool"].startswith("gbs-")
+        assert labels[keys.INSTANCE_TYPE] == "n1-standard-4"
+        assert labels[keys.PRICE_PER_HOUR] == "0.5400"
+    finally:
+        gibbous("dev-cluster", "down", "--dir", str(directory))

@@ -333,7 +333,9 @@ class GkeCloudProvider:
             known = self._known(name)
             if known is not None:
                 return known
-            pool = self.pools.get(pool_name) or self._pool(pool_name)
+            pool = self.pools.get(pool_name)
+            if _status(pool) not in ("RUNNING", "RUNNING_WITH_ERROR"):
+                pool = self._pool(pool_name)  # a cached pool that is not running may be gone
             if pool is None:
                 self._create_pool(shape, pool_name, request)
                 pool = self.pools.get(pool_name)
@@ -542,6 +544,7 @@ class GkeCloudProvider:
                 log.info("deleting node pool %s: %s; will retry", pool_name, error)
                 continue
             log.info("deleting node pool %s", pool_name)
+            self.pools.pop(pool_name, None)
             self.doomed.discard(pool_name)
             self.operations.pop(pool_name, None)
 
