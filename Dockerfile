@@ -3,7 +3,7 @@ FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY gibbous ./gibbous
-RUN pip install --no-cache-dir --prefix=/install ".[aws,gcp]"
+RUN pip install --no-cache-dir --prefix=/install ".[aws,gcp,azure]"
 
 FROM python:3.11-slim
 COPY --from=build /install /usr/local

@@ -213,7 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Watch pods and nodes, and launch the cheapest instance types that fit the managed pods "
             "nothing can hold, through a cloud provider: kwok (Node objects in the API server, no "
-            "cloud), aws (EC2, joining EKS) or gcp (node pools on GKE). One replica leads through a "
+            "cloud), aws (EC2, joining EKS), gcp (node pools on GKE) or azure (agent pools on AKS). "
+            "One replica leads through a "
             "coordination.k8s.io Lease. Serves GET /healthz, /readyz and /metrics."
         ),
         epilog=_config_epilog(),
@@ -221,7 +222,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config_options(scaler)
     scaler.add_argument(
-        "--provider", required=True, choices=("kwok", "aws", "gcp"), help="where nodes come from"
+        "--provider",
+        required=True,
+        choices=("kwok", "aws", "gcp", "azure"),
+        help="where nodes come from",
     )
     scaler.add_argument(
         "--kubeconfig", metavar="FILE", help="kubeconfig (default: in-cluster, then ~/.kube/config)"
@@ -296,6 +300,16 @@ def build_parser() -> argparse.ArgumentParser:
         "Application Default Credentials)",
     )
     scaler.add_argument(
+        "--azure-endpoint",
+        metavar="URL",
+        help="azure: serve ARM's calls from this HTTPS address with a static token (the AKS "
+        "emulator of `gibbous dev-cluster up --cloud azure`; default: Azure with "
+        "DefaultAzureCredential)",
+    )
+    scaler.add_argument(
+        "--azure-ca", metavar="FILE", help="azure: CA bundle to trust for --azure-endpoint"
+    )
+    scaler.add_argument(
         "--log-level", default="info", choices=("debug", "info", "warning", "error")
     )
 
@@ -306,8 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
             "up: start etcd, kube-apiserver, kube-controller-manager, the Gibbous webhook (registered "
             "with its CA), the extender, the gibbous-scheduler kube-scheduler calling it (leading "
             "through a Lease the webhook watches), a separate default-scheduler, and the autoscaler "
-            "(kwok provider, or the aws or gcp provider against an EC2/EKS or GKE emulator with "
-            "--cloud aws|gcp), all on "
+            "(kwok provider, or the aws, gcp or azure provider against an EC2/EKS, GKE or AKS "
+            "emulator with --cloud aws|gcp|azure), all on "
             "127.0.0.1, and write DIR/kubeconfig. The current Kubernetes release (default) comes from KUBE_APISERVER_BIN, "
             "KUBE_SCHEDULER_BIN, KUBE_CONTROLLER_MANAGER_BIN, ETCD_BIN or KUBEBUILDER_ASSETS, else is "
             "built once from the Go module proxy (needs Go); --kubernetes-version 1.20 uses v1.20.2, "
@@ -329,12 +343,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dev.add_argument(
         "--cloud",
-        choices=("kwok", "aws", "gcp"),
+        choices=("kwok", "aws", "gcp", "azure"),
         default="kwok",
         help="kwok (default): Nodes made directly in the API server; aws: the real aws provider "
         "against an EC2/EKS emulator on loopback, whose node agent registers each instance's "
         "Node from its user data; gcp: the real gcp provider against a GKE emulator, whose node "
-        "agent registers each node-pool instance as GKE would (both need `pip install "
+        "agent registers each node-pool instance as GKE would; azure: the real azure provider "
+        "against an AKS emulator on loopback HTTPS (all need `pip install "
         "'gibbous[emulator]'`)",
     )
     dev.add_argument(
@@ -617,6 +632,40 @@ def _gcp_provider(args: argparse.Namespace, config: Config, catalog: list[Instan
         raise ConfigError(f"--provider gcp: {error}") from None
 
 
+def _azure_provider(args: argparse.Namespace, config: Config, catalog: list[InstanceType]) -> Any:
+    """The AKS provider, its ARM client pointed at --azure-endpoint or at Azure."""
+    import os
+    import time
+
+    try:
+        from gibbous.autoscaler.cloud.aks import discover, sdk_client
+    except ImportError:
+        raise ConfigError(
+            "--provider azure needs azure-mgmt-containerservice and azure-identity: "
+            "pip install 'gibbous[azure]'"
+        ) from None
+    from gibbous.autoscaler.cloud.base import FatalConfigurationError
+
+    if config.cloud != "azure":
+        raise ConfigError(f"--provider azure needs cloudProvider azure (it is {config.cloud})")
+    subscription = config.azure.subscription_id or os.environ.get("AZURE_SUBSCRIPTION_ID", "")
+    if not subscription:
+        raise ConfigError("--provider azure: set azure.subscriptionId (or AZURE_SUBSCRIPTION_ID)")
+    try:
+        client = sdk_client(subscription, args.azure_endpoint or "", args.azure_ca or "")
+        return discover(
+            client=client,
+            config=config.azure,
+            cluster_id=config.cluster_id,
+            region=config.effective_region,
+            catalog=catalog,
+            clock=time.time,
+            empty_pool_s=config.scale_down.unneeded_time_s,
+        )
+    except FatalConfigurationError as error:
+        raise ConfigError(f"--provider azure: {error}") from None
+
+
 def run_autoscaler(args: argparse.Namespace) -> int:
     import logging
     import os
@@ -654,6 +703,8 @@ def run_autoscaler(args: argparse.Namespace) -> int:
             kwok.heartbeat(config.cluster_id, mark_pods_running=args.kwok_run_pods)
     elif args.provider == "gcp":
         provider = _gcp_provider(args, config, catalog)
+    elif args.provider == "azure":
+        provider = _azure_provider(args, config, catalog)
     else:
         try:
             import boto3

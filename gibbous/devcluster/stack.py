@@ -199,6 +199,15 @@ class DevCluster:
             from gibbous.devcluster.ec2emulator import INSTANCE_PROFILE
 
             settings = [*settings[:2], f"aws.nodeInstanceProfile={INSTANCE_PROFILE}", *overrides]
+        if cloud == "azure":
+            settings = [
+                *settings[:2],
+                "cloudProvider=azure",
+                "region=eastus",
+                "azure.subscriptionId=00000000-0000-0000-0000-000000000000",
+                "azure.resourceGroup=gibbous-dev",
+                *overrides,
+            ]
         if cloud == "gcp":
             settings = [
                 *settings[:2],
@@ -292,6 +301,15 @@ class DevCluster:
         if cloud == "gcp":
             emulator = self._start_emulator(plane, "gkeemulator", kwok_boot_s, timeout_s)
             provider_flags = ["--provider=gcp", f"--gcp-endpoint={emulator}"]
+        if cloud == "azure":
+            emulator = self._start_emulator(plane, "aksemulator", kwok_boot_s, timeout_s)
+            ready = json.loads((self.directory / "aksemulator.ready").read_text())
+            emulator = ready["endpoint"]
+            provider_flags = [
+                "--provider=azure",
+                f"--azure-endpoint={emulator}",
+                f"--azure-ca={ready['ca']}",
+            ]
         if cloud == "aws":
             emulator = self._start_emulator(plane, "ec2emulator", kwok_boot_s, timeout_s)
             # The autoscaler's boto3 clients find the emulator through the environment.
@@ -445,7 +463,7 @@ class DevCluster:
             f"  autoscaler   http://127.0.0.1:{ports.get('gibbous-autoscaler')}/metrics  "
             + (
                 f"({state.get('cloud')} provider; "
-                f"{'GKE' if state.get('cloud') == 'gcp' else 'EC2/EKS'} emulator at "
+                f"{ {'gcp': 'GKE', 'azure': 'AKS'}.get(str(state.get('cloud')), 'EC2/EKS') } emulator at "
                 f"{state['emulator']}, its node agent plays the kubelets)"
                 if state.get("emulator")
                 else "(kwok provider)"

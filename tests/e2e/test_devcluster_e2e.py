@@ -495,3 +495,32 @@ def test_the_gcp_dev_cluster_provisions_gke_node_pools(
         assert labels[keys.PRICE_PER_HOUR] == "0.5400"
     finally:
         gibbous("dev-cluster", "down", "--dir", str(directory))
+
+
+def test_the_azure_dev_cluster_provisions_aks_agent_pools(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """`up --cloud azure`: the real azure provider against the AKS emulator over HTTPS; a
+    pod gets a VM of an agent pool Gibbous made, registered as AKS would."""
+    directory = tmp_path_factory.mktemp("dev-azure") / "cluster"
+    up = gibbous(
+        "dev-cluster", "up", "--cloud", "azure", "--dir", str(directory), "--kwok-boot-seconds", "1"
+    )
+    try:
+        assert up.returncode == 0, up.stderr + up.stdout
+        assert "azure provider; AKS emulator at https://127.0.0.1:" in up.stdout
+        configuration = client.Configuration()
+        config.load_kube_config(
+            config_file=str(directory / "kubeconfig"), client_configuration=configuration
+        )
+        api = client.ApiClient(configuration)
+        make_namespace(api, "azure-demo")
+        core = client.CoreV1Api(api)
+        core.create_namespaced_pod("azure-demo", workload_pod("web", cpu="500m"))
+        labels = node_labels_of(api, "azure-demo", "web")
+        node = core.read_node(core.read_namespaced_pod("web", "azure-demo").spec.node_name)
+        assert node.spec.provider_id.startswith("azure:///subscriptions/")
+        assert labels["kubernetes.azure.com/agentpool"].startswith("gbs")
+        assert labels[keys.PLACEMENT] == "bin-pack"
+    finally:
+        gibbous("dev-cluster", "down", "--dir", str(directory))

@@ -130,6 +130,20 @@ class GcpConfig:
 
 
 @dataclass(frozen=True)
+class AzureConfig:
+    """Luna's `azure:` values: the AKS cluster and how its agent pools' nodes are made."""
+
+    subscription_id: str = ""  # empty: AZURE_SUBSCRIPTION_ID
+    resource_group: str = ""  # the cluster's resource group (required on AKS)
+    cluster_name: str = ""  # empty: clusterID
+    os_disk_size_gb: int = 128
+    gpu_driver: str = "install"  # install | none (AKS installs the NVIDIA driver, or you do)
+    artifact_streaming: bool = False  # AKS Artifact Streaming (Luna enables it, P11)
+    vnet_subnet_id: str = ""  # empty: the cluster's node subnet
+    max_pods: int = 0  # 0: AKS's default for the cluster's network plugin
+
+
+@dataclass(frozen=True)
 class Config:
     managed_label: tuple[str, str] = ("elotl-luna", "true")
     cloud: str = "aws"
@@ -181,6 +195,7 @@ class Config:
     node_overhead: NodeOverheadConfig = field(default_factory=NodeOverheadConfig)
     aws: AwsConfig = field(default_factory=AwsConfig)
     gcp: GcpConfig = field(default_factory=GcpConfig)
+    azure: AzureConfig = field(default_factory=AzureConfig)
 
     @property
     def effective_region(self) -> str:
@@ -1101,6 +1116,65 @@ OPTIONS += (
         _integer(1, 20),
         _same,
         "node-pool operations Gibbous runs at once on the cluster",
+    ),
+)
+
+OPTIONS += (
+    Option(
+        "azure.subscriptionId",
+        "azure.subscription_id",
+        _text,
+        _same,
+        "Azure subscription of the AKS cluster (empty: AZURE_SUBSCRIPTION_ID)",
+    ),
+    Option(
+        "azure.resourceGroup",
+        "azure.resource_group",
+        _text,
+        _same,
+        "the AKS cluster's resource group",
+    ),
+    Option(
+        "azure.clusterName",
+        "azure.cluster_name",
+        _text,
+        _same,
+        "AKS cluster name (empty: clusterID)",
+    ),
+    Option(
+        "azure.osDiskSizeGB",
+        "azure.os_disk_size_gb",
+        _integer(30, 2048),
+        _same,
+        "OS disk size of AKS nodes, GB",
+    ),
+    Option(
+        "azure.gpuDriver",
+        "azure.gpu_driver",
+        _choice(("install", "none")),
+        _same,
+        "whether AKS installs the NVIDIA driver on GPU pools (none: install it yourself, e.g. with the GPU Operator)",
+    ),
+    Option(
+        "azure.artifactStreaming",
+        "azure.artifact_streaming",
+        _bool,
+        _same,
+        "AKS Artifact Streaming on the agent pools Gibbous creates",
+    ),
+    Option(
+        "azure.vnetSubnetId",
+        "azure.vnet_subnet_id",
+        _text,
+        _same,
+        "subnet resource id for node pools (empty: the cluster's)",
+    ),
+    Option(
+        "azure.maxPods",
+        "azure.max_pods",
+        _integer(0, 250),
+        _same,
+        "pods per node (0: AKS's default)",
     ),
 )
 

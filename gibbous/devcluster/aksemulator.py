@@ -1,0 +1,771 @@
+"""An AKS emulator on loopback HTTPS: the agent-pool surface of Azure Resource Manager the
+azure provider uses, with ARM's long-running-operation protocol, behaving as AKS does.
+
+* Served over HTTPS (a trustme certificate: azure-core sends bearer tokens only over TLS).
+* Request bodies are checked against the SDK's own models: every key must be a field of
+  the model (recursively), so a misspelt field is a 400 `InvalidParameter`, as ARM
+  refuses it. Pool names (`^[a-z][a-z0-9]{0,11}$`), VM sizes, zones, `mode`, spot
+  settings and taints are checked; at most 100 agent pools per cluster.
+* Creating or scaling a pool answers 201/200 with an `Azure-AsyncOperation` URL; the
+  operation runs `operation_s`, one at a time per pool (another PUT meanwhile is a 409
+  `OperationNotAllowed`), then Succeeded, or Failed with the allocation error of a fault
+  (`AllocationFailed`, `ZonalAllocationFailed`, `SkuNotAvailable`,
+  `OverconstrainedAllocationRequest`; optionally wrapped in `ResourceOperationFailure`
+  with the code in `details`, as ARM sometimes does). A failed pool stays, `Failed`, its
+  count as asked and its machines as they were, as AKS leaves it.
+* Quota faults refuse a PUT at once (400 `OperationNotAllowed`, "... exceeding approved
+  ... Cores quota"); throttle faults answer 429 with `Retry-After`.
+* `deleteMachines` and `DELETE` answer 202 with `Azure-AsyncOperation` and `Location`.
+* Faults are injected with `POST /emulator/faults` (JSON list of `Fault`), or in process.
+
+`python -m gibbous.devcluster.aksemulator` serves it and runs the node agent
+(`gibbous.devcluster.aksnodeagent`); `gibbous dev-cluster up --cloud azure` uses that.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import logging
+import re
+import ssl
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import trustme
+from azure.mgmt.containerservice import models
+from kubernetes import client, config
+
+from gibbous.catalogs import load_catalog
+
+log = logging.getLogger("gibbous.aksemulator")
+
+API_VERSION = "2026-08-01"
+POOL_NAME = re.compile(r"^[a-z][a-z0-9]{0,11}$")
+TAINT = re.compile(r"^[^=:]+(=[^:]*)?:(NoSchedule|PreferNoSchedule|NoExecute)$")
+ALLOCATION_CODES = (
+    "AllocationFailed",
+    "ZonalAllocationFailed",
+    "SkuNotAvailable",
+    "OverconstrainedAllocationRequest",
+    "OverconstrainedZonalAllocationRequest",
+)
+MAX_POOLS = 100
+
+
+class ArmError(Exception):
+    def __init__(self, status: int, code: str, message: str, *, retry_after: int = 0) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.retry_after = status, code, message, retry_after
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"code": self.code, "message": self.message}}
+
+
+@dataclass
+class Fault:
+    """What goes wrong for pools matching every field given (empty / None: any).
+
+    kind: an allocation code (`AllocationFailed`, `ZonalAllocationFailed`,
+    `SkuNotAvailable`, `OverconstrainedAllocationRequest`, ...: the create or scale
+    operation fails with it), `quota` (the PUT is refused at once with a cores-quota
+    `OperationNotAllowed`), `throttle` (429 with Retry-After). `wrapped`: the failure comes
+    as `ResourceOperationFailure` with the code in its details. `times`: how many
+    operations it hits (None: all)."""
+
+    kind: str
+    vm_size: str = ""
+    spot: bool | None = None
+    zone: str = ""
+    wrapped: bool = False
+    times: int | None = None
+
+    def matches(self, vm_size: str, spot: bool, zone: str) -> bool:
+        return (
+            (not self.vm_size or self.vm_size == vm_size)
+            and (self.spot is None or self.spot == spot)
+            and (not self.zone or self.zone == zone)
+            and (self.times is None or self.times > 0)
+        )
+
+
+@dataclass
+class Machine:
+    name: str
+    index: int
+    zone: str
+    ready_at: float
+    deleting_at: float | None = None
+
+
+@dataclass
+class AgentPool:
+    name: str
+    properties: dict[str, Any]  # as ARM returns them (camelCase JSON)
+    vmss: str
+    machines: dict[str, Machine] = field(default_factory=dict)
+    state: str = "Creating"
+    operation: str = ""  # the operation in progress, if any
+    next_index: int = 0
+
+
+@dataclass
+class Operation:
+    id: str
+    pool: str
+    done_at: float
+    finish: Callable[[], dict[str, Any] | None]
+    status: str = "InProgress"
+    error: dict[str, Any] | None = None
+    started: float = 0.0
+
+
+@dataclass
+class AksEmulator:
+    subscription: str = "00000000-0000-0000-0000-000000000000"
+    resource_group: str = "gibbous-dev"
+    cluster: str = "dev-cluster"
+    location: str = "eastus"
+    version: str = "1.37.2"
+    zones: tuple[str, ...] = ("1", "2", "3")
+    operation_s: float = 2.0
+    delete_s: float = 1.0
+    clock: Callable[[], float] = time.time
+    faults: list[Fault] = field(default_factory=list)
+    pools: dict[str, AgentPool] = field(default_factory=dict)
+    operations: dict[str, Operation] = field(default_factory=dict)
+    requests: list[tuple[str, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.lock = threading.RLock()
+        self.ids = itertools.count(1)
+        self.sizes = {t.name for t in load_catalog(None, "azure", self.location)}
+        self.base = ""  # https://127.0.0.1:PORT once serving
+
+    @property
+    def node_resource_group(self) -> str:
+        return f"MC_{self.resource_group}_{self.cluster}_{self.location}"
+
+    @property
+    def cluster_path(self) -> str:
+        return (
+            f"/subscriptions/{self.subscription}/resourceGroups/{self.resource_group}/providers/"
+            f"Microsoft.ContainerService/managedClusters/{self.cluster}"
+        )
+
+    # --- time ---------------------------------------------------------------------------------
+
+    def advance(self) -> None:
+        now = self.clock()
+        with self.lock:
+            for operation in self.operations.values():
+                if operation.status == "InProgress" and now >= operation.done_at:
+                    operation.error = operation.finish()
+                    operation.status = "Failed" if operation.error else "Succeeded"
+                    pool = self.pools.get(operation.pool)
+                    if pool is not None and pool.operation == operation.id:
+                        pool.operation = ""
+            for pool in self.pools.values():
+                for name, machine in list(pool.machines.items()):
+                    if machine.deleting_at is not None and now >= machine.deleting_at:
+                        del pool.machines[name]
+
+    def _fault(self, kinds: tuple[str, ...], vm_size: str, spot: bool, zone: str) -> Fault | None:
+        for fault in self.faults:
+            if fault.kind in kinds and fault.matches(vm_size, spot, zone):
+                if fault.times is not None:
+                    fault.times -= 1
+                return fault
+        return None
+
+    def _throttled(self) -> None:
+        fault = self._fault(("throttle",), "", False, "")
+        if fault is not None:
+            raise ArmError(
+                429,
+                "TooManyRequests",
+                "The request is being throttled as the limit has been reached for operation type - Write_ObservationWindow_00:01:00.",
+                retry_after=1,
+            )
+
+    def _operation(
+        self, pool: str, finish: Callable[[], dict[str, Any] | None], duration: float
+    ) -> Operation:
+        now = self.clock()
+        operation = Operation(f"op-{next(self.ids):06d}", pool, now + duration, finish, started=now)
+        self.operations[operation.id] = operation
+        return operation
+
+    def _operation_headers(self, operation: Operation) -> dict[str, str]:
+        where = f"{self.base}/subscriptions/{self.subscription}/providers/Microsoft.ContainerService/locations/{self.location}"
+        return {
+            "Azure-AsyncOperation": f"{where}/operations/{operation.id}?api-version={API_VERSION}",
+            "Location": f"{where}/operationresults/{operation.id}?api-version={API_VERSION}",
+        }
+
+    # --- agent pools -----------------------------------------------------------------------------
+
+    def _pool_json(self, pool: AgentPool) -> dict[str, Any]:
+        properties = dict(pool.properties)
+        properties["provisioningState"] = pool.state
+        properties["currentOrchestratorVersion"] = self.version
+        properties["nodeImageVersion"] = "AKSUbuntu-2204gen2containerd-202611.01.0"
+        return {
+            "id": f"{self.cluster_path}/agentPools/{pool.name}",
+            "name": pool.name,
+            "type": "Microsoft.ContainerService/managedClusters/agentPools",
+            "properties": properties,
+        }
+
+    def get_cluster(self) -> dict[str, Any]:
+        return {
+            "id": self.cluster_path,
+            "name": self.cluster,
+            "location": self.location,
+            "type": "Microsoft.ContainerService/ManagedClusters",
+            "properties": {
+                "provisioningState": "Succeeded",
+                "kubernetesVersion": self.version,
+                "currentKubernetesVersion": self.version,
+                "nodeResourceGroup": self.node_resource_group,
+                "agentPoolProfiles": [
+                    {
+                        "name": "system",
+                        "count": 1,
+                        "vmSize": "Standard_D4s_v5",
+                        "mode": "System",
+                        "availabilityZones": list(self.zones),
+                    }
+                ],
+            },
+        }
+
+    def put_pool(self, name: str, raw: bytes) -> tuple[int, dict[str, Any], dict[str, str]]:
+        body = _strict(models.AgentPool, raw)
+        properties = dict(body.get("properties") or {})
+        self._throttled()
+        problems = self._problems(name, properties)
+        if problems:
+            raise ArmError(400, "InvalidParameter", "; ".join(problems))
+        vm_size = str(properties["vmSize"])
+        spot = properties.get("scaleSetPriority") == "Spot"
+        zones = [str(z) for z in properties.get("availabilityZones") or []]
+        zone = zones[0] if zones else ""
+        count = int(properties.get("count", 0) or 0)
+        with self.lock:
+            self.advance()
+            pool = self.pools.get(name)
+            if pool is not None and pool.operation:
+                raise ArmError(
+                    409,
+                    "OperationNotAllowed",
+                    f"Operation is not allowed because there's an in progress operation on agent pool {name}. Please wait for it to finish.",
+                )
+            if pool is None and len(self.pools) >= MAX_POOLS - 1:  # the system pool counts
+                raise ArmError(
+                    400,
+                    "InvalidParameter",
+                    f"The cluster cannot have more than {MAX_POOLS} agent pools.",
+                )
+            if pool is not None:
+                for key in (
+                    "vmSize",
+                    "scaleSetPriority",
+                    "availabilityZones",
+                    "nodeTaints",
+                    "mode",
+                ):
+                    if properties.get(key) != pool.properties.get(key):
+                        raise ArmError(
+                            400, "InvalidParameter", f"Changing property '{key}' is not allowed."
+                        )
+            quota = self._fault(("quota",), vm_size, spot, zone)
+            if quota is not None:
+                family = _family(vm_size)
+                raise ArmError(
+                    400,
+                    "OperationNotAllowed",
+                    f"Operation could not be completed as it results in exceeding approved {family} Cores quota. Additional details - Deployment Model: Resource Manager, Location: {self.location}, Current Limit: 0, Current Usage: 0, Additional Required: {count * 4}.",
+                )
+            created = pool is None
+            if pool is None:
+                vmss = f"aks-{name}-{abs(hash((self.cluster, name))) % 10**8:08d}-vmss"
+                pool = AgentPool(name, properties, vmss)
+                self.pools[name] = pool
+            else:
+                pool.properties = {**pool.properties, **properties}
+            pool.state = "Creating" if created else "Scaling"
+            existing = [m for m in pool.machines.values() if m.deleting_at is None]
+            wanted = count - len(existing)
+            fault = self._fault(ALLOCATION_CODES, vm_size, spot, zone) if wanted > 0 else None
+            target = pool
+
+            def finish() -> dict[str, Any] | None:
+                if fault is not None:
+                    target.state = "Failed"
+                    return _allocation_error(fault, vm_size, self.location, zone)
+                now = self.clock()
+                for _ in range(max(0, wanted)):
+                    index = target.next_index
+                    target.next_index += 1
+                    machine_zone = zones[index % len(zones)] if zones else ""
+                    name_ = f"{target.vmss}{_base36(index)}"
+                    target.machines[name_] = Machine(name_, index, machine_zone, now)
+                if wanted < 0:  # scaled in: the newest go
+                    for machine in sorted(existing, key=lambda m: -m.index)[:-wanted]:
+                        machine.deleting_at = now + self.delete_s
+                target.state = "Succeeded"
+                return None
+
+            operation = self._operation(name, finish, self.operation_s)
+            pool.operation = operation.id
+            log.info("%s agent pool %s to %d", "creating" if created else "scaling", name, count)
+            return (
+                (201 if created else 200),
+                self._pool_json(pool),
+                self._operation_headers(operation),
+            )
+
+    def _problems(self, name: str, properties: Mapping[str, Any]) -> list[str]:
+        problems = []
+        if not POOL_NAME.match(name):
+            problems.append(
+                f"Agent pool name '{name}' is invalid: it must start with a lowercase letter, contain only lowercase letters and digits, and have at most 12 characters."
+            )
+        if properties.get("vmSize") not in self.sizes:
+            problems.append(
+                f"The VM size '{properties.get('vmSize')}' is not supported in {self.location}."
+            )
+        if properties.get("mode") not in ("User", "System"):
+            problems.append("mode must be User or System.")
+        for zone in properties.get("availabilityZones") or []:
+            if str(zone) not in self.zones:
+                problems.append(f"Availability zone '{zone}' is not supported in {self.location}.")
+        if properties.get("scaleSetPriority") == "Spot":
+            if properties.get("scaleSetEvictionPolicy") not in ("Delete", "Deallocate"):
+                problems.append("Spot pools need scaleSetEvictionPolicy Delete or Deallocate.")
+        elif "spotMaxPrice" in properties or "scaleSetEvictionPolicy" in properties:
+            problems.append("spotMaxPrice and scaleSetEvictionPolicy apply to Spot pools only.")
+        for taint in properties.get("nodeTaints") or []:
+            if not TAINT.match(str(taint)):
+                problems.append(f"Invalid taint '{taint}': expected key=value:Effect.")
+        for key in properties.get("tags") or {}:
+            if (
+                "/" in key
+                or "<" in key
+                or ">" in key
+                or "%" in key
+                or "&" in key
+                or "\\" in key
+                or "?" in key
+            ):
+                problems.append(
+                    f"Tag name '{key}' has characters Azure does not allow in tag names."
+                )
+        for key in properties.get("nodeLabels") or {}:
+            domain = key.split("/", 1)[0] if "/" in key else ""
+            if domain.endswith(("kubernetes.io", "k8s.io")) and domain not in (
+                "node.kubernetes.io",
+                "kubelet.kubernetes.io",
+            ):
+                problems.append(f"Label '{key}' is in a namespace the kubelet may not set.")
+            if domain == "kubernetes.azure.com":
+                problems.append(f"Label '{key}' is reserved by AKS.")
+        return problems
+
+    def get_pool(self, name: str) -> dict[str, Any]:
+        with self.lock:
+            self.advance()
+            pool = self.pools.get(name)
+            if pool is None:
+                raise ArmError(
+                    404, "NotFound", f"Agent pool {name} was not found in cluster {self.cluster}."
+                )
+            return self._pool_json(pool)
+
+    def list_pools(self) -> dict[str, Any]:
+        with self.lock:
+            self.advance()
+            return {"value": [self._pool_json(p) for p in self.pools.values()]}
+
+    def delete_pool(self, name: str) -> tuple[int, dict[str, Any], dict[str, str]]:
+        self._throttled()
+        with self.lock:
+            self.advance()
+            pool = self.pools.get(name)
+            if pool is None:
+                raise ArmError(
+                    404, "NotFound", f"Agent pool {name} was not found in cluster {self.cluster}."
+                )
+            if pool.operation:
+                raise ArmError(
+                    409,
+                    "OperationNotAllowed",
+                    f"Operation is not allowed because there's an in progress operation on agent pool {name}.",
+                )
+            pool.state = "Deleting"
+            for machine in pool.machines.values():
+                machine.deleting_at = self.clock() + self.operation_s
+
+            def finish() -> None:
+                self.pools.pop(name, None)
+
+            operation = self._operation(name, finish, self.operation_s)
+            pool.operation = operation.id
+            return 202, {}, self._operation_headers(operation)
+
+    def delete_machines(self, name: str, raw: bytes) -> tuple[int, dict[str, Any], dict[str, str]]:
+        body = _strict(models.AgentPoolDeleteMachinesParameter, raw)
+        self._throttled()
+        with self.lock:
+            self.advance()
+            pool = self.pools.get(name)
+            if pool is None:
+                raise ArmError(
+                    404, "NotFound", f"Agent pool {name} was not found in cluster {self.cluster}."
+                )
+            if pool.operation:
+                raise ArmError(
+                    409,
+                    "OperationNotAllowed",
+                    f"Operation is not allowed because there's an in progress operation on agent pool {name}.",
+                )
+            names = [str(n) for n in body.get("machineNames") or []]
+            missing = [n for n in names if n not in pool.machines]
+            if missing:
+                raise ArmError(
+                    400,
+                    "InvalidParameter",
+                    f"Machine(s) {', '.join(missing)} not found in agent pool {name}.",
+                )
+            now = self.clock()
+            for machine_name in names:
+                pool.machines[machine_name].deleting_at = now + self.delete_s
+            pool.properties["count"] = max(0, int(pool.properties.get("count", 0)) - len(names))
+            pool.state = "Scaling"
+            target = pool
+
+            def finish() -> None:
+                target.state = "Succeeded"
+
+            operation = self._operation(name, finish, self.delete_s)
+            pool.operation = operation.id
+            return 202, {}, self._operation_headers(operation)
+
+    def list_machines(self, name: str) -> dict[str, Any]:
+        with self.lock:
+            self.advance()
+            pool = self.pools.get(name)
+            if pool is None:
+                raise ArmError(
+                    404, "NotFound", f"Agent pool {name} was not found in cluster {self.cluster}."
+                )
+            return {
+                "value": [
+                    self._machine_json(pool, m)
+                    for m in sorted(pool.machines.values(), key=lambda m: m.index)
+                ]
+            }
+
+    def resource_id(self, pool: AgentPool, machine: Machine) -> str:
+        return (
+            f"/subscriptions/{self.subscription}/resourceGroups/{self.node_resource_group}/providers/"
+            f"Microsoft.Compute/virtualMachineScaleSets/{pool.vmss}/virtualMachines/{machine.index}"
+        )
+
+    def _machine_json(self, pool: AgentPool, machine: Machine) -> dict[str, Any]:
+        return {
+            "id": f"{self.cluster_path}/agentPools/{pool.name}/machines/{machine.name}",
+            "name": machine.name,
+            "type": "Microsoft.ContainerService/managedClusters/agentPools/machines",
+            "zones": [machine.zone] if machine.zone else [],
+            "properties": {
+                "resourceId": self.resource_id(pool, machine),
+                "network": {
+                    "ipAddresses": [
+                        {
+                            "family": "IPv4",
+                            "ip": f"10.224.{machine.index // 250}.{machine.index % 250 + 4}",
+                        }
+                    ]
+                },
+            },
+        }
+
+    def operation_status(self, operation_id: str) -> dict[str, Any]:
+        with self.lock:
+            self.advance()
+            operation = self.operations.get(operation_id)
+            if operation is None:
+                raise ArmError(404, "NotFound", f"Operation {operation_id} not found.")
+            body: dict[str, Any] = {
+                "name": operation.id,
+                "status": operation.status,
+                "startTime": _stamp(operation.started),
+            }
+            if operation.status != "InProgress":
+                body["endTime"] = _stamp(operation.done_at)
+            if operation.error is not None:
+                body["error"] = operation.error
+            return body
+
+    def operation_result(self, operation_id: str) -> tuple[int, dict[str, Any]]:
+        status = self.operation_status(operation_id)
+        if status["status"] == "InProgress":
+            return 202, {}
+        if status["status"] == "Failed":
+            return 400, {"error": status["error"]}
+        return 204, {}
+
+    # --- what the node agent reads ---------------------------------------------------------
+
+    def running_machines(self) -> list[tuple[AgentPool, Machine]]:
+        with self.lock:
+            self.advance()
+            now = self.clock()
+            return [
+                (pool, machine)
+                for pool in self.pools.values()
+                for machine in pool.machines.values()
+                if machine.deleting_at is None and now >= machine.ready_at
+            ]
+
+    # --- serving ------------------------------------------------------------------------------
+
+    def route(
+        self, method: str, path: str, query: Mapping[str, list[str]], raw: bytes
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        with self.lock:
+            self.requests.append((method, path))
+        if path == "/emulator/faults" and method == "POST":
+            with self.lock:
+                self.faults = [Fault(**f) for f in json.loads(raw or b"[]")]
+            return 200, {"faults": len(self.faults)}, {}
+        if path.startswith("/subscriptions/") and (query.get("api-version") or [""])[0] == "":
+            raise ArmError(
+                400,
+                "MissingApiVersionParameter",
+                "The api-version query parameter (?api-version=) is required for all requests.",
+            )
+        operations = f"/subscriptions/{self.subscription}/providers/Microsoft.ContainerService/locations/{self.location}/"
+        if path.startswith(operations + "operations/") and method == "GET":
+            return 200, self.operation_status(path.rsplit("/", 1)[-1]), {}
+        if path.startswith(operations + "operationresults/") and method == "GET":
+            status, body = self.operation_result(path.rsplit("/", 1)[-1])
+            return status, body, {}
+        if path.lower().startswith(self.cluster_path.lower()):
+            rest = (
+                path[len(self.cluster_path) :].strip("/").split("/")
+                if path[len(self.cluster_path) :].strip("/")
+                else []
+            )
+            if not rest and method == "GET":
+                return 200, self.get_cluster(), {}
+            if rest[:1] == ["agentPools"]:
+                if len(rest) == 1 and method == "GET":
+                    return 200, self.list_pools(), {}
+                if len(rest) == 2:
+                    if method == "GET":
+                        return 200, self.get_pool(rest[1]), {}
+                    if method == "PUT":
+                        return self.put_pool(rest[1], raw)
+                    if method == "DELETE":
+                        return self.delete_pool(rest[1])
+                if len(rest) == 3 and rest[2] == "deleteMachines" and method == "POST":
+                    return self.delete_machines(rest[1], raw)
+                if len(rest) == 3 and rest[2] == "machines" and method == "GET":
+                    return 200, self.list_machines(rest[1]), {}
+        raise ArmError(404, "NotFound", f"{method} {path}: no such resource or action here.")
+
+    def serve(
+        self, port: int = 0, directory: Path | None = None
+    ) -> tuple[ThreadingHTTPServer, Path]:
+        """Serve HTTPS on 127.0.0.1; returns the server and the CA bundle to trust."""
+        emulator = self
+        authority = trustme.CA()
+        certificate = authority.issue_cert("127.0.0.1", "localhost")
+        ca_file = (directory or Path("/tmp")) / f"aks-emulator-ca-{id(self)}.pem"
+        authority.cert_pem.write_to_path(str(ca_file))
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _handle(self) -> None:
+                url = urlsplit(self.path)
+                length = int(self.headers.get("content-length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                headers: dict[str, str] = {}
+                if url.path.startswith("/subscriptions/") and not self.headers.get(
+                    "Authorization", ""
+                ).startswith("Bearer "):
+                    status, body = (
+                        401,
+                        ArmError(
+                            401,
+                            "AuthenticationFailed",
+                            "Authentication failed. The 'Authorization' header is missing.",
+                        ).body(),
+                    )
+                else:
+                    try:
+                        status, body, headers = emulator.route(
+                            self.command, url.path, parse_qs(url.query), raw
+                        )
+                    except ArmError as error:
+                        status, body = error.status, error.body()
+                        if error.retry_after:
+                            headers["Retry-After"] = str(error.retry_after)
+                    except Exception as error:
+                        log.exception("%s %s failed", self.command, self.path)
+                        status, body = 500, ArmError(500, "InternalServerError", str(error)).body()
+                data = json.dumps(body).encode() if status != 204 else b""
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_PUT = do_POST = do_DELETE = _handle
+
+            def log_message(self, format: str, *args: Any) -> None:
+                log.debug(format, *args)
+
+        server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        server.daemon_threads = True
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        certificate.configure_cert(context)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        self.base = f"https://127.0.0.1:{server.server_address[1]}"
+        threading.Thread(target=server.serve_forever, name="aks-emulator", daemon=True).start()
+        return server, ca_file
+
+
+def _strict(model: Any, raw: bytes) -> dict[str, Any]:
+    """The body as ARM reads it: every key a field of the SDK's model, recursively."""
+    try:
+        document = json.loads(raw or b"{}")
+    except ValueError as error:
+        raise ArmError(
+            400,
+            "InvalidRequestContent",
+            f"The request content was invalid and could not be deserialized: {error}.",
+        ) from None
+    problems: list[str] = []
+    _check(model, document, "", problems)
+    if problems:
+        raise ArmError(
+            400,
+            "InvalidRequestContent",
+            "The request content was invalid and could not be deserialized: " + "; ".join(problems),
+        )
+    return dict(document)
+
+
+def _check(model: Any, document: Any, where: str, problems: list[str]) -> None:
+    if not isinstance(document, dict):
+        problems.append(f"'{where or '$'}' must be an object")
+        return
+    instance = model(document)
+    fields = {f._rest_name: attr for attr, f in instance._attr_to_rest_field.items()}
+    for key, value in document.items():
+        path = f"{where}.{key}" if where else key
+        if key not in fields:
+            problems.append(
+                f"Could not find member '{key}' on object of type '{model.__name__}'. Path '{path}'"
+            )
+            continue
+        parsed = getattr(instance, fields[key])
+        if hasattr(parsed, "_attr_to_rest_field"):
+            _check(type(parsed), value, path, problems)
+        elif isinstance(parsed, list) and parsed and hasattr(parsed[0], "_attr_to_rest_field"):
+            for index, item in enumerate(value):
+                _check(type(parsed[0]), item, f"{path}[{index}]", problems)
+
+
+def _allocation_error(fault: Fault, vm_size: str, location: str, zone: str) -> dict[str, Any]:
+    messages = {
+        "AllocationFailed": f"Allocation failed. We do not have sufficient capacity for the requested VM size {vm_size} in this region.",
+        "ZonalAllocationFailed": f"Allocation failed. We do not have sufficient capacity for the requested VM size {vm_size} in this zone ({location}-{zone}).",
+        "SkuNotAvailable": f"The requested VM size for resource '{vm_size}' is currently not available in location '{location}'{' zones ' + zone if zone else ''}. Please try another size or deploy to a different location or zones.",
+    }
+    message = messages.get(fault.kind, f"Allocation failed: {fault.kind} for {vm_size}.")
+    inner = {"code": fault.kind, "message": message}
+    if fault.wrapped:
+        return {
+            "code": "ResourceOperationFailure",
+            "message": "The resource operation completed with terminal provisioning state 'Failed'.",
+            "details": [inner],
+        }
+    return inner
+
+
+def _family(vm_size: str) -> str:
+    core = vm_size.removeprefix("Standard_")
+    letters = re.match(r"[A-Za-z]+", core)
+    return f"standard{(letters.group(0) if letters else core).upper()}Family"
+
+
+def _base36(index: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while True:
+        index, rest = divmod(index, 36)
+        out = digits[rest] + out
+        if not index:
+            break
+    return out.rjust(6, "0")
+
+
+def _stamp(when: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kubeconfig", required=True)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--cluster", default="dev-cluster")
+    parser.add_argument("--kubernetes-version", default="1.37.2")
+    parser.add_argument("--boot-seconds", type=float, default=2.0)
+    parser.add_argument("--operation-seconds", type=float, default=2.0)
+    parser.add_argument("--ready-file")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # Here, not above: the node agent reads this module's emulator (an import cycle).
+    from gibbous.devcluster.aksnodeagent import AksNodeAgent  # noqa: PLC0415
+
+    emulator = AksEmulator(
+        cluster=args.cluster, version=args.kubernetes_version, operation_s=args.operation_seconds
+    )
+    directory = Path(args.ready_file).parent if args.ready_file else None
+    _, ca_file = emulator.serve(args.port, directory)
+    configuration = client.Configuration()
+    config.load_kube_config(config_file=args.kubeconfig, client_configuration=configuration)
+    agent = AksNodeAgent(
+        client.ApiClient(configuration),
+        time.time,
+        kubelet_version=f"v{args.kubernetes_version}",
+        emulator=emulator,
+        boot_s=args.boot_seconds,
+    )
+    if args.ready_file:
+        ready = Path(args.ready_file)
+        ready.with_suffix(".tmp").write_text(
+            json.dumps({"endpoint": emulator.base, "ca": str(ca_file)})
+        )
+        ready.with_suffix(".tmp").replace(ready)  # whole when it appears
+    log.info("AKS emulator at %s", emulator.base)
+    agent.run(threading.Event())
+
+
+if __name__ == "__main__":
+    main()

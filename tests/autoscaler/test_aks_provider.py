@@ -1,0 +1,409 @@
+"""The AKS provider through the real SDK (azure-mgmt-containerservice, over HTTPS, retries
+off) against the AKS emulator, on a clock the test moves; and the error mapping on
+recorded ARM error bodies, the ResourceOperationFailure wrapping included."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from azure.core.exceptions import HttpResponseError
+from azure.core.pipeline.transport import HttpResponse
+
+from gibbous.autoscaler.cloud.aks import (
+    AksCloudProvider,
+    classify_api_error,
+    discover,
+    error_codes,
+    failure_kind,
+    sdk_client,
+    tag_name,
+)
+from gibbous.autoscaler.cloud.base import (
+    CloudError,
+    FatalConfigurationError,
+    InstanceNotFoundError,
+    InstanceState,
+    InsufficientCapacityError,
+    LaunchRequest,
+    QuotaExceededError,
+    ThrottledError,
+)
+from gibbous.core import keys
+from gibbous.core.settings.config import AzureConfig
+from gibbous.devcluster.aksemulator import AksEmulator, Fault
+from tests.factories import catalog
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[tuple[AksEmulator, Clock, str, str]]:
+    clock = Clock()
+    emulator = AksEmulator(clock=clock, operation_s=30.0, delete_s=5.0)
+    server, ca = emulator.serve(directory=tmp_path)
+    yield emulator, clock, emulator.base, str(ca)
+    server.shutdown()
+    server.server_close()
+
+
+def provider(world: tuple[AksEmulator, Clock, str, str], **config: Any) -> AksCloudProvider:
+    emulator, clock, endpoint, ca = world
+    return discover(
+        client=sdk_client(emulator.subscription, endpoint, ca),
+        config=AzureConfig(resource_group=emulator.resource_group, **config),
+        cluster_id="dev-cluster",
+        region="eastus",
+        catalog=catalog("azure"),
+        clock=clock,
+        empty_pool_s=600.0,
+    )
+
+
+def request(
+    token: str,
+    instance_type: str = "Standard_D8s_v5",
+    category: str = "on-demand",
+    zones: tuple[str, ...] = ("eastus-2",),
+) -> LaunchRequest:
+    return LaunchRequest(
+        token=token,
+        cluster_id="dev-cluster",
+        instance_type=instance_type,
+        category=category,
+        zones=zones,
+        labels={
+            keys.PLACEMENT: "bin-pack",
+            keys.CATALOG_TYPE: instance_type,
+            keys.INSTANCE_TYPE: instance_type,
+            keys.AKS_SCALESET_PRIORITY: "spot" if category == "spot" else "regular",
+        },
+        taints=({"key": "gibbous.dev/capacity-type", "value": "spot", "effect": "NoSchedule"},)
+        if category == "spot"
+        else (),
+    )
+
+
+def settle(gke: AksCloudProvider) -> None:
+    """Let the SDK's pollers (a thread each, polling every second) see what is done."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        gke.advance()
+        with gke.lock:
+            if not any(s.poller is not None and not s.poller.done() for s in gke.states.values()):
+                gke.advance()
+                return
+        time.sleep(0.1)
+
+
+def puts(emulator: AksEmulator) -> int:
+    return sum(1 for method, path in emulator.requests if method == "PUT")
+
+
+def test_launches_of_a_shape_gather_behind_an_operation(
+    world: tuple[AksEmulator, Clock, str, str],
+) -> None:
+    emulator, clock, _, _ = world
+    aks = provider(world, artifact_streaming=True, os_disk_size_gb=256)
+    first = aks.create(request("t-0"))
+    assert first.state is InstanceState.PENDING
+    for index in range(1, 40):
+        aks.create(request(f"t-{index}"))
+    (pool,) = emulator.pools.values()
+    properties = pool.properties
+    assert properties["count"] == 1 and properties["vmSize"] == "Standard_D8s_v5"
+    assert properties["availabilityZones"] == ["2"] and properties["mode"] == "User"
+    assert properties["type"] == "VirtualMachineScaleSets"
+    assert properties["osDiskSizeGB"] == 256 and properties["artifactStreamingProfile"] == {
+        "enabled": True
+    }
+    assert properties["tags"]["gibbous.dev_cluster-id"] == "dev-cluster"
+    assert all("/" not in tag for tag in properties["tags"])
+    assert not any(
+        k.startswith(("kubernetes.io", "node.kubernetes.io", "kubernetes.azure.com"))
+        for k in properties["nodeLabels"]
+    )
+    clock.now += 31
+    settle(aks)
+    assert puts(emulator) == 2 and pool.properties["count"] == 40  # the 39 others together
+    clock.now += 31
+    settle(aks)
+    listed = aks.list("dev-cluster")
+    assert len(listed) == 40 and all(i.state is InstanceState.RUNNING for i in listed)
+    assert {i.token for i in listed} == {f"t-{i}" for i in range(40)}
+    mine = aks.get(first.id)
+    assert mine.id.startswith("azure:///subscriptions/") and mine.zone == "eastus-2"
+    assert mine.node_name.startswith(f"aks-{pool.name}-") and mine.token == "t-0"
+
+
+def test_spot_pools_and_an_allocation_failure_inside_the_operation(
+    world: tuple[AksEmulator, Clock, str, str],
+) -> None:
+    emulator, clock, _, _ = world
+    emulator.faults = [
+        Fault("ZonalAllocationFailed", vm_size="Standard_NC4as_T4_v3", spot=True, wrapped=True)
+    ]
+    aks = provider(world)
+    launched = aks.create(request("s-1", instance_type="Standard_NC4as_T4_v3", category="spot"))
+    (pool,) = emulator.pools.values()
+    assert pool.properties["scaleSetPriority"] == "Spot"
+    assert (
+        pool.properties["scaleSetEvictionPolicy"] == "Delete"
+        and pool.properties["spotMaxPrice"] == -1
+    )
+    assert pool.properties["gpuProfile"] == {"driver": "Install"}
+    assert pool.properties["nodeTaints"] == ["gibbous.dev/capacity-type=spot:NoSchedule"]
+    clock.now += 31
+    settle(aks)
+    failed = aks.get(launched.id)
+    assert (
+        failed.state is InstanceState.TERMINATED and failed.failure_kind == "insufficient-capacity"
+    )
+    assert "ZonalAllocationFailed" in failed.failure_reason
+    # AKS keeps the failed pool; having no VM, Gibbous deletes it.
+    assert pool.state in ("Deleting", "Failed")
+    clock.now += 31
+    settle(aks)
+    emulator.advance()
+    assert not emulator.pools
+    aks.delete(launched.id)  # nothing of it is left
+    with pytest.raises(InstanceNotFoundError):
+        aks.get(launched.id)
+
+
+def test_a_failed_scale_up_is_set_back_to_the_vms_the_pool_has(
+    world: tuple[AksEmulator, Clock, str, str],
+) -> None:
+    emulator, clock, _, _ = world
+    aks = provider(world)
+    aks.create(request("a-0"))
+    clock.now += 31
+    settle(aks)
+    emulator.faults = [Fault("AllocationFailed", times=1)]
+    later = aks.create(request("a-1"))
+    clock.now += 31
+    settle(aks)
+    assert aks.get(later.id).failure_kind == "insufficient-capacity"
+    (pool,) = emulator.pools.values()
+    clock.now += 31
+    settle(aks)
+    emulator.advance()
+    assert pool.properties["count"] == 1 and len(pool.machines) == 1
+
+
+def test_quota_throttling_and_single_vm_removal(world: tuple[AksEmulator, Clock, str, str]) -> None:
+    emulator, clock, _, _ = world
+    aks = provider(world)
+    emulator.faults = [Fault("quota", vm_size="Standard_NC4as_T4_v3")]
+    with pytest.raises(QuotaExceededError, match="Cores quota"):
+        aks.create(request("q-1", instance_type="Standard_NC4as_T4_v3"))
+    emulator.faults = [Fault("throttle", times=1)]
+    waiting = aks.create(request("q-2"))  # kept, asked for at the next poll
+    assert waiting.state is InstanceState.PENDING and not emulator.pools
+    emulator.faults = []
+    aks.advance()
+    (pool,) = emulator.pools.values()
+    clock.now += 31
+    settle(aks)
+    clock.now += 1
+    running = aks.get(waiting.id)
+    assert running.state is InstanceState.RUNNING
+    aks.delete(running.id)
+    clock.now += 6
+    emulator.advance()
+    assert not pool.machines and pool.properties["count"] == 0
+    # Empty for the scale-down delay: the pool Gibbous made goes; an operator's never.
+    aks.list("dev-cluster")
+    clock.now += 601
+    aks.list("dev-cluster")
+    clock.now += 31
+    emulator.advance()
+    assert not emulator.pools
+
+
+def test_a_restarted_provider_finds_the_vms(world: tuple[AksEmulator, Clock, str, str]) -> None:
+    _, clock, _, _ = world
+    first = provider(world)
+    first.create(request("r-0"))
+    clock.now += 31
+    settle(first)
+    again = provider(world)
+    (found,) = again.list("dev-cluster")
+    assert found.state is InstanceState.RUNNING and found.instance_type == "Standard_D8s_v5"
+    assert found.labels[keys.PLACEMENT] == "bin-pack"
+
+
+def test_the_emulator_refuses_what_arm_refuses(world: tuple[AksEmulator, Clock, str, str]) -> None:
+    emulator, _, endpoint, ca = world
+    client = sdk_client(emulator.subscription, endpoint, ca)
+    from azure.mgmt.containerservice import models  # noqa: PLC0415
+
+    bad_name = models.AgentPool(
+        properties=models.AgentPoolManagedClusterAgentPoolProfileProperties(
+            count=1, vm_size="Standard_D8s_v5", mode="User"
+        )
+    )
+    with pytest.raises(HttpResponseError, match="at most 12 characters"):
+        client.agent_pools.begin_create_or_update(
+            emulator.resource_group, emulator.cluster, "waytoolongname1", bad_name
+        )
+    labelled = models.AgentPool(
+        properties=models.AgentPoolManagedClusterAgentPoolProfileProperties(
+            count=1,
+            vm_size="Standard_D8s_v5",
+            mode="User",
+            node_labels={"kubernetes.azure.com/agentpool": "x"},
+        )
+    )
+    with pytest.raises(HttpResponseError, match="reserved by AKS"):
+        client.agent_pools.begin_create_or_update(
+            emulator.resource_group, emulator.cluster, "pool1", labelled
+        )
+    misspelt = {
+        "properties": {"count": 1, "vmSize": "Standard_D8s_v5", "mode": "User", "vmSizes": "x"}
+    }
+    with pytest.raises(HttpResponseError, match="Could not find member 'vmSizes'"):
+        client.agent_pools.begin_create_or_update(
+            emulator.resource_group, emulator.cluster, "pool1", misspelt
+        )
+
+
+def _recorded(
+    status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> HttpResponseError:
+    class Recorded(HttpResponse):
+        def __init__(self) -> None:
+            super().__init__(None, None)  # type: ignore[arg-type]
+            self.status_code = status
+            self.headers = headers or {}
+            self.reason = "recorded"
+            self.content_type = "application/json"
+
+        def body(self) -> bytes:
+            return json.dumps(body).encode()
+
+        def text(self, encoding: str | None = None) -> str:
+            return json.dumps(body)
+
+    from azure.mgmt.core.exceptions import ARMErrorFormat  # noqa: PLC0415
+
+    return HttpResponseError(response=Recorded(), error_format=ARMErrorFormat)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "kind"),
+    [
+        (
+            429,
+            {"error": {"code": "TooManyRequests", "message": "The request is being throttled"}},
+            ThrottledError,
+        ),
+        (
+            400,
+            {
+                "error": {
+                    "code": "OperationNotAllowed",
+                    "message": "Operation could not be completed as it results in exceeding approved standardNCASv3_T4Family Cores quota. Current Limit: 0",
+                }
+            },
+            QuotaExceededError,
+        ),
+        (
+            400,
+            {
+                "error": {
+                    "code": "OperationNotAllowed",
+                    "message": "Operation results in exceeding quota limits of LowPriorityCores. Maximum allowed: 0",
+                }
+            },
+            QuotaExceededError,
+        ),
+        (
+            409,
+            {
+                "error": {
+                    "code": "OperationNotAllowed",
+                    "message": "Operation is not allowed because there's an in progress scale operation.",
+                }
+            },
+            ThrottledError,
+        ),
+        (
+            400,
+            {
+                "error": {
+                    "code": "SkuNotAvailable",
+                    "message": "The requested VM size Standard_NC4as_T4_v3 is currently not available in location 'eastus'.",
+                }
+            },
+            InsufficientCapacityError,
+        ),
+        (
+            200,
+            {
+                "error": {
+                    "code": "ResourceOperationFailure",
+                    "message": "The resource operation completed with terminal provisioning state 'Failed'.",
+                    "details": [
+                        {
+                            "code": "OverconstrainedZonalAllocationRequest",
+                            "message": "Allocation failed.",
+                        }
+                    ],
+                }
+            },
+            InsufficientCapacityError,
+        ),
+        (
+            403,
+            {
+                "error": {
+                    "code": "AuthorizationFailed",
+                    "message": "The client does not have authorization to perform action 'Microsoft.ContainerService/managedClusters/agentPools/write'.",
+                }
+            },
+            FatalConfigurationError,
+        ),
+        (
+            400,
+            {
+                "error": {
+                    "code": "InvalidParameter",
+                    "message": "Changing property 'vmSize' is not allowed.",
+                }
+            },
+            CloudError,
+        ),
+    ],
+)
+def test_error_mapping_on_recorded_arm_bodies(
+    status: int, body: dict[str, Any], kind: type[Exception]
+) -> None:
+    error = classify_api_error(_recorded(status, body, {"Retry-After": "7"}))
+    assert type(error) is kind, error
+    if isinstance(error, ThrottledError) and status == 429:
+        assert error.retry_after_s == 7.0
+
+
+def test_failed_operation_bodies() -> None:
+    wrapped = {
+        "code": "ResourceOperationFailure",
+        "message": "x",
+        "details": [{"code": "AllocationFailed", "message": "no capacity"}],
+    }
+    assert failure_kind(error_codes(wrapped)) == (
+        "insufficient-capacity",
+        "AllocationFailed: no capacity",
+    )
+    assert failure_kind(error_codes({"code": "InternalError", "message": "boom"})) is None
+    assert tag_name("gibbous.dev/cluster-id") == "gibbous.dev_cluster-id"

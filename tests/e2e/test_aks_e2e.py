@@ -1,0 +1,281 @@
+"""Issue #14 end to end: the real `azure` provider (azure-mgmt-containerservice over HTTPS,
+retries off) against the AKS emulator, its node agent registering each VM as AKS would,
+the real control plane, kube-scheduler and extender.
+
+Only the agent pool's configuration and AKS's own labels and taints are on a node: a spot
+node carries AKS's `kubernetes.azure.com/scalesetpriority=spot:NoSchedule`, which the pods
+must tolerate as the webhook's spot tolerations make them."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from gibbous.autoscaler.cloud.aks import AksCloudProvider, discover, sdk_client
+from gibbous.autoscaler.kube import KubeCluster
+from gibbous.autoscaler.lifecycle import NodeLifecycle
+from gibbous.autoscaler.loop import Autoscaler
+from gibbous.autoscaler.process import AutoscalerService
+from gibbous.core import keys
+from gibbous.core.settings.config import Config
+from gibbous.devcluster.aksemulator import AksEmulator, Fault
+from gibbous.devcluster.aksnodeagent import AksNodeAgent
+from gibbous.devcluster.controlplane import ControlPlane
+from gibbous.kubeapi import parse_version
+from tests.e2e.conftest import SUITE_LABEL, eventually, make_namespace, running_extender, suite_pod
+from tests.factories import catalog, config
+
+pytestmark = pytest.mark.e2e
+
+CLUSTER = "e2e-aks"
+SCHEDULER = "gibbous-aks-e2e"
+NAMESPACE = "aks-e2e"
+AKS_SPOT = {
+    "key": keys.AKS_SCALESET_PRIORITY,
+    "operator": "Equal",
+    "value": "spot",
+    "effect": "NoSchedule",
+}
+
+
+def aks_config(**extra: object) -> Config:
+    return config(
+        cloudProvider="azure",
+        region="eastus",
+        clusterID=CLUSTER,
+        placeNodeSelector=True,
+        provisioningGate=True,
+        scaleUpTimeout="3m",
+        azure={
+            "resourceGroup": "gibbous-dev",
+            "subscriptionId": "00000000-0000-0000-0000-000000000000",
+        },
+        **extra,
+    )
+
+
+@pytest.fixture(scope="module")
+def emulator(
+    api: client.ApiClient, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[AksEmulator, str, str]]:
+    emulated = AksEmulator(cluster=CLUSTER, operation_s=1.0, delete_s=0.5)
+    server, ca = emulated.serve(directory=tmp_path_factory.mktemp("aks"))
+    stopped = threading.Event()
+    agent = AksNodeAgent(api, time.time, emulator=emulated, boot_s=1.0)
+    thread = threading.Thread(target=agent.run, args=(stopped, 0.5), daemon=True)
+    thread.start()
+    make_namespace(api, NAMESPACE)
+    yield emulated, emulated.base, str(ca)
+    stopped.set()
+    thread.join(timeout=10)
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def scheduler(api: client.ApiClient, control_plane: ControlPlane) -> Iterator[None]:
+    with running_extender(api, aks_config()) as url:
+        control_plane.start_scheduler(scheduler_name=SCHEDULER, extender_url=url)
+        yield
+
+
+def azure_provider(endpoint: str, ca: str, cfg: Config) -> AksCloudProvider:
+    return discover(
+        client=sdk_client(cfg.azure.subscription_id, endpoint, ca),
+        config=cfg.azure,
+        cluster_id=cfg.cluster_id,
+        region=cfg.effective_region,
+        catalog=catalog("azure"),
+        clock=time.time,
+        empty_pool_s=cfg.scale_down.unneeded_time_s,
+    )
+
+
+def start_service(
+    api: client.ApiClient, world: tuple[AksEmulator, str, str], cfg: Config, identity: str
+) -> AutoscalerService:
+    _, endpoint, ca = world
+    version = client.VersionApi(api).get_code()
+    cluster = KubeCluster(
+        api, identity=identity, server_version=parse_version(version.major, version.minor)
+    )
+    autoscaler = Autoscaler(cfg, azure_provider(endpoint, ca, cfg), cluster, clock=time.time)
+    service = AutoscalerService(
+        autoscaler,
+        cluster,
+        lifecycle=NodeLifecycle(autoscaler, cluster, clock=time.time),
+        period_s=0.3,
+    )
+    service.start()
+    return service
+
+
+def bound(core: client.CoreV1Api, names: list[str]) -> dict[str, str] | None:
+    pods = {p.metadata.name: p for p in core.list_namespaced_pod(NAMESPACE).items}
+    nodes = {n: pods[n].spec.node_name for n in names if n in pods and pods[n].spec.node_name}
+    return nodes if len(nodes) == len(names) else None
+
+
+def repairs(core: client.CoreV1Api) -> list[str]:
+    selector = f"reason={keys.EVENT_NODE_REPAIRED}"
+    return [e.message for e in core.list_namespaced_event("default", field_selector=selector).items]
+
+
+def pools_of(emulated: AksEmulator, suite: str) -> list[Any]:
+    return [
+        p
+        for p in emulated.pools.values()
+        if (p.properties.get("nodeLabels") or {}).get(SUITE_LABEL) == suite
+    ]
+
+
+def spot_pod(name: str, suite: str, cpu: str) -> dict[str, Any]:
+    body = suite_pod(name, suite, scheduler=SCHEDULER, cpu=cpu, spot=True, gated=True)
+    body["spec"]["tolerations"].append(AKS_SPOT)  # as the webhook's spot tolerations on AKS
+    return body
+
+
+def delete_all(core: client.CoreV1Api, names: list[str]) -> None:
+    for name in names:
+        try:
+            core.delete_namespaced_pod(name, NAMESPACE)  # as users do: with grace
+        except client.ApiException as error:
+            if error.status != 404:
+                raise
+    eventually(
+        lambda: (
+            not {p.metadata.name for p in core.list_namespaced_pod(NAMESPACE).items} & set(names)
+        ),
+        timeout_s=60,
+        what="pods gone (the node agent finishes deletions after the grace period)",
+    )
+
+
+def test_the_webhooks_spot_tolerations_cover_aks_spot_taint() -> None:
+    cfg = aks_config()
+    assert f"{keys.AKS_SCALESET_PRIORITY}=spot:NoSchedule" in cfg.effective_spot_tolerations
+
+
+def test_p10_aks_leg_spot_nodes_with_aks_taint_and_a_failed_allocation_moves_on(
+    api: client.ApiClient, scheduler: None, emulator: tuple[AksEmulator, str, str]
+) -> None:
+    """P10's AKS leg: a spot-tolerating Ray-style head and submitter get spot VMs carrying
+    AKS's spot taint and bind; the first choice's allocation fails inside the operation
+    (wrapped in ResourceOperationFailure) and the next candidate is launched in seconds."""
+    emulated, _, _ = emulator
+    cfg = aks_config()
+    core = client.CoreV1Api(api)
+    first_choice = min(
+        (
+            t
+            for t in catalog("azure")
+            if t.vcpu >= 4 and t.memory_bytes >= 8 * 2**30 and not t.gpu_count and t.arch == "amd64"
+        ),
+        key=lambda t: t.on_demand_price,
+    )
+    emulated.faults = [
+        Fault("ZonalAllocationFailed", vm_size=first_choice.name, spot=True, wrapped=True)
+    ]
+    service = start_service(api, emulator, cfg, "aks-a")
+    started = time.monotonic()
+    names = ["ray-head", "submitter"]
+    try:
+        core.create_namespaced_pod(NAMESPACE, spot_pod("ray-head", "p10", cpu="3"))
+        core.create_namespaced_pod(NAMESPACE, spot_pod("submitter", "p10", cpu="500m"))
+        placed = eventually(lambda: bound(core, names), timeout_s=120, what="both pods bound")
+        assert time.monotonic() - started < 60
+        for node_name in set(placed.values()):
+            node = core.read_node(node_name)
+            assert node.metadata.labels[keys.AKS_SCALESET_PRIORITY] == "spot"
+            assert any(
+                t.key == keys.AKS_SCALESET_PRIORITY and t.effect == "NoSchedule"
+                for t in node.spec.taints
+            )
+            assert node.spec.provider_id.startswith("azure:///subscriptions/")
+        head_node = core.read_node(placed["ray-head"])
+        assert head_node.metadata.labels[keys.INSTANCE_TYPE] != first_choice.name
+        assert service.autoscaler.backoffs.is_blocked(first_choice.name, "spot", "", time.time())
+        assert repairs(core) == []
+    finally:
+        emulated.faults = []
+        service.stop()
+        delete_all(core, names)
+
+
+def test_a_bin_pack_deployment_gets_the_cheapest_8_vcpu_size(
+    api: client.ApiClient, scheduler: None, emulator: tuple[AksEmulator, str, str]
+) -> None:
+    emulated, _, _ = emulator
+    cfg = aks_config(binPackingNodeCpu=8)
+    core = client.CoreV1Api(api)
+    # Independently: the cheapest x86 size of the catalog with 8 vCPUs and the bin-pack
+    # node's 16 GiB (binPackingNodeMemory's default).
+    cheapest = min(
+        (
+            t
+            for t in catalog("azure")
+            if t.vcpu >= 8
+            and t.memory_bytes >= 16 * 2**30
+            and not t.gpu_count
+            and t.arch == "amd64"
+        ),
+        key=lambda t: t.on_demand_price,
+    )
+    service = start_service(api, emulator, cfg, "aks-b")
+    names = [f"web-{i}" for i in range(4)]
+    try:
+        for name in names:
+            core.create_namespaced_pod(
+                NAMESPACE, suite_pod(name, "binpack", scheduler=SCHEDULER, cpu="1")
+            )
+        placed = eventually(lambda: bound(core, names), timeout_s=120, what="every pod bound")
+        (node_name,) = set(placed.values())
+        assert core.read_node(node_name).metadata.labels[keys.INSTANCE_TYPE] == cheapest.name
+        (pool,) = pools_of(emulated, "binpack")
+        assert pool.properties["vmSize"] == cheapest.name and pool.properties["count"] == 1
+    finally:
+        service.stop()
+        delete_all(core, names)
+
+
+def test_a_restart_mid_operation_adopts_and_scale_down_removes_the_vm_then_the_pool(
+    api: client.ApiClient, scheduler: None, emulator: tuple[AksEmulator, str, str]
+) -> None:
+    emulated, _, _ = emulator
+    cfg = aks_config(**{"scaleDown.unneededTime": "5s", "scaleDown.delayAfterAdd": "5s"})
+    core = client.CoreV1Api(api)
+    emulated.operation_s = 4.0  # long enough to crash while the pool is being made
+    first = start_service(api, emulator, cfg, "aks-c")
+    second: AutoscalerService | None = None
+    try:
+        core.create_namespaced_pod(
+            NAMESPACE, suite_pod("adopted", "adopt", scheduler=SCHEDULER, cpu="3", gated=True)
+        )
+        eventually(lambda: pools_of(emulated, "adopt"), timeout_s=60, what="a pool being created")
+        first.stopped.set()
+        first.cluster.stop()  # crashed mid-operation: its launch records are gone
+        second = start_service(api, emulator, cfg, "aks-d")
+        placed = eventually(lambda: bound(core, ["adopted"]), timeout_s=120, what="bound")
+        (pool,) = pools_of(emulated, "adopt")
+        assert list(pool.machines) == [placed["adopted"]], (
+            "one VM: the operation's, not a second launch"
+        )
+        core.delete_namespaced_pod("adopted", NAMESPACE)  # with its grace period
+        eventually(lambda: not pool.machines, timeout_s=120, what="the empty node's VM deleted")
+        eventually(
+            lambda: placed["adopted"] not in {n.metadata.name for n in core.list_node().items},
+            what="its Node removed",
+        )
+        eventually(
+            lambda: not pools_of(emulated, "adopt"), timeout_s=60, what="the empty pool deleted"
+        )
+    finally:
+        emulated.operation_s = 1.0
+        first.stop()
+        if second is not None:
+            second.stop()
