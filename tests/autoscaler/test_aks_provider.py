@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from azure.core.exceptions import HttpResponseError
 from azure.core.pipeline.transport import HttpResponse
+from azure.mgmt.containerservice import models
 
 from gibbous.autoscaler.cloud.aks import (
     AksCloudProvider,
@@ -223,12 +224,20 @@ def test_quota_throttling_and_single_vm_removal(world: tuple[AksEmulator, Clock,
     emulator.advance()
     assert not pool.machines and pool.properties["count"] == 0
     # Empty for the scale-down delay: the pool Gibbous made goes; an operator's never.
+    operators = models.AgentPool(
+        properties=models.AgentPoolManagedClusterAgentPoolProfileProperties(
+            count=0, vm_size="Standard_D8s_v5", mode="User"
+        )
+    )
+    aks.client.agent_pools.begin_create_or_update(
+        emulator.resource_group, emulator.cluster, "userpool", operators
+    )
     aks.list("dev-cluster")
     clock.now += 601
     aks.list("dev-cluster")
     clock.now += 31
     emulator.advance()
-    assert not emulator.pools
+    assert list(emulator.pools) == ["userpool"]
 
 
 def test_a_restarted_provider_finds_the_vms(world: tuple[AksEmulator, Clock, str, str]) -> None:
@@ -246,8 +255,6 @@ def test_a_restarted_provider_finds_the_vms(world: tuple[AksEmulator, Clock, str
 def test_the_emulator_refuses_what_arm_refuses(world: tuple[AksEmulator, Clock, str, str]) -> None:
     emulator, _, endpoint, ca = world
     client = sdk_client(emulator.subscription, endpoint, ca)
-    from azure.mgmt.containerservice import models  # noqa: PLC0415
-
     bad_name = models.AgentPool(
         properties=models.AgentPoolManagedClusterAgentPoolProfileProperties(
             count=1, vm_size="Standard_D8s_v5", mode="User"

@@ -185,3 +185,16 @@ def test_lunas_gcp_values_section_is_accepted() -> None:
 def test_bad_gcp_values_stop_gibbous_at_start(gcp: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
         build_config({"gcp": gcp})
+
+
+def test_lunas_azure_values_section_is_accepted() -> None:
+    azure = build_config(
+        {"azure": {"resourceGroup": "rg", "artifactStreaming": True, "osDiskSizeGB": 256}}
+    ).azure
+    assert (azure.resource_group, azure.artifact_streaming, azure.os_disk_size_gb) == (
+        "rg",
+        True,
+        256,
+    )
+    with pytest.raises(ConfigError, match=re.escape("did you mean 'azure.resourceGroup'?")):
+        build_config({"azure": {"resourcegroup": "rg"}})
