@@ -213,7 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Watch pods and nodes, and launch the cheapest instance types that fit the managed pods "
             "nothing can hold, through a cloud provider: kwok (Node objects in the API server, no "
-            "cloud), aws (EC2, joining EKS), gcp (node pools on GKE) or azure (agent pools on AKS). "
+            "cloud), aws (EC2, joining EKS), gcp (node pools on GKE), azure (agent pools on AKS) "
+            "or oci (node pools on OKE). "
             "One replica leads through a "
             "coordination.k8s.io Lease. Serves GET /healthz, /readyz and /metrics."
         ),
@@ -224,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     scaler.add_argument(
         "--provider",
         required=True,
-        choices=("kwok", "aws", "gcp", "azure"),
+        choices=("kwok", "aws", "gcp", "azure", "oci"),
         help="where nodes come from",
     )
     scaler.add_argument(
@@ -310,6 +311,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--azure-ca", metavar="FILE", help="azure: CA bundle to trust for --azure-endpoint"
     )
     scaler.add_argument(
+        "--oci-endpoint",
+        metavar="URL",
+        help="oci: serve Container Engine's and Identity's calls from this address (the OKE "
+        "emulator of `gibbous dev-cluster up --cloud oci`), signing with the API key of "
+        "--oci-config; default: OCI with OKE workload identity, else instance principals",
+    )
+    scaler.add_argument(
+        "--oci-config",
+        metavar="FILE",
+        help="oci: an OCI SDK config file (user, tenancy, fingerprint, key_file, region) whose "
+        "API key signs the requests",
+    )
+    scaler.add_argument(
         "--log-level", default="info", choices=("debug", "info", "warning", "error")
     )
 
@@ -320,8 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
             "up: start etcd, kube-apiserver, kube-controller-manager, the Gibbous webhook (registered "
             "with its CA), the extender, the gibbous-scheduler kube-scheduler calling it (leading "
             "through a Lease the webhook watches), a separate default-scheduler, and the autoscaler "
-            "(kwok provider, or the aws, gcp or azure provider against an EC2/EKS, GKE or AKS "
-            "emulator with --cloud aws|gcp|azure), all on "
+            "(kwok provider, or the aws, gcp, azure or oci provider against an EC2/EKS, GKE, AKS "
+            "or OKE emulator with --cloud aws|gcp|azure|oci), all on "
             "127.0.0.1, and write DIR/kubeconfig. The current Kubernetes release (default) comes from KUBE_APISERVER_BIN, "
             "KUBE_SCHEDULER_BIN, KUBE_CONTROLLER_MANAGER_BIN, ETCD_BIN or KUBEBUILDER_ASSETS, else is "
             "built once from the Go module proxy (needs Go); --kubernetes-version 1.20 uses v1.20.2, "
@@ -343,13 +357,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dev.add_argument(
         "--cloud",
-        choices=("kwok", "aws", "gcp", "azure"),
+        choices=("kwok", "aws", "gcp", "azure", "oci"),
         default="kwok",
         help="kwok (default): Nodes made directly in the API server; aws: the real aws provider "
         "against an EC2/EKS emulator on loopback, whose node agent registers each instance's "
         "Node from its user data; gcp: the real gcp provider against a GKE emulator, whose node "
         "agent registers each node-pool instance as GKE would; azure: the real azure provider "
-        "against an AKS emulator on loopback HTTPS (all need `pip install "
+        "against an AKS emulator on loopback HTTPS; oci: the real oci provider against an OKE "
+        "emulator that checks request signatures (all need `pip install "
         "'gibbous[emulator]'`)",
     )
     dev.add_argument(
@@ -666,6 +681,44 @@ def _azure_provider(args: argparse.Namespace, config: Config, catalog: list[Inst
         raise ConfigError(f"--provider azure: {error}") from None
 
 
+def _oci_provider(args: argparse.Namespace, config: Config, catalog: list[InstanceType]) -> Any:
+    """The OKE provider, signing with --oci-config's key or OCI's workload identity."""
+    import time
+
+    try:
+        import oci
+
+        from gibbous.autoscaler.cloud.oke import discover, sdk_clients
+    except ImportError:
+        raise ConfigError("--provider oci needs the oci SDK: pip install 'gibbous[oci]'") from None
+    from gibbous.autoscaler.cloud.base import FatalConfigurationError
+
+    if config.cloud != "oci":
+        raise ConfigError(f"--provider oci needs cloudProvider oci (it is {config.cloud})")
+    sdk_config = None
+    if args.oci_config:
+        try:
+            sdk_config = oci.config.from_file(args.oci_config)
+        except (oci.exceptions.ConfigFileNotFound, oci.exceptions.InvalidConfig) as error:
+            raise ConfigError(f"--oci-config {args.oci_config}: {error}") from None
+    try:
+        container, identity = sdk_clients(sdk_config, args.oci_endpoint or "")
+    except Exception as error:  # no workload identity, no instance principal
+        raise ConfigError(f"--provider oci: no OCI credentials ({error})") from None
+    try:
+        return discover(
+            container=container,
+            identity=identity,
+            config=config.oci,
+            cluster_id=config.cluster_id,
+            catalog=catalog,
+            clock=time.time,
+            empty_pool_s=config.scale_down.unneeded_time_s,
+        )
+    except FatalConfigurationError as error:
+        raise ConfigError(f"--provider oci: {error}") from None
+
+
 def run_autoscaler(args: argparse.Namespace) -> int:
     import logging
     import os
@@ -705,6 +758,8 @@ def run_autoscaler(args: argparse.Namespace) -> int:
         provider = _gcp_provider(args, config, catalog)
     elif args.provider == "azure":
         provider = _azure_provider(args, config, catalog)
+    elif args.provider == "oci":
+        provider = _oci_provider(args, config, catalog)
     else:
         try:
             import boto3

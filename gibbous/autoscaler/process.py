@@ -142,6 +142,10 @@ class AutoscalerService:
         if self.elector is not None:
             self.elector.release()
         self.cluster.stop()
+        for thread in self.threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout=10)
+        self.autoscaler.provider.close()
 
     # --- probes ------------------------------------------------------------------------------
 

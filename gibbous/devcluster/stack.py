@@ -152,6 +152,9 @@ def _alive(pid: int) -> bool:
         return True
 
 
+EMULATED = {"aws": "EC2/EKS", "gcp": "GKE", "azure": "AKS", "oci": "OKE"}
+
+
 @dataclass
 class DevCluster:
     directory: Path
@@ -199,6 +202,18 @@ class DevCluster:
             from gibbous.devcluster.ec2emulator import INSTANCE_PROFILE
 
             settings = [*settings[:2], f"aws.nodeInstanceProfile={INSTANCE_PROFILE}", *overrides]
+        if cloud == "oci":
+            from gibbous.devcluster.okeemulator import CLUSTER, COMPARTMENT, SUBNET
+
+            settings = [
+                *settings[:2],
+                "cloudProvider=oci",
+                "region=us-ashburn-1",
+                f"oci.compartmentId={COMPARTMENT}",
+                f"oci.clusterId={CLUSTER}",
+                f"oci.subnetId={SUBNET}",
+                *overrides,
+            ]
         if cloud == "azure":
             settings = [
                 *settings[:2],
@@ -301,6 +316,19 @@ class DevCluster:
         if cloud == "gcp":
             emulator = self._start_emulator(plane, "gkeemulator", kwok_boot_s, timeout_s)
             provider_flags = ["--provider=gcp", f"--gcp-endpoint={emulator}"]
+        if cloud == "oci":
+            emulator = self._start_emulator(plane, "okeemulator", kwok_boot_s, timeout_s)
+            ready = json.loads((self.directory / "okeemulator.ready").read_text())
+            emulator = ready["endpoint"]
+            sdk_config = self.directory / "oci-config"
+            sdk_config.write_text(
+                "[DEFAULT]\n" + "".join(f"{k}={v}\n" for k, v in ready["config"].items())
+            )
+            provider_flags = [
+                "--provider=oci",
+                f"--oci-endpoint={emulator}",
+                f"--oci-config={sdk_config}",
+            ]
         if cloud == "azure":
             emulator = self._start_emulator(plane, "aksemulator", kwok_boot_s, timeout_s)
             ready = json.loads((self.directory / "aksemulator.ready").read_text())
@@ -463,7 +491,7 @@ class DevCluster:
             f"  autoscaler   http://127.0.0.1:{ports.get('gibbous-autoscaler')}/metrics  "
             + (
                 f"({state.get('cloud')} provider; "
-                f"{ {'gcp': 'GKE', 'azure': 'AKS'}.get(str(state.get('cloud')), 'EC2/EKS') } emulator at "
+                f"{EMULATED.get(str(state.get('cloud')), 'EC2/EKS')} emulator at "
                 f"{state['emulator']}, its node agent plays the kubelets)"
                 if state.get("emulator")
                 else "(kwok provider)"

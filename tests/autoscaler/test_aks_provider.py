@@ -16,7 +16,6 @@ from azure.core.pipeline.transport import HttpResponse
 from azure.mgmt.containerservice import models
 
 from gibbous.autoscaler.cloud.aks import (
-    AksCloudProvider,
     classify_api_error,
     discover,
     error_codes,
@@ -34,10 +33,22 @@ from gibbous.autoscaler.cloud.base import (
     QuotaExceededError,
     ThrottledError,
 )
+from gibbous.autoscaler.cloud.sizedpools import SizedPoolProvider
 from gibbous.core import keys
 from gibbous.core.settings.config import AzureConfig
 from gibbous.devcluster.aksemulator import AksEmulator, Fault
 from tests.factories import catalog
+
+# Every SDK client a test makes is closed when it ends: a pooled connection collected later
+# would surface as a ResourceWarning in whichever test is running then.
+OPENED: list[Any] = []
+
+
+@pytest.fixture(autouse=True)
+def close_clients() -> Iterator[None]:
+    yield
+    while OPENED:
+        OPENED.pop().close()
 
 
 class Clock:
@@ -58,9 +69,9 @@ def world(tmp_path: Path) -> Iterator[tuple[AksEmulator, Clock, str, str]]:
     server.server_close()
 
 
-def provider(world: tuple[AksEmulator, Clock, str, str], **config: Any) -> AksCloudProvider:
+def provider(world: tuple[AksEmulator, Clock, str, str], **config: Any) -> SizedPoolProvider:
     emulator, clock, endpoint, ca = world
-    return discover(
+    made = discover(
         client=sdk_client(emulator.subscription, endpoint, ca),
         config=AzureConfig(resource_group=emulator.resource_group, **config),
         cluster_id="dev-cluster",
@@ -69,6 +80,8 @@ def provider(world: tuple[AksEmulator, Clock, str, str], **config: Any) -> AksCl
         clock=clock,
         empty_pool_s=600.0,
     )
+    OPENED.append(made)
+    return made
 
 
 def request(
@@ -95,14 +108,15 @@ def request(
     )
 
 
-def settle(gke: AksCloudProvider) -> None:
+def settle(aks: SizedPoolProvider) -> None:
     """Let the SDK's pollers (a thread each, polling every second) see what is done."""
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
-        gke.advance()
-        with gke.lock:
-            if not any(s.poller is not None and not s.poller.done() for s in gke.states.values()):
-                gke.advance()
+        aks.advance()
+        with aks.lock:
+            states = aks.states.values()
+            if not any(s.operation is not None and not s.operation.done() for s in states):
+                aks.advance()
                 return
         time.sleep(0.1)
 
@@ -229,7 +243,7 @@ def test_quota_throttling_and_single_vm_removal(world: tuple[AksEmulator, Clock,
             count=0, vm_size="Standard_D8s_v5", mode="User"
         )
     )
-    aks.client.agent_pools.begin_create_or_update(
+    aks.cloud.client.agent_pools.begin_create_or_update(  # type: ignore[attr-defined]
         emulator.resource_group, emulator.cluster, "userpool", operators
     )
     aks.list("dev-cluster")
@@ -255,6 +269,7 @@ def test_a_restarted_provider_finds_the_vms(world: tuple[AksEmulator, Clock, str
 def test_the_emulator_refuses_what_arm_refuses(world: tuple[AksEmulator, Clock, str, str]) -> None:
     emulator, _, endpoint, ca = world
     client = sdk_client(emulator.subscription, endpoint, ca)
+    OPENED.append(client)
     bad_name = models.AgentPool(
         properties=models.AgentPoolManagedClusterAgentPoolProfileProperties(
             count=1, vm_size="Standard_D8s_v5", mode="User"

@@ -37,6 +37,17 @@ from gibbous.core.settings.config import GcpConfig
 from gibbous.devcluster.gkeemulator import Fault, GkeEmulator
 from tests.factories import catalog
 
+# Every SDK client a test makes is closed when it ends: a pooled connection collected later
+# would surface as a ResourceWarning in whichever test is running then.
+OPENED: list[Any] = []
+
+
+@pytest.fixture(autouse=True)
+def close_clients() -> Iterator[None]:
+    yield
+    while OPENED:
+        OPENED.pop().close()
+
 
 class Clock:
     def __init__(self) -> None:
@@ -58,7 +69,7 @@ def world() -> Iterator[tuple[GkeEmulator, Clock, str]]:
 
 def provider(endpoint: str, clock: Clock, **config: Any) -> GkeCloudProvider:
     container, compute, _ = sdk_clients(endpoint)
-    return discover(
+    made = discover(
         container=container,
         compute=compute,
         config=GcpConfig(**config),
@@ -69,6 +80,8 @@ def provider(endpoint: str, clock: Clock, **config: Any) -> GkeCloudProvider:
         clock=clock,
         empty_pool_s=600.0,
     )
+    OPENED.append(made)
+    return made
 
 
 def request(
@@ -240,7 +253,8 @@ def test_empty_pools_are_deleted_after_the_delay_and_foreign_pools_never(
     world: tuple[GkeEmulator, Clock, str],
 ) -> None:
     emulator, clock, endpoint = world
-    container, _, _ = sdk_clients(endpoint)
+    container, compute, _ = sdk_clients(endpoint)
+    OPENED.extend((container.transport, compute.transport))
     container.create_node_pool(
         parent="projects/gibbous-dev/locations/us-central1/clusters/dev-cluster",
         node_pool=container_v1.NodePool(
@@ -297,7 +311,8 @@ def test_the_emulator_refuses_what_gke_refuses(world: tuple[GkeEmulator, Clock, 
             with urllib.request.urlopen(call) as reply:
                 return reply.status, reply.read().decode()
         except urllib.error.HTTPError as error:
-            return error.code, error.read().decode()
+            with error:
+                return error.code, error.read().decode()
 
     status, text = post({"nodePool": {"name": "p1", "config": {"machineTyp": "e2-standard-4"}}})
     assert status == 400 and "machineTyp" in text

@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from gibbous.autoscaler.cloud.aks import AksCloudProvider, discover, sdk_client
+from gibbous.autoscaler.cloud.aks import discover, sdk_client
+from gibbous.autoscaler.cloud.sizedpools import SizedPoolProvider
 from gibbous.autoscaler.kube import KubeCluster
 from gibbous.autoscaler.lifecycle import NodeLifecycle
 from gibbous.autoscaler.loop import Autoscaler
@@ -84,7 +85,7 @@ def scheduler(api: client.ApiClient, control_plane: ControlPlane) -> Iterator[No
         yield
 
 
-def azure_provider(endpoint: str, ca: str, cfg: Config) -> AksCloudProvider:
+def azure_provider(endpoint: str, ca: str, cfg: Config) -> SizedPoolProvider:
     return discover(
         client=sdk_client(cfg.azure.subscription_id, endpoint, ca),
         config=cfg.azure,

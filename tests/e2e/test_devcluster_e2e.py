@@ -524,3 +524,32 @@ def test_the_azure_dev_cluster_provisions_aks_agent_pools(
         assert labels[keys.PLACEMENT] == "bin-pack"
     finally:
         gibbous("dev-cluster", "down", "--dir", str(directory))
+
+
+def test_the_oci_dev_cluster_provisions_oke_node_pools(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """`up --cloud oci`: the real oci provider, its requests signed, against the OKE
+    emulator; a pod gets a node of a pool Gibbous made, registered as OKE would."""
+    directory = tmp_path_factory.mktemp("dev-oci") / "cluster"
+    up = gibbous(
+        "dev-cluster", "up", "--cloud", "oci", "--dir", str(directory), "--kwok-boot-seconds", "1"
+    )
+    try:
+        assert up.returncode == 0, up.stderr + up.stdout
+        assert "oci provider; OKE emulator at http://127.0.0.1:" in up.stdout
+        configuration = client.Configuration()
+        config.load_kube_config(
+            config_file=str(directory / "kubeconfig"), client_configuration=configuration
+        )
+        api = client.ApiClient(configuration)
+        make_namespace(api, "oci-demo")
+        core = client.CoreV1Api(api)
+        core.create_namespaced_pod("oci-demo", workload_pod("web", cpu="500m"))
+        labels = node_labels_of(api, "oci-demo", "web")
+        node = core.read_node(core.read_namespaced_pod("web", "oci-demo").spec.node_name)
+        assert node.spec.provider_id.startswith("ocid1.instance.")
+        assert labels["name"].startswith("gbs-")  # OKE's label: the node pool's name
+        assert labels[keys.PLACEMENT] == "bin-pack"
+    finally:
+        gibbous("dev-cluster", "down", "--dir", str(directory))

@@ -22,10 +22,8 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import hashlib
 import logging
 import re
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -38,14 +36,12 @@ from azure.mgmt.containerservice import ContainerServiceClient, models
 from gibbous.autoscaler.cloud.base import (
     CloudError,
     FatalConfigurationError,
-    Instance,
-    InstanceNotFoundError,
-    InstanceState,
     InsufficientCapacityError,
     LaunchRequest,
     QuotaExceededError,
     ThrottledError,
 )
+from gibbous.autoscaler.cloud.sizedpools import Member, PoolView, Shape, SizedPoolProvider
 from gibbous.core import keys
 from gibbous.core.choice.catalog import InstanceType
 from gibbous.core.settings.config import AzureConfig
@@ -55,7 +51,6 @@ log = logging.getLogger("gibbous.autoscaler.aks")
 POOL_PREFIX = "gbs"
 CLUSTER_TAG = "gibbous.dev_cluster-id"  # Azure tag names may not contain '/'
 MAX_POOLS = 100
-PENDING_PREFIX = "aks-pending/"
 CLOUD_LABEL_DOMAINS = frozenset(
     {
         "kubernetes.io",
@@ -145,108 +140,44 @@ def classify_api_error(
     return CloudError(f"AKS ({status}): {text}")
 
 
-@dataclass(frozen=True)
-class AksShape:
-    vm_size: str
-    spot: bool
-    zone: str  # AKS's zone number, "" for a regional pool
-    labels: tuple[tuple[str, str], ...]
-    taints: tuple[str, ...]  # key=value:Effect
-
-    def pool_name(self, cluster_id: str) -> str:
-        digest = hashlib.sha256(repr((cluster_id, self)).encode()).hexdigest()[:9]
-        return f"{POOL_PREFIX}{digest}"
-
-
 @dataclass
-class Ticket:
-    """A launch waiting for, or carried by, an operation on its pool."""
+class AksPools:
+    """The ARM calls of `SizedPoolProvider` on AKS: agent pools, the Machines API,
+    `deleteMachines`; operations are the SDK's LRO pollers."""
 
-    token: str
-    zone: str
-    requested_at: float
-    labels: Mapping[str, str]
-
-
-@dataclass
-class PoolState:
-    name: str
-    shape: AksShape
-    queued: builtins.list[Ticket] = field(default_factory=list)  # not asked for yet
-    flying: builtins.list[Ticket] = field(default_factory=list)  # in the operation running
-    poller: Any = None
-    before: frozenset[str] = frozenset()  # its machines when the operation started
-    undoing: bool = False
-
-
-@dataclass
-class AksCloudProvider:
     client: Any  # ContainerServiceClient
-    catalog: builtins.list[InstanceType]
-    clock: Callable[[], float]
     resource_group: str
     cluster_name: str
     cluster_id: str
     location: str
+    types: Mapping[str, InstanceType]
     config: AzureConfig = field(default_factory=AzureConfig)
     zones: tuple[str, ...] = ()  # AKS zone numbers of the cluster
-    empty_pool_s: float = 600.0
-    name: str = "azure"
-    launch_concurrency: int = 8
-    cloud_label_keys: frozenset[str] = CLOUD_LABEL_DOMAINS
-    late_label_keys: frozenset[str] = PER_NODE_LABELS
 
-    def __post_init__(self) -> None:
-        self.lock = threading.RLock()
-        self.types = {t.name: t for t in self.catalog}
-        self.states: dict[str, PoolState] = {}
-        self.tokens: dict[str, str] = {}  # machine name -> launch token
-        self.assigned: dict[str, str] = {}  # launch token -> machine name
-        self.failed: dict[str, Instance] = {}  # launch token -> failure
-        self.first_seen: dict[str, float] = {}
-        self.empty_since: dict[str, float] = {}
-        self.pools_at_start: builtins.list[Any] | None = None
+    def zone_name(self, zone: str) -> str:
+        return f"{self.location}-{zone}" if zone else ""
 
-    def instance_types(self) -> builtins.list[InstanceType]:
-        return builtins.list(self.catalog)
-
-    # --- shapes --------------------------------------------------------------------------------
-
-    def _zone_number(self, zone: str) -> str:
+    def cloud_zone(self, zone: str) -> str:
         number = zone.rsplit("-", 1)[-1] if zone.startswith(f"{self.location}-") else zone
         return number if number in self.zones else ""
 
-    def shape(self, request: LaunchRequest) -> AksShape:
-        if request.instance_type not in self.types:
-            raise CloudError(f"{request.instance_type} is not in the Azure catalog")
-        zone = next((self._zone_number(z) for z in request.zones if self._zone_number(z)), "")
-        labels = tuple(
-            sorted(
-                (k, v)
-                for k, v in request.labels.items()
-                if k not in PER_NODE_LABELS
-                and k not in CLOUD_LABEL_DOMAINS
-                and k.partition("/")[0] not in CLOUD_LABEL_DOMAINS
-            )
-        )
-        taints = tuple(
-            sorted(
-                f"{t.get('key')}={t.get('value') or ''}:{t.get('effect')}" for t in request.taints
-            )
-        )
-        return AksShape(request.instance_type, request.category == "spot", zone, labels, taints)
+    def default_zone(self) -> str:
+        return ""  # a regional pool: AKS spreads its VMs
 
-    def agent_pool(self, shape: AksShape, count: int) -> Any:
-        instance_type = self.types.get(shape.vm_size)
+    def close(self) -> None:
+        self.client.close()
+
+    def agent_pool(self, shape: Shape, count: int) -> Any:
+        instance_type = self.types.get(shape.instance_type)
         properties: dict[str, Any] = {
             "count": count,
-            "vm_size": shape.vm_size,
+            "vm_size": shape.instance_type,
             "mode": "User",
             "type_properties_type": "VirtualMachineScaleSets",
             "os_type": "Linux",
             "os_disk_size_gb": self.config.os_disk_size_gb,
             "node_labels": dict(shape.labels),
-            "node_taints": builtins.list(shape.taints),
+            "node_taints": [f"{k}={v}:{e}" for k, v, e in shape.taints],
             "tags": {
                 CLUSTER_TAG: self.cluster_id,
                 **{tag_name(k): v for k, v in shape.labels[:40]},
@@ -273,369 +204,103 @@ class AksCloudProvider:
             properties=models.AgentPoolManagedClusterAgentPoolProfileProperties(**properties)
         )
 
-    # --- the pools as AKS has them ----------------------------------------------------------------
-
-    def _pools(self) -> builtins.list[Any]:
+    def _view(self, pool: Any) -> PoolView:
+        properties = pool.properties
+        members: builtins.list[Member] = []
         try:
-            pools = builtins.list(
-                self.client.agent_pools.list(self.resource_group, self.cluster_name)
+            machines = builtins.list(
+                self.client.machines.list(self.resource_group, self.cluster_name, pool.name)
             )
+        except ResourceNotFoundError:
+            machines = []
         except HttpResponseError as error:
             raise classify_api_error(error) from None
-        return pools
+        for machine in machines:
+            resource_id = str(machine.properties.resource_id if machine.properties else "")
+            members.append(Member(machine.name, f"azure://{resource_id}"))
+        zones = builtins.list(properties.availability_zones or [])
+        state = str(properties.provisioning_state or "")
+        return PoolView(
+            name=pool.name,
+            shape=Shape(
+                instance_type=str(properties.vm_size),
+                spot=properties.scale_set_priority == "Spot",
+                zone=str(zones[0]) if zones else "",
+                labels=tuple(sorted((properties.node_labels or {}).items())),
+                taints=(),
+            ),
+            count=int(properties.count or 0),
+            busy=state in ("Creating", "Scaling", "Updating", "Deleting", "Upgrading"),
+            failed=state == "Failed",
+            members=tuple(sorted(members, key=lambda m: m.name)),
+        )
 
     def _ours(self, pool: Any) -> bool:
         tags = (pool.properties.tags if pool.properties else None) or {}
         return bool(pool.name.startswith(POOL_PREFIX) and tags.get(CLUSTER_TAG) == self.cluster_id)
 
-    def _pool(self, name: str) -> Any:
+    def pools(self) -> builtins.list[PoolView]:
         try:
-            return self.client.agent_pools.get(self.resource_group, self.cluster_name, name)
+            found = builtins.list(
+                self.client.agent_pools.list(self.resource_group, self.cluster_name)
+            )
+        except HttpResponseError as error:
+            raise classify_api_error(error) from None
+        return [self._view(p) for p in found if self._ours(p)]
+
+    def pool(self, name: str) -> PoolView | None:
+        try:
+            found = self.client.agent_pools.get(self.resource_group, self.cluster_name, name)
         except ResourceNotFoundError:
             return None
         except HttpResponseError as error:
             raise classify_api_error(error) from None
+        return self._view(found) if self._ours(found) else None
 
-    def _machines(self, name: str) -> builtins.list[Any]:
+    def resize(self, shape: Shape, name: str, count: int, existing: PoolView | None) -> Any:
         try:
-            return builtins.list(
-                self.client.machines.list(self.resource_group, self.cluster_name, name)
-            )
-        except ResourceNotFoundError:
-            return []
-        except HttpResponseError as error:
-            raise classify_api_error(error) from None
-
-    # --- create -----------------------------------------------------------------------------------
-
-    def create(self, request: LaunchRequest) -> Instance:
-        shape = self.shape(request)
-        pool_name = shape.pool_name(self.cluster_id)
-        with self.lock:
-            if request.token in self.failed:
-                return self.failed[request.token]
-            if request.token in self.assigned:
-                return self.get(self._machine_id_of(request.token))
-            state = self.states.setdefault(pool_name, PoolState(pool_name, shape))
-            if not any(t.token == request.token for t in (*state.queued, *state.flying)):
-                state.queued.append(
-                    Ticket(request.token, shape.zone, self.clock(), dict(request.labels))
-                )
-            ticket = next(t for t in (*state.queued, *state.flying) if t.token == request.token)
-            self._flush(state, request)
-            if request.token in self.failed:
-                failure = self.failed.pop(request.token)
-                kind = failure.failure_kind
-                if kind == "quota":
-                    raise QuotaExceededError(
-                        request.instance_type, request.category, failure.failure_reason
-                    )
-                raise InsufficientCapacityError(
-                    request.instance_type,
-                    request.category,
-                    self._zone_name(shape.zone),
-                    failure.failure_reason,
-                )
-        return self._pending(state, ticket)
-
-    def _flush(self, state: PoolState, request: LaunchRequest | None = None) -> None:
-        """Ask AKS for the queued launches of a pool, if no operation runs on it."""
-        if state.poller is not None or not state.queued:
-            return
-        pool = self._pool(state.name)
-        if pool is None and len(self._pools()) >= MAX_POOLS:
-            error = QuotaExceededError(
-                state.shape.vm_size,
-                "spot" if state.shape.spot else "on-demand",
-                f"the cluster has {MAX_POOLS} agent pools, AKS's limit",
-            )
-            self._fail(state.queued, "quota", str(error))
-            state.queued = []
-            return
-        machines = [m.name for m in self._machines(state.name)] if pool is not None else []
-        batch, state.queued = state.queued, []
-        try:
-            poller = self.client.agent_pools.begin_create_or_update(
+            return self.client.agent_pools.begin_create_or_update(
                 self.resource_group,
                 self.cluster_name,
-                state.name,
-                self.agent_pool(state.shape, len(machines) + len(batch)),
+                name,
+                self.agent_pool(shape, count),
                 polling_interval=1,
             )
         except HttpResponseError as error:
-            failure = classify_api_error(error, request, self._zone_name(state.shape.zone))
-            if isinstance(failure, ThrottledError):
-                state.queued = batch + state.queued  # asked again at the next poll
-                log.info("agent pool %s: %s; launches kept for the next try", state.name, failure)
-                return
-            kind = "quota" if isinstance(failure, QuotaExceededError) else "insufficient-capacity"
-            if isinstance(failure, InsufficientCapacityError | QuotaExceededError):
-                self._fail(batch, kind, str(failure))
-                return
-            state.queued = batch + state.queued
-            raise failure from None
-        state.poller, state.flying, state.before = poller, batch, frozenset(machines)
-        log.info(
-            "%s agent pool %s (%s%s) to %d for %d launch(es)",
-            "scaling" if pool is not None else "creating",
-            state.name,
-            state.shape.vm_size,
-            ", spot" if state.shape.spot else "",
-            len(machines) + len(batch),
-            len(batch),
-        )
+            raise classify_api_error(error, zone=self.zone_name(shape.zone)) from None
 
-    def _fail(self, tickets: builtins.list[Ticket], kind: str, reason: str) -> None:
-        for ticket in tickets:
-            self.failed[ticket.token] = Instance(
-                id=f"{PENDING_PREFIX}{ticket.token}",
-                token=ticket.token,
-                cluster_id=self.cluster_id,
-                instance_type="",
-                category="",
-                zone=self._zone_name(ticket.zone),
-                state=InstanceState.TERMINATED,
-                created_at=ticket.requested_at,
-                failure_kind=kind,
-                failure_reason=reason,
-            )
-
-    def _zone_name(self, zone: str) -> str:
-        return f"{self.location}-{zone}" if zone else ""
-
-    def _pending(self, state: PoolState, ticket: Ticket) -> Instance:
-        return Instance(
-            id=f"{PENDING_PREFIX}{ticket.token}",
-            token=ticket.token,
-            cluster_id=self.cluster_id,
-            instance_type=state.shape.vm_size,
-            category="spot" if state.shape.spot else "on-demand",
-            zone=self._zone_name(ticket.zone),
-            state=InstanceState.PENDING,
-            created_at=ticket.requested_at,
-            labels=dict(ticket.labels),
-        )
-
-    # --- operations in flight -----------------------------------------------------------------------
-
-    def advance(self) -> None:
-        """Finish the operations that are done: their machines go to their launches, or
-        their launches fail and what they left is undone; then ask for what waits."""
-        with self.lock:
-            for state in builtins.list(self.states.values()):
-                if state.poller is not None and state.poller.done():
-                    self._finish(state)
-                if state.poller is None and state.queued:
-                    try:
-                        self._flush(state)
-                    except CloudError as error:
-                        log.warning("agent pool %s: %s", state.name, error)
-
-    def _finish(self, state: PoolState) -> None:
-        poller, flying, undoing = state.poller, state.flying, state.undoing
-        state.poller, state.flying, state.undoing = None, [], False
+    def finished(self, operation: Any) -> tuple[bool, tuple[str, str] | None]:
+        if not operation.done():
+            return False, None
         try:
-            poller.result()
+            operation.result()
         except HttpResponseError as error:
             codes = error_codes(error.error) or [("", str(error.message))]
-            kind, reason = failure_kind(codes) or (
+            return True, failure_kind(codes) or (
                 "insufficient-capacity",
                 "; ".join(f"{c}: {m}" for c, m in codes),
             )
-            if undoing:
-                log.warning("undoing on agent pool %s failed: %s", state.name, reason)
-                return
-            self._fail(flying, kind, reason)
-            log.warning("agent pool %s: the operation failed: %s", state.name, reason)
-            self._undo(state)
-            return
-        if undoing:
-            return
-        machines = sorted(
-            (m for m in self._machines(state.name) if m.name not in state.before),
-            key=lambda m: m.name,
-        )
-        for ticket, machine in zip(flying, machines, strict=False):
-            self.tokens[machine.name] = ticket.token
-            self.assigned[ticket.token] = machine.name
-            self.first_seen.setdefault(machine.name, ticket.requested_at)
-        for ticket in flying[len(machines) :]:
-            self._fail([ticket], "insufficient-capacity", f"agent pool {state.name} did not grow")
+        return True, None
 
-    def _undo(self, state: PoolState) -> None:
-        """Set a failed pool back: its count to the VMs it has, or the pool deleted."""
-        machines = self._machines(state.name)
+    def remove(self, pool: PoolView, member: Member) -> Any:
         try:
-            if machines:
-                state.poller = self.client.agent_pools.begin_create_or_update(
-                    self.resource_group,
-                    self.cluster_name,
-                    state.name,
-                    self.agent_pool(state.shape, len(machines)),
-                    polling_interval=1,
-                )
-            else:
-                state.poller = self.client.agent_pools.begin_delete(
-                    self.resource_group, self.cluster_name, state.name, polling_interval=1
-                )
-            state.undoing = True
+            return self.client.agent_pools.begin_delete_machines(
+                self.resource_group,
+                self.cluster_name,
+                pool.name,
+                models.AgentPoolDeleteMachinesParameter(machine_names=[member.name]),
+                polling_interval=1,
+            )
         except HttpResponseError as error:
-            log.warning(
-                "undoing the failed agent pool %s: %s; will retry", state.name, error.message
-            )
+            raise classify_api_error(error) from None
 
-    # --- the provider interface ---------------------------------------------------------------------
-
-    def _machine_id_of(self, token: str) -> str:
-        return f"{PENDING_PREFIX}{token}"
-
-    def _instance(self, pool: Any, machine: Any) -> Instance:
-        properties = pool.properties
-        resource_id = str(machine.properties.resource_id if machine.properties else "")
-        zones = builtins.list(machine.zones or [])
-        labels = dict(properties.node_labels or {})
-        return Instance(
-            id=f"azure://{resource_id}",
-            token=self.tokens.get(machine.name, f"aks-{machine.name}"),
-            cluster_id=self.cluster_id,
-            instance_type=str(properties.vm_size),
-            category="spot" if properties.scale_set_priority == "Spot" else "on-demand",
-            zone=self._zone_name(zones[0]) if zones else "",
-            state=InstanceState.RUNNING,
-            created_at=self.first_seen.setdefault(machine.name, self.clock()),
-            node_name=machine.name,
-            labels=labels,
-        )
-
-    def get(self, instance_id: str) -> Instance:
-        self.advance()
-        with self.lock:
-            if instance_id.startswith(PENDING_PREFIX):
-                token = instance_id[len(PENDING_PREFIX) :]
-                if token in self.failed:
-                    return self.failed[token]
-                for state in self.states.values():
-                    for ticket in (*state.queued, *state.flying):
-                        if ticket.token == token:
-                            return self._pending(state, ticket)
-                if token.startswith("slot-"):
-                    raise InstanceNotFoundError(instance_id)  # the listing says while it runs
-                machine = self.assigned.get(token)
-                if machine is None:
-                    raise InstanceNotFoundError(instance_id)
-                instance_id = self._find_id(machine)
-        for pool in self._pools():
-            if not self._ours(pool):
-                continue
-            for machine in self._machines(pool.name):
-                instance = self._instance(pool, machine)
-                if instance_id in {instance.id, machine.name}:
-                    return instance
-        raise InstanceNotFoundError(instance_id)
-
-    def _find_id(self, machine_name: str) -> str:
-        for pool in self._pools():
-            if self._ours(pool):
-                for machine in self._machines(pool.name):
-                    if machine.name == machine_name:
-                        return self._instance(pool, machine).id
-        raise InstanceNotFoundError(machine_name)
-
-    def list(self, cluster_id: str) -> builtins.list[Instance]:
-        self.advance()
-        now = self.clock()
-        out: builtins.list[Instance] = []
-        for pool in self._pools():
-            if not self._ours(pool):
-                continue
-            machines = self._machines(pool.name)
-            out.extend(self._instance(pool, m) for m in machines)
-            with self.lock:
-                state = self.states.get(pool.name)
-                tickets = [*state.queued, *state.flying] if state else []
-                busy = bool(state and state.poller is not None)
-            out.extend(self._pending(state, t) for t in tickets if state is not None)
-            slots = self._slots(pool, len(machines)) if not busy else []
-            out.extend(slots)
-            self._collect_empty(pool, len(machines) + len(tickets) + len(slots), busy, now)
-        return out
-
-    def _slots(self, pool: Any, machines: int) -> builtins.list[Instance]:
-        """VMs an operation this process did not start is adding (a restart lost its
-        launches): launches in flight, so the planner counts them and launches nothing
-        twice; when the VMs come, they are adopted by name."""
-        properties = pool.properties
-        if str(properties.provisioning_state or "") not in ("Creating", "Scaling"):
-            return []
-        zones = builtins.list(properties.availability_zones or [])
-        return [
-            Instance(
-                id=f"{PENDING_PREFIX}slot-{pool.name}-{index}",
-                token=f"aks-slot-{pool.name}-{index}",
-                cluster_id=self.cluster_id,
-                instance_type=str(properties.vm_size),
-                category="spot" if properties.scale_set_priority == "Spot" else "on-demand",
-                zone=self._zone_name(str(zones[0])) if zones else "",
-                state=InstanceState.PENDING,
-                created_at=self.first_seen.setdefault(f"slot-{pool.name}-{index}", self.clock()),
-                labels=dict(properties.node_labels or {}),
-            )
-            for index in range(max(0, int(properties.count or 0) - machines))
-        ]
-
-    def _collect_empty(self, pool: Any, members: int, busy: bool, now: float) -> None:
-        state_name = str(pool.properties.provisioning_state or "")
-        if members or busy or state_name not in ("Succeeded", "Failed"):
-            self.empty_since.pop(pool.name, None)
-            return
-        since = self.empty_since.setdefault(pool.name, now)
-        if now - since < self.empty_pool_s:
-            return
+    def delete_pool(self, pool: PoolView) -> Any:
         try:
-            self.client.agent_pools.begin_delete(
+            return self.client.agent_pools.begin_delete(
                 self.resource_group, self.cluster_name, pool.name, polling_interval=1
             )
         except HttpResponseError as error:
-            log.info("deleting empty agent pool %s: %s; will retry", pool.name, error.message)
-            return
-        log.info("agent pool %s has been empty for %.0fs; deleting it", pool.name, now - since)
-        self.empty_since.pop(pool.name, None)
-        with self.lock:
-            self.states.pop(pool.name, None)
-
-    def delete(self, instance_id: str) -> None:
-        with self.lock:
-            if instance_id.startswith(PENDING_PREFIX):
-                token = instance_id[len(PENDING_PREFIX) :]
-                if self.failed.pop(token, None) is not None or token.startswith("slot-"):
-                    return  # nothing to remove: its operation failed, or is not ours to stop
-                for state in self.states.values():
-                    for ticket in builtins.list(state.queued):
-                        if ticket.token == token:
-                            state.queued.remove(ticket)
-                            return
-                if token not in self.assigned:
-                    raise InstanceNotFoundError(instance_id)
-                instance_id = self.assigned[token]
-        for pool in self._pools():
-            if not self._ours(pool):
-                continue
-            for machine in self._machines(pool.name):
-                if instance_id not in {machine.name, self._instance(pool, machine).id}:
-                    continue
-                try:
-                    self.client.agent_pools.begin_delete_machines(
-                        self.resource_group,
-                        self.cluster_name,
-                        pool.name,
-                        models.AgentPoolDeleteMachinesParameter(machine_names=[machine.name]),
-                        polling_interval=1,
-                    )
-                except HttpResponseError as error:
-                    raise classify_api_error(error) from None
-                log.info("deleting VM %s of agent pool %s", machine.name, pool.name)
-                return
-        raise InstanceNotFoundError(instance_id)
+            raise classify_api_error(error) from None
 
 
 class StaticToken:
@@ -671,7 +336,7 @@ def discover(
     catalog: builtins.list[InstanceType],
     clock: Callable[[], float],
     empty_pool_s: float,
-) -> AksCloudProvider:
+) -> SizedPoolProvider:
     """The provider for this cluster: the cluster is read once for its location and zones."""
     name = config.cluster_name or cluster_id
     if not config.resource_group:
@@ -686,15 +351,20 @@ def discover(
         raise FatalConfigurationError(f"reading AKS cluster {name}: {error.message}") from None
     profiles = (cluster.properties.agent_pool_profiles if cluster.properties else None) or []
     zones = tuple(sorted({str(z) for p in profiles for z in (p.availability_zones or [])}))
-    return AksCloudProvider(
-        client=client,
+    location = str(cluster.location or region)
+    types = {t.name: t for t in catalog}
+    return SizedPoolProvider(
+        cloud=AksPools(
+            client, config.resource_group, name, cluster_id, location, types, config, zones
+        ),
         catalog=catalog,
         clock=clock,
-        resource_group=config.resource_group,
-        cluster_name=name,
         cluster_id=cluster_id,
-        location=str(cluster.location or region),
-        config=config,
-        zones=zones,
+        name="azure",
+        pool_prefix=POOL_PREFIX,
+        pool_digits=9,  # AKS pool names: at most 12 characters
+        cloud_label_keys=CLOUD_LABEL_DOMAINS,
+        late_label_keys=PER_NODE_LABELS,
+        max_pools=MAX_POOLS,
         empty_pool_s=empty_pool_s,
     )

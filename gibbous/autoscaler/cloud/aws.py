@@ -327,6 +327,9 @@ class AwsCloudProvider:
             raise InstanceNotFoundError(instance_id)
         return self._instance(found[0])
 
+    def close(self) -> None:
+        self.ec2.close()
+
     def list(self, cluster_id: str) -> builtins.list[Instance]:
         paginator = self.ec2.get_paginator("describe_instances")
         filters = [

@@ -105,3 +105,7 @@ class CloudProvider(Protocol):
     def list(self, cluster_id: str) -> list[Instance]:
         """Every live instance tagged with `cluster_id` (for restarts and orphan collection)."""
         ...
+
+    def close(self) -> None:
+        """Release the SDK's connections (the autoscaler stopped)."""
+        ...

@@ -127,6 +127,9 @@ class FakeCloudProvider:
             raise InstanceNotFoundError(instance_id)
         self.instances[instance_id] = replace(instance, state=InstanceState.TERMINATED)
 
+    def close(self) -> None:
+        return None
+
     def list(self, cluster_id: str) -> list[Instance]:
         advanced = [self._advance(i) for i in list(self.instances.values())]
         return [

@@ -219,6 +219,11 @@ class GkeCloudProvider:
     def instance_types(self) -> builtins.list[InstanceType]:
         return builtins.list(self.catalog)
 
+    def close(self) -> None:
+        """Close the SDK clients' connections."""
+        self.container.transport.close()
+        self.compute.transport.close()
+
     # --- shapes and pools --------------------------------------------------------------------
 
     def shape(self, request: LaunchRequest, zone: str) -> PoolShape:

@@ -139,6 +139,9 @@ class KwokCloudProvider:
                 raise InstanceNotFoundError(instance_id) from None
             raise
 
+    def close(self) -> None:
+        return None  # the API client is the caller's
+
     def list(self, cluster_id: str) -> list[Instance]:
         return [self._instance(node) for node in self._nodes(f"{CLUSTER_ID}={cluster_id}")]
 

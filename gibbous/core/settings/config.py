@@ -144,6 +144,19 @@ class AzureConfig:
 
 
 @dataclass(frozen=True)
+class OciConfig:
+    """Luna's `oci:` values: the OKE cluster and how its node pools' nodes are made."""
+
+    compartment_id: str = ""  # the cluster's compartment
+    cluster_id: str = ""  # the cluster's OCID
+    subnet_id: str = ""  # the node subnet
+    availability_domains: tuple[str, ...] = ()  # empty: all of the region's
+    image_id: str = ""  # empty: the OKE node image for the cluster's version and the shape
+    boot_volume_size_gb: int = 50
+    ssh_public_key: str = ""
+
+
+@dataclass(frozen=True)
 class Config:
     managed_label: tuple[str, str] = ("elotl-luna", "true")
     cloud: str = "aws"
@@ -196,6 +209,7 @@ class Config:
     aws: AwsConfig = field(default_factory=AwsConfig)
     gcp: GcpConfig = field(default_factory=GcpConfig)
     azure: AzureConfig = field(default_factory=AzureConfig)
+    oci: OciConfig = field(default_factory=OciConfig)
 
     @property
     def effective_region(self) -> str:
@@ -1176,6 +1190,40 @@ OPTIONS += (
         _same,
         "pods per node (0: AKS's default)",
     ),
+)
+
+OPTIONS += (
+    Option(
+        "oci.compartmentId",
+        "oci.compartment_id",
+        _text,
+        _same,
+        "OCID of the OKE cluster's compartment",
+    ),
+    Option("oci.clusterId", "oci.cluster_id", _text, _same, "OCID of the OKE cluster"),
+    Option("oci.subnetId", "oci.subnet_id", _text, _same, "OCID of the node subnet"),
+    Option(
+        "oci.availabilityDomains",
+        "oci.availability_domains",
+        _string_list,
+        _render_list,
+        "availability domains for nodes (empty: all of the region's)",
+    ),
+    Option(
+        "oci.imageId",
+        "oci.image_id",
+        _text,
+        _same,
+        "node image OCID (empty: the OKE image for the cluster's version, architecture and GPU)",
+    ),
+    Option(
+        "oci.bootVolumeSizeGb",
+        "oci.boot_volume_size_gb",
+        _integer(50, 32768),
+        _same,
+        "boot volume size of OKE nodes, GB",
+    ),
+    Option("oci.sshPublicKey", "oci.ssh_public_key", _text, _same, "SSH public key for the nodes"),
 )
 
 _BY_KEY = {o.key: o for o in OPTIONS}

@@ -1,0 +1,400 @@
+"""OKE provider (the `oci` SDK, an optional extra): node pools Gibbous creates, one per
+node shape, sized by batches of launches; a single node removed with `DeleteNode` and
+decrement-size. The pool logic is `sizedpools.SizedPoolProvider`'s; this module is the
+OCI calls and what their answers mean.
+
+A pool carries the shape (Flex shapes with the OCPUs and memory of the catalog entry
+`<shape>-<ocpus>-<GB>`), the OKE node image for the cluster's version and the shape's
+architecture and GPU (or `oci.imageId`), the boot volume size, one placement (availability
+domain and node subnet) with preemptible capacity for spot, the initial node labels, and
+freeform tags carrying the cluster id. OKE node pools have no taints field: Gibbous's
+taints reach the kubelet through the node metadata key `kubelet-extra-args`
+(`--register-with-taints=...`), the key cluster-autoscaler's OCI provider reads them from;
+if a node registered without them, the autoscaler adds them and says so
+(`GibbousRepairedNode`).
+
+Failures arrive in work requests: "Out of host capacity" (an `InternalError`, also in a
+node's `nodeError`) is a stock-out, `LimitExceeded` / `QuotaExceeded` are quota. The SDK's
+retries are off (its default retries 5xx for up to 600 s, which would hide "Out of host
+capacity").
+"""
+
+from __future__ import annotations
+
+import builtins
+import logging
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import oci
+
+from gibbous.autoscaler.cloud.base import (
+    CloudError,
+    FatalConfigurationError,
+    InsufficientCapacityError,
+    QuotaExceededError,
+    ThrottledError,
+)
+from gibbous.autoscaler.cloud.sizedpools import Member, PoolView, Shape, SizedPoolProvider
+from gibbous.core import keys
+from gibbous.core.choice.catalog import InstanceType
+from gibbous.core.settings.config import OciConfig
+
+log = logging.getLogger("gibbous.autoscaler.oke")
+
+POOL_PREFIX = "gbs-"
+CLUSTER_TAG = "gibbous-cluster-id"
+CLOUD_LABEL_DOMAINS = frozenset(
+    {
+        "kubernetes.io",
+        "node.kubernetes.io",
+        "beta.kubernetes.io",
+        "topology.kubernetes.io",
+        "failure-domain.beta.kubernetes.io",
+        "oci.oraclecloud.com",
+    }
+)
+PER_NODE_LABELS = frozenset({keys.ASSIGNED_POD_UID})
+QUOTA_CODES = frozenset({"LimitExceeded", "QuotaExceeded"})
+MODELS = oci.container_engine.models
+
+
+def is_out_of_capacity(code: str, message: str) -> bool:
+    return "out of host capacity" in message.lower() or code == "OutOfHostCapacity"
+
+
+def failure_of(code: str, message: str) -> tuple[str, str]:
+    """(FailureKind value, reason) of a failure in a work request or a node's nodeError."""
+    if code in QUOTA_CODES:
+        return "quota", f"{code}: {message}"
+    return "insufficient-capacity", f"{code}: {message}"
+
+
+def classify_api_error(error: oci.exceptions.ServiceError, zone: str = "") -> CloudError:
+    status, code, message = error.status, str(error.code), str(error.message)
+    text = f"OKE ({status} {code}): {message}"
+    if status == 429:
+        return ThrottledError(2.0, text)
+    if status == 409:
+        return ThrottledError(3.0, text)  # a work request runs on the pool
+    if code in QUOTA_CODES:
+        return QuotaExceededError("", "", text)
+    if is_out_of_capacity(code, message):
+        return InsufficientCapacityError("", "", zone, text)
+    if status in (401, 403) or (status == 404 and code == "NotAuthorizedOrNotFound"):
+        return FatalConfigurationError(
+            f"{text}; Gibbous's principal needs the policies in the README's 'Install on OKE'"
+        )
+    return CloudError(text)
+
+
+def flex_config(instance_type: InstanceType) -> tuple[str, float, float] | None:
+    """(shape, OCPUs, GB) of a catalog Flex entry `VM.Standard.E4.Flex-4-32`, else None."""
+    match = re.fullmatch(r"(.+\.Flex)-(\d+(?:\.\d+)?)-(\d+(?:\.\d+)?)", instance_type.name)
+    return (match.group(1), float(match.group(2)), float(match.group(3))) if match else None
+
+
+def pick_image(sources: builtins.list[tuple[str, str]], version: str, arch: str, gpu: bool) -> str:
+    """The OKE node image for a Kubernetes version, architecture and GPU, from
+    GetNodePoolOptions' sources (name, OCID); "" when none fits."""
+    release = version.lstrip("v")
+    for name, image in sources:
+        if f"OKE-{release}" not in name:
+            continue
+        if ("aarch64" in name) != (arch == "arm64"):
+            continue
+        if ("GPU" in name) != gpu:
+            continue
+        return image
+    return ""
+
+
+@dataclass
+class OkePools:
+    """The Container Engine calls of `SizedPoolProvider` on OKE; operations are work
+    request OCIDs."""
+
+    client: Any  # oci.container_engine.ContainerEngineClient
+    config: OciConfig
+    cluster_id: str  # Gibbous's clusterID
+    version: str  # the cluster's Kubernetes version
+    availability_domains: tuple[str, ...]
+    images: builtins.list[tuple[str, str]]
+    types: Mapping[str, InstanceType]
+    identity: Any = None  # oci.identity.IdentityClient, kept to be closed
+    by_pool: dict[str, str] = field(default_factory=dict)  # pool name -> OCID
+
+    def zone_name(self, zone: str) -> str:
+        return zone.split(":", 1)[-1]
+
+    def cloud_zone(self, zone: str) -> str:
+        for ad in self.availability_domains:
+            if ad.split(":", 1)[-1].lower() == zone.lower() or ad == zone:
+                return ad
+        return ""
+
+    def default_zone(self) -> str:
+        return self.availability_domains[0] if self.availability_domains else ""
+
+    def close(self) -> None:
+        self.client.base_client.session.close()
+        if self.identity is not None:
+            self.identity.base_client.session.close()
+
+    def _call(self, function: Callable[..., Any], *args: Any, zone: str = "", **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except oci.exceptions.ServiceError as error:
+            raise classify_api_error(error, zone) from None
+        except oci.exceptions.RequestException as error:
+            raise CloudError(f"OKE unreachable: {error}") from None
+
+    def details(self, shape: Shape, name: str, count: int) -> Any:
+        instance_type = self.types[shape.instance_type]
+        flex = flex_config(instance_type)
+        image = self.config.image_id or pick_image(
+            self.images, self.version, instance_type.arch, bool(instance_type.gpu_count)
+        )
+        if not image:
+            raise CloudError(
+                f"no OKE node image for Kubernetes {self.version}, {instance_type.arch}"
+                f"{', GPU' if instance_type.gpu_count else ''}: set oci.imageId"
+            )
+        placement = MODELS.NodePoolPlacementConfigDetails(
+            availability_domain=shape.zone, subnet_id=self.config.subnet_id
+        )
+        if shape.spot:
+            placement.preemptible_node_config = MODELS.PreemptibleNodeConfigDetails(
+                preemption_action=MODELS.TerminatePreemptionAction(
+                    type="TERMINATE", is_preserve_boot_volume=False
+                )
+            )
+        metadata = {}
+        if shape.taints:
+            taints = ",".join(f"{k}={v}:{e}" for k, v, e in shape.taints)
+            metadata["kubelet-extra-args"] = f"--register-with-taints={taints}"
+        details = MODELS.CreateNodePoolDetails(
+            compartment_id=self.config.compartment_id,
+            cluster_id=self.config.cluster_id,
+            name=name,
+            kubernetes_version=self.version,
+            node_shape=flex[0] if flex else instance_type.name,
+            node_source_details=MODELS.NodeSourceViaImageDetails(
+                source_type="IMAGE",
+                image_id=image,
+                boot_volume_size_in_gbs=self.config.boot_volume_size_gb,
+            ),
+            initial_node_labels=[MODELS.KeyValue(key=k, value=v) for k, v in shape.labels],
+            node_metadata=metadata or None,
+            node_config_details=MODELS.CreateNodePoolNodeConfigDetails(
+                size=count, placement_configs=[placement]
+            ),
+            freeform_tags={CLUSTER_TAG: self.cluster_id},
+        )
+        if flex:
+            details.node_shape_config = MODELS.CreateNodeShapeConfigDetails(
+                ocpus=flex[1], memory_in_gbs=flex[2]
+            )
+        if self.config.ssh_public_key:
+            details.ssh_public_key = self.config.ssh_public_key
+        return details
+
+    def _view(self, pool: Any) -> PoolView:
+        placements = pool.node_config_details.placement_configs if pool.node_config_details else []
+        placement = placements[0] if placements else None
+        shape_config = pool.node_shape_config
+        name = pool.node_shape
+        if shape_config is not None and shape_config.ocpus:
+            name = f"{pool.node_shape}-{shape_config.ocpus:g}-{shape_config.memory_in_gbs:g}"
+        members = []
+        for node in pool.nodes or []:
+            if node.lifecycle_state in ("DELETING", "DELETED"):
+                continue
+            failure = None
+            if node.node_error is not None and (node.node_error.code or node.node_error.message):
+                failure = failure_of(str(node.node_error.code), str(node.node_error.message))
+            members.append(
+                Member(node.name or node.id, node.id, node.lifecycle_state == "ACTIVE", failure)
+            )
+        return PoolView(
+            name=pool.name,
+            shape=Shape(
+                instance_type=name,
+                spot=bool(placement and placement.preemptible_node_config),
+                zone=placement.availability_domain if placement else "",
+                labels=tuple(sorted((kv.key, kv.value) for kv in pool.initial_node_labels or [])),
+                taints=(),
+            ),
+            count=int(pool.node_config_details.size or 0) if pool.node_config_details else 0,
+            busy=pool.lifecycle_state in ("CREATING", "UPDATING", "DELETING"),
+            failed=pool.lifecycle_state == "NEEDS_ATTENTION",
+            members=tuple(sorted(members, key=lambda m: m.name)),
+            handle=pool.id,
+        )
+
+    def _ours(self, summary: Any) -> bool:
+        tags = summary.freeform_tags or {}
+        return bool(
+            summary.name.startswith(POOL_PREFIX) and tags.get(CLUSTER_TAG) == self.cluster_id
+        )
+
+    def pools(self) -> builtins.list[PoolView]:
+        summaries = self._call(
+            oci.pagination.list_call_get_all_results,
+            self.client.list_node_pools,
+            self.config.compartment_id,
+            cluster_id=self.config.cluster_id,
+        ).data
+        out = []
+        for summary in summaries:
+            if self._ours(summary) and summary.lifecycle_state != "DELETED":
+                self.by_pool[summary.name] = summary.id
+                out.append(self._view(self._call(self.client.get_node_pool, summary.id).data))
+        return out
+
+    def pool(self, name: str) -> PoolView | None:
+        pool_id = self.by_pool.get(name)
+        if pool_id is None:
+            for view in self.pools():
+                if view.name == name:
+                    return view
+            return None
+        try:
+            found = self.client.get_node_pool(pool_id).data
+        except oci.exceptions.ServiceError as error:
+            if error.status == 404:
+                self.by_pool.pop(name, None)
+                return None
+            raise classify_api_error(error) from None
+        return self._view(found) if found.lifecycle_state != "DELETED" else None
+
+    def resize(self, shape: Shape, name: str, count: int, existing: PoolView | None) -> Any:
+        if existing is None:
+            response = self._call(
+                self.client.create_node_pool,
+                self.details(shape, name, count),
+                zone=self.zone_name(shape.zone),
+            )
+        else:
+            update = MODELS.UpdateNodePoolDetails(
+                node_config_details=MODELS.UpdateNodePoolNodeConfigDetails(size=count)
+            )
+            response = self._call(
+                self.client.update_node_pool,
+                existing.handle,
+                update,
+                zone=self.zone_name(shape.zone),
+            )
+        return response.headers.get("opc-work-request-id")
+
+    def finished(self, operation: Any) -> tuple[bool, tuple[str, str] | None]:
+        request = self._call(self.client.get_work_request, operation).data
+        if request.status in ("ACCEPTED", "IN_PROGRESS", "CANCELING"):
+            return False, None
+        if request.status == "SUCCEEDED":
+            return True, None
+        errors = (
+            self._call(
+                self.client.list_work_request_errors, self.config.compartment_id, operation
+            ).data
+            or []
+        )
+        for error in errors:
+            if is_out_of_capacity(str(error.code), str(error.message)) or error.code in QUOTA_CODES:
+                return True, failure_of(str(error.code), str(error.message))
+        first = errors[0] if errors else None
+        return True, failure_of(
+            str(first.code) if first else request.status,
+            str(first.message) if first else f"work request {request.status}",
+        )
+
+    def remove(self, pool: PoolView, member: Member) -> Any:
+        response = self._call(
+            self.client.delete_node, pool.handle, member.id, is_decrement_size=True
+        )
+        return response.headers.get("opc-work-request-id")
+
+    def delete_pool(self, pool: PoolView) -> Any:
+        response = self._call(self.client.delete_node_pool, pool.handle)
+        self.by_pool.pop(pool.name, None)
+        return response.headers.get("opc-work-request-id")
+
+
+def sdk_clients(config: Mapping[str, Any] | None = None, endpoint: str = "") -> tuple[Any, Any]:
+    """(Container Engine, Identity) clients with retries off: the config's API key (the
+    emulator's, at `endpoint`), else OKE workload identity, else instance principals."""
+    none = oci.retry.NoneRetryStrategy()
+    if config is not None:
+        signer = oci.signer.Signer(
+            config["tenancy"],
+            config["user"],
+            config["fingerprint"],
+            config.get("key_file"),
+            private_key_content=config.get("key_content"),
+        )
+        kwargs: dict[str, Any] = {"signer": signer, "retry_strategy": none}
+        if endpoint:
+            kwargs["service_endpoint"] = endpoint
+        container = oci.container_engine.ContainerEngineClient(dict(config), **kwargs)
+        identity = oci.identity.IdentityClient(dict(config), **kwargs)
+        return container, identity
+    try:
+        signer = oci.auth.signers.get_oke_workload_identity_resource_principal_signer()
+    except Exception:  # not on an enhanced OKE cluster with workload identity
+        signer = oci.auth.signers.InstancePrincipalsSecurityTokenSigner()
+    region = {"region": signer.region}
+    return (
+        oci.container_engine.ContainerEngineClient(region, signer=signer, retry_strategy=none),
+        oci.identity.IdentityClient(region, signer=signer, retry_strategy=none),
+    )
+
+
+def discover(
+    *,
+    container: Any,
+    identity: Any,
+    config: OciConfig,
+    cluster_id: str,
+    catalog: builtins.list[InstanceType],
+    clock: Callable[[], float],
+    empty_pool_s: float,
+) -> SizedPoolProvider:
+    """The provider for this cluster: its version, the region's availability domains and
+    the OKE node images are read once."""
+    for key, value in (
+        ("oci.compartmentId", config.compartment_id),
+        ("oci.clusterId", config.cluster_id),
+        ("oci.subnetId", config.subnet_id),
+    ):
+        if not value:
+            raise FatalConfigurationError(f"set {key}")
+    try:
+        cluster = container.get_cluster(config.cluster_id).data
+        ads = config.availability_domains or tuple(
+            ad.name for ad in identity.list_availability_domains(config.compartment_id).data
+        )
+        options = container.get_node_pool_options(config.cluster_id).data
+    except oci.exceptions.ServiceError as error:
+        raise FatalConfigurationError(
+            f"reading OKE cluster {config.cluster_id}: {error.code}: {error.message}"
+        ) from None
+    images = [
+        (s.source_name, s.image_id) for s in options.sources or [] if getattr(s, "image_id", None)
+    ]
+    types = {t.name: t for t in catalog}
+    return SizedPoolProvider(
+        cloud=OkePools(
+            container, config, cluster_id, cluster.kubernetes_version, tuple(ads), images, types
+        ),
+        catalog=catalog,
+        clock=clock,
+        cluster_id=cluster_id,
+        name="oci",
+        pool_prefix=POOL_PREFIX,
+        pool_digits=12,
+        cloud_label_keys=CLOUD_LABEL_DOMAINS,
+        late_label_keys=PER_NODE_LABELS,
+        empty_pool_s=empty_pool_s,
+    )

@@ -1,0 +1,304 @@
+"""The OKE provider through the real `oci` SDK (signed requests, retries off) against the
+OKE emulator, which verifies every signature, on a clock the test moves; and the error
+mapping on recorded OCI error bodies."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import oci
+import pytest
+
+from gibbous.autoscaler.cloud.base import (
+    CloudError,
+    FatalConfigurationError,
+    InstanceNotFoundError,
+    InstanceState,
+    InsufficientCapacityError,
+    LaunchRequest,
+    QuotaExceededError,
+    ThrottledError,
+)
+from gibbous.autoscaler.cloud.oke import classify_api_error, discover, pick_image, sdk_clients
+from gibbous.autoscaler.cloud.sizedpools import SizedPoolProvider
+from gibbous.core import keys
+from gibbous.core.settings.config import OciConfig
+from gibbous.devcluster.okeemulator import (
+    ADS,
+    COMPARTMENT,
+    SUBNET,
+    Fault,
+    OkeEmulator,
+    emulator_identity,
+)
+from gibbous.devcluster.okenodeagent import kubelet_labels, kubelet_taints
+from tests.factories import catalog
+
+# Every SDK client a test makes is closed when it ends: a pooled connection collected later
+# would surface as a ResourceWarning in whichever test is running then.
+OPENED: list[Any] = []
+
+
+@pytest.fixture(autouse=True)
+def close_clients() -> Iterator[None]:
+    yield
+    while OPENED:
+        OPENED.pop().close()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+World = tuple[OkeEmulator, Clock, str, dict[str, Any]]
+
+
+@pytest.fixture
+def world() -> Iterator[World]:
+    clock = Clock()
+    sdk_config, public = emulator_identity()
+    emulator = OkeEmulator(public_key=public, clock=clock, operation_s=30.0)
+    server = emulator.serve()
+    yield emulator, clock, f"http://127.0.0.1:{server.server_address[1]}", sdk_config
+    server.shutdown()
+    server.server_close()
+
+
+def provider(world: World, **config: Any) -> SizedPoolProvider:
+    emulator, clock, endpoint, sdk_config = world
+    container, identity = sdk_clients(sdk_config, endpoint)
+    made = discover(
+        container=container,
+        identity=identity,
+        config=OciConfig(
+            compartment_id=COMPARTMENT,
+            cluster_id=emulator.cluster_id,
+            subnet_id=SUBNET,
+            boot_volume_size_gb=config.pop("boot_volume_size_gb", 100),
+            **config,
+        ),
+        cluster_id="dev-cluster",
+        catalog=catalog("oci"),
+        clock=clock,
+        empty_pool_s=600.0,
+    )
+    OPENED.append(made)
+    return made
+
+
+def request(
+    token: str,
+    instance_type: str = "VM.Standard.E4.Flex-4-32",
+    category: str = "on-demand",
+    zones: tuple[str, ...] = (),
+) -> LaunchRequest:
+    return LaunchRequest(
+        token=token,
+        cluster_id="dev-cluster",
+        instance_type=instance_type,
+        category=category,
+        zones=zones,
+        labels={keys.PLACEMENT: "bin-pack", keys.INSTANCE_TYPE: instance_type},
+        taints=({"key": "gibbous.dev/capacity-type", "value": "spot", "effect": "NoSchedule"},)
+        if category == "spot"
+        else (),
+    )
+
+
+def test_a_flex_pool_with_the_catalog_entrys_ocpus_and_memory(world: World) -> None:
+    emulator, clock, _, _ = world
+    oke = provider(world)
+    first = oke.create(request("f-0"))
+    for index in range(1, 10):
+        oke.create(request(f"f-{index}"))
+    (pool,) = emulator.pools.values()
+    body = pool.body
+    assert body["nodeShape"] == "VM.Standard.E4.Flex"
+    assert body["nodeShapeConfig"] == {"ocpus": 4.0, "memoryInGBs": 32.0}
+    assert body["nodeSourceDetails"]["imageId"] == pick_image(
+        emulator.images(), emulator.version, "amd64", False
+    )
+    assert body["nodeSourceDetails"]["bootVolumeSizeInGBs"] == 100
+    assert body["nodeConfigDetails"]["placementConfigs"] == [
+        {"availabilityDomain": ADS[0], "subnetId": SUBNET}
+    ]
+    assert body["freeformTags"] == {"gibbous-cluster-id": "dev-cluster"}
+    assert {kv["key"] for kv in body["initialNodeLabels"]} == {keys.PLACEMENT}
+    assert "nodeMetadata" not in body  # no taints to give the kubelet
+    clock.now += 31
+    oke.advance()  # the create's work request is done: the 9 others in one resize
+    assert pool.size == 10
+    clock.now += 31
+    listed = oke.list("dev-cluster")
+    assert len(listed) == 10 and {i.state for i in listed} == {InstanceState.RUNNING}
+    mine = oke.get(first.id)
+    assert mine.id.startswith("ocid1.instance.") and mine.zone == "US-ASHBURN-AD-1"
+    assert mine.token == "f-0" and mine.node_name.startswith("10.0.")
+
+
+def test_preemptible_capacity_with_taints_through_kubelet_extra_args(world: World) -> None:
+    emulator, _, _, _ = world
+    oke = provider(world)
+    oke.create(request("p-0", instance_type="VM.GPU.A10.1", category="spot"))
+    (pool,) = emulator.pools.values()
+    placement = pool.body["nodeConfigDetails"]["placementConfigs"][0]
+    assert placement["preemptibleNodeConfig"] == {
+        "preemptionAction": {"type": "TERMINATE", "isPreserveBootVolume": False}
+    }
+    extra = pool.body["nodeMetadata"]["kubelet-extra-args"]
+    assert kubelet_taints(extra) == [
+        {"key": "gibbous.dev/capacity-type", "value": "spot", "effect": "NoSchedule"}
+    ]
+    assert kubelet_labels(extra) == {}
+    assert pool.body["nodeSourceDetails"]["imageId"] == pick_image(
+        emulator.images(), emulator.version, "amd64", True
+    )
+
+
+def test_out_of_host_capacity_inside_the_work_request_fails_and_is_undone(world: World) -> None:
+    emulator, clock, _, _ = world
+    emulator.faults = [Fault("capacity", shape="VM.GPU.A10.1", preemptible=True)]
+    oke = provider(world)
+    launched = oke.create(request("c-0", instance_type="VM.GPU.A10.1", category="spot"))
+    clock.now += 31
+    failed = oke.get(launched.id)
+    assert (
+        failed.state is InstanceState.TERMINATED and failed.failure_kind == "insufficient-capacity"
+    )
+    assert "Out of host capacity" in failed.failure_reason
+    (pool,) = emulator.pools.values()
+    # OKE left the node it could not make, with its nodeError; Gibbous deletes the pool.
+    assert [n.error for n in pool.nodes.values()] == [("InternalError", "Out of host capacity.")]
+    assert pool.state == "DELETING"
+    clock.now += 31
+    oke.advance()
+    clock.now += 31
+    emulator.advance()
+    assert not emulator.pools
+    oke.delete(launched.id)
+    with pytest.raises(InstanceNotFoundError):
+        oke.get(launched.id)
+
+
+def test_quota_throttling_single_node_removal_and_empty_pools(world: World) -> None:
+    emulator, clock, endpoint, sdk_config = world
+    oke = provider(world)
+    emulator.faults = [Fault("quota", shape="VM.GPU.A10.1")]
+    with pytest.raises(QuotaExceededError, match="LimitExceeded"):
+        oke.create(request("q-0", instance_type="VM.GPU.A10.1"))
+    emulator.faults = [Fault("throttle", times=1)]
+    waiting = oke.create(request("q-1"))
+    assert waiting.state is InstanceState.PENDING and not emulator.pools
+    emulator.faults = []
+    oke.advance()
+    (pool,) = emulator.pools.values()
+    clock.now += 31
+    oke.advance()
+    clock.now += 1
+    running = oke.get(waiting.id)
+    assert running.state is InstanceState.RUNNING
+    oke.delete(running.id)  # DeleteNode with decrement-size
+    assert pool.size == 0
+    clock.now += 31
+    emulator.advance()
+    assert not pool.nodes
+    # An operator's pool, untagged, is never touched.
+    container, identity = sdk_clients(sdk_config, endpoint)
+    OPENED.extend((container.base_client.session, identity.base_client.session))
+    details = oke.cloud.details(oke.shape(request("x")), "operators", 0)  # type: ignore[attr-defined]
+    details.freeform_tags = {}
+    container.create_node_pool(details)
+    oke.list("dev-cluster")
+    clock.now += 601
+    oke.list("dev-cluster")
+    clock.now += 31
+    emulator.advance()
+    assert [p.body["name"] for p in emulator.pools.values()] == ["operators"]
+
+
+def test_a_restarted_provider_finds_the_nodes(world: World) -> None:
+    _, clock, _, _ = world
+    first = provider(world)
+    first.create(request("r-0"))
+    clock.now += 31
+    first.advance()
+    (found,) = provider(world).list("dev-cluster")
+    assert (
+        found.state is InstanceState.RUNNING and found.instance_type == "VM.Standard.E4.Flex-4-32"
+    )
+    assert found.labels[keys.PLACEMENT] == "bin-pack"
+
+
+def test_the_emulator_checks_signatures_and_bodies(world: World) -> None:
+    _, _, endpoint, sdk_config = world
+    unsigned = urllib.request.Request(f"{endpoint}/20180222/nodePools?compartmentId={COMPARTMENT}")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(unsigned)
+    refused.value.close()
+    assert refused.value.code == 401
+    other, _ = emulator_identity()  # a key the emulator does not know
+    container, identity = sdk_clients(other, endpoint)
+    OPENED.extend((container.base_client.session, identity.base_client.session))
+    with pytest.raises(oci.exceptions.ServiceError) as wrong:
+        container.list_node_pools(COMPARTMENT)
+    assert wrong.value.status == 401
+    container, identity = sdk_clients(sdk_config, endpoint)
+    OPENED.extend((container.base_client.session, identity.base_client.session))
+    with pytest.raises(oci.exceptions.ServiceError, match="Unknown field 'nodeShapes'"):
+        container.base_client.call_api(
+            resource_path="/nodePools",
+            method="POST",
+            header_params={"content-type": "application/json", "accept": "application/json"},
+            body={"compartmentId": COMPARTMENT, "nodeShapes": "x"},
+        )
+
+
+def _recorded(status: int, code: str, message: str) -> oci.exceptions.ServiceError:
+    return oci.exceptions.ServiceError(status, code, {"opc-request-id": "x"}, message)
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "message", "kind"),
+    [
+        (429, "TooManyRequests", "Too many requests for the user", ThrottledError),
+        (409, "Conflict", "Node pool has a work request in progress", ThrottledError),
+        (
+            400,
+            "LimitExceeded",
+            "The following service limits were exceeded: gpu-a10-count",
+            QuotaExceededError,
+        ),
+        (400, "QuotaExceeded", "Quota exceeded for compartment", QuotaExceededError),
+        (500, "InternalError", "Out of host capacity.", InsufficientCapacityError),
+        (
+            404,
+            "NotAuthorizedOrNotFound",
+            "Authorization failed or requested resource not found.",
+            FatalConfigurationError,
+        ),
+        (400, "InvalidParameter", "Shape VM.Nope is not valid", CloudError),
+    ],
+)
+def test_error_mapping_on_recorded_oci_errors(
+    status: int, code: str, message: str, kind: type[Exception]
+) -> None:
+    error = classify_api_error(_recorded(status, code, message))
+    assert type(error) is kind, error
+
+
+def test_kubelet_extra_args_are_read_as_the_kubelet_reads_them() -> None:
+    extra = "--node-labels=a=b,c=d --register-with-taints=x=y:NoSchedule,z=:NoExecute --max-pods=64"
+    assert kubelet_labels(extra) == {"a": "b", "c": "d"}
+    assert kubelet_taints(extra) == [
+        {"key": "x", "value": "y", "effect": "NoSchedule"},
+        {"key": "z", "value": "", "effect": "NoExecute"},
+    ]
+    assert json.dumps(kubelet_taints("")) == "[]"
