@@ -3,7 +3,10 @@ FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY gibbous ./gibbous
-RUN pip install --no-cache-dir --prefix=/install ".[aws,gcp,azure]"
+# The cloud SDKs the image carries; OKE's (`oci`, ~250 MB) only when asked:
+# --build-arg EXTRAS=aws,gcp,azure,oci
+ARG EXTRAS=aws,gcp,azure
+RUN pip install --no-cache-dir --prefix=/install ".[${EXTRAS}]"
 
 FROM python:3.11-slim
 COPY --from=build /install /usr/local

@@ -198,3 +198,20 @@ def test_lunas_azure_values_section_is_accepted() -> None:
     )
     with pytest.raises(ConfigError, match=re.escape("did you mean 'azure.resourceGroup'?")):
         build_config({"azure": {"resourcegroup": "rg"}})
+
+
+def test_lunas_oci_values_section_is_accepted() -> None:
+    oci = build_config(
+        {
+            "oci": {
+                "compartmentId": "ocid1.compartment.oc1..x",
+                "clusterId": "ocid1.cluster.oc1.iad.x",
+                "subnetId": "ocid1.subnet.oc1.iad.x",
+                "availabilityDomains": ["Uocm:US-ASHBURN-AD-1"],
+                "bootVolumeSizeGb": 100,
+            }
+        }
+    ).oci
+    assert oci.availability_domains == ("Uocm:US-ASHBURN-AD-1",) and oci.boot_volume_size_gb == 100
+    with pytest.raises(ConfigError, match=re.escape("did you mean 'oci.subnetId'?")):
+        build_config({"oci": {"subnetID": "x"}})
