@@ -24,7 +24,6 @@ azure provider uses, with ARM's long-running-operation protocol, behaving as AKS
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import logging
@@ -34,16 +33,16 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import trustme
 from azure.mgmt.containerservice import models
-from kubernetes import client, config
 
 from gibbous.catalogs import load_catalog
+from gibbous.devcluster.emulation import emulator_arguments, kubernetes_api, serve_json, write_ready
 
 log = logging.getLogger("gibbous.aksemulator")
 
@@ -584,68 +583,38 @@ class AksEmulator:
                     return 200, self.list_machines(rest[1]), {}
         raise ArmError(404, "NotFound", f"{method} {path}: no such resource or action here.")
 
+    def handle(
+        self, method: str, target: str, headers: Mapping[str, str], raw: bytes
+    ) -> tuple[int, Any, dict[str, str]]:
+        url = urlsplit(target)
+        if url.path.startswith("/subscriptions/") and not headers.get(
+            "authorization", ""
+        ).startswith("Bearer "):
+            error = ArmError(
+                401,
+                "AuthenticationFailed",
+                "Authentication failed. The 'Authorization' header is missing.",
+            )
+            return error.status, error.body(), {}
+        try:
+            status, body, extra = self.route(method, url.path, parse_qs(url.query), raw)
+        except ArmError as error:
+            retry = {"Retry-After": str(error.retry_after)} if error.retry_after else {}
+            return error.status, error.body(), retry
+        return status, (None if status == 204 else body), extra
+
     def serve(
         self, port: int = 0, directory: Path | None = None
     ) -> tuple[ThreadingHTTPServer, Path]:
         """Serve HTTPS on 127.0.0.1; returns the server and the CA bundle to trust."""
-        emulator = self
         authority = trustme.CA()
         certificate = authority.issue_cert("127.0.0.1", "localhost")
         ca_file = (directory or Path("/tmp")) / f"aks-emulator-ca-{id(self)}.pem"
         authority.cert_pem.write_to_path(str(ca_file))
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _handle(self) -> None:
-                url = urlsplit(self.path)
-                length = int(self.headers.get("content-length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                headers: dict[str, str] = {}
-                if url.path.startswith("/subscriptions/") and not self.headers.get(
-                    "Authorization", ""
-                ).startswith("Bearer "):
-                    status, body = (
-                        401,
-                        ArmError(
-                            401,
-                            "AuthenticationFailed",
-                            "Authentication failed. The 'Authorization' header is missing.",
-                        ).body(),
-                    )
-                else:
-                    try:
-                        status, body, headers = emulator.route(
-                            self.command, url.path, parse_qs(url.query), raw
-                        )
-                    except ArmError as error:
-                        status, body = error.status, error.body()
-                        if error.retry_after:
-                            headers["Retry-After"] = str(error.retry_after)
-                    except Exception as error:
-                        log.exception("%s %s failed", self.command, self.path)
-                        status, body = 500, ArmError(500, "InternalServerError", str(error)).body()
-                data = json.dumps(body).encode() if status != 204 else b""
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for key, value in headers.items():
-                    self.send_header(key, value)
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_PUT = do_POST = do_DELETE = _handle
-
-            def log_message(self, format: str, *args: Any) -> None:
-                log.debug(format, *args)
-
-        server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        server.daemon_threads = True
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         certificate.configure_cert(context)
-        server.socket = context.wrap_socket(server.socket, server_side=True)
+        server = serve_json(self.handle, name="aks-emulator", port=port, context=context)
         self.base = f"https://127.0.0.1:{server.server_address[1]}"
-        threading.Thread(target=server.serve_forever, name="aks-emulator", daemon=True).start()
         return server, ca_file
 
 
@@ -730,16 +699,7 @@ def _stamp(when: float) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--kubeconfig", required=True)
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--cluster", default="dev-cluster")
-    parser.add_argument("--kubernetes-version", default="1.37.2")
-    parser.add_argument("--boot-seconds", type=float, default=2.0)
-    parser.add_argument("--operation-seconds", type=float, default=2.0)
-    parser.add_argument("--ready-file")
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    args = emulator_arguments(__doc__.splitlines()[0])
     # Here, not above: the node agent reads this module's emulator (an import cycle).
     from gibbous.devcluster.aksnodeagent import AksNodeAgent  # noqa: PLC0415
 
@@ -748,21 +708,14 @@ def main() -> None:
     )
     directory = Path(args.ready_file).parent if args.ready_file else None
     _, ca_file = emulator.serve(args.port, directory)
-    configuration = client.Configuration()
-    config.load_kube_config(config_file=args.kubeconfig, client_configuration=configuration)
     agent = AksNodeAgent(
-        client.ApiClient(configuration),
+        kubernetes_api(args.kubeconfig),
         time.time,
         kubelet_version=f"v{args.kubernetes_version}",
         emulator=emulator,
         boot_s=args.boot_seconds,
     )
-    if args.ready_file:
-        ready = Path(args.ready_file)
-        ready.with_suffix(".tmp").write_text(
-            json.dumps({"endpoint": emulator.base, "ca": str(ca_file)})
-        )
-        ready.with_suffix(".tmp").replace(ready)  # whole when it appears
+    write_ready(args.ready_file, {"endpoint": emulator.base, "ca": str(ca_file)})
     log.info("AKS emulator at %s", emulator.base)
     agent.run(threading.Event())
 

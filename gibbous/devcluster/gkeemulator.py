@@ -26,7 +26,6 @@ makes, behaving as the clouds do.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import itertools
 import json
@@ -34,18 +33,17 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from google.cloud import compute_v1, container_v1
-from kubernetes import client, config
 
 from gibbous.catalogs import load_catalog
 from gibbous.core.choice.machinelabels import gke_accelerator
+from gibbous.devcluster.emulation import emulator_arguments, kubernetes_api, serve_json, write_ready
 
 log = logging.getLogger("gibbous.gkeemulator")
 
@@ -731,44 +729,19 @@ class GkeEmulator:
             return 200, {"faults": len(self.faults)}
         raise ApiError(404, "NOT_FOUND", f"{method} {path}: no such method here", reason="notFound")
 
+    def handle(
+        self, method: str, target: str, headers: Mapping[str, str], raw: bytes
+    ) -> tuple[int, Any, dict[str, str]]:
+        url = urlsplit(target)
+        try:
+            status, body = self.route(method, url.path, parse_qs(url.query), raw)
+        except ApiError as error:
+            retry = {"Retry-After": str(error.retry_after)} if error.retry_after else {}
+            return error.code, error.body(), retry
+        return status, body, {}
+
     def serve(self, port: int = 0) -> ThreadingHTTPServer:
-        emulator = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _handle(self) -> None:
-                url = urlsplit(self.path)
-                length = int(self.headers.get("content-length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                headers: dict[str, str] = {}
-                try:
-                    code, body = emulator.route(self.command, url.path, parse_qs(url.query), raw)
-                except ApiError as error:
-                    code, body = error.code, error.body()
-                    if error.retry_after:
-                        headers["Retry-After"] = str(error.retry_after)
-                except Exception as error:  # the emulator's own bug: a 500, as a server would
-                    log.exception("%s %s failed", self.command, self.path)
-                    code, body = 500, ApiError(500, "INTERNAL", str(error)).body()
-                data = json.dumps(body).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for key, value in headers.items():
-                    self.send_header(key, value)
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_POST = do_DELETE = _handle
-
-            def log_message(self, format: str, *args: Any) -> None:
-                log.debug(format, *args)
-
-        server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, name="gke-emulator", daemon=True).start()
-        return server
+        return serve_json(self.handle, name="gke-emulator", port=port)
 
 
 def _match(parts: list[str], pattern: list[str]) -> list[str] | None:
@@ -816,41 +789,26 @@ def _instance_failure(fault: Fault, machine: str, zone: str) -> tuple[str, str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--kubeconfig", required=True)
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--cluster", default="dev-cluster")
-    parser.add_argument("--project", default="gibbous-dev")
-    parser.add_argument("--region", default="us-central1")
-    parser.add_argument("--kubernetes-version", default="1.37.2")
-    parser.add_argument("--boot-seconds", type=float, default=2.0)
-    parser.add_argument("--operation-seconds", type=float, default=2.0)
-    parser.add_argument("--ready-file")
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    args = emulator_arguments(__doc__.splitlines()[0])
     # Here, not above: the node agent reads this module's emulator (an import cycle).
     from gibbous.devcluster.gkenodeagent import GkeNodeAgent  # noqa: PLC0415
 
     emulator = GkeEmulator(
-        project=args.project,
-        region=args.region,
         cluster=args.cluster,
         version=f"{args.kubernetes_version}-gke.100",
         operation_s=args.operation_seconds,
     )
     server = emulator.serve(args.port)
-    configuration = client.Configuration()
-    config.load_kube_config(config_file=args.kubeconfig, client_configuration=configuration)
     agent = GkeNodeAgent(
-        client.ApiClient(configuration),
+        kubernetes_api(args.kubeconfig),
         time.time,
         kubelet_version=f"v{args.kubernetes_version}-gke.100",
         emulator=emulator,
         boot_s=args.boot_seconds,
     )
-    if args.ready_file:
-        Path(args.ready_file).write_text(f"http://127.0.0.1:{server.server_address[1]}\n")
-    log.info("GKE emulator on port %d", server.server_address[1])
+    endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+    write_ready(args.ready_file, {"endpoint": endpoint})
+    log.info("GKE emulator at %s", endpoint)
     agent.run(threading.Event())
 
 

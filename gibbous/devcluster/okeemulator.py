@@ -24,7 +24,6 @@ does.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import email.utils
 import itertools
@@ -35,7 +34,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -44,9 +43,9 @@ import oci
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from kubernetes import client, config
 
 from gibbous.catalogs import load_catalog
+from gibbous.devcluster.emulation import emulator_arguments, kubernetes_api, serve_json, write_ready
 
 log = logging.getLogger("gibbous.okeemulator")
 
@@ -664,48 +663,21 @@ class OkeEmulator:
                 401, "NotAuthenticated", "The request's date is more than 5 minutes off."
             )
 
+    def handle(
+        self, method: str, target: str, headers: Mapping[str, str], raw: bytes
+    ) -> tuple[int, Any, dict[str, str]]:
+        url = urlsplit(target)
+        extra = {"opc-request-id": f"req-{next(self.ids):08x}"}
+        try:
+            if url.path != "/emulator/faults":
+                self.verify(method, target, headers, raw)
+            status, body, more = self.route(method, url.path, parse_qs(url.query), raw)
+        except OciError as error:
+            return error.status, error.body(), extra
+        return status, (None if status == 202 and body == {} else body), {**extra, **more}
+
     def serve(self, port: int = 0) -> ThreadingHTTPServer:
-        emulator = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _handle(self) -> None:
-                url = urlsplit(self.path)
-                length = int(self.headers.get("content-length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                response_headers = {"opc-request-id": f"req-{next(emulator.ids):08x}"}
-                try:
-                    if url.path != "/emulator/faults":
-                        emulator.verify(self.command, self.path, headers, raw)
-                    status, body, extra = emulator.route(
-                        self.command, url.path, parse_qs(url.query), raw
-                    )
-                    response_headers.update(extra)
-                except OciError as error:
-                    status, body = error.status, error.body()
-                except Exception as error:
-                    log.exception("%s %s failed", self.command, self.path)
-                    status, body = 500, OciError(500, "InternalServerError", str(error)).body()
-                data = json.dumps(body).encode() if body != {} or status != 202 else b""
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for key, value in response_headers.items():
-                    self.send_header(key, value)
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_PUT = do_POST = do_DELETE = _handle
-
-            def log_message(self, format: str, *args: Any) -> None:
-                log.debug(format, *args)
-
-        server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, name="oke-emulator", daemon=True).start()
-        return server
+        return serve_json(self.handle, name="oke-emulator", port=port)
 
 
 def _strict(model: str, raw: bytes) -> dict[str, Any]:
@@ -809,16 +781,7 @@ def _fingerprint(public: Any) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--kubeconfig", required=True)
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--cluster", default="dev-cluster")
-    parser.add_argument("--kubernetes-version", default="1.37.2")
-    parser.add_argument("--boot-seconds", type=float, default=2.0)
-    parser.add_argument("--operation-seconds", type=float, default=2.0)
-    parser.add_argument("--ready-file")
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    args = emulator_arguments(__doc__.splitlines()[0])
     # Here, not above: the node agent reads this module's emulator (an import cycle).
     from gibbous.devcluster.okenodeagent import OkeNodeAgent  # noqa: PLC0415
 
@@ -830,31 +793,24 @@ def main() -> None:
         operation_s=args.operation_seconds,
     )
     server = emulator.serve(args.port)
-    configuration = client.Configuration()
-    config.load_kube_config(config_file=args.kubeconfig, client_configuration=configuration)
     agent = OkeNodeAgent(
-        client.ApiClient(configuration),
+        kubernetes_api(args.kubeconfig),
         time.time,
         kubelet_version=emulator.version,
         emulator=emulator,
         boot_s=args.boot_seconds,
     )
+    endpoint = f"http://127.0.0.1:{server.server_address[1]}"
     if args.ready_file:
-        ready = Path(args.ready_file)
-        key_file = ready.with_name("oci-emulator-key.pem")
+        key_file = Path(args.ready_file).with_name("oci-emulator-key.pem")
         key_file.write_text(sdk_config["key_content"])
         key_file.chmod(0o600)
-        state = {
-            "endpoint": f"http://127.0.0.1:{server.server_address[1]}",
-            "cluster": emulator.cluster_id,
-            "compartment": COMPARTMENT,
-            "subnet": SUBNET,
-            "config": {k: v for k, v in sdk_config.items() if k != "key_content"}
-            | {"key_file": str(key_file)},
-        }
-        ready.with_suffix(".tmp").write_text(json.dumps(state))
-        ready.with_suffix(".tmp").replace(ready)
-    log.info("OKE emulator on port %d", server.server_address[1])
+        identity = {k: v for k, v in sdk_config.items() if k != "key_content"}
+        write_ready(
+            args.ready_file,
+            {"endpoint": endpoint, "config": identity | {"key_file": str(key_file)}},
+        )
+    log.info("OKE emulator at %s", endpoint)
     agent.run(threading.Event())
 
 

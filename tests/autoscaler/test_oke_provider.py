@@ -36,27 +36,8 @@ from gibbous.devcluster.okeemulator import (
     emulator_identity,
 )
 from gibbous.devcluster.okenodeagent import kubelet_labels, kubelet_taints
+from tests.autoscaler.sdkworld import OPENED, Clock
 from tests.factories import catalog
-
-# Every SDK client a test makes is closed when it ends: a pooled connection collected later
-# would surface as a ResourceWarning in whichever test is running then.
-OPENED: list[Any] = []
-
-
-@pytest.fixture(autouse=True)
-def close_clients() -> Iterator[None]:
-    yield
-    while OPENED:
-        OPENED.pop().close()
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
 
 World = tuple[OkeEmulator, Clock, str, dict[str, Any]]
 

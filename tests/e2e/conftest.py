@@ -22,12 +22,18 @@ import pytest
 import uvicorn
 from kubernetes import client, config
 
+from gibbous.autoscaler.cloud.base import CloudProvider
+from gibbous.autoscaler.kube import KubeCluster
+from gibbous.autoscaler.lifecycle import NodeLifecycle
+from gibbous.autoscaler.loop import Autoscaler
+from gibbous.autoscaler.process import AutoscalerService
 from gibbous.core import keys
 from gibbous.core.settings.config import Config
 from gibbous.devcluster.binaries import find_binaries
 from gibbous.devcluster.controlplane import ControlPlane
 from gibbous.extender.app import create_app
 from gibbous.extender.state import InformerView
+from gibbous.kubeapi import parse_version
 from tests.factories import api_pod
 
 T = TypeVar("T")
@@ -184,6 +190,61 @@ def running_extender(api: client.ApiClient, configuration: Config) -> Iterator[s
     finally:
         server.should_exit = True
         view.stop()
+
+
+def start_autoscaler(
+    api: client.ApiClient, provider: CloudProvider, cfg: Config, identity: str
+) -> AutoscalerService:
+    """An autoscaler process's parts in this process: loop, node lifecycle, caches."""
+    version = client.VersionApi(api).get_code()
+    cluster = KubeCluster(
+        api, identity=identity, server_version=parse_version(version.major, version.minor)
+    )
+    autoscaler = Autoscaler(cfg, provider, cluster, clock=time.time)
+    service = AutoscalerService(
+        autoscaler,
+        cluster,
+        lifecycle=NodeLifecycle(autoscaler, cluster, clock=time.time),
+        period_s=0.3,
+    )
+    service.start()
+    return service
+
+
+def crash(service: AutoscalerService) -> None:
+    """Stop as a killed process does: no Lease released, launches in flight left."""
+    service.stopped.set()
+    service.cluster.stop()
+
+
+def bound_pods(core: client.CoreV1Api, namespace: str, names: list[str]) -> dict[str, str] | None:
+    """Pod name -> node for `names`, once every one of them is bound."""
+    pods = {p.metadata.name: p for p in core.list_namespaced_pod(namespace).items}
+    nodes = {n: pods[n].spec.node_name for n in names if n in pods and pods[n].spec.node_name}
+    return nodes if len(nodes) == len(names) else None
+
+
+def repair_events(core: client.CoreV1Api) -> list[str]:
+    """What the autoscaler had to patch onto nodes after registration."""
+    selector = f"reason={keys.EVENT_NODE_REPAIRED}"
+    return [e.message for e in core.list_namespaced_event("default", field_selector=selector).items]
+
+
+def delete_pods(core: client.CoreV1Api, namespace: str, names: list[str]) -> None:
+    """Delete as users do, with the pods' grace period, and wait until they are gone."""
+    for name in names:
+        try:
+            core.delete_namespaced_pod(name, namespace)
+        except client.ApiException as error:
+            if error.status != 404:
+                raise
+    eventually(
+        lambda: (
+            not {p.metadata.name for p in core.list_namespaced_pod(namespace).items} & set(names)
+        ),
+        timeout_s=60,
+        what="pods gone (the node agent finishes deletions after the grace period)",
+    )
 
 
 @pytest.fixture(autouse=True, scope="module")

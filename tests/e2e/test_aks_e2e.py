@@ -18,17 +18,23 @@ from kubernetes import client
 
 from gibbous.autoscaler.cloud.aks import discover, sdk_client
 from gibbous.autoscaler.cloud.sizedpools import SizedPoolProvider
-from gibbous.autoscaler.kube import KubeCluster
-from gibbous.autoscaler.lifecycle import NodeLifecycle
-from gibbous.autoscaler.loop import Autoscaler
 from gibbous.autoscaler.process import AutoscalerService
 from gibbous.core import keys
 from gibbous.core.settings.config import Config
 from gibbous.devcluster.aksemulator import AksEmulator, Fault
 from gibbous.devcluster.aksnodeagent import AksNodeAgent
 from gibbous.devcluster.controlplane import ControlPlane
-from gibbous.kubeapi import parse_version
-from tests.e2e.conftest import SUITE_LABEL, eventually, make_namespace, running_extender, suite_pod
+from tests.e2e.conftest import (
+    SUITE_LABEL,
+    bound_pods,
+    delete_pods,
+    eventually,
+    make_namespace,
+    repair_events,
+    running_extender,
+    start_autoscaler,
+    suite_pod,
+)
 from tests.factories import catalog, config
 
 pytestmark = pytest.mark.e2e
@@ -100,31 +106,7 @@ def azure_provider(endpoint: str, ca: str, cfg: Config) -> SizedPoolProvider:
 def start_service(
     api: client.ApiClient, world: tuple[AksEmulator, str, str], cfg: Config, identity: str
 ) -> AutoscalerService:
-    _, endpoint, ca = world
-    version = client.VersionApi(api).get_code()
-    cluster = KubeCluster(
-        api, identity=identity, server_version=parse_version(version.major, version.minor)
-    )
-    autoscaler = Autoscaler(cfg, azure_provider(endpoint, ca, cfg), cluster, clock=time.time)
-    service = AutoscalerService(
-        autoscaler,
-        cluster,
-        lifecycle=NodeLifecycle(autoscaler, cluster, clock=time.time),
-        period_s=0.3,
-    )
-    service.start()
-    return service
-
-
-def bound(core: client.CoreV1Api, names: list[str]) -> dict[str, str] | None:
-    pods = {p.metadata.name: p for p in core.list_namespaced_pod(NAMESPACE).items}
-    nodes = {n: pods[n].spec.node_name for n in names if n in pods and pods[n].spec.node_name}
-    return nodes if len(nodes) == len(names) else None
-
-
-def repairs(core: client.CoreV1Api) -> list[str]:
-    selector = f"reason={keys.EVENT_NODE_REPAIRED}"
-    return [e.message for e in core.list_namespaced_event("default", field_selector=selector).items]
+    return start_autoscaler(api, azure_provider(world[1], world[2], cfg), cfg, identity)
 
 
 def pools_of(emulated: AksEmulator, suite: str) -> list[Any]:
@@ -139,22 +121,6 @@ def spot_pod(name: str, suite: str, cpu: str) -> dict[str, Any]:
     body = suite_pod(name, suite, scheduler=SCHEDULER, cpu=cpu, spot=True, gated=True)
     body["spec"]["tolerations"].append(AKS_SPOT)  # as the webhook's spot tolerations on AKS
     return body
-
-
-def delete_all(core: client.CoreV1Api, names: list[str]) -> None:
-    for name in names:
-        try:
-            core.delete_namespaced_pod(name, NAMESPACE)  # as users do: with grace
-        except client.ApiException as error:
-            if error.status != 404:
-                raise
-    eventually(
-        lambda: (
-            not {p.metadata.name for p in core.list_namespaced_pod(NAMESPACE).items} & set(names)
-        ),
-        timeout_s=60,
-        what="pods gone (the node agent finishes deletions after the grace period)",
-    )
 
 
 def test_the_webhooks_spot_tolerations_cover_aks_spot_taint() -> None:
@@ -188,7 +154,9 @@ def test_p10_aks_leg_spot_nodes_with_aks_taint_and_a_failed_allocation_moves_on(
     try:
         core.create_namespaced_pod(NAMESPACE, spot_pod("ray-head", "p10", cpu="3"))
         core.create_namespaced_pod(NAMESPACE, spot_pod("submitter", "p10", cpu="500m"))
-        placed = eventually(lambda: bound(core, names), timeout_s=120, what="both pods bound")
+        placed = eventually(
+            lambda: bound_pods(core, NAMESPACE, names), timeout_s=120, what="both pods bound"
+        )
         assert time.monotonic() - started < 60
         for node_name in set(placed.values()):
             node = core.read_node(node_name)
@@ -201,11 +169,11 @@ def test_p10_aks_leg_spot_nodes_with_aks_taint_and_a_failed_allocation_moves_on(
         head_node = core.read_node(placed["ray-head"])
         assert head_node.metadata.labels[keys.INSTANCE_TYPE] != first_choice.name
         assert service.autoscaler.backoffs.is_blocked(first_choice.name, "spot", "", time.time())
-        assert repairs(core) == []
+        assert repair_events(core) == []
     finally:
         emulated.faults = []
         service.stop()
-        delete_all(core, names)
+        delete_pods(core, NAMESPACE, names)
 
 
 def test_a_bin_pack_deployment_gets_the_cheapest_8_vcpu_size(
@@ -234,14 +202,16 @@ def test_a_bin_pack_deployment_gets_the_cheapest_8_vcpu_size(
             core.create_namespaced_pod(
                 NAMESPACE, suite_pod(name, "binpack", scheduler=SCHEDULER, cpu="1")
             )
-        placed = eventually(lambda: bound(core, names), timeout_s=120, what="every pod bound")
+        placed = eventually(
+            lambda: bound_pods(core, NAMESPACE, names), timeout_s=120, what="every pod bound"
+        )
         (node_name,) = set(placed.values())
         assert core.read_node(node_name).metadata.labels[keys.INSTANCE_TYPE] == cheapest.name
         (pool,) = pools_of(emulated, "binpack")
         assert pool.properties["vmSize"] == cheapest.name and pool.properties["count"] == 1
     finally:
         service.stop()
-        delete_all(core, names)
+        delete_pods(core, NAMESPACE, names)
 
 
 def test_a_restart_mid_operation_adopts_and_scale_down_removes_the_vm_then_the_pool(
@@ -261,7 +231,9 @@ def test_a_restart_mid_operation_adopts_and_scale_down_removes_the_vm_then_the_p
         first.stopped.set()
         first.cluster.stop()  # crashed mid-operation: its launch records are gone
         second = start_service(api, emulator, cfg, "aks-d")
-        placed = eventually(lambda: bound(core, ["adopted"]), timeout_s=120, what="bound")
+        placed = eventually(
+            lambda: bound_pods(core, NAMESPACE, ["adopted"]), timeout_s=120, what="bound"
+        )
         (pool,) = pools_of(emulated, "adopt")
         assert list(pool.machines) == [placed["adopted"]], (
             "one VM: the operation's, not a second launch"

@@ -17,9 +17,6 @@ import pytest
 from kubernetes import client
 
 from gibbous.autoscaler.cloud.aws import AwsCloudProvider, discover
-from gibbous.autoscaler.kube import KubeCluster
-from gibbous.autoscaler.lifecycle import NodeLifecycle
-from gibbous.autoscaler.loop import Autoscaler
 from gibbous.autoscaler.process import AutoscalerService
 from gibbous.core import keys
 from gibbous.core.choice.selection import build_offers, candidate_offers
@@ -28,12 +25,15 @@ from gibbous.core.settings.config import Config
 from gibbous.devcluster.controlplane import ControlPlane
 from gibbous.devcluster.ec2emulator import INSTANCE_PROFILE, Ec2Emulator, SeededCluster
 from gibbous.devcluster.nodeagent import NodeAgent
-from gibbous.kubeapi import parse_version
 from tests.e2e.conftest import (
     SUITE_LABEL,
+    bound_pods,
+    crash,
     eventually,
     make_namespace,
+    repair_events,
     running_extender,
+    start_autoscaler,
     suite_pod,
 )
 from tests.factories import catalog, config
@@ -110,24 +110,7 @@ def aws_provider(emulated: Ec2Emulator, cfg: Config) -> AwsCloudProvider:
 def start_service(
     api: client.ApiClient, emulated: Ec2Emulator, cfg: Config, identity: str
 ) -> AutoscalerService:
-    version = client.VersionApi(api).get_code()
-    cluster = KubeCluster(
-        api, identity=identity, server_version=parse_version(version.major, version.minor)
-    )
-    autoscaler = Autoscaler(cfg, aws_provider(emulated, cfg), cluster, clock=time.time)
-    service = AutoscalerService(
-        autoscaler,
-        cluster,
-        lifecycle=NodeLifecycle(autoscaler, cluster, clock=time.time),
-        period_s=0.3,
-    )
-    service.start()
-    return service
-
-
-def crash(service: AutoscalerService) -> None:
-    service.stopped.set()
-    service.cluster.stop()
+    return start_autoscaler(api, aws_provider(emulated, cfg), cfg, identity)
 
 
 def pod(
@@ -151,12 +134,6 @@ def instances(emulated: Ec2Emulator, *states: str) -> list[dict[str, Any]]:
     return [i for r in reply["Reservations"] for i in r["Instances"]]
 
 
-def bound(core: client.CoreV1Api, names: list[str]) -> dict[str, str] | None:
-    pods = {p.metadata.name: p for p in core.list_namespaced_pod(NAMESPACE).items}
-    nodes = {n: pods[n].spec.node_name for n in names if n in pods and pods[n].spec.node_name}
-    return nodes if len(nodes) == len(names) else None
-
-
 def diagnosis(core: client.CoreV1Api) -> str:
     pods = [
         (
@@ -177,11 +154,6 @@ def diagnosis(core: client.CoreV1Api) -> str:
         for n in core.list_node().items
     ]
     return f"pods={pods} nodes={nodes}"
-
-
-def repairs(core: client.CoreV1Api) -> list[str]:
-    selector = f"reason={keys.EVENT_NODE_REPAIRED}"
-    return [e.message for e in core.list_namespaced_event("default", field_selector=selector).items]
 
 
 def test_spot_prices_are_what_ec2_reports(emulator: tuple[Ec2Emulator, SeededCluster]) -> None:
@@ -228,7 +200,9 @@ def test_pods_get_ec2_nodes_that_register_from_their_user_data(
 
         eventually(lambda: len(names()) == 5, what="the Deployment's pods created")
         try:
-            placed = eventually(lambda: bound(core, names()), timeout_s=120, what="every pod bound")
+            placed = eventually(
+                lambda: bound_pods(core, NAMESPACE, names()), timeout_s=120, what="every pod bound"
+            )
         except AssertionError as error:
             raise AssertionError(f"{error}; {diagnosis(core)}") from None
         web_nodes = {node for name, node in placed.items() if name.startswith("web-")}
@@ -279,7 +253,7 @@ def test_pods_get_ec2_nodes_that_register_from_their_user_data(
             == gpu_pod.metadata.uid
         )
         assert not gpu_pod.spec.scheduling_gates  # released by the autoscaler
-        assert repairs(core) == []  # nothing had to be patched on after registration
+        assert repair_events(core) == []  # nothing had to be patched on after registration
     finally:
         service.stop()
         client.AppsV1Api(api).delete_namespaced_deployment("web", NAMESPACE)
@@ -307,7 +281,9 @@ def test_a_spot_launch_ec2_fails_after_accepting_it_is_replaced_in_seconds(
     started = time.monotonic()
     try:
         core.create_namespaced_pod(NAMESPACE, body)
-        placed = eventually(lambda: bound(core, ["spot-retry"]), timeout_s=120, what="bound")
+        placed = eventually(
+            lambda: bound_pods(core, NAMESPACE, ["spot-retry"]), timeout_s=120, what="bound"
+        )
         took = time.monotonic() - started
         assert took < cfg.scale_up_timeout_s / 2, took  # seconds, not scaleUpTimeout
         failed = [
@@ -346,7 +322,9 @@ def test_a_restart_mid_launch_adopts_and_scale_down_terminates_the_instance(
         eventually(lambda: first.autoscaler.launches, timeout_s=60, what="a launch in flight")
         crash(first)  # mid-launch, its record is lost with it
         second = start_service(api, emulated, cfg, "eks-d")
-        placed = eventually(lambda: bound(core, ["adopted"]), timeout_s=120, what="bound")
+        placed = eventually(
+            lambda: bound_pods(core, NAMESPACE, ["adopted"]), timeout_s=120, what="bound"
+        )
         ours = [i for i in instances(emulated) if i["InstanceId"] not in before]
         assert len(ours) == 1, "adopted, not launched twice"
         instance = ours[0]

@@ -18,17 +18,24 @@ import pytest
 from kubernetes import client
 
 from gibbous.autoscaler.cloud.gke import GkeCloudProvider, discover, sdk_clients
-from gibbous.autoscaler.kube import KubeCluster
-from gibbous.autoscaler.lifecycle import NodeLifecycle
-from gibbous.autoscaler.loop import Autoscaler
 from gibbous.autoscaler.process import AutoscalerService
 from gibbous.core import keys
 from gibbous.core.settings.config import Config
 from gibbous.devcluster.controlplane import ControlPlane
 from gibbous.devcluster.gkeemulator import Fault, GkeEmulator
 from gibbous.devcluster.gkenodeagent import GkeNodeAgent
-from gibbous.kubeapi import parse_version
-from tests.e2e.conftest import SUITE_LABEL, eventually, make_namespace, running_extender, suite_pod
+from tests.e2e.conftest import (
+    SUITE_LABEL,
+    bound_pods,
+    crash,
+    delete_pods,
+    eventually,
+    make_namespace,
+    repair_events,
+    running_extender,
+    start_autoscaler,
+    suite_pod,
+)
 from tests.factories import catalog, config
 
 pytestmark = pytest.mark.e2e
@@ -99,35 +106,7 @@ def gcp_provider(endpoint: str, cfg: Config) -> GkeCloudProvider:
 def start_service(
     api: client.ApiClient, endpoint: str, cfg: Config, identity: str
 ) -> AutoscalerService:
-    version = client.VersionApi(api).get_code()
-    cluster = KubeCluster(
-        api, identity=identity, server_version=parse_version(version.major, version.minor)
-    )
-    autoscaler = Autoscaler(cfg, gcp_provider(endpoint, cfg), cluster, clock=time.time)
-    service = AutoscalerService(
-        autoscaler,
-        cluster,
-        lifecycle=NodeLifecycle(autoscaler, cluster, clock=time.time),
-        period_s=0.3,
-    )
-    service.start()
-    return service
-
-
-def crash(service: AutoscalerService) -> None:
-    service.stopped.set()
-    service.cluster.stop()
-
-
-def bound(core: client.CoreV1Api, names: list[str]) -> dict[str, str] | None:
-    pods = {p.metadata.name: p for p in core.list_namespaced_pod(NAMESPACE).items}
-    nodes = {n: pods[n].spec.node_name for n in names if n in pods and pods[n].spec.node_name}
-    return nodes if len(nodes) == len(names) else None
-
-
-def repairs(core: client.CoreV1Api) -> list[str]:
-    selector = f"reason={keys.EVENT_NODE_REPAIRED}"
-    return [e.message for e in core.list_namespaced_event("default", field_selector=selector).items]
+    return start_autoscaler(api, gcp_provider(endpoint, cfg), cfg, identity)
 
 
 def pools_of(emulated: GkeEmulator, suite: str) -> list[Any]:
@@ -140,22 +119,6 @@ def pools_of(emulated: GkeEmulator, suite: str) -> list[Any]:
 
 def instances(pool: Any) -> list[str]:
     return [name for mig in pool.migs.values() for name in mig.instances]
-
-
-def delete_all(core: client.CoreV1Api, names: list[str]) -> None:
-    for name in names:
-        try:
-            core.delete_namespaced_pod(name, NAMESPACE)  # as users do: with grace
-        except client.ApiException as error:
-            if error.status != 404:
-                raise
-    eventually(
-        lambda: (
-            not {p.metadata.name for p in core.list_namespaced_pod(NAMESPACE).items} & set(names)
-        ),
-        timeout_s=60,
-        what="pods gone (the node agent finishes deletions after the grace period)",
-    )
 
 
 def test_p17_time_shared_gpus_get_one_t4_node_in_a_time_sharing_pool(
@@ -176,7 +139,9 @@ def test_p17_time_shared_gpus_get_one_t4_node_in_a_time_sharing_pool(
                 {keys.GKE_GPU_SHARING_STRATEGY: "time-sharing", keys.GKE_MAX_SHARED_CLIENTS: "2"}
             )
             core.create_namespaced_pod(NAMESPACE, body)
-        placed = eventually(lambda: bound(core, names), timeout_s=90, what="both pods bound")
+        placed = eventually(
+            lambda: bound_pods(core, NAMESPACE, names), timeout_s=90, what="both pods bound"
+        )
         assert len(set(placed.values())) == 1
         node = core.read_node(next(iter(placed.values())))
         labels = node.metadata.labels
@@ -192,10 +157,10 @@ def test_p17_time_shared_gpus_get_one_t4_node_in_a_time_sharing_pool(
         accelerator = pool.body["config"]["accelerators"][0]
         assert accelerator["gpuSharingConfig"]["maxSharedClientsPerGpu"] == "2"
         assert pool.body["config"]["diskSizeGb"] == 150
-        assert repairs(core) == []
+        assert repair_events(core) == []
     finally:
         service.stop()
-        delete_all(core, names)
+        delete_pods(core, NAMESPACE, names)
 
 
 def test_p10_stock_outs_inside_the_mig_move_on_in_seconds(
@@ -235,7 +200,9 @@ def test_p10_stock_outs_inside_the_mig_move_on_in_seconds(
             }
         )
         core.create_namespaced_pod(NAMESPACE, body)
-        placed = eventually(lambda: bound(core, ["p10"]), timeout_s=120, what="bound")
+        placed = eventually(
+            lambda: bound_pods(core, NAMESPACE, ["p10"]), timeout_s=120, what="bound"
+        )
         took = time.monotonic() - started
         assert took < 60, took  # seconds, where waiting out scaleUpTimeout twice is 6 minutes
         node = core.read_node(placed["p10"])
@@ -267,7 +234,7 @@ def test_p10_stock_outs_inside_the_mig_move_on_in_seconds(
     finally:
         emulated.faults = []
         service.stop()
-        delete_all(core, ["p10"])
+        delete_pods(core, NAMESPACE, ["p10"])
 
 
 def test_a_burst_is_one_pool_operation_and_reaches_every_node(
@@ -290,7 +257,9 @@ def test_a_burst_is_one_pool_operation_and_reaches_every_node(
             core.create_namespaced_pod(
                 NAMESPACE, suite_pod(name, "burst", scheduler=SCHEDULER, cpu="900m")
             )
-        eventually(lambda: bound(core, names), timeout_s=180, what="all 100 pods bound")
+        eventually(
+            lambda: bound_pods(core, NAMESPACE, names), timeout_s=180, what="all 100 pods bound"
+        )
         took = time.monotonic() - started
         calls = emulated.requests[before:]
         pool_creations = [p for m, p in calls if m == "POST" and p.endswith("/nodePools")]
@@ -298,12 +267,12 @@ def test_a_burst_is_one_pool_operation_and_reaches_every_node(
         (pool,) = pools_of(emulated, "burst")
         assert len(pool_creations) == 1
         assert len(instance_calls) <= 2  # the batch, and at most one more for a late decision
-        nodes = set((bound(core, names) or {}).values())
+        nodes = set((bound_pods(core, NAMESPACE, names) or {}).values())
         assert len(nodes) == len(instances(pool)) == 13
         print(f"100-pod burst: {len(nodes)} nodes, every pod bound after {took:.1f}s")
     finally:
         service.stop()
-        delete_all(core, names)
+        delete_pods(core, NAMESPACE, names)
 
 
 def test_a_restart_mid_launch_adopts_and_scale_down_removes_the_node_then_the_pool(
@@ -326,7 +295,9 @@ def test_a_restart_mid_launch_adopts_and_scale_down_removes_the_node_then_the_po
         )
         crash(first)  # mid-launch, its record is lost with it
         second = start_service(api, endpoint, cfg, "gke-e")
-        placed = eventually(lambda: bound(core, ["adopted"]), timeout_s=120, what="bound")
+        placed = eventually(
+            lambda: bound_pods(core, NAMESPACE, ["adopted"]), timeout_s=120, what="bound"
+        )
         (pool,) = pools_of(emulated, "adopt")
         assert instances(pool) == [placed["adopted"]], "adopted, not launched twice"
         core.delete_namespaced_pod("adopted", NAMESPACE)  # with its grace period, as a user does

@@ -19,9 +19,6 @@ from kubernetes import client
 
 from gibbous.autoscaler.cloud.oke import discover, sdk_clients
 from gibbous.autoscaler.cloud.sizedpools import SizedPoolProvider
-from gibbous.autoscaler.kube import KubeCluster
-from gibbous.autoscaler.lifecycle import NodeLifecycle
-from gibbous.autoscaler.loop import Autoscaler
 from gibbous.autoscaler.process import AutoscalerService
 from gibbous.core import keys
 from gibbous.core.settings.config import Config
@@ -35,8 +32,17 @@ from gibbous.devcluster.okeemulator import (
     emulator_identity,
 )
 from gibbous.devcluster.okenodeagent import OkeNodeAgent
-from gibbous.kubeapi import parse_version
-from tests.e2e.conftest import SUITE_LABEL, eventually, make_namespace, running_extender, suite_pod
+from tests.e2e.conftest import (
+    SUITE_LABEL,
+    bound_pods,
+    delete_pods,
+    eventually,
+    make_namespace,
+    repair_events,
+    running_extender,
+    start_autoscaler,
+    suite_pod,
+)
 from tests.factories import catalog, config
 
 pytestmark = pytest.mark.e2e
@@ -106,30 +112,7 @@ def oci_provider(world: World, cfg: Config) -> SizedPoolProvider:
 def start_service(
     api: client.ApiClient, world: World, cfg: Config, identity: str
 ) -> AutoscalerService:
-    version = client.VersionApi(api).get_code()
-    cluster = KubeCluster(
-        api, identity=identity, server_version=parse_version(version.major, version.minor)
-    )
-    autoscaler = Autoscaler(cfg, oci_provider(world, cfg), cluster, clock=time.time)
-    service = AutoscalerService(
-        autoscaler,
-        cluster,
-        lifecycle=NodeLifecycle(autoscaler, cluster, clock=time.time),
-        period_s=0.3,
-    )
-    service.start()
-    return service
-
-
-def bound(core: client.CoreV1Api, names: list[str]) -> dict[str, str] | None:
-    pods = {p.metadata.name: p for p in core.list_namespaced_pod(NAMESPACE).items}
-    nodes = {n: pods[n].spec.node_name for n in names if n in pods and pods[n].spec.node_name}
-    return nodes if len(nodes) == len(names) else None
-
-
-def repairs(core: client.CoreV1Api) -> list[str]:
-    selector = f"reason={keys.EVENT_NODE_REPAIRED}"
-    return [e.message for e in core.list_namespaced_event("default", field_selector=selector).items]
+    return start_autoscaler(api, oci_provider(world, cfg), cfg, identity)
 
 
 def pools_of(emulated: OkeEmulator, suite: str) -> list[Any]:
@@ -143,22 +126,6 @@ def pools_of(emulated: OkeEmulator, suite: str) -> list[Any]:
 
 def live(pool: Any) -> list[str]:
     return [n.name for n in pool.nodes.values() if n.gone_at is None]
-
-
-def delete_all(core: client.CoreV1Api, names: list[str]) -> None:
-    for name in names:
-        try:
-            core.delete_namespaced_pod(name, NAMESPACE)  # as users do: with grace
-        except client.ApiException as error:
-            if error.status != 404:
-                raise
-    eventually(
-        lambda: (
-            not {p.metadata.name for p in core.list_namespaced_pod(NAMESPACE).items} & set(names)
-        ),
-        timeout_s=60,
-        what="pods gone (the node agent finishes deletions after the grace period)",
-    )
 
 
 def diagnosis(core: client.CoreV1Api) -> str:
@@ -196,7 +163,9 @@ def test_p17_oke_two_time_sliced_pods_share_one_gpu_node(
                 NAMESPACE, suite_pod(name, "p17", scheduler=SCHEDULER, cpu="1", gpus=1)
             )
         try:
-            placed = eventually(lambda: bound(core, names), timeout_s=120, what="both pods bound")
+            placed = eventually(
+                lambda: bound_pods(core, NAMESPACE, names), timeout_s=120, what="both pods bound"
+            )
         except AssertionError as error:
             raise AssertionError(f"{error}; {diagnosis(core)}") from None
         (node_name,) = set(placed.values())
@@ -208,10 +177,10 @@ def test_p17_oke_two_time_sliced_pods_share_one_gpu_node(
         assert pool.body["nodeSourceDetails"]["imageId"].startswith(
             "ocid1.image.oc1.iad.okegen2gpu"
         )
-        assert repairs(core) == []
+        assert repair_events(core) == []
     finally:
         service.stop()
-        delete_all(core, names)
+        delete_pods(core, NAMESPACE, names)
 
 
 def test_a_flex_bin_pack_node_has_the_specs_ocpus_and_memory(
@@ -232,7 +201,9 @@ def test_a_flex_bin_pack_node_has_the_specs_ocpus_and_memory(
             core.create_namespaced_pod(
                 NAMESPACE, suite_pod(name, "flex", scheduler=SCHEDULER, cpu="1")
             )
-        placed = eventually(lambda: bound(core, names), timeout_s=120, what="every pod bound")
+        placed = eventually(
+            lambda: bound_pods(core, NAMESPACE, names), timeout_s=120, what="every pod bound"
+        )
         assert len(set(placed.values())) == 1
         (pool,) = pools_of(emulated, "flex")
         shape, ocpus, gigabytes = expected.name.rsplit("-", 2)
@@ -243,7 +214,7 @@ def test_a_flex_bin_pack_node_has_the_specs_ocpus_and_memory(
         }
     finally:
         service.stop()
-        delete_all(core, names)
+        delete_pods(core, NAMESPACE, names)
 
 
 def test_a_preemptible_launch_out_of_host_capacity_moves_on_in_seconds(
@@ -266,7 +237,9 @@ def test_a_preemptible_launch_out_of_host_capacity_moves_on_in_seconds(
             NAMESPACE,
             suite_pod("spot", "spot", scheduler=SCHEDULER, cpu="3", spot=True, gated=True),
         )
-        placed = eventually(lambda: bound(core, ["spot"]), timeout_s=120, what="bound")
+        placed = eventually(
+            lambda: bound_pods(core, NAMESPACE, ["spot"]), timeout_s=120, what="bound"
+        )
         assert time.monotonic() - started < 60
         assert service.autoscaler.backoffs.is_blocked(
             first.name, "spot", "US-ASHBURN-AD-1", time.time()
@@ -275,11 +248,11 @@ def test_a_preemptible_launch_out_of_host_capacity_moves_on_in_seconds(
         assert node.metadata.labels[keys.CAPACITY_TYPE] == "spot"
         # The spot taint reached the kubelet through kubelet-extra-args, not a repair.
         assert any(t.key == keys.SPOT_TAINT_KEY for t in node.spec.taints or [])
-        assert repairs(core) == []
+        assert repair_events(core) == []
     finally:
         emulated.faults = []
         service.stop()
-        delete_all(core, ["spot"])
+        delete_pods(core, NAMESPACE, ["spot"])
 
 
 def test_a_restart_adopts_and_scale_down_removes_the_node_then_the_pool(
@@ -299,7 +272,9 @@ def test_a_restart_adopts_and_scale_down_removes_the_node_then_the_pool(
         first.stopped.set()
         first.cluster.stop()  # crashed mid-operation: its launch records are gone
         second = start_service(api, emulator, cfg, "oke-e")
-        placed = eventually(lambda: bound(core, ["adopted"]), timeout_s=120, what="bound")
+        placed = eventually(
+            lambda: bound_pods(core, NAMESPACE, ["adopted"]), timeout_s=120, what="bound"
+        )
         (pool,) = pools_of(emulated, "adopt")
         assert live(pool) == [placed["adopted"]], "one node: the operation's, not a second launch"
         core.delete_namespaced_pod("adopted", NAMESPACE)  # with its grace period

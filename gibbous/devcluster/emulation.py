@@ -1,0 +1,92 @@
+"""What the cloud emulators share: a JSON-over-HTTP(S) server on loopback, and the
+command line that runs an emulator with its node agent for `gibbous dev-cluster`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import ssl
+import threading
+from collections.abc import Callable, Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, config
+
+log = logging.getLogger("gibbous.emulation")
+
+# (method, path with query, headers with lower-case names, body) ->
+# (status, JSON body or None for none, response headers)
+Handle = Callable[[str, str, Mapping[str, str], bytes], tuple[int, Any, Mapping[str, str]]]
+
+
+def serve_json(
+    handle: Handle, *, name: str, port: int = 0, context: ssl.SSLContext | None = None
+) -> ThreadingHTTPServer:
+    """Serve `handle` on 127.0.0.1 (HTTPS with `context`) from a daemon thread. A handler
+    that raises is the emulator's own bug: a 500, as a server would answer."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _handle(self) -> None:
+            length = int(self.headers.get("content-length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            try:
+                status, body, extra = handle(self.command, self.path, headers, raw)
+            except Exception as error:
+                log.exception("%s %s failed", self.command, self.path)
+                status, body, extra = 500, {"error": {"code": 500, "message": str(error)}}, {}
+            data = json.dumps(body).encode() if body is not None else b""
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for key, value in extra.items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_PUT = do_POST = do_DELETE = _handle
+
+        def log_message(self, format: str, *args: Any) -> None:
+            log.debug(format, *args)
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server.daemon_threads = True
+    if context is not None:
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, name=name, daemon=True).start()
+    return server
+
+
+def emulator_arguments(description: str) -> argparse.Namespace:
+    """The command line every emulator takes from `gibbous dev-cluster up`."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--kubeconfig", required=True)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--cluster", default="dev-cluster")
+    parser.add_argument("--kubernetes-version", default="1.37.2")
+    parser.add_argument("--boot-seconds", type=float, default=2.0)
+    parser.add_argument("--operation-seconds", type=float, default=2.0)
+    parser.add_argument("--ready-file")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    return args
+
+
+def kubernetes_api(kubeconfig: str) -> client.ApiClient:
+    configuration = client.Configuration()
+    config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+    return client.ApiClient(configuration)
+
+
+def write_ready(path: str | None, state: Mapping[str, Any]) -> None:
+    """Say the emulator serves, with what a client needs, whole when the file appears."""
+    if not path:
+        return
+    ready = Path(path)
+    ready.with_suffix(".tmp").write_text(json.dumps(dict(state)))
+    ready.with_suffix(".tmp").replace(ready)
