@@ -72,6 +72,8 @@ def suite_pod(
         tolerations=[SPOT_TOLERATION] if spot else None,
     )
     body["spec"]["schedulerName"] = scheduler
+    # Deleted as users delete, with a grace period: a short one, as its author chose.
+    body["spec"]["terminationGracePeriodSeconds"] = 1
     if gated:
         body["spec"]["schedulingGates"] = [{"name": keys.PROVISIONING_GATE}]
     return body

@@ -46,6 +46,7 @@ from gibbous.core.choice.catalog import InstanceType
 log = logging.getLogger("gibbous.autoscaler.pools")
 
 PENDING = "pending/"
+POLL_CACHE_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -170,6 +171,8 @@ class SizedPoolProvider:
         self.failed: dict[str, Instance] = {}  # launch token -> failure
         self.first_seen: dict[str, float] = {}
         self.empty_since: dict[str, float] = {}
+        self.pools_read: tuple[float, builtins.list[PoolView]] | None = None
+        self.slot_tokens: dict[str, builtins.list[str]] = {}  # pool -> adopted slots' tokens
 
     def instance_types(self) -> builtins.list[InstanceType]:
         return builtins.list(self.catalog)
@@ -395,11 +398,23 @@ class SizedPoolProvider:
                 if token not in self.assigned:
                     raise InstanceNotFoundError(instance_id)
                 instance_id = self.assigned[token]
-        for pool in self.cloud.pools():
+        for pool in self._recent_pools():
             for member in pool.members:
                 if instance_id in {member.id, member.name}:
                     return self._instance(pool, member)
         raise InstanceNotFoundError(instance_id)
+
+    def _recent_pools(self) -> builtins.list[PoolView]:
+        """The pools as read at most POLL_CACHE_S ago: the loop asks `get` about every
+        launch in flight in a row, which must not be a listing of every pool each."""
+        now = self.clock()
+        with self.lock:
+            if self.pools_read is not None and now - self.pools_read[0] < POLL_CACHE_S:
+                return self.pools_read[1]
+        pools = self.cloud.pools()
+        with self.lock:
+            self.pools_read = (now, pools)
+        return pools
 
     def list(self, cluster_id: str) -> builtins.list[Instance]:
         self.advance()
@@ -411,6 +426,7 @@ class SizedPoolProvider:
                 tickets = [*state.queued, *state.flying] if state else []
                 ours = bool(state and state.operation is not None)
                 before = state.before if state is not None and ours else None
+                self._hand_over_slots(pool)
             # Machines our own operation is adding are its launches' (listed as those until
             # it ends and gives them out), not machines of unknown launches to adopt.
             out.extend(
@@ -418,10 +434,24 @@ class SizedPoolProvider:
             )
             out.extend(self._pending(pool.shape, t) for t in tickets)
             slots = self._slots(pool) if pool.busy and not ours else []
+            if slots:
+                with self.lock:
+                    self.slot_tokens[pool.name] = [i.token for i in slots]
             out.extend(slots)
             members = len(pool.members) + len(tickets) + len(slots)
             self._collect_empty(pool, members, pool.busy or ours, now)
         return out
+
+    def _hand_over_slots(self, pool: PoolView) -> None:
+        """When the operation a restart found running is over, its new machines take the
+        tokens of the launches in flight adopted for it: the same launches, now with their
+        machines (not a second set to adopt while the first waits to be dropped)."""
+        if pool.busy or pool.name not in self.slot_tokens:
+            return
+        tokens = self.slot_tokens.pop(pool.name)
+        for member in sorted(pool.members, key=lambda m: m.name):
+            if tokens and member.name not in self.tokens:
+                self.tokens[member.name] = tokens.pop(0)
 
     def _slots(self, pool: PoolView) -> builtins.list[Instance]:
         """Machines an operation this process did not start is adding (a restart lost its
