@@ -269,10 +269,19 @@ class _Simulation:
             if node.free.cpu_millis >= least_cpu and node.free.memory_bytes >= least_memory
         ]
         left = []
+        # Placing only takes room, so a pod no node would take is followed by pods just like
+        # it that none would take either: a burst of identical pods scans the nodes once.
+        refused: set[object] = set()
         for pod in pods:
+            signature = _signature(pod) if pod.uid not in by_uid else None
+            if signature is not None and signature in refused:
+                left.append(pod)
+                continue
             target = self._existing_target(pod, roomy, by_uid, free)
             if target is None:
                 left.append(pod)
+                if signature is not None:  # no node is held for it: a refusal of its kind
+                    refused.add(signature)
                 continue
             self._place_existing(pod, target.name)
         return left
