@@ -16,6 +16,7 @@ Ready.
 
 from __future__ import annotations
 
+import abc
 import base64
 import logging
 import threading
@@ -67,7 +68,7 @@ def eks_allocatable(instance_type: InstanceType, max_pods: int, gpus: int) -> di
 
 
 @dataclass
-class KubeletFleet:
+class KubeletFleet(abc.ABC):
     """What every cloud's node agent does once it knows a machine runs: register its Node
     (only what the cloud's bootstrap and kubelet would put on it), keep it Ready and its
     Lease fresh, run and finish its pods, and delete it when the machine goes."""
@@ -165,8 +166,9 @@ class KubeletFleet:
         del self.registered[machine_id]
         log.info("removed node %s: machine %s is gone", name, machine_id)
 
+    @abc.abstractmethod
     def step(self) -> None:
-        raise NotImplementedError
+        """Register the machines that booted, keep the fleet's Nodes alive."""
 
     def run(self, stopped: threading.Event, period_s: float = 1.0) -> None:
         while not stopped.is_set():
