@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,10 +14,17 @@ import yaml
 
 from gibbous import __version__
 from gibbous.catalogs import load_catalog
-from gibbous.configfile import load_config
+from gibbous.configfile import load_config, read_document
 from gibbous.core.errors import ConfigError, GibbousError, ManifestError
 from gibbous.core.planning.estimate import estimate, expand_workloads
-from gibbous.core.settings.config import Config, describe_options, render_config
+from gibbous.core.settings.config import (
+    INSTALL_KEYS,
+    Config,
+    build_config,
+    describe_options,
+    install_settings,
+    render_config,
+)
 from gibbous.report import render_estimate
 
 if TYPE_CHECKING:
@@ -42,7 +50,10 @@ def _config_epilog() -> str:
 
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--config", metavar="FILE", help="YAML configuration file (Luna option names)"
+        "--config",
+        metavar="FILE",
+        help="YAML configuration file (Luna option names; a Luna or Gibbous Helm values file "
+        "is read as it is, its install settings left aside)",
     )
     _add_set_option(
         parser, "override one configuration key, e.g. --set nvidiaGPUTimeSlices=2 (repeatable)"
@@ -416,6 +427,13 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_config_options(cfg)
+    cfg.add_argument(
+        "--check",
+        metavar="FILE",
+        help="check a configuration or Helm values file (Luna's or Gibbous's) instead: say "
+        "what it sets and which of its keys are install settings that only the Helm chart "
+        "reads; exit 2 with every problem named if Gibbous would refuse it",
+    )
     return parser
 
 
@@ -466,8 +484,33 @@ def run_estimate(args: argparse.Namespace, stdout: TextIO, stdin: TextIO) -> int
 
 
 def run_config(args: argparse.Namespace, stdout: TextIO) -> int:
+    if args.check:
+        return _check_config(args.check, list(args.overrides), stdout)
     config = load_config(args.config, list(args.overrides))
     stdout.write(yaml.safe_dump(render_config(config), sort_keys=False))
+    return EXIT_OK
+
+
+def _check_config(path: str, overrides: list[str], stdout: TextIO) -> int:
+    document = read_document(path)
+    config = build_config(document, overrides=overrides)
+    changed = {
+        key: value
+        for key, value in render_config(config).items()
+        if value != render_config(Config()).get(key)
+    }
+    stdout.write(f"{path}: a valid Gibbous configuration\n")
+    if changed:
+        stdout.write("sets (differing from the defaults):\n")
+        for key, value in changed.items():
+            stdout.write(f"  {key}: {json.dumps(value)}\n")
+    else:
+        stdout.write("sets nothing that differs from the defaults\n")
+    skipped = install_settings(document) if isinstance(document, dict) else []
+    if skipped:
+        stdout.write("not applicable to Gibbous itself (install settings the Helm chart reads):\n")
+        for key in skipped:
+            stdout.write(f"  {key}: {INSTALL_KEYS[key]}\n")
     return EXIT_OK
 
 
@@ -770,6 +813,14 @@ def run_autoscaler(args: argparse.Namespace) -> int:
         from gibbous.autoscaler.cloud.aws import discover
         from gibbous.autoscaler.cloud.base import FatalConfigurationError
 
+        if not args.aws_launch_template and not config.aws.node_instance_profile:
+            # Checked here, not at the first launch: an instance without a node role runs
+            # and is paid for, but never becomes a Node.
+            raise ConfigError(
+                "--provider aws: set aws.nodeInstanceProfile (the instance profile of the "
+                "nodes' IAM role) or pass --aws-launch-template: without either, EC2 "
+                "instances cannot join the cluster"
+            )
         subnets = {}
         for item in args.aws_subnet:
             zone, sep, subnet = item.partition("=")

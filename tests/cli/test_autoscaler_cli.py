@@ -44,8 +44,19 @@ def test_help_names_every_option() -> None:
             "cannot load Kubernetes credentials",
         ),
         (
-            ["--provider", "aws", "--kubeconfig", "KUBECONFIG"],
+            [
+                "--provider",
+                "aws",
+                "--kubeconfig",
+                "KUBECONFIG",
+                "--set",
+                "aws.nodeInstanceProfile=n",
+            ],
             "--provider aws: eks:DescribeCluster failed: cannot reach AWS",
+        ),
+        (
+            ["--provider", "aws", "--kubeconfig", "KUBECONFIG"],
+            "--provider aws: set aws.nodeInstanceProfile",
         ),
     ],
 )

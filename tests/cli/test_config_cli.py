@@ -58,3 +58,37 @@ def test_no_command_prints_help() -> None:
     out = io.StringIO()
     assert main([], stdout=out) == 2
     assert "estimate" in out.getvalue()
+
+
+LUNA_P07 = Path(__file__).resolve().parents[1] / "fixtures" / "luna-values" / "p07-rke2.yaml"
+
+
+def test_a_luna_values_file_is_read_as_it_is() -> None:
+    # P07's Helm values: chart-only keys set aside, `clusterID:` (null) left at its default.
+    config = load_config(str(LUNA_P07))
+    assert config.cloud == "aws" and config.cluster_id == "gibbous"
+    assert config.aws.node_instance_profile == "node-instance-profile"
+    assert config.aws.subnets == ("subnet-1234567890",)
+    assert config.managed_label == ("elotl-luna", "true")
+
+
+def test_check_says_what_a_values_file_sets_and_what_is_not_applicable() -> None:
+    out = io.StringIO()
+    assert main(["config", "--check", str(LUNA_P07)], stdout=out) == 0
+    report = out.getvalue()
+    assert "a valid Gibbous configuration" in report
+    assert 'aws.nodeInstanceProfile: "node-instance-profile"' in report
+    assert "imagePullSecretName" in report.split("not applicable")[1]
+    assert "manager" in report.split("not applicable")[1]
+    assert "clusterID" not in report  # null: not set
+
+
+def test_check_refuses_unknown_keys_with_the_nearest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "values.yaml"
+    path.write_text("aws:\n  useSpotAdvisr: true\nimagePullSecretName: dockerhub\nloglevel: 2\n")
+    assert main(["config", "--check", str(path)]) == 2
+    error = capsys.readouterr().err
+    assert "did you mean 'aws.useSpotAdvisor'" in error
+    assert "'loglevel'" in error  # a Luna chart key Gibbous has no use for is named

@@ -1227,6 +1227,25 @@ OPTIONS += (
 )
 
 _BY_KEY = {o.key: o for o in OPTIONS}
+# Top-level keys of a Helm values file (Luna's chart or Gibbous's, charts/gibbous) that
+# set up the install rather than Gibbous: a values file loads as it is, and these are
+# named as not applicable. The chart leaves exactly these out of the configuration it
+# renders (a test keeps the two lists equal).
+INSTALL_KEYS: Mapping[str, str] = {
+    "image": "the image the chart runs",
+    "imagePullSecretName": "Luna's pull secret for the image",
+    "imagePullSecrets": "pull secrets for the image",
+    "manager": "Luna's manager pod settings (envFrom, env: the autoscaler's environment)",
+    "nameOverride": "the chart's object names",
+    "fullnameOverride": "the chart's object names",
+    "priorityClassName": "the priority class of Gibbous's pods",
+    "nodeSelector": "where Gibbous's pods run",
+    "tolerations": "where Gibbous's pods run",
+    "webhook": "the webhook's replicas, resources and TLS",
+    "extender": "the extender's replicas and resources",
+    "scheduler": "the secondary scheduler's replicas, image and resources",
+    "autoscaler": "the autoscaler's provider, replicas, resources and service account",
+}
 # Spellings the posts use that differ from ours.
 _ALIASES = {"NodeTTL": "nodeTTL"}
 _SECTIONS = {o.key.split(".")[0] for o in OPTIONS if "." in o.key}
@@ -1242,6 +1261,11 @@ def flatten(document: Mapping[str, Any], prefix: str = "") -> dict[str, object]:
         else:
             out[key] = value
     return out
+
+
+def install_settings(document: Mapping[str, Any]) -> list[str]:
+    """The keys of a values file that configure the Helm install, not Gibbous."""
+    return [key for key in document if key in INSTALL_KEYS]
 
 
 def _unknown(key: str) -> ConfigError:
@@ -1283,8 +1307,11 @@ def build_config(
     if document is not None:
         if not isinstance(document, Mapping):
             raise ConfigError("configuration file must be a YAML mapping of option names to values")
-        for key, value in flatten(document).items():
-            accept(key, value)
+        options = {k: v for k, v in document.items() if k not in INSTALL_KEYS}
+        for key, value in flatten(options).items():
+            # A null is "not set", as in Helm values (P07's `clusterID:`).
+            if value is not None:
+                accept(key, value)
     for name, value in sorted((environment or {}).items()):
         if name.startswith("GIBBOUS_") and name not in ("GIBBOUS_CONFIG",):
             accept(name[len("GIBBOUS_") :].replace("__", "."), value)
