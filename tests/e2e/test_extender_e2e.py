@@ -13,6 +13,7 @@ from kubernetes import client
 
 from gibbous.core import keys
 from gibbous.devcluster.controlplane import ControlPlane
+from gibbous.devcluster.installtools import helm_tools
 from tests.e2e.conftest import eventually, make_namespace, repo_root, running_extender, server_minor
 from tests.factories import config as make_config
 
@@ -72,7 +73,7 @@ def scheduler(api: client.ApiClient, control_plane: ControlPlane) -> Iterator[No
         # The scheduler configuration the manifests ship, in the form this server version takes.
         overlay = "base" if server_minor(api) >= 23 else "overlays/scheduler-v1beta1"
         rendered = subprocess.run(
-            ["kubectl", "kustomize", str(repo_root() / "manifests" / overlay)],
+            [str(helm_tools().kubectl), "kustomize", str(repo_root() / "manifests" / overlay)],
             capture_output=True,
             text=True,
             check=True,

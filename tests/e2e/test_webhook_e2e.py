@@ -26,6 +26,7 @@ from gibbous.certs.selfmanaged import KubernetesSecretStore, SelfManagedCertific
 from gibbous.core import keys
 from gibbous.core.admission.mutation import ServerFeatures
 from gibbous.devcluster.controlplane import ControlPlane
+from gibbous.devcluster.installtools import helm_tools
 from gibbous.serving import Listen, TLSServer
 from tests.e2e.conftest import eventually, make_namespace
 from tests.factories import api_pod
@@ -198,7 +199,14 @@ def test_invalid_annotation_is_rejected_and_kubectl_shows_why(
         "spec:\n  containers: [{name: c, image: registry.k8s.io/pause:3.9}]\n"
     )
     result = subprocess.run(
-        ["kubectl", "--kubeconfig", str(control_plane.kubeconfig), "apply", "-f", str(manifest)],
+        [
+            str(helm_tools().kubectl),
+            "--kubeconfig",
+            str(control_plane.kubeconfig),
+            "apply",
+            "-f",
+            str(manifest),
+        ],
         capture_output=True,
         text=True,
         check=False,
