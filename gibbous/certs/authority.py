@@ -83,31 +83,61 @@ def generate_ca(*, common_name: str, days: int, now: datetime.datetime) -> KeyPa
 def generate_serving(
     ca: KeyPair, *, dns_names: list[str], ip_addresses: list[str], days: int, now: datetime.datetime
 ) -> KeyPair:
+    alt_names: list[x509.GeneralName] = [x509.DNSName(n) for n in dns_names]
+    alt_names += [x509.IPAddress(ipaddress.ip_address(a)) for a in ip_addresses]
+    return _leaf(
+        ca,
+        common_name=(dns_names or ip_addresses)[0],
+        alt_names=alt_names,
+        usage=ExtendedKeyUsageOID.SERVER_AUTH,
+        days=days,
+        now=now,
+    )
+
+
+def generate_client(ca: KeyPair, *, common_name: str, days: int, now: datetime.datetime) -> KeyPair:
+    """A client certificate: the API server's front-proxy identity, for example."""
+    return _leaf(
+        ca,
+        common_name=common_name,
+        alt_names=[],
+        usage=ExtendedKeyUsageOID.CLIENT_AUTH,
+        days=days,
+        now=now,
+    )
+
+
+def _leaf(
+    ca: KeyPair,
+    *,
+    common_name: str,
+    alt_names: list[x509.GeneralName],
+    usage: x509.ObjectIdentifier,
+    days: int,
+    now: datetime.datetime,
+) -> KeyPair:
     ca_cert = ca.certificate
     ca_key = serialization.load_pem_private_key(ca.key_pem, password=None)
     if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
         raise ValueError("CA key is not an ECDSA key")
     key = _key()
-    alt_names: list[x509.GeneralName] = [x509.DNSName(n) for n in dns_names]
-    alt_names += [x509.IPAddress(ipaddress.ip_address(a)) for a in ip_addresses]
-    cert = (
+    builder = (
         x509.CertificateBuilder()
-        .subject_name(
-            x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, (dns_names or ip_addresses)[0])])
-        )
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
         .issuer_name(ca_cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(min(now + datetime.timedelta(days=days), ca_cert.not_valid_after_utc))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
         )
-        .sign(ca_key, hashes.SHA256())
     )
+    if alt_names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
+    cert = builder.sign(ca_key, hashes.SHA256())
     return KeyPair(cert.public_bytes(serialization.Encoding.PEM), _pem(key))
 
 

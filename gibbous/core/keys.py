@@ -39,6 +39,11 @@ PLACEMENT = "gibbous.dev/placement"  # also a node label
 PLACEMENT_BIN_PACK = "bin-pack"
 PLACEMENT_BIN_SELECT = "bin-select"
 
+# --- dev cluster ------------------------------------------------------------------
+# What a pod uses, for the dev cluster's metrics.k8s.io (`cpu=1800m,memory=1Gi`), where no
+# kubelet measures: usage is then a pod's own word, its requests without it.
+SIMULATED_USAGE = "gibbous.dev/simulated-usage"
+
 # --- scheduling gates ------------------------------------------------------------
 PROVISIONING_GATE = "gibbous.dev/provisioning"
 COST_ESTIMATE_GATE = "nodecostestimate"  # Luna's name, estimate-only pods

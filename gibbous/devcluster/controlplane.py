@@ -28,10 +28,11 @@ from typing import Any, TypeVar
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from gibbous.certs.authority import generate_ca, generate_serving, write_private
+from gibbous.certs.authority import generate_ca, generate_client, generate_serving, write_private
 from gibbous.devcluster.binaries import Binaries
 
 ADMIN_USER = "gibbous-admin"
+FRONT_PROXY_CLIENT = "front-proxy-client"
 
 
 class ControlPlaneError(RuntimeError):
@@ -115,6 +116,11 @@ class ControlPlane:
         return self.directory / "kubeconfig"
 
     @property
+    def front_proxy_ca_file(self) -> Path:
+        """The CA of the API server's client certificate when it proxies to aggregated APIs."""
+        return self.directory / "pki" / "front-proxy-ca.crt"
+
+    @property
     def ca_file(self) -> Path:
         return self.directory / "pki" / "ca.crt"
 
@@ -165,6 +171,16 @@ class ControlPlane:
             # What GKE and EKS enable: pods asking for nvidia.com/gpu tolerate the
             # `nvidia.com/gpu` taint GPU nodes carry (GKE's node agent puts it on).
             "--enable-admission-plugins=ExtendedResourceToleration",
+            f"--requestheader-client-ca-file={pki / 'front-proxy-ca.crt'}",
+            f"--requestheader-allowed-names={FRONT_PROXY_CLIENT}",
+            "--requestheader-username-headers=X-Remote-User",
+            "--requestheader-group-headers=X-Remote-Group",
+            "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+            f"--proxy-client-cert-file={pki / 'front-proxy-client.crt'}",
+            f"--proxy-client-key-file={pki / 'front-proxy-client.key'}",
+            # Aggregated APIs are reached at their Endpoints' addresses: no kube-proxy here
+            # to route a Service's cluster IP.
+            "--enable-aggregator-routing=true",
         ]
         if version < (1, 24):
             apiserver.append("--insecure-port=0")
@@ -301,6 +317,16 @@ class ControlPlane:
             serialization.NoEncryption(),
         )
         write_private(pki / "sa.key", sa_key)
+        # The aggregation layer: the API server proxies to aggregated APIs (the dev
+        # cluster's metrics.k8s.io) as `front-proxy-client`, a client certificate of its
+        # own CA, which those servers check.
+        front_proxy_ca = generate_ca(common_name="gibbous-dev-front-proxy-ca", days=30, now=now)
+        front_proxy = generate_client(
+            front_proxy_ca, common_name=FRONT_PROXY_CLIENT, days=30, now=now
+        )
+        (pki / "front-proxy-ca.crt").write_bytes(front_proxy_ca.cert_pem)
+        (pki / "front-proxy-client.crt").write_bytes(front_proxy.cert_pem)
+        write_private(pki / "front-proxy-client.key", front_proxy.key_pem)
         self.token = secrets.token_hex(24)
         write_private(
             pki / "tokens.csv",

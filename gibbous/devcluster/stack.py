@@ -30,6 +30,7 @@ from kubernetes import client
 from kubernetes import config as kube_config
 
 from gibbous.certs.authority import generate_ca, generate_serving, write_bundle
+from gibbous.core import keys
 from gibbous.core.settings.config import Config, build_config
 from gibbous.devcluster.binaries import find_binaries
 from gibbous.devcluster.controlplane import (
@@ -413,6 +414,7 @@ class DevCluster:
             lease=("kube-system", "kube-scheduler"),
         )
         self._wait_for_routing(webhook_url, webhook_context, timeout_s)
+        self._start_metrics(plane, timeout_s)
         self._record(
             plane,
             ports=ports,
@@ -441,6 +443,30 @@ class DevCluster:
                 pass
             time.sleep(0.5)
         raise ControlPlaneError("the webhook never saw the Gibbous scheduler's Lease renewed")
+
+    def _start_metrics(self, plane: ControlPlane, timeout_s: float) -> None:
+        """metrics.k8s.io as process `metricsapi`, registered and available."""
+        ready = self.directory / "metricsapi.ready"
+        ready.unlink(missing_ok=True)
+        argv = [
+            sys.executable,
+            "-m",
+            "gibbous.devcluster.metricsapi",
+            f"--kubeconfig={plane.kubeconfig}",
+            f"--front-proxy-ca={plane.front_proxy_ca_file}",
+            f"--ready-file={ready}",
+        ]
+        plane.spawn("metricsapi", argv)
+        self._record(plane)
+        deadline = time.monotonic() + timeout_s
+        while not ready.exists():
+            process = plane.processes["metricsapi"]
+            if process.poll() is not None:
+                tail = (self.directory / "metricsapi.log").read_text(errors="replace")[-3000:]
+                raise ControlPlaneError(f"metricsapi exited with {process.returncode}:\n{tail}")
+            if time.monotonic() > deadline:
+                raise ControlPlaneError(f"metrics.k8s.io was not available after {timeout_s:.0f}s")
+            time.sleep(0.2)
 
     def _start_emulator(
         self, plane: ControlPlane, module: str, boot_s: float, timeout_s: float
@@ -496,6 +522,8 @@ class DevCluster:
                 if state.get("emulator")
                 else "(kwok provider)"
             ),
+            "  metrics      metrics.k8s.io (`kubectl top`; a pod uses what its "
+            f"{keys.SIMULATED_USAGE} annotation says, e.g. cpu=1800m,memory=1Gi, else its requests)",
             f"  logs         {self.directory}/*.log",
             "",
             f"  export KUBECONFIG={plane.kubeconfig}",

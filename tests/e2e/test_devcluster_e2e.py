@@ -3,7 +3,8 @@ brings up the control plane and all of Gibbous; a labelled Deployment is mutated
 nodes of the cheapest types and runs; bin-select pods wait behind the provisioning gate
 until their node is Ready and are pinned to it; pods of an estimate-only namespace get a
 NodeCostEstimate and no node; a native sidecar counts as kube-scheduler counts it;
-spot-allowed and GPU pods get their nodes; with the webhook down pods are still admitted
+spot-allowed and GPU pods get their nodes; metrics.k8s.io answers through the API
+server; with the webhook down pods are still admitted
 and still get capacity; `down` leaves nothing behind."""
 
 from __future__ import annotations
@@ -121,6 +122,16 @@ def test_a_labelled_deployment_is_mutated_gets_nodes_and_runs(dev_api: client.Ap
     (node_name,) = {p.spec.node_name for p in pods}  # bin-packed onto one node
     node = core.read_node(node_name)
     assert node.metadata.labels[keys.CREATED_BY] == keys.CREATED_BY_VALUE
+    # metrics.k8s.io through the aggregation layer: the pods use their requests (no usage
+    # annotation), the node the sum of its pods'.
+    custom = client.CustomObjectsApi(dev_api)
+    usage = custom.get_cluster_custom_object("metrics.k8s.io", "v1beta1", "nodes", node_name)
+    assert usage["usage"]["cpu"] == "1500000000n"
+    pods_usage = custom.list_namespaced_custom_object("metrics.k8s.io", "v1beta1", "demo", "pods")
+    assert (
+        sorted(c["usage"]["cpu"] for i in pods_usage["items"] for c in i["containers"])
+        == ["500000000n"] * 3
+    )
 
 
 def test_bin_select_pods_wait_behind_the_gate_and_are_pinned_to_their_node(

@@ -1,0 +1,182 @@
+"""Hot-node mitigation end to end through the real API server: the dev cluster's
+metrics.k8s.io (an aggregated API) reports what the pods' `gibbous.dev/simulated-usage`
+annotations say; a Gibbous bin-pack node gets warm, then hot with one pod evicted (its
+Deployment's replacement lands elsewhere), and its taint goes when usage falls. `kubectl
+top` reads the same API. Thresholds are P15's defaults: yellow 60 % CPU, red 80 %, green
+below 10 %.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from gibbous.autoscaler.cloud.kwok import KwokCloudProvider
+from gibbous.autoscaler.kube import KubeCluster
+from gibbous.autoscaler.lifecycle import NodeLifecycle
+from gibbous.autoscaler.loop import Autoscaler
+from gibbous.autoscaler.process import AutoscalerService
+from gibbous.core import keys
+from gibbous.devcluster.controlplane import ControlPlane
+from gibbous.devcluster.installtools import helm_tools
+from gibbous.devcluster.metricsapi import MetricsApi
+from gibbous.kubeapi import parse_version
+from tests.e2e.conftest import SUITE_LABEL, eventually, make_namespace
+from tests.factories import catalog, config
+
+pytestmark = pytest.mark.e2e
+
+SCHEDULER = "gibbous-hotnode-e2e"
+NAMESPACE = "hotnode"
+SUITE = "hotnode"
+
+
+@pytest.fixture(scope="module")
+def metrics(api: client.ApiClient, control_plane: ControlPlane) -> Iterator[None]:
+    served = MetricsApi(api, control_plane.front_proxy_ca_file)
+    served.start()
+    try:
+        yield
+    finally:
+        served.stop()
+
+
+@pytest.fixture(scope="module")
+def autoscaler(api: client.ApiClient, control_plane: ControlPlane) -> Iterator[None]:
+    control_plane.start_scheduler(scheduler_name=SCHEDULER, extender_url="", extender=False)
+    cfg = config(
+        clusterID="e2e-hotnode",
+        placeNodeSelector=True,
+        **{
+            "manageHighUtilization.enabled": True,
+            "manageHighUtilization.loopPeriod": "2s",
+            "scaleDown.enabled": False,
+        },
+    )
+    provider = KwokCloudProvider(api, catalog(cfg.cloud), cfg, time.time, boot_s=1)
+    version = client.VersionApi(api).get_code()
+    cluster = KubeCluster(
+        api, identity="hotnode", server_version=parse_version(version.major, version.minor)
+    )
+    loop = Autoscaler(cfg, provider, cluster, clock=time.time)
+    service = AutoscalerService(
+        loop,
+        cluster,
+        lifecycle=NodeLifecycle(loop, cluster, clock=time.time),
+        period_s=0.3,
+        kubelet=lambda: provider.heartbeat(cfg.cluster_id, mark_pods_running=True),
+        kubelet_period_s=1.0,
+    )
+    service.start()
+    try:
+        yield
+    finally:
+        service.stop()
+
+
+def deployment(usage: str) -> dict[str, Any]:
+    labels = {"app": "hot", "elotl-luna": "true"}
+    return {
+        "metadata": {"name": "hot", "namespace": NAMESPACE},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "hot"}},
+            "template": {
+                "metadata": {"labels": labels, "annotations": {keys.SIMULATED_USAGE: usage}},
+                "spec": {
+                    "schedulerName": SCHEDULER,
+                    "nodeSelector": {SUITE_LABEL: SUITE},
+                    "terminationGracePeriodSeconds": 1,
+                    "containers": [
+                        {
+                            "name": "app",
+                            "image": "registry.k8s.io/pause:3.9",
+                            "resources": {"requests": {"cpu": "500m", "memory": "256Mi"}},
+                        }
+                    ],
+                },
+            },
+        },
+    }
+
+
+def running_pods(core: client.CoreV1Api) -> dict[str, str]:
+    """Pod name -> node, for the Deployment's pods running and not being deleted."""
+    return {
+        p.metadata.name: p.spec.node_name
+        for p in core.list_namespaced_pod(NAMESPACE, label_selector="app=hot").items
+        if p.status.phase == "Running" and not p.metadata.deletion_timestamp
+    }
+
+
+def hot_taint(core: client.CoreV1Api, node: str) -> str | None:
+    for taint in core.read_node(node).spec.taints or []:
+        if taint.key == keys.HOT_NODE_TAINT:
+            return str(taint.value)
+    return None
+
+
+def set_usage(core: client.CoreV1Api, pods: list[str], usage: str) -> None:
+    for name in pods:
+        core.patch_namespaced_pod(
+            name, NAMESPACE, {"metadata": {"annotations": {keys.SIMULATED_USAGE: usage}}}
+        )
+
+
+def test_a_node_gets_warm_then_hot_sheds_a_pod_and_cools_down(
+    api: client.ApiClient, control_plane: ControlPlane, metrics: None, autoscaler: None
+) -> None:
+    core = client.CoreV1Api(api)
+    make_namespace(api, NAMESPACE)
+    # 2 x 1300m on a 4-vCPU bin-pack node: 65 %, warm.
+    client.AppsV1Api(api).create_namespaced_deployment(NAMESPACE, deployment("cpu=1300m"))
+    placed = eventually(
+        lambda: running if len(running := running_pods(core)) == 2 else None,
+        timeout_s=90,
+        what="both pods running",
+    )
+    (node,) = set(placed.values())
+    assert core.read_node(node).status.capacity["cpu"] == "4"
+    eventually(lambda: hot_taint(core, node) == keys.HOT_NODE_WARM, what="the node warm")
+    top = subprocess.run(
+        [
+            str(helm_tools().kubectl),
+            "--kubeconfig",
+            str(control_plane.kubeconfig),
+            "top",
+            "node",
+            node,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert top.returncode == 0 and "2600m" in top.stdout, top.stdout + top.stderr
+
+    # 2 x 1700m: 85 %, red: hot, and one pod evicted; its replacement runs elsewhere.
+    set_usage(core, list(placed), "cpu=1700m")
+    eventually(lambda: hot_taint(core, node) == keys.HOT_NODE_HOT, what="the node hot")
+    after = eventually(
+        lambda: (
+            now
+            if len(now := running_pods(core)) == 2 and list(now.values()).count(node) == 1
+            else None
+        ),
+        timeout_s=90,
+        what="one pod evicted and its replacement running elsewhere",
+    )
+    (staying,) = [name for name, at in after.items() if at == node]
+    assert staying in placed
+    assert len(set(after) - set(placed)) == 1  # exactly one pod was evicted and replaced
+
+    # One pod at 1700m is 42.5 %: between green and yellow the taint stays (hysteresis);
+    # at 100m (2.5 %) the node is green and the taint goes.
+    time.sleep(5)
+    assert hot_taint(core, node) == keys.HOT_NODE_HOT
+    set_usage(core, [staying], "cpu=100m")
+    eventually(lambda: hot_taint(core, node) is None, what="the taint cleared")
