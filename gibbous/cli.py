@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -108,6 +109,41 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_options(est)
     est.add_argument(
         "--output", choices=("table", "json"), default="table", help="output format (default table)"
+    )
+
+    sim = commands.add_parser(
+        "simulate",
+        help="replay a workload day through Gibbous's real loop and peer policies",
+        description=(
+            "Run each SCENARIO (a built-in name or a scenario file; format in "
+            "gibbous/simulation/scenario.py and the README) on a virtual clock through Gibbous's "
+            "own autoscaler loop and node lifecycle and the peer policies (Luna's bin-pack rule, "
+            "Karpenter-like, Cluster-Autoscaler-like, static peak provisioning), against a "
+            "simulated cloud (boot time, hangs, stock-outs, quota, spot interruptions) and cluster "
+            "(kube-scheduler, kubelets, controllers, metrics). Reports total $, node-hours, "
+            "pending times, time to capacity, evictions, interruptions, peak nodes and time above "
+            "the red threshold. Built in: " + ", ".join(sorted(_scenario_names())) + "."
+        ),
+        epilog=_config_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sim.add_argument("scenarios", nargs="+", metavar="SCENARIO")
+    sim.add_argument(
+        "--policy",
+        default="gibbous,luna-rule,karpenter-like,ca-like,static",
+        help="comma-separated policies (default all: gibbous,luna-rule,karpenter-like,ca-like,static)",
+    )
+    sim.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    sim.add_argument(
+        "--output", choices=("table", "json"), default="table", help="output format (default table)"
+    )
+    sim.add_argument("--report", metavar="FILE.html", help="also write an HTML report with plots")
+    _add_set_option(sim, "Gibbous configuration over the scenario's (repeatable)")
+    sim.add_argument("--quiet", action="store_true", help="no progress on standard error")
+    sim.add_argument(
+        "--verbose",
+        action="store_true",
+        help="log what the policies decide (launches, timeouts, evictions) on standard error",
     )
 
     hook = commands.add_parser(
@@ -481,6 +517,58 @@ def run_estimate(args: argparse.Namespace, stdout: TextIO, stdin: TextIO) -> int
         )
         return EXIT_NOTHING_ESTIMATED
     return EXIT_UNSATISFIABLE if report.unsatisfiable else EXIT_OK
+
+
+def _scenario_names() -> list[str]:
+    from gibbous.simulation.scenario import built_in
+
+    return list(built_in())
+
+
+def run_simulate(args: argparse.Namespace, stdout: TextIO) -> int:
+    from gibbous.simulation.engine import run as simulate
+    from gibbous.simulation.policies import POLICIES
+    from gibbous.simulation.report import as_json, html_report, table
+    from gibbous.simulation.scenario import load_scenario
+
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR, format="%(message)s")
+    policies = [p.strip() for p in args.policy.split(",") if p.strip()]
+    unknown = [p for p in policies if p not in POLICIES]
+    if unknown or not policies:
+        raise ConfigError(f"--policy: unknown {unknown}; known: {', '.join(POLICIES)}")
+    scenarios = [load_scenario(name) for name in args.scenarios]
+    pages = []
+    for scenario in scenarios:
+        results = []
+        for policy in policies:
+
+            def progress(done: float, policy: str = policy, name: str = scenario.name) -> None:
+                if not args.quiet:
+                    bar = "#" * int(done * 30)
+                    sys.stderr.write(f"\r{name} {policy:<15} [{bar:<30}] {done:4.0%}")
+                    if done >= 1:
+                        sys.stderr.write("\n")
+
+            results.append(
+                simulate(
+                    scenario,
+                    policy,
+                    seed=args.seed,
+                    overrides=list(args.overrides),
+                    progress=progress,
+                )
+            )
+        if args.output == "json":
+            stdout.write(as_json(scenario, results) + "\n")
+        else:
+            stdout.write(f"{scenario.name}: {scenario.description}\n\n{table(results)}\n")
+        pages.append(html_report(scenario, results))
+    if args.report:
+        try:
+            Path(args.report).write_text("\n".join(pages), encoding="utf-8")
+        except OSError as error:
+            raise ConfigError(f"--report {args.report}: {error.strerror}") from None
+    return EXIT_OK
 
 
 def run_config(args: argparse.Namespace, stdout: TextIO) -> int:
@@ -960,6 +1048,7 @@ def main(
         parser.parse_args(["certs", "--help"])
     handlers = {
         "estimate": lambda: run_estimate(args, out, stdin or sys.stdin),
+        "simulate": lambda: run_simulate(args, out),
         "config": lambda: run_config(args, out),
         "webhook": lambda: run_webhook(args),
         "extender": lambda: run_extender(args),

@@ -1,0 +1,378 @@
+"""A scenario run under one policy on a virtual clock: no sleeping, a day in seconds.
+
+Each step: the cloud events due are applied, pods arrive, the policy steps, kube-scheduler
+binds what fits, kubelets finish what has run its time, spot instances whose notice ran
+out are reclaimed, and the bill runs on. Steps are 2 s while anything waits (pods pending,
+launches in flight) and up to 30 s otherwise, never past the next arrival or event.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from gibbous.autoscaler.cloud.base import InstanceState
+from gibbous.catalogs import load_catalog
+from gibbous.core.choice.selection import build_offers, candidate_offers
+from gibbous.core.errors import GibbousError
+from gibbous.core.lifecycle.hotnode import Level, Usage, level_of
+from gibbous.core.planning.demand import describe_pod
+from gibbous.core.podmodel.pods import node_name_of
+from gibbous.core.settings.config import Config, build_config
+from gibbous.simulation.cloud import SimCloud
+from gibbous.simulation.policies import (
+    CaLikePolicy,
+    GibbousPolicy,
+    KarpenterLikePolicy,
+    Policy,
+    StaticPolicy,
+    luna_rule,
+)
+from gibbous.simulation.scenario import INTERRUPT_NOTICE_S, CloudEvent, Scenario
+from gibbous.simulation.world import SimCluster
+
+START = 1_800_000_000.0
+BUSY_STEP_S = 2.0
+IDLE_STEP_S = 30.0
+SAMPLE_S = 60.0
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass(frozen=True)
+class Sample:
+    t_s: float
+    nodes: int
+    cost_per_hour: float
+    pending: int
+    running: int
+
+
+@dataclass
+class Result:
+    scenario: str
+    policy: str
+    seed: int
+    total_cost: float = 0.0
+    node_hours: float = 0.0
+    pending_p50_s: float = 0.0
+    pending_p99_s: float = 0.0
+    pending_max_s: float = 0.0
+    never_ran: int = 0
+    capacity_p99_s: float = 0.0  # per arrival: until its last pod ran
+    evictions: int = 0
+    interruptions: int = 0
+    peak_nodes: int = 0
+    above_red_node_s: float | None = 0.0  # None: no workload says what it uses
+    spot_share: float = 0.0  # of node-hours
+    samples: list[Sample] = field(default_factory=list)
+    first_node_types: list[str] = field(default_factory=list)
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "scenario": self.scenario,
+            "policy": self.policy,
+            "seed": self.seed,
+            "total_cost": round(self.total_cost, 4),
+            "node_hours": round(self.node_hours, 3),
+            "pending_p50_s": round(self.pending_p50_s, 1),
+            "pending_p99_s": round(self.pending_p99_s, 1),
+            "pending_max_s": round(self.pending_max_s, 1),
+            "never_ran": self.never_ran,
+            "capacity_p99_s": round(self.capacity_p99_s, 1),
+            "evictions": self.evictions,
+            "interruptions": self.interruptions,
+            "peak_nodes": self.peak_nodes,
+            "above_red_node_s": None
+            if self.above_red_node_s is None
+            else round(self.above_red_node_s, 1),
+            "spot_share": round(self.spot_share, 3),
+        }
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))
+    return ordered[index]
+
+
+def scenario_config(scenario: Scenario, overrides: list[str] | None = None) -> Config:
+    document = {"cloudProvider": scenario.cloud, "clusterID": "simulated", **scenario.config}
+    return build_config(document, overrides=overrides)
+
+
+def peak_pods(scenario: Scenario, config: Config) -> list[dict[str, Any]]:
+    """The pods alive when the scenario's requested CPU is highest (arrivals and run times
+    as written; evictions aside), for the static policy."""
+    windows: list[tuple[float, float, float, dict[str, Any]]] = []
+    for workload in scenario.workloads:
+        template = {
+            "metadata": dict(workload.pod.get("metadata") or {}),
+            "spec": workload.pod["spec"],
+        }
+        probe = {
+            **template,
+            "metadata": {
+                **template["metadata"],
+                "name": "probe",
+                "namespace": "default",
+                "uid": "probe",
+            },
+        }
+        try:
+            facts, _ = describe_pod(probe, config)
+        except GibbousError:
+            continue
+        cpu = facts.requirement.requests.cpu_millis
+        for at in scenario.arrival_times(workload):
+            end = at + workload.run_for_s if workload.run_for_s is not None else math.inf
+            for _ in range(workload.count):
+                windows.append((at, end, cpu, template))
+    best_t, best_cpu = 0.0, -1.0
+    for at, _, _, _ in windows:
+        total = sum(cpu for start, end, cpu, _ in windows if start <= at < end)
+        if total > best_cpu:
+            best_t, best_cpu = at, total
+    out = []
+    for index, (_, _, _, template) in enumerate(w for w in windows if w[0] <= best_t < w[1]):
+        meta = dict(template["metadata"])
+        meta.update(name=f"peak-{index:05d}", namespace="default", uid=f"peak-{index:05d}")
+        out.append({"metadata": meta, "spec": template["spec"]})
+    return out
+
+
+def run(
+    scenario: Scenario,
+    policy_name: str,
+    *,
+    seed: int = 1,
+    overrides: list[str] | None = None,
+    progress: Callable[[float], None] | None = None,
+) -> Result:
+    rng = random.Random(seed)
+    config = scenario_config(scenario, overrides)
+    if policy_name == "luna-rule":
+        config = luna_rule(config)
+    clock = Clock()
+    catalog = load_catalog(None, config.cloud, config.effective_region)
+    cloud = SimCloud(catalog, clock, boot_s=scenario.boot_s, launch_concurrency=8)
+    offers = build_offers(catalog, config)
+    offers_by_key = {(o.name, str(o.category)): o for o in offers}
+    world = SimCluster(
+        cloud, config, clock, offers_by_key, steering=policy_name in ("gibbous", "luna-rule")
+    )
+    policy: Policy
+    if policy_name in ("gibbous", "luna-rule"):
+        policy = GibbousPolicy(policy_name, config, cloud, world, clock)
+    elif policy_name == "karpenter-like":
+        policy = KarpenterLikePolicy("karpenter-like", config, cloud, world, clock, offers)
+    elif policy_name == "ca-like":
+        policy = CaLikePolicy(
+            "ca-like",
+            config,
+            cloud,
+            world,
+            clock,
+            offers,
+            groups=_node_groups(scenario, config, offers),
+        )
+    elif policy_name == "static":
+        policy = StaticPolicy(config, cloud, clock, peak_pods(scenario, config))
+    else:
+        raise GibbousError(f"unknown policy {policy_name!r}")
+
+    arrivals = sorted(
+        (
+            (at, index, workload)
+            for workload in scenario.workloads
+            for index, at in enumerate(scenario.arrival_times(workload))
+        ),
+        key=lambda item: (item[0], item[2].name, item[1]),
+    )
+    events = list(scenario.events)
+    active: list[CloudEvent] = []
+    reclaim_at: dict[str, float] = {}
+    result = Result(scenario=scenario.name, policy=policy_name, seed=seed)
+    # Time above red means something only where pods say what they use (without a usage
+    # profile a pod uses its requests, and a well-packed node would count as hot).
+    measured_usage = any(w.usage for w in scenario.workloads)
+    if not measured_usage:
+        result.above_red_node_s = None
+    end = START + scenario.duration_s
+    next_sample = START
+    spot_node_s = 0.0
+    node_s = 0.0
+    while clock.now <= end:
+        t = clock.now - START
+        # cloud events
+        while events and events[0].at_s <= t:
+            event = events.pop(0)
+            if event.kind == "interrupt":
+                spot = [
+                    i for i in cloud.running() if i.category == event.category and not i.interrupted
+                ]
+                for instance in rng.sample(spot, min(event.count, len(spot))):
+                    cloud.interrupt(instance.id)
+                    reclaim_at[instance.id] = clock.now + INTERRUPT_NOTICE_S
+                    result.interruptions += 1
+            else:
+                _apply(cloud, event, on=True)
+                active.append(event)
+        for event in [e for e in active if e.until_s is not None and e.until_s <= t]:
+            _apply(cloud, event, on=False)
+            active.remove(event)
+        # arrivals
+        while arrivals and arrivals[0][0] <= t:
+            _, index, workload = arrivals.pop(0)
+            for _ in range(workload.count):
+                world.create_pod(
+                    workload.pod,
+                    workload=workload.name,
+                    run_for_s=workload.run_for_s,
+                    replace_pods=workload.replace,
+                    usage=workload.usage,
+                    arrival=index,
+                )
+        policy.step()
+        world.sweep_terminated()
+        world.schedule()
+        world.run_kubelets()
+        for instance_id, at in list(reclaim_at.items()):
+            if clock.now >= at:
+                world.reclaim(instance_id)
+                del reclaim_at[instance_id]
+        # the bill and the timeline
+        running = cloud.running()
+        # Fine steps while something is on its way (launches, new pods, reclaims); pods
+        # waiting on nothing (backed off, unsatisfiable) do not need them.
+        fresh = any(
+            clock.now - p.created_at < 120 for p in world.pods_by_key.values() if p.bound_at is None
+        )
+        in_flight = any(i.state is InstanceState.PENDING for i in cloud.instances.values())
+        step = BUSY_STEP_S if (fresh or in_flight or reclaim_at) else IDLE_STEP_S
+        upcoming = [START + a[0] for a in arrivals[:1]] + [START + e.at_s for e in events[:1]]
+        upcoming += [START + e.until_s for e in active if e.until_s is not None]
+        upcoming += [
+            p.bound_at + p.run_for_s
+            for p in world.pods_by_key.values()
+            if p.bound_at is not None and p.run_for_s is not None
+        ]
+        nearest = min((u for u in upcoming if u > clock.now), default=clock.now + step)
+        step = max(1.0, min(step, nearest - clock.now))
+        cost = 0.0
+        for instance in running:
+            offer = offers_by_key.get((instance.instance_type, instance.category))
+            if offer is not None:
+                cost += offer.price
+            if instance.category == "spot":
+                spot_node_s += step
+            node_s += step
+            if len(result.first_node_types) < 8:
+                described = f"{instance.instance_type} ({instance.category})"
+                if instance.id not in {d.split("@")[0] for d in result.first_node_types}:
+                    result.first_node_types.append(
+                        f"{instance.id}@{described}@{clock.now - START:.0f}"
+                    )
+        result.total_cost += cost * step / 3600
+        if measured_usage and result.above_red_node_s is not None:
+            result.above_red_node_s += step * _hot_nodes(world, config)
+        result.peak_nodes = max(result.peak_nodes, len(running))
+        if clock.now >= next_sample:
+            pods = world.pods()
+            result.samples.append(
+                Sample(
+                    t_s=clock.now - START,
+                    nodes=len(running),
+                    cost_per_hour=round(cost, 4),
+                    pending=sum(1 for p in pods if not node_name_of(p)),
+                    running=sum(1 for p in pods if node_name_of(p)),
+                )
+            )
+            next_sample += SAMPLE_S
+            if progress is not None:
+                progress(min(1.0, (clock.now - START) / scenario.duration_s))
+        clock.now += step
+    # pods still waiting at the end waited until then
+    tally = world.tally
+    waits = list(tally.pending_s)
+    for pod in world.pods_by_key.values():
+        if pod.bound_at is None:
+            waits.append(end - pod.created_at)
+            result.never_ran += 1
+    result.pending_p50_s = percentile(waits, 0.5)
+    result.pending_p99_s = percentile(waits, 0.99)
+    result.pending_max_s = max(waits, default=0.0)
+    capacity = []
+    for key, bound in tally.arrivals.items():
+        arrived = tally.arrival_times[key]
+        count = next((w.count for w in scenario.workloads if w.name == key[0]), 0)
+        capacity.append((sorted(bound)[count - 1] if len(bound) >= count else end) - arrived)
+    result.capacity_p99_s = percentile(capacity, 0.99)
+    result.evictions = tally.evictions
+    result.node_hours = node_s / 3600
+    result.spot_share = spot_node_s / node_s if node_s else 0.0
+    return result
+
+
+def _apply(cloud: SimCloud, event: CloudEvent, *, on: bool) -> None:
+    pair = (event.instance_type, event.category)
+    if event.kind == "hang":
+        (cloud.hangs.add if on else cloud.hangs.discard)(pair)
+    elif event.kind == "quota":
+        (cloud.quota_exhausted.add if on else cloud.quota_exhausted.discard)(pair)
+    elif event.kind == "stockout":
+        key = (event.instance_type, event.category, event.zone)
+        (cloud.stockouts.add if on else cloud.stockouts.discard)(key)
+
+
+def _hot_nodes(world: SimCluster, config: Config) -> int:
+    """Nodes at or above red now (usage over capacity, as hot-node mitigation reads it)."""
+    usage = {m["metadata"]["name"]: m["usage"] for m in world.node_metrics() or []}
+    if not usage:
+        return 0
+    hot = 0
+    for node in world.nodes():
+        measured = usage.get(node["metadata"]["name"])
+        if measured is None:
+            continue
+        capacity = node["status"]["capacity"]
+        cpu = float(measured["cpu"].rstrip("n")) / 1e9 / float(capacity["cpu"])
+        memory = float(measured["memory"]) / float(capacity["memory"])
+        if level_of(Usage(cpu * 100, memory * 100), config.hot_node) is Level.RED:
+            hot += 1
+    return hot
+
+
+def _node_groups(scenario: Scenario, config: Config, offers: list[Any]) -> list[Any]:
+    """ca-like's node groups: per workload, the cheapest offer its pod fits (what a
+    cluster's owner would have set up for it)."""
+    groups = []
+    for workload in scenario.workloads:
+        probe = {
+            "metadata": {
+                **dict(workload.pod.get("metadata") or {}),
+                "name": "probe",
+                "namespace": "default",
+                "uid": "probe",
+            },
+            "spec": workload.pod["spec"],
+        }
+        try:
+            facts, _ = describe_pod(probe, config)
+        except GibbousError:
+            continue
+        found = candidate_offers(facts.requirement, offers, config)
+        if found.offers and found.offers[0] not in groups:
+            groups.append(found.offers[0])
+    return groups

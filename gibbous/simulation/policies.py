@@ -1,0 +1,533 @@
+"""Provisioning policies the simulator compares, each driving the same simulated cloud and
+cluster. `gibbous` and `luna-rule` are Gibbous's own loop and node lifecycle; the others
+are written from their projects' documented behaviour (sources in docs/decisions.md,
+"Simulation"):
+
+* `gibbous`: the autoscaler loop and node lifecycle as configured.
+* `luna-rule`: the same with Luna's bin-pack rule (`binPackingNodeStrategy: cheapest-node`).
+* `karpenter-like`: a NodePool over every type and both price categories (each pod's
+  own price categories respected), GPU types in a second, tainted one, no bin-select: pending pods are packed largest first
+  onto new NodeClaims, each kept while some type can hold all its pods, and each launched
+  as the cheapest such type; an offering refused for capacity is skipped for 3 minutes
+  (Karpenter's unavailable-offerings cache); a launch not registered in 15 minutes is
+  deleted. Consolidation: empty nodes are deleted at once, and one node at a time whose
+  pods all fit on the other nodes is drained and deleted (`WhenEmptyOrUnderutilized`,
+  `consolidateAfter: 0s`); interruption notices drain the node at once.
+* `ca-like`: fixed node groups (one per workload: the cheapest type and category its
+  pod fits), scale-up with the least-waste expander every 10 s, failed groups backed off
+  5 minutes, scale-down of a node below 50 % of requests whose pods fit elsewhere after
+  10 minutes unneeded and not within 10 minutes of a scale-up; no interruption handling.
+* `static`: the nodes Gibbous would buy for the scenario's peak, bought at the start and
+  kept all day; kube-scheduler alone places pods on them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+from gibbous.autoscaler.cloud.base import (
+    CloudError,
+    InstanceNotFoundError,
+    InstanceState,
+    InsufficientCapacityError,
+    LaunchRequest,
+    QuotaExceededError,
+)
+from gibbous.autoscaler.lifecycle import NodeLifecycle
+from gibbous.autoscaler.loop import Autoscaler
+from gibbous.core import keys
+from gibbous.core.choice.selection import Offer, build_offers, candidate_offers, offer_labels
+from gibbous.core.errors import GibbousError
+from gibbous.core.planning.demand import describe_pod
+from gibbous.core.planning.packing import ExistingNode, PendingPod, fit_count
+from gibbous.core.planning.scaleup import existing_nodes, plan_scale_up
+from gibbous.core.podmodel.pods import key_of, node_name_of, scheduling_gates
+from gibbous.core.podmodel.resources import Resources
+from gibbous.core.settings.config import Config, build_config, render_config
+from gibbous.simulation.cloud import SimCloud
+from gibbous.simulation.world import SimCluster
+
+POLICIES = ("gibbous", "luna-rule", "karpenter-like", "ca-like", "static")
+
+
+class Policy(Protocol):
+    name: str
+
+    def step(self) -> None: ...
+
+
+class Tokens:
+    def __init__(self, prefix: str) -> None:
+        self.prefix, self.count = prefix, 0
+
+    def __call__(self) -> str:
+        self.count += 1
+        return f"{self.prefix}-{self.count:06d}"
+
+
+class GibbousPolicy:
+    """Gibbous's own loop and node lifecycle, as they run in the cluster."""
+
+    def __init__(
+        self,
+        name: str,
+        config: Config,
+        cloud: SimCloud,
+        world: SimCluster,
+        clock: Callable[[], float],
+    ) -> None:
+        self.name = name
+        self.autoscaler = Autoscaler(
+            config, cloud, world, clock=clock, new_token=Tokens(name), jitter=lambda: 0.5
+        )
+        self.lifecycle = NodeLifecycle(self.autoscaler, world, clock=clock)
+
+    def step(self) -> None:
+        self.autoscaler.step()
+        self.lifecycle.step()
+
+
+def luna_rule(config: Config) -> Config:
+    values = render_config(config)
+    values["binPackingNodeStrategy"] = "cheapest-node"
+    return build_config(_nested(values))
+
+
+def _nested(flat: dict[str, object]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in flat.items():
+        head, _, rest = key.partition(".")
+        if rest:
+            out.setdefault(head, {})[rest] = value
+        else:
+            out[key] = value
+    return out
+
+
+@dataclass
+class _Claim:
+    """A node being bought for some pods (a NodeClaim; a node-group node)."""
+
+    token: str
+    offer: Offer
+    instance_id: str
+    started_at: float
+    pods: tuple[str, ...] = ()
+    registered_at: float | None = None
+
+
+@dataclass
+class _PeerBase:
+    """What the peer policies share: reading pending pods, launching, nodes they own."""
+
+    name: str
+    config: Config
+    cloud: SimCloud
+    world: SimCluster
+    clock: Callable[[], float]
+    offers: list[Offer]
+    claims: dict[str, _Claim] = field(default_factory=dict)  # token -> claim
+    unavailable: dict[tuple[str, str], float] = field(default_factory=dict)  # -> until
+    tokens: Tokens = field(default_factory=lambda: Tokens("peer"))
+
+    def pending(self) -> list[tuple[str, PendingPod, dict[str, str]]]:
+        """Unbound pods kube-scheduler found no node for: (key, facts, nodeSelector)."""
+        nominated = {key for claim in self.claims.values() for key in claim.pods}
+        out = []
+        for pod in self.world.pods():
+            key = key_of(pod)
+            if node_name_of(pod) or scheduling_gates(pod) or key in nominated:
+                continue
+            conditions = (pod.get("status") or {}).get("conditions") or []
+            if not any(c.get("reason") == "Unschedulable" for c in conditions):
+                continue
+            try:
+                facts, _ = describe_pod(pod, self.config)
+            except GibbousError:
+                continue
+            selector = dict((pod.get("spec") or {}).get("nodeSelector") or {})
+            out.append((key, facts, selector))
+        return out
+
+    def offers_for(self, facts: PendingPod, now: float) -> list[Offer]:
+        blocked = frozenset(k for k, until in self.unavailable.items() if until > now)
+        found = candidate_offers(facts.requirement, self.offers, self.config, backed_off=blocked)
+        return list(found.offers)
+
+    def launch(
+        self, offer: Offer, pods: Sequence[str], selector: dict[str, str], now: float
+    ) -> bool:
+        token = self.tokens()
+        labels = offer_labels(offer, self.config)
+        for key in (keys.CREATED_BY, keys.PLACEMENT, keys.CAPACITY_TYPE, keys.PRICE_PER_HOUR):
+            labels.pop(key, None)
+        labels.update(selector)
+        request = LaunchRequest(
+            token=token,
+            cluster_id=self.config.cluster_id,
+            instance_type=offer.name,
+            category=str(offer.category),
+            zones=(),
+            labels=labels,
+        )
+        try:
+            instance = self.cloud.create(request)
+        except (InsufficientCapacityError, QuotaExceededError):
+            self.unavailable[(offer.name, str(offer.category))] = now + self.unavailable_s
+            return False
+        except CloudError:
+            return False
+        self.claims[token] = _Claim(token, offer, instance.id, now, tuple(pods))
+        return True
+
+    unavailable_s = 180.0
+
+    def settle(self, now: float, registration_timeout_s: float) -> None:
+        """Claims whose node registered no longer nominate pods; launches that never came
+        are deleted and their offering skipped."""
+        for token, claim in list(self.claims.items()):
+            instance = self.cloud.instances.get(claim.instance_id)
+            if instance is None or instance.state is InstanceState.TERMINATED:
+                if instance is not None and instance.failure_kind:
+                    self.unavailable[(claim.offer.name, str(claim.offer.category))] = (
+                        now + self.unavailable_s
+                    )
+                del self.claims[token]
+                continue
+            try:
+                current = self.cloud.get(claim.instance_id)
+            except InstanceNotFoundError:
+                del self.claims[token]
+                continue
+            if current.state is InstanceState.RUNNING:
+                # Its pods stay nominated until kube-scheduler had a step to bind them.
+                if claim.registered_at is None:
+                    claim.registered_at = now
+                elif now > claim.registered_at:
+                    del self.claims[token]
+            elif now - claim.started_at >= registration_timeout_s:
+                self._delete(claim.instance_id)
+                self.unavailable[(claim.offer.name, str(claim.offer.category))] = (
+                    now + self.unavailable_s
+                )
+                del self.claims[token]
+
+    def _delete(self, instance_id: str) -> None:
+        with contextlib.suppress(CloudError):
+            self.cloud.delete(instance_id)
+        self.world.sweep_terminated()
+
+    def own_nodes(self) -> list[ExistingNode]:
+        nodes = existing_nodes(self.world.nodes(), self.world.pods(), {}, self.config)
+        return [n for n in nodes if n.name not in self.world.cordoned]
+
+    def instance_of(self, node: str) -> str | None:
+        for instance in self.cloud.instances.values():
+            if instance.node_name == node and instance.state is not InstanceState.TERMINATED:
+                return instance.id
+        return None
+
+    def pods_on(self, node: str) -> list[dict[str, Any]]:
+        return [p for p in self.world.pods() if node_name_of(p) == node]
+
+    def fits_elsewhere(self, node: str, nodes: list[ExistingNode]) -> bool:
+        """Whether every pod on `node` fits on the other nodes (first fit, requests only)."""
+        others = [n for n in nodes if n.name != node]
+        for pod in self.pods_on(node):
+            try:
+                facts, _ = describe_pod(pod, self.config)
+            except GibbousError:
+                return False
+            index = next(
+                (
+                    i
+                    for i, n in enumerate(others)
+                    if self.world._admits(facts, n, pod)
+                    and fit_count(facts.requirement.requests, n.free) >= 1
+                ),
+                None,
+            )
+            if index is None:
+                return False
+            others[index] = replace(
+                others[index], free=others[index].free - facts.requirement.requests
+            )
+        return True
+
+    def drain_and_delete(self, node: str) -> None:
+        self.world.cordon(node)
+        for pod in self.pods_on(node):
+            self.world.evict(pod)
+        instance_id = self.instance_of(node)
+        if instance_id:
+            self._delete(instance_id)
+
+
+@dataclass
+class KarpenterLikePolicy(_PeerBase):
+    empty_since: dict[str, float] = field(default_factory=dict)
+    # consolidateAfter: 0s in the NodePool; a node counts as empty once kube-scheduler had
+    # its pods' scheduling round (Karpenter's own nomination window), here 30 s.
+    consolidate_after_s: float = 30.0
+
+    def step(self) -> None:
+        now = self.clock()
+        self.settle(now, registration_timeout_s=900.0)
+        self._interruptions()
+        self._provision(now)
+        self._consolidate(now)
+
+    def _interruptions(self) -> None:
+        for instance in list(self.cloud.instances.values()):
+            if (
+                instance.interrupted
+                and instance.state is InstanceState.RUNNING
+                and instance.node_name
+                and instance.node_name not in self.world.cordoned
+            ):
+                self.drain_and_delete(instance.node_name)
+
+    def _provision(self, now: float) -> None:
+        pending = self.pending()
+        pending.sort(
+            key=lambda p: (
+                p[1].requirement.requests.cpu_millis,
+                p[1].requirement.requests.memory_bytes,
+            ),
+            reverse=True,
+        )
+        claims: list[tuple[list[str], Resources, list[Offer], dict[str, str]]] = []
+        for key, facts, selector in pending:
+            mine = self.offers_for(facts, now)
+            if not facts.requirement.requests.gpus:
+                # Two NodePools, the GPU one tainted nvidia.com/gpu as Karpenter's GPU
+                # guidance has it: pods asking for no GPU never land on GPU types.
+                mine = [o for o in mine if not o.instance.gpu_count]
+            placed = False
+            for pods, total, offers, claim_selector in claims:
+                if claim_selector != selector:
+                    continue
+                need = total + facts.requirement.requests
+                keep = [o for o in offers if o in mine and fit_count(need, o.allocatable) >= 1]
+                if keep:
+                    pods.append(key)
+                    claims[claims.index((pods, total, offers, claim_selector))] = (
+                        pods,
+                        need,
+                        keep,
+                        claim_selector,
+                    )
+                    placed = True
+                    break
+            if not placed:
+                fitting = [
+                    o for o in mine if fit_count(facts.requirement.requests, o.allocatable) >= 1
+                ]
+                if fitting:
+                    claims.append(([key], facts.requirement.requests, fitting, selector))
+        for pods, _, offers, selector in claims:
+            for offer in sorted(offers, key=lambda o: o.price):
+                if self.launch(offer, pods, selector, now):
+                    break
+
+    def _consolidate(self, now: float) -> None:
+        nominated = {self.cloud.instances[c.instance_id].node_name for c in self.claims.values()}
+        for node in self.own_nodes():
+            if self.pods_on(node.name) or node.name in nominated:
+                self.empty_since.pop(node.name, None)
+            else:
+                self.empty_since.setdefault(node.name, now)
+        # A node just registered is not a candidate while pods are on their way to it.
+        nodes = [n for n in self.own_nodes() if n.name not in nominated]
+        budget = max(1, math.floor(0.1 * len(nodes)))  # Karpenter's default budget: 10 %
+        empty = [
+            n.name
+            for n in nodes
+            if now - self.empty_since.get(n.name, now) >= self.consolidate_after_s
+        ]
+        for name in empty[:budget]:
+            self.drain_and_delete(name)
+        if empty:
+            return
+        by_use = sorted(nodes, key=lambda n: len(self.pods_on(n.name)))
+        for node in by_use:
+            if self.fits_elsewhere(node.name, nodes):
+                self.drain_and_delete(node.name)
+                return
+
+
+@dataclass
+class CaLikePolicy(_PeerBase):
+    groups: list[Offer] = field(default_factory=list)
+    backoff_until: dict[tuple[str, str], float] = field(default_factory=dict)
+    unneeded_since: dict[str, float] = field(default_factory=dict)
+    last_scale_up: float = -math.inf
+    last_scan: float = -math.inf
+
+    unavailable_s = 300.0  # the first back-off of a failed node group
+
+    def step(self) -> None:
+        now = self.clock()
+        if now - self.last_scan < 10.0:  # --scan-interval
+            return
+        self.last_scan = now
+        self.settle(now, registration_timeout_s=900.0)  # --max-node-provision-time
+        self._scale_up(now)
+        self._scale_down(now)
+
+    def _scale_up(self, now: float) -> None:
+        pending = self.pending()
+        if not pending:
+            return
+        best: tuple[float, Offer, list[list[str]]] | None = None
+        for group in self.groups:
+            if self.unavailable.get((group.name, str(group.category)), 0) > now:
+                continue
+            bins: list[tuple[list[str], Resources]] = []
+            for key, facts, _ in pending:
+                if group not in self.offers_for(facts, now):
+                    continue
+                for index, (pods, used) in enumerate(bins):
+                    need = used + facts.requirement.requests
+                    if fit_count(need, group.allocatable) >= 1:
+                        bins[index] = ([*pods, key], need)
+                        break
+                else:
+                    if fit_count(facts.requirement.requests, group.allocatable) >= 1:
+                        bins.append(([key], facts.requirement.requests))
+            if not bins:
+                continue
+            # least-waste: the unused share of CPU and memory on the new nodes
+            capacity = group.allocatable
+            used_cpu = sum(b[1].cpu_millis for b in bins)
+            used_memory = sum(b[1].memory_bytes for b in bins)
+            waste = (1 - used_cpu / (capacity.cpu_millis * len(bins) or 1)) + (
+                1 - used_memory / (capacity.memory_bytes * len(bins) or 1)
+            )
+            if best is None or waste < best[0]:
+                best = (waste, group, [b[0] for b in bins])
+        if best is None:
+            return
+        _, group, chosen = best
+        for pods in chosen:
+            if not self.launch(group, pods, {}, now):
+                break
+        self.last_scale_up = now
+
+    def _scale_down(self, now: float) -> None:
+        nodes = self.own_nodes()
+        if now - self.last_scale_up < 600.0:  # --scale-down-delay-after-add
+            return
+        names = {n.name for n in nodes}
+        self.unneeded_since = {k: v for k, v in self.unneeded_since.items() if k in names}
+        for node in nodes:
+            allocatable = self._allocatable(node.name)
+            if allocatable is None:
+                continue
+            used = allocatable - node.free
+            utilization = max(
+                used.cpu_millis / (allocatable.cpu_millis or 1),
+                used.memory_bytes / (allocatable.memory_bytes or 1),
+            )
+            if utilization < 0.5 and self.fits_elsewhere(node.name, nodes):
+                self.unneeded_since.setdefault(node.name, now)
+            else:
+                self.unneeded_since.pop(node.name, None)
+        for name, since in sorted(self.unneeded_since.items(), key=lambda item: item[1]):
+            if now - since >= 600.0:  # --scale-down-unneeded-time
+                self.drain_and_delete(name)
+                del self.unneeded_since[name]
+                return  # non-empty nodes one at a time
+
+    def _allocatable(self, node: str) -> Resources | None:
+        for instance in self.cloud.instances.values():
+            if instance.node_name == node:
+                for offer in self.offers:
+                    if (
+                        offer.name == instance.instance_type
+                        and str(offer.category) == instance.category
+                    ):
+                        return offer.allocatable
+        return None
+
+
+class StaticPolicy:
+    """The peak's nodes, planned by Gibbous's own planner, bought at the start and kept all
+    day (a launch refused or not done within scaleUpTimeout is planned again without that
+    type and category); kube-scheduler alone places pods on them."""
+
+    def __init__(
+        self,
+        config: Config,
+        cloud: SimCloud,
+        clock: Callable[[], float],
+        peak: Sequence[dict[str, Any]],
+    ) -> None:
+        self.name = "static"
+        self.config = config
+        self.cloud = cloud
+        self.clock = clock
+        self.offers = build_offers(cloud.instance_types(), config)
+        self.waiting: dict[str, PendingPod] = {}
+        for pod in peak:
+            facts, _ = describe_pod(pod, config)
+            self.waiting[facts.key] = facts
+        self.flying: dict[str, tuple[str, tuple[str, ...], float, tuple[str, str]]] = {}
+        self.blocked: set[tuple[str, str]] = set()
+        self.placed: dict[str, PendingPod] = {}
+        self.tokens = Tokens("static")
+
+    def step(self) -> None:
+        now = self.clock()
+        for token, (instance_id, pods, started, pair) in list(self.flying.items()):
+            try:
+                instance = self.cloud.get(instance_id)
+            except InstanceNotFoundError:
+                instance = None
+            if instance is not None and instance.state is InstanceState.RUNNING:
+                del self.flying[token]
+                continue
+            failed = instance is None or instance.state is InstanceState.TERMINATED
+            if failed or now - started >= self.config.scale_up_timeout_s:
+                if not failed:
+                    with contextlib.suppress(CloudError):
+                        self.cloud.delete(instance_id)
+                self.blocked.add(pair)
+                del self.flying[token]
+                self._unplace(pods)
+        if not self.waiting:
+            return
+        offers = [o for o in self.offers if (o.name, str(o.category)) not in self.blocked]
+        plan = plan_scale_up(list(self.waiting.values()), offers, self.config, now=now)
+        for key in plan.unsatisfiable:  # nothing to buy for it: kube-scheduler's to place
+            self.waiting.pop(key, None)
+        for launch in plan.launches:
+            token = self.tokens()
+            pair = (launch.offer.name, str(launch.offer.category))
+            request = LaunchRequest(
+                token=token,
+                cluster_id=self.config.cluster_id,
+                instance_type=launch.offer.name,
+                category=str(launch.offer.category),
+                zones=launch.zones,
+                labels={k: v for k, v in launch.labels.items() if k != keys.ASSIGNED_POD_UID},
+                taints=launch.taints,
+            )
+            try:
+                instance = self.cloud.create(request)
+            except CloudError:
+                self.blocked.add(pair)
+                continue
+            self.flying[token] = (instance.id, launch.pods, now, pair)
+            for key in launch.pods:
+                self.placed[key] = self.waiting.pop(key)
+
+    def _unplace(self, pods: tuple[str, ...]) -> None:
+        for key in pods:
+            facts = self.placed.pop(key, None)
+            if facts is not None:
+                self.waiting[key] = facts

@@ -1,0 +1,246 @@
+"""Scenario files for `gibbous simulate` (YAML; every key checked, unknown ones refused
+with the nearest known one). The format:
+
+    name: p10-gke-spot
+    description: what it reproduces
+    cloud: gcp                    # aws | gcp | azure | oci (the built-in catalog)
+    duration: 1h                  # how long to simulate
+    bootTime: 90s                 # launch to Ready (default 90s)
+    config: {spotPriceRatioEstimate: 0.5}   # Gibbous options (Luna's names)
+    workloads:
+      - name: llm
+        at: 0s                    # first arrival
+        count: 2                  # pods per arrival
+        every: 10m                # arrivals repeat this often (default: once)
+        arrivals: 6               # how many arrivals (default 1, or until the end with every)
+        runFor: 2h                # each pod's run time once running (default: to the end)
+        replace: true             # evicted/interrupted pods are recreated (default true;
+                                  # false for Jobs)
+        pod: {metadata: {...}, spec: {...}}   # the pod as written (a Pod's metadata and spec)
+        usage:                    # what each pod uses from an age on (default: its requests)
+          - {after: 0s, cpu: 1800m, memory: 1Gi}
+    events:
+      - {at: 0s, until: 2h, hang: {type: n1-standard-32+t4x2, category: spot}}
+      - {at: 0s, until: 1h, stockout: {type: g4dn.xlarge, category: spot, zone: us-west-2a}}
+      - {at: 0s, quota: {type: p3.2xlarge, category: on-demand}}
+      - {at: 3h, interrupt: {category: spot, count: 1}}
+
+`hang`: launches of the pair are accepted and never finish (the P10 story: Gibbous drops
+them at scaleUpTimeout); `stockout`: refused at once; `quota`: refused as over quota;
+`interrupt`: that many running instances of the category get the cloud's notice and are
+reclaimed two minutes later. `zone` empty or left out: every zone.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gibbous.core.errors import GibbousError
+from gibbous.core.grammar.duration import parse_duration
+from gibbous.core.grammar.quantity import parse_quantity
+from gibbous.simulation.world import UsagePoint
+
+INTERRUPT_NOTICE_S = 120.0  # EC2's two-minute warning; GCE and Azure give 30 s
+
+
+class ScenarioError(GibbousError):
+    pass
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    at_s: float
+    count: int
+    every_s: float
+    arrivals: int
+    run_for_s: float | None
+    replace: bool
+    pod: Mapping[str, Any]
+    usage: tuple[UsagePoint, ...]
+
+
+@dataclass(frozen=True)
+class CloudEvent:
+    at_s: float
+    until_s: float | None
+    kind: str  # hang | stockout | quota | interrupt
+    instance_type: str = ""
+    category: str = ""
+    zone: str = ""
+    count: int = 0
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    cloud: str
+    duration_s: float
+    boot_s: float
+    config: Mapping[str, Any]
+    workloads: tuple[Workload, ...]
+    events: tuple[CloudEvent, ...]
+
+    def arrival_times(self, workload: Workload) -> list[float]:
+        times = []
+        for index in range(workload.arrivals):
+            at = workload.at_s + index * workload.every_s
+            if at > self.duration_s:
+                break
+            times.append(at)
+        return times
+
+
+_TOP = {"name", "description", "cloud", "duration", "bootTime", "config", "workloads", "events"}
+_WORKLOAD = {"name", "at", "count", "every", "arrivals", "runFor", "replace", "pod", "usage"}
+_EVENT = {"at", "until", "hang", "stockout", "quota", "interrupt"}
+_TARGET = {"type", "category", "zone", "count"}
+
+
+def _check(mapping: Any, allowed: set[str], where: str) -> Mapping[str, Any]:
+    if not isinstance(mapping, Mapping):
+        raise ScenarioError(f"{where}: expected a mapping")
+    for key in mapping:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
+            hint = (
+                f"; did you mean {close[0]!r}?"
+                if close
+                else f" (known: {', '.join(sorted(allowed))})"
+            )
+            raise ScenarioError(f"{where}: unknown key {key!r}{hint}")
+    return mapping
+
+
+def _duration(value: object, where: str) -> float:
+    try:
+        return parse_duration(value, where)
+    except GibbousError as error:
+        raise ScenarioError(str(error)) from None
+
+
+def parse_scenario(document: Any, source: str = "scenario") -> Scenario:
+    top = _check(document, _TOP, source)
+    name = str(top.get("name") or Path(source).stem)
+    cloud = str(top.get("cloud", "aws"))
+    if cloud not in ("aws", "gcp", "azure", "oci"):
+        raise ScenarioError(f"{source}: cloud {cloud!r}: expected aws, gcp, azure or oci")
+    duration = _duration(top.get("duration", "1h"), f"{source}: duration")
+    config = top.get("config") or {}
+    if not isinstance(config, Mapping):
+        raise ScenarioError(f"{source}: config: expected a mapping of Gibbous options")
+    workloads = []
+    for index, raw in enumerate(top.get("workloads") or []):
+        where = f"{source}: workloads[{index}]"
+        item = _check(raw, _WORKLOAD, where)
+        pod = item.get("pod")
+        if not isinstance(pod, Mapping) or not isinstance(pod.get("spec"), Mapping):
+            raise ScenarioError(f"{where}: pod: expected a pod's metadata and spec")
+        every = _duration(item.get("every", 0), f"{where}.every")
+        arrivals = int(item.get("arrivals", 1 if not every else 10**9))
+        usage = []
+        for point_index, raw_point in enumerate(item.get("usage") or []):
+            point_where = f"{where}.usage[{point_index}]"
+            point = _check(raw_point, {"after", "cpu", "memory"}, point_where)
+            try:
+                usage.append(
+                    UsagePoint(
+                        after_s=_duration(point.get("after", 0), f"{point_where}.after"),
+                        cpu=float(parse_quantity(point.get("cpu", 0), f"{point_where}.cpu")),
+                        memory=float(
+                            parse_quantity(point.get("memory", 0), f"{point_where}.memory")
+                        ),
+                    )
+                )
+            except GibbousError as error:
+                raise ScenarioError(str(error)) from None
+        run_for = item.get("runFor")
+        count = int(item.get("count", 1))
+        if count < 1 or arrivals < 1:
+            raise ScenarioError(f"{where}: count and arrivals must be >= 1")
+        workloads.append(
+            Workload(
+                name=str(item.get("name") or f"w{index}"),
+                at_s=_duration(item.get("at", 0), f"{where}.at"),
+                count=count,
+                every_s=every,
+                arrivals=arrivals,
+                run_for_s=None if run_for is None else _duration(run_for, f"{where}.runFor"),
+                replace=bool(item.get("replace", True)),
+                pod=pod,
+                usage=tuple(sorted(usage, key=lambda p: p.after_s)),
+            )
+        )
+    events = []
+    for index, raw in enumerate(top.get("events") or []):
+        where = f"{source}: events[{index}]"
+        item = _check(raw, _EVENT, where)
+        kinds = [k for k in ("hang", "stockout", "quota", "interrupt") if k in item]
+        if len(kinds) != 1:
+            raise ScenarioError(f"{where}: needs exactly one of hang, stockout, quota, interrupt")
+        kind = kinds[0]
+        target = _check(item[kind], _TARGET, f"{where}.{kind}")
+        category = str(target.get("category", "spot" if kind == "interrupt" else ""))
+        if category not in ("spot", "on-demand"):
+            raise ScenarioError(f"{where}.{kind}.category: expected spot or on-demand")
+        if kind != "interrupt" and not target.get("type"):
+            raise ScenarioError(f"{where}.{kind}: type is needed")
+        until = item.get("until")
+        events.append(
+            CloudEvent(
+                at_s=_duration(item.get("at", 0), f"{where}.at"),
+                until_s=None if until is None else _duration(until, f"{where}.until"),
+                kind=kind,
+                instance_type=str(target.get("type", "")),
+                category=category,
+                zone=str(target.get("zone") or ""),
+                count=int(target.get("count", 1)),
+            )
+        )
+    return Scenario(
+        name=name,
+        description=str(top.get("description") or ""),
+        cloud=cloud,
+        duration_s=duration,
+        boot_s=_duration(top.get("bootTime", "90s"), f"{source}: bootTime"),
+        config=dict(config),
+        workloads=tuple(workloads),
+        events=tuple(sorted(events, key=lambda e: e.at_s)),
+    )
+
+
+def built_in() -> dict[str, Path]:
+    """The built-in scenarios, by name."""
+    folder = resources.files(__package__).joinpath("scenarios")
+    return {
+        Path(entry.name).stem: Path(str(entry))
+        for entry in folder.iterdir()
+        if entry.name.endswith(".yaml")
+    }
+
+
+def load_scenario(name_or_path: str) -> Scenario:
+    """A built-in scenario by name, or a scenario file."""
+    known = built_in()
+    path = known.get(name_or_path) or Path(name_or_path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        names = ", ".join(sorted(known))
+        raise ScenarioError(
+            f"{name_or_path}: neither a built-in scenario ({names}) nor a readable file: "
+            f"{error.strerror}"
+        ) from None
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ScenarioError(f"{path}: not valid YAML: {error}") from None
+    return parse_scenario(document, str(path.name if path in known.values() else path))

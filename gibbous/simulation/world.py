@@ -1,0 +1,497 @@
+"""The simulated cluster: what the API server, kube-scheduler, the kubelets and the workload
+controllers do, on a virtual clock, around whichever provisioning policy runs.
+
+* Nodes are the cloud's running instances (the fake provider's), registering with the
+  labels and taints their launch asked for, as a node bootstrap does, plus hostname and
+  zone; a node is gone once its instance is.
+* kube-scheduler: each step, unbound pods in creation order go to the first node (by name)
+  whose free allocatable holds their requests and whose labels and taints they accept;
+  with the Gibbous extender (`steering`), bin-select pods only to their own nodes and
+  bin-pack pods never to those, as the extender filters. A pod that fits nowhere gets
+  PodScheduled=False with kube-scheduler's message, which the intake reads.
+* kubelets: a bound pod runs at once (image pulls are in the node's boot time); a pod
+  with a run time finishes when it is over and is removed; an evicted or deleted pod is
+  gone at once (grace periods are not modelled).
+* controllers: a pod of a workload that replaces its pods (a Deployment, not a Job) is
+  recreated, pending, when it is evicted, deleted, or its node goes.
+* metrics.k8s.io: a pod uses what its workload's usage profile says at its age, else its
+  requests; a node, the sum of its pods'.
+"""
+
+from __future__ import annotations
+
+import datetime
+import itertools
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import jsonpatch
+
+from gibbous.autoscaler.cloud.base import InstanceState
+from gibbous.autoscaler.lifecycle import Eviction
+from gibbous.core import keys
+from gibbous.core.admission.mutation import plan_release
+from gibbous.core.choice.catalog import node_allocatable
+from gibbous.core.choice.classify import Placement
+from gibbous.core.choice.selection import Offer
+from gibbous.core.errors import GibbousError
+from gibbous.core.planning.demand import describe_pod
+from gibbous.core.planning.packing import PendingPod, fit_count, node_admits
+from gibbous.core.planning.scaleup import existing_nodes
+from gibbous.core.podmodel.pods import Pod, key_of, node_name_of, scheduling_gates
+from gibbous.core.podmodel.resources import Resources
+from gibbous.core.settings.config import Config
+from gibbous.simulation.cloud import SimCloud
+
+
+@dataclass(frozen=True)
+class UsagePoint:
+    after_s: float  # pod age at which this usage starts
+    cpu: float  # cores
+    memory: float  # bytes
+
+
+@dataclass
+class SimPod:
+    """A pod and what the simulation knows of it beyond its object."""
+
+    obj: dict[str, Any]
+    workload: str
+    created_at: float
+    run_for_s: float | None  # None: until the end
+    replace: bool
+    usage: tuple[UsagePoint, ...] = ()
+    bound_at: float | None = None
+    arrival: int = 0  # which arrival of its workload it came with
+    replacement: bool = False  # made by its controller for a pod that went
+
+
+@dataclass
+class Tally:
+    """What happened to pods, for the results."""
+
+    pending_s: list[float] = field(default_factory=list)  # creation -> bound, per pod
+    evictions: int = 0
+    interrupted_pods: int = 0
+    interruptions: int = 0
+    finished: int = 0
+    arrivals: dict[tuple[str, int], list[float]] = field(default_factory=dict)  # -> bound times
+    arrival_times: dict[tuple[str, int], float] = field(default_factory=dict)
+
+
+@dataclass
+class SimCluster:
+    cloud: SimCloud
+    config: Config
+    clock: Callable[[], float]
+    offers_by_key: Mapping[tuple[str, str], Offer]
+    steering: bool = True  # the Gibbous extender runs (its filters apply)
+    pods_by_key: dict[str, SimPod] = field(default_factory=dict)
+    events: list[tuple[str, str, str, bool]] = field(default_factory=list)
+    event_reasons: dict[str, set[str]] = field(default_factory=dict)
+    tally: Tally = field(default_factory=Tally)
+    cordoned: set[str] = field(default_factory=set)
+    node_taints: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    node_annotations: dict[str, dict[str, str]] = field(default_factory=dict)
+    repairs: dict[str, tuple[dict[str, str], list[dict[str, str]]]] = field(default_factory=dict)
+    deleted_nodes: set[str] = field(default_factory=set)
+    _versions: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _names: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    # --- pods ----------------------------------------------------------------------------
+
+    def create_pod(
+        self,
+        template: Mapping[str, Any],
+        *,
+        workload: str,
+        run_for_s: float | None,
+        replace_pods: bool,
+        usage: tuple[UsagePoint, ...],
+        arrival: int,
+        replacement: bool = False,
+    ) -> SimPod:
+        number = next(self._names)
+        meta = dict(template.get("metadata") or {})
+        name = f"{workload}-{number:06d}"
+        obj = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                **meta,
+                "name": name,
+                "namespace": meta.get("namespace") or "default",
+                "uid": f"uid-{number:08d}",
+                "labels": dict(meta.get("labels") or {}),
+                "annotations": dict(meta.get("annotations") or {}),
+                "creationTimestamp": _stamp(self.clock()),
+            },
+            "spec": _copy(template.get("spec") or {}),
+            "status": {"phase": "Pending"},
+        }
+        pod = SimPod(
+            obj=obj,
+            workload=workload,
+            created_at=self.clock(),
+            run_for_s=run_for_s,
+            replace=replace_pods,
+            usage=usage,
+            arrival=arrival,
+            replacement=replacement,
+        )
+        self._touch(obj)
+        self.pods_by_key[key_of(obj)] = pod
+        self.tally.arrival_times.setdefault((workload, arrival), self.clock())
+        self.tally.arrivals.setdefault((workload, arrival), [])
+        return pod
+
+    def _touch(self, obj: dict[str, Any]) -> None:
+        obj["metadata"]["resourceVersion"] = str(next(self._versions))
+
+    def _change(
+        self,
+        pod: SimPod,
+        *,
+        spec: dict[str, Any] | None = None,
+        status: dict[str, Any] | None = None,
+    ) -> None:
+        """A new version of the pod's object, never the old one changed in place: readers
+        keep the objects they were given and compare versions, as with the API server."""
+        obj = {
+            **pod.obj,
+            "metadata": dict(pod.obj["metadata"]),
+            "spec": spec if spec is not None else pod.obj["spec"],
+            "status": status if status is not None else pod.obj["status"],
+        }
+        self._touch(obj)
+        pod.obj = obj
+
+    def remove_pod(self, key: str, *, why: str) -> None:
+        """The pod is gone; its controller makes a new one if it replaces its pods."""
+        pod = self.pods_by_key.pop(key, None)
+        if pod is None:
+            return
+        if pod.bound_at is None:
+            self.tally.pending_s.append(self.clock() - pod.created_at)
+        if why == "finished":
+            self.tally.finished += 1
+            return
+        if pod.replace:
+            template = {"metadata": pod.obj["metadata"], "spec": pod.obj["spec"]}
+            spec = dict(template["spec"])
+            spec.pop("nodeName", None)
+            self.create_pod(
+                {"metadata": template["metadata"], "spec": spec},
+                workload=pod.workload,
+                run_for_s=pod.run_for_s,
+                replace_pods=True,
+                usage=pod.usage,
+                arrival=pod.arrival,
+                replacement=True,
+            )
+
+    # --- the loop's Cluster protocol -------------------------------------------------------
+
+    def pods(self) -> list[dict[str, Any]]:
+        return [pod.obj for pod in self.pods_by_key.values()]
+
+    def nodes(self) -> list[dict[str, Any]]:
+        out = []
+        for instance in self.cloud.list(self.config.cluster_id):
+            if not instance.node_name or instance.node_name in self.deleted_nodes:
+                continue
+            offer = self.offers_by_key.get((instance.instance_type, instance.category))
+            if offer is None:
+                continue
+            labels = dict(instance.labels)
+            taints = [dict(t) for t in self.cloud.launch_taints.get(instance.id, ())]
+            repaired = self.repairs.get(instance.node_name)
+            if repaired:
+                labels.update(repaired[0])
+                taints += repaired[1]
+            taints += self.node_taints.get(instance.node_name, [])
+            labels[keys.HOSTNAME] = instance.node_name
+            labels[keys.ZONE] = instance.zone
+            out.append(
+                {
+                    "metadata": {
+                        "name": instance.node_name,
+                        "labels": labels,
+                        "annotations": dict(self.node_annotations.get(instance.node_name, {})),
+                        "creationTimestamp": _stamp(instance.created_at),
+                        "resourceVersion": _node_version(
+                            instance.node_name, labels, taints, instance.node_name in self.cordoned
+                        ),
+                    },
+                    "spec": {
+                        "taints": taints,
+                        "unschedulable": instance.node_name in self.cordoned,
+                        "providerID": f"sim:///{instance.zone}/{instance.id}",
+                    },
+                    "status": {
+                        "allocatable": node_allocatable(
+                            offer.instance, self.config
+                        ).to_resource_list(),
+                        "capacity": {
+                            "cpu": str(offer.instance.vcpu),
+                            "memory": str(offer.instance.memory_bytes),
+                        },
+                        "conditions": [{"type": "Ready", "status": "True"}],
+                    },
+                }
+            )
+        return out
+
+    def pods_with_event(self, reason: str) -> frozenset[str]:
+        return frozenset(self.event_reasons.get(reason, ()))
+
+    def emit_event(
+        self, obj: Pod, reason: str, message: str, *, warning: bool, kind: str = "Pod"
+    ) -> None:
+        uid = str((obj.get("metadata") or {}).get("uid") or (obj.get("metadata") or {}).get("name"))
+        self.events.append((uid, reason, message, warning))
+        self.event_reasons.setdefault(reason, set()).add(uid)
+
+    def repair_node(
+        self, name: str, labels: Mapping[str, str], taints: Sequence[Mapping[str, str]]
+    ) -> None:
+        current = self.repairs.setdefault(name, ({}, []))
+        current[0].update(labels)
+        current[1].extend(dict(t) for t in taints)
+
+    def lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return None
+
+    def delete_pod(self, pod: Pod) -> None:
+        self.remove_pod(key_of(pod), why="deleted")
+
+    def release_pod(self, pod: Pod, hostname: str | None) -> None:
+        key = key_of(pod)
+        sim = self.pods_by_key.get(key)
+        if sim is None:
+            return
+        patched = jsonpatch.apply_patch(sim.obj, plan_release(pod, hostname))
+        self._change(sim, spec=patched["spec"])
+        sim.obj["metadata"] = patched["metadata"] | {
+            "resourceVersion": sim.obj["metadata"]["resourceVersion"]
+        }
+
+    # --- node lifecycle operations ---------------------------------------------------------
+
+    def cordon(self, node: str) -> None:
+        self.cordoned.add(node)
+
+    def evict(self, pod: Pod) -> Eviction:
+        key = key_of(pod)
+        if key not in self.pods_by_key:
+            return Eviction.GONE
+        self.tally.evictions += 1
+        self.remove_pod(key, why="evicted")
+        return Eviction.EVICTED
+
+    def set_hot_taint(self, node: str, value: str) -> None:
+        kept = [t for t in self.node_taints.get(node, []) if t["key"] != keys.HOT_NODE_TAINT]
+        if value:
+            kept.append({"key": keys.HOT_NODE_TAINT, "value": value, "effect": "NoSchedule"})
+        self.node_taints[node] = kept
+
+    def annotate_node(self, node: str, key: str, value: str) -> None:
+        self.node_annotations.setdefault(node, {})[key] = value
+
+    def delete_node(self, node: str) -> None:
+        self.deleted_nodes.add(node)
+        self._node_gone(node)
+
+    def node_metrics(self) -> list[dict[str, Any]] | None:
+        totals: dict[str, list[float]] = {}
+        for pod in self.pods_by_key.values():
+            node = node_name_of(pod.obj)
+            if node:
+                cpu, memory = self.usage_of(pod)
+                total = totals.setdefault(node, [0.0, 0.0])
+                total[0] += cpu
+                total[1] += memory
+        return [
+            {"metadata": {"name": name}, "usage": _usage(cpu, memory)}
+            for name, (cpu, memory) in totals.items()
+        ]
+
+    def pod_metrics(self) -> list[dict[str, Any]] | None:
+        out = []
+        for pod in self.pods_by_key.values():
+            if node_name_of(pod.obj):
+                cpu, memory = self.usage_of(pod)
+                meta = pod.obj["metadata"]
+                out.append(
+                    {
+                        "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
+                        "containers": [{"name": "main", "usage": _usage(cpu, memory)}],
+                    }
+                )
+        return out
+
+    def usage_of(self, pod: SimPod) -> tuple[float, float]:
+        """(cores, bytes) the pod uses now: its profile at its age, else its requests."""
+        age = self.clock() - (pod.bound_at if pod.bound_at is not None else self.clock())
+        current = None
+        for point in pod.usage:
+            if point.after_s <= age:
+                current = point
+        if current is not None:
+            return current.cpu, current.memory
+        try:
+            pending, _ = describe_pod(pod.obj, self.config)
+        except GibbousError:
+            return 0.0, 0.0
+        requests = pending.requirement.requests
+        return requests.cpu_millis / 1000, float(requests.memory_bytes)
+
+    # --- kube-scheduler, kubelets, the cloud's reclaims --------------------------------------
+
+    def schedule(self) -> int:
+        """Bind what fits (see the module's description); returns how many were bound."""
+        unbound = [
+            p
+            for p in self.pods_by_key.values()
+            if not node_name_of(p.obj) and not scheduling_gates(p.obj)
+        ]
+        if not unbound:
+            return 0
+        nodes = [
+            n
+            for n in existing_nodes(self.nodes(), self.pods(), self.offers_by_key, self.config)
+            if n.name not in self.cordoned
+        ]
+        bound = 0
+        for pod in sorted(unbound, key=lambda p: (p.created_at, p.obj["metadata"]["name"])):
+            try:
+                pending, _ = describe_pod(pod.obj, self.config)
+            except GibbousError as error:
+                self._change(pod, status=_unschedulable(f"cannot read the pod: {error}"))
+                continue
+            index = next(
+                (
+                    i
+                    for i, node in enumerate(nodes)
+                    if self._admits(pending, node, pod.obj)
+                    and fit_count(pending.requirement.requests, node.free) >= 1
+                ),
+                None,
+            )
+            if index is None:
+                if pod.obj["status"].get("phase") != "Pending" or not pod.obj["status"].get(
+                    "conditions"
+                ):
+                    self._change(
+                        pod,
+                        status=_unschedulable(
+                            f"0/{len(nodes)} nodes are available: Insufficient cpu."
+                        ),
+                    )
+                continue
+            target = nodes[index]
+            nodes[index] = replace(target, free=target.free - pending.requirement.requests)
+            self._change(
+                pod,
+                spec={**pod.obj["spec"], "nodeName": target.name},
+                status={"phase": "Running", "startTime": _stamp(self.clock())},
+            )
+            pod.bound_at = self.clock()
+            waited = self.clock() - pod.created_at
+            self.tally.pending_s.append(waited)
+            if not pod.replacement:  # time to capacity is the arrival's own pods'
+                self.tally.arrivals[(pod.workload, pod.arrival)].append(self.clock())
+            bound += 1
+        return bound
+
+    def _admits(self, pending: PendingPod, node: Any, obj: Mapping[str, Any]) -> bool:
+        selector = (obj.get("spec") or {}).get("nodeSelector") or {}
+        if any(node.labels.get(k) != v for k, v in selector.items()):
+            return False
+        if self.steering:
+            return node_admits(pending, node, self.config)
+        # kube-scheduler alone: labels, affinity and taints; placement means nothing.
+        return node_admits(
+            replace(pending, placement=Placement.BIN_PACK),
+            replace(node, placement=None),
+            self.config,
+        )
+
+    def run_kubelets(self) -> None:
+        now = self.clock()
+        for key, pod in list(self.pods_by_key.items()):
+            if (
+                pod.bound_at is not None
+                and pod.run_for_s is not None
+                and now - pod.bound_at >= pod.run_for_s
+            ):
+                self.remove_pod(key, why="finished")
+
+    def reclaim(self, instance_id: str) -> None:
+        """The cloud takes an instance back (spot): it and its node are gone."""
+        instance = self.cloud.instances.get(instance_id)
+        if instance is None or instance.state is InstanceState.TERMINATED:
+            return
+        self.cloud.instances[instance_id] = replace(instance, state=InstanceState.TERMINATED)
+        if instance.node_name:
+            for pod in list(self.pods_by_key.values()):
+                if node_name_of(pod.obj) == instance.node_name:
+                    self.tally.interrupted_pods += 1
+            self._node_gone(instance.node_name)
+
+    def _node_gone(self, node: str) -> None:
+        for key, pod in list(self.pods_by_key.items()):
+            if node_name_of(pod.obj) == node:
+                self.remove_pod(key, why="node gone")
+
+    def sweep_terminated(self) -> None:
+        """Pods on nodes whose instance is gone (deleted by the policy) go with them."""
+        live = {
+            i.node_name
+            for i in self.cloud.instances.values()
+            if i.node_name and i.state is not InstanceState.TERMINATED
+        }
+        for key, pod in list(self.pods_by_key.items()):
+            node = node_name_of(pod.obj)
+            if node and node not in live:
+                self.remove_pod(key, why="node gone")
+
+
+def _node_version(
+    name: str, labels: Mapping[str, str], taints: list[dict[str, Any]], cordoned: bool
+) -> str:
+    return str(hash((name, tuple(sorted(labels.items())), repr(taints), cordoned)) & 0xFFFFFFFF)
+
+
+def _usage(cpu: float, memory: float) -> dict[str, str]:
+    return {"cpu": f"{round(cpu * 1e9)}n", "memory": str(round(memory))}
+
+
+def _unschedulable(message: str) -> dict[str, Any]:
+    return {
+        "phase": "Pending",
+        "conditions": [
+            {
+                "type": "PodScheduled",
+                "status": "False",
+                "reason": "Unschedulable",
+                "message": message,
+            }
+        ],
+    }
+
+
+def _stamp(epoch: float) -> str:
+    return datetime.datetime.fromtimestamp(epoch, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
+__all__ = ["Resources", "SimCluster", "SimPod", "Tally", "UsagePoint"]
