@@ -139,7 +139,9 @@ def _median(values: list[float]) -> float:
 def main() -> None:
     started = time.perf_counter()
     print("## B5: spot-tolerant mix, $ / Gibbous all on-demand $ (8 h, 4 interruptions)\n")
-    print("| seed | gibbous all-OD $ | gibbous spot $ | ratio | karpenter-like spot $ | ratio | interruptions |")
+    print(
+        "| seed | gibbous all-OD $ | gibbous spot $ | ratio | karpenter-like spot $ | ratio | interruptions |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---:|")
     b5: dict[str, list[float]] = {"gibbous": [], "karpenter-like": []}
     for seed in SEEDS:
@@ -166,13 +168,17 @@ def main() -> None:
         results: dict[str, Result] = {p: run(burst(seed), p, seed=seed) for p in policies}
         for policy, result in results.items():
             b6[policy].append(result.capacity_p99_s)
-        print(f"| {seed} | " + " | ".join(f"{results[p].capacity_p99_s:.0f}" for p in policies) + " |")
+        print(
+            f"| {seed} | " + " | ".join(f"{results[p].capacity_p99_s:.0f}" for p in policies) + " |"
+        )
     print("\nmedian time to capacity / ca-like's: " + ", ".join(
         f"{p} {_median(b6[p]) / _median(b6['ca-like']):.2f}" for p in policies
     ) + "\n")  # fmt: skip
 
     print("## B7: hot nodes, Gibbous with hot-node mitigation / without (3 h)\n")
-    print("| seed | above red node-s without | with | ratio | node-h without | with | ratio | evictions |")
+    print(
+        "| seed | above red node-s without | with | ratio | node-h without | with | ratio | evictions |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     b7_red: list[float] = []
     b7_hours: list[float] = []
