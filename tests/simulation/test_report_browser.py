@@ -56,11 +56,11 @@ def decode_png(data: bytes) -> list[tuple[int, int, int]]:
     position, chunks, header = 8, [], b""
     while position < len(data):
         (length,) = struct.unpack(">I", data[position : position + 4])
-        kind = data[position + 4 : position + 8]
+        chunk = data[position + 4 : position + 8]
         body = data[position + 8 : position + 8 + length]
-        if kind == b"IHDR":
+        if chunk == b"IHDR":
             header = body
-        elif kind == b"IDAT":
+        elif chunk == b"IDAT":
             chunks.append(body)
         position += 12 + length
     width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", header)
@@ -69,7 +69,7 @@ def decode_png(data: bytes) -> list[tuple[int, int, int]]:
     raw = zlib.decompress(b"".join(chunks))
     stride = width * channels
     previous = bytearray(stride)
-    pixels = []
+    pixels: list[tuple[int, int, int]] = []
     offset = 0
     for _ in range(height):
         kind, line = raw[offset], bytearray(raw[offset + 1 : offset + 1 + stride])
