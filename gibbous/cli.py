@@ -127,7 +127,23 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_config_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sim.add_argument("scenarios", nargs="+", metavar="SCENARIO")
+    sim.add_argument("scenarios", nargs="*", metavar="SCENARIO")
+    sim.add_argument(
+        "--from-cluster",
+        metavar="KUBECONFIG",
+        help="also simulate a live cluster as the starting state: its pods and its nodes of "
+        "catalog types (KUBECONFIG, or '' for in-cluster then ~/.kube/config)",
+    )
+    sim.add_argument(
+        "--duration",
+        default="24h",
+        help="how long to simulate the --from-cluster state (default 24h)",
+    )
+    sim.add_argument(
+        "--cloud",
+        choices=("aws", "gcp", "azure", "oci"),
+        help="the --from-cluster cluster's cloud (default: from its nodes' providerIDs)",
+    )
     sim.add_argument(
         "--policy",
         default="gibbous,luna-rule,karpenter-like,ca-like,static",
@@ -537,6 +553,10 @@ def run_simulate(args: argparse.Namespace, stdout: TextIO) -> int:
     if unknown or not policies:
         raise ConfigError(f"--policy: unknown {unknown}; known: {', '.join(POLICIES)}")
     scenarios = [load_scenario(name) for name in args.scenarios]
+    if args.from_cluster is not None:
+        scenarios.append(_scenario_of_cluster(args))
+    if not scenarios:
+        raise ConfigError("simulate: name a SCENARIO or --from-cluster")
     pages = []
     for scenario in scenarios:
         results = []
@@ -569,6 +589,32 @@ def run_simulate(args: argparse.Namespace, stdout: TextIO) -> int:
         except OSError as error:
             raise ConfigError(f"--report {args.report}: {error.strerror}") from None
     return EXIT_OK
+
+
+def _scenario_of_cluster(args: argparse.Namespace) -> Any:
+    from kubernetes import client
+
+    from gibbous.core.grammar.duration import parse_duration
+    from gibbous.kubeapi import load_client_config
+    from gibbous.simulation.scenario import cloud_of_nodes, scenario_from_cluster
+
+    api = client.ApiClient(load_client_config(args.from_cluster or None))
+    core = client.CoreV1Api(api)
+    try:
+        pods = api.sanitize_for_serialization(core.list_pod_for_all_namespaces().items)
+        nodes = api.sanitize_for_serialization(core.list_node().items)
+    except (client.ApiException, OSError) as error:
+        raise ConfigError(f"--from-cluster: cannot read the cluster: {error}") from None
+    cloud = args.cloud or cloud_of_nodes(nodes) or "aws"
+    region = build_config({"cloudProvider": cloud}).effective_region
+    return scenario_from_cluster(
+        pods,
+        nodes,
+        duration_s=parse_duration(args.duration, "--duration"),
+        cloud=cloud,
+        catalog_names={t.name for t in load_catalog(None, cloud, region)},
+        source=args.from_cluster or "the current cluster",
+    )
 
 
 def run_config(args: argparse.Namespace, stdout: TextIO) -> int:

@@ -11,6 +11,18 @@ from gibbous.autoscaler.cloud.base import Instance, InstanceState, LaunchRequest
 from gibbous.autoscaler.cloud.fake import FakeCloudProvider
 
 
+@dataclass(frozen=True)
+class StartingNode:
+    """A node a scenario starts with (`--from-cluster`), running at time 0."""
+
+    name: str
+    instance_type: str  # the catalog's name
+    category: str
+    zone: str
+    labels: Mapping[str, str]
+    taints: tuple[Mapping[str, str], ...] = ()
+
+
 @dataclass
 class SimCloud(FakeCloudProvider):
     name: str = "simulated"
@@ -19,6 +31,24 @@ class SimCloud(FakeCloudProvider):
     def create(self, request: LaunchRequest) -> Instance:
         instance = super().create(request)
         self.launch_taints[instance.id] = tuple(request.taints)
+        return instance
+
+    def start_running(self, node: StartingNode, cluster_id: str) -> Instance:
+        """A node the scenario starts with: running already, under its own name."""
+        instance = Instance(
+            id=f"start-{node.name}",
+            token=f"start-{node.name}",
+            cluster_id=cluster_id,
+            instance_type=node.instance_type,
+            category=node.category,
+            zone=node.zone,
+            state=InstanceState.RUNNING,
+            created_at=self.clock(),
+            node_name=node.name,
+            labels=dict(node.labels),
+        )
+        self.instances[instance.id] = instance
+        self.launch_taints[instance.id] = node.taints
         return instance
 
     def running(self) -> list[Instance]:

@@ -172,6 +172,8 @@ def run(
     world = SimCluster(
         cloud, config, clock, offers_by_key, steering=policy_name in ("gibbous", "luna-rule")
     )
+    for node in scenario.nodes:
+        cloud.start_running(node, config.cluster_id)
     policy: Policy
     if policy_name in ("gibbous", "luna-rule"):
         policy = GibbousPolicy(policy_name, config, cloud, world, clock)

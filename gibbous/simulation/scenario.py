@@ -34,7 +34,7 @@ reclaimed two minutes later. `zone` empty or left out: every zone.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -42,9 +42,12 @@ from typing import Any
 
 import yaml
 
+from gibbous.core import keys
+from gibbous.core.choice.catalog import name_from_label
 from gibbous.core.errors import GibbousError
 from gibbous.core.grammar.duration import parse_duration
 from gibbous.core.grammar.quantity import parse_quantity
+from gibbous.simulation.cloud import StartingNode
 from gibbous.simulation.world import UsagePoint
 
 INTERRUPT_NOTICE_S = 120.0  # EC2's two-minute warning; GCE and Azure give 30 s
@@ -88,6 +91,7 @@ class Scenario:
     config: Mapping[str, Any]
     workloads: tuple[Workload, ...]
     events: tuple[CloudEvent, ...]
+    nodes: tuple[StartingNode, ...] = ()
 
     def arrival_times(self, workload: Workload) -> list[float]:
         times = []
@@ -244,3 +248,105 @@ def load_scenario(name_or_path: str) -> Scenario:
     except yaml.YAMLError as error:
         raise ScenarioError(f"{path}: not valid YAML: {error}") from None
     return parse_scenario(document, str(path.name if path in known.values() else path))
+
+
+_PROVIDER_IDS = (("aws://", "aws"), ("gce://", "gcp"), ("azure://", "azure"), ("ocid1.", "oci"))
+
+
+def cloud_of_nodes(nodes: Sequence[Mapping[str, Any]]) -> str | None:
+    """The cloud the nodes' providerIDs name, if they name one."""
+    found = {
+        name
+        for node in nodes
+        for prefix, name in _PROVIDER_IDS
+        if str((node.get("spec") or {}).get("providerID") or "").startswith(prefix)
+    }
+    return found.pop() if len(found) == 1 else None
+
+
+def scenario_from_cluster(
+    pods: Sequence[Mapping[str, Any]],
+    nodes: Sequence[Mapping[str, Any]],
+    *,
+    duration_s: float,
+    cloud: str | None,
+    catalog_names: set[str],
+    source: str,
+) -> Scenario:
+    """A live cluster as a starting state: its nodes of catalog types running at time 0 and
+    every pod (not finished, not a DaemonSet's) arriving at time 0, replaced when it goes
+    if a controller owns it. Nodes of types the catalog lacks are left out, said in the
+    description."""
+    cloud = cloud or cloud_of_nodes(nodes) or "aws"
+    starting, left_out = [], []
+    for node in nodes:
+        meta = node.get("metadata") or {}
+        labels = dict(meta.get("labels") or {})
+        catalog_type = labels.get(keys.CATALOG_TYPE)
+        name = name_from_label(catalog_type) if catalog_type else labels.get(keys.INSTANCE_TYPE, "")
+        if name not in catalog_names:
+            left_out.append(f"{meta.get('name')} ({name or 'no instance type'})")
+            continue
+        spot = (
+            labels.get(keys.CAPACITY_TYPE) == "spot"
+            or labels.get(keys.KARPENTER_CAPACITY_TYPE) == "spot"
+            or labels.get(keys.EKS_CAPACITY_TYPE) == "SPOT"
+            or labels.get(keys.GKE_SPOT) == "true"
+            or labels.get(keys.AKS_SCALESET_PRIORITY) == "spot"
+        )
+        starting.append(
+            StartingNode(
+                name=str(meta.get("name")),
+                instance_type=name,
+                category="spot" if spot else "on-demand",
+                zone=labels.get(keys.ZONE, ""),
+                labels=labels,
+                taints=tuple(dict(t) for t in (node.get("spec") or {}).get("taints") or ()),
+            )
+        )
+    workloads = []
+    for pod in pods:
+        meta = pod.get("metadata") or {}
+        status = pod.get("status") or {}
+        owners = meta.get("ownerReferences") or []
+        if status.get("phase") in ("Succeeded", "Failed") or any(
+            o.get("kind") == "DaemonSet" for o in owners
+        ):
+            continue
+        spec = {k: v for k, v in (pod.get("spec") or {}).items() if k != "nodeName"}
+        workloads.append(
+            Workload(
+                name=f"{meta.get('namespace', 'default')}-{meta.get('name')}"[:50],
+                at_s=0.0,
+                count=1,
+                every_s=0.0,
+                arrivals=1,
+                run_for_s=None,
+                replace=bool(owners),
+                pod={
+                    "metadata": {
+                        "namespace": meta.get("namespace", "default"),
+                        "labels": dict(meta.get("labels") or {}),
+                        "annotations": dict(meta.get("annotations") or {}),
+                    },
+                    "spec": spec,
+                },
+                usage=(),
+            )
+        )
+    note = (
+        f"; left out (types not in the {cloud} catalog): {', '.join(left_out)}" if left_out else ""
+    )
+    return Scenario(
+        name="from-cluster",
+        description=(
+            f"The pods and nodes of {source}: {len(starting)} nodes, {len(workloads)} pods{note}"
+        ),
+        cloud=cloud,
+        duration_s=duration_s,
+        boot_s=90.0,
+        config={},
+        workloads=tuple(workloads),
+        events=(),
+        nodes=tuple(starting),
+    )

@@ -8,6 +8,8 @@ below 10 %.
 
 from __future__ import annotations
 
+import io
+import json
 import subprocess
 import time
 from collections.abc import Iterator
@@ -21,6 +23,7 @@ from gibbous.autoscaler.kube import KubeCluster
 from gibbous.autoscaler.lifecycle import NodeLifecycle
 from gibbous.autoscaler.loop import Autoscaler
 from gibbous.autoscaler.process import AutoscalerService
+from gibbous.cli import main
 from gibbous.core import keys
 from gibbous.devcluster.controlplane import ControlPlane
 from gibbous.devcluster.installtools import helm_tools
@@ -180,3 +183,19 @@ def test_a_node_gets_warm_then_hot_sheds_a_pod_and_cools_down(
     assert hot_taint(core, node) == keys.HOT_NODE_HOT
     set_usage(core, [staying], "cpu=100m")
     eventually(lambda: hot_taint(core, node) is None, what="the taint cleared")
+
+
+def test_the_cluster_as_it_is_now_is_a_simulation_starting_state(
+    api: client.ApiClient, control_plane: ControlPlane, autoscaler: None
+) -> None:
+    # What the test above left: the Deployment's pods on kwok nodes of catalog types.
+    out = io.StringIO()
+    argv = ["simulate", "--from-cluster", str(control_plane.kubeconfig), "--policy",
+            "gibbous,karpenter-like", "--duration", "30m", "--output", "json", "--quiet"]  # fmt: skip
+    assert main(argv, stdout=out) == 0
+    document = json.loads(out.getvalue())
+    nodes = {n.metadata.name for n in client.CoreV1Api(api).list_node().items}
+    assert f"{len(nodes)} nodes" in document["description"] or "left out" in document["description"]
+    assert "pods" in document["description"]
+    for result in document["results"]:
+        assert result["never_ran"] == 0, result

@@ -14,7 +14,13 @@ import yaml
 from gibbous.catalogs import load_catalog
 from gibbous.cli import main
 from gibbous.simulation.engine import run
-from gibbous.simulation.scenario import ScenarioError, built_in, load_scenario, parse_scenario
+from gibbous.simulation.scenario import (
+    ScenarioError,
+    built_in,
+    load_scenario,
+    parse_scenario,
+    scenario_from_cluster,
+)
 
 
 def first_running(result_types: list[str]) -> tuple[str, float]:
@@ -144,3 +150,53 @@ def test_the_command_writes_json_and_a_self_contained_html_report(tmp_path: Path
 def test_an_unknown_policy_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["simulate", "p10-gke-spot", "--policy", "gibbous,yunikorn", "--quiet"]) == 2
     assert "yunikorn" in capsys.readouterr().err
+
+
+def test_a_live_cluster_becomes_a_starting_state() -> None:
+    nodes = [
+        {
+            "metadata": {
+                "name": "n1",
+                "labels": {"node.kubernetes.io/instance-type": "m5.xlarge",
+                           "karpenter.sh/capacity-type": "spot",
+                           "topology.kubernetes.io/zone": "us-west-2a"},
+            },
+            "spec": {"providerID": "aws:///us-west-2a/i-1",
+                     "taints": [{"key": "team", "value": "a", "effect": "NoSchedule"}]},
+        },
+        {"metadata": {"name": "n2", "labels": {"node.kubernetes.io/instance-type": "custom-9"}},
+         "spec": {"providerID": "aws:///us-west-2a/i-2"}},
+    ]  # fmt: skip
+
+    def pod(name: str, *, owner: str | None = None, phase: str = "Running") -> dict[str, object]:
+        meta: dict[str, object] = {
+            "name": name,
+            "namespace": "ns",
+            "labels": {"elotl-luna": "true"},
+        }
+        if owner:
+            meta["ownerReferences"] = [{"kind": owner, "name": "x", "uid": "u", "apiVersion": "v1"}]
+        return {
+            "metadata": meta,
+            "spec": {"nodeName": "n1", "containers": [{"name": "c", "resources": {"requests": {"cpu": "1"}}}]},
+            "status": {"phase": phase},
+        }  # fmt: skip
+
+    pods = [pod("web", owner="ReplicaSet"), pod("bare"), pod("agent", owner="DaemonSet"),
+            pod("done", owner="Job", phase="Succeeded")]  # fmt: skip
+    names = {t.name for t in load_catalog(None, "aws", "us-west-2")}
+    scenario = scenario_from_cluster(
+        pods, nodes, duration_s=3600, cloud=None, catalog_names=names, source="test"
+    )
+    assert scenario.cloud == "aws"
+    ((node),) = scenario.nodes
+    assert (node.name, node.instance_type, node.category) == ("n1", "m5.xlarge", "spot")
+    assert node.taints == ({"key": "team", "value": "a", "effect": "NoSchedule"},)
+    assert "n2 (custom-9)" in scenario.description
+    assert [(w.name, w.replace) for w in scenario.workloads] == [
+        ("ns-web", True),
+        ("ns-bare", False),
+    ]
+    assert all("nodeName" not in w.pod["spec"] for w in scenario.workloads)
+    result = run(scenario, "gibbous")
+    assert result.never_ran == 0 and result.peak_nodes >= 1  # the pods run on the node they had
