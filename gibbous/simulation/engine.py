@@ -72,6 +72,7 @@ class Result:
     evictions: int = 0
     interruptions: int = 0
     peak_nodes: int = 0
+    peak_gpus: int = 0
     above_red_node_s: float | None = 0.0  # None: no workload says what it uses
     spot_share: float = 0.0  # of node-hours
     samples: list[Sample] = field(default_factory=list)
@@ -92,6 +93,7 @@ class Result:
             "evictions": self.evictions,
             "interruptions": self.interruptions,
             "peak_nodes": self.peak_nodes,
+            "peak_gpus": self.peak_gpus,
             "above_red_node_s": None
             if self.above_red_node_s is None
             else round(self.above_red_node_s, 1),
@@ -220,7 +222,9 @@ def run(
         # cloud events
         while events and events[0].at_s <= t:
             event = events.pop(0)
-            if event.kind == "interrupt":
+            if event.kind == "resize":
+                world.resize(event.workload, event.requests)
+            elif event.kind == "interrupt":
                 spot = [
                     i for i in cloud.running() if i.category == event.category and not i.interrupted
                 ]
@@ -290,6 +294,13 @@ def run(
         if measured_usage and result.above_red_node_s is not None:
             result.above_red_node_s += step * _hot_nodes(world, config)
         result.peak_nodes = max(result.peak_nodes, len(running))
+        gpus = sum(
+            offers_by_key[(i.instance_type, i.category)].instance.gpu_count
+            for i in cloud.instances.values()
+            if i.state is not InstanceState.TERMINATED
+            and (i.instance_type, i.category) in offers_by_key
+        )
+        result.peak_gpus = max(result.peak_gpus, gpus)
         if clock.now >= next_sample:
             pods = world.pods()
             result.samples.append(

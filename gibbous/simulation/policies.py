@@ -161,6 +161,19 @@ class _PeerBase:
     def launch(
         self, offer: Offer, pods: Sequence[str], selector: dict[str, str], now: float
     ) -> bool:
+        limit = self.config.cluster_gpu_limit
+        if limit is not None and offer.instance.gpu_count:
+            # Karpenter's NodePool `limits` (nvidia.com/gpu), cluster-autoscaler's
+            # --gpu-total: the same cap clusterGPULimit puts on Gibbous.
+            held = sum(
+                o.instance.gpu_count
+                for i in self.cloud.instances.values()
+                if i.state is not InstanceState.TERMINATED
+                for o in self.offers
+                if o.name == i.instance_type and str(o.category) == i.category
+            )
+            if held + offer.instance.gpu_count > limit:
+                return False
         token = self.tokens()
         labels = offer_labels(offer, self.config)
         for key in (keys.CREATED_BY, keys.PLACEMENT, keys.CAPACITY_TYPE, keys.PRICE_PER_HOUR):

@@ -33,6 +33,7 @@ COLUMNS = (
     ("evictions", "evictions"),
     ("interruptions", "interrupted"),
     ("peak_nodes", "peak nodes"),
+    ("peak_gpus", "peak GPUs"),
     ("above_red_node_s", "above red node-s"),
     ("spot_share", "spot share"),
 )

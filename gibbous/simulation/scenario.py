@@ -25,17 +25,21 @@ with the nearest known one). The format:
       - {at: 0s, quota: {type: p3.2xlarge, category: on-demand}}
       - {at: 3h, interrupt: {category: spot, count: 1}}
 
+      - {at: 30m, resize: {workload: api, cpu: 2500m, memory: 2Gi}}
+
 `hang`: launches of the pair are accepted and never finish (the P10 story: Gibbous drops
 them at scaleUpTimeout); `stockout`: refused at once; `quota`: refused as over quota;
 `interrupt`: that many running instances of the category get the cloud's notice and are
-reclaimed two minutes later. `zone` empty or left out: every zone.
+reclaimed two minutes later; `resize`: VPA in Auto mode gives the workload new requests
+(its updater evicts the pods, its admission controller writes the new requests on the
+pods that replace them and on later arrivals). `zone` empty or left out: every zone.
 """
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -79,6 +83,8 @@ class CloudEvent:
     category: str = ""
     zone: str = ""
     count: int = 0
+    workload: str = ""  # resize: whose pods VPA gives new requests
+    requests: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -105,8 +111,9 @@ class Scenario:
 
 _TOP = {"name", "description", "cloud", "duration", "bootTime", "config", "workloads", "events"}
 _WORKLOAD = {"name", "at", "count", "every", "arrivals", "runFor", "replace", "pod", "usage"}
-_EVENT = {"at", "until", "hang", "stockout", "quota", "interrupt"}
+_EVENT = {"at", "until", "hang", "stockout", "quota", "interrupt", "resize"}
 _TARGET = {"type", "category", "zone", "count"}
+_RESIZE = {"workload", "cpu", "memory"}
 
 
 def _check(mapping: Any, allowed: set[str], where: str) -> Mapping[str, Any]:
@@ -187,10 +194,36 @@ def parse_scenario(document: Any, source: str = "scenario") -> Scenario:
     for index, raw in enumerate(top.get("events") or []):
         where = f"{source}: events[{index}]"
         item = _check(raw, _EVENT, where)
-        kinds = [k for k in ("hang", "stockout", "quota", "interrupt") if k in item]
+        kinds = [k for k in ("hang", "stockout", "quota", "interrupt", "resize") if k in item]
         if len(kinds) != 1:
-            raise ScenarioError(f"{where}: needs exactly one of hang, stockout, quota, interrupt")
+            raise ScenarioError(
+                f"{where}: needs exactly one of hang, stockout, quota, interrupt, resize"
+            )
         kind = kinds[0]
+        if kind == "resize":
+            target = _check(item[kind], _RESIZE, f"{where}.resize")
+            workload_names = {w.name for w in workloads}
+            if target.get("workload") not in workload_names:
+                raise ScenarioError(
+                    f"{where}.resize.workload: {target.get('workload')!r} is none of "
+                    f"{', '.join(sorted(workload_names))}"
+                )
+            for resource in ("cpu", "memory"):
+                if resource in target:
+                    try:
+                        parse_quantity(target[resource], f"{where}.resize.{resource}")
+                    except GibbousError as error:
+                        raise ScenarioError(str(error)) from None
+            events.append(
+                CloudEvent(
+                    at_s=_duration(item.get("at", 0), f"{where}.at"),
+                    until_s=None,
+                    kind="resize",
+                    workload=str(target["workload"]),
+                    requests={k: str(target[k]) for k in ("cpu", "memory") if k in target},
+                )
+            )
+            continue
         target = _check(item[kind], _TARGET, f"{where}.{kind}")
         category = str(target.get("category", "spot" if kind == "interrupt" else ""))
         if category not in ("spot", "on-demand"):

@@ -96,6 +96,8 @@ class SimCluster:
     node_annotations: dict[str, dict[str, str]] = field(default_factory=dict)
     repairs: dict[str, tuple[dict[str, str], list[dict[str, str]]]] = field(default_factory=dict)
     deleted_nodes: set[str] = field(default_factory=set)
+    # workload -> requests VPA's admission controller writes on its new pods
+    resized: dict[str, dict[str, str]] = field(default_factory=dict)
     _versions: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _names: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -115,6 +117,12 @@ class SimCluster:
         number = next(self._names)
         meta = dict(template.get("metadata") or {})
         name = f"{workload}-{number:06d}"
+        spec = _copy(template.get("spec") or {})
+        requests = self.resized.get(workload)
+        if requests:
+            for container in spec.get("containers") or []:
+                resources = container.setdefault("resources", {})
+                resources["requests"] = {**(resources.get("requests") or {}), **requests}
         obj = {
             "apiVersion": "v1",
             "kind": "Pod",
@@ -127,7 +135,7 @@ class SimCluster:
                 "annotations": dict(meta.get("annotations") or {}),
                 "creationTimestamp": _stamp(self.clock()),
             },
-            "spec": _copy(template.get("spec") or {}),
+            "spec": spec,
             "status": {"phase": "Pending"},
         }
         pod = SimPod(
@@ -166,6 +174,15 @@ class SimCluster:
         }
         self._touch(obj)
         pod.obj = obj
+
+    def resize(self, workload: str, requests: Mapping[str, str]) -> None:
+        """VPA in Auto mode: new requests for the workload's pods, which its updater evicts
+        for their controller to recreate with them (one container pods: every container
+        gets them)."""
+        self.resized[workload] = dict(requests)
+        for key, pod in list(self.pods_by_key.items()):
+            if pod.workload == workload:
+                self.remove_pod(key, why="vpa")
 
     def remove_pod(self, key: str, *, why: str) -> None:
         """The pod is gone; its controller makes a new one if it replaces its pods."""

@@ -82,8 +82,8 @@ def test_the_static_bill_is_the_catalog_price_times_the_hours_the_node_ran() -> 
 
 def test_every_built_in_scenario_runs_under_every_policy_quickly() -> None:
     for name in sorted(built_in()):
-        if name == "synthetic-gpu-day":
-            continue  # a day of traffic: bench/simulate.py
+        if name in ("synthetic-gpu-day", "p08-kai-queue-day"):
+            continue  # long days: bench/simulate.py, and the P08 test below
         for policy in ("gibbous", "luna-rule", "karpenter-like", "ca-like", "static"):
             result = run(load_scenario(name), policy)
             assert result.samples, (name, policy)
@@ -200,3 +200,29 @@ def test_a_live_cluster_becomes_a_starting_state() -> None:
     assert all("nodeName" not in w.pod["spec"] for w in scenario.workloads)
     result = run(scenario, "gibbous")
     assert result.never_ran == 0 and result.peak_nodes >= 1  # the pods run on the node they had
+
+
+def test_p09_vpa_turns_bin_pack_pods_bin_select_and_back() -> None:
+    result = run(load_scenario("p09-vpa-reclassify"), "gibbous")
+    launched = [entry.split("@") for entry in result.first_node_types]
+    # 500m pods: one bin-pack node (binPackingNodeCpu 4); at 45m VPA asks 2.5 CPUs (past
+    # binSelectPodCpuThreshold 2): bin-select capacity; at 2h, 300m: bin-pack again.
+    times = [float(at) for _, _, at in launched]
+    assert times[0] < 45 * 60 < times[1] < 120 * 60 < times[2]
+    assert result.never_ran == 0 and result.evictions == 0  # VPA's evictions are not ours
+
+
+def test_p08_the_gpu_cap_holds_and_jobs_queue_instead() -> None:
+    for policy in ("gibbous", "karpenter-like"):  # ca-like: the same launch cap
+        result = run(load_scenario("p08-kai-queue-day"), policy)
+        assert result.peak_gpus == 8, policy  # clusterGPULimit, reached and never passed
+        assert result.never_ran == 0 and result.pending_max_s > 600, policy
+
+
+def test_a_resize_must_name_a_workload() -> None:
+    document = {
+        "workloads": [{"name": "api", "pod": {"spec": {}}}],
+        "events": [{"at": "1m", "resize": {"workload": "apj", "cpu": "1"}}],
+    }
+    with pytest.raises(ScenarioError, match="'apj' is none of api"):
+        parse_scenario(document, "bad.yaml")
