@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -142,7 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument(
         "--cloud",
         choices=("aws", "gcp", "azure", "oci"),
-        help="the --from-cluster cluster's cloud (default: from its nodes' providerIDs)",
+        help="run every scenario on this cloud's catalog instead of its own (and the "
+        "--from-cluster cluster's cloud; default: from its nodes' providerIDs)",
     )
     sim.add_argument(
         "--policy",
@@ -154,7 +156,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--output", choices=("table", "json"), default="table", help="output format (default table)"
     )
     sim.add_argument("--report", metavar="FILE.html", help="also write an HTML report with plots")
-    _add_set_option(sim, "Gibbous configuration over the scenario's (repeatable)")
+    sim.add_argument(
+        "--config",
+        metavar="FILE",
+        help="Gibbous configuration (or a Helm values file) over each scenario's own options",
+    )
+    _add_set_option(sim, "Gibbous configuration over the scenario's and --config's (repeatable)")
     sim.add_argument("--quiet", action="store_true", help="no progress on standard error")
     sim.add_argument(
         "--verbose",
@@ -553,6 +560,14 @@ def run_simulate(args: argparse.Namespace, stdout: TextIO) -> int:
     if unknown or not policies:
         raise ConfigError(f"--policy: unknown {unknown}; known: {', '.join(POLICIES)}")
     scenarios = [load_scenario(name) for name in args.scenarios]
+    if args.cloud:
+        scenarios = [dataclasses.replace(s, cloud=args.cloud) for s in scenarios]
+    configuration = None
+    if args.config:
+        document = read_document(args.config)
+        if not isinstance(document, dict):
+            raise ConfigError(f"{args.config}: expected a mapping of Gibbous options")
+        configuration = {k: v for k, v in document.items() if k not in INSTALL_KEYS}
     if args.from_cluster is not None:
         scenarios.append(_scenario_of_cluster(args))
     if not scenarios:
@@ -575,6 +590,7 @@ def run_simulate(args: argparse.Namespace, stdout: TextIO) -> int:
                     policy,
                     seed=args.seed,
                     overrides=list(args.overrides),
+                    configuration=configuration,
                     progress=progress,
                 )
             )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,8 +109,20 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-def scenario_config(scenario: Scenario, overrides: list[str] | None = None) -> Config:
-    document = {"cloudProvider": scenario.cloud, "clusterID": "simulated", **scenario.config}
+def scenario_config(
+    scenario: Scenario,
+    overrides: list[str] | None = None,
+    configuration: Mapping[str, Any] | None = None,
+) -> Config:
+    """The scenario's options, then a configuration file's (`--config`), then `--set`."""
+    document: dict[str, Any] = {"cloudProvider": scenario.cloud, "clusterID": "simulated"}
+    for layer in (scenario.config, configuration or {}):
+        for key, value in layer.items():
+            if isinstance(value, Mapping) and isinstance(document.get(key), Mapping):
+                document[key] = {**document[key], **value}
+            else:
+                document[key] = value
+    document["cloudProvider"] = scenario.cloud
     return build_config(document, overrides=overrides)
 
 
@@ -160,10 +172,11 @@ def run(
     *,
     seed: int = 1,
     overrides: list[str] | None = None,
+    configuration: Mapping[str, Any] | None = None,
     progress: Callable[[float], None] | None = None,
 ) -> Result:
     rng = random.Random(seed)
-    config = scenario_config(scenario, overrides)
+    config = scenario_config(scenario, overrides, configuration)
     if policy_name == "luna-rule":
         config = luna_rule(config)
     clock = Clock()

@@ -226,3 +226,20 @@ def test_a_resize_must_name_a_workload() -> None:
     }
     with pytest.raises(ScenarioError, match="'apj' is none of api"):
         parse_scenario(document, "bad.yaml")
+
+
+def test_config_and_cloud_apply_over_the_scenario(tmp_path: Path) -> None:
+    values = tmp_path / "values.yaml"
+    values.write_text("scaleUpTimeout: 5m\nimagePullSecretName: dockerhub\n")  # a Helm values file
+    out = io.StringIO()
+    argv = ["simulate", "p10-gke-spot", "--policy", "gibbous", "--config", str(values),
+            "--output", "json", "--quiet"]  # fmt: skip
+    assert main(argv, stdout=out) == 0
+    (result,) = json.loads(out.getvalue())["results"]
+    # Two 5-minute timeouts instead of 10, then the P4 spot node's 90 s boot.
+    assert 2 * 300 + 90 <= result["pending_max_s"] <= 2 * 300 + 90 + 30
+    out = io.StringIO()
+    argv = ["simulate", "p14-binpack-mix", "--policy", "gibbous", "--cloud", "aws",
+            "--output", "json", "--quiet"]  # fmt: skip
+    assert main(argv, stdout=out) == 0
+    assert json.loads(out.getvalue())["results"][0]["never_ran"] == 0
