@@ -64,21 +64,6 @@ def api_pod(name: str, **options: Any) -> dict[str, Any]:
     return pod
 
 
-def unschedulable_status(message: str) -> dict[str, Any]:
-    """The status kube-scheduler writes on a pod it could not place."""
-    return {
-        "phase": "Pending",
-        "conditions": [
-            {
-                "type": "PodScheduled",
-                "status": "False",
-                "reason": "Unschedulable",
-                "message": message,
-            }
-        ],
-    }
-
-
 def config(**values: object) -> Config:
     return build_config(dict(values))
 

@@ -385,7 +385,7 @@ class SimCluster:
             try:
                 pending, _ = describe_pod(pod.obj, self.config)
             except GibbousError as error:
-                self._change(pod, status=_unschedulable(f"cannot read the pod: {error}"))
+                self._change(pod, status=unschedulable_status(f"cannot read the pod: {error}"))
                 continue
             index = next(
                 (
@@ -402,7 +402,7 @@ class SimCluster:
                 ):
                     self._change(
                         pod,
-                        status=_unschedulable(
+                        status=unschedulable_status(
                             f"0/{len(nodes)} nodes are available: Insufficient cpu."
                         ),
                     )
@@ -485,7 +485,8 @@ def _usage(cpu: float, memory: float) -> dict[str, str]:
     return {"cpu": f"{round(cpu * 1e9)}n", "memory": str(round(memory))}
 
 
-def _unschedulable(message: str) -> dict[str, Any]:
+def unschedulable_status(message: str) -> dict[str, Any]:
+    """The status kube-scheduler writes on a pod it could not place."""
     return {
         "phase": "Pending",
         "conditions": [

@@ -26,7 +26,7 @@ from gibbous.core.planning.packing import fit_count, node_admits
 from gibbous.core.planning.scaleup import existing_nodes
 from gibbous.core.podmodel.pods import Pod, key_of, node_name_of, scheduling_gates, uid_of
 from gibbous.core.settings.config import Config
-from tests.factories import unschedulable_status
+from gibbous.simulation.world import unschedulable_status
 
 
 class Clock:

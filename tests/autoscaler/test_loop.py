@@ -15,8 +15,9 @@ from gibbous.autoscaler.loop import Autoscaler
 from gibbous.core import keys
 from gibbous.core.planning.placement import node_view
 from gibbous.core.settings.config import Config
+from gibbous.simulation.world import unschedulable_status
 from tests.autoscaler.fakes import Clock, FakeCluster, Tokens
-from tests.factories import catalog, config, make_pod, spot_post_ray_head, unschedulable_status
+from tests.factories import catalog, config, make_pod, spot_post_ray_head
 
 SPOT_TOLERATION = {
     "key": keys.SPOT_TAINT_KEY,

@@ -11,7 +11,8 @@ import pytest
 from gibbous.core import keys
 from gibbous.core.grammar.timestamps import epoch_seconds
 from gibbous.core.lifecycle.intake import Intake, decide_intake
-from tests.factories import config, make_pod, unschedulable_status
+from gibbous.simulation.world import unschedulable_status
+from tests.factories import config, make_pod
 
 NOW = 1_800_000_000.0
 

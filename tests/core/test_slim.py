@@ -16,7 +16,8 @@ from gibbous.core.planning.podfacts import ClusterPods
 from gibbous.core.podmodel.pods import pod_requests
 from gibbous.core.podmodel.podtopology import placed_pod_topology
 from gibbous.core.podmodel.slim import slim_node, slim_pod
-from tests.factories import config, make_pod, unschedulable_status
+from gibbous.simulation.world import unschedulable_status
+from tests.factories import config, make_pod
 
 FIXTURE = json.loads(
     (Path(__file__).parents[1] / "fixtures" / "admissionreview_pod_create.json").read_text()

@@ -195,9 +195,15 @@ def running_extender(api: client.ApiClient, configuration: Config) -> Iterator[s
 
 
 def start_autoscaler(
-    api: client.ApiClient, provider: CloudProvider, cfg: Config, identity: str
+    api: client.ApiClient,
+    provider: CloudProvider,
+    cfg: Config,
+    identity: str,
+    *,
+    kubelet: Callable[[], None] | None = None,
 ) -> AutoscalerService:
-    """An autoscaler process's parts in this process: loop, node lifecycle, caches."""
+    """An autoscaler process's parts in this process: loop, node lifecycle, caches (and the
+    kwok provider's kubelet stand-in, when given)."""
     version = client.VersionApi(api).get_code()
     cluster = KubeCluster(
         api, identity=identity, server_version=parse_version(version.major, version.minor)
@@ -208,6 +214,8 @@ def start_autoscaler(
         cluster,
         lifecycle=NodeLifecycle(autoscaler, cluster, clock=time.time),
         period_s=0.3,
+        kubelet=kubelet,
+        kubelet_period_s=1.0,
     )
     service.start()
     return service

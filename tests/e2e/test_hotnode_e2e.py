@@ -19,17 +19,12 @@ import pytest
 from kubernetes import client
 
 from gibbous.autoscaler.cloud.kwok import KwokCloudProvider
-from gibbous.autoscaler.kube import KubeCluster
-from gibbous.autoscaler.lifecycle import NodeLifecycle
-from gibbous.autoscaler.loop import Autoscaler
-from gibbous.autoscaler.process import AutoscalerService
 from gibbous.cli import main
 from gibbous.core import keys
 from gibbous.devcluster.controlplane import ControlPlane
 from gibbous.devcluster.installtools import helm_tools
 from gibbous.devcluster.metricsapi import MetricsApi
-from gibbous.kubeapi import parse_version
-from tests.e2e.conftest import SUITE_LABEL, eventually, make_namespace
+from tests.e2e.conftest import SUITE_LABEL, eventually, make_namespace, start_autoscaler
 from tests.factories import catalog, config
 
 pytestmark = pytest.mark.e2e
@@ -62,20 +57,13 @@ def autoscaler(api: client.ApiClient, control_plane: ControlPlane) -> Iterator[N
         },
     )
     provider = KwokCloudProvider(api, catalog(cfg.cloud), cfg, time.time, boot_s=1)
-    version = client.VersionApi(api).get_code()
-    cluster = KubeCluster(
-        api, identity="hotnode", server_version=parse_version(version.major, version.minor)
-    )
-    loop = Autoscaler(cfg, provider, cluster, clock=time.time)
-    service = AutoscalerService(
-        loop,
-        cluster,
-        lifecycle=NodeLifecycle(loop, cluster, clock=time.time),
-        period_s=0.3,
+    service = start_autoscaler(
+        api,
+        provider,
+        cfg,
+        "hotnode",
         kubelet=lambda: provider.heartbeat(cfg.cluster_id, mark_pods_running=True),
-        kubelet_period_s=1.0,
     )
-    service.start()
     try:
         yield
     finally:
