@@ -37,14 +37,13 @@ CHROMIUM_FLAGS = [
 def chromium() -> str:
     found = shutil.which("chromium")
     if found is None and os.geteuid() == 0:
-        subprocess.run(
-            ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"],
-            capture_output=True,
-            check=False,
-            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-            timeout=900,
-        )
-        found = shutil.which("chromium")
+        environment = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        install = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"]
+        for command in (install, ["apt-get", "update", "-qq"], install):
+            subprocess.run(command, capture_output=True, check=False, env=environment, timeout=900)
+            found = shutil.which("chromium")
+            if found is not None:
+                break
     if found is None:
         pytest.skip("no chromium here (Debian's package; install it as root to run this test)")
     return found
