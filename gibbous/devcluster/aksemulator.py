@@ -42,7 +42,13 @@ import trustme
 from azure.mgmt.containerservice import models
 
 from gibbous.catalogs import load_catalog
-from gibbous.devcluster.emulation import emulator_arguments, kubernetes_api, serve_json, write_ready
+from gibbous.devcluster.emulation import (
+    emulator_arguments,
+    kubernetes_api,
+    serve_json,
+    take_fault,
+    write_ready,
+)
 
 log = logging.getLogger("gibbous.aksemulator")
 
@@ -91,7 +97,6 @@ class Fault:
             (not self.vm_size or self.vm_size == vm_size)
             and (self.spot is None or self.spot == spot)
             and (not self.zone or self.zone == zone)
-            and (self.times is None or self.times > 0)
         )
 
 
@@ -177,12 +182,7 @@ class AksEmulator:
                         del pool.machines[name]
 
     def _fault(self, kinds: tuple[str, ...], vm_size: str, spot: bool, zone: str) -> Fault | None:
-        for fault in self.faults:
-            if fault.kind in kinds and fault.matches(vm_size, spot, zone):
-                if fault.times is not None:
-                    fault.times -= 1
-                return fault
-        return None
+        return take_fault(self.faults, kinds, lambda f: f.matches(vm_size, spot, zone))
 
     def _throttled(self) -> None:
         fault = self._fault(("throttle",), "", False, "")

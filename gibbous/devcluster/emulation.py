@@ -8,10 +8,10 @@ import json
 import logging
 import ssl
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from kubernetes import client, config
 
@@ -90,3 +90,23 @@ def write_ready(path: str | None, state: Mapping[str, Any]) -> None:
     ready = Path(path)
     ready.with_suffix(".tmp").write_text(json.dumps(dict(state)))
     ready.with_suffix(".tmp").replace(ready)
+
+
+class Countable(Protocol):
+    kind: str
+    times: int | None
+
+
+F = TypeVar("F", bound=Countable)
+
+
+def take_fault(faults: Iterable[F], kinds: Iterable[str], matches: Callable[[F], bool]) -> F | None:
+    """The first injected fault of one of `kinds` that `matches` and has uses left, used
+    up once if it was given a number of uses (the emulators' fault tables)."""
+    wanted = set(kinds)
+    for fault in faults:
+        if fault.kind in wanted and (fault.times is None or fault.times > 0) and matches(fault):
+            if fault.times is not None:
+                fault.times -= 1
+            return fault
+    return None

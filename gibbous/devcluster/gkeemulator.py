@@ -43,7 +43,13 @@ from google.cloud import compute_v1, container_v1
 
 from gibbous.catalogs import load_catalog
 from gibbous.core.choice.machinelabels import gke_accelerator
-from gibbous.devcluster.emulation import emulator_arguments, kubernetes_api, serve_json, write_ready
+from gibbous.devcluster.emulation import (
+    emulator_arguments,
+    kubernetes_api,
+    serve_json,
+    take_fault,
+    write_ready,
+)
 
 log = logging.getLogger("gibbous.gkeemulator")
 
@@ -98,7 +104,6 @@ class Fault:
             and (not self.accelerator or self.accelerator == accelerator)
             and (self.spot is None or self.spot == spot)
             and (not self.zone or self.zone == zone)
-            and (self.times is None or self.times > 0)
         )
 
 
@@ -205,26 +210,18 @@ class GkeEmulator:
     def _fault(
         self, kinds: Iterable[str], machine: str, accelerator: str, spot: bool, zone: str
     ) -> Fault | None:
-        for fault in self.faults:
-            if fault.kind in kinds and fault.matches(machine, accelerator, spot, zone):
-                if fault.times is not None:
-                    fault.times -= 1
-                return fault
-        return None
+        return take_fault(self.faults, kinds, lambda f: f.matches(machine, accelerator, spot, zone))
 
     def _throttled(self) -> None:
-        for fault in self.faults:
-            if fault.kind == "throttle" and (fault.times is None or fault.times > 0):
-                if fault.times is not None:
-                    fault.times -= 1
-                raise ApiError(
-                    429,
-                    "RESOURCE_EXHAUSTED",
-                    "Quota exceeded for quota metric 'Write requests' and limit 'Write requests "
-                    "per minute per region' of service 'container.googleapis.com'.",
-                    reason="rateLimitExceeded",
-                    retry_after=1,
-                )
+        if take_fault(self.faults, ("throttle",), lambda f: True) is not None:
+            raise ApiError(
+                429,
+                "RESOURCE_EXHAUSTED",
+                "Quota exceeded for quota metric 'Write requests' and limit 'Write requests "
+                "per minute per region' of service 'container.googleapis.com'.",
+                reason="rateLimitExceeded",
+                retry_after=1,
+            )
 
     # --- GKE ------------------------------------------------------------------------------
 

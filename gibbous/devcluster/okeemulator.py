@@ -45,7 +45,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from gibbous.catalogs import load_catalog
-from gibbous.devcluster.emulation import emulator_arguments, kubernetes_api, serve_json, write_ready
+from gibbous.devcluster.emulation import (
+    emulator_arguments,
+    kubernetes_api,
+    serve_json,
+    take_fault,
+    write_ready,
+)
 
 log = logging.getLogger("gibbous.okeemulator")
 
@@ -89,7 +95,6 @@ class Fault:
             (not self.shape or self.shape == shape)
             and (self.preemptible is None or self.preemptible == preemptible)
             and (not self.availability_domain or self.availability_domain == ad)
-            and (self.times is None or self.times > 0)
         )
 
 
@@ -187,12 +192,7 @@ class OkeEmulator:
     def _fault(
         self, kinds: tuple[str, ...], shape: str, preemptible: bool, ad: str
     ) -> Fault | None:
-        for fault in self.faults:
-            if fault.kind in kinds and fault.matches(shape, preemptible, ad):
-                if fault.times is not None:
-                    fault.times -= 1
-                return fault
-        return None
+        return take_fault(self.faults, kinds, lambda f: f.matches(shape, preemptible, ad))
 
     def _throttled(self) -> None:
         if self._fault(("throttle",), "", False, "") is not None:
