@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -802,6 +803,22 @@ def run_extender(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@contextlib.contextmanager
+def _provider_setup(provider: str, config: Config) -> Iterator[None]:
+    """What `--provider gcp|azure|oci` share: the provider runs on its own cloud, and its
+    configuration errors (found as it reads the cluster) stop the start, named."""
+    from gibbous.autoscaler.cloud.base import FatalConfigurationError
+
+    if config.cloud != provider:
+        raise ConfigError(
+            f"--provider {provider} needs cloudProvider {provider} (it is {config.cloud})"
+        )
+    try:
+        yield
+    except FatalConfigurationError as error:
+        raise ConfigError(f"--provider {provider}: {error}") from None
+
+
 def _gcp_provider(args: argparse.Namespace, config: Config, catalog: list[InstanceType]) -> Any:
     """The GKE provider, its SDK clients pointed at --gcp-endpoint or at Google's APIs."""
     import time
@@ -813,18 +830,15 @@ def _gcp_provider(args: argparse.Namespace, config: Config, catalog: list[Instan
             "--provider gcp needs google-cloud-container and google-cloud-compute: "
             "pip install 'gibbous[gcp]'"
         ) from None
-    from gibbous.autoscaler.cloud.base import FatalConfigurationError
 
-    if config.cloud != "gcp":
-        raise ConfigError(f"--provider gcp needs cloudProvider gcp (it is {config.cloud})")
-    try:
-        container, compute, adc_project = sdk_clients(args.gcp_endpoint or "")
-    except Exception as error:  # google.auth's DefaultCredentialsError and kin
-        raise ConfigError(f"--provider gcp: no Google credentials ({error})") from None
-    project = config.gcp.project or adc_project
-    if not project:
-        raise ConfigError("--provider gcp: set gcp.project (the credentials name none)")
-    try:
+    with _provider_setup("gcp", config):
+        try:
+            container, compute, adc_project = sdk_clients(args.gcp_endpoint or "")
+        except Exception as error:  # google.auth's DefaultCredentialsError and kin
+            raise ConfigError(f"--provider gcp: no Google credentials ({error})") from None
+        project = config.gcp.project or adc_project
+        if not project:
+            raise ConfigError("--provider gcp: set gcp.project (the credentials name none)")
         return discover(
             container=container,
             compute=compute,
@@ -836,8 +850,6 @@ def _gcp_provider(args: argparse.Namespace, config: Config, catalog: list[Instan
             clock=time.time,
             empty_pool_s=config.scale_down.unneeded_time_s,
         )
-    except FatalConfigurationError as error:
-        raise ConfigError(f"--provider gcp: {error}") from None
 
 
 def _azure_provider(args: argparse.Namespace, config: Config, catalog: list[InstanceType]) -> Any:
@@ -852,14 +864,13 @@ def _azure_provider(args: argparse.Namespace, config: Config, catalog: list[Inst
             "--provider azure needs azure-mgmt-containerservice and azure-identity: "
             "pip install 'gibbous[azure]'"
         ) from None
-    from gibbous.autoscaler.cloud.base import FatalConfigurationError
 
-    if config.cloud != "azure":
-        raise ConfigError(f"--provider azure needs cloudProvider azure (it is {config.cloud})")
-    subscription = config.azure.subscription_id or os.environ.get("AZURE_SUBSCRIPTION_ID", "")
-    if not subscription:
-        raise ConfigError("--provider azure: set azure.subscriptionId (or AZURE_SUBSCRIPTION_ID)")
-    try:
+    with _provider_setup("azure", config):
+        subscription = config.azure.subscription_id or os.environ.get("AZURE_SUBSCRIPTION_ID", "")
+        if not subscription:
+            raise ConfigError(
+                "--provider azure: set azure.subscriptionId (or AZURE_SUBSCRIPTION_ID)"
+            )
         client = sdk_client(subscription, args.azure_endpoint or "", args.azure_ca or "")
         return discover(
             client=client,
@@ -870,8 +881,6 @@ def _azure_provider(args: argparse.Namespace, config: Config, catalog: list[Inst
             clock=time.time,
             empty_pool_s=config.scale_down.unneeded_time_s,
         )
-    except FatalConfigurationError as error:
-        raise ConfigError(f"--provider azure: {error}") from None
 
 
 def _oci_provider(args: argparse.Namespace, config: Config, catalog: list[InstanceType]) -> Any:
@@ -884,21 +893,18 @@ def _oci_provider(args: argparse.Namespace, config: Config, catalog: list[Instan
         from gibbous.autoscaler.cloud.oke import discover, sdk_clients
     except ImportError:
         raise ConfigError("--provider oci needs the oci SDK: pip install 'gibbous[oci]'") from None
-    from gibbous.autoscaler.cloud.base import FatalConfigurationError
 
-    if config.cloud != "oci":
-        raise ConfigError(f"--provider oci needs cloudProvider oci (it is {config.cloud})")
-    sdk_config = None
-    if args.oci_config:
+    with _provider_setup("oci", config):
+        sdk_config = None
+        if args.oci_config:
+            try:
+                sdk_config = oci.config.from_file(args.oci_config)
+            except (oci.exceptions.ConfigFileNotFound, oci.exceptions.InvalidConfig) as error:
+                raise ConfigError(f"--oci-config {args.oci_config}: {error}") from None
         try:
-            sdk_config = oci.config.from_file(args.oci_config)
-        except (oci.exceptions.ConfigFileNotFound, oci.exceptions.InvalidConfig) as error:
-            raise ConfigError(f"--oci-config {args.oci_config}: {error}") from None
-    try:
-        container, identity = sdk_clients(sdk_config, args.oci_endpoint or "")
-    except Exception as error:  # no workload identity, no instance principal
-        raise ConfigError(f"--provider oci: no OCI credentials ({error})") from None
-    try:
+            container, identity = sdk_clients(sdk_config, args.oci_endpoint or "")
+        except Exception as error:  # no workload identity, no instance principal
+            raise ConfigError(f"--provider oci: no OCI credentials ({error})") from None
         return discover(
             container=container,
             identity=identity,
@@ -908,8 +914,6 @@ def _oci_provider(args: argparse.Namespace, config: Config, catalog: list[Instan
             clock=time.time,
             empty_pool_s=config.scale_down.unneeded_time_s,
         )
-    except FatalConfigurationError as error:
-        raise ConfigError(f"--provider oci: {error}") from None
 
 
 def run_autoscaler(args: argparse.Namespace) -> int:
