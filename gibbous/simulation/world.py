@@ -80,8 +80,26 @@ class Tally:
     arrival_times: dict[tuple[str, int], float] = field(default_factory=dict)
 
 
+@dataclass(kw_only=True)
+class NodeMarks:
+    """The taints and annotations node lifecycle puts on nodes, kept as a stand-in for the
+    API server keeps them (the simulated cluster's, the loop tests' fake's)."""
+
+    node_taints: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    node_annotations: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def set_hot_taint(self, node: str, value: str) -> None:
+        kept = [t for t in self.node_taints.get(node, []) if t["key"] != keys.HOT_NODE_TAINT]
+        if value:
+            kept.append({"key": keys.HOT_NODE_TAINT, "value": value, "effect": "NoSchedule"})
+        self.node_taints[node] = kept
+
+    def annotate_node(self, node: str, key: str, value: str) -> None:
+        self.node_annotations.setdefault(node, {})[key] = value
+
+
 @dataclass
-class SimCluster:
+class SimCluster(NodeMarks):
     cloud: SimCloud
     config: Config
     clock: Callable[[], float]
@@ -92,8 +110,6 @@ class SimCluster:
     event_reasons: dict[str, set[str]] = field(default_factory=dict)
     tally: Tally = field(default_factory=Tally)
     cordoned: set[str] = field(default_factory=set)
-    node_taints: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    node_annotations: dict[str, dict[str, str]] = field(default_factory=dict)
     repairs: dict[str, tuple[dict[str, str], list[dict[str, str]]]] = field(default_factory=dict)
     deleted_nodes: set[str] = field(default_factory=set)
     # workload -> requests VPA's admission controller writes on its new pods
@@ -306,15 +322,6 @@ class SimCluster:
         self.tally.evictions += 1
         self.remove_pod(key, why="evicted")
         return Eviction.EVICTED
-
-    def set_hot_taint(self, node: str, value: str) -> None:
-        kept = [t for t in self.node_taints.get(node, []) if t["key"] != keys.HOT_NODE_TAINT]
-        if value:
-            kept.append({"key": keys.HOT_NODE_TAINT, "value": value, "effect": "NoSchedule"})
-        self.node_taints[node] = kept
-
-    def annotate_node(self, node: str, key: str, value: str) -> None:
-        self.node_annotations.setdefault(node, {})[key] = value
 
     def delete_node(self, node: str) -> None:
         self.deleted_nodes.add(node)

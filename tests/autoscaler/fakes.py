@@ -26,7 +26,7 @@ from gibbous.core.planning.packing import fit_count, node_admits
 from gibbous.core.planning.scaleup import existing_nodes
 from gibbous.core.podmodel.pods import Pod, key_of, node_name_of, scheduling_gates, uid_of
 from gibbous.core.settings.config import Config
-from gibbous.simulation.world import unschedulable_status
+from gibbous.simulation.world import NodeMarks, unschedulable_status
 
 
 class Clock:
@@ -41,7 +41,7 @@ class Clock:
 
 
 @dataclass
-class FakeCluster:
+class FakeCluster(NodeMarks):
     cloud: FakeCloudProvider
     config: Config
     pod_objects: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -57,8 +57,6 @@ class FakeCluster:
     bare_registration: bool = False
     # Node lifecycle: what the operations did, and what tests inject.
     cordoned: set[str] = field(default_factory=set)
-    node_taints: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    node_annotations: dict[str, dict[str, str]] = field(default_factory=dict)
     deleted_nodes: list[str] = field(default_factory=list)
     node_delete_errors: list[Exception] = field(default_factory=list)  # raised, then cleared
     release_errors: list[Exception] = field(default_factory=list)
@@ -176,15 +174,6 @@ class FakeCluster:
         self.evictions.append(key)
         del self.pod_objects[key]
         return Eviction.EVICTED
-
-    def set_hot_taint(self, node: str, value: str) -> None:
-        kept = [t for t in self.node_taints.get(node, []) if t["key"] != keys.HOT_NODE_TAINT]
-        if value:
-            kept.append({"key": keys.HOT_NODE_TAINT, "value": value, "effect": "NoSchedule"})
-        self.node_taints[node] = kept
-
-    def annotate_node(self, node: str, key: str, value: str) -> None:
-        self.node_annotations.setdefault(node, {})[key] = value
 
     def delete_node(self, node: str) -> None:
         if self.node_delete_errors:
