@@ -190,20 +190,21 @@ def create_app(source: MetricsSource, clock: Any = time.time) -> Starlette:
     async def resources(request: Request) -> Response:
         return JSONResponse(RESOURCES)
 
+    def answer(kind: str, items: list[dict[str, Any]], name: str | None) -> Response:
+        """The list, or the one item a GET by name asks for."""
+        if name is None:
+            return listing(f"{kind}List", items)
+        found = [i for i in items if i["metadata"]["name"] == name]
+        if not found:
+            return not_found(f"{kind.lower()} {name!r}")
+        return JSONResponse({"kind": kind, "apiVersion": GROUP_VERSION, **found[0]})
+
     async def nodes(request: Request) -> Response:
         try:
             items = node_items(request.query_params.get("labelSelector"))
         except GibbousError as error:
             return refused(error)
-        name = request.path_params.get("name")
-        if name is None:
-            return listing("NodeMetricsList", items)
-        found = [i for i in items if i["metadata"]["name"] == name]
-        return (
-            JSONResponse({"kind": "NodeMetrics", "apiVersion": GROUP_VERSION, **found[0]})
-            if found
-            else not_found(f"nodemetrics {name!r}")
-        )
+        return answer("NodeMetrics", items, request.path_params.get("name"))
 
     async def pods(request: Request) -> Response:
         namespace = request.path_params.get("namespace")
@@ -212,15 +213,7 @@ def create_app(source: MetricsSource, clock: Any = time.time) -> Starlette:
             items = [pod_item(p) for p in running]
         except GibbousError as error:
             return refused(error)
-        name = request.path_params.get("name")
-        if name is None:
-            return listing("PodMetricsList", items)
-        found = [i for i in items if i["metadata"]["name"] == name]
-        return (
-            JSONResponse({"kind": "PodMetrics", "apiVersion": GROUP_VERSION, **found[0]})
-            if found
-            else not_found(f"podmetrics {name!r}")
-        )
+        return answer("PodMetrics", items, request.path_params.get("name"))
 
     async def healthy(request: Request) -> Response:
         return Response("ok")
