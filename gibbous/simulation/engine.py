@@ -57,6 +57,16 @@ class Sample:
     running: int
 
 
+@dataclass(frozen=True)
+class FirstNode:
+    """One of the first nodes that ran: its type, category and when it first ran."""
+
+    instance_id: str
+    instance_type: str
+    category: str
+    ran_at_s: float
+
+
 @dataclass
 class Result:
     scenario: str
@@ -76,7 +86,7 @@ class Result:
     above_red_node_s: float | None = 0.0  # None: no workload says what it uses
     spot_share: float = 0.0  # of node-hours
     samples: list[Sample] = field(default_factory=list)
-    first_node_types: list[str] = field(default_factory=list)
+    first_nodes: list[FirstNode] = field(default_factory=list)
 
     def row(self) -> dict[str, Any]:
         return {
@@ -230,6 +240,7 @@ def run(
     next_sample = START
     spot_node_s = 0.0
     node_s = 0.0
+    recorded: set[str] = set()  # instances in result.first_nodes
     while clock.now <= end:
         t = clock.now - START
         # cloud events
@@ -297,12 +308,13 @@ def run(
             if instance.category == "spot":
                 spot_node_s += step
             node_s += step
-            if len(result.first_node_types) < 8:
-                described = f"{instance.instance_type} ({instance.category})"
-                if instance.id not in {d.split("@")[0] for d in result.first_node_types}:
-                    result.first_node_types.append(
-                        f"{instance.id}@{described}@{clock.now - START:.0f}"
+            if len(result.first_nodes) < 8 and instance.id not in recorded:
+                recorded.add(instance.id)
+                result.first_nodes.append(
+                    FirstNode(
+                        instance.id, instance.instance_type, instance.category, clock.now - START
                     )
+                )
         result.total_cost += cost * step / 3600
         if measured_usage and result.above_red_node_s is not None:
             result.above_red_node_s += step * _hot_nodes(world, config)

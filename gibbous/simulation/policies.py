@@ -133,6 +133,13 @@ class _PeerBase:
     claims: dict[str, _Claim] = field(default_factory=dict)  # token -> claim
     unavailable: dict[tuple[str, str], float] = field(default_factory=dict)  # -> until
     tokens: Tokens = field(default_factory=lambda: Tokens("peer"))
+    offers_by_key: dict[tuple[str, str], Offer] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.offers_by_key = {(o.name, str(o.category)): o for o in self.offers}
+
+    def offer_of(self, instance_type: str, category: str) -> Offer:
+        return self.offers_by_key[(instance_type, category)]
 
     def pending(self) -> list[tuple[str, PendingPod, dict[str, str]]]:
         """Unbound pods kube-scheduler found no node for: (key, facts, nodeSelector)."""
@@ -166,11 +173,9 @@ class _PeerBase:
             # Karpenter's NodePool `limits` (nvidia.com/gpu), cluster-autoscaler's
             # --gpu-total: the same cap clusterGPULimit puts on Gibbous.
             held = sum(
-                o.instance.gpu_count
+                self.offer_of(i.instance_type, i.category).instance.gpu_count
                 for i in self.cloud.instances.values()
                 if i.state is not InstanceState.TERMINATED
-                for o in self.offers
-                if o.name == i.instance_type and str(o.category) == i.category
             )
             if held + offer.instance.gpu_count > limit:
                 return False
@@ -457,15 +462,11 @@ class CaLikePolicy(_PeerBase):
                 return  # non-empty nodes one at a time
 
     def _allocatable(self, node: str) -> Resources | None:
-        for instance in self.cloud.instances.values():
-            if instance.node_name == node:
-                for offer in self.offers:
-                    if (
-                        offer.name == instance.instance_type
-                        and str(offer.category) == instance.category
-                    ):
-                        return offer.allocatable
-        return None
+        instance_id = self.instance_of(node)
+        if instance_id is None:
+            return None
+        instance = self.cloud.instances[instance_id]
+        return self.offer_of(instance.instance_type, instance.category).allocatable
 
 
 class StaticPolicy:

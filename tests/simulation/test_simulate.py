@@ -13,7 +13,7 @@ import yaml
 
 from gibbous.catalogs import load_catalog
 from gibbous.cli import main
-from gibbous.simulation.engine import run
+from gibbous.simulation.engine import FirstNode, run
 from gibbous.simulation.scenario import (
     ScenarioError,
     built_in,
@@ -23,16 +23,16 @@ from gibbous.simulation.scenario import (
 )
 
 
-def first_running(result_types: list[str]) -> tuple[str, float]:
+def first_running(nodes: list[FirstNode]) -> tuple[str, float]:
     """(type (category), seconds from the start) of the first node that ran."""
-    _, described, at = result_types[0].split("@")
-    return described, float(at)
+    first = nodes[0]
+    return f"{first.instance_type} ({first.category})", first.ran_at_s
 
 
 @pytest.mark.parametrize("policy", ["gibbous", "luna-rule"])
 def test_p10_two_t4_spot_timeouts_then_the_p4_spot_node_at_about_20_minutes(policy: str) -> None:
     result = run(load_scenario("p10-gke-spot"), policy)
-    described, at = first_running(result.first_node_types)
+    described, at = first_running(result.first_nodes)
     assert described == "n1-standard-32+p4x2 (spot)"
     # Two 10-minute scaleUpTimeouts, then the launch, then the 90 s boot (P10: "about 20
     # minutes"); the loop's 2 s steps add at most a few seconds each.
@@ -72,11 +72,10 @@ def test_p15_experiment_2_a_warm_node_is_tainted_not_evicted_and_the_next_pod_go
 def test_the_static_bill_is_the_catalog_price_times_the_hours_the_node_ran() -> None:
     scenario = load_scenario("p15-hot-node-warm")
     result = run(scenario, "static")
-    (node,) = result.first_node_types
-    _, described, at = node.split("@")
-    name = described.split(" ")[0]
-    price = next(t.on_demand_price for t in load_catalog(None, "azure", "eastus") if t.name == name)
-    expected = price * (scenario.duration_s - float(at)) / 3600
+    (node,) = result.first_nodes
+    catalog = load_catalog(None, "azure", "eastus")
+    price = next(t.on_demand_price for t in catalog if t.name == node.instance_type)
+    expected = price * (scenario.duration_s - node.ran_at_s) / 3600
     assert result.total_cost == pytest.approx(expected, rel=0.01)
 
 
@@ -204,10 +203,9 @@ def test_a_live_cluster_becomes_a_starting_state() -> None:
 
 def test_p09_vpa_turns_bin_pack_pods_bin_select_and_back() -> None:
     result = run(load_scenario("p09-vpa-reclassify"), "gibbous")
-    launched = [entry.split("@") for entry in result.first_node_types]
     # 500m pods: one bin-pack node (binPackingNodeCpu 4); at 45m VPA asks 2.5 CPUs (past
     # binSelectPodCpuThreshold 2): bin-select capacity; at 2h, 300m: bin-pack again.
-    times = [float(at) for _, _, at in launched]
+    times = [node.ran_at_s for node in result.first_nodes]
     assert times[0] < 45 * 60 < times[1] < 120 * 60 < times[2]
     assert result.never_ran == 0 and result.evictions == 0  # VPA's evictions are not ours
 
