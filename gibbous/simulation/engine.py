@@ -16,10 +16,9 @@ from typing import Any
 
 from gibbous.autoscaler.cloud.base import InstanceState
 from gibbous.catalogs import load_catalog
-from gibbous.core.choice.selection import build_offers, candidate_offers
+from gibbous.core.choice.selection import build_offers
 from gibbous.core.errors import GibbousError
 from gibbous.core.lifecycle.hotnode import Level, Usage, level_of
-from gibbous.core.planning.demand import describe_pod
 from gibbous.core.podmodel.pods import node_name_of
 from gibbous.core.settings.config import Config, build_config
 from gibbous.simulation.cloud import SimCloud
@@ -30,6 +29,8 @@ from gibbous.simulation.policies import (
     Policy,
     StaticPolicy,
     luna_rule,
+    node_groups,
+    peak_pods,
 )
 from gibbous.simulation.scenario import INTERRUPT_NOTICE_S, CloudEvent, Scenario
 from gibbous.simulation.world import SimCluster
@@ -136,46 +137,6 @@ def scenario_config(
     return build_config(document, overrides=overrides)
 
 
-def peak_pods(scenario: Scenario, config: Config) -> list[dict[str, Any]]:
-    """The pods alive when the scenario's requested CPU is highest (arrivals and run times
-    as written; evictions aside), for the static policy."""
-    windows: list[tuple[float, float, float, dict[str, Any]]] = []
-    for workload in scenario.workloads:
-        template = {
-            "metadata": dict(workload.pod.get("metadata") or {}),
-            "spec": workload.pod["spec"],
-        }
-        probe = {
-            **template,
-            "metadata": {
-                **template["metadata"],
-                "name": "probe",
-                "namespace": "default",
-                "uid": "probe",
-            },
-        }
-        try:
-            facts, _ = describe_pod(probe, config)
-        except GibbousError:
-            continue
-        cpu = facts.requirement.requests.cpu_millis
-        for at in scenario.arrival_times(workload):
-            end = at + workload.run_for_s if workload.run_for_s is not None else math.inf
-            for _ in range(workload.count):
-                windows.append((at, end, cpu, template))
-    best_t, best_cpu = 0.0, -1.0
-    for at, _, _, _ in windows:
-        total = sum(cpu for start, end, cpu, _ in windows if start <= at < end)
-        if total > best_cpu:
-            best_t, best_cpu = at, total
-    out = []
-    for index, (_, _, _, template) in enumerate(w for w in windows if w[0] <= best_t < w[1]):
-        meta = dict(template["metadata"])
-        meta.update(name=f"peak-{index:05d}", namespace="default", uid=f"peak-{index:05d}")
-        out.append({"metadata": meta, "spec": template["spec"]})
-    return out
-
-
 def run(
     scenario: Scenario,
     policy_name: str,
@@ -212,7 +173,7 @@ def run(
             world,
             clock,
             offers,
-            groups=_node_groups(scenario, config, offers),
+            groups=node_groups(scenario, config, offers),
         )
     elif policy_name == "static":
         policy = StaticPolicy(config, cloud, clock, peak_pods(scenario, config))
@@ -390,27 +351,3 @@ def _hot_nodes(world: SimCluster, config: Config) -> int:
         if level_of(Usage(cpu * 100, memory * 100), config.hot_node) is Level.RED:
             hot += 1
     return hot
-
-
-def _node_groups(scenario: Scenario, config: Config, offers: list[Any]) -> list[Any]:
-    """ca-like's node groups: per workload, the cheapest offer its pod fits (what a
-    cluster's owner would have set up for it)."""
-    groups = []
-    for workload in scenario.workloads:
-        probe = {
-            "metadata": {
-                **dict(workload.pod.get("metadata") or {}),
-                "name": "probe",
-                "namespace": "default",
-                "uid": "probe",
-            },
-            "spec": workload.pod["spec"],
-        }
-        try:
-            facts, _ = describe_pod(probe, config)
-        except GibbousError:
-            continue
-        found = candidate_offers(facts.requirement, offers, config)
-        if found.offers and found.offers[0] not in groups:
-            groups.append(found.offers[0])
-    return groups

@@ -49,6 +49,7 @@ from gibbous.core.podmodel.pods import key_of, node_name_of, scheduling_gates
 from gibbous.core.podmodel.resources import Resources
 from gibbous.core.settings.config import Config, build_config, render_config
 from gibbous.simulation.cloud import SimCloud
+from gibbous.simulation.scenario import Scenario
 from gibbous.simulation.world import SimCluster
 
 POLICIES = ("gibbous", "luna-rule", "karpenter-like", "ca-like", "static")
@@ -545,3 +546,67 @@ class StaticPolicy:
             facts = self.placed.pop(key, None)
             if facts is not None:
                 self.waiting[key] = facts
+
+
+def peak_pods(scenario: Scenario, config: Config) -> list[dict[str, Any]]:
+    """The pods alive when the scenario's requested CPU is highest (arrivals and run times
+    as written; evictions aside), for the static policy."""
+    windows: list[tuple[float, float, float, dict[str, Any]]] = []
+    for workload in scenario.workloads:
+        template = {
+            "metadata": dict(workload.pod.get("metadata") or {}),
+            "spec": workload.pod["spec"],
+        }
+        probe = {
+            **template,
+            "metadata": {
+                **template["metadata"],
+                "name": "probe",
+                "namespace": "default",
+                "uid": "probe",
+            },
+        }
+        try:
+            facts, _ = describe_pod(probe, config)
+        except GibbousError:
+            continue
+        cpu = facts.requirement.requests.cpu_millis
+        for at in scenario.arrival_times(workload):
+            end = at + workload.run_for_s if workload.run_for_s is not None else math.inf
+            for _ in range(workload.count):
+                windows.append((at, end, cpu, template))
+    best_t, best_cpu = 0.0, -1.0
+    for at, _, _, _ in windows:
+        total = sum(cpu for start, end, cpu, _ in windows if start <= at < end)
+        if total > best_cpu:
+            best_t, best_cpu = at, total
+    out = []
+    for index, (_, _, _, template) in enumerate(w for w in windows if w[0] <= best_t < w[1]):
+        meta = dict(template["metadata"])
+        meta.update(name=f"peak-{index:05d}", namespace="default", uid=f"peak-{index:05d}")
+        out.append({"metadata": meta, "spec": template["spec"]})
+    return out
+
+
+def node_groups(scenario: Scenario, config: Config, offers: list[Offer]) -> list[Offer]:
+    """ca-like's node groups: per workload, the cheapest offer its pod fits (what a
+    cluster's owner would have set up for it)."""
+    groups = []
+    for workload in scenario.workloads:
+        probe = {
+            "metadata": {
+                **dict(workload.pod.get("metadata") or {}),
+                "name": "probe",
+                "namespace": "default",
+                "uid": "probe",
+            },
+            "spec": workload.pod["spec"],
+        }
+        try:
+            facts, _ = describe_pod(probe, config)
+        except GibbousError:
+            continue
+        found = candidate_offers(facts.requirement, offers, config)
+        if found.offers and found.offers[0] not in groups:
+            groups.append(found.offers[0])
+    return groups
