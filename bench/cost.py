@@ -29,7 +29,8 @@ from gibbous.core.choice.selection import Offer, build_offers, cheapest_offer_fo
 from gibbous.core.planning.demand import describe_pod
 from gibbous.core.planning.packing import PendingPod, simulate
 from gibbous.core.podmodel.affinity import NodeAffinity
-from gibbous.core.settings.config import Config, build_config
+from gibbous.core.settings.config import Config
+from gibbous.core.settings.loader import build_config
 
 
 def shapes(offers: list[Offer], config: Config) -> list[Offer]:

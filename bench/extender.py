@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from gibbous.core import keys
-from gibbous.core.settings.config import build_config
+from gibbous.core.settings.loader import build_config
 from gibbous.extender.app import create_app
 from gibbous.extender.state import PodLedger, StaticView
 

@@ -17,7 +17,7 @@ from gibbous.catalogs import load_catalog
 from gibbous.core.choice.selection import build_offers
 from gibbous.core.planning.demand import describe_pod
 from gibbous.core.planning.packing import simulate
-from gibbous.core.settings.config import build_config
+from gibbous.core.settings.loader import build_config
 
 
 def main() -> None:

@@ -52,7 +52,7 @@ from gibbous.catalogs import load_catalog
 from gibbous.core import keys
 from gibbous.core.lifecycle.disruption import review_scale_down
 from gibbous.core.planning.scaleup import existing_nodes
-from gibbous.core.settings.config import build_config
+from gibbous.core.settings.loader import build_config
 from gibbous.devcluster.binaries import find_binaries
 from gibbous.devcluster.controlplane import ControlPlane, free_port
 from gibbous.kubecache import Informer

@@ -39,7 +39,7 @@ from starlette.routing import Route
 
 from gibbous.certs.authority import generate_ca, generate_serving, write_bundle
 from gibbous.core.admission.mutation import ServerFeatures
-from gibbous.core.settings.config import build_config
+from gibbous.core.settings.loader import build_config
 from gibbous.serving import Listen, TLSServer
 from gibbous.webhook.app import create_app
 

@@ -20,14 +20,9 @@ from gibbous.catalogs import load_catalog
 from gibbous.configfile import load_config, read_document
 from gibbous.core.errors import ConfigError, GibbousError, ManifestError
 from gibbous.core.planning.estimate import estimate, expand_workloads
-from gibbous.core.settings.config import (
-    INSTALL_KEYS,
-    Config,
-    build_config,
-    describe_options,
-    install_settings,
-    render_config,
-)
+from gibbous.core.settings.config import Config
+from gibbous.core.settings.loader import build_config, describe_options, render_config
+from gibbous.core.settings.options.luna import INSTALL_KEYS, install_settings
 from gibbous.report import render_estimate
 
 if TYPE_CHECKING:

@@ -1,4 +1,4 @@
-"""Reading the configuration file and environment (the I/O half of gibbous.core.settings.config)."""
+"""Reading the configuration file and environment (the I/O half of gibbous.core.settings.loader)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from typing import Any
 import yaml
 
 from gibbous.core.errors import ConfigError
-from gibbous.core.settings.config import Config, build_config
+from gibbous.core.settings.config import Config
+from gibbous.core.settings.loader import build_config
 
 
 def read_document(path: str) -> Any:

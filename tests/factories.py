@@ -8,7 +8,8 @@ from gibbous.catalogs import load_catalog
 from gibbous.core import keys
 from gibbous.core.choice.catalog import InstanceType
 from gibbous.core.choice.selection import Offer, build_offers
-from gibbous.core.settings.config import Config, build_config
+from gibbous.core.settings.config import Config
+from gibbous.core.settings.loader import build_config
 
 
 def make_pod(

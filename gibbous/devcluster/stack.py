@@ -31,7 +31,8 @@ from kubernetes import config as kube_config
 
 from gibbous.certs.authority import generate_ca, generate_serving, write_bundle
 from gibbous.core import keys
-from gibbous.core.settings.config import Config, build_config
+from gibbous.core.settings.config import Config
+from gibbous.core.settings.loader import build_config
 from gibbous.devcluster.binaries import find_binaries
 from gibbous.devcluster.controlplane import (
     ControlPlane,

@@ -20,7 +20,8 @@ from gibbous.core.choice.selection import build_offers
 from gibbous.core.errors import GibbousError
 from gibbous.core.lifecycle.hotnode import Level, Usage, level_of
 from gibbous.core.podmodel.pods import node_name_of
-from gibbous.core.settings.config import Config, build_config
+from gibbous.core.settings.config import Config
+from gibbous.core.settings.loader import build_config
 from gibbous.simulation.cloud import SimCloud
 from gibbous.simulation.policies import (
     CaLikePolicy,

@@ -47,7 +47,8 @@ from gibbous.core.planning.packing import ExistingNode, PendingPod, fit_count
 from gibbous.core.planning.scaleup import existing_nodes, plan_scale_up
 from gibbous.core.podmodel.pods import key_of, node_name_of, scheduling_gates
 from gibbous.core.podmodel.resources import Resources
-from gibbous.core.settings.config import Config, build_config, render_config
+from gibbous.core.settings.config import Config
+from gibbous.core.settings.loader import build_config, render_config
 from gibbous.simulation.cloud import SimCloud
 from gibbous.simulation.scenario import Scenario
 from gibbous.simulation.world import SimCluster

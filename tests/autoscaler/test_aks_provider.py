@@ -35,7 +35,7 @@ from gibbous.autoscaler.cloud.base import (
 )
 from gibbous.autoscaler.cloud.sizedpools import SizedPoolProvider
 from gibbous.core import keys
-from gibbous.core.settings.config import AzureConfig
+from gibbous.core.settings.options.azure import AzureConfig
 from gibbous.devcluster.aksemulator import AksEmulator, Fault
 from tests.autoscaler.sdkworld import OPENED, Clock
 from tests.factories import catalog

@@ -33,7 +33,7 @@ from gibbous.autoscaler.cloud.gke import (
     sdk_clients,
 )
 from gibbous.core import keys
-from gibbous.core.settings.config import GcpConfig
+from gibbous.core.settings.options.gcp import GcpConfig
 from gibbous.devcluster.gkeemulator import Fault, GkeEmulator
 from tests.autoscaler.sdkworld import OPENED, Clock
 from tests.factories import catalog

@@ -26,7 +26,7 @@ from gibbous.autoscaler.cloud.base import (
 from gibbous.autoscaler.cloud.oke import classify_api_error, discover, pick_image, sdk_clients
 from gibbous.autoscaler.cloud.sizedpools import SizedPoolProvider
 from gibbous.core import keys
-from gibbous.core.settings.config import OciConfig
+from gibbous.core.settings.options.oci import OciConfig
 from gibbous.devcluster.okeemulator import (
     ADS,
     COMPARTMENT,

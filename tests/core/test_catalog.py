@@ -3,7 +3,7 @@ import pytest
 from gibbous.core.choice.catalog import allocatable, family_of, parse_catalog_csv
 from gibbous.core.errors import CatalogError
 from gibbous.core.podmodel.constraints import PriceCategory
-from gibbous.core.settings.config import NodeOverheadConfig
+from gibbous.core.settings.options.overhead import NodeOverheadConfig
 from tests.factories import catalog, csv_catalog
 
 

@@ -3,7 +3,8 @@ import re
 import pytest
 
 from gibbous.core.errors import ConfigError
-from gibbous.core.settings.config import Config, build_config, describe_options, render_config
+from gibbous.core.settings.config import Config
+from gibbous.core.settings.loader import build_config, describe_options, render_config
 
 
 def test_defaults_follow_the_posts() -> None:

@@ -17,7 +17,7 @@ from gibbous.core.lifecycle.hotnode import (
     observed_annotation,
     pod_usage,
 )
-from gibbous.core.settings.config import HotNodeConfig
+from gibbous.core.settings.options.lifecycle import HotNodeConfig
 
 SETTINGS = HotNodeConfig(enabled=True)
 USAGE_AT = {

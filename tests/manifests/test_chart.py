@@ -17,7 +17,9 @@ import pytest
 import yaml
 
 from gibbous.cli import build_parser
-from gibbous.core.settings.config import INSTALL_KEYS, Config, build_config, render_config
+from gibbous.core.settings.config import Config
+from gibbous.core.settings.loader import build_config, render_config
+from gibbous.core.settings.options.luna import INSTALL_KEYS
 from gibbous.devcluster.binaries import OLD_VERSION, current_version
 from gibbous.devcluster.installtools import helm_tools, render_manifests
 from tests.manifests import openapi

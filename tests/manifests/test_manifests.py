@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from gibbous.cli import build_parser
-from gibbous.core.settings.config import build_config
+from gibbous.core.settings.loader import build_config
 from gibbous.devcluster.binaries import OLD_VERSION, current_version
 from gibbous.devcluster.installtools import MANIFEST_FLAVOURS, helm_tools
 from gibbous.devcluster.stack import webhook_configurations

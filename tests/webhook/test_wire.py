@@ -20,7 +20,8 @@ import gibbous.webhook.app as app_module
 from gibbous.core import keys
 from gibbous.core.admission.mutation import ServerFeatures, plan_mutation
 from gibbous.core.admission.validation import validate_pod
-from gibbous.core.settings.config import Config, build_config
+from gibbous.core.settings.config import Config
+from gibbous.core.settings.loader import build_config
 from gibbous.webhook.app import MEMO_MAX_SHAPE_BYTES, create_app
 from gibbous.webhook.wire import ADMISSION_FIELDS, decode_review
 from tests.factories import make_pod

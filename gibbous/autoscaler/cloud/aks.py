@@ -44,7 +44,7 @@ from gibbous.autoscaler.cloud.base import (
 from gibbous.autoscaler.cloud.sizedpools import Member, PoolView, Shape, SizedPoolProvider
 from gibbous.core import keys
 from gibbous.core.choice.catalog import InstanceType
-from gibbous.core.settings.config import AzureConfig
+from gibbous.core.settings.options.azure import AzureConfig
 
 log = logging.getLogger("gibbous.autoscaler.aks")
 

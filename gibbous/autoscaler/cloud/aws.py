@@ -51,7 +51,8 @@ from gibbous.core.choice.spotprices import (
     with_live_spot_prices,
     with_spot_advisor,
 )
-from gibbous.core.settings.config import AwsConfig, Config
+from gibbous.core.settings.config import Config
+from gibbous.core.settings.options.aws import AwsConfig
 from gibbous.core.settings.userdata import (
     ClusterInfo,
     NodeBootstrap,

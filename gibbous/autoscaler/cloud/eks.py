@@ -15,7 +15,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from gibbous.autoscaler.cloud.base import FatalConfigurationError
-from gibbous.core.settings.config import AwsConfig
+from gibbous.core.settings.options.aws import AwsConfig
 from gibbous.core.settings.userdata import ClusterInfo, UserDataType
 
 log = logging.getLogger("gibbous.autoscaler.eks")

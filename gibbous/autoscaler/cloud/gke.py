@@ -52,7 +52,7 @@ from gibbous.autoscaler.cloud.base import (
 from gibbous.core import keys
 from gibbous.core.choice.catalog import InstanceType, name_from_label
 from gibbous.core.choice.machinelabels import gke_accelerator
-from gibbous.core.settings.config import GcpConfig
+from gibbous.core.settings.options.gcp import GcpConfig
 
 log = logging.getLogger("gibbous.autoscaler.gke")
 

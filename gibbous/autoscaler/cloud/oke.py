@@ -40,7 +40,7 @@ from gibbous.autoscaler.cloud.base import (
 from gibbous.autoscaler.cloud.sizedpools import Member, PoolView, Shape, SizedPoolProvider
 from gibbous.core import keys
 from gibbous.core.choice.catalog import InstanceType
-from gibbous.core.settings.config import OciConfig
+from gibbous.core.settings.options.oci import OciConfig
 
 log = logging.getLogger("gibbous.autoscaler.oke")
 

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from gibbous.core.errors import CatalogError
 from gibbous.core.podmodel.constraints import PriceCategory
 from gibbous.core.podmodel.resources import Resources
-from gibbous.core.settings.config import CLOUDS, Config, NodeOverheadConfig
+from gibbous.core.settings.config import Config
+from gibbous.core.settings.options.core import CLOUDS
+from gibbous.core.settings.options.overhead import NodeOverheadConfig
 
 REQUIRED_COLUMNS = (
     "cloud",

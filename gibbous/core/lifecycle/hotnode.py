@@ -37,7 +37,7 @@ from gibbous.core import keys
 from gibbous.core.errors import GibbousError
 from gibbous.core.grammar.quantity import parse_quantity
 from gibbous.core.podmodel.pods import as_map
-from gibbous.core.settings.config import HotNodeConfig
+from gibbous.core.settings.options.lifecycle import HotNodeConfig
 
 
 class Level(StrEnum):

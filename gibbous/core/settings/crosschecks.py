@@ -1,0 +1,34 @@
+"""Rules between options, checked once every option has its value."""
+
+from __future__ import annotations
+
+from gibbous.core.errors import GibbousError
+from gibbous.core.settings.config import Config
+from gibbous.core.settings.userdata import check_user_data
+
+
+def cross_checks(config: Config) -> list[str]:
+    """What is wrong with the combination of values, one message each."""
+    out = []
+    hot = config.hot_node
+    if not hot.green_cpu <= hot.yellow_cpu <= hot.red_cpu:
+        out.append("manageHighUtilization: need greenCPU <= yellowCPU <= redCPU")
+    if not hot.green_memory <= hot.yellow_memory <= hot.red_memory:
+        out.append("manageHighUtilization: need greenMemory <= yellowMemory <= redMemory")
+    if config.hot_node.loop_period_s <= 0:
+        out.append("manageHighUtilization.loopPeriod must be > 0")
+    if config.scale_up_timeout_s <= 0:
+        out.append("scaleUpTimeout must be > 0")
+    if config.scale_up_batch_max_s < config.scale_up_batch_idle_s:
+        out.append("scaleUpBatchMax must be >= scaleUpBatchIdle")
+    aws = config.aws
+    try:
+        check_user_data(aws.effective_user_data_type, aws.user_data)
+    except GibbousError as error:
+        out.append(str(error))
+    if aws.use_spot_advisor and not aws.spot_advisor_file:
+        out.append(
+            "aws.useSpotAdvisor needs aws.spotAdvisorFile: a copy of the Spot Instance Advisor's "
+            "public JSON (Gibbous does not download it)"
+        )
+    return out

@@ -1,0 +1,84 @@
+"""Luna's `oci:` values: the OKE cluster and how its node pools' nodes are made."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gibbous.core.settings.option import Option, Section
+from gibbous.core.settings.valuetypes import STRING_LIST, TEXT, whole_number
+
+
+@dataclass(frozen=True)
+class OciConfig:
+    """Luna's `oci:` values: the OKE cluster and how its node pools' nodes are made."""
+
+    compartment_id: str = ""  # the cluster's compartment
+    cluster_id: str = ""  # the cluster's OCID
+    subnet_id: str = ""  # the node subnet
+    availability_domains: tuple[str, ...] = ()  # empty: all of the region's
+    image_id: str = ""  # empty: the OKE node image for the cluster's version and the shape
+    boot_volume_size_gb: int = 50
+    ssh_public_key: str = ""
+
+
+OCI = Section(
+    "OCI",
+    (
+        Option(
+            key="oci.compartmentId",
+            attribute="oci.compartment_id",
+            value_type=TEXT,
+            help="OCID of the OKE cluster's compartment",
+            luna=None,
+            since="0.1.0",
+        ),
+        Option(
+            key="oci.clusterId",
+            attribute="oci.cluster_id",
+            value_type=TEXT,
+            help="OCID of the OKE cluster",
+            luna=None,
+            since="0.1.0",
+        ),
+        Option(
+            key="oci.subnetId",
+            attribute="oci.subnet_id",
+            value_type=TEXT,
+            help="OCID of the node subnet",
+            luna=None,
+            since="0.1.0",
+        ),
+        Option(
+            key="oci.availabilityDomains",
+            attribute="oci.availability_domains",
+            value_type=STRING_LIST,
+            help="availability domains for nodes (empty: all of the region's)",
+            luna=None,
+            since="0.1.0",
+        ),
+        Option(
+            key="oci.imageId",
+            attribute="oci.image_id",
+            value_type=TEXT,
+            help="node image OCID (empty: the OKE image for the cluster's version, architecture and GPU)",
+            luna=None,
+            since="0.1.0",
+        ),
+        Option(
+            key="oci.bootVolumeSizeGb",
+            attribute="oci.boot_volume_size_gb",
+            value_type=whole_number(50, 32768),
+            help="boot volume size of OKE nodes, GB",
+            luna=None,
+            since="0.1.0",
+        ),
+        Option(
+            key="oci.sshPublicKey",
+            attribute="oci.ssh_public_key",
+            value_type=TEXT,
+            help="SSH public key for the nodes",
+            luna=None,
+            since="0.1.0",
+        ),
+    ),
+)
