@@ -33,6 +33,7 @@ from gibbous.certs.authority import generate_ca, generate_serving, write_bundle
 from gibbous.core import keys
 from gibbous.core.settings.config import Config
 from gibbous.core.settings.loader import build_config
+from gibbous.devcluster.aws.state import INSTANCE_PROFILE
 from gibbous.devcluster.binaries import find_binaries
 from gibbous.devcluster.controlplane import (
     ControlPlane,
@@ -41,6 +42,7 @@ from gibbous.devcluster.controlplane import (
     start_over_when_exited,
     wait_until_healthy,
 )
+from gibbous.devcluster.oci.state import CLUSTER, COMPARTMENT, SUBNET
 from gibbous.kubeapi import SCHEDULING_GATES_SINCE
 
 SCHEDULER_NAME = "gibbous-scheduler"
@@ -155,6 +157,14 @@ def _alive(pid: int) -> bool:
 
 
 EMULATED = {"aws": "EC2/EKS", "gcp": "GKE", "azure": "AKS", "oci": "OKE"}
+# Process name (its log, ready file and entry in the state file) -> the package run as
+# `python -m`: its `__main__` runs the emulator with its node agent.
+EMULATOR_PACKAGES = {
+    "ec2emulator": "gibbous.devcluster.aws",
+    "gkeemulator": "gibbous.devcluster.gcp",
+    "aksemulator": "gibbous.devcluster.azure",
+    "okeemulator": "gibbous.devcluster.oci",
+}
 
 
 @dataclass
@@ -200,13 +210,8 @@ class DevCluster:
         notes = [f"Kubernetes {version[0]}.{version[1]} from {binaries.apiserver.parent}"]
         settings = [f"schedulerName={SCHEDULER_NAME}", "clusterID=dev-cluster", *overrides]
         if cloud == "aws":
-            # Only now: the emulator needs moto, which `--cloud kwok` users need not have.
-            from gibbous.devcluster.ec2emulator import INSTANCE_PROFILE
-
             settings = [*settings[:2], f"aws.nodeInstanceProfile={INSTANCE_PROFILE}", *overrides]
         if cloud == "oci":
-            from gibbous.devcluster.okeemulator import CLUSTER, COMPARTMENT, SUBNET
-
             settings = [
                 *settings[:2],
                 "cloudProvider=oci",
@@ -472,8 +477,8 @@ class DevCluster:
     def _start_emulator(
         self, plane: ControlPlane, module: str, boot_s: float, timeout_s: float
     ) -> str:
-        """A cloud emulator and its node agent as process `<module>` (ec2emulator,
-        gkeemulator); returns its endpoint once it serves the cluster."""
+        """A cloud emulator and its node agent as process `<module>` (a key of
+        `EMULATOR_PACKAGES`); returns its endpoint once it serves the cluster."""
         version = ".".join(map(str, plane.binaries.version()))
         ready = self.directory / f"{module}.ready"
 
@@ -483,7 +488,7 @@ class DevCluster:
             argv = [
                 sys.executable,
                 "-m",
-                f"gibbous.devcluster.{module}",
+                EMULATOR_PACKAGES[module],
                 f"--kubeconfig={plane.kubeconfig}",
                 f"--port={port}",
                 "--cluster=dev-cluster",

@@ -36,7 +36,8 @@ from gibbous.autoscaler.cloud.base import (
 from gibbous.autoscaler.cloud.sizedpools import SizedPoolProvider
 from gibbous.core import keys
 from gibbous.core.settings.options.azure import AzureConfig
-from gibbous.devcluster.aksemulator import AksEmulator, Fault
+from gibbous.devcluster.azure.emulator import AksEmulator
+from gibbous.devcluster.azure.state import Fault
 from tests.autoscaler.sdkworld import OPENED, Clock
 from tests.factories import catalog
 

@@ -34,7 +34,8 @@ from gibbous.autoscaler.cloud.gke import (
 )
 from gibbous.core import keys
 from gibbous.core.settings.options.gcp import GcpConfig
-from gibbous.devcluster.gkeemulator import Fault, GkeEmulator
+from gibbous.devcluster.gcp.emulator import GkeEmulator
+from gibbous.devcluster.gcp.state import Fault
 from tests.autoscaler.sdkworld import OPENED, Clock
 from tests.factories import catalog
 

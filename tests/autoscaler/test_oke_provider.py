@@ -27,15 +27,9 @@ from gibbous.autoscaler.cloud.oke import classify_api_error, discover, pick_imag
 from gibbous.autoscaler.cloud.sizedpools import SizedPoolProvider
 from gibbous.core import keys
 from gibbous.core.settings.options.oci import OciConfig
-from gibbous.devcluster.okeemulator import (
-    ADS,
-    COMPARTMENT,
-    SUBNET,
-    Fault,
-    OkeEmulator,
-    emulator_identity,
-)
-from gibbous.devcluster.okenodeagent import kubelet_labels, kubelet_taints
+from gibbous.devcluster.oci.agent import kubelet_labels, kubelet_taints
+from gibbous.devcluster.oci.emulator import OkeEmulator, emulator_identity
+from gibbous.devcluster.oci.state import ADS, COMPARTMENT, SUBNET, Fault
 from tests.autoscaler.sdkworld import OPENED, Clock
 from tests.factories import catalog
 

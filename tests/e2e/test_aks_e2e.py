@@ -21,8 +21,9 @@ from gibbous.autoscaler.cloud.sizedpools import SizedPoolProvider
 from gibbous.autoscaler.process import AutoscalerService
 from gibbous.core import keys
 from gibbous.core.settings.config import Config
-from gibbous.devcluster.aksemulator import AksEmulator, Fault
-from gibbous.devcluster.aksnodeagent import AksNodeAgent
+from gibbous.devcluster.azure.agent import AksNodeAgent
+from gibbous.devcluster.azure.emulator import AksEmulator
+from gibbous.devcluster.azure.state import Fault
 from gibbous.devcluster.controlplane import ControlPlane
 from tests.e2e.conftest import (
     SUITE_LABEL,

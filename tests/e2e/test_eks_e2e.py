@@ -22,9 +22,10 @@ from gibbous.core import keys
 from gibbous.core.choice.selection import build_offers, candidate_offers
 from gibbous.core.planning.demand import describe_pod
 from gibbous.core.settings.config import Config
+from gibbous.devcluster.aws.agent import NodeAgent
+from gibbous.devcluster.aws.emulator import Ec2Emulator
+from gibbous.devcluster.aws.state import INSTANCE_PROFILE, SeededCluster
 from gibbous.devcluster.controlplane import ControlPlane
-from gibbous.devcluster.ec2emulator import INSTANCE_PROFILE, Ec2Emulator, SeededCluster
-from gibbous.devcluster.nodeagent import NodeAgent
 from tests.e2e.conftest import (
     SUITE_LABEL,
     bound_pods,

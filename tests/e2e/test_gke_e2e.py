@@ -22,8 +22,9 @@ from gibbous.autoscaler.process import AutoscalerService
 from gibbous.core import keys
 from gibbous.core.settings.config import Config
 from gibbous.devcluster.controlplane import ControlPlane
-from gibbous.devcluster.gkeemulator import Fault, GkeEmulator
-from gibbous.devcluster.gkenodeagent import GkeNodeAgent
+from gibbous.devcluster.gcp.agent import GkeNodeAgent
+from gibbous.devcluster.gcp.emulator import GkeEmulator
+from gibbous.devcluster.gcp.state import Fault
 from tests.e2e.conftest import (
     SUITE_LABEL,
     bound_pods,

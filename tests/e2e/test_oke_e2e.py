@@ -23,15 +23,9 @@ from gibbous.autoscaler.process import AutoscalerService
 from gibbous.core import keys
 from gibbous.core.settings.config import Config
 from gibbous.devcluster.controlplane import ControlPlane
-from gibbous.devcluster.okeemulator import (
-    CLUSTER,
-    COMPARTMENT,
-    SUBNET,
-    Fault,
-    OkeEmulator,
-    emulator_identity,
-)
-from gibbous.devcluster.okenodeagent import OkeNodeAgent
+from gibbous.devcluster.oci.agent import OkeNodeAgent
+from gibbous.devcluster.oci.emulator import OkeEmulator, emulator_identity
+from gibbous.devcluster.oci.state import CLUSTER, COMPARTMENT, SUBNET, Fault
 from tests.e2e.conftest import (
     SUITE_LABEL,
     bound_pods,

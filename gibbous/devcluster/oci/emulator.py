@@ -18,8 +18,10 @@ does.
   answer 429 `TooManyRequests`. Lists page with `opc-next-page`.
 * Faults are injected with `POST /emulator/faults` (JSON list of `Fault`), or in process.
 
-`python -m gibbous.devcluster.okeemulator` serves it and runs the node agent
-(`gibbous.devcluster.okenodeagent`); `gibbous dev-cluster up --cloud oci` uses that.
+Its state (the tenancy's fixed OCIDs, node pools, nodes, work requests, faults) is
+`gibbous.devcluster.oci.state`. `python -m gibbous.devcluster.oci` serves it and runs the
+node agent (`gibbous.devcluster.oci.agent`); `gibbous dev-cluster up --cloud oci` uses
+that.
 """
 
 from __future__ import annotations
@@ -35,7 +37,6 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -45,23 +46,23 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from gibbous.catalogs import load_catalog
-from gibbous.devcluster.emulation import (
-    emulator_arguments,
-    kubernetes_api,
-    serve_json,
-    take_fault,
-    write_ready,
+from gibbous.devcluster.emulation import serve_json, take_fault
+from gibbous.devcluster.oci.state import (
+    ADS,
+    CLUSTER,
+    COMPARTMENT,
+    REGION,
+    SUBNET,
+    TENANCY,
+    USER,
+    Fault,
+    OkeNode,
+    OkePool,
+    WorkRequest,
 )
 
 log = logging.getLogger("gibbous.okeemulator")
 
-TENANCY = "ocid1.tenancy.oc1..gibbousdev"
-USER = "ocid1.user.oc1..gibbousdev"
-COMPARTMENT = "ocid1.compartment.oc1..gibbousdev"
-SUBNET = "ocid1.subnet.oc1.iad.gibbousdevnodes"
-CLUSTER = "ocid1.cluster.oc1.iad.gibbousdev"
-REGION = "us-ashburn-1"
-ADS = ("Uocm:US-ASHBURN-AD-1", "Uocm:US-ASHBURN-AD-2", "Uocm:US-ASHBURN-AD-3")
 MODELS = oci.container_engine.models
 IDENTITY_MODELS = oci.identity.models
 OUT_OF_CAPACITY = "Out of host capacity."
@@ -74,61 +75,6 @@ class OciError(Exception):
 
     def body(self) -> dict[str, Any]:
         return {"code": self.code, "message": self.message}
-
-
-@dataclass
-class Fault:
-    """What goes wrong for pools matching every field given (empty / None: any).
-
-    kind: `capacity` (the work request fails with InternalError "Out of host capacity."),
-    `quota` (a create or resize refused at once, 400 LimitExceeded), `throttle` (429).
-    `times`: how many requests it hits (None: all)."""
-
-    kind: str
-    shape: str = ""
-    preemptible: bool | None = None
-    availability_domain: str = ""
-    times: int | None = None
-
-    def matches(self, shape: str, preemptible: bool, ad: str) -> bool:
-        return (
-            (not self.shape or self.shape == shape)
-            and (self.preemptible is None or self.preemptible == preemptible)
-            and (not self.availability_domain or self.availability_domain == ad)
-        )
-
-
-@dataclass
-class OkeNode:
-    id: str
-    name: str  # the private IP: OKE's node name
-    availability_domain: str
-    state: str  # CREATING, ACTIVE, INACTIVE, DELETING
-    ready_at: float
-    error: tuple[str, str] | None = None
-    gone_at: float | None = None
-
-
-@dataclass
-class OkePool:
-    id: str
-    body: dict[str, Any]  # the create details as sent (camelCase)
-    nodes: dict[str, OkeNode] = field(default_factory=dict)
-    state: str = "CREATING"
-    size: int = 0
-    busy: str = ""  # the work request running on it
-
-
-@dataclass
-class WorkRequest:
-    id: str
-    operation: str
-    pool: str
-    done_at: float
-    finish: Callable[[], tuple[str, str] | None]
-    status: str = "ACCEPTED"
-    errors: list[tuple[str, str]] = field(default_factory=list)
-    accepted: float = 0.0
 
 
 @dataclass
@@ -778,41 +724,3 @@ def _fingerprint(public: Any) -> str:
     digest = hashes.Hash(hashes.MD5())
     digest.update(der)
     return ":".join(f"{b:02x}" for b in digest.finalize())
-
-
-def main() -> None:
-    args = emulator_arguments(__doc__.splitlines()[0])
-    # Here, not above: the node agent reads this module's emulator (an import cycle).
-    from gibbous.devcluster.okenodeagent import OkeNodeAgent  # noqa: PLC0415
-
-    sdk_config, public = emulator_identity()
-    emulator = OkeEmulator(
-        cluster_name=args.cluster,
-        version=f"v{args.kubernetes_version}",
-        public_key=public,
-        operation_s=args.operation_seconds,
-    )
-    server = emulator.serve(args.port)
-    agent = OkeNodeAgent(
-        kubernetes_api(args.kubeconfig),
-        time.time,
-        kubelet_version=emulator.version,
-        emulator=emulator,
-        boot_s=args.boot_seconds,
-    )
-    endpoint = f"http://127.0.0.1:{server.server_address[1]}"
-    if args.ready_file:
-        key_file = Path(args.ready_file).with_name("oci-emulator-key.pem")
-        key_file.write_text(sdk_config["key_content"])
-        key_file.chmod(0o600)
-        identity = {k: v for k, v in sdk_config.items() if k != "key_content"}
-        write_ready(
-            args.ready_file,
-            {"endpoint": endpoint, "config": identity | {"key_file": str(key_file)}},
-        )
-    log.info("OKE emulator at %s", endpoint)
-    agent.run(threading.Event())
-
-
-if __name__ == "__main__":
-    main()

@@ -14,25 +14,22 @@ keeping the terminated instance visible, as EC2 keeps it for about an hour; and
 everything): the catalog's spot price, or 40% of on-demand, a little higher in each
 further zone.
 
-Needs moto and flask (the dev extra, or `pip install 'gibbous[emulator]'`). Run alone
-(`python -m gibbous.devcluster.ec2emulator`) it also runs the node agent that
-plays the kubelet for the cluster's instances: `gibbous dev-cluster up --cloud aws` uses that.
+Needs moto and flask (the dev extra, or `pip install 'gibbous[emulator]'`).
+`python -m gibbous.devcluster.aws` serves it with the node agent
+(`gibbous.devcluster.aws.agent`) that plays the kubelet for the cluster's instances;
+`gibbous dev-cluster up --cloud aws` uses that.
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import logging
 import os
 import threading
-import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import boto3
-from kubernetes import client, config
 from moto.core.responses import ActionResult
 from moto.ec2.models import ec2_backends
 from moto.ec2.models.instances import StateReason
@@ -41,21 +38,7 @@ from moto.server import ThreadedMotoServer
 from moto.ssm.models import Parameter, ssm_backends
 
 from gibbous.catalogs import load_catalog
-from gibbous.devcluster.nodeagent import NodeAgent
-
-ACCOUNT = "123456789012"
-INSTANCE_PROFILE = "gibbous-nodes"
-ZONES = ("a", "b", "c")
-
-
-@dataclass
-class SeededCluster:
-    name: str
-    region: str
-    version: str
-    subnets: dict[str, str] = field(default_factory=dict)  # zone -> subnet id
-    security_group: str = ""
-    images: dict[str, str] = field(default_factory=dict)  # SSM path -> AMI id
+from gibbous.devcluster.aws.state import ACCOUNT, INSTANCE_PROFILE, ZONES, SeededCluster
 
 
 @dataclass
@@ -226,44 +209,3 @@ class Ec2Emulator:
             except Exception:
                 logging.getLogger("gibbous.ec2emulator").exception("emulator step failed")
             stopped.wait(period_s)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """The emulator and its node agent as one process (for `gibbous dev-cluster --cloud aws`)."""
-    parser = argparse.ArgumentParser(prog="python -m gibbous.devcluster.ec2emulator")
-    parser.add_argument("--kubeconfig", required=True)
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--cluster", required=True)
-    parser.add_argument("--kubernetes-version", required=True)
-    parser.add_argument("--region", default="us-west-2")
-    parser.add_argument("--boot-seconds", type=float, default=5.0)
-    parser.add_argument("--ready-file", help="touched once the account is seeded")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    emulator = Ec2Emulator(region=args.region, port=args.port)
-    emulator.start()
-    emulator.seed(args.cluster, args.kubernetes_version)
-    if args.ready_file:
-        Path(args.ready_file).touch()
-    configuration = client.Configuration()
-    config.load_kube_config(config_file=args.kubeconfig, client_configuration=configuration)
-    agent = NodeAgent(
-        client.ApiClient(configuration),
-        time.time,
-        ec2=emulator.client("ec2"),
-        catalog=load_catalog(None, "aws", args.region),
-        cluster_name=args.cluster,
-        region=args.region,
-        boot_s=args.boot_seconds,
-    )
-    stopped = threading.Event()
-    threading.Thread(target=emulator.run, args=(stopped,), daemon=True).start()
-    try:
-        agent.run(stopped)
-    finally:
-        emulator.stop()
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

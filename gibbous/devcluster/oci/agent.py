@@ -12,7 +12,8 @@ the mechanism Gibbous relies on (OKE node pools have no taints field; cluster-au
 OCI provider reads the same key). GPUs from the shape, times the device plugin's
 time-slicing replicas. Allocatable: OKE's own reservations are not in our references, so
 the agent takes the tiers GKE documents (`gke_reserved`; unverified for OKE), which is
-also what the planner assumes by default.
+also what the planner assumes by default. It reads the emulator's nodes through
+`gibbous.devcluster.oci.state.EmulatedFleet`, never the emulator module.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ from dataclasses import dataclass, field
 from gibbous.catalogs import load_catalog
 from gibbous.core import keys
 from gibbous.core.choice.catalog import InstanceType
-from gibbous.devcluster.gkenodeagent import gke_reserved
-from gibbous.devcluster.nodeagent import KubeletFleet
-from gibbous.devcluster.okeemulator import REGION, OkeEmulator, OkeNode, OkePool
+from gibbous.devcluster.gcp.agent import gke_reserved
+from gibbous.devcluster.kubeletfleet import KubeletFleet
+from gibbous.devcluster.oci.state import REGION, EmulatedFleet, OkeNode, OkePool
 
 log = logging.getLogger("gibbous.okenodeagent")
 
@@ -62,7 +63,7 @@ def kubelet_labels(extra_args: str) -> dict[str, str]:
 
 @dataclass
 class OkeNodeAgent(KubeletFleet):
-    emulator: OkeEmulator = field(default_factory=OkeEmulator)
+    emulator: EmulatedFleet = field(kw_only=True)  # what it reads: the emulator, in process
     boot_s: float = 2.0
     gpu_time_slices: int = 1  # the NVIDIA device plugin's time-slicing replicas
     seen_running: dict[str, float] = field(default_factory=dict)

@@ -18,8 +18,10 @@ azure provider uses, with ARM's long-running-operation protocol, behaving as AKS
 * `deleteMachines` and `DELETE` answer 202 with `Azure-AsyncOperation` and `Location`.
 * Faults are injected with `POST /emulator/faults` (JSON list of `Fault`), or in process.
 
-`python -m gibbous.devcluster.aksemulator` serves it and runs the node agent
-(`gibbous.devcluster.aksnodeagent`); `gibbous dev-cluster up --cloud azure` uses that.
+Its state (agent pools, machines, operations, faults) is
+`gibbous.devcluster.azure.state`. `python -m gibbous.devcluster.azure` serves it and runs
+the node agent (`gibbous.devcluster.azure.agent`); `gibbous dev-cluster up --cloud azure`
+uses that.
 """
 
 from __future__ import annotations
@@ -42,13 +44,8 @@ import trustme
 from azure.mgmt.containerservice import models
 
 from gibbous.catalogs import load_catalog
-from gibbous.devcluster.emulation import (
-    emulator_arguments,
-    kubernetes_api,
-    serve_json,
-    take_fault,
-    write_ready,
-)
+from gibbous.devcluster.azure.state import AgentPool, Fault, Machine, Operation
+from gibbous.devcluster.emulation import serve_json, take_fault
 
 log = logging.getLogger("gibbous.aksemulator")
 
@@ -72,63 +69,6 @@ class ArmError(Exception):
 
     def body(self) -> dict[str, Any]:
         return {"error": {"code": self.code, "message": self.message}}
-
-
-@dataclass
-class Fault:
-    """What goes wrong for pools matching every field given (empty / None: any).
-
-    kind: an allocation code (`AllocationFailed`, `ZonalAllocationFailed`,
-    `SkuNotAvailable`, `OverconstrainedAllocationRequest`, ...: the create or scale
-    operation fails with it), `quota` (the PUT is refused at once with a cores-quota
-    `OperationNotAllowed`), `throttle` (429 with Retry-After). `wrapped`: the failure comes
-    as `ResourceOperationFailure` with the code in its details. `times`: how many
-    operations it hits (None: all)."""
-
-    kind: str
-    vm_size: str = ""
-    spot: bool | None = None
-    zone: str = ""
-    wrapped: bool = False
-    times: int | None = None
-
-    def matches(self, vm_size: str, spot: bool, zone: str) -> bool:
-        return (
-            (not self.vm_size or self.vm_size == vm_size)
-            and (self.spot is None or self.spot == spot)
-            and (not self.zone or self.zone == zone)
-        )
-
-
-@dataclass
-class Machine:
-    name: str
-    index: int
-    zone: str
-    ready_at: float
-    deleting_at: float | None = None
-
-
-@dataclass
-class AgentPool:
-    name: str
-    properties: dict[str, Any]  # as ARM returns them (camelCase JSON)
-    vmss: str
-    machines: dict[str, Machine] = field(default_factory=dict)
-    state: str = "Creating"
-    operation: str = ""  # the operation in progress, if any
-    next_index: int = 0
-
-
-@dataclass
-class Operation:
-    id: str
-    pool: str
-    done_at: float
-    finish: Callable[[], dict[str, Any] | None]
-    status: str = "InProgress"
-    error: dict[str, Any] | None = None
-    started: float = 0.0
 
 
 @dataclass
@@ -696,29 +636,3 @@ def _base36(index: int) -> str:
 
 def _stamp(when: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
-
-
-def main() -> None:
-    args = emulator_arguments(__doc__.splitlines()[0])
-    # Here, not above: the node agent reads this module's emulator (an import cycle).
-    from gibbous.devcluster.aksnodeagent import AksNodeAgent  # noqa: PLC0415
-
-    emulator = AksEmulator(
-        cluster=args.cluster, version=args.kubernetes_version, operation_s=args.operation_seconds
-    )
-    directory = Path(args.ready_file).parent if args.ready_file else None
-    _, ca_file = emulator.serve(args.port, directory)
-    agent = AksNodeAgent(
-        kubernetes_api(args.kubeconfig),
-        time.time,
-        kubelet_version=f"v{args.kubernetes_version}",
-        emulator=emulator,
-        boot_s=args.boot_seconds,
-    )
-    write_ready(args.ready_file, {"endpoint": emulator.base, "ca": str(ca_file)})
-    log.info("AKS emulator at %s", emulator.base)
-    agent.run(threading.Event())
-
-
-if __name__ == "__main__":
-    main()

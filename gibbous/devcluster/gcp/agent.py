@@ -13,7 +13,8 @@ pods the toleration). Capacity from the machine type and its accelerators
 (`nvidia.com/gpu` = GPUs x clients per GPU under time-sharing); allocatable by GKE's
 documented reservations (written out here, apart from the planner's copy, so each checks
 the other). The agent keeps the Nodes Ready, runs and finishes their pods, and deletes a
-Node when its instance goes.
+Node when its instance goes. It reads the emulator's instances through
+`gibbous.devcluster.gcp.state.EmulatedFleet`, never the emulator module.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from gibbous.catalogs import load_catalog
 from gibbous.core import keys
 from gibbous.core.choice.catalog import InstanceType
 from gibbous.core.choice.machinelabels import gke_accelerator
-from gibbous.devcluster.gkeemulator import GkeEmulator, ManagedInstance
-from gibbous.devcluster.nodeagent import KubeletFleet
+from gibbous.devcluster.gcp.state import EmulatedFleet, ManagedInstance
+from gibbous.devcluster.kubeletfleet import KubeletFleet
 
 log = logging.getLogger("gibbous.gkenodeagent")
 
@@ -60,7 +61,7 @@ def gke_reserved(vcpu: float, memory: int) -> tuple[int, int]:
 
 @dataclass
 class GkeNodeAgent(KubeletFleet):
-    emulator: GkeEmulator = field(default_factory=GkeEmulator)
+    emulator: EmulatedFleet = field(kw_only=True)  # what it reads: the emulator, in process
     boot_s: float = 2.0
     seen_running: dict[str, float] = field(default_factory=dict)  # instance -> since
 

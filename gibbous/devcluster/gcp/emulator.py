@@ -19,8 +19,9 @@ makes, behaving as the clouds do.
   MIG does: what is not undone stays.
 * Faults are injected through `POST /emulator/faults` (JSON, see `Fault`), or in process.
 
-`python -m gibbous.devcluster.gkeemulator` serves it and runs the node agent
-(`gibbous.devcluster.gkenodeagent`) that plays the kubelets; `gibbous dev-cluster up
+Its state (pools, MIGs, instances, operations, faults) is `gibbous.devcluster.gcp.state`.
+`python -m gibbous.devcluster.gcp` serves it and runs the node agent
+(`gibbous.devcluster.gcp.agent`) that plays the kubelets; `gibbous dev-cluster up
 --cloud gcp` uses that.
 """
 
@@ -43,13 +44,8 @@ from google.cloud import compute_v1, container_v1
 
 from gibbous.catalogs import load_catalog
 from gibbous.core.choice.machinelabels import gke_accelerator
-from gibbous.devcluster.emulation import (
-    emulator_arguments,
-    kubernetes_api,
-    serve_json,
-    take_fault,
-    write_ready,
-)
+from gibbous.devcluster.emulation import serve_json, take_fault
+from gibbous.devcluster.gcp.state import Fault, ManagedInstance, Mig, Operation, Pool
 
 log = logging.getLogger("gibbous.gkeemulator")
 
@@ -77,86 +73,6 @@ class ApiError(Exception):
         if self.reason:
             error["errors"] = [{"reason": self.reason, "message": self.message}]
         return {"error": error}
-
-
-@dataclass
-class Fault:
-    """What goes wrong, for launches matching every field given (empty / None: any).
-
-    kind: `stockout` (instances stay CREATING with ZONE_RESOURCE_POOL_EXHAUSTED; a pool
-    created with nodes fails with GCE_STOCKOUT), `quota` (the same with QUOTA_EXCEEDED /
-    GCE_QUOTA_EXCEEDED), `pool-stockout` (a pool's creation fails with GCE_STOCKOUT
-    whatever its size, as when GKE cannot place its first nodes), `regional-quota`
-    (create_node_pool refused at once with 403
-    "Insufficient regional quota"), `throttle` (the next `times` requests answered 429
-    RATE_LIMIT_EXCEEDED). `times`: how many launches it hits (None: all)."""
-
-    kind: str
-    machine_type: str = ""
-    accelerator: str = ""
-    spot: bool | None = None
-    zone: str = ""
-    times: int | None = None
-
-    def matches(self, machine_type: str, accelerator: str, spot: bool, zone: str) -> bool:
-        return (
-            (not self.machine_type or self.machine_type == machine_type)
-            and (not self.accelerator or self.accelerator == accelerator)
-            and (self.spot is None or self.spot == spot)
-            and (not self.zone or self.zone == zone)
-        )
-
-
-@dataclass
-class ManagedInstance:
-    name: str
-    zone: str
-    id: int
-    ready_at: float  # when it runs, unless it fails
-    failure: tuple[str, str] | None = None  # (code, message) of its last attempt
-    deleting_at: float | None = None  # when it is gone
-
-    def status(self, now: float) -> tuple[str, str]:
-        """(instanceStatus, currentAction)."""
-        if self.deleting_at is not None:
-            return "STOPPING", "DELETING"
-        if self.failure is not None or now < self.ready_at:
-            return "PROVISIONING", "CREATING"
-        return "RUNNING", "NONE"
-
-
-@dataclass
-class Mig:
-    name: str
-    zone: str
-    base_name: str
-    pool: str
-    instances: dict[str, ManagedInstance] = field(default_factory=dict)
-
-
-@dataclass
-class Pool:
-    body: dict[str, Any]  # the NodePool as GKE returns it (camelCase JSON)
-    status: str
-    migs: dict[str, Mig]  # zone -> its MIG
-    operation: str = ""
-
-    @property
-    def name(self) -> str:
-        return str(self.body["name"])
-
-
-@dataclass
-class Operation:
-    name: str
-    kind: str  # CREATE_NODE_POOL, DELETE_NODE_POOL, SET_NODE_POOL_SIZE, compute.*
-    target: str
-    started: float
-    done_at: float
-    finish: Callable[[], tuple[int, str, list[dict[str, str]]] | None] | None = None
-    zone: str = ""  # compute operations
-    error: tuple[int, str, list[dict[str, str]]] | None = None
-    done: bool = False
 
 
 @dataclass
@@ -783,31 +699,3 @@ def _instance_failure(fault: Fault, machine: str, zone: str) -> tuple[str, str]:
         "QUOTA_EXCEEDED",
         f"Quota 'CPUS' exceeded. Limit: 0.0 in region {zone.rsplit('-', 1)[0]} for {machine}.",
     )
-
-
-def main() -> None:
-    args = emulator_arguments(__doc__.splitlines()[0])
-    # Here, not above: the node agent reads this module's emulator (an import cycle).
-    from gibbous.devcluster.gkenodeagent import GkeNodeAgent  # noqa: PLC0415
-
-    emulator = GkeEmulator(
-        cluster=args.cluster,
-        version=f"{args.kubernetes_version}-gke.100",
-        operation_s=args.operation_seconds,
-    )
-    server = emulator.serve(args.port)
-    agent = GkeNodeAgent(
-        kubernetes_api(args.kubeconfig),
-        time.time,
-        kubelet_version=f"v{args.kubernetes_version}-gke.100",
-        emulator=emulator,
-        boot_s=args.boot_seconds,
-    )
-    endpoint = f"http://127.0.0.1:{server.server_address[1]}"
-    write_ready(args.ready_file, {"endpoint": endpoint})
-    log.info("GKE emulator at %s", endpoint)
-    agent.run(threading.Event())
-
-
-if __name__ == "__main__":
-    main()

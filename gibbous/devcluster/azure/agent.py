@@ -12,7 +12,8 @@ arch); the cloud controller manager's (instance-type = the VM size, zone
 AKS's `kubernetes.azure.com/scalesetpriority=spot:NoSchedule` on spot pools. Capacity from
 the VM size; allocatable by AKS's documented reservations (written out here, apart from the
 planner's copy): CPU 6/1/0.5/0.25% tiers, memory the lesser of 20 MiB x max pods + 50 MiB
-and 25% of the VM, plus the 100 MiB eviction threshold.
+and 25% of the VM, plus the 100 MiB eviction threshold. It reads the emulator's machines
+through `gibbous.devcluster.azure.state.EmulatedFleet`, never the emulator module.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from dataclasses import dataclass, field
 
 from gibbous.catalogs import load_catalog
 from gibbous.core import keys
-from gibbous.devcluster.aksemulator import AgentPool, AksEmulator, Machine
-from gibbous.devcluster.nodeagent import KubeletFleet
+from gibbous.devcluster.azure.state import AgentPool, EmulatedFleet, Machine
+from gibbous.devcluster.kubeletfleet import KubeletFleet
 
 log = logging.getLogger("gibbous.aksnodeagent")
 
@@ -45,7 +46,7 @@ def aks_reserved(vcpu: float, memory: int, max_pods: int = MAX_PODS) -> tuple[in
 
 @dataclass
 class AksNodeAgent(KubeletFleet):
-    emulator: AksEmulator = field(default_factory=AksEmulator)
+    emulator: EmulatedFleet = field(kw_only=True)  # what it reads: the emulator, in process
     boot_s: float = 2.0
     gpu_time_slices: int = 1  # the NVIDIA device plugin's time-slicing replicas
     seen_running: dict[str, float] = field(default_factory=dict)

@@ -1,0 +1,83 @@
+"""The OKE emulator's state: the tenancy it plays (fixed OCIDs, region, availability
+domains, as the dev cluster's settings name them too), node pools, their nodes, work
+requests, and the fault table; and `EmulatedFleet`, what the node agent reads of it.
+
+The emulator (`gibbous.devcluster.oci.emulator`) keeps these records and answers OCI's
+API over them; the node agent (`gibbous.devcluster.oci.agent`) reads them through
+`EmulatedFleet` alone, so neither module imports the other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+TENANCY = "ocid1.tenancy.oc1..gibbousdev"
+USER = "ocid1.user.oc1..gibbousdev"
+COMPARTMENT = "ocid1.compartment.oc1..gibbousdev"
+SUBNET = "ocid1.subnet.oc1.iad.gibbousdevnodes"
+CLUSTER = "ocid1.cluster.oc1.iad.gibbousdev"
+REGION = "us-ashburn-1"
+ADS = ("Uocm:US-ASHBURN-AD-1", "Uocm:US-ASHBURN-AD-2", "Uocm:US-ASHBURN-AD-3")
+
+
+@dataclass
+class Fault:
+    """What goes wrong for pools matching every field given (empty / None: any).
+
+    kind: `capacity` (the work request fails with InternalError "Out of host capacity."),
+    `quota` (a create or resize refused at once, 400 LimitExceeded), `throttle` (429).
+    `times`: how many requests it hits (None: all)."""
+
+    kind: str
+    shape: str = ""
+    preemptible: bool | None = None
+    availability_domain: str = ""
+    times: int | None = None
+
+    def matches(self, shape: str, preemptible: bool, ad: str) -> bool:
+        return (
+            (not self.shape or self.shape == shape)
+            and (self.preemptible is None or self.preemptible == preemptible)
+            and (not self.availability_domain or self.availability_domain == ad)
+        )
+
+
+@dataclass
+class OkeNode:
+    id: str
+    name: str  # the private IP: OKE's node name
+    availability_domain: str
+    state: str  # CREATING, ACTIVE, INACTIVE, DELETING
+    ready_at: float
+    error: tuple[str, str] | None = None
+    gone_at: float | None = None
+
+
+@dataclass
+class OkePool:
+    id: str
+    body: dict[str, Any]  # the create details as sent (camelCase)
+    nodes: dict[str, OkeNode] = field(default_factory=dict)
+    state: str = "CREATING"
+    size: int = 0
+    busy: str = ""  # the work request running on it
+
+
+@dataclass
+class WorkRequest:
+    id: str
+    operation: str
+    pool: str
+    done_at: float
+    finish: Callable[[], tuple[str, str] | None]
+    status: str = "ACCEPTED"
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    accepted: float = 0.0
+
+
+class EmulatedFleet(Protocol):
+    """What the node agent reads of the emulator: the ACTIVE nodes with their pool."""
+
+    def active_nodes(self) -> list[tuple[OkePool, OkeNode]]: ...
