@@ -69,7 +69,7 @@ def test_a_luna_values_file_is_read_as_it_is() -> None:
     assert config.cloud == "aws" and config.cluster_id == "gibbous"
     assert config.aws.node_instance_profile == "node-instance-profile"
     assert config.aws.subnets == ("subnet-1234567890",)
-    assert config.managed_label == ("elotl-luna", "true")
+    assert config.managed_labels == (("elotl-luna", "true"),)
 
 
 def test_check_says_what_a_values_file_sets_and_what_is_not_applicable() -> None:

@@ -133,3 +133,15 @@ def test_epoch_seconds_matches_datetime(stamp: str) -> None:
     )
     assert epoch_seconds(stamp) == expected
     assert epoch_seconds("2026-11-23 02:35") is None
+
+
+def test_a_pod_carrying_any_one_of_lunas_listed_labels_is_managed() -> None:
+    listed = config(labels="key1=value1,key2=value2")
+    for labels in ({"key1": "value1"}, {"key2": "value2"}):
+        pod = pending("0/3 nodes are available: 3 Insufficient cpu.")
+        pod["metadata"]["labels"] = labels
+        assert decide_intake(pod, listed, NOW).intake is not Intake.IGNORE
+    pod = pending("0/3 nodes are available: 3 Insufficient cpu.")
+    pod["metadata"]["labels"] = {"key1": "value2"}
+    decision = decide_intake(pod, listed, NOW)
+    assert decision.intake is Intake.IGNORE and "not managed" in decision.reason

@@ -62,7 +62,7 @@ def test_rendering_values_replaces_only_the_block_between_the_markers() -> None:
     hand_written_tail = "\n# install settings\nimage: {tag: ''}\n"
     current = f"{hand_written_head}{BEGIN}\nstale: 1\n{END}\n{hand_written_tail}"
     rendered = render_values(current)
-    assert rendered.startswith(f"{hand_written_head}{BEGIN}\n# label that marks pods")
+    assert rendered.startswith(f"{hand_written_head}{BEGIN}\n# labels that mark pods")
     assert rendered.endswith(f"  sshPublicKey: ''\n{END}\n{hand_written_tail}")
     assert "stale" not in rendered
 

@@ -40,7 +40,7 @@ from gibbous.core.podmodel.pods import (
     tolerates,
 )
 from gibbous.core.podmodel.pods import spec as pod_spec
-from gibbous.core.settings.config import Config
+from gibbous.core.settings.config import Config, carries_managed_label
 
 Operation = dict[str, Any]
 
@@ -96,8 +96,7 @@ def toleration_for(taint: Mapping[str, str]) -> dict[str, str]:
 
 def is_managed(pod: Pod, namespace: str, config: Config) -> tuple[bool, bool]:
     """(managed, label must be added)."""
-    key, value = config.managed_label
-    if labels_of(pod).get(key) == value:
+    if carries_managed_label(labels_of(pod), config.managed_labels):
         return True, False
     if namespace in config.managed_namespaces or "*" in config.managed_namespaces:
         return True, True

@@ -39,7 +39,7 @@ from gibbous.core.podmodel.pods import (
     pod_condition,
     scheduling_gates,
 )
-from gibbous.core.settings.config import Config
+from gibbous.core.settings.config import Config, carries_managed_label
 
 CA_SCALE_UP_DELAY = "cluster-autoscaler.kubernetes.io/pod-scale-up-delay"
 
@@ -65,9 +65,9 @@ def created_at(obj: Mapping[str, Any]) -> float | None:
 
 def decide_intake(pod: Pod, config: Config, now: float) -> IntakeDecision:
     """What to do about `pod` at time `now` (seconds since the epoch)."""
-    key, value = config.managed_label
-    if labels_of(pod).get(key) != value:
-        return IntakeDecision(Intake.IGNORE, f"not managed (no label {key}={value})")
+    if not carries_managed_label(labels_of(pod), config.managed_labels):
+        wanted = " or ".join(f"{k}={v}" for k, v in config.managed_labels)
+        return IntakeDecision(Intake.IGNORE, f"not managed (no label {wanted})")
     if is_finished(pod) or is_terminating(pod):
         return IntakeDecision(Intake.IGNORE, "finished or terminating")
     if is_daemonset_pod(pod) or is_mirror_pod(pod):

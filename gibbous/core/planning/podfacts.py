@@ -29,6 +29,7 @@ from gibbous.core.podmodel.pods import (
 )
 from gibbous.core.podmodel.podtopology import PodTopology, placed_pod_topology
 from gibbous.core.podmodel.resources import Resources
+from gibbous.core.settings.config import carries_managed_label
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,12 +51,11 @@ class PodFacts:
         return bool(self.node) and not self.finished and not self.belongs_to_node
 
 
-def pod_facts(pod: Pod, managed_label: tuple[str, str]) -> PodFacts:
+def pod_facts(pod: Pod, managed_labels: tuple[tuple[str, str], ...]) -> PodFacts:
     try:
         requests: Resources | None = pod_requests(pod)
     except GibbousError:
         requests = None
-    label, value = managed_label
     return PodFacts(
         pod=pod,
         key=key_of(pod),
@@ -64,7 +64,7 @@ def pod_facts(pod: Pod, managed_label: tuple[str, str]) -> PodFacts:
         requests=requests,
         finished=is_finished(pod),
         belongs_to_node=is_daemonset_pod(pod) or is_mirror_pod(pod),
-        managed=labels_of(pod).get(label) == value,
+        managed=carries_managed_label(labels_of(pod), managed_labels),
         blocker=do_not_evict_reason(annotations_of(pod)),
         topology=placed_pod_topology(pod),
     )
@@ -73,8 +73,8 @@ def pod_facts(pod: Pod, managed_label: tuple[str, str]) -> PodFacts:
 class ClusterPods:
     """Every pod's facts and the aggregates a step reads, updated one pod at a time."""
 
-    def __init__(self, managed_label: tuple[str, str]) -> None:
-        self.managed_label = managed_label
+    def __init__(self, managed_labels: tuple[tuple[str, str], ...]) -> None:
+        self.managed_labels = managed_labels
         self.facts: dict[str, PodFacts] = {}
         self.unbound: dict[str, PodFacts] = {}  # unfinished pods with no node yet
         self.on_node: dict[str, dict[str, PodFacts]] = {}  # unfinished pods by node
@@ -91,7 +91,7 @@ class ClusterPods:
             self._forget(old)
         if pod is None:
             return
-        facts = pod_facts(pod, self.managed_label)
+        facts = pod_facts(pod, self.managed_labels)
         self.facts[key] = facts
         if facts.finished:
             return

@@ -8,6 +8,7 @@ environment and `--set` items.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
 from gibbous.core import keys
@@ -24,7 +25,8 @@ from gibbous.core.settings.options.overhead import NodeOverheadConfig
 
 @dataclass(frozen=True)
 class Config:
-    managed_label: tuple[str, str] = ("elotl-luna", "true")
+    # Any one of them marks a pod as managed (Luna's `labels` list).
+    managed_labels: tuple[tuple[str, str], ...] = (("elotl-luna", "true"),)
     cloud: str = "aws"
     region: str = ""  # empty: the cloud's default region
     zones: tuple[str, ...] = ()
@@ -78,6 +80,12 @@ class Config:
     oci: OciConfig = field(default_factory=OciConfig)
 
     @property
+    def managed_label(self) -> tuple[str, str]:
+        """The first of `labels`: the one the webhook puts on the pods of opted-in
+        namespaces (any one would do; the first is the one the operator wrote first)."""
+        return self.managed_labels[0]
+
+    @property
     def effective_region(self) -> str:
         return self.region or DEFAULT_REGIONS[self.cloud]
 
@@ -97,10 +105,8 @@ def config_fields() -> list[str]:
     return [f.name for f in fields(Config)]
 
 
-def node_label_selector(config: Config) -> str:
-    key, value = config.managed_label
-    return f"{key}={value}"
-
-
-def default_managed_label() -> str:
-    return keys.DEFAULT_MANAGED_LABEL
+def carries_managed_label(
+    labels: Mapping[str, str], managed_labels: tuple[tuple[str, str], ...]
+) -> bool:
+    """Whether a pod with `labels` is managed: it carries any one of `managed_labels`."""
+    return any(labels.get(key) == value for key, value in managed_labels)

@@ -4,9 +4,11 @@ them, what it may spend, and how it reaches the webhook and scheduler."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from gibbous.core.errors import ConfigError
 from gibbous.core.settings.option import Option, Section, ValueType, as_list, unchanged
+from gibbous.core.settings.userdata import check_label
 from gibbous.core.settings.valuetypes import (
     BOOLEAN,
     BYTES,
@@ -46,14 +48,37 @@ DEFAULT_PENDING_REASON_REGEXP = (
 )
 
 
-def _label(value: object, key: str) -> tuple[str, str]:
-    text = str(value).strip()
-    name, sep, label_value = text.partition("=")
-    if not sep or not name:
+def _labels(value: object, key: str) -> tuple[tuple[str, str], ...]:
+    # Luna's `labels` is "key=value" or a comma-separated list of them, any of which
+    # makes a pod managed (docs.elotl.co/luna/v0.4/configuration: "pods with any of the
+    # labels will be considered by Luna").
+    items = parse_string_list(value, key) if value is not None else ()
+    out: list[tuple[str, str]] = []
+    for item in items:
+        name, sep, label_value = item.partition("=")
+        name, label_value = name.strip(), label_value.strip()
+        try:
+            if not sep or not label_value:
+                raise ConfigError("no value")
+            check_label(name, label_value)
+        except ConfigError:
+            raise ConfigError(
+                f"{key}: invalid label {item!r} in {value!r} (accepted: key=value or "
+                "key1=value1,key2=value2 with Kubernetes label keys and non-empty values, "
+                "e.g. elotl-luna=true)"
+            ) from None
+        if (name, label_value) not in out:
+            out.append((name, label_value))
+    if not out:
         raise ConfigError(
-            f"{key}: invalid label {value!r} (accepted: key=value, e.g. elotl-luna=true)"
+            f"{key}: no label in {value!r} (accepted: key=value or key1=value1,key2=value2, "
+            "e.g. elotl-luna=true)"
         )
-    return name.strip(), label_value.strip()
+    return tuple(out)
+
+
+def _render_labels(value: Any) -> object:
+    return ",".join(f"{k}={v}" for k, v in value)
 
 
 def _architectures(value: object, key: str) -> tuple[str, ...]:
@@ -91,7 +116,9 @@ def _cluster_id(value: object, key: str) -> str:
     return text
 
 
-LABEL = ValueType("label key=value", _label, lambda v: f"{v[0]}={v[1]}")
+LABELS = ValueType(
+    "labels key=value or key1=value1,key2=value2 (any one marks a pod)", _labels, _render_labels
+)
 ARCHITECTURE_LIST = ValueType(f"list of {', '.join(ARCHITECTURES)}", _architectures, as_list)
 TAINTS = ValueType("list of taints key=value:Effect, or null", _taints, as_list)
 CLUSTER_ID = ValueType("label value, 1-63 characters", _cluster_id, unchanged)
@@ -101,9 +128,10 @@ GENERAL = Section(
     (
         Option(
             key="labels",
-            attribute="managed_label",
-            value_type=LABEL,
-            help="label that marks pods Gibbous manages",
+            attribute="managed_labels",
+            value_type=LABELS,
+            help="labels that mark pods Gibbous manages: key=value, or key1=value1,key2=value2 "
+            "where a pod carrying any one of them is managed",
             luna="labels",
             since="0.1.0",
         ),
