@@ -11,6 +11,7 @@ import pytest
 from gibbous.core import keys
 from gibbous.core.grammar.timestamps import epoch_seconds
 from gibbous.core.lifecycle.intake import Intake, decide_intake
+from gibbous.core.settings.options.core import RESOURCE_SHORTAGE_REGEXP
 from gibbous.simulation.world import unschedulable_status
 from tests.factories import config, make_pod
 
@@ -40,14 +41,25 @@ QUEUE_OR_QUOTA = [
 ]
 
 
-@pytest.mark.parametrize("message", RESOURCE_SHORTAGE)
-def test_default_regexp_provisions_for_resource_shortage(message: str) -> None:
+SHORTAGE_ONLY = config(pendingPodReasonRegexp=RESOURCE_SHORTAGE_REGEXP)
+
+
+@pytest.mark.parametrize(
+    "message", [*RESOURCE_SHORTAGE, *QUEUE_OR_QUOTA, "Pod is unschedulable: insufficient cpu"]
+)
+def test_by_default_every_unschedulable_pod_counts_as_in_luna(message: str) -> None:
+    # P08: "Without any configuration, Luna would treat all pending pods" as needing nodes.
     assert decide_intake(pending(message), config(), NOW).intake is Intake.PROVISION
 
 
+@pytest.mark.parametrize("message", RESOURCE_SHORTAGE)
+def test_shortage_regexp_provisions_for_resource_shortage(message: str) -> None:
+    assert decide_intake(pending(message), SHORTAGE_ONLY, NOW).intake is Intake.PROVISION
+
+
 @pytest.mark.parametrize("message", QUEUE_OR_QUOTA)
-def test_default_regexp_ignores_queue_and_quota_refusals(message: str) -> None:
-    decision = decide_intake(pending(message), config(), NOW)
+def test_shortage_regexp_ignores_queue_and_quota_refusals(message: str) -> None:
+    decision = decide_intake(pending(message), SHORTAGE_ONLY, NOW)
     assert decision.intake is Intake.IGNORE and "pendingPodReasonRegexp" in decision.reason
 
 

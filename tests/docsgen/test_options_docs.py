@@ -51,10 +51,10 @@ def test_values_block_states_the_defaults_lunas_posts_give() -> None:
     }
 
 
-def test_values_block_keeps_a_regular_expression_quoted_on_one_line() -> None:
+def test_values_block_leaves_the_pending_reason_regexp_unset_as_luna_does() -> None:
+    # P08: unset, every pending pod counts.
     (line,) = [x for x in values_block().splitlines() if x.startswith("pendingPodReasonRegexp:")]
-    assert line.startswith("pendingPodReasonRegexp: '^0/[0-9]+ nodes are available|")
-    assert line.endswith("|Insufficient (?:cpu|memory|nvidia\\.com/gpu|ephemeral-storage|pods)'")
+    assert line == "pendingPodReasonRegexp: ''"
 
 
 def test_rendering_values_replaces_only_the_block_between_the_markers() -> None:

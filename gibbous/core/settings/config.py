@@ -12,11 +12,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
 from gibbous.core import keys
-from gibbous.core.grammar.pattern import UserPattern, compile_pattern
+from gibbous.core.grammar.pattern import UserPattern
 from gibbous.core.podmodel.constraints import PriceCategory
 from gibbous.core.settings.options.aws import AwsConfig
 from gibbous.core.settings.options.azure import AzureConfig
-from gibbous.core.settings.options.core import DEFAULT_PENDING_REASON_REGEXP, DEFAULT_REGIONS
+from gibbous.core.settings.options.core import DEFAULT_REGIONS
 from gibbous.core.settings.options.gcp import GcpConfig
 from gibbous.core.settings.options.lifecycle import HotNodeConfig, ScaleDownConfig
 from gibbous.core.settings.options.oci import OciConfig
@@ -55,9 +55,7 @@ class Config:
     orphan_grace_s: float = 600.0
     nvidia_gpu_time_slices: int = 1
     place_node_selector: bool = False
-    pending_pod_reason_pattern: UserPattern | None = field(
-        default_factory=lambda: compile_pattern(DEFAULT_PENDING_REASON_REGEXP)
-    )
+    pending_pod_reason_pattern: UserPattern | None = None  # Luna's: every pending pod counts
     cluster_gpu_limit: int | None = None
     max_nodes: int | None = None
     max_cost_per_hour: float | None = None

@@ -36,12 +36,14 @@ DEFAULT_REGIONS = {
 }
 ARCHITECTURES = ("amd64", "arm64")
 
-# Matches kube-scheduler's "0/N nodes are available", "no nodes available to schedule pods"
-# (its message when the cluster has no node at all) and "Insufficient <resource>"
-# (capitalised, as kube-scheduler writes it), and KAI's resource-shortage messages;
-# not queue/quota refusals (KAI over-quota and OverLimit, Volcano "queue resource
-# quota insufficient: insufficient cpu"). See docs/decisions.md.
-DEFAULT_PENDING_REASON_REGEXP = (
+# Not the default (Luna's unset `pendingPodReasonRegexp` lets every pending pod count, P08):
+# the value docs/configuration.md recommends beside batch schedulers. It matches
+# kube-scheduler's "0/N nodes are available", "no nodes available to schedule pods" (its
+# message when the cluster has no node at all) and "Insufficient <resource>" (capitalised,
+# as kube-scheduler writes it), and KAI's resource-shortage messages; not queue/quota
+# refusals (KAI over-quota and OverLimit, Volcano "queue resource quota insufficient:
+# insufficient cpu"). See docs/decisions.md.
+RESOURCE_SHORTAGE_REGEXP = (
     r"^0/[0-9]+ nodes are available|^no nodes available to schedule pods|"
     r"[Nn]o (?:node|nodes)\b.*\b(?:resources|enough)|"
     r"Insufficient (?:cpu|memory|nvidia\.com/gpu|ephemeral-storage|pods)"
@@ -347,7 +349,8 @@ GENERAL = Section(
             key="pendingPodReasonRegexp",
             attribute="pending_pod_reason_pattern",
             value_type=PATTERN,
-            help="only pending pods whose condition message matches trigger scale-up",
+            help="only pending pods whose condition message matches trigger scale-up (empty: every "
+            "unschedulable pod, Luna's default)",
             luna="pendingPodReasonRegexp",
             since="0.1.0",
         ),
