@@ -236,3 +236,24 @@ def test_lunas_label_list_form_marks_pods_carrying_any_of_the_labels() -> None:
 def test_labels_that_are_neither_form_are_refused(value: str) -> None:
     with pytest.raises(ConfigError, match=r"labels: .*key1=value1,key2=value2"):
         build_config({"labels": value})
+
+
+def test_lunas_names_for_options_gibbous_also_names_its_own_way() -> None:
+    # luna-spec 11: Luna's GenAI install sets gcp.nodeServiceAccount (GKE image streaming)
+    # and azure.enableArtifactStreaming; docs.elotl.co/luna/v0.5/configuration names
+    # scaleDown.nodeUnneededDuration (default 5 minutes) and binPackingNodeMinPodCount.
+    config = build_config(
+        {
+            "gcp": {"nodeServiceAccount": "c-elotl@p.iam.gserviceaccount.com"},
+            "azure": {"enableArtifactStreaming": True},
+            "scaleDown": {"nodeUnneededDuration": "10m"},
+            "binPackingNodeMinPodCount": 42,
+        }
+    )
+    assert config.gcp.service_account == "c-elotl@p.iam.gserviceaccount.com"
+    assert config.azure.artifact_streaming is True
+    assert config.scale_down.unneeded_time_s == 600
+    assert config.bin_pack_node_min_pods == 42
+    assert build_config().scale_down.unneeded_time_s == 300  # Luna's 5 minutes
+    # Gibbous's own names stay.
+    assert build_config({"scaleDown": {"unneededTime": "7m"}}).scale_down.unneeded_time_s == 420

@@ -41,6 +41,7 @@ class Config:
     bin_pack_node_cpu_millis: int = 4000
     bin_pack_node_memory_bytes: int = 16 * 2**30
     bin_pack_node_gpus: int = 0
+    bin_pack_node_min_pods: int = 0  # 0: no minimum
     bin_pack_node_type_pattern: UserPattern | None = None
     bin_pack_node_pricing: frozenset[PriceCategory] = frozenset({PriceCategory.ON_DEMAND})
     bin_pack_node_strategy: str = "lowest-total-cost"

@@ -242,6 +242,14 @@ GENERAL = Section(
             since="0.1.0",
         ),
         Option(
+            key="binPackingNodeMinPodCount",
+            attribute="bin_pack_node_min_pods",
+            value_type=whole_number(0, 1000),
+            help="fewest pods a bin-pack node must be able to run (its max pods; 0: no minimum)",
+            luna="binPackingNodeMinPodCount",
+            since="0.1.0",
+        ),
+        Option(
             key="binPackingNodeTypeRegexp",
             attribute="bin_pack_node_type_pattern",
             value_type=PATTERN,
