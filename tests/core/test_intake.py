@@ -157,3 +157,18 @@ def test_a_pod_carrying_any_one_of_lunas_listed_labels_is_managed() -> None:
     pod["metadata"]["labels"] = {"key1": "value2"}
     decision = decide_intake(pod, listed, NOW)
     assert decision.intake is Intake.IGNORE and "not managed" in decision.reason
+
+
+def test_lunas_pod_annotations_mark_pods_as_labels_do() -> None:
+    # docs.elotl.co/luna/configuration (v1.1): "the pod configuration must include a label or
+    # annotation that matches"; --set podAnnotations='key1=value1,key2=value2'.
+    cfg = config(podAnnotations="key1=value1,key2=value2")
+    assert cfg.managed_annotations == (("key1", "value1"), ("key2", "value2"))
+    pod = pending("0/3 nodes are available: 3 Insufficient cpu.")
+    pod["metadata"]["labels"] = {}
+    pod["metadata"]["annotations"] = {"key2": "value2"}
+    assert decide_intake(pod, cfg, NOW).intake is Intake.PROVISION
+    assert decide_intake(pod, config(), NOW).intake is Intake.IGNORE
+    pod["metadata"]["annotations"] = {"key2": "other"}
+    decision = decide_intake(pod, cfg, NOW)
+    assert decision.intake is Intake.IGNORE and "annotation key1=value1" in decision.reason

@@ -262,3 +262,11 @@ def test_a_pod_with_the_second_of_lunas_listed_labels_is_managed_and_mutated_onc
     assert patched["metadata"]["labels"] == {"key2": "value2", keys.PLACEMENT: "bin-pack"}
     # The chart calls the webhook once per label key: the second call changes nothing.
     assert mutate(patched, cfg)[0].operations == ()
+
+
+def test_a_pod_with_one_of_lunas_pod_annotations_is_managed() -> None:
+    cfg = config(podAnnotations="team.example.com/autoscale=luna")
+    pod = make_pod(managed=False, annotations={"team.example.com/autoscale": "luna"})
+    mutation, patched = mutate(pod, cfg)
+    assert mutation.managed and patched["metadata"]["labels"][keys.PLACEMENT] == "bin-pack"
+    assert not mutate(pod, config())[0].managed

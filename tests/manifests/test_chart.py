@@ -296,3 +296,24 @@ def test_lunas_label_list_selects_pods_carrying_any_of_the_labels() -> None:
             ("key2", frozenset({"value2"})),
         ]
         assert len({hook["name"] for hook in by_label}) == 2
+
+
+def test_pod_annotations_send_pods_without_the_labels_to_the_webhook() -> None:
+    # An object selector cannot read annotations: pods carrying no label key go to the
+    # webhook, which reads podAnnotations.
+    objects = template(current_version(), (), ("podAnnotations=team.io/autoscale=luna",))
+    for kind, path in (
+        ("MutatingWebhookConfiguration", "/mutate"),
+        ("ValidatingWebhookConfiguration", "/validate"),
+    ):
+        (hook,) = [
+            h for h in one(objects, kind)["webhooks"] if h["name"] == "annotations.pods.gibbous.dev"
+        ]
+        assert hook["clientConfig"]["service"]["path"] == path
+        assert hook["objectSelector"] == {
+            "matchExpressions": [{"key": "elotl-luna", "operator": "DoesNotExist"}]
+        }
+    plain = template(current_version())
+    assert "annotations.pods.gibbous.dev" not in {
+        h["name"] for h in one(plain, "MutatingWebhookConfiguration")["webhooks"]
+    }

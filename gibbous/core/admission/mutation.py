@@ -34,13 +34,12 @@ from gibbous.core.podmodel.constraints import InstanceConstraints, PriceCategory
 from gibbous.core.podmodel.pods import (
     Pod,
     annotations_of,
-    labels_of,
     metadata,
     pod_requests,
     tolerates,
 )
 from gibbous.core.podmodel.pods import spec as pod_spec
-from gibbous.core.settings.config import Config, carries_managed_label
+from gibbous.core.settings.config import Config
 
 Operation = dict[str, Any]
 
@@ -96,7 +95,7 @@ def toleration_for(taint: Mapping[str, str]) -> dict[str, str]:
 
 def is_managed(pod: Pod, namespace: str, config: Config) -> tuple[bool, bool]:
     """(managed, label must be added)."""
-    if carries_managed_label(labels_of(pod), config.managed_labels):
+    if config.designation.marks(pod):
         return True, False
     if namespace in config.managed_namespaces or "*" in config.managed_namespaces:
         return True, True

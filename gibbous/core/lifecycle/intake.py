@@ -33,13 +33,12 @@ from gibbous.core.podmodel.pods import (
     is_finished,
     is_mirror_pod,
     is_terminating,
-    labels_of,
     metadata,
     node_name_of,
     pod_condition,
     scheduling_gates,
 )
-from gibbous.core.settings.config import Config, carries_managed_label
+from gibbous.core.settings.config import Config
 
 CA_SCALE_UP_DELAY = "cluster-autoscaler.kubernetes.io/pod-scale-up-delay"
 
@@ -65,9 +64,8 @@ def created_at(obj: Mapping[str, Any]) -> float | None:
 
 def decide_intake(pod: Pod, config: Config, now: float) -> IntakeDecision:
     """What to do about `pod` at time `now` (seconds since the epoch)."""
-    if not carries_managed_label(labels_of(pod), config.managed_labels):
-        wanted = " or ".join(f"{k}={v}" for k, v in config.managed_labels)
-        return IntakeDecision(Intake.IGNORE, f"not managed (no label {wanted})")
+    if not config.designation.marks(pod):
+        return IntakeDecision(Intake.IGNORE, f"not managed (no {config.designation.describe()})")
     if is_finished(pod) or is_terminating(pod):
         return IntakeDecision(Intake.IGNORE, "finished or terminating")
     if is_daemonset_pod(pod) or is_mirror_pod(pod):

@@ -25,9 +25,9 @@ from gibbous.core.errors import GibbousError, ManifestError
 from gibbous.core.planning.demand import describe_pod
 from gibbous.core.planning.packing import PendingPod, simulate
 from gibbous.core.podmodel.kuberay import RAY_KINDS, ray_workloads
-from gibbous.core.podmodel.pods import as_map, labels_of, metadata
+from gibbous.core.podmodel.pods import as_map, metadata
 from gibbous.core.podmodel.workloads import Workload, pod_template, whole_number
-from gibbous.core.settings.config import Config, carries_managed_label
+from gibbous.core.settings.config import Config
 
 SCHEMA_VERSION = 1
 HOURS_PER_WEEK = 168
@@ -266,7 +266,6 @@ def estimate(
     pending: list[PendingPod] = []
     owner: dict[str, int] = {}
     classes: dict[str, str] = {}
-    wanted = " or ".join(f"{k}={v}" for k, v in config.managed_labels)
     for index, workload in enumerate(workloads):
         unmanaged = False
         for pod in workload_pods(workload):
@@ -279,13 +278,11 @@ def estimate(
             pending.append(demand)
             owner[demand.key] = index
             classes[demand.key] = str(demand.placement)
-            unmanaged = unmanaged or not carries_managed_label(
-                labels_of(pod), config.managed_labels
-            )
+            unmanaged = unmanaged or not config.designation.marks(pod)
         if unmanaged and workload.replicas:
             all_notes.append(
-                f"{workload.kind} {workload.namespace}/{workload.name}: pods lack the label "
-                f"{wanted}; estimated as if they had it"
+                f"{workload.kind} {workload.namespace}/{workload.name}: pods lack the "
+                f"{config.designation.describe()}; estimated as if they had it"
             )
     plan = simulate(pending, build_offers(catalog, config), config)
     requests = {p.key: p.requirement.requests for p in pending}

@@ -51,7 +51,7 @@ from gibbous.core.podmodel.pods import (
     uid_of,
 )
 from gibbous.core.podmodel.resources import Resources
-from gibbous.core.settings.config import Config, carries_managed_label
+from gibbous.core.settings.config import Config
 
 OBSERVED_UTILIZATION = "gibbous.dev/observed-utilization"
 WARM_MARGIN = 10.0
@@ -527,4 +527,4 @@ def score_nodes(
 
 
 def is_managed_pod(pod: Pod, config: Config) -> bool:
-    return carries_managed_label(labels_of(pod), config.managed_labels)
+    return config.designation.marks(pod)

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from typing import Any
 
 from gibbous.core import keys
 from gibbous.core.grammar.pattern import UserPattern
 from gibbous.core.podmodel.constraints import PriceCategory
+from gibbous.core.podmodel.pods import annotations_of, labels_of
 from gibbous.core.settings.options.aws import AwsConfig
 from gibbous.core.settings.options.azure import AzureConfig
 from gibbous.core.settings.options.core import DEFAULT_REGIONS
@@ -27,6 +29,8 @@ from gibbous.core.settings.options.overhead import NodeOverheadConfig
 class Config:
     # Any one of them marks a pod as managed (Luna's `labels` list).
     managed_labels: tuple[tuple[str, str], ...] = (("elotl-luna", "true"),)
+    # Or any one of these annotations (Luna's `podAnnotations`).
+    managed_annotations: tuple[tuple[str, str], ...] = ()
     cloud: str = "aws"
     region: str = ""  # empty: the cloud's default region
     zones: tuple[str, ...] = ()
@@ -79,6 +83,10 @@ class Config:
     oci: OciConfig = field(default_factory=OciConfig)
 
     @property
+    def designation(self) -> PodDesignation:
+        return PodDesignation(self.managed_labels, self.managed_annotations)
+
+    @property
     def managed_label(self) -> tuple[str, str]:
         """The first of `labels`: the one the webhook puts on the pods of opted-in
         namespaces (any one would do; the first is the one the operator wrote first)."""
@@ -104,8 +112,25 @@ def config_fields() -> list[str]:
     return [f.name for f in fields(Config)]
 
 
-def carries_managed_label(
-    labels: Mapping[str, str], managed_labels: tuple[tuple[str, str], ...]
-) -> bool:
-    """Whether a pod with `labels` is managed: it carries any one of `managed_labels`."""
-    return any(labels.get(key) == value for key, value in managed_labels)
+@dataclass(frozen=True)
+class PodDesignation:
+    """What marks a pod as managed (Luna's "pod designation"): any one of `labels`, or of
+    `annotations` (Luna's `podAnnotations`)."""
+
+    labels: tuple[tuple[str, str], ...]
+    annotations: tuple[tuple[str, str], ...] = ()
+
+    def marks(self, pod: Mapping[str, Any]) -> bool:
+        pod_labels = labels_of(pod)
+        if any(pod_labels.get(key) == value for key, value in self.labels):
+            return True
+        if not self.annotations:
+            return False
+        pod_annotations = annotations_of(pod)
+        return any(pod_annotations.get(key) == value for key, value in self.annotations)
+
+    def describe(self) -> str:
+        """`label a=b or c=d or annotation e=f`, for reasons and notes."""
+        named = [f"label {k}={v}" for k, v in self.labels]
+        named += [f"annotation {k}={v}" for k, v in self.annotations]
+        return " or ".join(named)

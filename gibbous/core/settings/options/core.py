@@ -79,6 +79,26 @@ def _labels(value: object, key: str) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+def _annotations(value: object, key: str) -> tuple[tuple[str, str], ...]:
+    # Luna's `podAnnotations` (docs.elotl.co/luna/configuration, v1.1 on): the same list
+    # form as `labels`, for annotations; unset: no annotation marks a pod.
+    out: list[tuple[str, str]] = []
+    for item in parse_string_list(value, key) if value is not None else ():
+        name, sep, annotation_value = (part.strip() for part in item.partition("="))
+        try:
+            if not sep or not annotation_value:
+                raise ConfigError("no value")
+            check_label(name, "")
+        except ConfigError:
+            raise ConfigError(
+                f"{key}: invalid annotation {item!r} in {value!r} (accepted: empty, key=value "
+                "or key1=value1,key2=value2 with Kubernetes annotation keys and non-empty values)"
+            ) from None
+        if (name, annotation_value) not in out:
+            out.append((name, annotation_value))
+    return tuple(out)
+
+
 def _render_labels(value: Any) -> object:
     return ",".join(f"{k}={v}" for k, v in value)
 
@@ -121,6 +141,11 @@ def _cluster_id(value: object, key: str) -> str:
 LABELS = ValueType(
     "labels key=value or key1=value1,key2=value2 (any one marks a pod)", _labels, _render_labels
 )
+ANNOTATIONS = ValueType(
+    "annotations key=value or key1=value1,key2=value2 (any one marks a pod), or empty",
+    _annotations,
+    _render_labels,
+)
 ARCHITECTURE_LIST = ValueType(f"list of {', '.join(ARCHITECTURES)}", _architectures, as_list)
 TAINTS = ValueType("list of taints key=value:Effect, or null", _taints, as_list)
 CLUSTER_ID = ValueType("label value, 1-63 characters", _cluster_id, unchanged)
@@ -135,6 +160,14 @@ GENERAL = Section(
             help="labels that mark pods Gibbous manages: key=value, or key1=value1,key2=value2 "
             "where a pod carrying any one of them is managed",
             luna="labels",
+            since="0.1.0",
+        ),
+        Option(
+            key="podAnnotations",
+            attribute="managed_annotations",
+            value_type=ANNOTATIONS,
+            help="annotations that also mark pods Gibbous manages, as `labels` does (empty: none)",
+            luna="podAnnotations",
             since="0.1.0",
         ),
         Option(
