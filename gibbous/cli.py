@@ -21,6 +21,7 @@ from gibbous.configfile import load_config, read_document
 from gibbous.core.errors import ConfigError, GibbousError, ManifestError
 from gibbous.core.planning.estimate import estimate, expand_workloads
 from gibbous.core.settings.config import Config
+from gibbous.core.settings.crosschecks import config_notes
 from gibbous.core.settings.loader import build_config, describe_options, render_config
 from gibbous.core.settings.options.luna import INSTALL_KEYS, install_settings
 from gibbous.report import render_estimate
@@ -652,6 +653,8 @@ def _check_config(path: str, overrides: list[str], stdout: TextIO) -> int:
             stdout.write(f"  {key}: {json.dumps(value)}\n")
     else:
         stdout.write("sets nothing that differs from the defaults\n")
+    for note in config_notes(config):
+        stdout.write(f"note: {note}\n")
     skipped = install_settings(document) if isinstance(document, dict) else []
     if skipped:
         stdout.write("not applicable to Gibbous itself (install settings the Helm chart reads):\n")

@@ -105,6 +105,7 @@ class NodeLifecycle:
         self.unneeded_since: dict[str, float] = {}
         self.kept: dict[str, str] = {}  # node -> why it stays, from the last review
         self.last_hot_check = -math.inf
+        self.metrics_readable: bool | None = None  # None: not tried yet
         self.deleted: list[str] = []
         self.evicted: list[str] = []
 
@@ -261,8 +262,24 @@ class NodeLifecycle:
 
     # --- hot nodes ---------------------------------------------------------------------------
 
+    def _say_whether_metrics_are_readable(self, readable: bool) -> None:
+        # The first check runs at start-up; after that only a change is logged, so a
+        # cluster without metrics-server gets one warning, not one per loopPeriod.
+        self.autoscaler.metrics.hot_node_metrics_readable.set(1 if readable else 0)
+        if readable == self.metrics_readable:
+            return
+        if not readable:
+            log.warning(
+                "manageHighUtilization.enabled, but metrics.k8s.io cannot be read (is "
+                "metrics-server installed?): hot-node mitigation does nothing until it can"
+            )
+        elif self.metrics_readable is False:
+            log.info("metrics.k8s.io is readable again: hot-node mitigation resumes")
+        self.metrics_readable = readable
+
     def _hot_nodes(self, nodes: Sequence[Mapping[str, Any]], bound: ClusterPods) -> None:
         node_items = self.operations.node_metrics()
+        self._say_whether_metrics_are_readable(node_items is not None)
         if node_items is None:
             return
         pod_items = self.operations.pod_metrics() or []

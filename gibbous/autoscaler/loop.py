@@ -194,7 +194,7 @@ class Autoscaler:
         self.pending: list[PendingPod] = []  # pods waiting for capacity, as last taken in
         # Every pod's facts, read once per pod version (from the cluster's pod changes when
         # it has them, else by comparing versions in a full list).
-        self.pods_index = ClusterPods(config.managed_label)
+        self.pods_index = ClusterPods(config.designation)
         self.node_states: dict[str, tuple[str, NodeState]] = {}  # name -> (version, state)
         # uid -> (version, what describe_pod gave), for the pods waiting for capacity.
         self.described: dict[str, tuple[str, PendingPod | GibbousError]] = {}

@@ -98,6 +98,12 @@ class AutoscalerMetrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
             registry=self.registry,
         )
+        self.hot_node_metrics_readable = Gauge(
+            "gibbous_autoscaler_hot_node_metrics_readable",
+            "1 while manageHighUtilization.enabled can read metrics.k8s.io, 0 while it cannot "
+            "(hot-node mitigation then does nothing)",
+            registry=self.registry,
+        )
         self.loop_errors = Counter(
             "gibbous_autoscaler_loop_errors",
             "Loop iterations that failed and were retried",

@@ -64,6 +64,7 @@ class FakeCluster(NodeMarks):
     pdb_protected: set[str] = field(default_factory=set)  # pod keys whose eviction gets 429
     usage: dict[str, tuple[str, str]] = field(default_factory=dict)  # node -> (cpu, memory)
     pod_usage: dict[str, tuple[str, str]] = field(default_factory=dict)  # pod key -> (cpu, memory)
+    metrics_api: bool = True  # False: metrics.k8s.io cannot be read (no metrics-server)
 
     # --- the Cluster protocol --------------------------------------------------------------
 
@@ -181,6 +182,8 @@ class FakeCluster(NodeMarks):
         self.deleted_nodes.append(node)
 
     def node_metrics(self) -> list[dict[str, Any]] | None:
+        if not self.metrics_api:
+            return None
         return [
             {"metadata": {"name": name}, "usage": {"cpu": cpu, "memory": memory}}
             for name, (cpu, memory) in self.usage.items()

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import pytest
 from prometheus_client import generate_latest
 
 from gibbous.autoscaler.cloud.fake import FakeCloudProvider
@@ -258,3 +260,20 @@ def test_a_failed_node_delete_is_said_counted_and_retried_not_called_removed() -
     assert w.nodes() == []
     text = generate_latest(w.autoscaler.metrics.registry).decode()
     assert "gibbous_autoscaler_node_delete_failures_total 1.0" in text
+
+
+def test_hot_nodes_without_metrics_api_warn_once_at_start_and_say_so_in_a_metric(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    w = hot_world()
+    w.cluster.metrics_api = False
+    with caplog.at_level(logging.DEBUG, logger="gibbous.lifecycle"):
+        w.run(120)  # four loopPeriods
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "metrics.k8s.io" in warnings[0].getMessage()
+    text = generate_latest(w.autoscaler.metrics.registry).decode()
+    assert "gibbous_autoscaler_hot_node_metrics_readable 0.0" in text
+    w.cluster.metrics_api = True
+    w.run(60)
+    text = generate_latest(w.autoscaler.metrics.registry).decode()
+    assert "gibbous_autoscaler_hot_node_metrics_readable 1.0" in text

@@ -146,8 +146,10 @@ def test_quota_backs_off_the_pair_and_moves_on() -> None:
     assert autoscaler.metrics.failures.labels("quota")._value.get() == 1
 
 
-def test_kai_queue_blocked_pods_never_scale_up() -> None:
-    clock, provider, cluster, autoscaler = setup()
+def test_kai_queue_blocked_pods_never_scale_up_with_the_posts_kai_regexp() -> None:
+    # P08's setting beside KAI (unset, Luna's default, every pending pod counts).
+    kai = config(pendingPodReasonRegexp="(.*[Nn]o.*resources.*|^0/([0-9]+) nodes are available)")
+    clock, provider, cluster, autoscaler = setup(kai)
     pod = make_pod("kai", cpu="1", gpus=1)
     pod["status"] = unschedulable_status(
         "OverLimit: default1 quota has reached the allowable limit of GPUs. "

@@ -69,7 +69,7 @@ def test_a_luna_values_file_is_read_as_it_is() -> None:
     assert config.cloud == "aws" and config.cluster_id == "gibbous"
     assert config.aws.node_instance_profile == "node-instance-profile"
     assert config.aws.subnets == ("subnet-1234567890",)
-    assert config.managed_label == ("elotl-luna", "true")
+    assert config.managed_labels == (("elotl-luna", "true"),)
 
 
 def test_check_says_what_a_values_file_sets_and_what_is_not_applicable() -> None:
@@ -92,3 +92,17 @@ def test_check_refuses_unknown_keys_with_the_nearest(
     error = capsys.readouterr().err
     assert "did you mean 'aws.useSpotAdvisor'" in error
     assert "'loglevel'" in error  # a Luna chart key Gibbous has no use for is named
+
+
+def test_check_notes_that_live_aws_spot_prices_override_the_ratio(tmp_path: Path) -> None:
+    path = tmp_path / "values.yaml"
+    path.write_text("cloudProvider: aws\nspotPriceRatioEstimate: 0.4\n")
+    out = io.StringIO()
+    assert main(["config", "--check", str(path)], stdout=out) == 0
+    (note,) = [line for line in out.getvalue().splitlines() if line.startswith("note:")]
+    assert "spotPriceRatioEstimate (0.4) is overridden on AWS" in note
+    assert "live spot prices" in note
+    path.write_text("cloudProvider: gcp\nspotPriceRatioEstimate: 0.4\n")
+    out = io.StringIO()
+    assert main(["config", "--check", str(path)], stdout=out) == 0
+    assert "note:" not in out.getvalue()

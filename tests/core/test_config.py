@@ -23,7 +23,7 @@ def test_defaults_follow_the_posts() -> None:
         config.hot_node.red_memory,
         config.hot_node.green_memory,
     ) == (65, 85, 15)
-    assert config.managed_label == ("elotl-luna", "true")
+    assert config.managed_labels == (("elotl-luna", "true"),)
 
 
 def test_nested_yaml_dotted_set_and_environment() -> None:
@@ -36,7 +36,7 @@ def test_nested_yaml_dotted_set_and_environment() -> None:
     assert config.bin_pack_node_memory_bytes == 32 * 2**30
     assert config.scale_down.bin_pack_utilization_threshold == 0.0
     assert config.node_ttl_s == 7 * 86400
-    assert config.managed_label == ("team", "ml")
+    assert config.managed_labels == (("team", "ml"),)
 
 
 def test_precedence_file_then_environment_then_set() -> None:
@@ -216,3 +216,44 @@ def test_lunas_oci_values_section_is_accepted() -> None:
     assert oci.availability_domains == ("Uocm:US-ASHBURN-AD-1",) and oci.boot_volume_size_gb == 100
     with pytest.raises(ConfigError, match=re.escape("did you mean 'oci.subnetId'?")):
         build_config({"oci": {"subnetID": "x"}})
+
+
+def test_lunas_label_list_form_marks_pods_carrying_any_of_the_labels() -> None:
+    # docs.elotl.co/luna/v0.4/configuration: "labels is a list of comma separated key value
+    # pairs: key1=value1\,key2=value2 pods with any of the labels will be considered".
+    config = build_config({"labels": "key1=value1,key2=value2"})
+    assert config.managed_labels == (("key1", "value1"), ("key2", "value2"))
+    assert render_config(config)["labels"] == "key1=value1,key2=value2"
+    assert build_config(overrides=["labels=team.example.com/autoscale=yes"]).managed_labels == (
+        ("team.example.com/autoscale", "yes"),
+    )
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["key1=value1,key2", "key1=value1,key2=a=b", "=x", "elotl-luna", "bad key=x", ",", "a=b c"],
+)
+def test_labels_that_are_neither_form_are_refused(value: str) -> None:
+    with pytest.raises(ConfigError, match=r"labels: .*key1=value1,key2=value2"):
+        build_config({"labels": value})
+
+
+def test_lunas_names_for_options_gibbous_also_names_its_own_way() -> None:
+    # luna-spec 11: Luna's GenAI install sets gcp.nodeServiceAccount (GKE image streaming)
+    # and azure.enableArtifactStreaming; docs.elotl.co/luna/v0.5/configuration names
+    # scaleDown.nodeUnneededDuration (default 5 minutes) and binPackingNodeMinPodCount.
+    config = build_config(
+        {
+            "gcp": {"nodeServiceAccount": "c-elotl@p.iam.gserviceaccount.com"},
+            "azure": {"enableArtifactStreaming": True},
+            "scaleDown": {"nodeUnneededDuration": "10m"},
+            "binPackingNodeMinPodCount": 42,
+        }
+    )
+    assert config.gcp.service_account == "c-elotl@p.iam.gserviceaccount.com"
+    assert config.azure.artifact_streaming is True
+    assert config.scale_down.unneeded_time_s == 600
+    assert config.bin_pack_node_min_pods == 42
+    assert build_config().scale_down.unneeded_time_s == 300  # Luna's 5 minutes
+    # Gibbous's own names stay.
+    assert build_config({"scaleDown": {"unneededTime": "7m"}}).scale_down.unneeded_time_s == 420

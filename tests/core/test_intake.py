@@ -11,6 +11,7 @@ import pytest
 from gibbous.core import keys
 from gibbous.core.grammar.timestamps import epoch_seconds
 from gibbous.core.lifecycle.intake import Intake, decide_intake
+from gibbous.core.settings.options.core import RESOURCE_SHORTAGE_REGEXP
 from gibbous.simulation.world import unschedulable_status
 from tests.factories import config, make_pod
 
@@ -40,14 +41,25 @@ QUEUE_OR_QUOTA = [
 ]
 
 
-@pytest.mark.parametrize("message", RESOURCE_SHORTAGE)
-def test_default_regexp_provisions_for_resource_shortage(message: str) -> None:
+SHORTAGE_ONLY = config(pendingPodReasonRegexp=RESOURCE_SHORTAGE_REGEXP)
+
+
+@pytest.mark.parametrize(
+    "message", [*RESOURCE_SHORTAGE, *QUEUE_OR_QUOTA, "Pod is unschedulable: insufficient cpu"]
+)
+def test_by_default_every_unschedulable_pod_counts_as_in_luna(message: str) -> None:
+    # P08: "Without any configuration, Luna would treat all pending pods" as needing nodes.
     assert decide_intake(pending(message), config(), NOW).intake is Intake.PROVISION
 
 
+@pytest.mark.parametrize("message", RESOURCE_SHORTAGE)
+def test_shortage_regexp_provisions_for_resource_shortage(message: str) -> None:
+    assert decide_intake(pending(message), SHORTAGE_ONLY, NOW).intake is Intake.PROVISION
+
+
 @pytest.mark.parametrize("message", QUEUE_OR_QUOTA)
-def test_default_regexp_ignores_queue_and_quota_refusals(message: str) -> None:
-    decision = decide_intake(pending(message), config(), NOW)
+def test_shortage_regexp_ignores_queue_and_quota_refusals(message: str) -> None:
+    decision = decide_intake(pending(message), SHORTAGE_ONLY, NOW)
     assert decision.intake is Intake.IGNORE and "pendingPodReasonRegexp" in decision.reason
 
 
@@ -133,3 +145,30 @@ def test_epoch_seconds_matches_datetime(stamp: str) -> None:
     )
     assert epoch_seconds(stamp) == expected
     assert epoch_seconds("2026-11-23 02:35") is None
+
+
+def test_a_pod_carrying_any_one_of_lunas_listed_labels_is_managed() -> None:
+    listed = config(labels="key1=value1,key2=value2")
+    for labels in ({"key1": "value1"}, {"key2": "value2"}):
+        pod = pending("0/3 nodes are available: 3 Insufficient cpu.")
+        pod["metadata"]["labels"] = labels
+        assert decide_intake(pod, listed, NOW).intake is not Intake.IGNORE
+    pod = pending("0/3 nodes are available: 3 Insufficient cpu.")
+    pod["metadata"]["labels"] = {"key1": "value2"}
+    decision = decide_intake(pod, listed, NOW)
+    assert decision.intake is Intake.IGNORE and "not managed" in decision.reason
+
+
+def test_lunas_pod_annotations_mark_pods_as_labels_do() -> None:
+    # docs.elotl.co/luna/configuration (v1.1): "the pod configuration must include a label or
+    # annotation that matches"; --set podAnnotations='key1=value1,key2=value2'.
+    cfg = config(podAnnotations="key1=value1,key2=value2")
+    assert cfg.managed_annotations == (("key1", "value1"), ("key2", "value2"))
+    pod = pending("0/3 nodes are available: 3 Insufficient cpu.")
+    pod["metadata"]["labels"] = {}
+    pod["metadata"]["annotations"] = {"key2": "value2"}
+    assert decide_intake(pod, cfg, NOW).intake is Intake.PROVISION
+    assert decide_intake(pod, config(), NOW).intake is Intake.IGNORE
+    pod["metadata"]["annotations"] = {"key2": "other"}
+    decision = decide_intake(pod, cfg, NOW)
+    assert decision.intake is Intake.IGNORE and "annotation key1=value1" in decision.reason

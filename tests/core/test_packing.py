@@ -332,3 +332,19 @@ def test_tainted_existing_node_is_skipped_unless_tolerated() -> None:
     assert simulate([pending(tolerant, cfg)], AWS_OFFERS, cfg, existing=[node]).on_existing == {
         "default/b": "spot"
     }
+
+
+def test_bin_packing_node_min_pod_count_excludes_types_running_fewer_pods() -> None:
+    # docs.elotl.co/luna/configuration: binPackingNodeMinPodCount beside binPackingNodeCpu and
+    # binPackingNodeMemory. t3a.xlarge runs 58 pods on EKS (AWS's eni-max-pods: 4 ENIs x
+    # (15 - 1) + 2).
+    pods = [make_pod(f"s{i}", cpu="1500m", memory="1Gi") for i in range(10)]
+    fits = plan_for(
+        pods, config(binPackingNodeStrategy="cheapest-node", binPackingNodeMinPodCount=58)
+    )
+    assert {n.offer.name for n in fits.new_nodes} == {"t3a.xlarge"}
+    more = plan_for(
+        pods, config(binPackingNodeStrategy="cheapest-node", binPackingNodeMinPodCount=59)
+    )
+    assert more.new_nodes and "t3a.xlarge" not in {n.offer.name for n in more.new_nodes}
+    assert all(n.offer.allocatable.pods >= 59 for n in more.new_nodes)

@@ -106,7 +106,7 @@ def test_node_rules_read_the_record_as_the_object() -> None:
 def test_cluster_pods_aggregates_follow_every_change() -> None:
     # The incremental aggregates equal a fresh computation after any sequence of changes.
     cfg = config()
-    index = ClusterPods(cfg.managed_label)
+    index = ClusterPods(cfg.designation)
     pods = {}
     for i in range(12):
         pod = make_pod(f"p{i}", cpu=f"{100 * (i + 1)}m", managed=i % 3 != 0)
@@ -129,7 +129,7 @@ def test_cluster_pods_aggregates_follow_every_change() -> None:
         if step % 7 == 6:
             del pods[key]
         index.sync(pods.values())
-        fresh = ClusterPods(cfg.managed_label)
+        fresh = ClusterPods(cfg.designation)
         fresh.sync(pods.values())
         assert index.used == fresh.used
         assert index.managed_used == fresh.managed_used

@@ -51,10 +51,10 @@ def test_values_block_states_the_defaults_lunas_posts_give() -> None:
     }
 
 
-def test_values_block_keeps_a_regular_expression_quoted_on_one_line() -> None:
+def test_values_block_leaves_the_pending_reason_regexp_unset_as_luna_does() -> None:
+    # P08: unset, every pending pod counts.
     (line,) = [x for x in values_block().splitlines() if x.startswith("pendingPodReasonRegexp:")]
-    assert line.startswith("pendingPodReasonRegexp: '^0/[0-9]+ nodes are available|")
-    assert line.endswith("|Insufficient (?:cpu|memory|nvidia\\.com/gpu|ephemeral-storage|pods)'")
+    assert line == "pendingPodReasonRegexp: ''"
 
 
 def test_rendering_values_replaces_only_the_block_between_the_markers() -> None:
@@ -62,7 +62,7 @@ def test_rendering_values_replaces_only_the_block_between_the_markers() -> None:
     hand_written_tail = "\n# install settings\nimage: {tag: ''}\n"
     current = f"{hand_written_head}{BEGIN}\nstale: 1\n{END}\n{hand_written_tail}"
     rendered = render_values(current)
-    assert rendered.startswith(f"{hand_written_head}{BEGIN}\n# label that marks pods")
+    assert rendered.startswith(f"{hand_written_head}{BEGIN}\n# labels that mark pods")
     assert rendered.endswith(f"  sshPublicKey: ''\n{END}\n{hand_written_tail}")
     assert "stale" not in rendered
 
@@ -80,7 +80,7 @@ def test_reference_page_names_lunas_spelling_and_keeps_its_tables_whole() -> Non
     assert "| `binPackingNodeStrategy` | one of lowest-total-cost, cheapest-node " in page
     assert "| `lowest-total-cost` | - | 0.1.0 |" in page
     rows = [line for line in page.splitlines() if line.startswith("| `")]
-    assert len(rows) == 102  # 39 top-level, 8 + 6 lifecycle, 7 overhead, 18 + 9 + 8 + 7 clouds
+    assert len(rows) == 104  # 41 top-level, 8 + 6 lifecycle, 7 overhead, 18 + 9 + 8 + 7 clouds
     for row in rows:
         assert len(re.findall(r"(?<!\\)\|", row)) == 7, row
     assert re.findall(r"^## (.*)$", page, re.MULTILINE) == [

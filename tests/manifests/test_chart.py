@@ -40,6 +40,8 @@ CASES: dict[str, tuple[Sequence[Path], Sequence[str]]] = {
     "luna-p07-rke2": ((LUNA_VALUES / "p07-rke2.yaml",), ()),
     "luna-gke-timeslices": ((LUNA_VALUES / "gke-timeslices.yaml",), ()),
     "prefixed": ((), ("labels=team.example.com/autoscale=yes", "webhookConfigPrefix=zzz-")),
+    # Luna's list form (docs.elotl.co/luna/configuration: --set labels='key1=value1,key2=value2')
+    "label-list": ((), (r"labels=key1=value1\,key2=value2\,key1=other",)),
 }
 
 
@@ -77,6 +79,16 @@ def flag(args: list[str], name: str) -> str:
     return value
 
 
+def selected_labels(selector: dict[str, Any]) -> tuple[str, frozenset[str]]:
+    """(key, values) an object selector of one label key admits."""
+    if "matchLabels" in selector:
+        ((key, value),) = selector["matchLabels"].items()
+        return key, frozenset({value})
+    ((expression,),) = [selector["matchExpressions"]]
+    assert expression["operator"] == "In"
+    return expression["key"], frozenset(expression["values"])
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_lint_is_strict_clean(case: str) -> None:
     values, sets = CASES[case]
@@ -104,7 +116,9 @@ def test_rendered_objects_are_valid_and_agree(case: str, version: str) -> None:
     )
     # The webhook: its selector is `labels`, its configurations are named by the prefix,
     # and what it is allowed to patch and read is what its flags name.
-    label_key, label_value = config.managed_label
+    wanted: dict[str, set[str]] = {}
+    for label_key, label_value in config.managed_labels:
+        wanted.setdefault(label_key, set()).add(label_value)
     name = config.webhook_config_prefix + "elotl-luna-gibbous"
     webhook = one(objects, "Deployment", "-webhook")
     webhook_args = args_of(webhook)
@@ -112,9 +126,15 @@ def test_rendered_objects_are_valid_and_agree(case: str, version: str) -> None:
     for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
         configuration = one(objects, kind)
         assert configuration["metadata"]["name"] == name
-        first, opted_in = configuration["webhooks"]
-        assert first["objectSelector"] == {"matchLabels": {label_key: label_value}}
-        assert opted_in["objectSelector"]["matchExpressions"][0]["key"] == label_key
+        *by_label, opted_in = configuration["webhooks"]
+        # A pod carrying any one of the labels is selected by exactly one entry per key.
+        assert {selected_labels(hook["objectSelector"]) for hook in by_label} == {
+            (key, frozenset(values)) for key, values in wanted.items()
+        }
+        assert {e["key"] for e in opted_in["objectSelector"]["matchExpressions"]} == set(wanted)
+        assert {e["operator"] for e in opted_in["objectSelector"]["matchExpressions"]} == {
+            "DoesNotExist"
+        }
         for hook in configuration["webhooks"]:
             assert hook["clientConfig"]["service"]["name"] == webhook["metadata"]["name"]
             assert hook["clientConfig"]["service"]["namespace"] == "elotl"
@@ -263,3 +283,37 @@ def test_bad_values_fail_the_install_with_a_reason() -> None:
 def test_committed_manifests_are_the_chart_rendered() -> None:
     for path, text in render_manifests(REPO).items():
         assert path.read_text() == text, f"{path} is stale: run scripts/render-manifests"
+
+
+def test_lunas_label_list_selects_pods_carrying_any_of_the_labels() -> None:
+    # docs.elotl.co/luna/v0.4/configuration: "pods with any of the labels will be considered".
+    _, sets = CASES["label-list"]
+    objects = template(current_version(), (), sets)
+    for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
+        *by_label, _opted_in = one(objects, kind)["webhooks"]
+        assert sorted(selected_labels(hook["objectSelector"]) for hook in by_label) == [
+            ("key1", frozenset({"value1", "other"})),
+            ("key2", frozenset({"value2"})),
+        ]
+        assert len({hook["name"] for hook in by_label}) == 2
+
+
+def test_pod_annotations_send_pods_without_the_labels_to_the_webhook() -> None:
+    # An object selector cannot read annotations: pods carrying no label key go to the
+    # webhook, which reads podAnnotations.
+    objects = template(current_version(), (), ("podAnnotations=team.io/autoscale=luna",))
+    for kind, path in (
+        ("MutatingWebhookConfiguration", "/mutate"),
+        ("ValidatingWebhookConfiguration", "/validate"),
+    ):
+        (hook,) = [
+            h for h in one(objects, kind)["webhooks"] if h["name"] == "annotations.pods.gibbous.dev"
+        ]
+        assert hook["clientConfig"]["service"]["path"] == path
+        assert hook["objectSelector"] == {
+            "matchExpressions": [{"key": "elotl-luna", "operator": "DoesNotExist"}]
+        }
+    plain = template(current_version())
+    assert "annotations.pods.gibbous.dev" not in {
+        h["name"] for h in one(plain, "MutatingWebhookConfiguration")["webhooks"]
+    }

@@ -40,16 +40,44 @@ app.kubernetes.io/name: {{ include "gibbous.fullname" $root }}-{{ index . 1 }}
 {{- printf "%s%s" .Values.webhookConfigPrefix (include "gibbous.fullname" .) -}}
 {{- end -}}
 
-{{/* `labels` (Luna's "key=value") as a matchLabels mapping. */}}
-{{- define "gibbous.managedLabel" -}}
-{{- $parts := splitn "=" 2 .Values.labels -}}
-{{- if not (and $parts._0 $parts._1) -}}
-{{- fail (printf "labels: expected key=value, got %q" .Values.labels) -}}
+{{/* `labels` (Luna's "key=value" or "key1=value1,key2=value2", any one of which marks a
+pod) as a JSON map of each key to its values: {"elotl-luna": ["true"]}. */}}
+{{- define "gibbous.managedLabels" -}}
+{{- $byKey := dict -}}
+{{- range $item := splitList "," (toString .Values.labels) -}}
+{{- $item = trim $item -}}
+{{- if $item -}}
+{{- $parts := splitn "=" 2 $item -}}
+{{- $key := trim (toString $parts._0) -}}
+{{- $value := trim (toString $parts._1) -}}
+{{- if not (and $key $value) -}}
+{{- fail (printf "labels: expected key=value or key1=value1,key2=value2, got %q" (toString $.Values.labels)) -}}
 {{- end -}}
-{{ $parts._0 }}: {{ $parts._1 | quote }}
+{{- $values := get $byKey $key | default list -}}
+{{- if not (has $value $values) -}}
+{{- $_ := set $byKey $key (append $values $value) -}}
 {{- end -}}
-{{- define "gibbous.managedLabelKey" -}}
-{{- (splitn "=" 2 .Values.labels)._0 -}}
+{{- end -}}
+{{- end -}}
+{{- if not $byKey -}}
+{{- fail (printf "labels: expected key=value, got %q" (toString .Values.labels)) -}}
+{{- end -}}
+{{- toJson $byKey -}}
+{{- end -}}
+
+{{/* The object selector of one label key and its values: (list $key $values). One value
+is matchLabels, as kubectl and manifests/base write it; several are `In`. */}}
+{{- define "gibbous.labelObjectSelector" -}}
+{{- $key := index . 0 -}}
+{{- $values := index . 1 -}}
+objectSelector:
+{{- if eq (len $values) 1 }}
+  matchLabels:
+    {{ $key }}: {{ first $values | quote }}
+{{- else }}
+  matchExpressions:
+    - {key: {{ $key }}, operator: In, values: [{{ range $i, $v := $values }}{{ if $i }}, {{ end }}{{ $v | quote }}{{ end }}]}
+{{- end }}
 {{- end -}}
 
 {{/* The cluster's version without a vendor suffix: v1.32.3-eks-4b2b3a1 -> 1.32.3. */}}

@@ -34,7 +34,6 @@ from gibbous.core.podmodel.constraints import InstanceConstraints, PriceCategory
 from gibbous.core.podmodel.pods import (
     Pod,
     annotations_of,
-    labels_of,
     metadata,
     pod_requests,
     tolerates,
@@ -96,8 +95,7 @@ def toleration_for(taint: Mapping[str, str]) -> dict[str, str]:
 
 def is_managed(pod: Pod, namespace: str, config: Config) -> tuple[bool, bool]:
     """(managed, label must be added)."""
-    key, value = config.managed_label
-    if labels_of(pod).get(key) == value:
+    if config.designation.marks(pod):
         return True, False
     if namespace in config.managed_namespaces or "*" in config.managed_namespaces:
         return True, True

@@ -414,6 +414,8 @@ def cheapest_offer_for_shape(
             continue
         if instance.gpu_count * slices < gpus:
             continue
+        if offer.allocatable.pods < config.bin_pack_node_min_pods:
+            continue
         if gpus == 0 and instance.gpu_count:
             continue
         if pattern is not None and not pattern.search(instance.name):
@@ -432,7 +434,13 @@ def cheapest_offer_for_shape(
         return CandidateResult(
             (),
             f"no instance type meets the bin-pack node spec (>= {format_cpu(cpu_millis)} vCPU, "
-            f"{format_gib(memory_bytes)}, {gpus} GPU(s), pricing {','.join(sorted(categories))}"
+            f"{format_gib(memory_bytes)}, {gpus} GPU(s), "
+            + (
+                f">= {config.bin_pack_node_min_pods} pods, "
+                if config.bin_pack_node_min_pods
+                else ""
+            )
+            + f"pricing {','.join(sorted(categories))}"
             + (f", type matching {pattern.source!r}" if pattern else "")
             + ")"
             + foreign_label_note(affinity, config),

@@ -79,7 +79,7 @@ def pods_by_node(pods: Sequence[Pod], config: Config) -> dict[str, list[PodFacts
     by node name: one pass, for callers without a `ClusterPods`."""
     by_node: dict[str, list[PodFacts]] = {}
     for pod in pods:
-        facts = pod_facts(pod, config.managed_label)
+        facts = pod_facts(pod, config.designation)
         if facts.counts_for_node:
             by_node.setdefault(facts.node, []).append(facts)
     return by_node

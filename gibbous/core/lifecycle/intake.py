@@ -33,7 +33,6 @@ from gibbous.core.podmodel.pods import (
     is_finished,
     is_mirror_pod,
     is_terminating,
-    labels_of,
     metadata,
     node_name_of,
     pod_condition,
@@ -65,9 +64,8 @@ def created_at(obj: Mapping[str, Any]) -> float | None:
 
 def decide_intake(pod: Pod, config: Config, now: float) -> IntakeDecision:
     """What to do about `pod` at time `now` (seconds since the epoch)."""
-    key, value = config.managed_label
-    if labels_of(pod).get(key) != value:
-        return IntakeDecision(Intake.IGNORE, f"not managed (no label {key}={value})")
+    if not config.designation.marks(pod):
+        return IntakeDecision(Intake.IGNORE, f"not managed (no {config.designation.describe()})")
     if is_finished(pod) or is_terminating(pod):
         return IntakeDecision(Intake.IGNORE, "finished or terminating")
     if is_daemonset_pod(pod) or is_mirror_pod(pod):

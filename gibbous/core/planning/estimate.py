@@ -25,7 +25,7 @@ from gibbous.core.errors import GibbousError, ManifestError
 from gibbous.core.planning.demand import describe_pod
 from gibbous.core.planning.packing import PendingPod, simulate
 from gibbous.core.podmodel.kuberay import RAY_KINDS, ray_workloads
-from gibbous.core.podmodel.pods import as_map, labels_of, metadata
+from gibbous.core.podmodel.pods import as_map, metadata
 from gibbous.core.podmodel.workloads import Workload, pod_template, whole_number
 from gibbous.core.settings.config import Config
 
@@ -266,7 +266,6 @@ def estimate(
     pending: list[PendingPod] = []
     owner: dict[str, int] = {}
     classes: dict[str, str] = {}
-    managed_key, managed_value = config.managed_label
     for index, workload in enumerate(workloads):
         unmanaged = False
         for pod in workload_pods(workload):
@@ -279,11 +278,11 @@ def estimate(
             pending.append(demand)
             owner[demand.key] = index
             classes[demand.key] = str(demand.placement)
-            unmanaged = unmanaged or labels_of(pod).get(managed_key) != managed_value
+            unmanaged = unmanaged or not config.designation.marks(pod)
         if unmanaged and workload.replicas:
             all_notes.append(
-                f"{workload.kind} {workload.namespace}/{workload.name}: pods lack the label "
-                f"{managed_key}={managed_value}; estimated as if they had it"
+                f"{workload.kind} {workload.namespace}/{workload.name}: pods lack the "
+                f"{config.designation.describe()}; estimated as if they had it"
             )
     plan = simulate(pending, build_offers(catalog, config), config)
     requests = {p.key: p.requirement.requests for p in pending}

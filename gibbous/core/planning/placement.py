@@ -527,5 +527,4 @@ def score_nodes(
 
 
 def is_managed_pod(pod: Pod, config: Config) -> bool:
-    key, value = config.managed_label
-    return labels_of(pod).get(key) == value
+    return config.designation.marks(pod)

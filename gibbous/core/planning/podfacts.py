@@ -21,7 +21,6 @@ from gibbous.core.podmodel.pods import (
     is_finished,
     is_mirror_pod,
     key_of,
-    labels_of,
     metadata,
     node_name_of,
     pod_requests,
@@ -29,6 +28,7 @@ from gibbous.core.podmodel.pods import (
 )
 from gibbous.core.podmodel.podtopology import PodTopology, placed_pod_topology
 from gibbous.core.podmodel.resources import Resources
+from gibbous.core.settings.config import PodDesignation
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,12 +50,11 @@ class PodFacts:
         return bool(self.node) and not self.finished and not self.belongs_to_node
 
 
-def pod_facts(pod: Pod, managed_label: tuple[str, str]) -> PodFacts:
+def pod_facts(pod: Pod, designation: PodDesignation) -> PodFacts:
     try:
         requests: Resources | None = pod_requests(pod)
     except GibbousError:
         requests = None
-    label, value = managed_label
     return PodFacts(
         pod=pod,
         key=key_of(pod),
@@ -64,7 +63,7 @@ def pod_facts(pod: Pod, managed_label: tuple[str, str]) -> PodFacts:
         requests=requests,
         finished=is_finished(pod),
         belongs_to_node=is_daemonset_pod(pod) or is_mirror_pod(pod),
-        managed=labels_of(pod).get(label) == value,
+        managed=designation.marks(pod),
         blocker=do_not_evict_reason(annotations_of(pod)),
         topology=placed_pod_topology(pod),
     )
@@ -73,8 +72,8 @@ def pod_facts(pod: Pod, managed_label: tuple[str, str]) -> PodFacts:
 class ClusterPods:
     """Every pod's facts and the aggregates a step reads, updated one pod at a time."""
 
-    def __init__(self, managed_label: tuple[str, str]) -> None:
-        self.managed_label = managed_label
+    def __init__(self, designation: PodDesignation) -> None:
+        self.designation = designation
         self.facts: dict[str, PodFacts] = {}
         self.unbound: dict[str, PodFacts] = {}  # unfinished pods with no node yet
         self.on_node: dict[str, dict[str, PodFacts]] = {}  # unfinished pods by node
@@ -91,7 +90,7 @@ class ClusterPods:
             self._forget(old)
         if pod is None:
             return
-        facts = pod_facts(pod, self.managed_label)
+        facts = pod_facts(pod, self.designation)
         self.facts[key] = facts
         if facts.finished:
             return

@@ -195,7 +195,7 @@ def existing_nodes(
     when given, holds the pods' aggregates already (and `pods` is not read)."""
     view_of = view_of or viewer(config.nvidia_gpu_time_slices)
     if bound is None:
-        bound = ClusterPods(config.managed_label)
+        bound = ClusterPods(config.designation)
         bound.sync(pods)
     out = []
     for node in nodes:

@@ -8,14 +8,17 @@ environment and `--set` items.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from typing import Any
 
 from gibbous.core import keys
-from gibbous.core.grammar.pattern import UserPattern, compile_pattern
+from gibbous.core.grammar.pattern import UserPattern
 from gibbous.core.podmodel.constraints import PriceCategory
+from gibbous.core.podmodel.pods import annotations_of, labels_of
 from gibbous.core.settings.options.aws import AwsConfig
 from gibbous.core.settings.options.azure import AzureConfig
-from gibbous.core.settings.options.core import DEFAULT_PENDING_REASON_REGEXP, DEFAULT_REGIONS
+from gibbous.core.settings.options.core import DEFAULT_REGIONS
 from gibbous.core.settings.options.gcp import GcpConfig
 from gibbous.core.settings.options.lifecycle import HotNodeConfig, ScaleDownConfig
 from gibbous.core.settings.options.oci import OciConfig
@@ -24,7 +27,10 @@ from gibbous.core.settings.options.overhead import NodeOverheadConfig
 
 @dataclass(frozen=True)
 class Config:
-    managed_label: tuple[str, str] = ("elotl-luna", "true")
+    # Any one of them marks a pod as managed (Luna's `labels` list).
+    managed_labels: tuple[tuple[str, str], ...] = (("elotl-luna", "true"),)
+    # Or any one of these annotations (Luna's `podAnnotations`).
+    managed_annotations: tuple[tuple[str, str], ...] = ()
     cloud: str = "aws"
     region: str = ""  # empty: the cloud's default region
     zones: tuple[str, ...] = ()
@@ -39,6 +45,7 @@ class Config:
     bin_pack_node_cpu_millis: int = 4000
     bin_pack_node_memory_bytes: int = 16 * 2**30
     bin_pack_node_gpus: int = 0
+    bin_pack_node_min_pods: int = 0  # 0: no minimum
     bin_pack_node_type_pattern: UserPattern | None = None
     bin_pack_node_pricing: frozenset[PriceCategory] = frozenset({PriceCategory.ON_DEMAND})
     bin_pack_node_strategy: str = "lowest-total-cost"
@@ -53,9 +60,7 @@ class Config:
     orphan_grace_s: float = 600.0
     nvidia_gpu_time_slices: int = 1
     place_node_selector: bool = False
-    pending_pod_reason_pattern: UserPattern | None = field(
-        default_factory=lambda: compile_pattern(DEFAULT_PENDING_REASON_REGEXP)
-    )
+    pending_pod_reason_pattern: UserPattern | None = None  # Luna's: every pending pod counts
     cluster_gpu_limit: int | None = None
     max_nodes: int | None = None
     max_cost_per_hour: float | None = None
@@ -78,6 +83,16 @@ class Config:
     oci: OciConfig = field(default_factory=OciConfig)
 
     @property
+    def designation(self) -> PodDesignation:
+        return PodDesignation(self.managed_labels, self.managed_annotations)
+
+    @property
+    def managed_label(self) -> tuple[str, str]:
+        """The first of `labels`: the one the webhook puts on the pods of opted-in
+        namespaces (any one would do; the first is the one the operator wrote first)."""
+        return self.managed_labels[0]
+
+    @property
     def effective_region(self) -> str:
         return self.region or DEFAULT_REGIONS[self.cloud]
 
@@ -97,10 +112,25 @@ def config_fields() -> list[str]:
     return [f.name for f in fields(Config)]
 
 
-def node_label_selector(config: Config) -> str:
-    key, value = config.managed_label
-    return f"{key}={value}"
+@dataclass(frozen=True)
+class PodDesignation:
+    """What marks a pod as managed (Luna's "pod designation"): any one of `labels`, or of
+    `annotations` (Luna's `podAnnotations`)."""
 
+    labels: tuple[tuple[str, str], ...]
+    annotations: tuple[tuple[str, str], ...] = ()
 
-def default_managed_label() -> str:
-    return keys.DEFAULT_MANAGED_LABEL
+    def marks(self, pod: Mapping[str, Any]) -> bool:
+        pod_labels = labels_of(pod)
+        if any(pod_labels.get(key) == value for key, value in self.labels):
+            return True
+        if not self.annotations:
+            return False
+        pod_annotations = annotations_of(pod)
+        return any(pod_annotations.get(key) == value for key, value in self.annotations)
+
+    def describe(self) -> str:
+        """`label a=b or c=d or annotation e=f`, for reasons and notes."""
+        named = [f"label {k}={v}" for k, v in self.labels]
+        named += [f"annotation {k}={v}" for k, v in self.annotations]
+        return " or ".join(named)

@@ -1,4 +1,5 @@
-"""Rules between options, checked once every option has its value."""
+"""Rules between options, checked once every option has its value, and what a valid
+combination does that its values alone do not say."""
 
 from __future__ import annotations
 
@@ -30,5 +31,20 @@ def cross_checks(config: Config) -> list[str]:
         out.append(
             "aws.useSpotAdvisor needs aws.spotAdvisorFile: a copy of the Spot Instance Advisor's "
             "public JSON (Gibbous does not download it)"
+        )
+    return out
+
+
+def config_notes(config: Config) -> list[str]:
+    """What a valid configuration does that its values alone do not say, one line each."""
+    out = []
+    if config.cloud == "aws":
+        source = (
+            "aws.spotAdvisorFile's prices" if config.aws.use_spot_advisor else "live spot prices"
+        )
+        out.append(
+            f"spotPriceRatioEstimate ({config.spot_price_ratio:g}) is overridden on AWS: the "
+            f"autoscaler prices spot with {source}, and the ratio applies only to types without "
+            "one (and to `gibbous estimate`, which reads no live prices)"
         )
     return out

@@ -70,7 +70,7 @@ AZURE = Section(
             attribute="azure.artifact_streaming",
             value_type=BOOLEAN,
             help="AKS Artifact Streaming on the agent pools Gibbous creates",
-            luna=None,
+            luna="azure.enableArtifactStreaming",
             since="0.1.0",
         ),
         Option(

@@ -4,9 +4,11 @@ them, what it may spend, and how it reaches the webhook and scheduler."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from gibbous.core.errors import ConfigError
 from gibbous.core.settings.option import Option, Section, ValueType, as_list, unchanged
+from gibbous.core.settings.userdata import check_label
 from gibbous.core.settings.valuetypes import (
     BOOLEAN,
     BYTES,
@@ -34,26 +36,71 @@ DEFAULT_REGIONS = {
 }
 ARCHITECTURES = ("amd64", "arm64")
 
-# Matches kube-scheduler's "0/N nodes are available", "no nodes available to schedule pods"
-# (its message when the cluster has no node at all) and "Insufficient <resource>"
-# (capitalised, as kube-scheduler writes it), and KAI's resource-shortage messages;
-# not queue/quota refusals (KAI over-quota and OverLimit, Volcano "queue resource
-# quota insufficient: insufficient cpu"). See docs/decisions.md.
-DEFAULT_PENDING_REASON_REGEXP = (
+# Not the default (Luna's unset `pendingPodReasonRegexp` lets every pending pod count, P08):
+# the value docs/configuration.md recommends beside batch schedulers. It matches
+# kube-scheduler's "0/N nodes are available", "no nodes available to schedule pods" (its
+# message when the cluster has no node at all) and "Insufficient <resource>" (capitalised,
+# as kube-scheduler writes it), and KAI's resource-shortage messages; not queue/quota
+# refusals (KAI over-quota and OverLimit, Volcano "queue resource quota insufficient:
+# insufficient cpu"). See docs/decisions.md.
+RESOURCE_SHORTAGE_REGEXP = (
     r"^0/[0-9]+ nodes are available|^no nodes available to schedule pods|"
     r"[Nn]o (?:node|nodes)\b.*\b(?:resources|enough)|"
     r"Insufficient (?:cpu|memory|nvidia\.com/gpu|ephemeral-storage|pods)"
 )
 
 
-def _label(value: object, key: str) -> tuple[str, str]:
-    text = str(value).strip()
-    name, sep, label_value = text.partition("=")
-    if not sep or not name:
+def _labels(value: object, key: str) -> tuple[tuple[str, str], ...]:
+    # Luna's `labels` is "key=value" or a comma-separated list of them, any of which
+    # makes a pod managed (docs.elotl.co/luna/v0.4/configuration: "pods with any of the
+    # labels will be considered by Luna").
+    items = parse_string_list(value, key) if value is not None else ()
+    out: list[tuple[str, str]] = []
+    for item in items:
+        name, sep, label_value = item.partition("=")
+        name, label_value = name.strip(), label_value.strip()
+        try:
+            if not sep or not label_value:
+                raise ConfigError("no value")
+            check_label(name, label_value)
+        except ConfigError:
+            raise ConfigError(
+                f"{key}: invalid label {item!r} in {value!r} (accepted: key=value or "
+                "key1=value1,key2=value2 with Kubernetes label keys and non-empty values, "
+                "e.g. elotl-luna=true)"
+            ) from None
+        if (name, label_value) not in out:
+            out.append((name, label_value))
+    if not out:
         raise ConfigError(
-            f"{key}: invalid label {value!r} (accepted: key=value, e.g. elotl-luna=true)"
+            f"{key}: no label in {value!r} (accepted: key=value or key1=value1,key2=value2, "
+            "e.g. elotl-luna=true)"
         )
-    return name.strip(), label_value.strip()
+    return tuple(out)
+
+
+def _annotations(value: object, key: str) -> tuple[tuple[str, str], ...]:
+    # Luna's `podAnnotations` (docs.elotl.co/luna/configuration, v1.1 on): the same list
+    # form as `labels`, for annotations; unset: no annotation marks a pod.
+    out: list[tuple[str, str]] = []
+    for item in parse_string_list(value, key) if value is not None else ():
+        name, sep, annotation_value = (part.strip() for part in item.partition("="))
+        try:
+            if not sep or not annotation_value:
+                raise ConfigError("no value")
+            check_label(name, "")
+        except ConfigError:
+            raise ConfigError(
+                f"{key}: invalid annotation {item!r} in {value!r} (accepted: empty, key=value "
+                "or key1=value1,key2=value2 with Kubernetes annotation keys and non-empty values)"
+            ) from None
+        if (name, annotation_value) not in out:
+            out.append((name, annotation_value))
+    return tuple(out)
+
+
+def _render_labels(value: Any) -> object:
+    return ",".join(f"{k}={v}" for k, v in value)
 
 
 def _architectures(value: object, key: str) -> tuple[str, ...]:
@@ -91,7 +138,14 @@ def _cluster_id(value: object, key: str) -> str:
     return text
 
 
-LABEL = ValueType("label key=value", _label, lambda v: f"{v[0]}={v[1]}")
+LABELS = ValueType(
+    "labels key=value or key1=value1,key2=value2 (any one marks a pod)", _labels, _render_labels
+)
+ANNOTATIONS = ValueType(
+    "annotations key=value or key1=value1,key2=value2 (any one marks a pod), or empty",
+    _annotations,
+    _render_labels,
+)
 ARCHITECTURE_LIST = ValueType(f"list of {', '.join(ARCHITECTURES)}", _architectures, as_list)
 TAINTS = ValueType("list of taints key=value:Effect, or null", _taints, as_list)
 CLUSTER_ID = ValueType("label value, 1-63 characters", _cluster_id, unchanged)
@@ -101,10 +155,19 @@ GENERAL = Section(
     (
         Option(
             key="labels",
-            attribute="managed_label",
-            value_type=LABEL,
-            help="label that marks pods Gibbous manages",
+            attribute="managed_labels",
+            value_type=LABELS,
+            help="labels that mark pods Gibbous manages: key=value, or key1=value1,key2=value2 "
+            "where a pod carrying any one of them is managed",
             luna="labels",
+            since="0.1.0",
+        ),
+        Option(
+            key="podAnnotations",
+            attribute="managed_annotations",
+            value_type=ANNOTATIONS,
+            help="annotations that also mark pods Gibbous manages, as `labels` does (empty: none)",
+            luna="podAnnotations",
             since="0.1.0",
         ),
         Option(
@@ -209,6 +272,14 @@ GENERAL = Section(
             value_type=whole_number(0),
             help="minimum GPUs (slices) of a bin-pack node",
             luna="binPackingNodeGPU",
+            since="0.1.0",
+        ),
+        Option(
+            key="binPackingNodeMinPodCount",
+            attribute="bin_pack_node_min_pods",
+            value_type=whole_number(0, 1000),
+            help="fewest pods a bin-pack node must be able to run (its max pods; 0: no minimum)",
+            luna="binPackingNodeMinPodCount",
             since="0.1.0",
         ),
         Option(
@@ -319,7 +390,8 @@ GENERAL = Section(
             key="pendingPodReasonRegexp",
             attribute="pending_pod_reason_pattern",
             value_type=PATTERN,
-            help="only pending pods whose condition message matches trigger scale-up",
+            help="only pending pods whose condition message matches trigger scale-up (empty: every "
+            "unschedulable pod, Luna's default)",
             luna="pendingPodReasonRegexp",
             since="0.1.0",
         ),

@@ -71,7 +71,7 @@ GCP = Section(
             attribute="gcp.service_account",
             value_type=TEXT,
             help="service account of GKE nodes (empty: Compute Engine's default)",
-            luna=None,
+            luna="gcp.nodeServiceAccount",
             since="0.1.0",
         ),
         Option(

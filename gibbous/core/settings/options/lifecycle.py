@@ -117,7 +117,7 @@ SCALE_DOWN = Section(
             attribute="scale_down.unneeded_time_s",
             value_type=DURATION,
             help="how long a node must be unneeded before removal",
-            luna=None,
+            luna="scaleDown.nodeUnneededDuration",
             since="0.1.0",
         ),
         Option(
