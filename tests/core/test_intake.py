@@ -63,6 +63,15 @@ def test_lunas_kai_regexp_from_the_post() -> None:
     assert decide_intake(pending(QUEUE_OR_QUOTA[0]), everything, NOW).intake is Intake.PROVISION
 
 
+def test_a_pod_of_another_scheduler_is_provisioned_for_when_it_reports_unschedulable() -> None:
+    # The webhook leaves KAI's pods with KAI; its Unschedulable condition still drives scale-up.
+    pod = pending(RESOURCE_SHORTAGE[0])
+    pod["spec"]["schedulerName"] = "kai-scheduler"
+    cfg = config(schedulerName="gibbous-scheduler")
+    assert decide_intake(pod, cfg, NOW).intake is Intake.PROVISION
+    assert decide_intake(pending(QUEUE_OR_QUOTA[0]), cfg, NOW).intake is Intake.IGNORE
+
+
 def test_gates() -> None:
     cfg = config()
     ours = make_pod(cpu="4")

@@ -155,6 +155,28 @@ def test_scheduler_name_is_set_when_configured() -> None:
     assert patched["spec"]["schedulerName"] == "gibbous-scheduler"
 
 
+@pytest.mark.parametrize("named", [None, "", "default-scheduler"])
+def test_pods_for_the_default_scheduler_are_routed(named: str | None) -> None:
+    pod = make_pod()
+    if named is not None:
+        pod["spec"]["schedulerName"] = named
+    mutation, patched = mutate(pod, config(schedulerName="gibbous-scheduler"))
+    assert patched["spec"]["schedulerName"] == "gibbous-scheduler"
+    assert not [w for w in mutation.warnings if "schedulerName" in w]
+
+
+@pytest.mark.parametrize("named", ["kai-scheduler", "volcano"])
+def test_a_pod_naming_another_scheduler_keeps_it_with_a_warning(named: str) -> None:
+    # KAI's setup names its scheduler on every pod; routing it elsewhere bypasses its queues.
+    pod = make_pod(cpu="4")
+    pod["spec"]["schedulerName"] = named
+    mutation, patched = mutate(pod, config(schedulerName="gibbous-scheduler"))
+    assert patched["spec"]["schedulerName"] == named
+    assert not [op for op in mutation.operations if op["path"] == "/spec/schedulerName"]
+    assert [w for w in mutation.warnings if named in w and "schedulerName" in w]
+    assert patched["metadata"]["labels"][keys.PLACEMENT] == "bin-select"  # still managed
+
+
 def test_bad_requests_still_get_the_label_and_a_warning() -> None:
     pod = make_pod(cpu="lots")
     mutation, patched = mutate(pod, config())
