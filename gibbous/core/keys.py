@@ -51,6 +51,9 @@ COST_ESTIMATE_GATE = "nodecostestimate"  # Luna's name, estimate-only pods
 # --- node labels Gibbous writes -------------------------------------------------------
 CREATED_BY = "node.elotl.co/created-by"
 CREATED_BY_VALUE = "gibbous"
+# Which install (clusterID plus installName) created the node: several installs in one
+# cluster each act only on their own nodes (`gibbous.core.choice.ownership`).
+OWNER = "gibbous.dev/owner"
 CAPACITY_TYPE = "gibbous.dev/capacity-type"
 PRICE_PER_HOUR = "gibbous.dev/price-per-hour"
 ASSIGNED_POD_UID = "gibbous.dev/assigned-pod-uid"

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from gibbous.core import keys
 from gibbous.core.choice.catalog import InstanceType, node_allocatable
 from gibbous.core.choice.machinelabels import is_machine_key, machine_labels, written_machine_labels
+from gibbous.core.choice.ownership import install_owner
 from gibbous.core.grammar.quantity import format_cpu, format_gib
 from gibbous.core.podmodel.affinity import NodeAffinity, Requirement
 from gibbous.core.podmodel.constraints import InstanceConstraints, PriceCategory
@@ -107,6 +108,7 @@ def offer_labels(offer: Offer, config: Config, zone: str | None = None) -> dict[
         keys.CAPACITY_TYPE: str(offer.category),
         keys.KARPENTER_CAPACITY_TYPE: str(offer.category),
         keys.CREATED_BY: keys.CREATED_BY_VALUE,
+        keys.OWNER: install_owner(config),
         keys.INSTANCE_FAMILY: instance.family,
         keys.CATALOG_TYPE: instance.label_value,
         keys.PRICE_PER_HOUR: f"{offer.price:.4f}",

@@ -34,6 +34,7 @@ from enum import StrEnum
 from typing import Any
 
 from gibbous.core.choice.classify import Placement, classify
+from gibbous.core.choice.ownership import install_owner, owned
 from gibbous.core.errors import GibbousError
 from gibbous.core.planning.demand import describe_pod
 from gibbous.core.planning.packing import ExistingNode, PendingPod, node_admits, simulate
@@ -199,7 +200,9 @@ def review_scale_down(
     """The drains to start now (within the budget) and the updated unneeded clock."""
     settings = config.scale_down
     views = list(map(view_of or viewer(config.nvidia_gpu_time_slices), nodes))
-    ours = [view for view in views if view.created_by_gibbous]
+    owner = install_owner(config)
+    # Another install's nodes are not ours to judge: its pods are not "managed" here.
+    ours = [view for view in views if owned(view.labels, owner)]
     room = _Room([n for n in existing if n.name not in draining], config)
     needed_by_pending: set[str] = set()
     if pending:

@@ -182,6 +182,7 @@ class Config:
     registration_timeout_s: float = 900.0
     backoff_s: float = 900.0
     cluster_id: str = "gibbous"
+    install_name: str = ""  # with clusterID, names the install owning a node (chart: release)
     scale_up_batch_idle_s: float = 1.0
     scale_up_batch_max_s: float = 10.0
     orphan_grace_s: float = 600.0
@@ -676,6 +677,9 @@ OPTIONS: tuple[Option, ...] = (
         _cluster_id,
         _same,
         "names this cluster on the instances Gibbous launches (restarts find them by it)",
+    ),
+    Option(
+        "installName", "install_name", _text, _same, "names this install among several in a cluster"
     ),
     Option(
         "scaleUpBatchIdle",
