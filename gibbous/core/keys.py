@@ -19,6 +19,10 @@ INSTANCE_MAX_GPUS = "node.elotl.co/instance-max-gpus"
 INSTANCE_FAMILY_INCLUSIONS = "node.elotl.co/instance-family-inclusions"
 INSTANCE_FAMILY_EXCLUSIONS = "node.elotl.co/instance-family-exclusions"
 DO_NOT_EVICT = "pod.elotl.co/do-not-evict"
+# Luna's opt-out: "To prevent Luna from matching a given pod annotate it with
+# pod.elotl.co/ignore: true" (docs.elotl.co/luna/configuration, v1.2).
+IGNORE = "pod.elotl.co/ignore"
+LUNA_ANNOTATION_PREFIXES = ("node.elotl.co/", "pod.elotl.co/")
 
 NODE_CONSTRAINT_ANNOTATIONS = (
     INSTANCE_OFFERINGS,
@@ -29,6 +33,9 @@ NODE_CONSTRAINT_ANNOTATIONS = (
     INSTANCE_FAMILY_INCLUSIONS,
     INSTANCE_FAMILY_EXCLUSIONS,
 )
+# Every Luna pod annotation Gibbous acts on; another key under Luna's prefixes is one it
+# would silently drop, so the webhook warns about it.
+KNOWN_LUNA_ANNOTATIONS = frozenset((*NODE_CONSTRAINT_ANNOTATIONS, DO_NOT_EVICT, IGNORE))
 
 # --- eviction opt-outs honoured from other autoscalers ----------------------------
 CA_SAFE_TO_EVICT = "cluster-autoscaler.kubernetes.io/safe-to-evict"

@@ -61,6 +61,13 @@ def test_an_empty_node_goes_after_the_unneeded_time_and_not_before() -> None:
     assert len(w.cloud.delete_calls) == 1
 
 
+def test_a_pod_with_lunas_ignore_annotation_gets_no_node() -> None:
+    w = world()
+    w.cluster.add(make_pod("opted-out", cpu="3", annotations={"pod.elotl.co/ignore": "true"}))
+    w.run(120)
+    assert w.nodes() == [] and w.cloud.create_calls == []
+
+
 def test_a_bin_select_node_stays_while_its_pod_runs() -> None:
     w = world()
     w.cluster.add(make_pod("big", cpu="3"))

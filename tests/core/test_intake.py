@@ -72,6 +72,15 @@ def test_a_pod_of_another_scheduler_is_provisioned_for_when_it_reports_unschedul
     assert decide_intake(pending(QUEUE_OR_QUOTA[0]), cfg, NOW).intake is Intake.IGNORE
 
 
+def test_lunas_ignore_annotation_means_no_node() -> None:
+    pod = pending(RESOURCE_SHORTAGE[0])
+    pod["metadata"]["annotations"] = {"pod.elotl.co/ignore": "true"}
+    decision = decide_intake(pod, config(), NOW)
+    assert decision.intake is Intake.IGNORE and "pod.elotl.co/ignore" in decision.reason
+    pod["metadata"]["annotations"] = {"pod.elotl.co/ignore": "false"}
+    assert decide_intake(pod, config(), NOW).intake is Intake.PROVISION
+
+
 def test_gates() -> None:
     cfg = config()
     ours = make_pod(cpu="4")

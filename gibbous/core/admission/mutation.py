@@ -33,7 +33,13 @@ from typing import Any
 from gibbous.core import keys
 from gibbous.core.choice.classify import Placement, classify, offerings_for
 from gibbous.core.errors import GibbousError
-from gibbous.core.podmodel.constraints import InstanceConstraints, PriceCategory, parse_constraints
+from gibbous.core.podmodel.constraints import (
+    InstanceConstraints,
+    PriceCategory,
+    ignored_by_opt_out,
+    parse_constraints,
+    unknown_luna_annotations,
+)
 from gibbous.core.podmodel.pods import (
     Pod,
     annotations_of,
@@ -99,6 +105,8 @@ def toleration_for(taint: Mapping[str, str]) -> dict[str, str]:
 
 def is_managed(pod: Pod, namespace: str, config: Config) -> tuple[bool, bool]:
     """(managed, label must be added)."""
+    if ignored_by_opt_out(annotations_of(pod)):
+        return False, False
     key, value = config.managed_label
     if labels_of(pod).get(key) == value:
         return True, False
@@ -164,6 +172,12 @@ def plan_mutation(
         placement = classify(requests, pod_annotations, config).placement
     except GibbousError as error:
         warnings.append(f"gibbous: pod not classified: {error}")
+    unknown = unknown_luna_annotations(pod_annotations)
+    if unknown:
+        warnings.append(
+            f"gibbous: annotation(s) {', '.join(unknown)} not known to Gibbous; ignored "
+            "(docs/decisions.md lists the Luna annotations it acts on)"
+        )
     try:
         constraints: InstanceConstraints | None = parse_constraints(pod_annotations)
     except GibbousError:

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from gibbous.core.errors import GibbousError
-from gibbous.core.podmodel.constraints import do_not_evict_reason
+from gibbous.core.podmodel.constraints import do_not_evict_reason, ignored_by_opt_out
 from gibbous.core.podmodel.pods import (
     Pod,
     annotations_of,
@@ -56,6 +56,7 @@ def pod_facts(pod: Pod, managed_label: tuple[str, str]) -> PodFacts:
     except GibbousError:
         requests = None
     label, value = managed_label
+    annotations = annotations_of(pod)
     return PodFacts(
         pod=pod,
         key=key_of(pod),
@@ -64,8 +65,8 @@ def pod_facts(pod: Pod, managed_label: tuple[str, str]) -> PodFacts:
         requests=requests,
         finished=is_finished(pod),
         belongs_to_node=is_daemonset_pod(pod) or is_mirror_pod(pod),
-        managed=labels_of(pod).get(label) == value,
-        blocker=do_not_evict_reason(annotations_of(pod)),
+        managed=labels_of(pod).get(label) == value and not ignored_by_opt_out(annotations),
+        blocker=do_not_evict_reason(annotations),
         topology=placed_pod_topology(pod),
     )
 
