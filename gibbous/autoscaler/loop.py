@@ -593,6 +593,7 @@ class Autoscaler:
                     self._warn(
                         facts.pod,
                         f"launch abandoned: {termination.reason}; trying the next candidate",
+                        reason=keys.EVENT_TRYING_NEXT_CANDIDATE,
                     )
 
     # --- releasing gated pods ---------------------------------------------------------------

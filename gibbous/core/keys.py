@@ -108,7 +108,12 @@ GKE_MAX_SHARED_CLIENTS = "cloud.google.com/gke-max-shared-clients-per-gpu"
 
 # --- events ------------------------------------------------------------------------
 EVENT_NODE_COST_ESTIMATE = "NodeCostEstimate"
+# Luna's: Gibbous cannot obtain a node for the pod (no candidate left). Nova re-places the
+# workload on another cluster when it sees it (P00), so it is sent only on giving up.
 EVENT_NODE_ADD_REQUEST_WARNING = "NodeAddRequestWarning"
+# On the pods of a launch given up (timed out, or failed after acceptance) while Gibbous
+# goes on to the next candidate for them.
+EVENT_TRYING_NEXT_CANDIDATE = "GibbousTryingNextCandidate"
 # On a Node (or pod) Gibbous cannot read in part or whole, once per version of it.
 EVENT_CANNOT_READ = "GibbousCannotRead"
 # On a Node of ours that registered without labels or taints its launch asked for.
