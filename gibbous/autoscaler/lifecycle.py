@@ -28,6 +28,7 @@ from gibbous.autoscaler.cloud.base import InstanceNotFoundError
 from gibbous.autoscaler.loop import Autoscaler
 from gibbous.core import keys
 from gibbous.core.choice.classify import Placement
+from gibbous.core.choice.ownership import install_owner, owned
 from gibbous.core.lifecycle.disruption import (
     Drain,
     DrainReason,
@@ -174,7 +175,7 @@ class NodeLifecycle:
             if name not in interrupted and not tainted:
                 continue
             view = self.autoscaler.views.view(node)
-            if not view.created_by_gibbous:
+            if not owned(view.labels, install_owner(self.autoscaler.config)):
                 continue
             instance = interrupted.get(name)
             zone = view.labels.get(keys.ZONE, "") or (instance.zone if instance else "")
@@ -289,10 +290,15 @@ class NodeLifecycle:
             if measured is not None:
                 usage_by_pod[key_of(item)] = measured
         metrics_by_node = {str(metadata(i).get("name")): i for i in node_items}
+        owner = install_owner(self.autoscaler.config)
         for node in nodes:
             view = self.autoscaler.views.view(node)
             name = view.name
-            if not view.created_by_gibbous or name in self.draining or name not in metrics_by_node:
+            if (
+                not owned(view.labels, owner)
+                or name in self.draining
+                or name not in metrics_by_node
+            ):
                 continue
             usage = node_usage(metrics_by_node[name], node)
             if usage is None:

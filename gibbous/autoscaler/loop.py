@@ -73,7 +73,6 @@ from gibbous.core.planning.podfacts import ClusterPods
 from gibbous.core.planning.scaleup import existing_nodes, gibbous_usage, plan_scale_up
 from gibbous.core.podmodel.pods import (
     Pod,
-    as_map,
     key_of,
     labels_of,
     metadata,
@@ -360,9 +359,6 @@ class Autoscaler:
         self.metrics.decisions.inc()
         pending = [p for p, _ in provision]
         pod_by_key = {p.key: pod for p, pod in provision}
-        selectors = {
-            p.key: dict(as_map(as_map(pod.get("spec")).get("nodeSelector"))) for p, pod in provision
-        }
         for _ in range(MAX_ROUNDS):
             flying = [launch.in_flight() for launch in self.launches.values()]
             flying_nodes = frozenset(
@@ -389,7 +385,6 @@ class Autoscaler:
                 guardrails=Guardrails.from_config(
                     self.config, gpus=usage.gpus, nodes=usage.nodes, cost=usage.cost_per_hour
                 ),
-                node_selectors=selectors,
                 now=now,
             )
             unsatisfiable = dict(plan.unsatisfiable)
@@ -598,6 +593,7 @@ class Autoscaler:
                     self._warn(
                         facts.pod,
                         f"launch abandoned: {termination.reason}; trying the next candidate",
+                        reason=keys.EVENT_TRYING_NEXT_CANDIDATE,
                     )
 
     # --- releasing gated pods ---------------------------------------------------------------

@@ -19,6 +19,10 @@ INSTANCE_MAX_GPUS = "node.elotl.co/instance-max-gpus"
 INSTANCE_FAMILY_INCLUSIONS = "node.elotl.co/instance-family-inclusions"
 INSTANCE_FAMILY_EXCLUSIONS = "node.elotl.co/instance-family-exclusions"
 DO_NOT_EVICT = "pod.elotl.co/do-not-evict"
+# Luna's opt-out: "To prevent Luna from matching a given pod annotate it with
+# pod.elotl.co/ignore: true" (docs.elotl.co/luna/configuration, v1.2).
+IGNORE = "pod.elotl.co/ignore"
+LUNA_ANNOTATION_PREFIXES = ("node.elotl.co/", "pod.elotl.co/")
 
 NODE_CONSTRAINT_ANNOTATIONS = (
     INSTANCE_OFFERINGS,
@@ -29,6 +33,9 @@ NODE_CONSTRAINT_ANNOTATIONS = (
     INSTANCE_FAMILY_INCLUSIONS,
     INSTANCE_FAMILY_EXCLUSIONS,
 )
+# Every Luna pod annotation Gibbous acts on; another key under Luna's prefixes is one it
+# would silently drop, so the webhook warns about it.
+KNOWN_LUNA_ANNOTATIONS = frozenset((*NODE_CONSTRAINT_ANNOTATIONS, DO_NOT_EVICT, IGNORE))
 
 # --- eviction opt-outs honoured from other autoscalers ----------------------------
 CA_SAFE_TO_EVICT = "cluster-autoscaler.kubernetes.io/safe-to-evict"
@@ -51,6 +58,9 @@ COST_ESTIMATE_GATE = "nodecostestimate"  # Luna's name, estimate-only pods
 # --- node labels Gibbous writes -------------------------------------------------------
 CREATED_BY = "node.elotl.co/created-by"
 CREATED_BY_VALUE = "gibbous"
+# Which install (clusterID plus installName) created the node: several installs in one
+# cluster each act only on their own nodes (`gibbous.core.choice.ownership`).
+OWNER = "gibbous.dev/owner"
 CAPACITY_TYPE = "gibbous.dev/capacity-type"
 PRICE_PER_HOUR = "gibbous.dev/price-per-hour"
 ASSIGNED_POD_UID = "gibbous.dev/assigned-pod-uid"
@@ -98,7 +108,12 @@ GKE_MAX_SHARED_CLIENTS = "cloud.google.com/gke-max-shared-clients-per-gpu"
 
 # --- events ------------------------------------------------------------------------
 EVENT_NODE_COST_ESTIMATE = "NodeCostEstimate"
+# Luna's: Gibbous cannot obtain a node for the pod (no candidate left). Nova re-places the
+# workload on another cluster when it sees it (P00), so it is sent only on giving up.
 EVENT_NODE_ADD_REQUEST_WARNING = "NodeAddRequestWarning"
+# On the pods of a launch given up (timed out, or failed after acceptance) while Gibbous
+# goes on to the next candidate for them.
+EVENT_TRYING_NEXT_CANDIDATE = "GibbousTryingNextCandidate"
 # On a Node (or pod) Gibbous cannot read in part or whole, once per version of it.
 EVENT_CANNOT_READ = "GibbousCannotRead"
 # On a Node of ours that registered without labels or taints its launch asked for.

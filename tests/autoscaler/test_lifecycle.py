@@ -63,11 +63,36 @@ def test_an_empty_node_goes_after_the_unneeded_time_and_not_before() -> None:
     assert len(w.cloud.delete_calls) == 1
 
 
+def test_a_pod_with_lunas_ignore_annotation_gets_no_node() -> None:
+    w = world()
+    w.cluster.add(make_pod("opted-out", cpu="3", annotations={"pod.elotl.co/ignore": "true"}))
+    w.run(120)
+    assert w.nodes() == [] and w.cloud.create_calls == []
+
+
 def test_a_bin_select_node_stays_while_its_pod_runs() -> None:
     w = world()
     w.cluster.add(make_pod("big", cpu="3"))
     w.run(600)
     assert len(w.nodes()) == 1 and w.cloud.delete_calls == []
+
+
+def test_a_bin_select_node_stays_while_an_unmanaged_pod_runs_there() -> None:
+    # P09: "The bin-select node will automatically get scaled-in (or deleted) if no other
+    # pods were also running on that node."
+    w = world()
+    w.cluster.add(make_pod("big", cpu="3"))
+    w.run(60)
+    (node,) = w.nodes()
+    sidecar = make_pod("other-team", managed=False)
+    sidecar["spec"]["nodeName"] = node
+    w.cluster.add(sidecar)
+    del w.cluster.pod_objects["default/big"]  # its bin-select pod is gone
+    w.run(600)
+    assert w.nodes() == [node] and w.cluster.evictions == []
+    del w.cluster.pod_objects["default/other-team"]
+    w.run(200)
+    assert w.nodes() == [] and w.cluster.evictions == []
 
 
 def test_an_underused_bin_pack_node_is_consolidated_only_when_its_pods_fit_elsewhere() -> None:

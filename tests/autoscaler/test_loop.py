@@ -77,8 +77,10 @@ def test_gke_spot_story_two_t4_timeouts_then_p4() -> None:
     assert [i.instance_type for i in provider.list(cfg.cluster_id)] == ["n1-standard-32+p4x2"]
     node = node_view(next(n for n in cluster.nodes()))
     assert node.price_per_hour == 1.36 and node.price_per_hour < 2.22  # T4 on-demand
-    warnings = cluster.events_for("ray-head", keys.EVENT_NODE_ADD_REQUEST_WARNING)
-    assert any("scaleUpTimeout" in w for w in warnings)
+    # Nova re-places a workload on NodeAddRequestWarning (P00): none while Gibbous moves on.
+    assert cluster.events_for("ray-head", "NodeAddRequestWarning") == []
+    moving_on = cluster.events_for("ray-head", keys.EVENT_TRYING_NEXT_CANDIDATE)
+    assert len(moving_on) == 2 and all("scaleUpTimeout" in w for w in moving_on)
     assert {e.instance_type for e in autoscaler.backoffs.active(clock.now)} == {
         t4_standard[0],
         t4_highmem[0],
@@ -127,8 +129,9 @@ def test_a_launch_that_fails_after_acceptance_is_replaced_within_seconds() -> No
     assert autoscaler.backoffs.is_blocked(*first_choice, failed.zone, clock.now)
     assert failed.zone not in replacement.zones
     assert autoscaler.metrics.failures.labels("insufficient-capacity")._value.get() == 1
-    warnings = cluster.events_for("big", keys.EVENT_NODE_ADD_REQUEST_WARNING)
-    assert any("failed after the cloud accepted it" in w for w in warnings)
+    assert cluster.events_for("big", "NodeAddRequestWarning") == []
+    moving_on = cluster.events_for("big", keys.EVENT_TRYING_NEXT_CANDIDATE)
+    assert any("failed after the cloud accepted it" in w for w in moving_on)
     provider.fails_after_accept.clear()  # capacity elsewhere
     run(clock, autoscaler, 60)
     assert cluster.schedule() == ["default/big"]
@@ -321,6 +324,51 @@ def test_node_cost_estimate_once_per_pod_and_never_a_launch() -> None:
     messages = cluster.events_for("e0", keys.EVENT_NODE_COST_ESTIMATE)
     assert len(messages) == 1 and messages[0].startswith("Estimated cost $")
     assert len(cluster.events_for("e1", keys.EVENT_NODE_COST_ESTIMATE)) == 1
+
+
+def test_node_add_request_warning_only_when_no_candidate_is_left() -> None:
+    # One acceptable type; it times out: Gibbous backs it off and has nothing left to try,
+    # which is when Luna reports NodeAddRequestWarning ("cannot obtain the resources to run
+    # a pod", P00) and Nova tries the next cluster.
+    only = ("m5.xlarge", "on-demand")
+    clock, provider, cluster, autoscaler = setup(hangs={only})
+    cluster.add(
+        make_pod("one-type", cpu="3", annotations={keys.INSTANCE_TYPE_REGEXP: "^m5.xlarge$"})
+    )
+    run(clock, autoscaler, 590)
+    assert launched(provider) == [only]
+    assert cluster.events_for("one-type", "NodeAddRequestWarning") == []
+    run(clock, autoscaler, 30)
+    (moving_on,) = cluster.events_for("one-type", keys.EVENT_TRYING_NEXT_CANDIDATE)
+    assert "scaleUpTimeout" in moving_on
+    (gave_up,) = cluster.events_for("one-type", "NodeAddRequestWarning")
+    assert gave_up.startswith("cannot obtain a node for this pod: ")
+    assert launched(provider) == [only]
+
+
+def test_nova_reads_the_events_by_their_exact_reasons_and_message_shapes() -> None:
+    # Thrifty-Nova (P00, cost-schedule.sh): `kubectl get events --field-selector
+    # involvedObject.name=<pod>,reason=NodeCostEstimate`; price = characters 17-24 of a
+    # message starting `Estimated cost $`; count = 4th word of the `; `-part holding
+    # "estimated node count"; a message starting `No node type found` means no capacity.
+    clock, _provider, cluster, autoscaler = setup()
+    gated = make_pod("gated", cpu="16", memory="32Gi", gpus=1)
+    gated["spec"]["schedulingGates"] = [{"name": "nodecostestimate"}]
+    hopeless = make_pod("hopeless", cpu="900", memory="1Ti")
+    hopeless_gated = make_pod("hopeless-gated", cpu="900", memory="1Ti")
+    hopeless_gated["spec"]["schedulingGates"] = [{"name": "nodecostestimate"}]
+    cluster.add(gated, hopeless, hopeless_gated)
+    run(clock, autoscaler, 30)
+    reasons = {(uid, reason) for uid, reason, _, _ in cluster.events}
+    assert (gated["metadata"]["uid"], "NodeCostEstimate") in reasons
+    assert (hopeless["metadata"]["uid"], "NodeAddRequestWarning") in reasons
+    (estimate,) = cluster.events_for("gated", "NodeCostEstimate")
+    assert estimate.startswith("Estimated cost $")
+    price = float(estimate[16:24])
+    (count_part,) = [p for p in estimate.split("; ") if "estimated node count" in p]
+    assert price > 0 and int(count_part.split(" ")[3]) == 1
+    (none,) = cluster.events_for("hopeless-gated", "NodeCostEstimate")
+    assert none.startswith("No node type found")
 
 
 def test_node_add_request_warning_once_per_reason() -> None:

@@ -75,6 +75,29 @@ def test_lunas_kai_regexp_from_the_post() -> None:
     assert decide_intake(pending(QUEUE_OR_QUOTA[0]), everything, NOW).intake is Intake.PROVISION
 
 
+def test_a_pod_of_another_scheduler_is_provisioned_for_when_it_reports_unschedulable() -> None:
+    # The webhook leaves KAI's pods with KAI; its Unschedulable condition still drives scale-up.
+    pod = pending(RESOURCE_SHORTAGE[0])
+    pod["spec"]["schedulerName"] = "kai-scheduler"
+    cfg = config(schedulerName="gibbous-scheduler")
+    assert decide_intake(pod, cfg, NOW).intake is Intake.PROVISION
+    # With P08's resource-shortage pattern, KAI's own queue refusals still get no node.
+    kai = config(
+        schedulerName="gibbous-scheduler",
+        pendingPodReasonRegexp="(.*[Nn]o.*resources.*|^0/([0-9]+) nodes are available)",
+    )
+    assert decide_intake(pending(QUEUE_OR_QUOTA[0]), kai, NOW).intake is Intake.IGNORE
+
+
+def test_lunas_ignore_annotation_means_no_node() -> None:
+    pod = pending(RESOURCE_SHORTAGE[0])
+    pod["metadata"]["annotations"] = {"pod.elotl.co/ignore": "true"}
+    decision = decide_intake(pod, config(), NOW)
+    assert decision.intake is Intake.IGNORE and "pod.elotl.co/ignore" in decision.reason
+    pod["metadata"]["annotations"] = {"pod.elotl.co/ignore": "false"}
+    assert decide_intake(pod, config(), NOW).intake is Intake.PROVISION
+
+
 def test_gates() -> None:
     cfg = config()
     ours = make_pod(cpu="4")

@@ -162,6 +162,18 @@ def test_orphans_are_terminated_after_the_grace_period() -> None:
     assert "orphan" in termination.reason
 
 
+def test_another_installs_instances_are_neither_adopted_nor_collected() -> None:
+    # Same clusterID, another install: its young launch and its stray instance are its own.
+    other = node_labels(M5, Placement.BIN_PACK, config(installName="team-b"), zone="us-west-2a")
+    assert other[keys.OWNER] == "gibbous.team-b"
+    young = instance("tb1", node="", labels=other, at=990)
+    stray = instance("tb2", node="", labels=other)
+    first = review_launches({}, [young, stray], {}, BY_KEY, CFG, now=1000)
+    assert first.adopted == () and first.orphans_seen == {}
+    due = review_launches({}, [young, stray], {}, BY_KEY, CFG, now=5000, orphans_seen={"i-tb2": 0})
+    assert due.terminate == () and due.adopted == ()
+
+
 def test_unknown_instance_types_are_not_adopted() -> None:
     odd = Instance(
         "i-x", "tx", CFG.cluster_id, "z9.huge", "on-demand", "", InstanceState.PENDING, 0.0

@@ -155,6 +155,69 @@ def test_scheduler_name_is_set_when_configured() -> None:
     assert patched["spec"]["schedulerName"] == "gibbous-scheduler"
 
 
+@pytest.mark.parametrize("named", [None, "", "default-scheduler"])
+def test_pods_for_the_default_scheduler_are_routed(named: str | None) -> None:
+    pod = make_pod()
+    if named is not None:
+        pod["spec"]["schedulerName"] = named
+    mutation, patched = mutate(pod, config(schedulerName="gibbous-scheduler"))
+    assert patched["spec"]["schedulerName"] == "gibbous-scheduler"
+    assert not [w for w in mutation.warnings if "schedulerName" in w]
+
+
+@pytest.mark.parametrize("named", ["kai-scheduler", "volcano"])
+def test_a_pod_naming_another_scheduler_keeps_it_with_a_warning(named: str) -> None:
+    # KAI's setup names its scheduler on every pod; routing it elsewhere bypasses its queues.
+    pod = make_pod(cpu="4")
+    pod["spec"]["schedulerName"] = named
+    mutation, patched = mutate(pod, config(schedulerName="gibbous-scheduler"))
+    assert patched["spec"]["schedulerName"] == named
+    assert not [op for op in mutation.operations if op["path"] == "/spec/schedulerName"]
+    assert [w for w in mutation.warnings if named in w and "schedulerName" in w]
+    assert patched["metadata"]["labels"][keys.PLACEMENT] == "bin-select"  # still managed
+
+
+@pytest.mark.parametrize("value", ["true", "True"])
+def test_lunas_ignore_annotation_leaves_a_labelled_pod_alone(value: str) -> None:
+    # docs.elotl.co/luna/configuration: "To prevent Luna from matching a given pod annotate
+    # it with pod.elotl.co/ignore: true."
+    pod = make_pod(cpu="4", annotations={"pod.elotl.co/ignore": value})
+    mutation, _ = mutate(pod, config(provisioningGate=True, schedulerName="gibbous"))
+    assert not mutation.managed and mutation.operations == ()
+    opted_in = make_pod(managed=False, annotations={"pod.elotl.co/ignore": "true"})
+    assert not mutate(opted_in, config(managedNamespaces=["*"]))[0].managed
+
+
+def test_ignore_false_keeps_the_pod_managed() -> None:
+    mutation, _ = mutate(make_pod(annotations={"pod.elotl.co/ignore": "false"}), config())
+    assert mutation.managed and mutation.operations
+
+
+def test_unknown_luna_annotations_are_named_in_a_warning() -> None:
+    known = {
+        "node.elotl.co/instance-offerings": "spot",
+        "node.elotl.co/instance-max-cost": "4.75",
+        "node.elotl.co/instance-type-regexp": "^g5.xlarge$",
+        "node.elotl.co/instance-gpu-skus": "T4",
+        "node.elotl.co/instance-max-gpus": "2",
+        "node.elotl.co/instance-family-inclusions": "c6g",
+        "node.elotl.co/instance-family-exclusions": "t3",
+        "pod.elotl.co/do-not-evict": "true",
+        "pod.elotl.co/ignore": "false",
+    }
+    quiet, _ = mutate(make_pod(annotations=known), config())
+    assert not [w for w in quiet.warnings if "not known" in w]
+    odd = {
+        "node.elotl.co/instance-gpu-sku": "T4",  # a typo of instance-gpu-skus
+        "pod.elotl.co/dont-evict": "true",
+        "example.com/other": "x",  # not Luna's: not ours to judge
+    }
+    loud, _ = mutate(make_pod(annotations=odd), config())
+    (warning,) = [w for w in loud.warnings if "not known" in w]
+    assert "node.elotl.co/instance-gpu-sku" in warning and "pod.elotl.co/dont-evict" in warning
+    assert "example.com" not in warning
+
+
 def test_bad_requests_still_get_the_label_and_a_warning() -> None:
     pod = make_pod(cpu="lots")
     mutation, patched = mutate(pod, config())

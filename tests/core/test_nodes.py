@@ -3,7 +3,8 @@ from gibbous.core.choice.classify import Placement
 from gibbous.core.choice.selection import Offer
 from gibbous.core.planning.nodes import node_labels, node_taints
 from gibbous.core.planning.placement import node_view
-from tests.factories import config, offers
+from gibbous.core.podmodel.affinity import pod_node_affinity
+from tests.factories import config, make_pod, offers
 
 
 def offer(name: str, category: str) -> Offer:
@@ -19,13 +20,13 @@ def test_labels_round_trip_through_the_extenders_reading() -> None:
         cfg,
         zone="us-west-2b",
         assigned_pod_uid="u-1",
-        pod_node_selector={"team": "ml", keys.ARCH: "arm64"},
+        affinity=pod_node_affinity(make_pod(node_selector={"team": "ml", keys.ARCH: "amd64"})),
     )
     assert labels[keys.CREATED_BY] == "gibbous"
     assert labels[keys.PLACEMENT] == "bin-select" and labels[keys.ASSIGNED_POD_UID] == "u-1"
     assert labels[keys.INSTANCE_TYPE] == "g4dn.xlarge" and labels[keys.ZONE] == "us-west-2b"
     assert labels["team"] == "ml"  # placeNodeSelector
-    assert labels[keys.ARCH] == "amd64"  # Gibbous's own labels are never overridden by a selector
+    assert labels[keys.ARCH] == "amd64"  # a node property: matched, never copied
     taints = node_taints(chosen)
     assert taints == [{"key": keys.SPOT_TAINT_KEY, "value": "spot", "effect": "NoSchedule"}]
     view = node_view(

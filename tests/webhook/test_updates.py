@@ -79,3 +79,14 @@ def test_schedulername_is_set_only_while_the_scheduler_is_alive() -> None:
     assert "gibbous_webhook_scheduler_routed 0.0" in metrics
     alive[0] = True
     assert scheduler_after_mutation() == "gibbous-scheduler"
+
+
+def test_a_pod_naming_its_own_scheduler_keeps_it_and_the_review_says_so() -> None:
+    client = TestClient(create_app(make_config(schedulerName="gibbous-scheduler")))
+    pod = make_pod()
+    pod["spec"]["schedulerName"] = "kai-scheduler"
+    response = answer(client, "/mutate", review(pod))
+    assert response["allowed"] is True
+    patch = json.loads(base64.b64decode(response["patch"])) if "patch" in response else []
+    assert jsonpatch.apply_patch(pod, patch)["spec"]["schedulerName"] == "kai-scheduler"
+    assert any("kai-scheduler" in warning for warning in response["warnings"])

@@ -13,7 +13,10 @@ namespace is listed in `managedNamespaces`, in which case the label is added):
 3. tolerations of the configured spot taints when the pod may run on spot;
 4. GKE GPU time-sharing nodeSelectors for GPU pods when `nvidiaGPUTimeSlices` > 1
    and `placeNodeSelector` is on;
-5. `spec.schedulerName` when one is configured.
+5. `spec.schedulerName` when one is configured, only on pods bound for the default scheduler
+   (no name, or `default-scheduler`): a pod that names another scheduler (KAI, Volcano, ...)
+   keeps it, with an admission warning, and Gibbous still provisions for it when that
+   scheduler marks it Unschedulable.
 
 Patches are minimal: a parent missing from the object is created whole, keys are
 escaped per RFC 6901, nothing already present is added again, and re-running on
@@ -30,7 +33,13 @@ from typing import Any
 from gibbous.core import keys
 from gibbous.core.choice.classify import Placement, classify, offerings_for
 from gibbous.core.errors import GibbousError
-from gibbous.core.podmodel.constraints import InstanceConstraints, PriceCategory, parse_constraints
+from gibbous.core.podmodel.constraints import (
+    InstanceConstraints,
+    PriceCategory,
+    ignored_by_opt_out,
+    parse_constraints,
+    unknown_luna_annotations,
+)
 from gibbous.core.podmodel.pods import (
     Pod,
     annotations_of,
@@ -95,6 +104,8 @@ def toleration_for(taint: Mapping[str, str]) -> dict[str, str]:
 
 def is_managed(pod: Pod, namespace: str, config: Config) -> tuple[bool, bool]:
     """(managed, label must be added)."""
+    if ignored_by_opt_out(annotations_of(pod)):
+        return False, False
     if config.designation.marks(pod):
         return True, False
     if namespace in config.managed_namespaces or "*" in config.managed_namespaces:
@@ -159,6 +170,12 @@ def plan_mutation(
         placement = classify(requests, pod_annotations, config).placement
     except GibbousError as error:
         warnings.append(f"gibbous: pod not classified: {error}")
+    unknown = unknown_luna_annotations(pod_annotations)
+    if unknown:
+        warnings.append(
+            f"gibbous: annotation(s) {', '.join(unknown)} not known to Gibbous; ignored "
+            "(docs/decisions.md lists the Luna annotations it acts on)"
+        )
     try:
         constraints: InstanceConstraints | None = parse_constraints(pod_annotations)
     except GibbousError:
@@ -222,12 +239,30 @@ def plan_mutation(
             selectors = {k: v for k, v in selectors.items() if k not in conflicting}
         patch.set_map_entries("/spec/nodeSelector", current, selectors)
 
-    if config.scheduler_name and spec.get("schedulerName") != config.scheduler_name:
-        patch.operations.append(
-            {"op": "add", "path": "/spec/schedulerName", "value": config.scheduler_name}
-        )
+    _plan_scheduler_name(patch, spec, config, warnings)
 
     return Mutation(True, tuple(patch.operations), tuple(warnings), placement)
+
+
+DEFAULT_SCHEDULER = "default-scheduler"
+
+
+def _plan_scheduler_name(
+    patch: _Patch, spec: Mapping[str, Any], config: Config, warnings: list[str]
+) -> None:
+    wanted = config.scheduler_name
+    named = spec.get("schedulerName")
+    if not wanted or named == wanted:
+        return
+    if named in (None, "", DEFAULT_SCHEDULER):
+        patch.operations.append({"op": "add", "path": "/spec/schedulerName", "value": wanted})
+        return
+    # Taking the pod from the scheduler it names would bypass that scheduler's queues and
+    # quotas (KAI, Volcano); the autoscaler still provisions when it reports the pod
+    # Unschedulable.
+    warnings.append(
+        f"gibbous: schedulerName {named!r} left as the pod has it (not routed to {wanted!r})"
+    )
 
 
 def _plan_gates(

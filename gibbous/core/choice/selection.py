@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from gibbous.core import keys
 from gibbous.core.choice.catalog import InstanceType, node_allocatable
 from gibbous.core.choice.machinelabels import is_machine_key, machine_labels, written_machine_labels
+from gibbous.core.choice.ownership import install_owner
 from gibbous.core.grammar.quantity import format_cpu, format_gib
 from gibbous.core.podmodel.affinity import NodeAffinity, Requirement
 from gibbous.core.podmodel.constraints import InstanceConstraints, PriceCategory
@@ -107,6 +108,7 @@ def offer_labels(offer: Offer, config: Config, zone: str | None = None) -> dict[
         keys.CAPACITY_TYPE: str(offer.category),
         keys.KARPENTER_CAPACITY_TYPE: str(offer.category),
         keys.CREATED_BY: keys.CREATED_BY_VALUE,
+        keys.OWNER: install_owner(config),
         keys.INSTANCE_FAMILY: instance.family,
         keys.CATALOG_TYPE: instance.label_value,
         keys.PRICE_PER_HOUR: f"{offer.price:.4f}",
@@ -155,11 +157,30 @@ def _foreign_keys(affinity: NodeAffinity) -> list[str]:
     )
 
 
+def _unplaceable(affinity: NodeAffinity) -> list[str]:
+    return sorted(
+        {
+            f"{r.key} {r.operator} {','.join(r.values)}".strip()
+            for term in affinity.terms
+            for r in term
+            if r.key not in (keys.ZONE, keys.ZONE_BETA)
+            and not is_node_property(r.key)
+            and not _placeable(r)
+        }
+    )
+
+
 def foreign_label_note(affinity: NodeAffinity, config: Config) -> str:
     """Why a pod selecting labels no new node carries gets nothing, naming them and the
-    option, or "" (with placeNodeSelector such labels are put on the node)."""
+    option, or "" (with placeNodeSelector, single-value `In` labels are put on the node)."""
     if config.place_node_selector:
-        return ""
+        named = _unplaceable(affinity)
+        if not named:
+            return ""
+        return (
+            f"; the pod's required affinity asks for {'; '.join(named)}, which Gibbous cannot "
+            "put on a new node (placeNodeSelector places only a key `In` one value)"
+        )
     named = _foreign_keys(affinity)
     if not named:
         return ""
@@ -202,24 +223,64 @@ def _affinity_admits(
 ) -> bool:
     if not affinity.terms:
         return True
-    for term in affinity.terms:
-        if all(_requirement_admits(r, labels, zones, place_node_selector) for r in term):
-            return True
-    return False
+    return any(_term_admits(term, labels, zones, place_node_selector) for term in affinity.terms)
 
 
-def _requirement_admits(
-    requirement: Requirement, labels: Mapping[str, str], zones: tuple[str, ...] | None, place: bool
+def _placeable(requirement: Requirement) -> bool:
+    """Whether Gibbous can make a new node meet `requirement` on a key it does not set
+    itself: put the one value an `In` names, or leave the key off (`NotIn`,
+    `DoesNotExist`). `Exists`, several `In` values, `Gt` and `Lt` leave the value to
+    choose, and Gibbous does not invent one (docs/decisions.md)."""
+    if requirement.operator == "In":
+        return len(requirement.values) == 1
+    return requirement.operator in ("NotIn", "DoesNotExist")
+
+
+def _term_labels(term: tuple[Requirement, ...]) -> dict[str, str]:
+    return {
+        r.key: r.values[0]
+        for r in term
+        if r.operator == "In"
+        and len(r.values) == 1
+        and r.key not in (keys.ZONE, keys.ZONE_BETA)
+        and not is_node_property(r.key)
+    }
+
+
+def _term_admits(
+    term: tuple[Requirement, ...],
+    labels: Mapping[str, str],
+    zones: tuple[str, ...] | None,
+    place: bool,
 ) -> bool:
-    if requirement.key in (keys.ZONE, keys.ZONE_BETA):
-        if zones is None:  # the node can be put in whatever zone is asked for
-            return requirement.operator in ("In", "Exists", "NotIn")
-        return any(requirement.matches({**labels, requirement.key: z}) for z in zones)
-    if is_node_property(requirement.key):
-        return requirement.matches(labels)
-    if place and requirement.operator in ("In", "Exists", "NotIn", "DoesNotExist"):
-        return True  # Gibbous puts (or leaves out) the label on the node it creates
-    return requirement.matches(labels)
+    placed = {**labels, **_term_labels(term)} if place else labels
+    for requirement in term:
+        if requirement.key in (keys.ZONE, keys.ZONE_BETA):
+            if zones is None:  # the node can be put in whatever zone is asked for
+                if requirement.operator not in ("In", "Exists", "NotIn"):
+                    return False
+            elif not any(requirement.matches({**labels, requirement.key: z}) for z in zones):
+                return False
+        elif is_node_property(requirement.key) or not place:
+            if not requirement.matches(labels):
+                return False
+        elif not _placeable(requirement) or not requirement.matches(placed):
+            return False
+    return True
+
+
+def labels_to_place(affinity: NodeAffinity, offer: Offer, config: Config) -> dict[str, str]:
+    """With placeNodeSelector, the labels a new node for `offer` gets so that it meets the
+    pod's required affinity (the nodeSelector is part of every term): those of the first
+    term the node can meet; kube-scheduler needs only one term to hold."""
+    if not config.place_node_selector:
+        return {}
+    labels = matching_labels(offer, config)
+    zones = candidate_zones(offer.instance, config)
+    for term in affinity.terms:
+        if _term_admits(term, labels, zones, place=True):
+            return _term_labels(term)
+    return {}
 
 
 def _architecture_default(affinity: NodeAffinity, config: Config) -> frozenset[str] | None:

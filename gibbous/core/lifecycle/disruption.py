@@ -10,10 +10,10 @@ Eviction rules (scale-down, node TTL, hot nodes, spot interruption alike):
     until it finishes or the annotation goes;
   * every other pod is evicted through the Eviction API, so PodDisruptionBudgets hold.
 
-Scale-down candidates, among Ready nodes Gibbous created, older than
+Scale-down candidates, among Ready nodes this install created, older than
 `scaleDown.delayAfterAdd`, not cordoned by someone else:
   * bin-select node: its pod (label `gibbous.dev/assigned-pod-uid`) is gone, or is no longer
-    bin-select (e.g. VPA shrank it), and no other managed pod runs there: unneeded;
+    bin-select (e.g. VPA shrank it), and no other pod, managed or not, runs there: unneeded;
   * bin-pack node: no managed pod, or managed-pod requests / allocatable (the larger of CPU
     and memory) below `scaleDown.binPackNodeUtilizationThreshold` and a simulation shows every
     evictable pod fits on the other nodes without a new one: unneeded;
@@ -34,6 +34,7 @@ from enum import StrEnum
 from typing import Any
 
 from gibbous.core.choice.classify import Placement, classify
+from gibbous.core.choice.ownership import install_owner, owned
 from gibbous.core.errors import GibbousError
 from gibbous.core.planning.demand import describe_pod
 from gibbous.core.planning.packing import ExistingNode, PendingPod, node_admits, simulate
@@ -199,7 +200,9 @@ def review_scale_down(
     """The drains to start now (within the budget) and the updated unneeded clock."""
     settings = config.scale_down
     views = list(map(view_of or viewer(config.nvidia_gpu_time_slices), nodes))
-    ours = [view for view in views if view.created_by_gibbous]
+    owner = install_owner(config)
+    # Another install's nodes are not ours to judge: its pods are not "managed" here.
+    ours = [view for view in views if owned(view.labels, owner)]
     room = _Room([n for n in existing if n.name not in draining], config)
     needed_by_pending: set[str] = set()
     if pending:
@@ -239,11 +242,13 @@ def review_scale_down(
             continue
         why = ""
         if view.placement is Placement.BIN_SELECT:
+            # P09: scaled in "if no other pods were also running on that node" -- unmanaged
+            # pods included (DaemonSet and mirror pods belong to the node and do not count).
             assigned = bound.unfinished_by_uid.get(view.assigned_pod_uid)
-            if not bound.managed_on.get(name) and not _assigned_pod_needs_node(
+            if not bound.node_pods(name) and not _assigned_pod_needs_node(
                 assigned.pod if assigned else None, config
             ):
-                why = "its bin-select pod is gone"
+                why = "its bin-select pod is gone and no other pod runs there"
         elif not bound.managed_on.get(name):
             why = "no managed pods"
         else:

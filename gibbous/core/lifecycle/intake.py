@@ -25,6 +25,7 @@ from gibbous.core import keys
 from gibbous.core.errors import ConfigError
 from gibbous.core.grammar.duration import parse_duration
 from gibbous.core.grammar.timestamps import epoch_seconds
+from gibbous.core.podmodel.constraints import ignored_by_opt_out
 from gibbous.core.podmodel.pods import (
     Pod,
     annotations_of,
@@ -66,6 +67,8 @@ def decide_intake(pod: Pod, config: Config, now: float) -> IntakeDecision:
     """What to do about `pod` at time `now` (seconds since the epoch)."""
     if not config.designation.marks(pod):
         return IntakeDecision(Intake.IGNORE, f"not managed (no {config.designation.describe()})")
+    if ignored_by_opt_out(annotations_of(pod)):
+        return IntakeDecision(Intake.IGNORE, f"opted out ({keys.IGNORE}=true)")
     if is_finished(pod) or is_terminating(pod):
         return IntakeDecision(Intake.IGNORE, "finished or terminating")
     if is_daemonset_pod(pod) or is_mirror_pod(pod):

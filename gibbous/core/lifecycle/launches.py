@@ -34,6 +34,7 @@ from typing import Any
 from gibbous.core import keys
 from gibbous.core.choice.classify import Placement
 from gibbous.core.choice.instances import Instance, InstanceState
+from gibbous.core.choice.ownership import install_owner, owned_instance
 from gibbous.core.choice.selection import Offer
 from gibbous.core.errors import GibbousError
 from gibbous.core.planning.backoff import FailureKind
@@ -193,12 +194,15 @@ def review_launches(
     listed = list(instances) if instances is not None else None
     by_token = {i.token: i for i in listed or () if i.token}
     if listed is not None:
+        owner = install_owner(config)
         known_tokens = set(records)
         for instance in listed:
             if instance.state in (InstanceState.TERMINATING, InstanceState.TERMINATED):
                 continue
             if instance.token in known_tokens:
                 continue
+            if not owned_instance(instance.labels, owner):
+                continue  # another install's launch: neither adopted nor collected here
             node = nodes.get(instance.node_name) if instance.node_name else None
             age = now - instance.created_at
             if node is not None:

@@ -6,16 +6,16 @@ Every node: `node.elotl.co/created-by=gibbous`, `gibbous.dev/placement`,
 and region, GPU SKU and count, and the capacity-type labels other tools read. Bin-select
 nodes also carry `gibbous.dev/assigned-pod-uid`. Spot nodes are tainted
 `gibbous.dev/capacity-type=spot:NoSchedule`. With `placeNodeSelector`, the labels a pod's
-nodeSelector asks for that Gibbous does not set itself are put on its node too.
+nodeSelector or required node affinity asks for (a key `In` one value) that Gibbous does
+not set itself are put on its node too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from gibbous.core import keys
 from gibbous.core.choice.classify import Placement
-from gibbous.core.choice.selection import Offer, is_node_property, offer_labels
+from gibbous.core.choice.selection import Offer, labels_to_place, offer_labels
+from gibbous.core.podmodel.affinity import NodeAffinity
 from gibbous.core.podmodel.constraints import PriceCategory
 from gibbous.core.settings.config import Config
 
@@ -29,16 +29,14 @@ def node_labels(
     *,
     zone: str | None,
     assigned_pod_uid: str = "",
-    pod_node_selector: Mapping[str, str] | None = None,
+    affinity: NodeAffinity | None = None,
 ) -> dict[str, str]:
     labels = offer_labels(offer, config, zone)
     labels[keys.PLACEMENT] = str(placement)
     if placement is Placement.BIN_SELECT and assigned_pod_uid:
         labels[keys.ASSIGNED_POD_UID] = assigned_pod_uid
-    if config.place_node_selector and pod_node_selector:
-        for key, value in pod_node_selector.items():
-            if not is_node_property(key):
-                labels[key] = value
+    if affinity is not None:
+        labels.update(labels_to_place(affinity, offer, config))
     return labels
 
 

@@ -39,7 +39,12 @@ from gibbous.core.choice.classify import Placement, classify, offerings_for
 from gibbous.core.errors import GibbousError, quoted
 from gibbous.core.grammar.numerals import parse_decimal, parse_whole
 from gibbous.core.grammar.timestamps import epoch_seconds
-from gibbous.core.podmodel.constraints import InstanceConstraints, PriceCategory, parse_constraints
+from gibbous.core.podmodel.constraints import (
+    InstanceConstraints,
+    PriceCategory,
+    ignored_by_opt_out,
+    parse_constraints,
+)
 from gibbous.core.podmodel.pods import (
     Pod,
     annotations_of,
@@ -527,4 +532,4 @@ def score_nodes(
 
 
 def is_managed_pod(pod: Pod, config: Config) -> bool:
-    return config.designation.marks(pod)
+    return config.designation.marks(pod) and not ignored_by_opt_out(annotations_of(pod))

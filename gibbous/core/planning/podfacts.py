@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from gibbous.core.errors import GibbousError
-from gibbous.core.podmodel.constraints import do_not_evict_reason
+from gibbous.core.podmodel.constraints import do_not_evict_reason, ignored_by_opt_out
 from gibbous.core.podmodel.pods import (
     Pod,
     annotations_of,
@@ -55,6 +55,7 @@ def pod_facts(pod: Pod, designation: PodDesignation) -> PodFacts:
         requests: Resources | None = pod_requests(pod)
     except GibbousError:
         requests = None
+    annotations = annotations_of(pod)
     return PodFacts(
         pod=pod,
         key=key_of(pod),
@@ -63,8 +64,8 @@ def pod_facts(pod: Pod, designation: PodDesignation) -> PodFacts:
         requests=requests,
         finished=is_finished(pod),
         belongs_to_node=is_daemonset_pod(pod) or is_mirror_pod(pod),
-        managed=designation.marks(pod),
-        blocker=do_not_evict_reason(annotations_of(pod)),
+        managed=designation.marks(pod) and not ignored_by_opt_out(annotations),
+        blocker=do_not_evict_reason(annotations),
         topology=placed_pod_topology(pod),
     )
 

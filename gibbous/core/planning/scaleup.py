@@ -117,7 +117,6 @@ def plan_scale_up(
     in_flight: Iterable[InFlight] = (),
     backoffs: Backoffs = NO_BACKOFFS,
     guardrails: Guardrails | None = None,
-    node_selectors: Mapping[str, Mapping[str, str]] | None = None,
     now: float,
 ) -> ScaleUpPlan:
     pods = list(pending)
@@ -157,7 +156,8 @@ def plan_scale_up(
                     f"every zone for {node.offer.describe()} is backed off after launch failures"
                 )
             continue
-        selector = (node_selectors or {}).get(node.pods[0], {}) if node.pods else {}
+        # Pods share a new node only with pods of the same required affinity (packing).
+        affinity = by_key[node.pods[0]].requirement.affinity if node.pods else None
         launches.append(
             LaunchPlan(
                 offer=node.offer,
@@ -170,7 +170,7 @@ def plan_scale_up(
                     config,
                     zone=zones[0] if len(zones) == 1 else None,
                     assigned_pod_uid=node.assigned_pod_uid,
-                    pod_node_selector=selector,
+                    affinity=affinity,
                 ),
                 taints=tuple(node_taints(node.offer)),
                 assigned_pod_uid=node.assigned_pod_uid,

@@ -232,6 +232,21 @@ _EVICTION_OPT_OUTS = (
 )
 
 
+def ignored_by_opt_out(annotations: Mapping[str, object]) -> bool:
+    """`pod.elotl.co/ignore: "true"`: the pod is not managed, whatever its labels."""
+    return str(annotations.get(keys.IGNORE, "")).strip().lower() == "true"
+
+
+def unknown_luna_annotations(annotations: Mapping[str, object]) -> list[str]:
+    """Keys under Luna's prefixes that Gibbous does not act on (typos, or Luna features
+    Gibbous lacks), sorted."""
+    return sorted(
+        key
+        for key in annotations
+        if key.startswith(keys.LUNA_ANNOTATION_PREFIXES) and key not in keys.KNOWN_LUNA_ANNOTATIONS
+    )
+
+
 def do_not_evict_reason(annotations: Mapping[str, object]) -> str:
     """The opt-out annotation that forbids evicting the pod, as `key=value`, or ""."""
     for key, forbidding in _EVICTION_OPT_OUTS:

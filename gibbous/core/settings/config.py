@@ -55,6 +55,8 @@ class Config:
     registration_timeout_s: float = 900.0
     backoff_s: float = 900.0
     cluster_id: str = "gibbous"
+    # With clusterID, names the install that owns a node (the chart passes its release).
+    install_name: str = ""
     scale_up_batch_idle_s: float = 1.0
     scale_up_batch_max_s: float = 10.0
     orphan_grace_s: float = 600.0

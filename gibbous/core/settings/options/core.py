@@ -19,6 +19,7 @@ from gibbous.core.settings.valuetypes import (
     PATTERN,
     PRICE_CATEGORIES,
     STRING_LIST,
+    TEXT,
     TRIMMED_TEXT,
     VERBATIM_TEXT,
     choice,
@@ -344,6 +345,14 @@ GENERAL = Section(
             value_type=CLUSTER_ID,
             help="names this cluster on the instances Gibbous launches (restarts find them by it)",
             luna="clusterID",
+            since="0.1.0",
+        ),
+        Option(
+            key="installName",
+            attribute="install_name",
+            value_type=TEXT,
+            help="names this install among several in a cluster (with clusterID, the owner of its nodes)",
+            luna=None,
             since="0.1.0",
         ),
         Option(
