@@ -328,6 +328,11 @@ class Autoscaler:
                 if decision.intake is Intake.WAIT:
                     waiting += 1
                     continue
+                facts = self.pods_index.unbound.get(key_of(pod))
+                if facts is not None and facts.rules_problem:
+                    # counted once per pod version, when its facts were read
+                    self._set_aside(pod, f"cannot provision for this pod: {facts.rules_problem}")
+                    continue
                 pending = self._describe(pod)
             except GibbousError as error:
                 self._set_aside(pod, f"cannot provision for this pod: {error}")

@@ -8,6 +8,11 @@ len not and or`, `if`/`else if`/`else`/`end`, `range X`, `range $v := X`,
 `range $k, $v := X` (a map ranges in key order, as Go's does) with `else`. Anything else is a
 TemplateError naming the position, raised when the template is parsed, so a bad template
 stops Gibbous at start and never fails a launch.
+
+Bounds (docs/decisions.md, "Hostile callers, second pass"): parsing is one pass over at
+most `MAX_TEMPLATE_CHARS`; `if`/`range` blocks and parentheses nest at most `MAX_NESTING`
+deep; a render stops with a TemplateError past `MAX_OUTPUT_CHARS` of output or
+`MAX_RENDER_STEPS` nodes run (nested `range`s multiply).
 """
 
 from __future__ import annotations
@@ -25,7 +30,14 @@ class TemplateError(GibbousError):
     pass
 
 
-_ACTION = re.compile(r"\{\{(-\s)?(.*?)(\s-)?\}\}", re.DOTALL)
+# EC2 takes 16 KB of user data; a template four times that is no user data anyone writes.
+MAX_TEMPLATE_CHARS = 64 * 1024
+MAX_NESTING = 64
+# Above EC2's 16 KB, so the user-data check names EC2's limit for anything it could accept.
+MAX_OUTPUT_CHARS = 64 * 1024
+MAX_RENDER_STEPS = 100_000
+
+_SPACE = re.compile(r"\s*")
 _TOKEN = re.compile(
     r"""\s*(?:
         (?P<string>"(?:[^"\\]|\\.)*")
@@ -132,6 +144,7 @@ class _ExpressionParser:
         self.tokens = tokens
         self.index = 0
         self.where = where
+        self.depth = 0
 
     def peek(self) -> tuple[str, str] | None:
         return self.tokens[self.index] if self.index < len(self.tokens) else None
@@ -171,7 +184,11 @@ class _ExpressionParser:
             name, *path = text.split(".")
             return _Field(name, tuple(path))
         if (kind, text) == ("punct", "("):
+            self.depth += 1
+            if self.depth > MAX_NESTING:
+                raise TemplateError(f"{self.where}: parentheses nested deeper than {MAX_NESTING}")
             inner = self.command()
+            self.depth -= 1
             if self.take() != ("punct", ")"):
                 raise TemplateError(f"{self.where}: missing )")
             return inner
@@ -229,31 +246,60 @@ class Template:
     nodes: tuple[Any, ...]
 
     def render(self, data: Mapping[str, Any]) -> str:
-        out: list[str] = []
+        out = _Rendering()
         _run(list(self.nodes), data, {"$": data}, out)
-        return "".join(out)
+        return "".join(out.parts)
+
+
+def _pieces(source: str) -> list[Any]:
+    """Text and (line, action) in order, trim markers applied: one pass, each character
+    looked at a bounded number of times (a `.*?` search per `{{` was quadratic)."""
+    pieces: list[Any] = []
+    position = 0
+    line = 1
+    while True:
+        start = source.find("{{", position)
+        if start < 0:
+            break
+        end = source.find("}}", start + 2)
+        if end < 0:
+            line += source.count("\n", position, start)
+            raise TemplateError(f"line {line}: unclosed action")
+        inner = source[start + 2 : end]
+        text = source[position:start]
+        trim_left = inner[:1] == "-" and inner[1:2].isspace()
+        trim_right = len(inner) >= 2 and inner[-1] == "-" and inner[-2].isspace()
+        if trim_left:
+            text = text.rstrip()
+            inner = inner[2:]
+        if trim_right:
+            inner = inner[:-2]
+        pieces.append(_Text(text))
+        line += source.count("\n", position, start)
+        pieces.append((line, inner.strip()))
+        line += source.count("\n", start, end + 2)
+        position = end + 2
+        if trim_right:
+            skipped = _SPACE.match(source, position)
+            if skipped is not None:
+                line += source.count("\n", position, skipped.end())
+                position = skipped.end()
+    pieces.append(_Text(source[position:]))
+    return pieces
+
+
+def _check_nesting(stack: list[Any], where: str) -> None:
+    if len(stack) > MAX_NESTING:
+        raise TemplateError(f"{where}: if and range nested deeper than {MAX_NESTING}")
 
 
 def parse_template(source: str) -> Template:
     """Parse `source`; TemplateError names the line of the first problem."""
-    pieces: list[Any] = []  # text and (line, action) in order, trim markers applied
-    position = 0
-    for match in _ACTION.finditer(source):
-        text = source[position : match.start()]
-        if match.group(1):
-            text = text.rstrip()
-        pieces.append(_Text(text))
-        line = source.count("\n", 0, match.start()) + 1
-        pieces.append((line, match.group(2).strip()))
-        position = match.end()
-        if match.group(3):
-            rest = source[position:]
-            position += len(rest) - len(rest.lstrip())
-    tail = source[position:]
-    if "{{" in tail:
-        raise TemplateError(f"line {source.count(chr(10), 0, position) + 1}: unclosed action")
-    pieces.append(_Text(tail))
-
+    if len(source) > MAX_TEMPLATE_CHARS:
+        raise TemplateError(
+            f"the template has {len(source)} characters, more than {MAX_TEMPLATE_CHARS}"
+        )
+    pieces = _pieces(source)
     root: list[Any] = []
     stack: list[tuple[Any, list[Any]]] = []  # (block node, list being filled)
     current = root
@@ -273,6 +319,7 @@ def parse_template(source: str) -> Template:
             branch = _If([(_expression(action[2:], where), [])])
             current.append(branch)
             stack.append((branch, current))
+            _check_nesting(stack, where)
             current = branch.branches[0][1]
         elif word == "range":
             found = _RANGE.fullmatch(action)
@@ -283,6 +330,7 @@ def parse_template(source: str) -> Template:
             loop = _Range(variables, _expression(expression, where))
             current.append(loop)
             stack.append((loop, current))
+            _check_nesting(stack, where)
             current = loop.body
         elif word == "else":
             if not stack:
@@ -345,8 +393,31 @@ def _text_of(value: object) -> str:
     return str(value)
 
 
-def _run(nodes: list[Any], dot: object, scope: dict[str, object], out: list[str]) -> None:
+class _Rendering:
+    """What a render wrote, with the budget it may spend."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.chars = 0
+        self.steps = 0
+
+    def step(self) -> None:
+        self.steps += 1
+        if self.steps > MAX_RENDER_STEPS:
+            raise TemplateError(
+                f"rendering takes more than {MAX_RENDER_STEPS} steps (nested range?)"
+            )
+
+    def append(self, text: str) -> None:
+        self.chars += len(text)
+        if self.chars > MAX_OUTPUT_CHARS:
+            raise TemplateError(f"the rendered text is longer than {MAX_OUTPUT_CHARS} characters")
+        self.parts.append(text)
+
+
+def _run(nodes: list[Any], dot: object, scope: dict[str, object], out: _Rendering) -> None:
     for node in nodes:
+        out.step()
         if isinstance(node, _Text):
             out.append(node.text)
         elif isinstance(node, _Output):

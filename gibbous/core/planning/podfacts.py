@@ -28,6 +28,7 @@ from gibbous.core.podmodel.pods import (
 )
 from gibbous.core.podmodel.podtopology import PodTopology, placed_pod_topology
 from gibbous.core.podmodel.resources import Resources
+from gibbous.core.podmodel.rulesize import MAX_RULE_ITEMS, rule_items
 from gibbous.core.settings.config import PodDesignation
 
 
@@ -43,6 +44,7 @@ class PodFacts:
     managed: bool
     blocker: str  # why it must not be evicted ("" when it may be)
     topology: PodTopology  # as other pods' inter-pod rules see it
+    rules_problem: str  # why its rules are too many to plan for ("" when they are not)
 
     @property
     def counts_for_node(self) -> bool:
@@ -56,6 +58,7 @@ def pod_facts(pod: Pod, designation: PodDesignation) -> PodFacts:
     except GibbousError:
         requests = None
     annotations = annotations_of(pod)
+    items = rule_items(pod)
     return PodFacts(
         pod=pod,
         key=key_of(pod),
@@ -67,6 +70,16 @@ def pod_facts(pod: Pod, designation: PodDesignation) -> PodFacts:
         managed=designation.marks(pod) and not ignored_by_opt_out(annotations),
         blocker=do_not_evict_reason(annotations),
         topology=placed_pod_topology(pod),
+        rules_problem=_rules_problem(items),
+    )
+
+
+def _rules_problem(items: int) -> str:
+    if items <= MAX_RULE_ITEMS:
+        return ""
+    return (
+        f"its scheduling rules (nodeSelector, tolerations, required affinity and topology "
+        f"spread) have {items} items, more than Gibbous plans for ({MAX_RULE_ITEMS})"
     )
 
 

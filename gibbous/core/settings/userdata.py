@@ -289,10 +289,28 @@ def _bottlerocket(operator: str, cluster: ClusterInfo, node: NodeBootstrap) -> s
 # --- the entry points ---------------------------------------------------------------------------
 
 
+# EC2: "User data is limited to 16 KB, in raw form, before it is base64-encoded"
+# (Amazon EC2 User Guide, "Work with instance user data"). boto3 encodes the text as UTF-8
+# and then base64 for RunInstances, so the bytes counted are the UTF-8 bytes.
+MAX_USER_DATA_BYTES = 16 * 1024
+
+
 def render_user_data(
     kind: UserDataType, operator: str, cluster: ClusterInfo, node: NodeBootstrap
 ) -> str:
-    """The user data for one node (text; the caller base64-encodes it)."""
+    """The user data for one node (text; the caller base64-encodes it). Raises ConfigError
+    when it is more than EC2 takes."""
+    text = _render(kind, operator, cluster, node)
+    size = len(text.encode("utf-8"))
+    if size > MAX_USER_DATA_BYTES:
+        raise ConfigError(
+            f"aws.userData: the user data for this node is {size} bytes, more than EC2's "
+            f"limit of {MAX_USER_DATA_BYTES} bytes (16 KB before base64)"
+        )
+    return text
+
+
+def _render(kind: UserDataType, operator: str, cluster: ClusterInfo, node: NodeBootstrap) -> str:
     if kind is UserDataType.NONE:
         return operator
     if kind is UserDataType.AL2023:

@@ -6,10 +6,12 @@ Bad values fail with a ConfigError naming the key, the value and the accepted fo
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from gibbous.core.errors import ConfigError, GibbousError
-from gibbous.core.grammar.duration import format_duration, parse_duration
+from gibbous.core.grammar.duration import format_duration, parse_duration, shown
+from gibbous.core.grammar.numerals import MAX_NUMERAL_CHARS, parse_int64
 from gibbous.core.grammar.pattern import PatternError, UserPattern, compile_pattern
 from gibbous.core.grammar.quantity import format_bytes, format_cpu, to_millis, to_units
 from gibbous.core.podmodel.constraints import PriceCategory, parse_offerings
@@ -35,19 +37,35 @@ def _bounds(low: float | None, high: float | None) -> str:
     return f" <= {high}" if high is not None else ""
 
 
+# ASCII only, as Go's strconv reads numbers: Python's float() also takes `٣`, `1_000`,
+# `inf` and `nan` (gibbous/core/grammar/numerals.py).
+_DECIMAL_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
+# float() of a 400-digit integer overflows; no option's range comes near 2^63
+_LARGEST_INTEGER = 2**63
+
+
+def _out_of_range(value: object, key: str, low: float | None, high: float | None) -> ConfigError:
+    return ConfigError(f"{key}: {shown(value)} is out of range [{low}, {high}]")
+
+
 def parse_number(value: object, key: str, low: float | None, high: float | None) -> float:
-    if isinstance(value, bool):
-        raise ConfigError(f"{key}: invalid number {value!r}")
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise ConfigError(f"{key}: invalid number {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ConfigError(f"{key}: invalid number {shown(value)}")
+    if isinstance(value, str):
+        text = value.strip()
+        if len(text) > MAX_NUMERAL_CHARS or not _DECIMAL_TEXT.fullmatch(text):
+            raise ConfigError(f"{key}: invalid number {shown(value)}")
+        number = float(text)
+    elif isinstance(value, int) and abs(value) > _LARGEST_INTEGER:
+        raise _out_of_range(value, key, low, high)
+    else:
+        number = float(value)
     if (
         not math.isfinite(number)
         or (low is not None and number < low)
         or (high is not None and number > high)
     ):
-        raise ConfigError(f"{key}: {value!r} is out of range [{low}, {high}]")
+        raise _out_of_range(value, key, low, high)
     return number
 
 
@@ -58,14 +76,17 @@ def number(low: float | None = None, high: float | None = None) -> ValueType:
 
 
 def parse_whole_number(value: object, key: str, low: int, high: int | None) -> int:
-    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-        raise ConfigError(f"{key}: invalid whole number {value!r}")
-    try:
-        whole = int(str(value).strip()) if not isinstance(value, int | float) else int(value)
-    except ValueError:
-        raise ConfigError(f"{key}: invalid whole number {value!r}") from None
+    whole: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        whole = value
+    elif isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        whole = int(value)
+    elif isinstance(value, str):
+        whole = parse_int64(value.strip())
+    if whole is None:
+        raise ConfigError(f"{key}: invalid whole number {shown(value)} (ASCII digits 0-9)")
     if whole < low or (high is not None and whole > high):
-        raise ConfigError(f"{key}: {value!r} is out of range [{low}, {high}]")
+        raise _out_of_range(value, key, low, high)
     return whole
 
 
@@ -107,7 +128,7 @@ def _pattern(value: object, key: str) -> UserPattern | None:
     if value is None or value == "":
         return None
     try:
-        return compile_pattern(str(value))
+        return compile_pattern(_text(value, key))
     except PatternError as error:
         raise ConfigError(f"{key}: invalid RE2 regular expression {value!r}: {error}") from None
 
@@ -133,19 +154,42 @@ def parse_string_list(value: object, key: str) -> tuple[str, ...]:
         text = value.strip().strip("{}[]")
         items = [v.strip().strip('"').strip("'") for v in text.split(",") if v.strip()]
     elif isinstance(value, list | tuple):
-        items = [str(v).strip() for v in value]
+        items = []
+        for index, item in enumerate(value):
+            # YAML reads `- null`, `- 7` and `- yes` as something other than the text written
+            if not isinstance(item, str):
+                raise ConfigError(
+                    f"{key}[{index}]: expected a string, got {yaml_kind(item)} "
+                    "(quote it if it is meant as text)"
+                )
+            items.append(item.strip())
     elif value is None:
         items = []
     else:
-        raise ConfigError(f"{key}: expected a list or a comma-separated string, got {value!r}")
+        raise ConfigError(f"{key}: expected a list or a comma-separated string, got {shown(value)}")
     return tuple(items)
+
+
+def yaml_kind(value: object) -> str:
+    """What YAML made of a value, for messages: "null", "a list", ..."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
 
 
 def _text(value: object, key: str) -> str:
     if value is None:
         return ""
-    if not isinstance(value, str | int | float):
-        raise ConfigError(f"{key}: expected text, got {type(value).__name__}")
+    if not isinstance(value, str | int | float) or isinstance(value, bool):
+        raise ConfigError(f"{key}: expected text, got {yaml_kind(value)}")
     return str(value)
 
 
@@ -172,5 +216,5 @@ PRICE_CATEGORIES = ValueType(
 )
 STRING_LIST = ValueType("list of strings", parse_string_list, as_list)
 TEXT = ValueType("text", _text, unchanged)
-TRIMMED_TEXT = ValueType("text", lambda v, k: str(v).strip(), unchanged)
-VERBATIM_TEXT = ValueType("text", lambda v, k: str(v), unchanged)
+TRIMMED_TEXT = ValueType("text", lambda v, k: _text(v, k).strip(), unchanged)
+VERBATIM_TEXT = ValueType("text", _text, unchanged)
