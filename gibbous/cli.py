@@ -695,6 +695,7 @@ def run_webhook(args: argparse.Namespace) -> int:
     from gibbous.kubeapi import server_version, supports_scheduling_gates
     from gibbous.serving import TLSServer
     from gibbous.webhook.app import create_app
+    from gibbous.webhook.metrics import WebhookMetrics
 
     config, listen = _server_setup(args)
     gates = args.scheduling_gates == "on"
@@ -745,10 +746,18 @@ def run_webhook(args: argparse.Namespace) -> int:
         )
         lease.start()
         scheduler_alive = lease.alive
+    metrics = WebhookMetrics()
     app = create_app(
-        config, ServerFeatures(scheduling_gates=gates), scheduler_alive=scheduler_alive
+        config, ServerFeatures(scheduling_gates=gates), metrics, scheduler_alive=scheduler_alive
     )
-    server = TLSServer(app, listen, args.tls_cert, args.tls_key, log_level=args.log_level)
+    server = TLSServer(
+        app,
+        listen,
+        args.tls_cert,
+        args.tls_key,
+        registry=metrics.registry,
+        log_level=args.log_level,
+    )
     server.run(background)
     return EXIT_OK
 

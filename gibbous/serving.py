@@ -1,10 +1,10 @@
 """Serving Gibbous's HTTP apps with uvicorn (the webhook, the extender, the autoscaler's
-probes): a deadline for reading each request, bodies read up to a limit, and HTTPS with the
-certificate reloaded when its files change.
+probes): a deadline for reading each request (its TLS handshake included), a limit on its
+headers, bodies read up to a limit, and HTTPS with the certificate reloaded when its files
+change (`gibbous.certs.reload`).
 
-uvicorn builds one SSLContext at start and hands it to every new connection, so
-loading a new chain into that same context switches new handshakes to the new
-certificate without a restart; established connections keep the old one.
+Every connection shares one SSLContext, so loading a new chain into it switches new
+handshakes to the new certificate without a restart; established connections keep the old one.
 """
 
 from __future__ import annotations
@@ -16,12 +16,14 @@ import logging
 import ssl
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import uvicorn
+from prometheus_client import CollectorRegistry
 from starlette.types import ASGIApp, Receive, Scope
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from gibbous.certs.reload import CertificateReloader
 
 log = logging.getLogger("gibbous.serving")
 
@@ -220,52 +222,11 @@ class Listen:
         return cls(host.strip("[]") or "0.0.0.0", int(port))
 
 
-class CertificateReloader:
-    """Watches the certificate and key files; loads them into `context` when they change."""
-
-    def __init__(self, context: ssl.SSLContext, cert: str, key: str) -> None:
-        self.context = context
-        self.cert = cert
-        self.key = key
-        self.stamp = self._stamp()
-
-    def _stamp(self) -> tuple[float, float, int, int]:
-        cert, key = Path(self.cert).stat(), Path(self.key).stat()
-        return (cert.st_mtime, key.st_mtime, cert.st_size, key.st_size)
-
-    def check(self) -> bool:
-        """Reload if the files changed; True when a new chain was loaded."""
-        try:
-            stamp = self._stamp()
-        except OSError as error:
-            log.warning("cannot stat TLS files: %s; keeping the current certificate", error)
-            return False
-        if stamp == self.stamp:
-            return False
-        try:
-            self.context.load_cert_chain(self.cert, self.key)
-        except (OSError, ssl.SSLError) as error:
-            # A half-written pair (cert updated before key) fails here; try again next tick.
-            log.warning(
-                "new TLS files do not load yet (%s); keeping the current certificate", error
-            )
-            return False
-        self.stamp = stamp
-        log.info("reloaded TLS certificate from %s", self.cert)
-        return True
-
-    async def run(self, interval_s: float) -> None:
-        while True:
-            await asyncio.sleep(interval_s)
-            self.check()
-
-
-def server_tls_context(cert: str, key: str, client_ca: str | None = None) -> ssl.SSLContext:
-    """A server's TLS context: TLS 1.2 or later; with `client_ca`, only clients presenting
-    a certificate that CA signed complete the handshake."""
+def server_tls_context(client_ca: str | None = None) -> ssl.SSLContext:
+    """A server's TLS context, its certificate not yet loaded: TLS 1.2 or later; with
+    `client_ca`, only clients presenting a certificate that CA signed complete the handshake."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(cert, key)
     if client_ca is not None:
         context.load_verify_locations(cafile=client_ca)
         context.verify_mode = ssl.CERT_REQUIRED
@@ -286,17 +247,18 @@ class TLSServer:
         client_ca: str | None = None,
         reload_interval_s: float = 10.0,
         read_timeout_s: float = REQUEST_READ_TIMEOUT_S,
+        registry: CollectorRegistry | None = None,
         log_level: str = "info",
     ) -> None:
-        self.context = server_tls_context(cert, key, client_ca)
+        """`registry`: where the certificate's problems and expiry are published."""
+        self.context = server_tls_context(client_ca)
+        self.reloader = CertificateReloader(self.context, cert, key, registry=registry)
+        self.reloader.load()
         self.config = server_config(
             app, listen, read_timeout_s=read_timeout_s, tls=self.context, log_level=log_level
         )
         self.server = uvicorn.Server(self.config)
-        self.cert = cert
-        self.key = key
         self.reload_interval_s = reload_interval_s
-        self.reloader: CertificateReloader | None = None
 
     @property
     def started(self) -> bool:
@@ -316,7 +278,6 @@ class TLSServer:
         # Everything loaded so far lives as long as the process: move it out of the cyclic
         # collector's sight, so the collections the request path triggers stay short.
         gc.freeze()
-        self.reloader = CertificateReloader(self.context, self.cert, self.key)
         tasks = [asyncio.create_task(self.reloader.run(self.reload_interval_s))]
         tasks += [asyncio.create_task(job()) for job in background]
         try:
