@@ -24,7 +24,7 @@ from starlette.types import Receive, Scope, Send
 
 from gibbous.bytememo import ByteBudgetMemo
 from gibbous.core.admission.mutation import ServerFeatures, plan_mutation
-from gibbous.core.admission.validation import validate_pod, validate_update
+from gibbous.core.admission.validation import denial_message, validate_pod, validate_update
 from gibbous.core.settings.config import Config
 from gibbous.serving import read_body
 from gibbous.webhook.metrics import WebhookMetrics
@@ -139,7 +139,7 @@ def create_app(
     def validator(cfg: Config) -> Callable[[AdmissionRequest], str | None]:
         def denial(pod: dict[str, Any], namespace: str, operation: str) -> str | None:
             problems = validate_pod(pod, namespace=namespace, config=cfg)
-            return "gibbous: " + "; ".join(problems) if problems else None
+            return denial_message(problems) if problems else None
 
         return _memoised(denial)
 
@@ -166,7 +166,7 @@ def create_app(
             problems = validate_update(
                 pod, review.old_annotations, namespace=review.namespace, config=cfg
             )
-            return "gibbous: " + "; ".join(problems) if problems else None
+            return denial_message(problems) if problems else None
 
         def validate(review: AdmissionRequest) -> AdmissionResponse:
             if (
