@@ -221,6 +221,74 @@ def is_large(scope: Scope, inline_limit: int) -> bool:
 Reply = tuple[int, bytes, str]
 
 
+def endpoint(
+    verb: str,
+    decide: Callable[[ExtenderArgs], Any],
+    on_error: Callable[[str, ExtenderArgs], Any],
+    *,
+    metrics: ExtenderMetrics,
+    limits: ExtenderLimits,
+    large: LargeRequests,
+) -> Callable[[Request], Any]:
+    """The handler of one verb: `decide` answers, `on_error` answers what it cannot."""
+    counted = {
+        o: metrics.requests.labels(verb, o)
+        for o in ("ok", "bad_request", "unreadable_pod", "internal_error", "too_large", "busy")
+    }
+    latency = metrics.latency.labels(verb)
+
+    def answer(body: bytes) -> Reply:
+        """Decode, decide, encode: on the event loop for small bodies, else on a thread."""
+        try:
+            args = ExtenderArgs.decode(body)
+        except BadArgs as error:
+            counted["bad_request"].inc()
+            return 400, f"bad ExtenderArgs: {error}".encode(), TEXT
+        try:
+            reply = decide(args)
+            counted["ok"].inc()
+        except GibbousError as error:
+            # The pod's own content (a request or annotation Gibbous cannot read): the
+            # scheduler shows this message in the pod's events, worded for its author.
+            counted["unreadable_pod"].inc()
+            reply = on_error(f"gibbous: cannot read the pod: {error}", args)
+        except Exception as error:
+            log.exception("internal error in %s", verb)
+            counted["internal_error"].inc()
+            reply = on_error(f"gibbous extender internal error: {quoted(str(error))}", args)
+        return 200, orjson.dumps(reply), JSON
+
+    async def handle(request: Request) -> Response:
+        started = time.perf_counter()
+        if not is_large(request.scope, limits.inline_body_bytes):
+            body = await read_body(request.scope, request.receive, limits.inline_body_bytes)
+            status, payload, media = answer(body) if body is not None else TOO_LARGE
+        elif not large.take():
+            counted["busy"].inc()
+            return PlainTextResponse(
+                f"extender busy: {large.workers} large requests in flight; try again",
+                status_code=503,
+                headers={"retry-after": "1"},
+            )
+        else:
+            try:
+                body = await read_body(request.scope, request.receive, limits.max_body_bytes)
+                status, payload, media = (
+                    await large.run(functools.partial(answer, body))
+                    if body is not None
+                    else TOO_LARGE
+                )
+            finally:
+                large.release()
+        if status == 413:
+            counted["too_large"].inc()
+            payload = f"request body larger than {limits.max_body_bytes} bytes".encode()
+        latency.observe(time.perf_counter() - started)
+        return Response(payload, status_code=status, media_type=media)
+
+    return handle
+
+
 def create_app(
     config: Config,
     cluster: ClusterView,
@@ -316,67 +384,12 @@ def create_app(
             "Error": message,
         }
 
-    def endpoint(
+    def handler(
         verb: str,
         decide: Callable[[ExtenderArgs], Any],
         on_error: Callable[[str, ExtenderArgs], Any],
     ) -> Callable[[Request], Any]:
-        counted = {
-            o: metrics.requests.labels(verb, o)
-            for o in ("ok", "bad_request", "unreadable_pod", "internal_error", "too_large", "busy")
-        }
-        latency = metrics.latency.labels(verb)
-
-        def answer(body: bytes) -> Reply:
-            """Decode, decide, encode: on the event loop for small bodies, else on a thread."""
-            try:
-                args = ExtenderArgs.decode(body)
-            except BadArgs as error:
-                counted["bad_request"].inc()
-                return 400, f"bad ExtenderArgs: {error}".encode(), TEXT
-            try:
-                reply = decide(args)
-                counted["ok"].inc()
-            except GibbousError as error:
-                # The pod's own content (a request or annotation Gibbous cannot read): the
-                # scheduler shows this message in the pod's events, worded for its author.
-                counted["unreadable_pod"].inc()
-                reply = on_error(f"gibbous: cannot read the pod: {error}", args)
-            except Exception as error:
-                log.exception("internal error in %s", verb)
-                counted["internal_error"].inc()
-                reply = on_error(f"gibbous extender internal error: {quoted(str(error))}", args)
-            return 200, orjson.dumps(reply), JSON
-
-        async def handle(request: Request) -> Response:
-            started = time.perf_counter()
-            if not is_large(request.scope, limits.inline_body_bytes):
-                body = await read_body(request.scope, request.receive, limits.inline_body_bytes)
-                status, payload, media = answer(body) if body is not None else TOO_LARGE
-            elif not large.take():
-                counted["busy"].inc()
-                return PlainTextResponse(
-                    f"extender busy: {large.workers} large requests in flight; try again",
-                    status_code=503,
-                    headers={"retry-after": "1"},
-                )
-            else:
-                try:
-                    body = await read_body(request.scope, request.receive, limits.max_body_bytes)
-                    status, payload, media = (
-                        await large.run(functools.partial(answer, body))
-                        if body is not None
-                        else TOO_LARGE
-                    )
-                finally:
-                    large.release()
-            if status == 413:
-                counted["too_large"].inc()
-                payload = f"request body larger than {limits.max_body_bytes} bytes".encode()
-            latency.observe(time.perf_counter() - started)
-            return Response(payload, status_code=status, media_type=media)
-
-        return handle
+        return endpoint(verb, decide, on_error, metrics=metrics, limits=limits, large=large)
 
     async def healthz(_: Request) -> Response:
         return PlainTextResponse("ok")
@@ -391,10 +404,14 @@ def create_app(
 
     return Starlette(
         routes=[
-            Route("/filter", endpoint("filter", filter_reply, filter_error), methods=["POST"]),
+            Route(
+                "/filter",
+                handler("filter", filter_reply, filter_error),
+                methods=["POST"],
+            ),
             Route(
                 "/prioritize",
-                endpoint("prioritize", prioritize_reply, prioritize_error),
+                handler("prioritize", prioritize_reply, prioritize_error),
                 methods=["POST"],
             ),
             Route("/healthz", healthz, methods=["GET"]),

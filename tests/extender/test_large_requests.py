@@ -21,9 +21,11 @@ from tests.extender.test_extender import make_node
 from tests.factories import config as make_config
 from tests.factories import make_pod
 
-# Each takes seconds to decide on this machine's cores (19k nodes, every view built anew).
+# Each takes seconds to decide (19k nodes, every view built anew). How long a probe may
+# wait is a share of that, not a number of seconds: on a loaded machine both grow. Before,
+# a probe waited for a whole decision or two (issue #32: 0.4 ms became 1.3 s).
 LARGE_NODES = 19_000
-PROMPT_S = 1.0  # what a health probe or a small request may take while they run
+SHARE_OF_A_LARGE_REQUEST = 0.25
 
 
 @pytest.fixture(scope="module")
@@ -67,17 +69,19 @@ def test_probes_and_small_requests_are_answered_while_large_ones_run(base_url: s
             "Nodes": {"items": [make_node(f"node-{i:05d}") for i in range(LARGE_NODES)]},
         }
     )
-    replies: list[int] = []
+    replies: list[tuple[int, float]] = []
 
     def post_large() -> None:
-        with httpx.Client(base_url=base_url, timeout=120) as own:
-            replies.append(own.post("/filter", content=large).status_code)
+        with httpx.Client(base_url=base_url, timeout=300) as own:
+            reply, took = _timed(lambda: own.post("/filter", content=large))
+            replies.append((reply.status_code, took))
 
     senders = [threading.Thread(target=post_large) for _ in range(MAX_LARGE_REQUESTS)]
-    with httpx.Client(base_url=base_url, timeout=30) as client:
+    waits: list[float] = []
+    with httpx.Client(base_url=base_url, timeout=300) as client:
         for sender in senders:
             sender.start()
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while _in_flight(client) < MAX_LARGE_REQUESTS:
             assert time.monotonic() < deadline, "the large requests did not start"
             time.sleep(0.02)
@@ -85,20 +89,24 @@ def test_probes_and_small_requests_are_answered_while_large_ones_run(base_url: s
         small = {"Pod": make_pod(), "Nodes": None, "NodeNames": ["small-0", "small-1"]}
         for _ in range(3):
             health, waited = _timed(lambda: client.get("/healthz"))
-            assert health.status_code == 200 and waited < PROMPT_S, waited
+            assert health.status_code == 200
+            waits.append(waited)
             answer, waited = _timed(lambda: client.post("/filter", json=small))
-            assert answer.status_code == 200 and waited < PROMPT_S, waited
+            assert answer.status_code == 200
             assert answer.json()["NodeNames"] == ["small-0", "small-1"]
+            waits.append(waited)
         # One large request too many: refused at once, before its body is read.
         refused, waited = _timed(
             lambda: client.post(
                 "/filter", content=large, headers={"content-type": "application/json"}
             )
         )
-        assert refused.status_code == 503 and waited < PROMPT_S * 2, waited
-        assert refused.headers["retry-after"] == "1"
+        assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+        waits.append(waited)
         # The answers above came while the large requests were still being decided.
         assert all(sender.is_alive() for sender in senders), "large requests ended too soon"
         for sender in senders:
-            sender.join(timeout=120)
-    assert replies == [200] * MAX_LARGE_REQUESTS
+            sender.join(timeout=300)
+    assert [status for status, _ in replies] == [200] * MAX_LARGE_REQUESTS
+    large_request = min(took for _, took in replies)
+    assert max(waits) < SHARE_OF_A_LARGE_REQUEST * large_request, (waits, large_request)
