@@ -272,6 +272,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ext.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this certificate")
     ext.add_argument("--tls-key", metavar="FILE", help="and this key")
+    ext.add_argument(
+        "--tls-client-ca",
+        metavar="FILE",
+        help="with --tls-cert: answer only clients with a certificate this CA signed "
+        "(kube-scheduler's extender tlsConfig certFile/keyFile)",
+    )
     ext.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
 
     scaler = commands.add_parser(
@@ -687,6 +693,7 @@ def run_webhook(args: argparse.Namespace) -> int:
     from gibbous.kubeapi import server_version, supports_scheduling_gates
     from gibbous.serving import TLSServer
     from gibbous.webhook.app import create_app
+    from gibbous.webhook.metrics import WebhookMetrics
 
     config, listen = _server_setup(args)
     gates = args.scheduling_gates == "on"
@@ -737,10 +744,18 @@ def run_webhook(args: argparse.Namespace) -> int:
         )
         lease.start()
         scheduler_alive = lease.alive
+    metrics = WebhookMetrics()
     app = create_app(
-        config, ServerFeatures(scheduling_gates=gates), scheduler_alive=scheduler_alive
+        config, ServerFeatures(scheduling_gates=gates), metrics, scheduler_alive=scheduler_alive
     )
-    server = TLSServer(app, listen, args.tls_cert, args.tls_key, log_level=args.log_level)
+    server = TLSServer(
+        app,
+        listen,
+        args.tls_cert,
+        args.tls_key,
+        registry=metrics.registry,
+        log_level=args.log_level,
+    )
     server.run(background)
     return EXIT_OK
 
@@ -786,6 +801,8 @@ def run_extender(args: argparse.Namespace) -> int:
     config, listen = _server_setup(args)
     if bool(args.tls_cert) != bool(args.tls_key):
         raise ConfigError("--tls-cert and --tls-key go together")
+    if args.tls_client_ca and not args.tls_cert:
+        raise ConfigError("--tls-client-ca needs --tls-cert and --tls-key")
     view = InformerView(
         client.ApiClient(load_client_config(args.kubeconfig)),
         time_slices=config.nvidia_gpu_time_slices,
@@ -793,7 +810,14 @@ def run_extender(args: argparse.Namespace) -> int:
     view.start()
     app = create_extender(config, view)
     if args.tls_cert:
-        TLSServer(app, listen, args.tls_cert, args.tls_key, log_level=args.log_level).run()
+        TLSServer(
+            app,
+            listen,
+            args.tls_cert,
+            args.tls_key,
+            client_ca=args.tls_client_ca,
+            log_level=args.log_level,
+        ).run()
     else:
         # Server.run takes uvicorn's loop factory (uvloop), as TLSServer.run does.
         uvicorn.Server(server_config(app, listen, log_level=args.log_level)).run()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -149,6 +150,25 @@ def write_private(path: Path, data: bytes) -> None:
     finally:
         os.close(fd)
     path.chmod(0o600)
+
+
+def replace_pair(cert_path: Path, key_path: Path, cert_pem: bytes, key_pem: bytes) -> None:
+    """Put a new certificate and key in place, each file whole: both are written to
+    temporary files beside them first, then renamed over the old ones (a reader sees the
+    old file or the new one, never a part). Between the two renames the files do not match;
+    the reloader keeps the working pair until they do."""
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for path, data in ((key_path, key_pem), (cert_path, cert_pem)):
+            fd, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+            os.close(fd)
+            staged.append((Path(name), path))
+            write_private(Path(name), data)
+        for staged_file, path in staged:
+            staged_file.replace(path)
+    finally:
+        for staged_file, _ in staged:
+            staged_file.unlink(missing_ok=True)
 
 
 def write_bundle(out: Path, ca: KeyPair, serving: KeyPair) -> dict[str, Path]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from gibbous.certs.authority import write_private
+from gibbous.certs.authority import replace_pair
 from gibbous.certs.rotation import CertState, RotationPolicy, plan_rotation
 
 log = logging.getLogger("gibbous.certs")
@@ -151,8 +151,7 @@ class SelfManagedCertificates:
         if self.cert_path.exists() and self.cert_path.read_bytes() == state.tls_crt:
             return
         self.cert_path.parent.mkdir(parents=True, exist_ok=True)
-        write_private(self.key_path, state.tls_key)  # key first: the reloader loads a pair
-        self.cert_path.write_bytes(state.tls_crt)
+        replace_pair(self.cert_path, self.key_path, state.tls_crt, state.tls_key)
 
     def _publish(self, state: CertState) -> None:
         bundle = base64.b64encode(state.ca_bundle).decode()

@@ -14,6 +14,8 @@ accepted, so the user can fix it without reading the source.
 
 from __future__ import annotations
 
+import json
+
 # Values are quoted in messages up to this many characters: a hostile 2 MB annotation must
 # not become a 2 MB event, log line or admission denial.
 QUOTED_CHARS = 80
@@ -27,6 +29,19 @@ def quoted(value: object) -> str:
     return text if len(text) <= QUOTED_CHARS else f"{text[:QUOTED_CHARS]}..."
 
 
+def as_json(value: object) -> str:
+    """`value` as JSON (`true`, `null`, `"2Gi"`: what the author of a manifest wrote), a long
+    string shortened to QUOTED_CHARS with the full length said, other long values cut."""
+    if isinstance(value, str) and len(value) > QUOTED_CHARS:
+        shown = json.dumps(value[:QUOTED_CHARS], ensure_ascii=False)
+        return f"{shown}... ({len(value)} characters)"
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):  # not a JSON value (a caller's Python object)
+        text = repr(value)
+    return text if len(text) <= QUOTED_CHARS else f"{text[:QUOTED_CHARS]}..."
+
+
 class GibbousError(ValueError):
     """Base class: bad input, reported to the user with a clear message."""
 
@@ -37,7 +52,7 @@ class InvalidQuantityError(GibbousError):
         self.value = value
         detail = f": {why}" if why else ""
         super().__init__(
-            f"{field}: invalid quantity {quoted(value)}{detail} "
+            f"{field}: invalid quantity {as_json(value)}{detail} "
             "(accepted: a Kubernetes quantity such as 500m, 1.5, 2Gi, 512M or 1e3)"
         )
 
@@ -49,7 +64,7 @@ class InvalidAnnotationError(GibbousError):
         self.accepted = accepted
         detail = f" ({why})" if why else ""
         super().__init__(
-            f"annotation {key}: invalid value {quoted(value)}{detail}; accepted: {accepted}"
+            f"annotation {key}: invalid value {as_json(value)}{detail}; accepted: {accepted}"
         )
 
 

@@ -24,7 +24,6 @@ import contextlib
 import datetime
 import signal
 import socket
-import ssl
 import tempfile
 import threading
 import time
@@ -32,7 +31,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import uvicorn
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from starlette.applications import Starlette
@@ -45,6 +43,7 @@ from gibbous.core import keys
 from gibbous.core.errors import GibbousError
 from gibbous.core.grammar.quantity import parse_quantity
 from gibbous.kubeapi import load_client_config, rfc3339
+from gibbous.serving import Listen, TLSServer
 
 GROUP_VERSION = "metrics.k8s.io/v1beta1"
 SERVICE = ("kube-system", "gibbous-dev-metrics")
@@ -254,7 +253,7 @@ class MetricsApi:
     def __init__(self, api: client.ApiClient, front_proxy_ca: Path) -> None:
         self.api = api
         self.front_proxy_ca = front_proxy_ca
-        self.server: uvicorn.Server | None = None
+        self.server: TLSServer | None = None
         self.directory = tempfile.TemporaryDirectory(prefix="gibbous-metrics-")
 
     def start(self, timeout_s: float = 60.0) -> None:
@@ -272,18 +271,15 @@ class MetricsApi:
         directory = Path(self.directory.name)
         (directory / "tls.crt").write_bytes(serving.cert_pem)
         write_private(directory / "tls.key", serving.key_pem)
-        self.server = uvicorn.Server(
-            uvicorn.Config(
-                create_app(MetricsSource(self.api)),
-                host=host,
-                port=0,
-                log_level="warning",
-                lifespan="off",
-                ssl_certfile=str(directory / "tls.crt"),
-                ssl_keyfile=str(directory / "tls.key"),
-                ssl_ca_certs=str(self.front_proxy_ca),
-                ssl_cert_reqs=ssl.CERT_REQUIRED,
-            )
+        # The shared server (request deadline, TLS handshake within it, header limit): this
+        # one listens on a non-loopback address.
+        self.server = TLSServer(
+            create_app(MetricsSource(self.api)),
+            Listen(host, 0),
+            str(directory / "tls.crt"),
+            str(directory / "tls.key"),
+            client_ca=str(self.front_proxy_ca),
+            log_level="warning",
         )
         threading.Thread(target=self.server.run, name="metrics-api", daemon=True).start()
         deadline = time.monotonic() + timeout_s
@@ -291,7 +287,7 @@ class MetricsApi:
             if time.monotonic() > deadline:
                 raise GibbousError("the metrics.k8s.io server did not start")
             time.sleep(0.05)
-        port = int(self.server.servers[0].sockets[0].getsockname()[1])
+        port = self.server.bound_port()
         self._register(host, port, ca.cert_pem)
         self._wait_available(deadline)
 
@@ -383,7 +379,7 @@ class MetricsApi:
         with contextlib.suppress(ApiException):
             core.delete_namespaced_endpoints(name, namespace)
         if self.server is not None:
-            self.server.should_exit = True
+            self.server.stop()
         self.directory.cleanup()
 
 

@@ -11,10 +11,14 @@ Error (the scheduler skips an ignorable extender), never hangs, never 500s.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import orjson
 from prometheus_client import (
@@ -29,6 +33,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import Scope
 
 from gibbous.core.errors import GibbousError, quoted
 from gibbous.core.planning.placement import (
@@ -45,9 +50,32 @@ from gibbous.nodeviews import ViewCache
 from gibbous.serving import read_body
 
 log = logging.getLogger("gibbous.extender")
+T = TypeVar("T")
 
-MAX_BODY_BYTES = 64 * 1024 * 1024  # a full NodeList of 5,000 nodes is tens of MB
 JSON = "application/json"
+
+# Limits (docs/decisions.md, "Hostile callers, second pass"). kube-scheduler calls the
+# extender from its scheduling cycle, one pod at a time; more than two large requests at
+# once come from someone else (issue #32: four callers posting 19k-node lists held the
+# event loop for seconds, eight took 1.2 GB).
+MAX_BODY_BYTES = 64 * 1024 * 1024  # a full NodeList of 5,000 nodes is tens of MB
+INLINE_BODY_BYTES = 64 * 1024  # decided on the event loop: a few hundred names, or tens of nodes
+MAX_LARGE_REQUESTS = 2  # larger ones (and chunked) are decided on this many threads
+# Views of sent nodes are kept for the next request only when their request was at most
+# this large: Python's objects for a NodeList weigh about ten times its JSON. Deployments
+# use nodeCacheCapable (names, not nodes), which this does not concern.
+SENT_VIEWS_BODY_BYTES = 4 * 1024 * 1024
+# A name the scheduler sends that the node cache does not hold: a node added a moment ago
+# (the scheduler retries), or a caller probing names. One message for all, and no detail.
+UNKNOWN_NODE = "gibbous: node not known to the extender yet"
+
+
+@dataclass(frozen=True)
+class ExtenderLimits:
+    max_body_bytes: int = MAX_BODY_BYTES
+    inline_body_bytes: int = INLINE_BODY_BYTES
+    large_requests: int = MAX_LARGE_REQUESTS
+    sent_views_body_bytes: int = SENT_VIEWS_BODY_BYTES
 
 
 class BadArgs(ValueError):
@@ -84,6 +112,26 @@ def decode_args(
     return pod, [], None
 
 
+@dataclass(frozen=True)
+class ExtenderArgs:
+    """ExtenderArgs as decoded, and the size of the body they came in."""
+
+    pod: dict[str, Any]
+    nodes: list[dict[str, Any]] | None
+    names: list[str] | None
+    size: int
+
+    @classmethod
+    def decode(cls, body: bytes) -> ExtenderArgs:
+        return cls(*decode_args(body), size=len(body))
+
+    def order(self) -> list[str]:
+        """The node names, in the order they were sent."""
+        if self.nodes is not None:
+            return [n["metadata"]["name"] for n in self.nodes]
+        return list(self.names or [])
+
+
 class ExtenderMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -114,14 +162,16 @@ class SentNodeViews:
     The scheduler sends mostly the same nodes call after call, but a request's nodes are
     its sender's word, not the cluster's: a view is reused only for a node equal to the one
     it was built from (a node named like a real one, with its resourceVersion and an added
-    taint, is a different node), and only the last request's views are kept, so memory
-    follows the size of one request (at most MAX_BODY_BYTES), not the number of requests."""
+    taint, is a different node), and only the last request's views are kept, and only when
+    `keep` (its body was at most SENT_VIEWS_BODY_BYTES), so what stays after a request is
+    bounded, whatever the number or size of requests. Requests on several threads each
+    replace `previous` whole."""
 
     def __init__(self, time_slices: int) -> None:
         self.builder = ViewCache(time_slices)
         self.previous: dict[str, tuple[dict[str, Any], NodeView]] = {}
 
-    def views(self, nodes: list[dict[str, Any]]) -> list[NodeView]:
+    def views(self, nodes: list[dict[str, Any]], *, keep: bool = True) -> list[NodeView]:
         current: dict[str, tuple[dict[str, Any], NodeView]] = {}
         out = []
         for node in nodes:
@@ -130,37 +180,150 @@ class SentNodeViews:
             view = kept[1] if kept is not None and kept[0] == node else self.builder.build(node)
             current[name] = (node, view)
             out.append(view)
-        self.previous = current
+        self.previous = current if keep else {}
         return out
 
 
+class LargeRequests:
+    """Where large requests are decided: a few worker threads, so the event loop goes on
+    answering health probes and small requests meanwhile; a large request that finds
+    every thread taken is refused at once (503) before its body is read, so neither memory
+    nor waiting grows with the number of callers."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.in_flight = 0  # changed on the event loop only
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="extender-large")
+
+    def take(self) -> bool:
+        if self.in_flight >= self.workers:
+            return False
+        self.in_flight += 1
+        return True
+
+    def release(self) -> None:
+        self.in_flight -= 1
+
+    async def run(self, work: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.pool, work)
+
+
+def is_large(scope: Scope, inline_limit: int) -> bool:
+    """Whether a request's body is past `inline_limit` or of unknown length (chunked)."""
+    for name, value in scope.get("headers", []):
+        if name == b"content-length":
+            return not value.isdigit() or int(value) > inline_limit
+        if name == b"transfer-encoding":
+            return True
+    return False
+
+
+Reply = tuple[int, bytes, str]
+
+
+def endpoint(
+    verb: str,
+    decide: Callable[[ExtenderArgs], Any],
+    on_error: Callable[[str, ExtenderArgs], Any],
+    *,
+    metrics: ExtenderMetrics,
+    limits: ExtenderLimits,
+    large: LargeRequests,
+) -> Callable[[Request], Any]:
+    """The handler of one verb: `decide` answers, `on_error` answers what it cannot."""
+    counted = {
+        o: metrics.requests.labels(verb, o)
+        for o in ("ok", "bad_request", "unreadable_pod", "internal_error", "too_large", "busy")
+    }
+    latency = metrics.latency.labels(verb)
+
+    def answer(body: bytes) -> Reply:
+        """Decode, decide, encode: on the event loop for small bodies, else on a thread."""
+        try:
+            args = ExtenderArgs.decode(body)
+        except BadArgs as error:
+            counted["bad_request"].inc()
+            return 400, f"bad ExtenderArgs: {error}".encode(), TEXT
+        try:
+            reply = decide(args)
+            counted["ok"].inc()
+        except GibbousError as error:
+            # The pod's own content (a request or annotation Gibbous cannot read): the
+            # scheduler shows this message in the pod's events, worded for its author.
+            counted["unreadable_pod"].inc()
+            reply = on_error(f"gibbous: cannot read the pod: {error}", args)
+        except Exception as error:
+            log.exception("internal error in %s", verb)
+            counted["internal_error"].inc()
+            reply = on_error(f"gibbous extender internal error: {quoted(str(error))}", args)
+        return 200, orjson.dumps(reply), JSON
+
+    async def handle(request: Request) -> Response:
+        started = time.perf_counter()
+        if not is_large(request.scope, limits.inline_body_bytes):
+            body = await read_body(request.scope, request.receive, limits.inline_body_bytes)
+            status, payload, media = answer(body) if body is not None else TOO_LARGE
+        elif not large.take():
+            counted["busy"].inc()
+            return PlainTextResponse(
+                f"extender busy: {large.workers} large requests in flight; try again",
+                status_code=503,
+                headers={"retry-after": "1"},
+            )
+        else:
+            try:
+                body = await read_body(request.scope, request.receive, limits.max_body_bytes)
+                status, payload, media = (
+                    await large.run(functools.partial(answer, body))
+                    if body is not None
+                    else TOO_LARGE
+                )
+            finally:
+                large.release()
+        if status == 413:
+            counted["too_large"].inc()
+            payload = f"request body larger than {limits.max_body_bytes} bytes".encode()
+        latency.observe(time.perf_counter() - started)
+        return Response(payload, status_code=status, media_type=media)
+
+    return handle
+
+
 def create_app(
-    config: Config, cluster: ClusterView, metrics: ExtenderMetrics | None = None
+    config: Config,
+    cluster: ClusterView,
+    metrics: ExtenderMetrics | None = None,
+    limits: ExtenderLimits | None = None,
 ) -> Starlette:
     metrics = metrics or ExtenderMetrics()
+    limits = limits or ExtenderLimits()
     sent_views = SentNodeViews(config.nvidia_gpu_time_slices)
+    large = LargeRequests(limits.large_requests)
     Gauge(
         "gibbous_extender_unreadable_node_reports",
         "Times a node's problems changed to ones the extender could read only in part (a "
         "label or annotation that does not parse was left out)",
         registry=metrics.registry,
     ).set_function(lambda: float(getattr(cluster, "unreadable", 0)))
+    Gauge(
+        "gibbous_extender_large_requests_in_flight",
+        "Requests with large bodies being read or decided",
+        registry=metrics.registry,
+    ).set_function(lambda: float(large.in_flight))
     informers = getattr(cluster, "informers", None)
     if informers:
         register_cache_metrics(metrics.registry, "gibbous_extender", informers)
 
-    def views(
-        nodes: list[dict[str, Any]] | None, names: list[str] | None
-    ) -> tuple[list[NodeView], list[str]]:
-        """Node views to judge, plus names we cannot judge (not in the cache yet): those pass."""
-        if nodes is not None:
-            return sent_views.views(nodes), []
-        return cluster.views_for(names or [])
+    def views(args: ExtenderArgs) -> tuple[list[NodeView], list[str]]:
+        """Node views to judge, plus names the cache does not hold (not judged)."""
+        if args.nodes is not None:
+            keep = args.size <= limits.sent_views_body_bytes
+            return sent_views.views(args.nodes, keep=keep), []
+        return cluster.views_for(args.names or [])
 
-    def filter_reply(
-        pod: dict[str, Any], nodes: list[dict[str, Any]] | None, names: list[str] | None
-    ) -> dict[str, Any]:
-        if not is_managed_pod(pod, config):
+    def filter_reply(args: ExtenderArgs) -> dict[str, Any]:
+        nodes, names = args.nodes, args.names
+        if not is_managed_pod(args.pod, config):
             return {
                 "Nodes": {"metadata": {}, "items": nodes} if nodes is not None else None,
                 "NodeNames": names,
@@ -168,8 +331,8 @@ def create_app(
                 "FailedAndUnresolvableNodes": {},
                 "Error": "",
             }
-        facts = pod_facts(pod, config)
-        judged, unknown = views(nodes, names)
+        facts = pod_facts(args.pod, config)
+        judged, unknown = views(args)
         # Permanent rejections go in both maps: FailedAndUnresolvableNodes takes precedence
         # where the scheduler knows it (>= 1.21); older schedulers only read FailedNodes.
         passed, failed, unresolvable = judge_nodes(
@@ -178,7 +341,8 @@ def create_app(
             node_reuse=config.bin_select_node_reuse,
             reserved_for_pending=cluster.is_pending,
         )
-        passed.update(unknown)
+        # Not permanent: a node the watch has not delivered yet passes on the next try.
+        failed.update(dict.fromkeys(unknown, UNKNOWN_NODE))
         metrics.rejections.labels("transient").inc(len(failed) - len(unresolvable))
         metrics.rejections.labels("permanent").inc(len(unresolvable))
         if nodes is not None:
@@ -198,66 +362,20 @@ def create_app(
             "Error": "",
         }
 
-    def prioritize_reply(
-        pod: dict[str, Any], nodes: list[dict[str, Any]] | None, names: list[str] | None
-    ) -> list[dict[str, Any]]:
-        order = [n["metadata"]["name"] for n in nodes] if nodes is not None else list(names or [])
-        if not is_managed_pod(pod, config):
+    def prioritize_reply(args: ExtenderArgs) -> list[dict[str, Any]]:
+        order = args.order()
+        if not is_managed_pod(args.pod, config):
             return [{"Host": name, "Score": 0} for name in order]
-        facts = pod_facts(pod, config)
-        judged, _ = views(nodes, names)
+        facts = pod_facts(args.pod, config)
+        judged, _ = views(args)
         scores = dict(score_nodes(facts, judged, cluster.used(), config))
         return [{"Host": name, "Score": scores.get(name, 0)} for name in order]
 
-    def prioritize_error(
-        _: str, __: dict[str, Any], nodes: list[dict[str, Any]] | None, names: list[str] | None
-    ) -> list[dict[str, Any]]:
+    def prioritize_error(_: str, args: ExtenderArgs) -> list[dict[str, Any]]:
         """Every node scored 0: a valid HostPriorityList that changes no ranking."""
-        order = [n["metadata"]["name"] for n in nodes] if nodes is not None else names or []
-        return [{"Host": name, "Score": 0} for name in order]
+        return [{"Host": name, "Score": 0} for name in args.order()]
 
-    def endpoint(
-        verb: str, decide: Callable[..., Any], on_error: Callable[..., Any]
-    ) -> Callable[[Request], Any]:
-        counted = {
-            o: metrics.requests.labels(verb, o)
-            for o in ("ok", "bad_request", "unreadable_pod", "internal_error", "too_large")
-        }
-        latency = metrics.latency.labels(verb)
-
-        async def handle(request: Request) -> Response:
-            started = time.perf_counter()
-            body = await read_body(request.scope, request.receive, MAX_BODY_BYTES)
-            if body is None:
-                counted["too_large"].inc()
-                return PlainTextResponse(
-                    f"request body larger than {MAX_BODY_BYTES} bytes", status_code=413
-                )
-            try:
-                pod, nodes, names = decode_args(body)
-            except BadArgs as error:
-                counted["bad_request"].inc()
-                return PlainTextResponse(f"bad ExtenderArgs: {error}", status_code=400)
-            try:
-                reply = decide(pod, nodes, names)
-                counted["ok"].inc()
-            except GibbousError as error:
-                # The pod's own content (a request or annotation Gibbous cannot read): the
-                # scheduler shows this message in the pod's events, worded for its author.
-                counted["unreadable_pod"].inc()
-                reply = on_error(f"gibbous: cannot read the pod: {error}", pod, nodes, names)
-            except Exception as error:
-                log.exception("internal error in %s", verb)
-                counted["internal_error"].inc()
-                reply = on_error(
-                    f"gibbous extender internal error: {quoted(str(error))}", pod, nodes, names
-                )
-            latency.observe(time.perf_counter() - started)
-            return Response(orjson.dumps(reply), media_type=JSON)
-
-        return handle
-
-    def filter_error(message: str, *_: object) -> dict[str, Any]:
+    def filter_error(message: str, _: ExtenderArgs) -> dict[str, Any]:
         return {
             "Nodes": None,
             "NodeNames": None,
@@ -265,6 +383,13 @@ def create_app(
             "FailedAndUnresolvableNodes": {},
             "Error": message,
         }
+
+    def handler(
+        verb: str,
+        decide: Callable[[ExtenderArgs], Any],
+        on_error: Callable[[str, ExtenderArgs], Any],
+    ) -> Callable[[Request], Any]:
+        return endpoint(verb, decide, on_error, metrics=metrics, limits=limits, large=large)
 
     async def healthz(_: Request) -> Response:
         return PlainTextResponse("ok")
@@ -279,10 +404,14 @@ def create_app(
 
     return Starlette(
         routes=[
-            Route("/filter", endpoint("filter", filter_reply, filter_error), methods=["POST"]),
+            Route(
+                "/filter",
+                handler("filter", filter_reply, filter_error),
+                methods=["POST"],
+            ),
             Route(
                 "/prioritize",
-                endpoint("prioritize", prioritize_reply, prioritize_error),
+                handler("prioritize", prioritize_reply, prioritize_error),
                 methods=["POST"],
             ),
             Route("/healthz", healthz, methods=["GET"]),
@@ -290,3 +419,7 @@ def create_app(
             Route("/metrics", metrics_endpoint, methods=["GET"]),
         ]
     )
+
+
+TEXT = "text/plain; charset=utf-8"
+TOO_LARGE: Reply = (413, b"", TEXT)

@@ -7,8 +7,8 @@ pod: the request is allowed unchanged with a warning, a log line and a metric.
 
 from __future__ import annotations
 
-import functools
 import logging
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -22,8 +22,9 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from gibbous.bytememo import ByteBudgetMemo
 from gibbous.core.admission.mutation import ServerFeatures, plan_mutation
-from gibbous.core.admission.validation import validate_pod, validate_update
+from gibbous.core.admission.validation import denial_message, validate_pod, validate_update
 from gibbous.core.settings.config import Config
 from gibbous.serving import read_body
 from gibbous.webhook.metrics import WebhookMetrics
@@ -46,12 +47,15 @@ JSON = "application/json"
 
 
 # Decisions memoised per (pod shape, namespace, operation): the pods of one workload
-# share a shape, so a rollout of a thousand replicas is decided once. Shapes with more
-# JSON text than this are decided afresh. A memo holds at most 8 MiB of shapes; there
-# are four (mutate, validate, and their opted-in twins), well inside the Deployment's
-# 256 MiB limit. Typical shapes are under 1 KiB. The size barely matters to speed.
-MEMO_ENTRIES = 1024
-MEMO_MAX_SHAPE_BYTES = 8 * 1024
+# share a shape, so a rollout of a thousand replicas is decided once. Each of the six
+# memos (mutate, validate, their opted-in twins, and the two unrouted planners) holds at
+# most MEMO_BUDGET_BYTES of keys and answers together; an entry weighing more than
+# MEMO_ENTRY_BYTES is decided afresh every time. The namespace is the caller's text, not
+# the shape's, so it is weighed too (issue #32: 1 MiB namespaces grew a count-bounded
+# memo by a GiB). Typical entries weigh 1-3 KiB: a budget of 4 MiB keeps over a thousand
+# workloads, 24 MiB in all, well inside the Deployment's 256 MiB limit.
+MEMO_BUDGET_BYTES = 4 * 1024 * 1024
+MEMO_ENTRY_BYTES = 32 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,21 +66,34 @@ class Planned:
 
 
 T = TypeVar("T")
+MemoKey = tuple[bytes, str, str]
+
+
+def _weight(key: MemoKey, value: object) -> int:
+    """Bytes a memo entry holds: its key's and its answer's texts as Python stores them."""
+    held = sum(sys.getsizeof(part) for part in key)
+    if isinstance(value, Planned):
+        held += sys.getsizeof(value.patch) + sum(sys.getsizeof(w) for w in value.warnings)
+    else:
+        held += sys.getsizeof(value)
+    return held
 
 
 def _memoised(
     decide: Callable[[dict[str, Any], str, str], T],
 ) -> Callable[[AdmissionRequest], T]:
     """`decide(pod, namespace, operation)` for a request with an object, once per shape."""
-
-    @functools.lru_cache(maxsize=MEMO_ENTRIES)
-    def by_shape(shape: bytes, namespace: str, operation: str) -> T:
-        return decide(orjson.loads(shape), namespace, operation)
+    memo: ByteBudgetMemo[MemoKey, T] = ByteBudgetMemo(
+        budget=MEMO_BUDGET_BYTES, entry_limit=MEMO_ENTRY_BYTES, weigh=_weight
+    )
 
     def decide_request(review: AdmissionRequest) -> T:
         shape = review.shape
-        if shape is not None and len(shape) <= MEMO_MAX_SHAPE_BYTES:
-            return by_shape(shape, review.namespace, review.operation)
+        if shape is not None and len(shape) <= MEMO_ENTRY_BYTES:
+            return memo.get_or_compute(
+                (shape, review.namespace, review.operation),
+                lambda: decide(orjson.loads(shape), review.namespace, review.operation),
+            )
         pod = review.pod()
         assert pod is not None  # callers check review.has_object
         return decide(pod, review.namespace, review.operation)
@@ -122,7 +139,7 @@ def create_app(
     def validator(cfg: Config) -> Callable[[AdmissionRequest], str | None]:
         def denial(pod: dict[str, Any], namespace: str, operation: str) -> str | None:
             problems = validate_pod(pod, namespace=namespace, config=cfg)
-            return "gibbous: " + "; ".join(problems) if problems else None
+            return denial_message(problems) if problems else None
 
         return _memoised(denial)
 
@@ -149,7 +166,7 @@ def create_app(
             problems = validate_update(
                 pod, review.old_annotations, namespace=review.namespace, config=cfg
             )
-            return "gibbous: " + "; ".join(problems) if problems else None
+            return denial_message(problems) if problems else None
 
         def validate(review: AdmissionRequest) -> AdmissionResponse:
             if (

@@ -166,7 +166,7 @@ def test_bad_input_exits_2_with_a_clear_message(
     bad.write_text(UNSATISFIABLE.replace('"4.75"', '"cheap"'))
     assert run(str(bad))[0] == 2
     err = capsys.readouterr().err
-    assert "node.elotl.co/instance-max-cost: invalid value 'cheap'" in err
+    assert 'node.elotl.co/instance-max-cost: invalid value "cheap"' in err
     assert "Pod default/trainer" in err
     assert run(str(tmp_path / "missing.yaml"))[0] == 2
     assert "cannot read" in capsys.readouterr().err

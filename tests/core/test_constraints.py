@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from gibbous.core import keys
@@ -54,7 +56,7 @@ def test_each_error_names_annotation_value_and_accepted_form(
         parse_constraints({key: value})
     message = str(raised.value)
     assert key in message
-    assert repr(value) in message
+    assert json.dumps(value) in message  # the value as the manifest's JSON
     assert accepted in message
 
 

@@ -60,7 +60,7 @@ def test_rejects_invalid_quantities_naming_field_and_value(text: object) -> None
         parse_quantity(text, "spec.containers[0].resources.requests.cpu")
     message = str(raised.value)
     assert "spec.containers[0].resources.requests.cpu" in message
-    assert repr(text) in message
+    assert json.dumps(text) in message  # the value as the manifest's JSON
     assert "500m" in message  # the accepted form
 
 

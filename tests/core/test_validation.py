@@ -20,7 +20,7 @@ def test_bad_annotations_are_all_named() -> None:
     pod = make_pod(annotations={keys.INSTANCE_MAX_COST: "cheap", keys.INSTANCE_GPU_SKUS: "T4;L4"})
     problems = validate_pod(pod, namespace="default", config=config())
     assert len(problems) == 2
-    assert any("node.elotl.co/instance-max-cost: invalid value 'cheap'" in p for p in problems)
+    assert any('node.elotl.co/instance-max-cost: invalid value "cheap"' in p for p in problems)
 
 
 def test_bad_quantities_are_refused() -> None:

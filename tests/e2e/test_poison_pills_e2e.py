@@ -99,10 +99,10 @@ def test_poison_objects_are_set_aside_and_other_pods_still_get_nodes(
 
         digits = eventually(lambda: warned("unicode-digits"), what="event on unicode-digits")
         assert len(digits) == 1
-        assert "instance-max-gpus: invalid value '²'" in digits[0]
-        assert "instance-offerings: invalid value 'cheap'" in digits[0]
+        assert 'instance-max-gpus: invalid value "²"' in digits[0]
+        assert 'instance-offerings: invalid value "cheap"' in digits[0]
         assert keys.INSTANCE_TYPE_REGEXP in digits[0]
-        assert "'①'" in eventually(lambda: warned("circled-one"), what="event on circled-one")[0]
+        assert '"①"' in eventually(lambda: warned("circled-one"), what="event on circled-one")[0]
         for name in ("exa-memory", "exa-widget"):
             message = eventually(functools.partial(warned, name), what=f"event on {name}")[0]
             assert "cannot obtain a node" in message and "internal" not in message

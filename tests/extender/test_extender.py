@@ -196,7 +196,7 @@ def test_constraints_against_node_labels() -> None:
     )
     body = filter_names(client, gpu, ["pricey", "t4"])
     assert body["NodeNames"] == ["t4"]
-    assert "GPU A100 not in L4/T4" in body["FailedAndUnresolvableNodes"]["pricey"]
+    assert body["FailedAndUnresolvableNodes"]["pricey"] == "gibbous: GPU model not in L4/T4"
     regexp = make_pod("r", cpu="4", uid="r", annotations={keys.INSTANCE_TYPE_REGEXP: r"^g4dn\."})
     assert filter_names(client, regexp, ["pricey", "t4"])["NodeNames"] == ["t4"]
 
@@ -261,9 +261,12 @@ def test_internal_error_sets_error_not_500(monkeypatch: pytest.MonkeyPatch) -> N
     assert body["Error"].startswith("gibbous extender internal error")
 
 
-def test_unknown_names_pass_and_readiness() -> None:
+def test_unknown_names_fail_for_now_and_readiness() -> None:
     client = client_for([])
-    assert filter_names(client, make_pod(), ["not-cached"])["NodeNames"] == ["not-cached"]
+    body = filter_names(client, make_pod(), ["not-cached"])
+    assert body["NodeNames"] == []
+    assert body["FailedNodes"] == {"not-cached": "gibbous: node not known to the extender yet"}
+    assert body["FailedAndUnresolvableNodes"] == {}  # the scheduler tries again
     assert client.get("/readyz").status_code == 200 and client.get("/healthz").text == "ok"
     assert "gibbous_extender_requests_total" in client.get("/metrics").text
 

@@ -5,15 +5,20 @@ one request, not the number of requests."""
 from __future__ import annotations
 
 import copy
+import gc
 import json
+import tracemalloc
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
 from gibbous.core import keys
-from gibbous.extender.app import MAX_BODY_BYTES, SentNodeViews
+from gibbous.extender.app import MAX_BODY_BYTES, ExtenderLimits, SentNodeViews, create_app
+from gibbous.extender.state import StaticView
 from tests.extender.test_extender import FULL, client_for, make_node
+from tests.factories import config as make_config
 from tests.factories import make_pod
 
 REPLY_KEYS = {"Nodes", "NodeNames", "FailedNodes", "FailedAndUnresolvableNodes", "Error"}
@@ -119,3 +124,80 @@ def test_every_reply_is_json_the_scheduler_can_read() -> None:
     client: TestClient = client_for([make_node("n1")])
     reply = client.post("/filter", content=json.dumps({"Pod": {}}).encode())
     assert reply.status_code == 200 and set(reply.json()) == REPLY_KEYS
+
+
+def test_the_extender_is_no_lookup_service_for_names_and_types() -> None:
+    # Before, unknown names passed while known ones failed naming their instance type: a
+    # caller could confirm names and read types. Now a name the cache does not hold fails
+    # with one neutral message, and a known node's reason names the pod's limit only.
+    nodes = [
+        make_node(
+            "known-gpu",
+            placement="bin-select",
+            instance_type="p4d.24xlarge",
+            gpus=8,
+            gpu_sku="A100",
+            price=32.77,
+        )
+    ]
+    client = client_for(nodes)
+    pod = make_pod(
+        gpus=1,
+        annotations={
+            keys.INSTANCE_TYPE_REGEXP: r"^g5\.",
+            keys.INSTANCE_GPU_SKUS: "T4",
+            keys.INSTANCE_MAX_COST: "1",
+        },
+    )
+    reply = client.post(
+        "/filter", json={"Pod": pod, "Nodes": None, "NodeNames": ["known-gpu", "guessed"]}
+    ).json()
+    assert reply["NodeNames"] == []
+    assert reply["FailedNodes"] == {
+        "known-gpu": "gibbous: instance type does not match '^g5\\\\.'",
+        "guessed": "gibbous: node not known to the extender yet",
+    }
+    for pattern in ("p4d", "24xlarge", "A100", "32.77", "8 GPUs"):
+        assert pattern not in json.dumps(reply)
+    for limit, reason in (
+        ({keys.INSTANCE_GPU_SKUS: "T4"}, "gibbous: GPU model not in T4"),
+        ({keys.INSTANCE_MAX_GPUS: "2"}, "gibbous: node has more GPUs than the pod allows (2)"),
+        ({keys.INSTANCE_MAX_COST: "1"}, "gibbous: node costs more than the pod allows ($1/hr)"),
+    ):
+        answered = client.post(
+            "/filter",
+            json={"Pod": make_pod(gpus=1, annotations=limit), "NodeNames": ["known-gpu"]},
+        ).json()
+        assert answered["FailedNodes"] == {"known-gpu": reason}, limit
+
+
+def test_a_chunked_body_past_the_limit_is_refused() -> None:
+    # Content-Length was checked before reading; a chunked body is counted as it arrives.
+    limits = ExtenderLimits(max_body_bytes=100_000)
+    client = TestClient(create_app(make_config(), StaticView(), limits=limits))
+
+    def chunks() -> Iterator[bytes]:
+        yield b'{"Pod": {}, "NodeNames": ["'
+        for _ in range(50):
+            yield b"n" * 10_000
+
+    reply = client.post("/filter", content=chunks(), headers={"content-type": "application/json"})
+    assert reply.status_code == 413
+
+
+def test_views_of_a_large_request_are_not_kept_after_it() -> None:
+    limits = ExtenderLimits(sent_views_body_bytes=50_000)
+    client = TestClient(create_app(make_config(), StaticView(), limits=limits))
+    small = {"Pod": make_pod(), "Nodes": {"items": [make_node(f"s{i}") for i in range(3)]}}
+    large = {"Pod": make_pod(), "Nodes": {"items": [make_node(f"l{i}") for i in range(500)]}}
+    tracemalloc.start()
+    try:
+        assert client.post("/filter", json=small).status_code == 200
+        gc.collect()
+        baseline = tracemalloc.get_traced_memory()[0]
+        assert client.post("/filter", json=large).status_code == 200
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - baseline
+    finally:
+        tracemalloc.stop()
+    assert grown < 100_000, grown  # 500 nodes' views and dicts held ~1.5 MB before

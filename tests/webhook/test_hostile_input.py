@@ -73,7 +73,7 @@ def test_unicode_digits_are_denied_with_every_problem_named(client: TestClient) 
     assert denied["allowed"] is False
     message = denied["status"]["message"]
     for key, value in ((keys.INSTANCE_MAX_GPUS, "²"), (keys.INSTANCE_OFFERINGS, "cheap")):
-        assert f"{key}: invalid value {value!r}" in message
+        assert f"{key}: invalid value {json.dumps(value, ensure_ascii=False)}" in message
     assert keys.INSTANCE_TYPE_REGEXP in message
     mutated = answer(client, "/mutate", review(pod))
     assert not any("internal error" in w for w in mutated.get("warnings", []))
@@ -182,3 +182,42 @@ def test_reviews_are_not_modified(client: TestClient) -> None:
     before = copy.deepcopy(body)
     answer(client, "/mutate", body)
     assert body == before
+
+
+def _growth_of(client: TestClient, namespaces: list[str], paths: tuple[str, ...]) -> int:
+    pod = make_pod()
+    tracemalloc.start()
+    try:
+        gc.collect()
+        baseline = tracemalloc.get_traced_memory()[0]
+        for namespace in namespaces:
+            body = review(pod)
+            body["request"]["namespace"] = namespace
+            encoded = json.dumps(body).encode()
+            del body
+            for path in paths:
+                assert client.post(path, content=encoded).status_code == 200
+        del encoded, namespace
+        gc.collect()
+        return int(tracemalloc.get_traced_memory()[0] - baseline)
+    finally:
+        tracemalloc.stop()
+
+
+def test_distinct_large_namespaces_do_not_grow_the_memo() -> None:
+    # 1,100 requests with distinct 1 MiB namespaces grew each endpoint by ~1 GiB before:
+    # the memo counted entries and weighed only the pod's shape. 40 of 512 KiB on two
+    # endpoints held 40 MiB; now an entry that heavy is not kept at all.
+    client = TestClient(create_app(make_config()))
+    namespaces = [f"ns{index}-" + "n" * 512 * 1024 for index in range(40)]
+    grown = _growth_of(client, namespaces, ("/validate", "/mutate"))
+    assert grown < 4 * 2**20, grown
+
+
+def test_many_medium_namespaces_stay_within_the_memo_budget() -> None:
+    # Each entry (a 24 KiB namespace) is small enough to keep: the byte budget (4 MiB a
+    # memo), not the entry count, bounds them. 400 of them held ~10 MiB before.
+    client = TestClient(create_app(make_config()))
+    namespaces = [f"ns{index}-" + "n" * 24 * 1024 for index in range(400)]
+    grown = _growth_of(client, namespaces, ("/validate",))
+    assert grown < 6 * 2**20, grown

@@ -99,7 +99,7 @@ def test_validation_denies_with_a_readable_message(webhook: RunningWebhook) -> N
     assert response["allowed"] is False
     assert 400 <= response["status"]["code"] < 500
     assert (
-        "node.elotl.co/instance-offerings: invalid value 'cheap'" in response["status"]["message"]
+        'node.elotl.co/instance-offerings: invalid value "cheap"' in response["status"]["message"]
     )
     assert "patch" not in response and "patchType" not in response
     ok = post(webhook, "/validate", review(make_pod()))

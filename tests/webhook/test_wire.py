@@ -22,7 +22,7 @@ from gibbous.core.admission.mutation import ServerFeatures, plan_mutation
 from gibbous.core.admission.validation import validate_pod
 from gibbous.core.settings.config import Config
 from gibbous.core.settings.loader import build_config
-from gibbous.webhook.app import MEMO_MAX_SHAPE_BYTES, create_app
+from gibbous.webhook.app import MEMO_ENTRY_BYTES, create_app
 from gibbous.webhook.wire import ADMISSION_FIELDS, decode_review
 from tests.factories import make_pod
 
@@ -285,7 +285,7 @@ def test_large_shapes_are_decided_afresh(monkeypatch: pytest.MonkeyPatch) -> Non
     counting = CountingPlanner()
     monkeypatch.setattr(app_module, "plan_mutation", counting)
     app = create_app(build_config({}))
-    pod = make_pod(annotations={"big": "x" * MEMO_MAX_SHAPE_BYTES})
+    pod = make_pod(annotations={"big": "x" * MEMO_ENTRY_BYTES})
     body = body_for(pod)
     first, second = mutate(app, body), mutate(app, body)
     assert counting.calls == 2

@@ -11,10 +11,17 @@ from typing import Any
 
 from gibbous.core import keys
 from gibbous.core.admission.mutation import is_managed
-from gibbous.core.errors import GibbousError, InvalidAnnotationsError
+from gibbous.core.errors import GibbousError, InvalidAnnotationsError, as_json
 from gibbous.core.podmodel.affinity import NodeAffinity, pod_node_affinity
 from gibbous.core.podmodel.constraints import PriceCategory, parse_constraints
-from gibbous.core.podmodel.pods import Pod, annotations_of, metadata, pod_requests, spec
+from gibbous.core.podmodel.pods import (
+    Pod,
+    annotations_of,
+    metadata,
+    pod_requests,
+    quantity_problems,
+    spec,
+)
 from gibbous.core.settings.config import Config
 
 # Labels a node of each price category carries (ours and other provisioners').
@@ -48,6 +55,19 @@ def _capacity_affinity(affinity: NodeAffinity) -> NodeAffinity:
     )
 
 
+# A denial lists this many problems, then counts the rest: kubectl shows the message to a
+# person, and a pod with a thousand bad quantities must not make a megabyte of it.
+MAX_LISTED_PROBLEMS = 10
+
+
+def denial_message(problems: list[str]) -> str:
+    """One message naming every problem, up to MAX_LISTED_PROBLEMS of them."""
+    listed = problems[:MAX_LISTED_PROBLEMS]
+    rest = len(problems) - len(listed)
+    more = f"; and {rest} more problem{'s' if rest > 1 else ''}" if rest else ""
+    return "gibbous: " + "; ".join(listed) + more
+
+
 def validate_pod(pod: Pod, *, namespace: str, config: Config) -> list[str]:
     """Problems with a managed pod; empty when it is acceptable (or not ours)."""
     managed, _ = is_managed(pod, namespace, config)
@@ -60,10 +80,13 @@ def validate_pod(pod: Pod, *, namespace: str, config: Config) -> list[str]:
     except InvalidAnnotationsError as error:
         problems.extend(str(p) for p in error.problems)
     requests = None
-    try:
-        requests = pod_requests(pod)
-    except GibbousError as error:
-        problems.append(str(error))
+    unreadable = quantity_problems(pod)
+    problems.extend(str(p) for p in unreadable)
+    if not unreadable:
+        try:
+            requests = pod_requests(pod)
+        except GibbousError as error:
+            problems.append(str(error))
 
     if constraints is not None and constraints.offerings is not None:
         capacity = _capacity_affinity(pod_node_affinity(pod))
@@ -72,7 +95,7 @@ def validate_pod(pod: Pod, *, namespace: str, config: Config) -> list[str]:
         ):
             wanted = ",".join(sorted(constraints.offerings))
             problems.append(
-                f"annotation {keys.INSTANCE_OFFERINGS}={wanted!r} contradicts the pod's node selector or "
+                f"annotation {keys.INSTANCE_OFFERINGS}={as_json(wanted)} contradicts the pod's node selector or "
                 f"required node affinity, which admits no {wanted} node; remove one of them"
             )
     if constraints is not None and constraints.max_gpus is not None and requests is not None:
@@ -130,7 +153,8 @@ def _gke_time_sharing_problems(pod: Pod) -> list[str]:
                 "1",
             ):
                 out.append(
-                    f"container {container.get('name', '?')!r} asks for {values.get(keys.NVIDIA_GPU)} nvidia.com/gpu "
+                    f"container {as_json(container.get('name', '?'))} asks for "
+                    f"{as_json(values.get(keys.NVIDIA_GPU))} nvidia.com/gpu "
                     f"on a GKE time-shared GPU node ({keys.GKE_GPU_SHARING_STRATEGY}=time-sharing); "
                     "time-shared GPUs allow at most 1 per container"
                 )

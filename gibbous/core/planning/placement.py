@@ -339,6 +339,10 @@ class Verdict:
 
 
 def _constraint_mismatch(facts: PodFacts, node: NodeView) -> str:
+    """Why the pod's annotations rule the node out, in the pod's terms: the reason reaches
+    whoever called the extender and the pod's events, so it names the pod's limit, not the
+    node's instance type, GPU model, family or price (issue #32: a caller could read them
+    by naming nodes). Nodes that differ only there also share one event line."""
     constraints = facts.constraints
     category = node.category or PriceCategory.ON_DEMAND
     # Default offerings govern the nodes Gibbous buys; on other nodes only an
@@ -348,7 +352,7 @@ def _constraint_mismatch(facts: PodFacts, node: NodeView) -> str:
         return f"node is {category}, pod allows {','.join(sorted(facts.offerings))}"
     if constraints.type_pattern is not None:
         if node.instance_type and not constraints.type_pattern.search(node.instance_type):
-            return f"instance type {node.instance_type} does not match {constraints.type_pattern.source!r}"
+            return f"instance type does not match {constraints.type_pattern.source!r}"
         if not node.instance_type and node.created_by_gibbous:
             return "node has no instance-type label"
     if (
@@ -356,28 +360,28 @@ def _constraint_mismatch(facts: PodFacts, node: NodeView) -> str:
         and node.gpu_sku
         and node.gpu_sku not in constraints.gpu_skus
     ):
-        return f"GPU {node.gpu_sku} not in {'/'.join(sorted(constraints.gpu_skus))}"
+        return f"GPU model not in {'/'.join(sorted(constraints.gpu_skus))}"
     if (
         constraints.max_gpus is not None
         and node.gpu_count is not None
         and node.gpu_count > constraints.max_gpus
     ):
-        return f"node has {node.gpu_count} GPUs, pod allows at most {constraints.max_gpus}"
+        return f"node has more GPUs than the pod allows ({constraints.max_gpus})"
     if node.family:
         if (
             constraints.families_included is not None
             and node.family not in constraints.families_included
         ):
-            return f"family {node.family} not included"
+            return "instance family not among the pod's included families"
         if node.family in constraints.families_excluded:
-            return f"family {node.family} excluded"
+            return "instance family excluded by the pod"
     if (
         constraints.max_cost_per_hour is not None
         and node.created_by_gibbous
         and node.price_per_hour is not None
         and node.price_per_hour > constraints.max_cost_per_hour + 1e-9
     ):
-        return f"node costs ${node.price_per_hour:g}/hr, pod allows ${constraints.max_cost_per_hour:g}/hr"
+        return f"node costs more than the pod allows (${constraints.max_cost_per_hour:g}/hr)"
     return ""
 
 

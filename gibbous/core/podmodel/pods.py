@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from gibbous.core.errors import GibbousError
 from gibbous.core.podmodel.resources import Resources
 
 Pod = Mapping[str, Any]
@@ -67,23 +68,53 @@ def uid_of(obj: Mapping[str, Any]) -> str:
     return str(metadata(obj).get("uid") or "")
 
 
-def _request_list(container: Mapping[str, Any], path: str) -> tuple[Mapping[str, Any], str] | None:
-    """The container's effective requests as a ResourceList (a limit stands in for a
-    missing request, as the API server defaults it) with its field path, or None."""
+def _request_lists(container: Mapping[str, Any], path: str) -> list[tuple[Mapping[str, Any], str]]:
+    """The container's effective requests as ResourceLists with their field paths: its
+    requests, and its limits of the kinds it requests none of (a limit stands in for a
+    missing request, as the API server defaults it)."""
     resources = as_map(container.get("resources"))
     if not resources:
-        return None
+        return []
     requests = as_map(resources.get("requests"))
     limits = as_map(resources.get("limits"))
-    merged = {**limits, **requests} if limits else requests
-    if not merged:
-        return None
-    return merged, f"{path}.resources.requests" if requests else f"{path}.resources"
+    found: list[tuple[Mapping[str, Any], str]] = []
+    if requests:
+        found.append((requests, f"{path}.resources.requests"))
+    limits_only = {k: v for k, v in limits.items() if k not in requests} if limits else {}
+    if limits_only:
+        found.append((limits_only, f"{path}.resources.limits"))
+    return found
 
 
 def container_requests(container: Mapping[str, Any], path: str) -> Resources:
-    found = _request_list(container, path)
-    return Resources.from_resource_list(*found) if found else _NOTHING
+    found = _request_lists(container, path)
+    return Resources.total(found) if found else _NOTHING
+
+
+def quantity_problems(pod: Pod) -> list[GibbousError]:
+    """Every resource quantity of the pod that does not parse, each named by its field path
+    (pod_requests stops at the first)."""
+    pod_spec = spec(pod)
+    lists: list[tuple[Mapping[str, Any], str]] = [
+        (as_map(pod_spec.get("overhead")), "spec.overhead")
+    ]
+    for key in ("containers", "initContainers"):
+        for index, container in enumerate(_containers(pod_spec, key)):
+            resources = as_map(container.get("resources"))
+            for section in ("requests", "limits"):
+                path = f"spec.{key}[{index}].resources.{section}"
+                lists.append((as_map(resources.get(section)), path))
+    pod_level = as_map(pod_spec.get("resources"))
+    for section in ("requests", "limits"):
+        lists.append((as_map(pod_level.get(section)), f"spec.resources.{section}"))
+    problems: list[GibbousError] = []
+    for values, path in lists:
+        for name, raw in values.items():
+            try:
+                Resources.from_resource_list({name: raw}, path)
+            except GibbousError as error:
+                problems.append(error)
+    return problems
 
 
 def _containers(pod_spec: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
@@ -147,7 +178,7 @@ def pod_requests(pod: Pod) -> Resources:
     lists = [
         found
         for index, container in enumerate(_containers(pod_spec, "containers"))
-        if (found := _request_list(container, f"spec.containers[{index}]"))
+        for found in _request_lists(container, f"spec.containers[{index}]")
     ]
     overhead = pod_spec.get("overhead")
     init_containers = _containers(pod_spec, "initContainers")
