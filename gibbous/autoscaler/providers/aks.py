@@ -1,0 +1,51 @@
+"""`--provider azure`: agent pools on AKS (azure-mgmt-containerservice and azure-identity, the
+`azure` extra)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from typing import TYPE_CHECKING, Any
+
+from gibbous.autoscaler.providers.spec import ProviderSpec, StartedProvider, own_cloud
+from gibbous.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from gibbous.core.choice.catalog import InstanceType
+    from gibbous.core.settings.config import Config
+
+
+def build(
+    args: argparse.Namespace, config: Config, catalog: list[InstanceType], api: Any
+) -> StartedProvider:
+    """The AKS provider, its ARM client pointed at --azure-endpoint or at Azure."""
+    try:
+        from gibbous.autoscaler.cloud.aks import discover, sdk_client
+    except ImportError:
+        raise ConfigError(
+            "--provider azure needs azure-mgmt-containerservice and azure-identity: "
+            "pip install 'gibbous[azure]'"
+        ) from None
+
+    with own_cloud("azure", config):
+        subscription = config.azure.subscription_id or os.environ.get("AZURE_SUBSCRIPTION_ID", "")
+        if not subscription:
+            raise ConfigError(
+                "--provider azure: set azure.subscriptionId (or AZURE_SUBSCRIPTION_ID)"
+            )
+        client = sdk_client(subscription, args.azure_endpoint or "", args.azure_ca or "")
+        return StartedProvider(
+            discover(
+                client=client,
+                config=config.azure,
+                cluster_id=config.cluster_id,
+                region=config.effective_region,
+                catalog=catalog,
+                clock=time.time,
+                empty_pool_s=config.scale_down.unneeded_time_s,
+            )
+        )
+
+
+PROVIDER = ProviderSpec("azure", "agent pools on AKS", build)

@@ -1,0 +1,88 @@
+"""`--provider aws`: EC2 instances joining EKS (boto3, the `aws` extra)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gibbous.autoscaler.cloud.base import FatalConfigurationError
+from gibbous.autoscaler.providers.spec import ProviderSpec, StartedProvider
+from gibbous.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from gibbous.core.choice.catalog import InstanceType
+    from gibbous.core.settings.config import Config
+
+
+def build(
+    args: argparse.Namespace, config: Config, catalog: list[InstanceType], api: Any
+) -> StartedProvider:
+    try:
+        import boto3
+    except ImportError:
+        raise ConfigError("--provider aws needs boto3: pip install 'gibbous[aws]'") from None
+
+    from gibbous.autoscaler.cloud.aws import discover
+
+    if not args.aws_launch_template and not config.aws.node_instance_profile:
+        # Checked here, not at the first launch: an instance without a node role runs
+        # and is paid for, but never becomes a Node.
+        raise ConfigError(
+            "--provider aws: set aws.nodeInstanceProfile (the instance profile of the "
+            "nodes' IAM role) or pass --aws-launch-template: without either, EC2 "
+            "instances cannot join the cluster"
+        )
+    subnets = _subnets(args.aws_subnet)
+    # boto3 takes AWS_ENDPOINT_URL (and AWS_ENDPOINT_URL_EC2, ...) from the environment,
+    # which is how the dev cluster points it at the EC2 emulator.
+    region = config.effective_region
+    advisor = _spot_advisor(config)
+    try:
+        provider = discover(
+            ec2=boto3.client("ec2", region_name=region),
+            eks=boto3.client("eks", region_name=region),
+            ssm=boto3.client("ssm", region_name=region),
+            config=config,
+            catalog=catalog,
+            clock=time.time,
+            launch_template=args.aws_launch_template or "",
+            subnet_overrides=subnets,
+            spot_advisor=advisor,
+        )
+    except (FatalConfigurationError, ConfigError) as error:
+        raise ConfigError(f"--provider aws: {error}") from None
+    if config.aws.effective_user_data_type == "None":
+        logging.getLogger("gibbous.autoscaler").warning(
+            "aws.userDataType None: nodes register without Gibbous's labels and taints; "
+            "the autoscaler patches them on after registration, so pods may land on a "
+            "spot node before its taint is there"
+        )
+    return StartedProvider(provider)
+
+
+def _subnets(items: list[str]) -> dict[str, str]:
+    """--aws-subnet ZONE=SUBNET, repeated."""
+    subnets = {}
+    for item in items:
+        zone, sep, subnet = item.partition("=")
+        if not sep or not zone or not subnet:
+            raise ConfigError(f"--aws-subnet {item!r}: expected ZONE=SUBNET")
+        subnets[zone] = subnet
+    return subnets
+
+
+def _spot_advisor(config: Config) -> object:
+    """The Spot Instance Advisor data of aws.spotAdvisorFile, when aws.useSpotAdvisor."""
+    if not config.aws.use_spot_advisor:
+        return None
+    try:
+        return json.loads(Path(config.aws.spot_advisor_file).read_text())
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"aws.spotAdvisorFile: {error}") from None
+
+
+PROVIDER = ProviderSpec("aws", "EC2, joining EKS", build)

@@ -1,0 +1,52 @@
+"""`--provider oci`: node pools on OKE (the `oci` SDK, the `oci` extra)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import TYPE_CHECKING, Any
+
+from gibbous.autoscaler.providers.spec import ProviderSpec, StartedProvider, own_cloud
+from gibbous.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from gibbous.core.choice.catalog import InstanceType
+    from gibbous.core.settings.config import Config
+
+
+def build(
+    args: argparse.Namespace, config: Config, catalog: list[InstanceType], api: Any
+) -> StartedProvider:
+    """The OKE provider, signing with --oci-config's key or OCI's workload identity."""
+    try:
+        import oci
+
+        from gibbous.autoscaler.cloud.oke import discover, sdk_clients
+    except ImportError:
+        raise ConfigError("--provider oci needs the oci SDK: pip install 'gibbous[oci]'") from None
+
+    with own_cloud("oci", config):
+        sdk_config = None
+        if args.oci_config:
+            try:
+                sdk_config = oci.config.from_file(args.oci_config)
+            except (oci.exceptions.ConfigFileNotFound, oci.exceptions.InvalidConfig) as error:
+                raise ConfigError(f"--oci-config {args.oci_config}: {error}") from None
+        try:
+            container, identity = sdk_clients(sdk_config, args.oci_endpoint or "")
+        except Exception as error:  # no workload identity, no instance principal
+            raise ConfigError(f"--provider oci: no OCI credentials ({error})") from None
+        return StartedProvider(
+            discover(
+                container=container,
+                identity=identity,
+                config=config.oci,
+                cluster_id=config.cluster_id,
+                catalog=catalog,
+                clock=time.time,
+                empty_pool_s=config.scale_down.unneeded_time_s,
+            )
+        )
+
+
+PROVIDER = ProviderSpec("oci", "node pools on OKE", build)
