@@ -95,6 +95,29 @@ def test_a_bin_select_node_stays_while_an_unmanaged_pod_runs_there() -> None:
     assert w.nodes() == [] and w.cluster.evictions == []
 
 
+@pytest.mark.parametrize(("threshold", "consolidated"), [(0.75, True), (0.0, False)])
+def test_an_underused_bin_select_node_goes_when_its_pod_fits_on_another(
+    threshold: float, consolidated: bool
+) -> None:
+    # Luna's docs (v0.5 configuration, "Removal of under-utilized nodes"): a bin-select node
+    # whose pods request under 75 % of its CPU or memory is removed once its pods can run
+    # elsewhere. x (2 CPU) gets a 4-vCPU node: 2/4 is 50 %, under 75 %. y (5 CPU) then gets
+    # an 8-vCPU node with 3 CPU to spare, room for x; y itself (5/8) fits nowhere else.
+    w = world(**{"scaleDown.binSelectNodeUtilizationThreshold": threshold})
+    w.cluster.add(make_pod("x", cpu="2", memory="1Gi"))
+    w.run(60)
+    (x_node,) = w.nodes()
+    w.cluster.add(make_pod("y", cpu="5", memory="1Gi"))
+    w.run(60)
+    y_node = w.node_of("y")
+    assert y_node != x_node and w.node_of("x") == x_node
+    w.run(300)
+    if consolidated:
+        assert w.nodes() == [y_node] and w.cluster.evictions == ["default/x"]
+    else:
+        assert w.nodes() == sorted([x_node, y_node]) and w.cluster.evictions == []
+
+
 def test_an_underused_bin_pack_node_is_consolidated_only_when_its_pods_fit_elsewhere() -> None:
     w = world(**{"scaleDown.binPackNodeUtilizationThreshold": 0.3})
     w.cluster.add(*(make_pod(f"s{i}", cpu="600m", memory="512Mi") for i in range(10)))

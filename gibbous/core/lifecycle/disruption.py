@@ -14,9 +14,13 @@ Scale-down candidates, among Ready nodes this install created, older than
 `scaleDown.delayAfterAdd`, not cordoned by someone else:
   * bin-select node: its pod (label `gibbous.dev/assigned-pod-uid`) is gone, or is no longer
     bin-select (e.g. VPA shrank it), and no other pod, managed or not, runs there: unneeded;
-  * bin-pack node: no managed pod, or managed-pod requests / allocatable (the larger of CPU
-    and memory) below `scaleDown.binPackNodeUtilizationThreshold` and a simulation shows every
-    evictable pod fits on the other nodes without a new one: unneeded;
+    or managed-pod requests / allocatable (the larger of the CPU, memory and GPU shares) below
+    `scaleDown.binSelectNodeUtilizationThreshold` (Luna's 75 %) and every pod there fits on
+    the other nodes without a new one: unneeded;
+  * bin-pack node: no managed pod, or managed-pod requests / allocatable (the larger of the
+    CPU, memory and GPU shares) below `scaleDown.binPackNodeUtilizationThreshold` (Luna's
+    20 %) and a simulation shows every evictable pod fits on the other nodes without a new
+    one: unneeded;
   * a node that pending pods would be planned onto is needed;
   * unneeded for `scaleDown.unneededTime` -> drain (reason scale-down);
   * older than `nodeTTL` (when set) -> drain (reason ttl), whatever its use;
@@ -131,7 +135,27 @@ def _utilization(used: Resources, allocatable: Resources) -> float:
         shares.append(used.cpu_millis / allocatable.cpu_millis)
     if allocatable.memory_bytes > 0:
         shares.append(used.memory_bytes / allocatable.memory_bytes)
+    # A node whose GPUs are requested is in use, however little CPU its pods ask for.
+    if allocatable.gpus > 0:
+        shares.append(used.gpus / allocatable.gpus)
     return max(shares) if shares else 0.0
+
+
+def _under_used(
+    name: str,
+    allocatable: Resources,
+    used: Resources,
+    *,
+    bound: ClusterPods,
+    room: _Room,
+    threshold: float,
+) -> str:
+    """Why a node in use may go (`used` is below `threshold` of what it has and its pods
+    fit on the other nodes), or "" when it may not."""
+    utilization = _utilization(used, allocatable)
+    if utilization < threshold and room.takes([f.pod for f in bound.node_pods(name)], name):
+        return f"utilization {utilization:.2f} < {threshold:g} and its pods fit elsewhere"
+    return ""
 
 
 class _Room:
@@ -249,17 +273,30 @@ def review_scale_down(
                 assigned.pod if assigned else None, config
             ):
                 why = "its bin-select pod is gone and no other pod runs there"
+            elif pods_there := bound.node_pods(name):
+                # Every pod's requests count here, managed or not: P09 keeps a bin-select
+                # node for the other pods running there, and so does this rule while they
+                # use it.
+                used = sum((f.requests for f in pods_there if f.requests), Resources())
+                why = _under_used(
+                    name,
+                    view.allocatable,
+                    used,
+                    bound=bound,
+                    room=room,
+                    threshold=settings.bin_select_utilization_threshold,
+                )
         elif not bound.managed_on.get(name):
             why = "no managed pods"
         else:
-            utilization = _utilization(bound.managed_used.get(name, Resources()), view.allocatable)
-            if utilization < settings.bin_pack_utilization_threshold and room.takes(
-                [f.pod for f in bound.node_pods(name)], name
-            ):
-                why = (
-                    f"utilization {utilization:.2f} < "
-                    f"{settings.bin_pack_utilization_threshold:g} and its pods fit elsewhere"
-                )
+            why = _under_used(
+                name,
+                view.allocatable,
+                bound.managed_used.get(name, Resources()),
+                bound=bound,
+                room=room,
+                threshold=settings.bin_pack_utilization_threshold,
+            )
         if not why:
             kept[name] = "in use"
             continue

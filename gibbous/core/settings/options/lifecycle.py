@@ -25,7 +25,8 @@ class HotNodeConfig:
 class ScaleDownConfig:
     enabled: bool = True
     unneeded_time_s: float = 300.0
-    bin_pack_utilization_threshold: float = 0.1
+    bin_pack_utilization_threshold: float = 0.2
+    bin_select_utilization_threshold: float = 0.75
     delay_after_add_s: float = 300.0
     max_draining_nodes: int = 1
     max_draining_percent: float = 10.0
@@ -126,6 +127,14 @@ SCALE_DOWN = Section(
             value_type=number(0.0, 1.0),
             help="bin-pack nodes below this request utilization are candidates (0.0: only empty ones)",
             luna="scaleDown.binPackNodeUtilizationThreshold",
+            since="0.1.0",
+        ),
+        Option(
+            key="scaleDown.binSelectNodeUtilizationThreshold",
+            attribute="scale_down.bin_select_utilization_threshold",
+            value_type=number(0.0, 1.0),
+            help="bin-select nodes still running pods below this request utilization are candidates when their pods fit elsewhere (0.0: only when their pod is gone)",
+            luna=None,
             since="0.1.0",
         ),
         Option(
