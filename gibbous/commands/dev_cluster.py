@@ -53,8 +53,8 @@ def add_parser(commands: Subcommands) -> argparse.ArgumentParser:
         "Node from its user data; gcp: the real gcp provider against a GKE emulator, whose node "
         "agent registers each node-pool instance as GKE would; azure: the real azure provider "
         "against an AKS emulator on loopback HTTPS; oci: the real oci provider against an OKE "
-        "emulator that checks request signatures (all need `pip install "
-        "'gibbous[emulator]'`)",
+        "emulator that checks request signatures (all four need the emulator extra: "
+        "`.venv/bin/pip install -e '.[emulator]'` in a checkout of Gibbous)",
     )
     dev.add_argument(
         "--kubernetes-version",

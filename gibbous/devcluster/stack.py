@@ -31,6 +31,7 @@ from kubernetes import config as kube_config
 
 from gibbous.certs.authority import generate_ca, generate_serving, write_bundle
 from gibbous.core import keys
+from gibbous.core.errors import ConfigError
 from gibbous.core.settings.config import Config
 from gibbous.core.settings.loader import build_config
 from gibbous.devcluster.aws.state import INSTANCE_PROFILE
@@ -42,6 +43,7 @@ from gibbous.devcluster.controlplane import (
     start_over_when_exited,
     wait_until_healthy,
 )
+from gibbous.devcluster.extras import missing_extra_message, missing_modules
 from gibbous.devcluster.oci.state import CLUSTER, COMPARTMENT, SUBNET
 from gibbous.kubeapi import SCHEDULING_GATES_SINCE
 
@@ -198,6 +200,9 @@ class DevCluster:
         release: str = "current",
         cloud: str = "kwok",
     ) -> None:
+        missing = missing_modules(cloud)
+        if missing:  # before anything starts or DIR is made
+            raise ConfigError(missing_extra_message(cloud, missing))
         if any(self.running().values()):
             raise ControlPlaneError(
                 f"a dev cluster already runs from {self.directory}; `gibbous dev-cluster down` first"
