@@ -78,7 +78,7 @@ def run(args: argparse.Namespace, stdout: TextIO, stdin: TextIO) -> int:
     from gibbous.devcluster.controlplane import ControlPlaneError
     from gibbous.devcluster.stack import DevCluster, default_directory
 
-    cluster = DevCluster(Path(args.dir) if args.dir else default_directory(), stdout)
+    cluster = DevCluster(Path(args.dir).absolute() if args.dir else default_directory(), stdout)
     if args.action == "status":
         return cluster.status()
     if args.action == "down":

@@ -43,6 +43,7 @@ from gibbous.devcluster.controlplane import (
     start_over_when_exited,
     wait_until_healthy,
 )
+from gibbous.devcluster.demo import DEPLOYMENT_DEMO, export_line
 from gibbous.devcluster.extras import missing_extra_message, missing_modules
 from gibbous.devcluster.oci.state import CLUSTER, COMPARTMENT, SUBNET
 from gibbous.kubeapi import SCHEDULING_GATES_SINCE
@@ -537,13 +538,12 @@ class DevCluster:
             f"{keys.SIMULATED_USAGE} annotation says, e.g. cpu=1800m,memory=1Gi, else its requests)",
             f"  logs         {self.directory}/*.log",
             "",
-            f"  export KUBECONFIG={plane.kubeconfig}",
-            "  kubectl create deployment demo --image=registry.k8s.io/pause:3.9 --replicas=3",
-            "  kubectl patch deployment demo -p "
-            '\'{"spec":{"template":{"metadata":{"labels":{"elotl-luna":"true"}}}}}\'',
-            "  kubectl get nodes -L node.kubernetes.io/instance-type,gibbous.dev/price-per-hour",
+            "Try it (the demo of docs/getting-started.md):",
             "",
-            "  gibbous dev-cluster status | down",
+            export_line(plane.kubeconfig),
+            DEPLOYMENT_DEMO,
+            "",
+            "gibbous dev-cluster status | down",
         ]
         self.out.write("\n".join(lines) + "\n")
 
@@ -561,7 +561,7 @@ class DevCluster:
         for name, alive in running.items():
             self.out.write(f"  {name:<38} {'running' if alive else 'STOPPED'}\n")
         if all(running.values()):
-            self.out.write(f"  export KUBECONFIG={self.directory / 'kubeconfig'}\n")
+            self.out.write(f"  {export_line(self.directory / 'kubeconfig')}\n")
             return 0
         return 1
 
