@@ -57,6 +57,13 @@ def add_parser(commands: Subcommands) -> argparse.ArgumentParser:
         "`.venv/bin/pip install -e '.[emulator]'` in a checkout of Gibbous)",
     )
     dev.add_argument(
+        "--without-gibbous",
+        action="store_true",
+        help="up: start the control plane, a default-scheduler and (with --cloud) the emulator, "
+        "but none of Gibbous, so that the Helm chart or manifests/base can be installed into it "
+        "(its objects are stored; its pods stay Pending: no node exists and nothing runs containers)",
+    )
+    dev.add_argument(
         "--kubernetes-version",
         choices=("current", "1.20"),
         default="current",
@@ -90,6 +97,7 @@ def run(args: argparse.Namespace, stdout: TextIO, stdin: TextIO) -> int:
             kwok_boot_s=args.kwok_boot_seconds,
             release=args.kubernetes_version,
             cloud=args.cloud,
+            without_gibbous=args.without_gibbous,
         )
     except (ControlPlaneError, BinariesError) as error:
         raise ConfigError(f"dev cluster did not start: {error}") from None

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from gibbous.cli import main
 from gibbous.devcluster.extras import missing_modules
 
 REPO = Path(__file__).resolve().parents[2]
@@ -76,3 +77,10 @@ def test_kwok_needs_no_extra_and_every_cloud_is_known() -> None:
     # This suite runs with the dev extra, which holds everything the emulators need.
     for cloud in ("aws", "gcp", "azure", "oci"):
         assert missing_modules(cloud) == []
+
+
+def test_set_is_refused_without_gibbous_before_anything_starts(tmp_path: Path) -> None:
+    state = tmp_path / "dev-cluster"
+    argv = ["dev-cluster", "up", "--without-gibbous", "--set", "scaleUpTimeout=20m"]
+    assert main([*argv, "--dir", str(state)]) == 2
+    assert not state.exists()
