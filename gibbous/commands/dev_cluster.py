@@ -53,8 +53,15 @@ def add_parser(commands: Subcommands) -> argparse.ArgumentParser:
         "Node from its user data; gcp: the real gcp provider against a GKE emulator, whose node "
         "agent registers each node-pool instance as GKE would; azure: the real azure provider "
         "against an AKS emulator on loopback HTTPS; oci: the real oci provider against an OKE "
-        "emulator that checks request signatures (all need `pip install "
-        "'gibbous[emulator]'`)",
+        "emulator that checks request signatures (all four need the emulator extra: "
+        "`.venv/bin/pip install -e '.[emulator]'` in a checkout of Gibbous)",
+    )
+    dev.add_argument(
+        "--without-gibbous",
+        action="store_true",
+        help="up: start the control plane, a default-scheduler and (with --cloud) the emulator, "
+        "but none of Gibbous, so that the Helm chart or manifests/base can be installed into it "
+        "(its objects are stored; its pods stay Pending: no node exists and nothing runs containers)",
     )
     dev.add_argument(
         "--kubernetes-version",
@@ -78,7 +85,7 @@ def run(args: argparse.Namespace, stdout: TextIO, stdin: TextIO) -> int:
     from gibbous.devcluster.controlplane import ControlPlaneError
     from gibbous.devcluster.stack import DevCluster, default_directory
 
-    cluster = DevCluster(Path(args.dir) if args.dir else default_directory(), stdout)
+    cluster = DevCluster(Path(args.dir).absolute() if args.dir else default_directory(), stdout)
     if args.action == "status":
         return cluster.status()
     if args.action == "down":
@@ -90,6 +97,7 @@ def run(args: argparse.Namespace, stdout: TextIO, stdin: TextIO) -> int:
             kwok_boot_s=args.kwok_boot_seconds,
             release=args.kubernetes_version,
             cloud=args.cloud,
+            without_gibbous=args.without_gibbous,
         )
     except (ControlPlaneError, BinariesError) as error:
         raise ConfigError(f"dev cluster did not start: {error}") from None

@@ -17,6 +17,8 @@ from gibbous.core.settings.loader import build_config
 from gibbous.core.settings.options.luna import INSTALL_KEYS
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from gibbous.commands.options import Subcommands
 
 NAME = "simulate"
@@ -73,7 +75,11 @@ def add_parser(commands: Subcommands) -> argparse.ArgumentParser:
         help="Gibbous configuration (or a Helm values file) over each scenario's own options",
     )
     add_set_option(sim, "Gibbous configuration over the scenario's and --config's (repeatable)")
-    sim.add_argument("--quiet", action="store_true", help="no progress on standard error")
+    sim.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress on standard error (shown only when it is a terminal)",
+    )
     sim.add_argument(
         "--verbose",
         action="store_true",
@@ -112,18 +118,13 @@ def run(args: argparse.Namespace, stdout: TextIO, stdin: TextIO) -> int:
         scenarios.append(_scenario_of_cluster(args))
     if not scenarios:
         raise ConfigError("simulate: name a SCENARIO or --from-cluster")
+    # A bar redrawn with carriage returns is for a person at a terminal; a pipe or a log
+    # file would keep every redraw (as the usual progress libraries decide too).
+    show = not args.quiet and sys.stderr.isatty()
     pages = []
     for scenario in scenarios:
         results = []
         for policy in policies:
-
-            def progress(done: float, policy: str = policy, name: str = scenario.name) -> None:
-                if not args.quiet:
-                    bar = "#" * int(done * 30)
-                    sys.stderr.write(f"\r{name} {policy:<15} [{bar:<30}] {done:4.0%}")
-                    if done >= 1:
-                        sys.stderr.write("\n")
-
             results.append(
                 simulate(
                     scenario,
@@ -131,7 +132,7 @@ def run(args: argparse.Namespace, stdout: TextIO, stdin: TextIO) -> int:
                     seed=args.seed,
                     overrides=list(args.overrides),
                     configuration=configuration,
-                    progress=progress,
+                    progress=progress_bar(sys.stderr, scenario.name, policy) if show else None,
                 )
             )
         if args.output == "json":
@@ -145,6 +146,19 @@ def run(args: argparse.Namespace, stdout: TextIO, stdin: TextIO) -> int:
         except OSError as error:
             raise ConfigError(f"--report {args.report}: {error.strerror}") from None
     return EXIT_OK
+
+
+def progress_bar(stream: TextIO, name: str, policy: str) -> Callable[[float], None]:
+    """Draws `name policy [####   ]  40%` on one line of `stream`, ending it at 100%."""
+
+    def draw(done: float) -> None:
+        bar = "#" * int(done * 30)
+        stream.write(f"\r{name} {policy:<15} [{bar:<30}] {done:4.0%}")
+        if done >= 1:
+            stream.write("\n")
+        stream.flush()
+
+    return draw
 
 
 def _scenario_of_cluster(args: argparse.Namespace) -> Any:

@@ -31,6 +31,7 @@ from kubernetes import config as kube_config
 
 from gibbous.certs.authority import generate_ca, generate_serving, write_bundle
 from gibbous.core import keys
+from gibbous.core.errors import ConfigError
 from gibbous.core.settings.config import Config
 from gibbous.core.settings.loader import build_config
 from gibbous.devcluster.aws.state import INSTANCE_PROFILE
@@ -42,6 +43,8 @@ from gibbous.devcluster.controlplane import (
     start_over_when_exited,
     wait_until_healthy,
 )
+from gibbous.devcluster.demo import DEPLOYMENT_DEMO, export_line, without_gibbous_report
+from gibbous.devcluster.extras import missing_extra_message, missing_modules
 from gibbous.devcluster.oci.state import CLUSTER, COMPARTMENT, SUBNET
 from gibbous.kubeapi import SCHEDULING_GATES_SINCE
 
@@ -166,6 +169,13 @@ EMULATOR_PACKAGES = {
     "okeemulator": "gibbous.devcluster.oci",
 }
 
+EMULATOR_OF_CLOUD = {
+    "aws": "ec2emulator",
+    "gcp": "gkeemulator",
+    "azure": "aksemulator",
+    "oci": "okeemulator",
+}
+
 
 @dataclass
 class DevCluster:
@@ -197,7 +207,16 @@ class DevCluster:
         timeout_s: float = 120.0,
         release: str = "current",
         cloud: str = "kwok",
+        without_gibbous: bool = False,
     ) -> None:
+        if without_gibbous and overrides:
+            raise ConfigError(
+                "--set configures the Gibbous processes, which --without-gibbous does not start: "
+                "give the options to the chart (`helm install ... --set key=value`)"
+            )
+        missing = missing_modules(cloud)
+        if missing:  # before anything starts or DIR is made
+            raise ConfigError(missing_extra_message(cloud, missing))
         if any(self.running().values()):
             raise ControlPlaneError(
                 f"a dev cluster already runs from {self.directory}; `gibbous dev-cluster down` first"
@@ -248,6 +267,18 @@ class DevCluster:
         plane = ControlPlane(binaries, self.directory)
         try:
             plane.start(timeout_s=timeout_s)
+            if without_gibbous:
+                self._start_without_gibbous(plane, cloud, kwok_boot_s, timeout_s)
+                emulator = str((self.state() or {}).get("emulator") or "")
+                self.out.write(
+                    without_gibbous_report(
+                        self.directory,
+                        plane.server,
+                        plane.kubeconfig,
+                        f"{EMULATED[cloud]} emulator at {emulator}" if emulator else "",
+                    )
+                )
+                return
             self._start_gibbous(
                 plane,
                 config,
@@ -432,6 +463,34 @@ class DevCluster:
             cloud=cloud,
         )
 
+    def _start_without_gibbous(
+        self, plane: ControlPlane, cloud: str, boot_s: float, timeout_s: float
+    ) -> None:
+        """The control plane as a cluster before Gibbous is installed: a plain default
+        scheduler and, for --cloud, the emulator (which makes Nodes only for instances
+        launched in it)."""
+        plane.start_scheduler(
+            scheduler_name="default-scheduler",
+            extender_url="",
+            extender=False,
+            lease=("kube-system", "kube-scheduler"),
+        )
+        emulator = ""
+        if cloud != "kwok":
+            module = EMULATOR_OF_CLOUD[cloud]
+            emulator = self._start_emulator(plane, module, boot_s, timeout_s)
+            ready = self.directory / f"{module}.ready"
+            if cloud in ("oci", "azure"):  # these say their own (HTTPS) endpoint
+                emulator = json.loads(ready.read_text())["endpoint"]
+        self._record(
+            plane,
+            kubeconfig=str(plane.kubeconfig),
+            version=".".join(map(str, plane.binaries.version())),
+            emulator=emulator,
+            cloud=cloud,
+            without_gibbous=True,
+        )
+
     def _wait_for_routing(
         self, webhook_url: str, context: ssl.SSLContext, timeout_s: float
     ) -> None:
@@ -532,13 +591,12 @@ class DevCluster:
             f"{keys.SIMULATED_USAGE} annotation says, e.g. cpu=1800m,memory=1Gi, else its requests)",
             f"  logs         {self.directory}/*.log",
             "",
-            f"  export KUBECONFIG={plane.kubeconfig}",
-            "  kubectl create deployment demo --image=registry.k8s.io/pause:3.9 --replicas=3",
-            "  kubectl patch deployment demo -p "
-            '\'{"spec":{"template":{"metadata":{"labels":{"elotl-luna":"true"}}}}}\'',
-            "  kubectl get nodes -L node.kubernetes.io/instance-type,gibbous.dev/price-per-hour",
+            "Try it (the demo of docs/getting-started.md):",
             "",
-            "  gibbous dev-cluster status | down",
+            export_line(plane.kubeconfig),
+            DEPLOYMENT_DEMO,
+            "",
+            "gibbous dev-cluster status | down",
         ]
         self.out.write("\n".join(lines) + "\n")
 
@@ -556,7 +614,7 @@ class DevCluster:
         for name, alive in running.items():
             self.out.write(f"  {name:<38} {'running' if alive else 'STOPPED'}\n")
         if all(running.values()):
-            self.out.write(f"  export KUBECONFIG={self.directory / 'kubeconfig'}\n")
+            self.out.write(f"  {export_line(self.directory / 'kubeconfig')}\n")
             return 0
         return 1
 

@@ -42,10 +42,22 @@ def test_an_unknown_name_is_named() -> None:
 @pytest.mark.parametrize(
     ("name", "missing", "message"),
     [
-        ("aws", "boto3", "--provider aws needs boto3: pip install 'gibbous[aws]'"),
-        ("gcp", "gibbous.autoscaler.cloud.gke", "pip install 'gibbous[gcp]'"),
-        ("azure", "gibbous.autoscaler.cloud.aks", "pip install 'gibbous[azure]'"),
-        ("oci", "oci", "--provider oci needs the oci SDK: pip install 'gibbous[oci]'"),
+        (
+            "aws",
+            "boto3",
+            "--provider aws needs boto3: pip install -e '.[aws]' in a checkout of Gibbous",
+        ),
+        ("gcp", "gibbous.autoscaler.cloud.gke", "pip install -e '.[gcp]' in a checkout of Gibbous"),
+        (
+            "azure",
+            "gibbous.autoscaler.cloud.aks",
+            "pip install -e '.[azure]' in a checkout of Gibbous",
+        ),
+        (
+            "oci",
+            "oci",
+            "--provider oci needs the oci SDK: pip install -e '.[oci]' in a checkout of Gibbous",
+        ),
     ],
 )
 def test_a_missing_sdk_is_named(

@@ -25,7 +25,7 @@ def build(
     except ImportError:
         raise ConfigError(
             "--provider azure needs azure-mgmt-containerservice and azure-identity: "
-            "pip install 'gibbous[azure]'"
+            "pip install -e '.[azure]' in a checkout of Gibbous"
         ) from None
 
     with own_cloud("azure", config):

@@ -24,7 +24,9 @@ def build(
     try:
         import boto3
     except ImportError:
-        raise ConfigError("--provider aws needs boto3: pip install 'gibbous[aws]'") from None
+        raise ConfigError(
+            "--provider aws needs boto3: pip install -e '.[aws]' in a checkout of Gibbous"
+        ) from None
 
     from gibbous.autoscaler.cloud.aws import discover
 

@@ -23,7 +23,7 @@ def build(
     except ImportError:
         raise ConfigError(
             "--provider gcp needs google-cloud-container and google-cloud-compute: "
-            "pip install 'gibbous[gcp]'"
+            "pip install -e '.[gcp]' in a checkout of Gibbous"
         ) from None
 
     with own_cloud("gcp", config):

@@ -23,7 +23,9 @@ def build(
 
         from gibbous.autoscaler.cloud.oke import discover, sdk_clients
     except ImportError:
-        raise ConfigError("--provider oci needs the oci SDK: pip install 'gibbous[oci]'") from None
+        raise ConfigError(
+            "--provider oci needs the oci SDK: pip install -e '.[oci]' in a checkout of Gibbous"
+        ) from None
 
     with own_cloud("oci", config):
         sdk_config = None

@@ -14,7 +14,7 @@ keeping the terminated instance visible, as EC2 keeps it for about an hour; and
 everything): the catalog's spot price, or 40% of on-demand, a little higher in each
 further zone.
 
-Needs moto and flask (the dev extra, or `pip install 'gibbous[emulator]'`).
+Needs moto and flask (the `dev` or `emulator` extra: `.venv/bin/pip install -e '.[emulator]'` in a checkout).
 `python -m gibbous.devcluster.aws` serves it with the node agent
 (`gibbous.devcluster.aws.agent`) that plays the kubelet for the cluster's instances;
 `gibbous dev-cluster up --cloud aws` uses that.
