@@ -67,7 +67,7 @@ from gibbous.core.planning.backoff import Backoffs, FailureKind
 from gibbous.core.planning.batching import Batch, batch_due, decided
 from gibbous.core.planning.costestimate import GatedPod, estimate_messages, owner_of
 from gibbous.core.planning.demand import describe_pod
-from gibbous.core.planning.packing import Guardrails, PendingPod
+from gibbous.core.planning.packingmodel import Guardrails, PendingPod
 from gibbous.core.planning.placement import NodeView
 from gibbous.core.planning.podfacts import ClusterPods
 from gibbous.core.planning.scaleup import existing_nodes, gibbous_usage, plan_scale_up

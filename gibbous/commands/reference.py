@@ -26,7 +26,10 @@ def render_reference(parser: argparse.ArgumentParser | None = None) -> str:
 
         parser = build_parser()
     lines = [f"# `{parser.prog}` command reference", ""]
-    lines += ["Generated from the command's parsers by `scripts/render-cli-reference` (`python -m gibbous.commands.reference`).", ""]
+    lines += [
+        "Generated from the command's parsers by `scripts/render-cli-reference` (`python -m gibbous.commands.reference`).",
+        "",
+    ]
     epilogs: dict[str, str] = {}
     for command in _walk(parser):
         lines += _section(command, epilogs)
