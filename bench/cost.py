@@ -27,7 +27,8 @@ from bench.workloads import small_pods
 from gibbous.catalogs import load_catalog
 from gibbous.core.choice.selection import Offer, build_offers, cheapest_offer_for_shape
 from gibbous.core.planning.demand import describe_pod
-from gibbous.core.planning.packing import PendingPod, simulate
+from gibbous.core.planning.packing import simulate
+from gibbous.core.planning.packingmodel import PendingPod
 from gibbous.core.podmodel.affinity import NodeAffinity
 from gibbous.core.settings.config import Config
 from gibbous.core.settings.loader import build_config

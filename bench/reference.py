@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from gibbous.core import keys
 from gibbous.core.choice.selection import Offer
-from gibbous.core.planning.packing import PendingPod
+from gibbous.core.planning.packingmodel import PendingPod
 from gibbous.core.podmodel.resources import Resources
 
 

@@ -14,9 +14,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gibbous.autoscaler.cloud.base import InstanceState
+from gibbous.autoscaler.cloud.base import Instance, InstanceState
 from gibbous.catalogs import load_catalog
-from gibbous.core.choice.selection import build_offers
+from gibbous.core.choice.selection import Offer, build_offers
 from gibbous.core.errors import GibbousError
 from gibbous.core.lifecycle.hotnode import Level, Usage, level_of
 from gibbous.core.podmodel.pods import node_name_of
@@ -147,27 +147,32 @@ def run(
     configuration: Mapping[str, Any] | None = None,
     progress: Callable[[float], None] | None = None,
 ) -> Result:
-    rng = random.Random(seed)
-    config = scenario_config(scenario, overrides, configuration)
-    if policy_name == "luna-rule":
-        config = luna_rule(config)
-    clock = Clock()
-    catalog = load_catalog(None, config.cloud, config.effective_region)
-    cloud = SimCloud(catalog, clock, boot_s=scenario.boot_s, launch_concurrency=8)
-    offers = build_offers(catalog, config)
-    offers_by_key = {(o.name, str(o.category)): o for o in offers}
-    world = SimCluster(
-        cloud, config, clock, offers_by_key, steering=policy_name in ("gibbous", "luna-rule")
+    """Run `scenario` under `policy_name`; `progress` is told the fraction done at each
+    sample."""
+    simulation = _Run(
+        scenario, policy_name, seed, scenario_config(scenario, overrides, configuration)
     )
-    for node in scenario.nodes:
-        cloud.start_running(node, config.cluster_id)
-    policy: Policy
+    while simulation.clock.now <= simulation.end:
+        simulation.step(progress)
+    return simulation.finish()
+
+
+def _policy(
+    policy_name: str,
+    scenario: Scenario,
+    config: Config,
+    *,
+    cloud: SimCloud,
+    world: SimCluster,
+    clock: Clock,
+    offers: list[Offer],
+) -> Policy:
     if policy_name in ("gibbous", "luna-rule"):
-        policy = GibbousPolicy(policy_name, config, cloud, world, clock)
-    elif policy_name == "karpenter-like":
-        policy = KarpenterLikePolicy("karpenter-like", config, cloud, world, clock, offers)
-    elif policy_name == "ca-like":
-        policy = CaLikePolicy(
+        return GibbousPolicy(policy_name, config, cloud, world, clock)
+    if policy_name == "karpenter-like":
+        return KarpenterLikePolicy("karpenter-like", config, cloud, world, clock, offers)
+    if policy_name == "ca-like":
+        return CaLikePolicy(
             "ca-like",
             config,
             cloud,
@@ -176,59 +181,110 @@ def run(
             offers,
             groups=node_groups(scenario, config, offers),
         )
-    elif policy_name == "static":
-        policy = StaticPolicy(config, cloud, clock, peak_pods(scenario, config))
-    else:
-        raise GibbousError(f"unknown policy {policy_name!r}")
+    if policy_name == "static":
+        return StaticPolicy(config, cloud, clock, peak_pods(scenario, config))
+    raise GibbousError(f"unknown policy {policy_name!r}")
 
-    arrivals = sorted(
-        (
-            (at, index, workload)
-            for workload in scenario.workloads
-            for index, at in enumerate(scenario.arrival_times(workload))
-        ),
-        key=lambda item: (item[0], item[2].name, item[1]),
-    )
-    events = list(scenario.events)
-    active: list[CloudEvent] = []
-    reclaim_at: dict[str, float] = {}
-    result = Result(scenario=scenario.name, policy=policy_name, seed=seed)
-    # Time above red means something only where pods say what they use (without a usage
-    # profile a pod uses its requests, and a well-packed node would count as hot).
-    measured_usage = any(w.usage for w in scenario.workloads)
-    if not measured_usage:
-        result.above_red_node_s = None
-    end = START + scenario.duration_s
-    next_sample = START
-    spot_node_s = 0.0
-    node_s = 0.0
-    recorded: set[str] = set()  # instances in result.first_nodes
-    while clock.now <= end:
-        t = clock.now - START
-        # cloud events
+
+class _Run:
+    """One run: the simulated cloud and cluster, the policy, what is still to come, and
+    what has been measured so far."""
+
+    def __init__(self, scenario: Scenario, policy_name: str, seed: int, config: Config) -> None:
+        self.scenario = scenario
+        self.rng = random.Random(seed)
+        if policy_name == "luna-rule":
+            config = luna_rule(config)
+        self.config = config
+        self.clock = Clock()
+        catalog = load_catalog(None, config.cloud, config.effective_region)
+        self.cloud = SimCloud(catalog, self.clock, boot_s=scenario.boot_s, launch_concurrency=8)
+        offers = build_offers(catalog, config)
+        self.offers_by_key = {(o.name, str(o.category)): o for o in offers}
+        self.world = SimCluster(
+            self.cloud,
+            config,
+            self.clock,
+            self.offers_by_key,
+            steering=policy_name in ("gibbous", "luna-rule"),
+        )
+        for node in scenario.nodes:
+            self.cloud.start_running(node, config.cluster_id)
+        self.policy = _policy(
+            policy_name,
+            scenario,
+            config,
+            cloud=self.cloud,
+            world=self.world,
+            clock=self.clock,
+            offers=offers,
+        )
+        self.arrivals = sorted(
+            (
+                (at, index, workload)
+                for workload in scenario.workloads
+                for index, at in enumerate(scenario.arrival_times(workload))
+            ),
+            key=lambda item: (item[0], item[2].name, item[1]),
+        )
+        self.events = list(scenario.events)
+        self.active: list[CloudEvent] = []
+        self.reclaim_at: dict[str, float] = {}
+        self.result = Result(scenario=scenario.name, policy=policy_name, seed=seed)
+        # Time above red means something only where pods say what they use (without a usage
+        # profile a pod uses its requests, and a well-packed node would count as hot).
+        self.measured_usage = any(w.usage for w in scenario.workloads)
+        if not self.measured_usage:
+            self.result.above_red_node_s = None
+        self.end = START + scenario.duration_s
+        self.next_sample = START
+        self.spot_node_s = 0.0
+        self.node_s = 0.0
+        self.recorded: set[str] = set()  # instances in result.first_nodes
+
+    def step(self, progress: Callable[[float], None] | None) -> None:
+        """One step of the virtual clock (the order is the module docstring's)."""
+        t = self.clock.now - START
+        self._cloud_events(t)
+        self._arrivals(t)
+        self.policy.step()
+        self.world.sweep_terminated()
+        self.world.schedule()
+        self.world.run_kubelets()
+        self._reclaim()
+        running = self.cloud.running()
+        step = self._step_length()
+        cost = self._bill(running, step)
+        if self.clock.now >= self.next_sample:
+            self._sample(running, cost, progress)
+        self.clock.now += step
+
+    def _cloud_events(self, t: float) -> None:
+        cloud, events = self.cloud, self.events
         while events and events[0].at_s <= t:
             event = events.pop(0)
             if event.kind == "resize":
-                world.resize(event.workload, event.requests)
+                self.world.resize(event.workload, event.requests)
             elif event.kind == "interrupt":
                 spot = [
                     i for i in cloud.running() if i.category == event.category and not i.interrupted
                 ]
-                for instance in rng.sample(spot, min(event.count, len(spot))):
+                for instance in self.rng.sample(spot, min(event.count, len(spot))):
                     cloud.interrupt(instance.id)
-                    reclaim_at[instance.id] = clock.now + INTERRUPT_NOTICE_S
-                    result.interruptions += 1
+                    self.reclaim_at[instance.id] = self.clock.now + INTERRUPT_NOTICE_S
+                    self.result.interruptions += 1
             else:
                 _apply(cloud, event, on=True)
-                active.append(event)
-        for event in [e for e in active if e.until_s is not None and e.until_s <= t]:
+                self.active.append(event)
+        for event in [e for e in self.active if e.until_s is not None and e.until_s <= t]:
             _apply(cloud, event, on=False)
-            active.remove(event)
-        # arrivals
-        while arrivals and arrivals[0][0] <= t:
-            _, index, workload = arrivals.pop(0)
+            self.active.remove(event)
+
+    def _arrivals(self, t: float) -> None:
+        while self.arrivals and self.arrivals[0][0] <= t:
+            _, index, workload = self.arrivals.pop(0)
             for _ in range(workload.count):
-                world.create_pod(
+                self.world.create_pod(
                     workload.pod,
                     workload=workload.name,
                     run_for_s=workload.run_for_s,
@@ -236,93 +292,109 @@ def run(
                     usage=workload.usage,
                     arrival=index,
                 )
-        policy.step()
-        world.sweep_terminated()
-        world.schedule()
-        world.run_kubelets()
-        for instance_id, at in list(reclaim_at.items()):
-            if clock.now >= at:
-                world.reclaim(instance_id)
-                del reclaim_at[instance_id]
-        # the bill and the timeline
-        running = cloud.running()
-        # Fine steps while something is on its way (launches, new pods, reclaims); pods
-        # waiting on nothing (backed off, unsatisfiable) do not need them.
+
+    def _reclaim(self) -> None:
+        for instance_id, at in list(self.reclaim_at.items()):
+            if self.clock.now >= at:
+                self.world.reclaim(instance_id)
+                del self.reclaim_at[instance_id]
+
+    def _step_length(self) -> float:
+        """Fine steps while something is on its way (launches, new pods, reclaims); pods
+        waiting on nothing (backed off, unsatisfiable) do not need them. Never past the
+        next thing due."""
+        now, world = self.clock.now, self.world
         fresh = any(
-            clock.now - p.created_at < 120 for p in world.pods_by_key.values() if p.bound_at is None
+            now - p.created_at < 120 for p in world.pods_by_key.values() if p.bound_at is None
         )
-        in_flight = any(i.state is InstanceState.PENDING for i in cloud.instances.values())
-        step = BUSY_STEP_S if (fresh or in_flight or reclaim_at) else IDLE_STEP_S
-        upcoming = [START + a[0] for a in arrivals[:1]] + [START + e.at_s for e in events[:1]]
-        upcoming += [START + e.until_s for e in active if e.until_s is not None]
+        in_flight = any(i.state is InstanceState.PENDING for i in self.cloud.instances.values())
+        step = BUSY_STEP_S if (fresh or in_flight or self.reclaim_at) else IDLE_STEP_S
+        upcoming = [START + a[0] for a in self.arrivals[:1]] + [
+            START + e.at_s for e in self.events[:1]
+        ]
+        upcoming += [START + e.until_s for e in self.active if e.until_s is not None]
         upcoming += [
             p.bound_at + p.run_for_s
             for p in world.pods_by_key.values()
             if p.bound_at is not None and p.run_for_s is not None
         ]
-        nearest = min((u for u in upcoming if u > clock.now), default=clock.now + step)
-        step = max(1.0, min(step, nearest - clock.now))
+        nearest = min((u for u in upcoming if u > now), default=now + step)
+        return max(1.0, min(step, nearest - now))
+
+    def _bill(self, running: list[Instance], step: float) -> float:
+        """Charge `step` seconds of the running instances and update the peaks; the cost
+        per hour now."""
+        result, offers_by_key = self.result, self.offers_by_key
         cost = 0.0
         for instance in running:
             offer = offers_by_key.get((instance.instance_type, instance.category))
             if offer is not None:
                 cost += offer.price
             if instance.category == "spot":
-                spot_node_s += step
-            node_s += step
-            if len(result.first_nodes) < 8 and instance.id not in recorded:
-                recorded.add(instance.id)
+                self.spot_node_s += step
+            self.node_s += step
+            if len(result.first_nodes) < 8 and instance.id not in self.recorded:
+                self.recorded.add(instance.id)
                 result.first_nodes.append(
                     FirstNode(
-                        instance.id, instance.instance_type, instance.category, clock.now - START
+                        instance.id,
+                        instance.instance_type,
+                        instance.category,
+                        self.clock.now - START,
                     )
                 )
         result.total_cost += cost * step / 3600
-        if measured_usage and result.above_red_node_s is not None:
-            result.above_red_node_s += step * _hot_nodes(world, config)
+        if self.measured_usage and result.above_red_node_s is not None:
+            result.above_red_node_s += step * _hot_nodes(self.world, self.config)
         result.peak_nodes = max(result.peak_nodes, len(running))
         gpus = sum(
             offers_by_key[(i.instance_type, i.category)].instance.gpu_count
-            for i in cloud.instances.values()
+            for i in self.cloud.instances.values()
             if i.state is not InstanceState.TERMINATED
             and (i.instance_type, i.category) in offers_by_key
         )
         result.peak_gpus = max(result.peak_gpus, gpus)
-        if clock.now >= next_sample:
-            pods = world.pods()
-            result.samples.append(
-                Sample(
-                    t_s=clock.now - START,
-                    nodes=len(running),
-                    cost_per_hour=round(cost, 4),
-                    pending=sum(1 for p in pods if not node_name_of(p)),
-                    running=sum(1 for p in pods if node_name_of(p)),
-                )
+        return cost
+
+    def _sample(
+        self, running: list[Instance], cost: float, progress: Callable[[float], None] | None
+    ) -> None:
+        pods = self.world.pods()
+        self.result.samples.append(
+            Sample(
+                t_s=self.clock.now - START,
+                nodes=len(running),
+                cost_per_hour=round(cost, 4),
+                pending=sum(1 for p in pods if not node_name_of(p)),
+                running=sum(1 for p in pods if node_name_of(p)),
             )
-            next_sample += SAMPLE_S
-            if progress is not None:
-                progress(min(1.0, (clock.now - START) / scenario.duration_s))
-        clock.now += step
-    # pods still waiting at the end waited until then
-    tally = world.tally
-    waits = list(tally.pending_s)
-    for pod in world.pods_by_key.values():
-        if pod.bound_at is None:
-            waits.append(end - pod.created_at)
-            result.never_ran += 1
-    result.pending_p50_s = percentile(waits, 0.5)
-    result.pending_p99_s = percentile(waits, 0.99)
-    result.pending_max_s = max(waits, default=0.0)
-    capacity = []
-    for key, bound in tally.arrivals.items():
-        arrived = tally.arrival_times[key]
-        count = next((w.count for w in scenario.workloads if w.name == key[0]), 0)
-        capacity.append((sorted(bound)[count - 1] if len(bound) >= count else end) - arrived)
-    result.capacity_p99_s = percentile(capacity, 0.99)
-    result.evictions = tally.evictions
-    result.node_hours = node_s / 3600
-    result.spot_share = spot_node_s / node_s if node_s else 0.0
-    return result
+        )
+        self.next_sample += SAMPLE_S
+        if progress is not None:
+            progress(min(1.0, (self.clock.now - START) / self.scenario.duration_s))
+
+    def finish(self) -> Result:
+        """The waits, capacity delays and shares, once the clock has run out (pods still
+        waiting at the end waited until then)."""
+        result, end, tally = self.result, self.end, self.world.tally
+        waits = list(tally.pending_s)
+        for pod in self.world.pods_by_key.values():
+            if pod.bound_at is None:
+                waits.append(end - pod.created_at)
+                result.never_ran += 1
+        result.pending_p50_s = percentile(waits, 0.5)
+        result.pending_p99_s = percentile(waits, 0.99)
+        result.pending_max_s = max(waits, default=0.0)
+        capacity = []
+        for key, bound in tally.arrivals.items():
+            arrived = tally.arrival_times[key]
+            count = next((w.count for w in self.scenario.workloads if w.name == key[0]), 0)
+            capacity.append((sorted(bound)[count - 1] if len(bound) >= count else end) - arrived)
+        result.capacity_p99_s = percentile(capacity, 0.99)
+        result.evictions = tally.evictions
+        result.node_hours = self.node_s / 3600
+        result.spot_share = self.spot_node_s / self.node_s if self.node_s else 0.0
+        return result
 
 
 def _apply(cloud: SimCloud, event: CloudEvent, *, on: bool) -> None:

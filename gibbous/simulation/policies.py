@@ -43,7 +43,7 @@ from gibbous.core import keys
 from gibbous.core.choice.selection import Offer, build_offers, candidate_offers, offer_labels
 from gibbous.core.errors import GibbousError
 from gibbous.core.planning.demand import describe_pod
-from gibbous.core.planning.packing import ExistingNode, PendingPod, fit_count
+from gibbous.core.planning.packingmodel import ExistingNode, PendingPod, fit_count
 from gibbous.core.planning.scaleup import existing_nodes, plan_scale_up
 from gibbous.core.podmodel.pods import key_of, node_name_of, scheduling_gates
 from gibbous.core.podmodel.resources import Resources

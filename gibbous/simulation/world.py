@@ -37,7 +37,7 @@ from gibbous.core.choice.classify import Placement
 from gibbous.core.choice.selection import Offer
 from gibbous.core.errors import GibbousError
 from gibbous.core.planning.demand import describe_pod
-from gibbous.core.planning.packing import PendingPod, fit_count, node_admits
+from gibbous.core.planning.packingmodel import PendingPod, fit_count, node_admits
 from gibbous.core.planning.scaleup import existing_nodes
 from gibbous.core.podmodel.pods import Pod, key_of, node_name_of, scheduling_gates
 from gibbous.core.podmodel.resources import Resources

@@ -22,7 +22,7 @@ from gibbous.core.choice.catalog import node_allocatable
 from gibbous.core.choice.selection import build_offers
 from gibbous.core.errors import GibbousError
 from gibbous.core.planning.demand import describe_pod
-from gibbous.core.planning.packing import fit_count, node_admits
+from gibbous.core.planning.packingmodel import fit_count, node_admits
 from gibbous.core.planning.scaleup import existing_nodes
 from gibbous.core.podmodel.pods import Pod, key_of, node_name_of, scheduling_gates, uid_of
 from gibbous.core.settings.config import Config

@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 from gibbous.core import keys
 from gibbous.core.errors import ManifestError
 from gibbous.core.planning.demand import describe_pod
-from gibbous.core.planning.packing import ExistingNode, Plan, simulate
+from gibbous.core.planning.packing import simulate
+from gibbous.core.planning.packingmodel import ExistingNode, Plan
 from gibbous.core.planning.scaleup import existing_nodes, plan_scale_up
 from gibbous.core.podmodel.podtopology import placed_pod_topology, pod_topology
 from gibbous.core.podmodel.resources import Resources

@@ -9,7 +9,8 @@ from gibbous.core import keys
 from gibbous.core.choice.classify import Placement
 from gibbous.core.choice.selection import Offer
 from gibbous.core.planning.demand import describe_pod
-from gibbous.core.planning.packing import ExistingNode, Guardrails, PendingPod, Plan, simulate
+from gibbous.core.planning.packing import simulate
+from gibbous.core.planning.packingmodel import ExistingNode, Guardrails, PendingPod, Plan
 from gibbous.core.podmodel.resources import Resources, total
 from gibbous.core.settings.config import Config
 from tests.factories import config, make_pod, offers

@@ -2,7 +2,7 @@ from gibbous.core import keys
 from gibbous.core.choice.classify import Placement
 from gibbous.core.planning.backoff import Backoffs, FailureKind
 from gibbous.core.planning.demand import describe_pod
-from gibbous.core.planning.packing import Guardrails, PendingPod
+from gibbous.core.planning.packingmodel import Guardrails, PendingPod
 from gibbous.core.planning.scaleup import InFlight, plan_scale_up
 from tests.factories import config, make_pod, offers
 

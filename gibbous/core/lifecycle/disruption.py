@@ -41,7 +41,8 @@ from gibbous.core.choice.classify import Placement, classify
 from gibbous.core.choice.ownership import install_owner, owned
 from gibbous.core.errors import GibbousError
 from gibbous.core.planning.demand import describe_pod
-from gibbous.core.planning.packing import ExistingNode, PendingPod, node_admits, simulate
+from gibbous.core.planning.packing import simulate
+from gibbous.core.planning.packingmodel import ExistingNode, PendingPod, node_admits
 from gibbous.core.planning.placement import NodeViewer, viewer
 from gibbous.core.planning.podfacts import ClusterPods, PodFacts, pod_facts
 from gibbous.core.podmodel.constraints import do_not_evict_reason

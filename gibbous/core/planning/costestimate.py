@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from gibbous.core.choice.selection import Offer
-from gibbous.core.planning.packing import PendingPod, requirement_key, simulate
+from gibbous.core.planning.packing import simulate
+from gibbous.core.planning.packingmodel import PendingPod, requirement_key
 from gibbous.core.podmodel.pods import Pod, metadata
 from gibbous.core.settings.config import Config
 

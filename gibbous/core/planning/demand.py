@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from gibbous.core.choice.classify import Classification, classify, offerings_for
 from gibbous.core.choice.selection import PodRequirement
-from gibbous.core.planning.packing import PendingPod
+from gibbous.core.planning.packingmodel import PendingPod
 from gibbous.core.podmodel.affinity import pod_node_affinity
 from gibbous.core.podmodel.constraints import parse_constraints
 from gibbous.core.podmodel.pods import (

@@ -23,7 +23,8 @@ from gibbous.core.choice.catalog import InstanceType
 from gibbous.core.choice.selection import build_offers
 from gibbous.core.errors import GibbousError, ManifestError
 from gibbous.core.planning.demand import describe_pod
-from gibbous.core.planning.packing import PendingPod, simulate
+from gibbous.core.planning.packing import simulate
+from gibbous.core.planning.packingmodel import PendingPod
 from gibbous.core.podmodel.kuberay import RAY_KINDS, ray_workloads
 from gibbous.core.podmodel.pods import as_map, metadata
 from gibbous.core.podmodel.workloads import Workload, pod_template, whole_number

@@ -18,13 +18,8 @@ from gibbous.core.choice.classify import Placement
 from gibbous.core.choice.selection import Offer
 from gibbous.core.planning.backoff import Backoffs
 from gibbous.core.planning.nodes import node_labels, node_taints
-from gibbous.core.planning.packing import (
-    ExistingNode,
-    Guardrails,
-    PendingPod,
-    PlannedNode,
-    simulate,
-)
+from gibbous.core.planning.packing import simulate
+from gibbous.core.planning.packingmodel import ExistingNode, Guardrails, PendingPod, PlannedNode
 from gibbous.core.planning.placement import NodeViewer, viewer
 from gibbous.core.planning.podfacts import ClusterPods
 from gibbous.core.podmodel.pods import (
