@@ -119,6 +119,33 @@ def test_a_flex_pool_with_the_catalog_entrys_ocpus_and_memory(world: World) -> N
     assert mine.token == "f-0" and mine.node_name.startswith("10.0.")
 
 
+def test_instances_name_the_kubernetes_node_by_private_ip_not_okes_node_name(
+    world: World,
+) -> None:
+    """OKE's `Node.name` is `oke-c<cluster>-n<pool>-s<subnet>-<slot>` ("Generated Worker
+    Node Name Formats"); the Kubernetes Node is the private IP with the instance OCID as
+    providerID. An instance named by OKE's name never meets its Node: orphaned, and
+    scale-down would delete the Node object but not the instance."""
+    emulator, clock, _, _ = world
+    oke = provider(world)
+    launched = oke.create(request("n-0"))
+    clock.now += 31
+    oke.advance()
+    (pool,) = emulator.pools.values()
+    (node,) = pool.nodes.values()
+    assert node.name.startswith("oke-c") and node.name.endswith("-0")
+    assert node.private_ip != node.name
+    mine = oke.get(launched.id)
+    assert (mine.id, mine.node_name) == (node.id, node.private_ip)
+    (listed,) = oke.list("dev-cluster")
+    assert (listed.id, listed.node_name, listed.token) == (node.id, node.private_ip, "n-0")
+    # A restarted provider adopts it under the same Node name.
+    (adopted,) = provider(world).list("dev-cluster")
+    assert adopted.node_name == node.private_ip
+    oke.delete(node.id)
+    assert node.state == "DELETING" and pool.size == 0
+
+
 def test_preemptible_capacity_with_taints_through_kubelet_extra_args(world: World) -> None:
     emulator, _, _, _ = world
     oke = provider(world)

@@ -126,6 +126,9 @@ class OkePools:
     identity: Any = None  # oci.identity.IdentityClient, kept to be closed
     by_pool: dict[str, str] = field(default_factory=dict)  # pool name -> OCID
 
+    def create_only(self, shape: Shape) -> tuple[Any, ...]:
+        return ()  # UpdateNodePool can change what a pool is created with
+
     def zone_name(self, zone: str) -> str:
         return zone.split(":", 1)[-1]
 
@@ -215,8 +218,17 @@ class OkePools:
             failure = None
             if node.node_error is not None and (node.node_error.code or node.node_error.message):
                 failure = failure_of(str(node.node_error.code), str(node.node_error.message))
+            # The Kubernetes Node is named by the private IP, never `node.name` (OKE's
+            # `oke-c...-n...-s...-<slot>`): an instance under that name would never meet
+            # its Node and be collected as an orphan.
             members.append(
-                Member(node.name or node.id, node.id, node.lifecycle_state == "ACTIVE", failure)
+                Member(
+                    node.name or node.id,
+                    node.id,
+                    node.lifecycle_state == "ACTIVE",
+                    failure,
+                    node=node.private_ip or "",
+                )
             )
         return PoolView(
             name=pool.name,

@@ -1,7 +1,10 @@
 """The node agent of the OKE emulator: for every ACTIVE node of an emulated node pool, the
 Node OKE's node bootstrap and kubelet would register, and nothing more.
 
-Named by its private IP (OKE's node name), `spec.providerID` the instance OCID. Labels:
+Named by its private IP, as OKE's managed nodes register (the Container Engine API's
+`Node.name`, `oke-c...-n...-s...-<slot>`, is the instance's display name, not the Node's),
+`spec.providerID` the instance OCID (what cluster-autoscaler's OCI provider reads back as
+the instance id, `getNodeInstanceID` in cloudprovider/oci/common). Labels:
 the pool's `initialNodeLabels`; OKE's own (`name` = the pool's name, `displayName`,
 `hostname`, `internal_addr`, `node-role.kubernetes.io/node`,
 `oci.oraclecloud.com/fault-domain`, `node.info.ds_proxymux_client`); the kubelet's
@@ -104,13 +107,13 @@ class OkeNodeAgent(KubeletFleet):
             **{str(kv["key"]): str(kv["value"]) for kv in pool.body.get("initialNodeLabels") or []},
             **kubelet_labels(extra_args),
             "name": str(pool.body.get("name", "")),
-            "displayName": f"oke-{node.id[-10:]}",
-            "hostname": node.name,
-            "internal_addr": node.name,
+            "displayName": node.name,
+            "hostname": node.private_ip,
+            "internal_addr": node.private_ip,
             "node-role.kubernetes.io/node": "",
             "oci.oraclecloud.com/fault-domain": "FAULT-DOMAIN-1",
             "node.info.ds_proxymux_client": "true",
-            keys.HOSTNAME: node.name,
+            keys.HOSTNAME: node.private_ip,
             keys.OS: "linux",
             keys.ARCH: instance_type.arch,
             keys.INSTANCE_TYPE: str(pool.body.get("nodeShape", "")),
@@ -138,7 +141,7 @@ class OkeNodeAgent(KubeletFleet):
             capacity[keys.NVIDIA_GPU] = allocatable[keys.NVIDIA_GPU] = gpus
         self.register(
             node.id,
-            node.name,
+            node.private_ip,
             labels=labels,
             taints=kubelet_taints(extra_args),
             provider_id=node.id,
@@ -148,5 +151,9 @@ class OkeNodeAgent(KubeletFleet):
             now=now,
         )
         log.info(
-            "registered %s (pool %s, %s)", node.name, pool.body.get("name"), instance_type.name
+            "registered %s (%s, pool %s, %s)",
+            node.private_ip,
+            node.name,
+            pool.body.get("name"),
+            instance_type.name,
         )

@@ -59,6 +59,7 @@ from gibbous.devcluster.oci.state import (
     OkeNode,
     OkePool,
     WorkRequest,
+    managed_node_name,
 )
 
 log = logging.getLogger("gibbous.okeemulator")
@@ -204,16 +205,9 @@ class OkeEmulator:
         now = self.clock()
         if wanted > 0:
             for _ in range(wanted):
-                index = next(self.ids)
-                node = OkeNode(
-                    f"ocid1.instance.oc1.iad.{index:012x}",
-                    f"10.0.{index // 250 % 250}.{index % 250 + 2}",
-                    ad,
-                    "CREATING",
-                    now + self.operation_s,
-                    error=("InternalError", OUT_OF_CAPACITY) if fault else None,
+                self._new_node(
+                    pool, ad, now, error=("InternalError", OUT_OF_CAPACITY) if fault else None
                 )
-                pool.nodes[node.id] = node
         else:  # scaled in: failed nodes first, then the newest
             order = sorted(live, key=lambda n: (n.error is None, -int(n.id.rsplit(".", 1)[-1], 16)))
             for node in order[:-wanted]:
@@ -230,6 +224,28 @@ class OkeEmulator:
             return None
 
         return self._work_request(operation, pool, finish)
+
+    def _new_node(
+        self, pool: OkePool, ad: str, now: float, error: tuple[str, str] | None = None
+    ) -> OkeNode:
+        """A node as OKE makes it: the instance OCID, the generated name with the lowest
+        slot no live node of the pool holds (the docs call the slot "an ordinal number of
+        the node in the subnet"; reusing freed slots is a guess), a private IP."""
+        index = next(self.ids)
+        taken = {n.name.rsplit("-", 1)[-1] for n in pool.nodes.values() if n.gone_at is None}
+        slot = next(i for i in itertools.count() if str(i) not in taken)
+        subnet = pool.body["nodeConfigDetails"]["placementConfigs"][0]["subnetId"]
+        node = OkeNode(
+            f"ocid1.instance.oc1.iad.{index:012x}",
+            managed_node_name(self.cluster_id, pool.id, subnet, slot),
+            f"10.0.{index // 250 % 250}.{index % 250 + 2}",
+            ad,
+            "CREATING",
+            now + self.operation_s,
+            error=error,
+        )
+        pool.nodes[node.id] = node
+        return node
 
     def _problems(self, body: Mapping[str, Any]) -> list[str]:
         problems = []
@@ -338,15 +354,7 @@ class OkeEmulator:
             if (query.get("isDecrementSize") or ["false"])[0] == "true":
                 pool.size = max(0, pool.size - 1)
             else:  # OKE replaces it
-                index = next(self.ids)
-                replacement = OkeNode(
-                    f"ocid1.instance.oc1.iad.{index:012x}",
-                    f"10.0.{index // 250 % 250}.{index % 250 + 2}",
-                    node.availability_domain,
-                    "CREATING",
-                    self.clock() + self.operation_s,
-                )
-                pool.nodes[replacement.id] = replacement
+                self._new_node(pool, node.availability_domain, self.clock())
             request = self._work_request("NODEPOOL_UPDATE", pool, lambda: None)
             return 202, {}, {"opc-work-request-id": request.id}
 
@@ -395,7 +403,7 @@ class OkeEmulator:
             "availabilityDomain": node.availability_domain,
             "subnetId": SUBNET,
             "nodePoolId": pool.id,
-            "privateIp": node.name,
+            "privateIp": node.private_ip,
             "kubernetesVersion": self.version,
             "lifecycleState": node.state,
         }
