@@ -101,16 +101,23 @@ class OkeEmulator:
     def images(self) -> list[tuple[str, str]]:
         """(name, OCID) of the OKE node images for the cluster's version, as
         GetNodePoolOptions lists them."""
-        release = self.version.lstrip("v")
+        return [image for image in self.listed_images() if image[0].endswith(self._release_tag())]
+
+    def _release_tag(self) -> str:
+        return f"-OKE-{self.version.lstrip('v')}-812"
+
+    def listed_images(self) -> list[tuple[str, str]]:
+        """Every image GetNodePoolOptions lists: OKE lists images of every version it
+        supports, named `Oracle-Linux-8.10[-Gen2-GPU|-aarch64]-<date>-0-OKE-<version>-<build>`
+        (the image names of "OKE Worker Node Images"); the patch release ten above the
+        cluster's (v1.37.2 -> 1.37.20) comes first, so a substring match takes the wrong one."""
+        major, minor, patch = self.version.lstrip("v").split(".")[:3]
         out = []
-        for kind in ("", "-Gen2-GPU", "-aarch64"):
-            name = f"Oracle-Linux-8.10{kind}-2026.10.31-0-OKE-{release}-812"
-            out.append(
-                (
-                    name,
-                    f"ocid1.image.oc1.iad.oke{kind.lower().replace('-', '')}{release.replace('.', '')}",
-                )
-            )
+        for release in (f"{major}.{minor}.{patch}0", f"{major}.{minor}.{patch}"):
+            for kind in ("", "-Gen2-GPU", "-aarch64"):
+                name = f"Oracle-Linux-8.10{kind}-2026.10.31-0-OKE-{release}-812"
+                tail = f"{kind.lower().replace('-', '')}{release.replace('.', '')}"
+                out.append((name, f"ocid1.image.oc1.iad.oke{tail}"))
         return out
 
     # --- time ---------------------------------------------------------------------------------
@@ -489,7 +496,7 @@ class OkeEmulator:
             "shapes": sorted(self.shapes),
             "sources": [
                 {"sourceType": "IMAGE", "sourceName": name, "imageId": image}
-                for name, image in self.images()
+                for name, image in self.listed_images()
             ],
         }
 
