@@ -168,6 +168,8 @@ def test_p17_oke_two_time_sliced_pods_share_one_gpu_node(
         node = core.read_node(node_name)
         assert node.metadata.labels[keys.INSTANCE_TYPE] == shape.name
         assert node.status.allocatable[keys.NVIDIA_GPU] == "2"
+        # OKE's GPU taint, tolerated through ExtendedResourceToleration (on in OKE).
+        assert (keys.NVIDIA_GPU, "NoSchedule") in {(t.key, t.effect) for t in node.spec.taints}
         assert node.spec.provider_id.startswith("ocid1.instance.")
         (pool,) = pools_of(emulated, "p17")
         assert pool.body["nodeSourceDetails"]["imageId"].startswith(

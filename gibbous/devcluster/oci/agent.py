@@ -12,7 +12,8 @@ the pool's `initialNodeLabels`; OKE's own (`name` = the pool's name, `displayNam
 availability domain without its tenancy prefix, region). Taints: only what the kubelet is
 told, through the pool's node metadata `kubelet-extra-args` (`--register-with-taints=...`),
 the mechanism Gibbous relies on (OKE node pools have no taints field; cluster-autoscaler's
-OCI provider reads the same key). GPUs from the shape, times the device plugin's
+OCI provider reads the same key), and OKE's `nvidia.com/gpu:NoSchedule` on GPU shapes.
+GPUs from the shape, times the device plugin's
 time-slicing replicas. Allocatable: OKE's own reservations are not in our references, so
 the agent takes the tiers GKE documents (`gke_reserved`; unverified for OKE), which is
 also what the planner assumes by default. It reads the emulator's nodes through
@@ -37,6 +38,10 @@ log = logging.getLogger("gibbous.okenodeagent")
 
 GIB = 2**30
 MAX_PODS = 110
+# OKE taints its GPU nodes (cluster-autoscaler's OCI provider puts this taint on a GPU
+# pool's template node, oci_manager.go buildNodeFromTemplate); GPU pods tolerate it through
+# ExtendedResourceToleration, which OKE turns on ("Supported Admission Controllers").
+GPU_TAINT = {"key": keys.NVIDIA_GPU, "value": "", "effect": "NoSchedule"}
 
 
 def kubelet_taints(extra_args: str) -> list[dict[str, str]]:
@@ -139,11 +144,14 @@ class OkeNodeAgent(KubeletFleet):
         if instance_type.gpu_count:
             gpus = str(instance_type.gpu_count * self.gpu_time_slices)
             capacity[keys.NVIDIA_GPU] = allocatable[keys.NVIDIA_GPU] = gpus
+        taints = kubelet_taints(extra_args)
+        if instance_type.gpu_count:
+            taints.append(GPU_TAINT)
         self.register(
             node.id,
             node.private_ip,
             labels=labels,
-            taints=kubelet_taints(extra_args),
+            taints=taints,
             provider_id=node.id,
             capacity=capacity,
             allocatable=allocatable,
