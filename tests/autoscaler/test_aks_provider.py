@@ -241,6 +241,25 @@ def test_a_changed_create_only_setting_gives_a_new_pool(
     }
 
 
+def test_a_failed_operation_without_a_capacity_or_quota_code_is_no_stock_out(
+    world: tuple[AksEmulator, Clock, str, str],
+) -> None:
+    """Only Azure's capacity codes (AllocationFailed, ZonalAllocationFailed,
+    SkuNotAvailable, Overconstrained*) are stock-outs and a cores-quota refusal quota;
+    a bootstrap failure (VMExtensionProvisioningError) is a provider error: backing the
+    VM size off as out of capacity would send Gibbous to another size for nothing."""
+    emulator, clock, _, _ = world
+    emulator.faults = [Fault("VMExtensionProvisioningError", times=1)]
+    aks = provider(world)
+    launched = aks.create(request("v-0"))
+    clock.now += 31
+    settle(aks)
+    failed = aks.get(launched.id)
+    assert failed.state is InstanceState.TERMINATED
+    assert failed.failure_kind == "provider-error"
+    assert "VMExtensionProvisioningError" in failed.failure_reason
+
+
 def test_a_failed_scale_up_is_set_back_to_the_vms_the_pool_has(
     world: tuple[AksEmulator, Clock, str, str],
 ) -> None:

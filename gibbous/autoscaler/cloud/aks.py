@@ -297,8 +297,10 @@ class AksPools:
             operation.result()
         except HttpResponseError as error:
             codes = error_codes(error.error) or [("", str(error.message))]
+            # No capacity or quota code (a bootstrap extension failing, an internal error):
+            # not a stock-out, so the VM size is not backed off as out of capacity.
             return True, failure_kind(codes) or (
-                "insufficient-capacity",
+                "provider-error",
                 "; ".join(f"{c}: {m}" for c, m in codes),
             )
         return True, None

@@ -69,7 +69,9 @@ def failure_of(code: str, message: str) -> tuple[str, str]:
     """(FailureKind value, reason) of a failure in a work request or a node's nodeError."""
     if code in QUOTA_CODES:
         return "quota", f"{code}: {message}"
-    return "insufficient-capacity", f"{code}: {message}"
+    if is_out_of_capacity(code, message):
+        return "insufficient-capacity", f"{code}: {message}"
+    return "provider-error", f"{code}: {message}"  # not a stock-out: no back-off as one
 
 
 def classify_api_error(error: oci.exceptions.ServiceError, zone: str = "") -> CloudError:

@@ -76,6 +76,9 @@ ALLOCATION_CODES = (
     "OverconstrainedAllocationRequest",
     "OverconstrainedZonalAllocationRequest",
 )
+# A failure that is no stock-out: the node bootstrap extension failing (AKS's
+# "VMExtensionProvisioningError", its troubleshooting page "vmssCSE failures").
+OPERATION_CODES = (*ALLOCATION_CODES, "VMExtensionProvisioningError")
 MAX_POOLS = 100
 
 
@@ -260,7 +263,7 @@ class AksEmulator:
             pool.state = "Creating" if created else "Scaling"
             existing = [m for m in pool.machines.values() if m.deleting_at is None]
             wanted = count - len(existing)
-            fault = self._fault(ALLOCATION_CODES, vm_size, spot, zone) if wanted > 0 else None
+            fault = self._fault(OPERATION_CODES, vm_size, spot, zone) if wanted > 0 else None
             target = pool
 
             def finish() -> dict[str, Any] | None:
@@ -639,6 +642,7 @@ def _allocation_error(fault: Fault, vm_size: str, location: str, zone: str) -> d
     messages = {
         "AllocationFailed": f"Allocation failed. We do not have sufficient capacity for the requested VM size {vm_size} in this region.",
         "ZonalAllocationFailed": f"Allocation failed. We do not have sufficient capacity for the requested VM size {vm_size} in this zone ({location}-{zone}).",
+        "VMExtensionProvisioningError": "VM has reported a failure when processing extension 'vmssCSE'. Error message: \"Enable failed: failed to execute command: command terminated with exit status=50\".",
         "SkuNotAvailable": f"The requested VM size for resource '{vm_size}' is currently not available in location '{location}'{' zones ' + zone if zone else ''}. Please try another size or deploy to a different location or zones.",
     }
     message = messages.get(fault.kind, f"Allocation failed: {fault.kind} for {vm_size}.")
