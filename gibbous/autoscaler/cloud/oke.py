@@ -104,7 +104,7 @@ def pick_image(sources: builtins.list[tuple[str, str]], version: str, arch: str,
     release = version.lstrip("v")
     for name, image in sources:
         # `...-OKE-<version>-<build>`: the version whole, so 1.31.1 never takes 1.31.10's.
-        match = re.search(r"-OKE-(\d+\.\d+\.\d+)-\d+$", name)
+        match = re.search(r"-OKE-(\d+(?:\.\d+)+)-\d+$", name)
         if match is None or match.group(1) != release:
             continue
         if ("aarch64" in name) != (arch == "arm64"):

@@ -111,9 +111,9 @@ class OkeEmulator:
         supports, named `Oracle-Linux-8.10[-Gen2-GPU|-aarch64]-<date>-0-OKE-<version>-<build>`
         (the image names of "OKE Worker Node Images"); the patch release ten above the
         cluster's (v1.37.2 -> 1.37.20) comes first, so a substring match takes the wrong one."""
-        major, minor, patch = self.version.lstrip("v").split(".")[:3]
+        version = self.version.lstrip("v")
         out = []
-        for release in (f"{major}.{minor}.{patch}0", f"{major}.{minor}.{patch}"):
+        for release in (f"{version}0", version):
             for kind in ("", "-Gen2-GPU", "-aarch64"):
                 name = f"Oracle-Linux-8.10{kind}-2026.10.31-0-OKE-{release}-812"
                 tail = f"{kind.lower().replace('-', '')}{release.replace('.', '')}"
