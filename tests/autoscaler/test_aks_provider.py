@@ -160,7 +160,11 @@ def test_spot_pools_and_an_allocation_failure_inside_the_operation(
         and pool.properties["spotMaxPrice"] == -1
     )
     assert pool.properties["gpuProfile"] == {"driver": "Install"}
-    assert pool.properties["nodeTaints"] == ["gibbous.dev/capacity-type=spot:NoSchedule"]
+    # Gibbous's taint, and the one AKS adds to every spot pool.
+    assert pool.properties["nodeTaints"] == [
+        "gibbous.dev/capacity-type=spot:NoSchedule",
+        "kubernetes.azure.com/scalesetpriority=spot:NoSchedule",
+    ]
     clock.now += 31
     settle(aks)
     failed = aks.get(launched.id)
@@ -177,6 +181,83 @@ def test_spot_pools_and_an_allocation_failure_inside_the_operation(
     aks.delete(launched.id)  # nothing of it is left
     with pytest.raises(InstanceNotFoundError):
         aks.get(launched.id)
+
+
+def test_a_resize_changes_the_count_and_keeps_what_aks_added_to_a_spot_pool(
+    world: tuple[AksEmulator, Clock, str, str],
+) -> None:
+    """AKS puts `kubernetes.azure.com/scalesetpriority=spot` in a spot pool's nodeLabels
+    and its `...=spot:NoSchedule` taint in nodeTaints; a PUT replaces the properties it
+    carries, so resending the pool as first asked strips the label from the pool and its
+    new nodes (Azure/AKS#3152). A resize reads the pool and changes only the count."""
+    emulator, clock, _, _ = world
+    aks = provider(world)
+    aks.create(request("k-0", category="spot"))
+    (pool,) = emulator.pools.values()
+    spot_label = {"kubernetes.azure.com/scalesetpriority": "spot"}
+    spot_taint = "kubernetes.azure.com/scalesetpriority=spot:NoSchedule"
+    assert pool.properties["nodeLabels"].items() >= spot_label.items()
+    assert spot_taint in pool.properties["nodeTaints"]
+    created = dict(pool.properties)
+    clock.now += 31
+    settle(aks)
+    aks.create(request("k-1", category="spot"))
+    assert puts(emulator) == 2
+    assert pool.properties["count"] == 2
+    assert {k: v for k, v in pool.properties.items() if k != "count"} == {
+        k: v for k, v in created.items() if k != "count"
+    }
+
+
+def test_a_changed_create_only_setting_gives_a_new_pool(
+    world: tuple[AksEmulator, Clock, str, str],
+) -> None:
+    """osDiskSizeGB, maxPods, vnetSubnetID and the GPU driver cannot change on an existing
+    pool (AKS refuses the PUT): a configuration that changes one asks for a new pool."""
+    emulator, clock, _, _ = world
+    provider(world, os_disk_size_gb=128).create(request("d-0"))
+    clock.now += 31
+    settings: tuple[dict[str, Any], ...] = (
+        {"os_disk_size_gb": 256},
+        {"max_pods": 50},
+        {"gpu_driver": "none"},
+    )
+    for index, setting in enumerate(settings):
+        aks = provider(world, **setting)
+        aks.create(request(f"d-{index + 1}", instance_type="Standard_NC4as_T4_v3"))
+        aks.create(request(f"e-{index + 1}"))
+        settle(aks)
+        assert not [t for t in aks.failed.values() if t.failure_kind], setting
+    disks = sorted(
+        (p.properties["vmSize"], p.properties["osDiskSizeGB"], p.properties.get("maxPods") or 0)
+        for p in emulator.pools.values()
+    )
+    # D8s: 128 GB (first), 256 GB, 50 pods; the GPU driver changes only GPU pools, so
+    # the last D8s launch goes to the first pool. GPU: 256 GB, 50 pods, driver None.
+    assert len(emulator.pools) == 6, disks
+    assert {p.properties.get("gpuProfile", {}).get("driver") for p in emulator.pools.values()} >= {
+        "Install",
+        "None",
+    }
+
+
+def test_a_failed_operation_without_a_capacity_or_quota_code_is_no_stock_out(
+    world: tuple[AksEmulator, Clock, str, str],
+) -> None:
+    """Only Azure's capacity codes (AllocationFailed, ZonalAllocationFailed,
+    SkuNotAvailable, Overconstrained*) are stock-outs and a cores-quota refusal quota;
+    a bootstrap failure (VMExtensionProvisioningError) is a provider error: backing the
+    VM size off as out of capacity would send Gibbous to another size for nothing."""
+    emulator, clock, _, _ = world
+    emulator.faults = [Fault("VMExtensionProvisioningError", times=1)]
+    aks = provider(world)
+    launched = aks.create(request("v-0"))
+    clock.now += 31
+    settle(aks)
+    failed = aks.get(launched.id)
+    assert failed.state is InstanceState.TERMINATED
+    assert failed.failure_kind == "provider-error"
+    assert "VMExtensionProvisioningError" in failed.failure_reason
 
 
 def test_a_failed_scale_up_is_set_back_to_the_vms_the_pool_has(

@@ -119,6 +119,62 @@ def test_a_flex_pool_with_the_catalog_entrys_ocpus_and_memory(world: World) -> N
     assert mine.token == "f-0" and mine.node_name.startswith("10.0.")
 
 
+def test_instances_name_the_kubernetes_node_by_private_ip_not_okes_node_name(
+    world: World,
+) -> None:
+    """OKE's `Node.name` is `oke-c<cluster>-n<pool>-s<subnet>-<slot>` ("Generated Worker
+    Node Name Formats"); the Kubernetes Node is the private IP with the instance OCID as
+    providerID. An instance named by OKE's name never meets its Node: orphaned, and
+    scale-down would delete the Node object but not the instance."""
+    emulator, clock, _, _ = world
+    oke = provider(world)
+    launched = oke.create(request("n-0"))
+    clock.now += 31
+    oke.advance()
+    (pool,) = emulator.pools.values()
+    (node,) = pool.nodes.values()
+    assert node.name.startswith("oke-c") and node.name.endswith("-0")
+    assert node.private_ip != node.name
+    mine = oke.get(launched.id)
+    assert (mine.id, mine.node_name) == (node.id, node.private_ip)
+    (listed,) = oke.list("dev-cluster")
+    assert (listed.id, listed.node_name, listed.token) == (node.id, node.private_ip, "n-0")
+    # A restarted provider adopts it under the same Node name.
+    (adopted,) = provider(world).list("dev-cluster")
+    assert adopted.node_name == node.private_ip
+    oke.delete(node.id)
+    assert node.state == "DELETING" and pool.size == 0
+
+
+def test_the_image_is_the_one_of_the_exact_kubernetes_version() -> None:
+    """OKE image names end `-OKE-<version>-<build>` (e.g.
+    `Oracle-Linux-8.10-2025.01.31-0-OKE-1.31.1-760`): for v1.31.1, never 1.31.10's."""
+    sources = [
+        ("Oracle-Linux-8.10-2025.01.31-0-OKE-1.31.10-760", "ten"),
+        ("Oracle-Linux-8.10-Gen2-GPU-2025.01.31-0-OKE-1.31.10-760", "ten-gpu"),
+        ("Oracle-Linux-8.10-aarch64-2025.01.31-0-OKE-1.31.10-760", "ten-arm"),
+        ("Oracle-Linux-8.10-2025.01.31-0-OKE-1.31.1-760", "one"),
+        ("Oracle-Linux-8.10-Gen2-GPU-2025.01.31-0-OKE-1.31.1-760", "one-gpu"),
+        ("Oracle-Linux-8.10-aarch64-2025.01.31-0-OKE-1.31.1-760", "one-arm"),
+    ]
+    assert pick_image(sources, "v1.31.1", "amd64", False) == "one"
+    assert pick_image(sources, "v1.31.1", "amd64", True) == "one-gpu"
+    assert pick_image(sources, "v1.31.1", "arm64", False) == "one-arm"
+    assert pick_image(sources, "v1.31.10", "amd64", False) == "ten"
+    assert pick_image(sources, "v1.31.2", "amd64", False) == ""
+
+
+def test_the_emulator_lists_images_of_other_versions_and_the_pool_gets_its_own(
+    world: World,
+) -> None:
+    emulator, _, _, _ = world
+    assert len(emulator.listed_images()) > len(emulator.images())
+    oke = provider(world)
+    oke.create(request("i-0"))
+    (pool,) = emulator.pools.values()
+    assert pool.body["nodeSourceDetails"]["imageId"] in {i for _, i in emulator.images()}
+
+
 def test_preemptible_capacity_with_taints_through_kubelet_extra_args(world: World) -> None:
     emulator, _, _, _ = world
     oke = provider(world)

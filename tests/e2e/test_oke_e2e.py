@@ -119,7 +119,9 @@ def pools_of(emulated: OkeEmulator, suite: str) -> list[Any]:
 
 
 def live(pool: Any) -> list[str]:
-    return [n.name for n in pool.nodes.values() if n.gone_at is None]
+    """The Kubernetes Node names of a pool's live nodes: their private IPs (OKE's own
+    `Node.name`, `oke-c...-n...-s...-<slot>`, is not the Node's name)."""
+    return [n.private_ip for n in pool.nodes.values() if n.gone_at is None]
 
 
 def diagnosis(core: client.CoreV1Api) -> str:
@@ -166,6 +168,8 @@ def test_p17_oke_two_time_sliced_pods_share_one_gpu_node(
         node = core.read_node(node_name)
         assert node.metadata.labels[keys.INSTANCE_TYPE] == shape.name
         assert node.status.allocatable[keys.NVIDIA_GPU] == "2"
+        # OKE's GPU taint, tolerated through ExtendedResourceToleration (on in OKE).
+        assert (keys.NVIDIA_GPU, "NoSchedule") in {(t.key, t.effect) for t in node.spec.taints}
         assert node.spec.provider_id.startswith("ocid1.instance.")
         (pool,) = pools_of(emulated, "p17")
         assert pool.body["nodeSourceDetails"]["imageId"].startswith(
@@ -287,3 +291,48 @@ def test_a_restart_adopts_and_scale_down_removes_the_node_then_the_pool(
         first.stop()
         if second is not None:
             second.stop()
+
+
+def test_a_launched_node_outlives_registration_timeout_and_orphan_grace(
+    api: client.ApiClient, scheduler: None, emulator: World
+) -> None:
+    """OKE names a managed node `oke-c...-n...-s...-<slot>` in its API, the Kubernetes Node
+    by its private IP: an instance named by the former never meets its Node, and once
+    registrationTimeout + orphanGracePeriod pass without one it is terminated as an orphan.
+    Both are cut to seconds here; the node must still run, matched, after two listings."""
+    emulated, _, _ = emulator
+    cfg = oke_config(registrationTimeout="3s", orphanGracePeriod="3s")
+    core = client.CoreV1Api(api)
+    service = start_service(api, emulator, cfg, "oke-f")
+    try:
+        core.create_namespaced_pod(
+            NAMESPACE, suite_pod("kept", "orphan", scheduler=SCHEDULER, cpu="1", gated=True)
+        )
+        placed = eventually(
+            lambda: bound_pods(core, NAMESPACE, ["kept"]), timeout_s=120, what="bound"
+        )
+        (pool,) = pools_of(emulated, "orphan")
+        (node,) = [n for n in pool.nodes.values() if n.gone_at is None]
+        assert node.name.startswith("oke-c") and placed["kept"] == node.private_ip
+        assert core.read_node(node.private_ip).spec.provider_id == node.id
+        # The orphan rule sees an instance at one listing and terminates it at the next,
+        # orphanGracePeriod later; idle, the loop lists every 30 s: wait for two listings.
+        listings = {service.autoscaler.last_list_at}
+
+        def two_more() -> bool:
+            listings.add(service.autoscaler.last_list_at)
+            return len(listings) >= 3
+
+        eventually(
+            two_more,
+            timeout_s=100,
+            what="two more listings",
+        )
+        assert node.gone_at is None and node.state == "ACTIVE"
+        assert service.autoscaler.orphans_seen == {}
+        (instance,) = [i for i in service.autoscaler.instances if i.id == node.id]
+        assert instance.node_name == node.private_ip
+        assert core.read_node(node.private_ip).metadata.name == placed["kept"]
+    finally:
+        service.stop()
+        delete_pods(core, NAMESPACE, ["kept"])

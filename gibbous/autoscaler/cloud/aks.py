@@ -154,6 +154,20 @@ class AksPools:
     config: AzureConfig = field(default_factory=AzureConfig)
     zones: tuple[str, ...] = ()  # AKS zone numbers of the cluster
 
+    def create_only(self, shape: Shape) -> tuple[Any, ...]:
+        """OS disk size, max pods and subnet cannot change on an existing AKS pool
+        (terraform's azurerm node pool: "Changing this forces a new resource to be
+        created"), nor, we take it, the GPU driver: in the pool's name, a changed value
+        is a new pool, not a PUT AKS refuses."""
+        instance_type = self.types.get(shape.instance_type)
+        gpu = bool(instance_type is not None and instance_type.gpu_count)
+        return (
+            ("osDiskSizeGB", self.config.os_disk_size_gb),
+            ("maxPods", self.config.max_pods),
+            ("vnetSubnetID", self.config.vnet_subnet_id),
+            ("gpuDriver", self.config.gpu_driver if gpu else ""),
+        )
+
     def zone_name(self, zone: str) -> str:
         return f"{self.location}-{zone}" if zone else ""
 
@@ -259,13 +273,20 @@ class AksPools:
 
     def resize(self, shape: Shape, name: str, count: int, existing: PoolView | None) -> Any:
         try:
+            if existing is None:
+                body = self.agent_pool(shape, count)
+            else:
+                # The pool as AKS has it, the count changed and nothing else: a PUT replaces
+                # the properties it carries, and the pool as first asked lacks what AKS
+                # added (a spot pool's scalesetpriority label, which AKS then strips from
+                # the pool and its nodes: Azure/AKS#3152).
+                body = self.client.agent_pools.get(self.resource_group, self.cluster_name, name)
+                body.properties.count = count
             return self.client.agent_pools.begin_create_or_update(
-                self.resource_group,
-                self.cluster_name,
-                name,
-                self.agent_pool(shape, count),
-                polling_interval=1,
+                self.resource_group, self.cluster_name, name, body, polling_interval=1
             )
+        except ResourceNotFoundError:
+            raise ThrottledError(1.0, f"AKS: agent pool {name} is gone; asked again") from None
         except HttpResponseError as error:
             raise classify_api_error(error, zone=self.zone_name(shape.zone)) from None
 
@@ -276,8 +297,10 @@ class AksPools:
             operation.result()
         except HttpResponseError as error:
             codes = error_codes(error.error) or [("", str(error.message))]
+            # No capacity or quota code (a bootstrap extension failing, an internal error):
+            # not a stock-out, so the VM size is not backed off as out of capacity.
             return True, failure_kind(codes) or (
-                "insufficient-capacity",
+                "provider-error",
                 "; ".join(f"{c}: {m}" for c, m in codes),
             )
         return True, None

@@ -69,7 +69,9 @@ def failure_of(code: str, message: str) -> tuple[str, str]:
     """(FailureKind value, reason) of a failure in a work request or a node's nodeError."""
     if code in QUOTA_CODES:
         return "quota", f"{code}: {message}"
-    return "insufficient-capacity", f"{code}: {message}"
+    if is_out_of_capacity(code, message):
+        return "insufficient-capacity", f"{code}: {message}"
+    return "provider-error", f"{code}: {message}"  # not a stock-out: no back-off as one
 
 
 def classify_api_error(error: oci.exceptions.ServiceError, zone: str = "") -> CloudError:
@@ -101,7 +103,9 @@ def pick_image(sources: builtins.list[tuple[str, str]], version: str, arch: str,
     GetNodePoolOptions' sources (name, OCID); "" when none fits."""
     release = version.lstrip("v")
     for name, image in sources:
-        if f"OKE-{release}" not in name:
+        # `...-OKE-<version>-<build>`: the version whole, so 1.31.1 never takes 1.31.10's.
+        match = re.search(r"-OKE-(\d+(?:\.\d+)+)-\d+$", name)
+        if match is None or match.group(1) != release:
             continue
         if ("aarch64" in name) != (arch == "arm64"):
             continue
@@ -125,6 +129,9 @@ class OkePools:
     types: Mapping[str, InstanceType]
     identity: Any = None  # oci.identity.IdentityClient, kept to be closed
     by_pool: dict[str, str] = field(default_factory=dict)  # pool name -> OCID
+
+    def create_only(self, shape: Shape) -> tuple[Any, ...]:
+        return ()  # UpdateNodePool can change what a pool is created with
 
     def zone_name(self, zone: str) -> str:
         return zone.split(":", 1)[-1]
@@ -215,8 +222,17 @@ class OkePools:
             failure = None
             if node.node_error is not None and (node.node_error.code or node.node_error.message):
                 failure = failure_of(str(node.node_error.code), str(node.node_error.message))
+            # The Kubernetes Node is named by the private IP, never `node.name` (OKE's
+            # `oke-c...-n...-s...-<slot>`): an instance under that name would never meet
+            # its Node and be collected as an orphan.
             members.append(
-                Member(node.name or node.id, node.id, node.lifecycle_state == "ACTIVE", failure)
+                Member(
+                    node.name or node.id,
+                    node.id,
+                    node.lifecycle_state == "ACTIVE",
+                    failure,
+                    node=node.private_ip or "",
+                )
             )
         return PoolView(
             name=pool.name,

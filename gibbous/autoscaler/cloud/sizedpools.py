@@ -60,8 +60,14 @@ class Shape:
     labels: tuple[tuple[str, str], ...]
     taints: tuple[tuple[str, str, str], ...]
 
-    def pool_name(self, cluster_id: str, prefix: str, digits: int) -> str:
-        digest = hashlib.sha256(repr((cluster_id, self)).encode()).hexdigest()[:digits]
+    def pool_name(
+        self, cluster_id: str, prefix: str, digits: int, settings: tuple[Any, ...] = ()
+    ) -> str:
+        """`settings`: what the cloud fixes at a pool's creation and refuses to change
+        after (AKS: OS disk size, max pods, ...), so a changed configuration names a new
+        pool instead of an update the cloud refuses. Empty: the name a pool always had."""
+        key = (cluster_id, self, settings) if settings else (cluster_id, self)
+        digest = hashlib.sha256(repr(key).encode()).hexdigest()[:digits]
         return f"{prefix}{digest}"
 
 
@@ -69,10 +75,20 @@ class Shape:
 class Member:
     """A machine of a pool."""
 
-    name: str  # the Node it registers as
+    name: str  # the cloud's name for it, stable from its creation on
     id: str  # what the Node's providerID says (Instance.id)
     running: bool = True
     failure: tuple[str, str] | None = None  # (FailureKind value, reason) the cloud reports
+    # The Kubernetes Node it registers as, when that is not `name` (OKE: the private IP,
+    # "" until the cloud has given one).
+    node: str | None = None
+
+    @property
+    def node_name(self) -> str:
+        return self.name if self.node is None else self.node
+
+    def is_called(self, ref: str) -> bool:
+        return bool(ref) and ref in {self.id, self.name, self.node_name}
 
 
 @dataclass(frozen=True)
@@ -109,6 +125,11 @@ class PoolCloud(Protocol):
         ...
 
     def delete_pool(self, pool: PoolView) -> Any: ...
+
+    def create_only(self, shape: Shape) -> tuple[Any, ...]:
+        """The settings a pool of this shape is created with that the cloud cannot change
+        on an existing pool; () when there are none."""
+        ...
 
     def zone_name(self, zone: str) -> str:
         """Gibbous's zone name (the nodes' topology.kubernetes.io/zone) for the cloud's."""
@@ -211,7 +232,9 @@ class SizedPoolProvider:
 
     def create(self, request: LaunchRequest) -> Instance:
         shape = self.shape(request)
-        pool_name = shape.pool_name(self.cluster_id, self.pool_prefix, self.pool_digits)
+        pool_name = shape.pool_name(
+            self.cluster_id, self.pool_prefix, self.pool_digits, self.cloud.create_only(shape)
+        )
         with self.lock:
             if request.token in self.failed:
                 return self.failed[request.token]
@@ -378,7 +401,7 @@ class SizedPoolProvider:
             zone=self.cloud.zone_name(pool.shape.zone),
             state=InstanceState.RUNNING if member.running else InstanceState.PENDING,
             created_at=self.first_seen.setdefault(member.name, self.clock()),
-            node_name=member.name,
+            node_name=member.node_name,
             labels=dict(pool.shape.labels),
             failure_kind=failure[0] if failure else "",
             failure_reason=failure[1] if failure else "",
@@ -400,7 +423,7 @@ class SizedPoolProvider:
                 instance_id = self.assigned[token]
         for pool in self._recent_pools():
             for member in pool.members:
-                if instance_id in {member.id, member.name}:
+                if member.is_called(instance_id):
                     return self._instance(pool, member)
         raise InstanceNotFoundError(instance_id)
 
@@ -505,7 +528,7 @@ class SizedPoolProvider:
                 instance_id = self.assigned[token]
         for pool in self.cloud.pools():
             for member in pool.members:
-                if instance_id in {member.id, member.name}:
+                if member.is_called(instance_id):
                     self.cloud.remove(pool, member)
                     log.info("deleting %s of pool %s", member.name, pool.name)
                     return

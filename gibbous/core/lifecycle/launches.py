@@ -45,7 +45,13 @@ from gibbous.core.settings.config import Config
 
 # The kinds a provider may report for a launch that failed after acceptance; anything else
 # is taken as a stock-out of that (type, category, zone), the commonest cause.
-_ASYNC_FAILURES = frozenset({FailureKind.INSUFFICIENT_CAPACITY.value, FailureKind.QUOTA.value})
+_ASYNC_FAILURES = frozenset(
+    {
+        FailureKind.INSUFFICIENT_CAPACITY.value,
+        FailureKind.QUOTA.value,
+        FailureKind.PROVIDER_ERROR.value,  # a failed operation that names no capacity/quota
+    }
+)
 
 # How long an accepted launch may be missing from the provider's list before we believe it
 # is gone (cloud list APIs are eventually consistent).

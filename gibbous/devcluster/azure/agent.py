@@ -5,11 +5,12 @@ Named as the VM's computer name, `spec.providerID`
 `azure:///subscriptions/.../virtualMachineScaleSets/<vmss>/virtualMachines/<n>`. Labels:
 the pool's `nodeLabels`; AKS's own (`kubernetes.azure.com/agentpool` and the legacy
 `agentpool`, `kubernetes.azure.com/mode`, `role`, `cluster`, `os-sku`,
-`node-image-version`, `kubernetes.azure.com/scalesetpriority=spot` on spot pools,
-`kubernetes.azure.com/accelerator=nvidia` on GPU sizes); the kubelet's (hostname, os,
-arch); the cloud controller manager's (instance-type = the VM size, zone
-`<region>-<zone>` or `0` outside zones, region). Taints: the pool's `nodeTaints`, and
-AKS's `kubernetes.azure.com/scalesetpriority=spot:NoSchedule` on spot pools. Capacity from
+`node-image-version`, `kubernetes.azure.com/accelerator=nvidia` on GPU sizes); the
+kubelet's (hostname, os, arch); the cloud controller manager's (instance-type = the VM
+size, zone `<region>-<zone>` or `0` outside zones, region). Taints: the pool's
+`nodeTaints`. AKS's spot label and taint are in the pool's own `nodeLabels` and
+`nodeTaints` (the emulator puts them there as AKS does), so a PUT that dropped the label
+gives nodes without it, as Azure/AKS#3152 reports. Capacity from
 the VM size; allocatable by AKS's documented reservations (written out here, apart from the
 planner's copy): CPU 6/1/0.5/0.25% tiers, memory the lesser of 20 MiB x max pods + 50 MiB
 and 25% of the VM, plus the 100 MiB eviction threshold. It reads the emulator's machines
@@ -30,7 +31,6 @@ log = logging.getLogger("gibbous.aksnodeagent")
 
 MIB = 2**20
 MAX_PODS = 110  # AKS's default with Azure CNI Overlay and kubenet
-SPOT_LABEL = "kubernetes.azure.com/scalesetpriority"
 
 
 def aks_reserved(vcpu: float, memory: int, max_pods: int = MAX_PODS) -> tuple[int, int]:
@@ -78,7 +78,6 @@ class AksNodeAgent(KubeletFleet):
                 properties.get("vmSize"),
             )
             return
-        spot = properties.get("scaleSetPriority") == "Spot"
         region = self.emulator.location
         labels = {
             **(properties.get("nodeLabels") or {}),
@@ -101,9 +100,6 @@ class AksNodeAgent(KubeletFleet):
             head, _, effect = str(text).rpartition(":")
             key, _, value = head.partition("=")
             taints.append({"key": key, "value": value, "effect": effect})
-        if spot:
-            labels[SPOT_LABEL] = "spot"
-            taints.append({"key": SPOT_LABEL, "value": "spot", "effect": "NoSchedule"})
         if size.gpu_count:
             labels["kubernetes.azure.com/accelerator"] = "nvidia"
         cpu_reserved, memory_reserved = aks_reserved(size.vcpu, size.memory_bytes)

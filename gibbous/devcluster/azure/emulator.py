@@ -52,6 +52,23 @@ log = logging.getLogger("gibbous.aksemulator")
 API_VERSION = "2026-08-01"
 POOL_NAME = re.compile(r"^[a-z][a-z0-9]{0,11}$")
 TAINT = re.compile(r"^[^=:]+(=[^:]*)?:(NoSchedule|PreferNoSchedule|NoExecute)$")
+SPOT_LABEL = "kubernetes.azure.com/scalesetpriority"
+SPOT_TAINT = f"{SPOT_LABEL}=spot:NoSchedule"
+# What AKS refuses to change on an existing pool (a new pool is needed): the VM size, spot
+# priority, zones, and the OS disk size, max pods and subnet (terraform's
+# azurerm_kubernetes_cluster_node_pool documents each "Changing this forces a new resource
+# to be created"); mode and the GPU profile: a guess. Labels and taints are updatable
+# (Azure/AKS#1515, shipped). The SDK model alone does not say: it marks them all "update".
+IMMUTABLE = (
+    "vmSize",
+    "scaleSetPriority",
+    "availabilityZones",
+    "mode",
+    "osDiskSizeGB",
+    "maxPods",
+    "vnetSubnetID",
+    "gpuProfile",
+)
 ALLOCATION_CODES = (
     "AllocationFailed",
     "ZonalAllocationFailed",
@@ -59,6 +76,9 @@ ALLOCATION_CODES = (
     "OverconstrainedAllocationRequest",
     "OverconstrainedZonalAllocationRequest",
 )
+# A failure that is no stock-out: the node bootstrap extension failing (AKS's
+# "VMExtensionProvisioningError", its troubleshooting page "vmssCSE failures").
+OPERATION_CODES = (*ALLOCATION_CODES, "VMExtensionProvisioningError")
 MAX_POOLS = 100
 
 
@@ -214,13 +234,7 @@ class AksEmulator:
                     f"The cluster cannot have more than {MAX_POOLS} agent pools.",
                 )
             if pool is not None:
-                for key in (
-                    "vmSize",
-                    "scaleSetPriority",
-                    "availabilityZones",
-                    "nodeTaints",
-                    "mode",
-                ):
+                for key in IMMUTABLE:
                     if properties.get(key) != pool.properties.get(key):
                         raise ArmError(
                             400, "InvalidParameter", f"Changing property '{key}' is not allowed."
@@ -234,16 +248,22 @@ class AksEmulator:
                     f"Operation could not be completed as it results in exceeding approved {family} Cores quota. Additional details - Deployment Model: Resource Manager, Location: {self.location}, Current Limit: 0, Current Usage: 0, Additional Required: {count * 4}.",
                 )
             created = pool is None
+            # A PUT replaces the pool's properties with those it carries (AKS#3152: a
+            # labels update without AKS's spot label strips it from the pool and nodes);
+            # AKS adds its spot label at creation and keeps its spot taint always.
+            properties = with_aks_spot_marks(properties, label=created)
+            for computed in ("provisioningState", "currentOrchestratorVersion", "nodeImageVersion"):
+                properties.pop(computed, None)  # AKS's to say, sent back by a read-modify-PUT
             if pool is None:
                 vmss = f"aks-{name}-{abs(hash((self.cluster, name))) % 10**8:08d}-vmss"
                 pool = AgentPool(name, properties, vmss)
                 self.pools[name] = pool
             else:
-                pool.properties = {**pool.properties, **properties}
+                pool.properties = properties
             pool.state = "Creating" if created else "Scaling"
             existing = [m for m in pool.machines.values() if m.deleting_at is None]
             wanted = count - len(existing)
-            fault = self._fault(ALLOCATION_CODES, vm_size, spot, zone) if wanted > 0 else None
+            fault = self._fault(OPERATION_CODES, vm_size, spot, zone) if wanted > 0 else None
             target = pool
 
             def finish() -> dict[str, Any] | None:
@@ -274,6 +294,8 @@ class AksEmulator:
 
     def _problems(self, name: str, properties: Mapping[str, Any]) -> list[str]:
         problems = []
+        current = self.pools.get(name)
+        kept = (current.properties.get("nodeLabels") or {}) if current is not None else {}
         if not POOL_NAME.match(name):
             problems.append(
                 f"Agent pool name '{name}' is invalid: it must start with a lowercase letter, contain only lowercase letters and digits, and have at most 12 characters."
@@ -315,7 +337,8 @@ class AksEmulator:
                 "kubelet.kubernetes.io",
             ):
                 problems.append(f"Label '{key}' is in a namespace the kubelet may not set.")
-            if domain == "kubernetes.azure.com":
+            # AKS's own labels, sent back as read, are the pool's already.
+            if domain == "kubernetes.azure.com" and kept.get(key) != properties["nodeLabels"][key]:
                 problems.append(f"Label '{key}' is reserved by AKS.")
         return problems
 
@@ -558,6 +581,21 @@ class AksEmulator:
         return server, ca_file
 
 
+def with_aks_spot_marks(properties: Mapping[str, Any], *, label: bool) -> dict[str, Any]:
+    """A Spot pool's properties as AKS keeps them: its `kubernetes.azure.com/scalesetpriority`
+    label added at creation (`label`), and the `...=spot:NoSchedule` taint always (AKS's
+    "Add an Azure Spot node pool" page; Cluster API's provider saw AKS keep both in the
+    pool, kubernetes-sigs/cluster-api-provider-azure#2603 and #3976)."""
+    out = dict(properties)
+    if out.get("scaleSetPriority") != "Spot":
+        return out
+    if label:
+        out["nodeLabels"] = {**(out.get("nodeLabels") or {}), SPOT_LABEL: "spot"}
+    if SPOT_TAINT not in (out.get("nodeTaints") or []):
+        out["nodeTaints"] = [*(out.get("nodeTaints") or []), SPOT_TAINT]
+    return out
+
+
 def _strict(model: Any, raw: bytes) -> dict[str, Any]:
     """The body as ARM reads it: every key a field of the SDK's model, recursively."""
     try:
@@ -604,6 +642,7 @@ def _allocation_error(fault: Fault, vm_size: str, location: str, zone: str) -> d
     messages = {
         "AllocationFailed": f"Allocation failed. We do not have sufficient capacity for the requested VM size {vm_size} in this region.",
         "ZonalAllocationFailed": f"Allocation failed. We do not have sufficient capacity for the requested VM size {vm_size} in this zone ({location}-{zone}).",
+        "VMExtensionProvisioningError": "VM has reported a failure when processing extension 'vmssCSE'. Error message: \"Enable failed: failed to execute command: command terminated with exit status=50\".",
         "SkuNotAvailable": f"The requested VM size for resource '{vm_size}' is currently not available in location '{location}'{' zones ' + zone if zone else ''}. Please try another size or deploy to a different location or zones.",
     }
     message = messages.get(fault.kind, f"Allocation failed: {fault.kind} for {vm_size}.")

@@ -1,7 +1,10 @@
 """The node agent of the OKE emulator: for every ACTIVE node of an emulated node pool, the
 Node OKE's node bootstrap and kubelet would register, and nothing more.
 
-Named by its private IP (OKE's node name), `spec.providerID` the instance OCID. Labels:
+Named by its private IP, as OKE's managed nodes register (the Container Engine API's
+`Node.name`, `oke-c...-n...-s...-<slot>`, is the instance's display name, not the Node's),
+`spec.providerID` the instance OCID (what cluster-autoscaler's OCI provider reads back as
+the instance id, `getNodeInstanceID` in cloudprovider/oci/common). Labels:
 the pool's `initialNodeLabels`; OKE's own (`name` = the pool's name, `displayName`,
 `hostname`, `internal_addr`, `node-role.kubernetes.io/node`,
 `oci.oraclecloud.com/fault-domain`, `node.info.ds_proxymux_client`); the kubelet's
@@ -9,7 +12,8 @@ the pool's `initialNodeLabels`; OKE's own (`name` = the pool's name, `displayNam
 availability domain without its tenancy prefix, region). Taints: only what the kubelet is
 told, through the pool's node metadata `kubelet-extra-args` (`--register-with-taints=...`),
 the mechanism Gibbous relies on (OKE node pools have no taints field; cluster-autoscaler's
-OCI provider reads the same key). GPUs from the shape, times the device plugin's
+OCI provider reads the same key), and OKE's `nvidia.com/gpu:NoSchedule` on GPU shapes.
+GPUs from the shape, times the device plugin's
 time-slicing replicas. Allocatable: OKE's own reservations are not in our references, so
 the agent takes the tiers GKE documents (`gke_reserved`; unverified for OKE), which is
 also what the planner assumes by default. It reads the emulator's nodes through
@@ -34,6 +38,10 @@ log = logging.getLogger("gibbous.okenodeagent")
 
 GIB = 2**30
 MAX_PODS = 110
+# OKE taints its GPU nodes (cluster-autoscaler's OCI provider puts this taint on a GPU
+# pool's template node, oci_manager.go buildNodeFromTemplate); GPU pods tolerate it through
+# ExtendedResourceToleration, which OKE turns on ("Supported Admission Controllers").
+GPU_TAINT = {"key": keys.NVIDIA_GPU, "value": "", "effect": "NoSchedule"}
 
 
 def kubelet_taints(extra_args: str) -> list[dict[str, str]]:
@@ -104,13 +112,13 @@ class OkeNodeAgent(KubeletFleet):
             **{str(kv["key"]): str(kv["value"]) for kv in pool.body.get("initialNodeLabels") or []},
             **kubelet_labels(extra_args),
             "name": str(pool.body.get("name", "")),
-            "displayName": f"oke-{node.id[-10:]}",
-            "hostname": node.name,
-            "internal_addr": node.name,
+            "displayName": node.name,
+            "hostname": node.private_ip,
+            "internal_addr": node.private_ip,
             "node-role.kubernetes.io/node": "",
             "oci.oraclecloud.com/fault-domain": "FAULT-DOMAIN-1",
             "node.info.ds_proxymux_client": "true",
-            keys.HOSTNAME: node.name,
+            keys.HOSTNAME: node.private_ip,
             keys.OS: "linux",
             keys.ARCH: instance_type.arch,
             keys.INSTANCE_TYPE: str(pool.body.get("nodeShape", "")),
@@ -136,11 +144,14 @@ class OkeNodeAgent(KubeletFleet):
         if instance_type.gpu_count:
             gpus = str(instance_type.gpu_count * self.gpu_time_slices)
             capacity[keys.NVIDIA_GPU] = allocatable[keys.NVIDIA_GPU] = gpus
+        taints = kubelet_taints(extra_args)
+        if instance_type.gpu_count:
+            taints.append(GPU_TAINT)
         self.register(
             node.id,
-            node.name,
+            node.private_ip,
             labels=labels,
-            taints=kubelet_taints(extra_args),
+            taints=taints,
             provider_id=node.id,
             capacity=capacity,
             allocatable=allocatable,
@@ -148,5 +159,9 @@ class OkeNodeAgent(KubeletFleet):
             now=now,
         )
         log.info(
-            "registered %s (pool %s, %s)", node.name, pool.body.get("name"), instance_type.name
+            "registered %s (%s, pool %s, %s)",
+            node.private_ip,
+            node.name,
+            pool.body.get("name"),
+            instance_type.name,
         )

@@ -59,6 +59,7 @@ from gibbous.devcluster.oci.state import (
     OkeNode,
     OkePool,
     WorkRequest,
+    managed_node_name,
 )
 
 log = logging.getLogger("gibbous.okeemulator")
@@ -100,16 +101,23 @@ class OkeEmulator:
     def images(self) -> list[tuple[str, str]]:
         """(name, OCID) of the OKE node images for the cluster's version, as
         GetNodePoolOptions lists them."""
-        release = self.version.lstrip("v")
+        return [image for image in self.listed_images() if image[0].endswith(self._release_tag())]
+
+    def _release_tag(self) -> str:
+        return f"-OKE-{self.version.lstrip('v')}-812"
+
+    def listed_images(self) -> list[tuple[str, str]]:
+        """Every image GetNodePoolOptions lists: OKE lists images of every version it
+        supports, named `Oracle-Linux-8.10[-Gen2-GPU|-aarch64]-<date>-0-OKE-<version>-<build>`
+        (the image names of "OKE Worker Node Images"); the patch release ten above the
+        cluster's (v1.37.2 -> 1.37.20) comes first, so a substring match takes the wrong one."""
+        version = self.version.lstrip("v")
         out = []
-        for kind in ("", "-Gen2-GPU", "-aarch64"):
-            name = f"Oracle-Linux-8.10{kind}-2026.10.31-0-OKE-{release}-812"
-            out.append(
-                (
-                    name,
-                    f"ocid1.image.oc1.iad.oke{kind.lower().replace('-', '')}{release.replace('.', '')}",
-                )
-            )
+        for release in (f"{version}0", version):
+            for kind in ("", "-Gen2-GPU", "-aarch64"):
+                name = f"Oracle-Linux-8.10{kind}-2026.10.31-0-OKE-{release}-812"
+                tail = f"{kind.lower().replace('-', '')}{release.replace('.', '')}"
+                out.append((name, f"ocid1.image.oc1.iad.oke{tail}"))
         return out
 
     # --- time ---------------------------------------------------------------------------------
@@ -204,16 +212,9 @@ class OkeEmulator:
         now = self.clock()
         if wanted > 0:
             for _ in range(wanted):
-                index = next(self.ids)
-                node = OkeNode(
-                    f"ocid1.instance.oc1.iad.{index:012x}",
-                    f"10.0.{index // 250 % 250}.{index % 250 + 2}",
-                    ad,
-                    "CREATING",
-                    now + self.operation_s,
-                    error=("InternalError", OUT_OF_CAPACITY) if fault else None,
+                self._new_node(
+                    pool, ad, now, error=("InternalError", OUT_OF_CAPACITY) if fault else None
                 )
-                pool.nodes[node.id] = node
         else:  # scaled in: failed nodes first, then the newest
             order = sorted(live, key=lambda n: (n.error is None, -int(n.id.rsplit(".", 1)[-1], 16)))
             for node in order[:-wanted]:
@@ -230,6 +231,28 @@ class OkeEmulator:
             return None
 
         return self._work_request(operation, pool, finish)
+
+    def _new_node(
+        self, pool: OkePool, ad: str, now: float, error: tuple[str, str] | None = None
+    ) -> OkeNode:
+        """A node as OKE makes it: the instance OCID, the generated name with the lowest
+        slot no live node of the pool holds (the docs call the slot "an ordinal number of
+        the node in the subnet"; reusing freed slots is a guess), a private IP."""
+        index = next(self.ids)
+        taken = {n.name.rsplit("-", 1)[-1] for n in pool.nodes.values() if n.gone_at is None}
+        slot = next(i for i in itertools.count() if str(i) not in taken)
+        subnet = pool.body["nodeConfigDetails"]["placementConfigs"][0]["subnetId"]
+        node = OkeNode(
+            f"ocid1.instance.oc1.iad.{index:012x}",
+            managed_node_name(self.cluster_id, pool.id, subnet, slot),
+            f"10.0.{index // 250 % 250}.{index % 250 + 2}",
+            ad,
+            "CREATING",
+            now + self.operation_s,
+            error=error,
+        )
+        pool.nodes[node.id] = node
+        return node
 
     def _problems(self, body: Mapping[str, Any]) -> list[str]:
         problems = []
@@ -338,15 +361,7 @@ class OkeEmulator:
             if (query.get("isDecrementSize") or ["false"])[0] == "true":
                 pool.size = max(0, pool.size - 1)
             else:  # OKE replaces it
-                index = next(self.ids)
-                replacement = OkeNode(
-                    f"ocid1.instance.oc1.iad.{index:012x}",
-                    f"10.0.{index // 250 % 250}.{index % 250 + 2}",
-                    node.availability_domain,
-                    "CREATING",
-                    self.clock() + self.operation_s,
-                )
-                pool.nodes[replacement.id] = replacement
+                self._new_node(pool, node.availability_domain, self.clock())
             request = self._work_request("NODEPOOL_UPDATE", pool, lambda: None)
             return 202, {}, {"opc-work-request-id": request.id}
 
@@ -395,7 +410,7 @@ class OkeEmulator:
             "availabilityDomain": node.availability_domain,
             "subnetId": SUBNET,
             "nodePoolId": pool.id,
-            "privateIp": node.name,
+            "privateIp": node.private_ip,
             "kubernetesVersion": self.version,
             "lifecycleState": node.state,
         }
@@ -481,7 +496,7 @@ class OkeEmulator:
             "shapes": sorted(self.shapes),
             "sources": [
                 {"sourceType": "IMAGE", "sourceName": name, "imageId": image}
-                for name, image in self.images()
+                for name, image in self.listed_images()
             ],
         }
 

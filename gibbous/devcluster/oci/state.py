@@ -9,6 +9,7 @@ API over them; the node agent (`gibbous.devcluster.oci.agent`) reads them throug
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -44,10 +45,23 @@ class Fault:
         )
 
 
+def managed_node_name(cluster: str, pool: str, subnet: str, slot: int) -> str:
+    """OKE's name for a managed node, `oke-c<cluster>-n<pool>-s<subnet>-<slot>` from parts
+    of the OCIDs ("Generated Worker Node Name Formats", OKE docs); the 10 characters each
+    part takes are a guess (the page says "a portion"). This is `Node.name` in the
+    Container Engine API, not the Kubernetes Node's name (its private IP)."""
+
+    def part(ocid: str) -> str:
+        return re.sub(r"[^a-z0-9]", "", ocid.lower())[-10:]
+
+    return f"oke-c{part(cluster)}-n{part(pool)}-s{part(subnet)}-{slot}"
+
+
 @dataclass
 class OkeNode:
-    id: str
-    name: str  # the private IP: OKE's node name
+    id: str  # the instance OCID: the Kubernetes Node's spec.providerID
+    name: str  # OKE's generated name (`managed_node_name`), never the Kubernetes Node's
+    private_ip: str  # the Kubernetes Node's name
     availability_domain: str
     state: str  # CREATING, ACTIVE, INACTIVE, DELETING
     ready_at: float
