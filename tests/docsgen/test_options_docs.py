@@ -80,7 +80,9 @@ def test_reference_page_names_lunas_spelling_and_keeps_its_tables_whole() -> Non
     assert "| `binPackingNodeStrategy` | one of lowest-total-cost, cheapest-node " in page
     assert "| `lowest-total-cost` | - | 0.1.0 |" in page
     rows = [line for line in page.splitlines() if line.startswith("| `")]
-    assert len(rows) == 105  # 42 top-level (installName added), 8 + 6 lifecycle, 7 overhead, 18 + 9 + 8 + 7 clouds
+    assert (
+        len(rows) == 105
+    )  # 42 top-level (installName added), 8 + 6 lifecycle, 7 overhead, 18 + 9 + 8 + 7 clouds
     for row in rows:
         assert len(re.findall(r"(?<!\\)\|", row)) == 7, row
     assert re.findall(r"^## (.*)$", page, re.MULTILINE) == [
