@@ -170,3 +170,15 @@ spec:
     matchLabels:
       {{- include "gibbous.selector" (list $root $component) | nindent 6 }}
 {{- end -}}
+
+{{/* Egress of the pods that talk only to the API server: the API server (its address is
+the control plane's, which the chart cannot know, so by port) and DNS. */}}
+{{- define "gibbous.apiServerAndDNSEgress" -}}
+- ports:
+    {{- range .Values.networkPolicy.apiServerPorts }}
+    - {port: {{ . }}, protocol: TCP}
+    {{- end }}
+- ports:
+    - {port: 53, protocol: UDP}
+    - {port: 53, protocol: TCP}
+{{- end -}}
