@@ -27,6 +27,9 @@ app.kubernetes.io/name: {{ include "gibbous.fullname" $root }}-{{ index . 1 }}
 {{- end -}}
 
 {{- define "gibbous.image" -}}
+{{- if not .Values.image.repository -}}
+{{- fail "image.repository is not set: Gibbous publishes no image. Build it with scripts/build-image, push it to a registry your cluster can pull from, and set image.repository (and image.tag) to it: docs/install/image.md" -}}
+{{- end -}}
 {{- $tag := .Values.image.tag | default .Chart.AppVersion -}}
 {{- if .Values.image.digest -}}
 {{ .Values.image.repository }}@{{ .Values.image.digest }}
