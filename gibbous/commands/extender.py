@@ -52,6 +52,12 @@ def add_parser(commands: Subcommands) -> argparse.ArgumentParser:
         help="with --tls-cert: answer only clients with a certificate this CA signed "
         "(kube-scheduler's extender tlsConfig certFile/keyFile)",
     )
+    ext.add_argument(
+        "--probe-listen",
+        metavar="HOST:PORT",
+        help="with --tls-cert: also serve GET /healthz, /readyz and /metrics in plain HTTP "
+        "here (the kubelet's probes and Prometheus carry no client certificate)",
+    )
     add_log_level_option(ext)
     return ext
 
@@ -61,15 +67,22 @@ def run(args: argparse.Namespace, stdout: TextIO, stdin: TextIO) -> int:
     from kubernetes import client
 
     from gibbous.extender.app import create_app as create_extender
+    from gibbous.extender.app import probe_app
     from gibbous.extender.state import InformerView
     from gibbous.kubeapi import load_client_config
-    from gibbous.serving import TLSServer, server_config
+    from gibbous.serving import Listen, TLSServer, server_config
 
     config, listen = server_setup(args)
     if bool(args.tls_cert) != bool(args.tls_key):
         raise ConfigError("--tls-cert and --tls-key go together")
     if args.tls_client_ca and not args.tls_cert:
         raise ConfigError("--tls-client-ca needs --tls-cert and --tls-key")
+    if args.probe_listen and not args.tls_cert:
+        raise ConfigError("--probe-listen needs --tls-cert and --tls-key")
+    try:
+        probe_listen = Listen.parse(args.probe_listen) if args.probe_listen else None
+    except ValueError:
+        raise ConfigError(f"--probe-listen {args.probe_listen!r}: expected HOST:PORT") from None
     view = InformerView(
         client.ApiClient(load_client_config(args.kubeconfig)),
         time_slices=config.nvidia_gpu_time_slices,
@@ -77,6 +90,12 @@ def run(args: argparse.Namespace, stdout: TextIO, stdin: TextIO) -> int:
     view.start()
     app = create_extender(config, view)
     if args.tls_cert:
+        background = []
+        if probe_listen:
+            probes = uvicorn.Server(
+                server_config(probe_app(app), probe_listen, log_level=args.log_level)
+            )
+            background.append(probes.serve)
         TLSServer(
             app,
             listen,
@@ -84,7 +103,7 @@ def run(args: argparse.Namespace, stdout: TextIO, stdin: TextIO) -> int:
             args.tls_key,
             client_ca=args.tls_client_ca,
             log_level=args.log_level,
-        ).run()
+        ).run(background)
     else:
         # Server.run takes uvicorn's loop factory (uvloop), as TLSServer.run does.
         uvicorn.Server(server_config(app, listen, log_level=args.log_level)).run()

@@ -35,6 +35,43 @@ ADMIN_USER = "gibbous-admin"
 FRONT_PROXY_CLIENT = "front-proxy-client"
 
 
+@dataclass(frozen=True)
+class ExtenderTLS:
+    """The extender's serving pair and the CA its clients' certificates must come from
+    (`gibbous extender --tls-cert --tls-key --tls-client-ca`), and a client pair of that
+    CA for the schedulers that call it. The one CA also signed the serving certificate."""
+
+    cert: Path
+    key: Path
+    client_ca: Path
+    client_cert: Path
+    client_key: Path
+
+    def extender_flags(self) -> list[str]:
+        return [
+            f"--tls-cert={self.cert}",
+            f"--tls-key={self.key}",
+            f"--tls-client-ca={self.client_ca}",
+        ]
+
+    def scheduler_fields(self) -> dict[str, Any]:
+        """kube-scheduler's Extender fields (enableHTTPS, tlsConfig; the same in v1 and
+        v1beta1): its client pair, and the CA it checks the extender's certificate with."""
+        return {
+            "enableHTTPS": True,
+            "tlsConfig": {
+                "certFile": str(self.client_cert),
+                "keyFile": str(self.client_key),
+                "caFile": str(self.client_ca),
+            },
+        }
+
+    def client_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=str(self.client_ca))
+        context.load_cert_chain(str(self.client_cert), str(self.client_key))
+        return context
+
+
 class ControlPlaneError(RuntimeError):
     pass
 
@@ -224,7 +261,8 @@ class ControlPlane:
         A given `configuration` (e.g. the one the manifests ship) is used with its
         extender URL, client connection and leader election adapted to this plane. With
         `lease` (namespace, name) the scheduler leads through that Lease, as in a real
-        cluster; without `extender` it calls none (a plain default scheduler)."""
+        cluster; without `extender` it calls none (a plain default scheduler). An https
+        `extender_url` is called with the plane's extender client pair (`extender_tls`)."""
         api_version = (
             "kubescheduler.config.k8s.io/v1beta1"
             if self.binaries.version() < (1, 23)
@@ -271,6 +309,11 @@ class ControlPlane:
                     {**e, "urlPrefix": extender_url} for e in configuration.get("extenders") or []
                 ],
             }
+        for entry in config["extenders"]:
+            entry.pop("enableHTTPS", None)
+            entry.pop("tlsConfig", None)
+            if extender_url.startswith("https://"):
+                entry.update(self.extender_tls.scheduler_fields())
         if api_version.endswith("v1beta1"):
             # With --config, 1.20 ignores --port and serves insecure health and metrics on
             # 0.0.0.0:10251, so a second scheduler could not start; give each its own port.
@@ -327,10 +370,34 @@ class ControlPlane:
         (pki / "front-proxy-ca.crt").write_bytes(front_proxy_ca.cert_pem)
         (pki / "front-proxy-client.crt").write_bytes(front_proxy.cert_pem)
         write_private(pki / "front-proxy-client.key", front_proxy.key_pem)
+        # The extender's mutual TLS: one CA signs its serving certificate and the
+        # schedulers' client certificate (kube-scheduler's extender tlsConfig).
+        extender_ca = generate_ca(common_name="gibbous-dev-extender-ca", days=30, now=now)
+        extender = generate_serving(
+            extender_ca, dns_names=["localhost"], ip_addresses=["127.0.0.1"], days=30, now=now
+        )
+        scheduler = generate_client(extender_ca, common_name="gibbous-scheduler", days=30, now=now)
+        (pki / "extender-ca.crt").write_bytes(extender_ca.cert_pem)
+        (pki / "extender.crt").write_bytes(extender.cert_pem)
+        write_private(pki / "extender.key", extender.key_pem)
+        (pki / "extender-client.crt").write_bytes(scheduler.cert_pem)
+        write_private(pki / "extender-client.key", scheduler.key_pem)
         self.token = secrets.token_hex(24)
         write_private(
             pki / "tokens.csv",
             f'{self.token},{ADMIN_USER},{ADMIN_USER},"system:masters"\n'.encode(),
+        )
+
+    @property
+    def extender_tls(self) -> ExtenderTLS:
+        """Files of the extender's mutual TLS (written with the plane's PKI)."""
+        pki = self.directory / "pki"
+        return ExtenderTLS(
+            cert=pki / "extender.crt",
+            key=pki / "extender.key",
+            client_ca=pki / "extender-ca.crt",
+            client_cert=pki / "extender-client.crt",
+            client_key=pki / "extender-client.key",
         )
 
     def _write_kubeconfig(self) -> None:

@@ -31,7 +31,8 @@ kubectl get nodes -L node.kubernetes.io/instance-type,gibbous.dev/price-per-hour
 # The chart installed as docs/install/helm.md gives it, then what the API server stored.
 # Without `--wait`: the chart's pods never become ready here (no node runs them).
 HELM_DEMO = """\
-helm install gibbous charts/gibbous --namespace gibbous --create-namespace
+helm install gibbous charts/gibbous --namespace gibbous --create-namespace \
+  --set image.repository=registry.example.com/gibbous
 kubectl get mutatingwebhookconfigurations,validatingwebhookconfigurations
 kubectl get deployments,pods --namespace gibbous"""
 

@@ -412,9 +412,14 @@ class DevCluster:
             ),
             "gibbous-extender": start(
                 "extender",
-                [*sets, f"--kubeconfig={kubeconfig}", "--log-level=warning"],
+                [
+                    *sets,
+                    *plane.extender_tls.extender_flags(),
+                    f"--kubeconfig={kubeconfig}",
+                    "--log-level=warning",
+                ],
                 health_path="/readyz",
-                context=None,
+                context=plane.extender_tls.client_context(),
             ),
             "gibbous-autoscaler": start(
                 "autoscaler",
@@ -430,7 +435,7 @@ class DevCluster:
             ),
         }
         webhook_url = f"https://127.0.0.1:{ports['gibbous-webhook']}"
-        extender_url = f"http://127.0.0.1:{ports['gibbous-extender']}"
+        extender_url = f"https://127.0.0.1:{ports['gibbous-extender']}"
         configuration = client.Configuration()
         kube_config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
         api = client.ApiClient(configuration)

@@ -33,7 +33,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
-from starlette.types import Scope
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gibbous.core.errors import GibbousError, quoted
 from gibbous.core.planning.placement import (
@@ -423,3 +423,21 @@ def create_app(
 
 TEXT = "text/plain; charset=utf-8"
 TOO_LARGE: Reply = (413, b"", TEXT)
+
+
+PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+def probe_app(app: ASGIApp) -> ASGIApp:
+    """`app`'s health and metrics endpoints only, for a plain-HTTP port beside a mutual-TLS
+    one: the kubelet's probes and Prometheus carry no client certificate, and the filter
+    and prioritize endpoints must stay behind it."""
+    not_found = PlainTextResponse("not found", status_code=404)
+
+    async def probes(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET" and scope["path"] in PROBE_PATHS:
+            await app(scope, receive, send)
+        elif scope["type"] == "http":
+            await not_found(scope, receive, send)
+
+    return probes

@@ -30,10 +30,11 @@ from gibbous.autoscaler.process import AutoscalerService
 from gibbous.core import keys
 from gibbous.core.settings.config import Config
 from gibbous.devcluster.binaries import find_binaries
-from gibbous.devcluster.controlplane import ControlPlane
+from gibbous.devcluster.controlplane import ControlPlane, ExtenderTLS
 from gibbous.extender.app import create_app
 from gibbous.extender.state import InformerView
 from gibbous.kubeapi import parse_version
+from gibbous.serving import Listen, TLSServer
 from tests.factories import api_pod
 
 T = TypeVar("T")
@@ -169,28 +170,43 @@ def repo_root() -> Path:
 
 
 @contextlib.contextmanager
-def running_extender(api: client.ApiClient, configuration: Config) -> Iterator[str]:
-    """The extender app on a free loopback port with live caches; yields its URL."""
+def running_extender(
+    api: client.ApiClient, configuration: Config, tls: ExtenderTLS | None = None
+) -> Iterator[str]:
+    """The extender app on a free loopback port with live caches; yields its URL (https,
+    clients' certificates required, with `tls`)."""
     view = InformerView(api)
     view.start()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(configuration, view),
-            host="127.0.0.1",
-            port=0,
-            log_level="warning",
-            lifespan="off",
+    app = create_app(configuration, view)
+    server: uvicorn.Server | TLSServer
+    if tls is None:
+        server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
         )
-    )
+    else:
+        server = TLSServer(
+            app,
+            Listen("127.0.0.1", 0),
+            str(tls.cert),
+            str(tls.key),
+            client_ca=str(tls.client_ca),
+            log_level="warning",
+        )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
         eventually(lambda: server.started, what="extender server")
-        port = server.servers[0].sockets[0].getsockname()[1]
+        if isinstance(server, TLSServer):
+            port = server.bound_port()
+        else:
+            port = server.servers[0].sockets[0].getsockname()[1]
         eventually(view.ready, what="extender caches")
-        yield f"http://127.0.0.1:{port}"
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     finally:
-        server.should_exit = True
+        if isinstance(server, TLSServer):
+            server.stop()
+        else:
+            server.should_exit = True
         view.stop()
 
 

@@ -9,6 +9,7 @@ and still get capacity; `down` leaves nothing behind."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -132,6 +133,30 @@ def test_a_labelled_deployment_is_mutated_gets_nodes_and_runs(dev_api: client.Ap
         sorted(c["usage"]["cpu"] for i in pods_usage["items"] for c in i["containers"])
         == ["500000000n"] * 3
     )
+
+
+def test_the_extender_answers_only_the_schedulers_client_certificate(dev_cluster: Path) -> None:
+    state = json.loads((dev_cluster / "state.json").read_text())
+    url = state["extender"]
+    assert url.startswith("https://")
+    pki = dev_cluster / "pki"
+    body = b'{"Pod": {}, "NodeNames": []}'
+    with pytest.raises((OSError, http.client.HTTPException)):
+        urllib.request.urlopen(url.replace("https://", "http://") + "/filter", body, 5)
+    anonymous = ssl.create_default_context(cafile=str(pki / "extender-ca.crt"))
+    with pytest.raises(OSError):
+        urllib.request.urlopen(url + "/filter", body, 5, context=anonymous)
+    paired = ssl.create_default_context(cafile=str(pki / "extender-ca.crt"))
+    paired.load_cert_chain(str(pki / "extender-client.crt"), str(pki / "extender-client.key"))
+    with urllib.request.urlopen(url + "/metrics", timeout=5, context=paired) as reply:
+        metrics = reply.read().decode()
+    # The Gibbous scheduler has called it over that TLS for the pods of the tests above.
+    calls = [
+        float(line.split()[1])
+        for line in metrics.splitlines()
+        if line.startswith("gibbous_extender_requests_total{") and 'verb="filter"' in line
+    ]
+    assert sum(calls) > 0
 
 
 def test_bin_select_pods_wait_behind_the_gate_and_are_pinned_to_their_node(

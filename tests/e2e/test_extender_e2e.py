@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import datetime
+import http.client
+import ssl
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,6 +15,7 @@ import pytest
 import yaml
 from kubernetes import client
 
+from gibbous.certs.authority import generate_ca, generate_client, write_private
 from gibbous.core import keys
 from gibbous.devcluster.controlplane import ControlPlane
 from gibbous.devcluster.installtools import helm_tools
@@ -68,8 +73,9 @@ def gibbous_labels(placement: str, **extra: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def scheduler(api: client.ApiClient, control_plane: ControlPlane) -> Iterator[None]:
-    with running_extender(api, make_config()) as url:
+def scheduler(api: client.ApiClient, control_plane: ControlPlane) -> Iterator[str]:
+    # Mutual TLS, as the chart runs it: the scheduler presents the plane's client pair.
+    with running_extender(api, make_config(), tls=control_plane.extender_tls) as url:
         # The scheduler configuration the manifests ship, in the form this server version takes.
         overlay = "base" if server_minor(api) >= 23 else "overlays/scheduler-v1beta1"
         rendered = subprocess.run(
@@ -87,7 +93,7 @@ def scheduler(api: client.ApiClient, control_plane: ControlPlane) -> Iterator[No
         control_plane.start_scheduler(
             scheduler_name=SCHEDULER, extender_url=url, configuration=shipped
         )
-        yield
+        yield url
 
 
 def pod(name: str, cpu: str, **labels: str) -> dict[str, Any]:
@@ -118,7 +124,7 @@ def bound_node(api: client.ApiClient, namespace: str, name: str) -> str:
 
 
 def test_hot_nodes_and_placement_classes_are_respected(
-    api: client.ApiClient, scheduler: None
+    api: client.ApiClient, scheduler: str
 ) -> None:
     register_node(
         api,
@@ -177,3 +183,39 @@ def test_unschedulable_message_carries_gibbous_reasons(
     message: str = eventually(condition, what="PodScheduled=False")
     assert message.startswith("0/")
     assert "gibbous: node is on-demand, pod allows spot" in message
+
+
+def test_only_callers_with_a_client_certificate_are_answered(
+    scheduler: str, control_plane: ControlPlane
+) -> None:
+    tls = control_plane.extender_tls
+    body = b'{"Pod": {}, "NodeNames": []}'
+    # Plain HTTP to the TLS port: no HTTP answer at all.
+    with pytest.raises((OSError, http.client.HTTPException)):
+        urllib.request.urlopen(scheduler.replace("https://", "http://") + "/filter", body, 5)
+    # TLS that trusts the extender but presents no certificate: the handshake is refused.
+    anonymous = ssl.create_default_context(cafile=str(tls.client_ca))
+    with pytest.raises(OSError):
+        urllib.request.urlopen(scheduler + "/filter", body, 5, context=anonymous)
+    # A certificate of another CA is refused too.
+    stranger_ca = generate_ca(
+        common_name="stranger", days=1, now=datetime.datetime.now(datetime.UTC)
+    )
+    stranger = generate_client(
+        stranger_ca,
+        common_name="gibbous-scheduler",
+        days=1,
+        now=datetime.datetime.now(datetime.UTC),
+    )
+    directory = tls.cert.parent
+    write_private(directory / "stranger.key", stranger.key_pem)
+    (directory / "stranger.crt").write_bytes(stranger.cert_pem)
+    impostor = ssl.create_default_context(cafile=str(tls.client_ca))
+    impostor.load_cert_chain(str(directory / "stranger.crt"), str(directory / "stranger.key"))
+    with pytest.raises(OSError):
+        urllib.request.urlopen(scheduler + "/filter", body, 5, context=impostor)
+    # The scheduler's pair is answered.
+    with urllib.request.urlopen(
+        scheduler + "/readyz", timeout=5, context=tls.client_context()
+    ) as reply:
+        assert reply.status == 200

@@ -64,6 +64,9 @@ def install_args(*sets: str) -> list[str]:
         f"labels={LABELS}",
         "--set",
         f"webhookConfigPrefix={PREFIX}",
+        # No image is published, so the chart needs one named; no pod here pulls it.
+        "--set",
+        "image.repository=registry.example.com/gibbous",
     ]
     for item in sets:
         args += ["--set", item]

@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "gibbous"
 LUNA_VALUES = REPO / "tests" / "fixtures" / "luna-values"
 VERSIONS = (OLD_VERSION, current_version())
+IMAGE = "registry.example.com/gibbous"  # the chart has no default: no image is published
 
 # name -> (values files, --set items)
 CASES: dict[str, tuple[Sequence[Path], Sequence[str]]] = {
@@ -55,6 +56,7 @@ def template(
     version: str, values: Sequence[Path] = (), sets: Sequence[str] = (), release: str = "gibbous"
 ) -> list[dict[str, Any]]:
     args = ["template", release, str(CHART), "--namespace", "elotl", "--kube-version", version]
+    args += ["--set", f"image.repository={IMAGE}"]
     for path in values:
         args += ["--values", str(path)]
     for item in sets:
@@ -92,7 +94,7 @@ def selected_labels(selector: dict[str, Any]) -> tuple[str, frozenset[str]]:
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_lint_is_strict_clean(case: str) -> None:
     values, sets = CASES[case]
-    args = ["lint", "--strict", str(CHART)]
+    args = ["lint", "--strict", str(CHART), "--set", f"image.repository={IMAGE}"]
     for path in values:
         args += ["--values", str(path)]
     for item in sets:
@@ -205,14 +207,14 @@ def test_kwok_is_the_only_provider_that_may_write_nodes_status_and_make_nodes() 
         verbs = {
             (resource, verb)
             for rule in rules
-            for resource in rule["resources"]
+            for resource in rule.get("resources", [])
             for verb in rule["verbs"]
         }
         writes_nodes = {("nodes", "create"), ("nodes/status", "patch"), ("pods/status", "patch")}
         assert (writes_nodes <= verbs) == (provider == "kwok"), provider
         assert ("pods", "delete") in verbs  # pods of a stopped scheduler are rerouted
         for rule in rules:
-            assert "*" not in rule["verbs"] and "*" not in rule["resources"]
+            assert "*" not in rule["verbs"] and "*" not in rule.get("resources", [])
 
 
 def test_luna_values_reach_the_pods_that_use_them() -> None:
@@ -271,12 +273,25 @@ def test_the_chart_leaves_out_of_the_configuration_exactly_the_install_settings(
     assert set(re.findall(r'"([A-Za-z]+)"', omitted)) == set(INSTALL_KEYS)
 
 
+def test_without_an_image_the_chart_refuses_to_render_and_says_how_to_get_one() -> None:
+    # No Gibbous image is published: a literal install would end in ImagePullBackOff.
+    result = helm("template", "gibbous", str(CHART))
+    assert result.returncode != 0
+    assert "image.repository is not set" in result.stderr
+    assert "scripts/build-image" in result.stderr
+
+
 def test_bad_values_fail_the_install_with_a_reason() -> None:
-    result = helm("template", "gibbous", str(CHART), "--set", "labels=no-equals-sign")
+    image = f"image.repository={IMAGE}"
+    result = helm(
+        "template", "gibbous", str(CHART), "--set", image, "--set", "labels=no-equals-sign"
+    )
     assert result.returncode != 0 and "labels: expected key=value" in result.stderr
-    result = helm("template", "gibbous", str(CHART), "--set", "cloudProvider=digitalocean")
+    result = helm(
+        "template", "gibbous", str(CHART), "--set", image, "--set", "cloudProvider=digitalocean"
+    )
     assert result.returncode != 0 and "expected aws, gcp, azure, oci or kwok" in result.stderr
-    result = helm("template", "gibbous", str(CHART), "--set", "webhook.tls=manual")
+    result = helm("template", "gibbous", str(CHART), "--set", image, "--set", "webhook.tls=manual")
     assert result.returncode != 0 and "webhook.tls" in result.stderr
 
 

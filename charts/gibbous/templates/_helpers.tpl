@@ -27,6 +27,9 @@ app.kubernetes.io/name: {{ include "gibbous.fullname" $root }}-{{ index . 1 }}
 {{- end -}}
 
 {{- define "gibbous.image" -}}
+{{- if not .Values.image.repository -}}
+{{- fail "image.repository is not set: Gibbous publishes no image. Build it with scripts/build-image, push it to a registry your cluster can pull from, and set image.repository (and image.tag) to it: docs/install/image.md" -}}
+{{- end -}}
 {{- $tag := .Values.image.tag | default .Chart.AppVersion -}}
 {{- if .Values.image.digest -}}
 {{ .Values.image.repository }}@{{ .Values.image.digest }}
@@ -169,4 +172,16 @@ spec:
   selector:
     matchLabels:
       {{- include "gibbous.selector" (list $root $component) | nindent 6 }}
+{{- end -}}
+
+{{/* Egress of the pods that talk only to the API server: the API server (its address is
+the control plane's, which the chart cannot know, so by port) and DNS. */}}
+{{- define "gibbous.apiServerAndDNSEgress" -}}
+- ports:
+    {{- range .Values.networkPolicy.apiServerPorts }}
+    - {port: {{ . }}, protocol: TCP}
+    {{- end }}
+- ports:
+    - {port: 53, protocol: UDP}
+    - {port: 53, protocol: TCP}
 {{- end -}}

@@ -25,6 +25,7 @@ INSTALL_KEYS: Mapping[str, str] = {
     "webhook": "the webhook's replicas, resources and TLS",
     "extender": "the extender's replicas and resources",
     "scheduler": "the secondary scheduler's replicas, image and resources",
+    "networkPolicy": "the NetworkPolicies of Gibbous's pods",
     "autoscaler": "the autoscaler's provider, replicas, resources and service account",
 }
 
