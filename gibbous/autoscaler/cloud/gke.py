@@ -734,6 +734,14 @@ def offered_in(
     return out
 
 
+def cluster_max_pods(cluster: Any) -> int:
+    """The pods a node of a pool Gibbous creates may run: the cluster's
+    `defaultMaxPodsConstraint` (VPC-native clusters; a pool without its own
+    `maxPodsConstraint` takes it), else GKE's 110."""
+    constraint = cluster.default_max_pods_constraint
+    return int(constraint.max_pods_per_node) if constraint and constraint.max_pods_per_node else 110
+
+
 def discover(
     *,
     container: Any,
@@ -759,10 +767,17 @@ def discover(
     except google_errors.GoogleAPICallError as error:
         raise FatalConfigurationError(f"reading GKE cluster {name}: {error}") from None
     zones = tuple(cluster.locations) or tuple(z for t in catalog for z in t.zones)
+    max_pods = cluster_max_pods(cluster)
+    if config.gpu_driver_version == "disabled":
+        log.warning(
+            "gcp.gpuDriverVersion disabled: GKE installs no NVIDIA driver, so GPU nodes "
+            "register without nvidia.com/gpu until the driver DaemonSet runs on them "
+            "(docs/install/gke.md)"
+        )
     return GkeCloudProvider(
         container=container,
         compute=compute,
-        catalog=offered_in(catalog, zones),
+        catalog=[dataclasses.replace(t, max_pods=max_pods) for t in offered_in(catalog, zones)],
         clock=clock,
         project=project,
         location=location,
