@@ -469,7 +469,7 @@ def test_nodes_take_the_clusters_max_pods(world: tuple[GkeEmulator, Clock, str])
     assert {t.max_pods for t in gke.instance_types()} == {32}
     gke.create(request("pods-1", instance_type="e2-standard-8"))
     clock.now += 31
-    (pool,) = [p for p in emulator.pools.values()]
+    (pool,) = list(emulator.pools.values())
     assert pod_capacity(pool.body) == 32  # what the emulated kubelet registers
     assert pool.body["podIpv4CidrSize"] == 26  # GKE: 32 pods a node take a /26
 
