@@ -34,6 +34,7 @@ from gibbous.autoscaler.cloud.gke import (
 )
 from gibbous.core import keys
 from gibbous.core.settings.options.gcp import GcpConfig
+from gibbous.devcluster.gcp.agent import driver_installed, pod_capacity
 from gibbous.devcluster.gcp.emulator import GkeEmulator
 from gibbous.devcluster.gcp.state import Fault
 from tests.autoscaler.sdkworld import OPENED, Clock
@@ -459,3 +460,46 @@ def test_gce_labels() -> None:
     assert gce_label("gibbous.dev/placement", key=True) == "gibbous_dev_placement"
     assert gce_label("T4") == "t4"
     assert gce_label("9lives", key=True) == "k9lives"
+
+
+def test_nodes_take_the_clusters_max_pods(world: tuple[GkeEmulator, Clock, str]) -> None:
+    emulator, clock, endpoint = world
+    emulator.max_pods = 32  # a cluster made with --default-max-pods-per-node 32
+    gke = provider(endpoint, clock)
+    assert {t.max_pods for t in gke.instance_types()} == {32}
+    gke.create(request("pods-1", instance_type="e2-standard-8"))
+    clock.now += 31
+    (pool,) = list(emulator.pools.values())
+    assert pod_capacity(pool.body) == 32  # what the emulated kubelet registers
+    assert pool.body["podIpv4CidrSize"] == 26  # GKE: 32 pods a node take a /26
+
+
+def test_gpus_are_advertised_only_where_gke_installs_the_driver() -> None:
+    t4 = {"acceleratorType": "nvidia-tesla-t4", "acceleratorCount": "1"}
+    disabled = {**t4, "gpuDriverInstallationConfig": {"gpuDriverVersion": "INSTALLATION_DISABLED"}}
+    default = {**t4, "gpuDriverInstallationConfig": {"gpuDriverVersion": "DEFAULT"}}
+    assert driver_installed(default, "1.29.4-gke.1043002")
+    assert not driver_installed(disabled, "1.37.2-gke.100")
+    assert not driver_installed(t4, "1.29.4-gke.1043002")  # unset, before automatic install
+    assert driver_installed(t4, "1.31.1-gke.100")
+
+
+def test_the_provider_asks_gke_not_to_install_the_driver_when_told(
+    world: tuple[GkeEmulator, Clock, str],
+) -> None:
+    emulator, clock, endpoint = world
+    provider(endpoint, clock, gpu_driver_version="disabled").create(request("no-driver"))
+    (pool,) = emulator.pools.values()
+    accelerator = pool.body["config"]["accelerators"][0]
+    assert accelerator["gpuDriverInstallationConfig"]["gpuDriverVersion"] == "INSTALLATION_DISABLED"
+    assert not driver_installed(accelerator, emulator.version)
+
+
+def test_read_throttling_is_a_throttled_error(world: tuple[GkeEmulator, Clock, str]) -> None:
+    emulator, clock, endpoint = world
+    gke = provider(endpoint, clock)
+    emulator.reads_per_minute = 2.0
+    emulator.read_tokens = 0.0
+    with pytest.raises(ThrottledError):
+        gke.list("dev-cluster")
+    assert emulator.reads_refused

@@ -17,6 +17,7 @@ import base64
 import builtins
 import dataclasses
 import datetime
+import hashlib
 import itertools
 import logging
 from collections.abc import Callable
@@ -44,6 +45,7 @@ from gibbous.autoscaler.cloud.eks import (
     security_groups,
     subnets_by_zone,
 )
+from gibbous.autoscaler.cloud.eksaccess import AwsAuthReader, check_node_access
 from gibbous.core.choice.catalog import InstanceType
 from gibbous.core.choice.spotprices import (
     AdvisorEntry,
@@ -81,6 +83,9 @@ CAPACITY_CODES = frozenset(
 QUOTA_CODES = frozenset(
     {"InstanceLimitExceeded", "MaxSpotInstanceCountExceeded", "VcpuLimitExceeded"}
 )
+# Spot launches need the AWSServiceRoleForEC2Spot service-linked role; EC2 creates it on
+# the first spot launch only when the caller may iam:CreateServiceLinkedRole.
+SPOT_ROLE_CODE = "AuthFailure.ServiceLinkedRoleCreationNotPermitted"
 THROTTLE_CODES = frozenset({"RequestLimitExceeded", "Throttling", "ThrottlingException"})
 FATAL_CODES = frozenset(
     {
@@ -90,8 +95,6 @@ FATAL_CODES = frozenset(
         "InvalidLaunchTemplateId.NotFound",
         "InvalidLaunchTemplateId.Malformed",
         "InvalidSubnetID.NotFound",
-        "InvalidParameterValue",
-        "InvalidParameterCombination",
         "OptInRequired",
     }
 )
@@ -126,12 +129,22 @@ def classify_error(
         return QuotaExceededError(instance_type, category, f"{code}: {message}")
     if code in THROTTLE_CODES:
         return ThrottledError(1.0, f"{code}: {message}")
+    if code == SPOT_ROLE_CODE:
+        return FatalConfigurationError(
+            f"{code}: spot launches need the AWSServiceRoleForEC2Spot service-linked role, "
+            "which Gibbous's role may not create; create it once: aws iam "
+            "create-service-linked-role --aws-service-name spot.amazonaws.com "
+            f"(or grant iam:CreateServiceLinkedRole for spot.amazonaws.com); {message}"
+        )
     if code in ("UnauthorizedOperation", "AuthFailure"):
         return FatalConfigurationError(
             f"ec2:RunInstances (or the iam:PassRole it needs) was refused ({code}): {message}"
         )
     if code in FATAL_CODES:
         return FatalConfigurationError(f"{code}: {message}")
+    # InvalidParameterValue, InvalidParameterCombination and the rest: this request was
+    # wrong (a type without the zone's feature, a too-large volume), not the provider's
+    # set-up; the launch fails and its pair backs off, other launches go on.
     return CloudError(f"{code}: {message}")
 
 
@@ -237,7 +250,7 @@ class AwsCloudProvider:
                 "HttpPutResponseHopLimit": 2,
             }
         elif self.images.by_kind:
-            image = self.images.by_kind.get((arch, gpu)) or self.images.by_kind.get((arch, False))
+            image = self.images.by_kind.get((arch, gpu))
             if image:
                 settings["ImageId"] = image
         if self.security_groups:
@@ -277,7 +290,7 @@ class AwsCloudProvider:
                 "MinCount": 1,
                 "MaxCount": 1,
                 # EC2 idempotency: the same token within 24 h returns the same instance.
-                "ClientToken": f"{request.token}-{zone}"[:64],
+                "ClientToken": client_token(request.token, zone),
                 "TagSpecifications": [
                     {"ResourceType": "instance", "Tags": tags},
                     {"ResourceType": "volume", "Tags": tags[:3]},
@@ -341,19 +354,25 @@ class AwsCloudProvider:
             },
         ]
         out: builtins.list[Instance] = []
-        for page in paginator.paginate(Filters=filters):
-            for reservation in page.get("Reservations", []):
-                out.extend(self._instance(i) for i in reservation.get("Instances", []))
+        try:
+            for page in paginator.paginate(Filters=filters):
+                for reservation in page.get("Reservations", []):
+                    out.extend(self._instance(i) for i in reservation.get("Instances", []))
+        except ClientError as error:
+            raise classify_error(error) from None
         return out
 
     def _by_token(self, cluster_id: str, token: str) -> Instance | None:
-        reply = self.ec2.describe_instances(
-            Filters=[
-                {"Name": f"tag:{CLUSTER_TAG}", "Values": [cluster_id]},
-                {"Name": f"tag:{TOKEN_TAG}", "Values": [token]},
-                {"Name": "instance-state-name", "Values": ["pending", "running"]},
-            ]
-        )
+        try:
+            reply = self.ec2.describe_instances(
+                Filters=[
+                    {"Name": f"tag:{CLUSTER_TAG}", "Values": [cluster_id]},
+                    {"Name": f"tag:{TOKEN_TAG}", "Values": [token]},
+                    {"Name": "instance-state-name", "Values": ["pending", "running"]},
+                ]
+            )
+        except ClientError as error:  # RequestLimitExceeded: a throttled launch, retried
+            raise classify_error(error) from None
         found = [i for r in reply.get("Reservations", []) for i in r.get("Instances", [])]
         return self._instance(found[0]) if found else None
 
@@ -396,6 +415,28 @@ class AwsCloudProvider:
         )
 
 
+def client_token(token: str, zone: str) -> str:
+    """RunInstances' ClientToken for a launch in a zone: a digest, since EC2 takes at most
+    64 ASCII characters and a cut token would make launches of long cluster IDs, or one
+    launch's zones, share one."""
+    return hashlib.sha256(f"{token}\0{zone}".encode()).hexdigest()
+
+
+def with_images(
+    catalog: builtins.list[InstanceType], images: NodeImages
+) -> builtins.list[InstanceType]:
+    """The types this cluster has a node image for (a GPU type needs a GPU image)."""
+    out = []
+    for instance_type in catalog:
+        kind = (instance_type.arch, bool(instance_type.gpu_count))
+        if kind in images.by_kind:
+            out.append(instance_type)
+    missing = sorted({(t.arch, bool(t.gpu_count)) for t in catalog} - set(images.by_kind))
+    if missing:
+        log.warning("no node image for %s: those instance types are not launched", missing)
+    return out
+
+
 def offered_in(
     catalog: builtins.list[InstanceType], subnets: dict[str, builtins.list[str]]
 ) -> builtins.list[InstanceType]:
@@ -424,35 +465,41 @@ def discover(
     ec2: Any,
     eks: Any,
     ssm: Any,
+    iam: Any,
     config: Config,
     catalog: builtins.list[InstanceType],
     clock: Callable[[], float],
     launch_template: str = "",
     subnet_overrides: dict[str, str] | None = None,
     spot_advisor: object = None,
+    read_aws_auth: AwsAuthReader | None = None,
 ) -> AwsCloudProvider:
     """The provider for this cluster, with everything found once at start (see `eks`).
 
     On EKS the cluster is described; elsewhere (RKE2 on EC2, Luna's P07) the user data must
     be a Template or None, and subnets and security groups must be configured.
-    `spot_advisor` is the parsed JSON of aws.spotAdvisorFile (read by the caller)."""
+    `spot_advisor` is the parsed JSON of aws.spotAdvisorFile (read by the caller);
+    `read_aws_auth` reads kube-system/aws-auth's mapRoles (see `eksaccess`)."""
     aws = config.aws
     name = aws.cluster_name or config.cluster_id
     kind = aws.effective_user_data_type
     try:
-        cluster, version, cluster_group = describe_cluster(eks, name)
+        cluster, version, cluster_group, mode = describe_cluster(eks, name)
+        eks_cluster = True
     except FatalConfigurationError as error:
         if kind not in (UserDataType.TEMPLATE, UserDataType.NONE) or "ResourceNotFound" not in str(
             error
         ):
             raise
         log.info("%s is not an EKS cluster; nodes join through the user data alone", name)
-        cluster, version, cluster_group = ClusterInfo(name), "", ""
+        cluster, version, cluster_group, mode = ClusterInfo(name), "", "", ""
+        eks_cluster = False
     subnets = subnets_by_zone(ec2, aws, name)
     for zone, subnet in (subnet_overrides or {}).items():
         subnets[zone] = [subnet]
     operator = aws.user_data
-    if launch_template and not operator:
+    profile = aws.node_instance_profile
+    if launch_template and (not operator or not profile):
         key = "LaunchTemplateId" if launch_template.startswith("lt-") else "LaunchTemplateName"
         reply = call(
             "ec2:DescribeLaunchTemplateVersions",
@@ -461,17 +508,34 @@ def discover(
             Versions=["$Default"],
         )
         versions = reply.get("LaunchTemplateVersions") or [{}]
-        encoded = (versions[0].get("LaunchTemplateData") or {}).get("UserData") or ""
-        operator = base64.b64decode(encoded).decode() if encoded else ""
+        data = versions[0].get("LaunchTemplateData") or {}
+        encoded = data.get("UserData") or ""
+        if not operator:
+            operator = base64.b64decode(encoded).decode() if encoded else ""
+        template_profile = data.get("IamInstanceProfile") or {}
+        profile = profile or str(template_profile.get("Arn") or template_profile.get("Name") or "")
+    if eks_cluster and profile:
+        check_node_access(
+            eks=eks,
+            iam=iam,
+            cluster=name,
+            profile=profile,
+            mode=mode,
+            read_aws_auth=read_aws_auth,
+        )
+    elif eks_cluster:
+        log.warning("the launch template names no instance profile: node access not checked")
+    images = node_images(None if launch_template else ssm, aws, version)
+    usable = offered_in(catalog if launch_template else with_images(catalog, images), subnets)
     return AwsCloudProvider(
         ec2=ec2,
-        catalog=offered_in(catalog, subnets),
+        catalog=usable,
         clock=clock,
         launch_template=launch_template,
         subnets_by_zone=subnets,
         config=aws,
         cluster=cluster,
-        images=node_images(None if launch_template else ssm, aws, version),
+        images=images,
         security_groups=security_groups(ec2, aws, name, cluster_group)
         if not launch_template or aws.security_groups
         else (),

@@ -52,17 +52,21 @@ class NodeImages:
     by_kind: dict[tuple[str, bool], str] = field(default_factory=dict)
 
     def for_instance(self, arch: str, gpu: bool) -> str:
-        image = self.by_kind.get((arch, gpu)) or self.by_kind.get((arch, False))
+        # A GPU node never takes the plain image: it has no NVIDIA driver, so the node
+        # would register without its GPUs (g5g got the arm64 standard AMI this way).
+        image = self.by_kind.get((arch, gpu))
         if not image:
             kind = f"{arch}{' GPU' if gpu else ''}"
             raise FatalConfigurationError(
-                f"no AMI for {kind} nodes: set aws.amiIdGeneric/amiIdGenericArm/amiIdGpu"
+                f"no AMI for {kind} nodes: set aws.amiIdGeneric/amiIdGenericArm/amiIdGpu "
+                "(arm64 GPU nodes take the EKS-optimized AL2023 or Bottlerocket NVIDIA image)"
             )
         return image
 
 
-def describe_cluster(eks: Any, name: str) -> tuple[ClusterInfo, str, str]:
-    """(what kubelets need, the Kubernetes version `1.37`, the cluster security group)."""
+def describe_cluster(eks: Any, name: str) -> tuple[ClusterInfo, str, str, str]:
+    """(what kubelets need, the Kubernetes version `1.37`, the cluster security group, the
+    authentication mode: accessConfig.authenticationMode, "" when the cluster says none)."""
     reply = call("eks:DescribeCluster", eks.describe_cluster, name=name)["cluster"]
     network = reply.get("kubernetesNetworkConfig") or {}
     info = ClusterInfo(
@@ -74,31 +78,42 @@ def describe_cluster(eks: Any, name: str) -> tuple[ClusterInfo, str, str]:
     security_group = str(
         (reply.get("resourcesVpcConfig") or {}).get("clusterSecurityGroupId") or ""
     )
-    return info, str(reply.get("version") or ""), security_group
+    mode = str((reply.get("accessConfig") or {}).get("authenticationMode") or "")
+    return info, str(reply.get("version") or ""), security_group, mode
+
+
+def discovery_filters(cluster_name: str) -> list[list[dict[str, Any]]]:
+    """The tag filters that find a cluster's node subnets, one DescribeSubnets each (EC2
+    ANDs the filters of one call): `kubernetes.io/cluster/<name>` (owned or shared), which
+    EKS put on subnets only for clusters of Kubernetes 1.18 and earlier, and Karpenter's
+    `karpenter.sh/discovery=<name>`, what eksctl and Karpenter's guides tag now."""
+    return [
+        [{"Name": f"tag:kubernetes.io/cluster/{cluster_name}", "Values": ["owned", "shared"]}],
+        [{"Name": "tag:karpenter.sh/discovery", "Values": [cluster_name]}],
+    ]
 
 
 def subnets_by_zone(ec2: Any, config: AwsConfig, cluster_name: str) -> dict[str, list[str]]:
-    """Configured subnets, or those tagged `kubernetes.io/cluster/<name>` (owned or shared),
-    grouped by zone."""
+    """Configured subnets, or those with a discovery tag (`discovery_filters`), grouped by
+    zone."""
+    found: dict[str, dict[str, Any]] = {}
     if config.subnets:
         reply = call("ec2:DescribeSubnets", ec2.describe_subnets, SubnetIds=list(config.subnets))
+        found = {s["SubnetId"]: s for s in reply.get("Subnets", [])}
     else:
-        reply = call(
-            "ec2:DescribeSubnets",
-            ec2.describe_subnets,
-            Filters=[
-                {"Name": f"tag:kubernetes.io/cluster/{cluster_name}", "Values": ["owned", "shared"]}
-            ],
-        )
+        for filters in discovery_filters(cluster_name):
+            reply = call("ec2:DescribeSubnets", ec2.describe_subnets, Filters=filters)
+            found.update({s["SubnetId"]: s for s in reply.get("Subnets", [])})
     out: dict[str, list[str]] = {}
-    for subnet in sorted(
-        reply.get("Subnets", []), key=lambda s: -int(s.get("AvailableIpAddressCount", 0))
-    ):
+    for subnet in sorted(found.values(), key=lambda s: -int(s.get("AvailableIpAddressCount", 0))):
         out.setdefault(subnet["AvailabilityZone"], []).append(subnet["SubnetId"])
     if not out:
         raise FatalConfigurationError(
-            "no subnets for nodes: set aws.subnets, or tag the cluster's subnets "
-            f"kubernetes.io/cluster/{cluster_name}=shared"
+            "no subnets for nodes: no subnet is tagged "
+            f"kubernetes.io/cluster/{cluster_name} (owned or shared) or "
+            f"karpenter.sh/discovery={cluster_name} (EKS does not tag subnets itself since "
+            "Kubernetes 1.19); set aws.subnets or tag the node subnets: aws ec2 create-tags "
+            f"--resources <subnet ids> --tags Key=karpenter.sh/discovery,Value={cluster_name}"
         )
     return out
 
@@ -108,18 +123,16 @@ def security_groups(
 ) -> tuple[str, ...]:
     if config.security_groups:
         return config.security_groups
-    reply = call(
-        "ec2:DescribeSecurityGroups",
-        ec2.describe_security_groups,
-        Filters=[
-            {"Name": f"tag:kubernetes.io/cluster/{cluster_name}", "Values": ["owned", "shared"]}
-        ],
-    )
-    found = [g["GroupId"] for g in reply.get("SecurityGroups", [])]
+    found: list[str] = []
+    for filters in discovery_filters(cluster_name):
+        reply = call("ec2:DescribeSecurityGroups", ec2.describe_security_groups, Filters=filters)
+        found.extend(g["GroupId"] for g in reply.get("SecurityGroups", []))
     groups = tuple(dict.fromkeys([*([cluster_group] if cluster_group else []), *found]))
     if not groups:
         raise FatalConfigurationError(
-            "no security groups for nodes: set aws.securityGroups (the cluster reports none)"
+            "no security groups for nodes: the cluster reports no cluster security group and "
+            f"none is tagged kubernetes.io/cluster/{cluster_name} or "
+            f"karpenter.sh/discovery={cluster_name}; set aws.securityGroups"
         )
     return groups
 
@@ -135,6 +148,7 @@ def _ssm_paths(config: AwsConfig, version: str) -> dict[tuple[str, bool], str]:
             ("amd64", False): "/aws/service/bottlerocket/aws-k8s-%s/x86_64/latest/image_id",
             ("arm64", False): "/aws/service/bottlerocket/aws-k8s-%s/arm64/latest/image_id",
             ("amd64", True): "/aws/service/bottlerocket/aws-k8s-%s-nvidia/x86_64/latest/image_id",
+            ("arm64", True): "/aws/service/bottlerocket/aws-k8s-%s-nvidia/arm64/latest/image_id",
         }
     elif kind is UserDataType.AL2:
         defaults = {
@@ -157,12 +171,14 @@ def _ssm_paths(config: AwsConfig, version: str) -> dict[tuple[str, bool], str]:
             ("amd64", False): f"{base}/x86_64/standard/recommended/image_id",
             ("arm64", False): f"{base}/arm64/standard/recommended/image_id",
             ("amd64", True): f"{base}/x86_64/nvidia/recommended/image_id",
+            ("arm64", True): f"{base}/arm64/nvidia/recommended/image_id",
         }
     configured = {
         ("amd64", False): config.image_ssm_query_generic,
         ("arm64", False): config.image_ssm_query_generic_arm,
         ("amd64", True): config.image_ssm_query_gpu,
     }
+    # AL2 has no arm64 GPU image: g5g nodes need AL2023 or Bottlerocket.
     return {
         kind_key: (configured.get(kind_key) or path).replace("%s", version)
         for kind_key, path in defaults.items()
@@ -178,7 +194,7 @@ def node_images(ssm: Any | None, config: AwsConfig, version: str) -> NodeImages:
         ("amd64", True): config.ami_id_gpu,
     }
     paths = _ssm_paths(config, version)
-    for kind, image in list(images.items()):
+    for kind, image in list(images.items()) + [(k, "") for k in paths if k not in images]:
         if image or ssm is None or not version:
             continue
         try:

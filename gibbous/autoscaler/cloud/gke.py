@@ -721,16 +721,17 @@ def _mig_key(project: str, zone: str, mig: str) -> str:
 
 
 def offered_in(
-    catalog: builtins.list[InstanceType], zones: tuple[str, ...]
+    catalog: builtins.list[InstanceType], zones: tuple[str, ...], max_pods: int = 110
 ) -> builtins.list[InstanceType]:
-    """The catalog narrowed to the cluster's zones; types offered in none left out."""
+    """The catalog narrowed to the cluster's zones (types offered in none left out), each
+    node running the cluster's defaultMaxPodsConstraint, which pools without their own take."""
     out = []
     for instance_type in catalog:
         usable = (
             tuple(z for z in instance_type.zones if z in zones) if instance_type.zones else zones
         )
         if usable:
-            out.append(dataclasses.replace(instance_type, zones=usable))
+            out.append(dataclasses.replace(instance_type, zones=usable, max_pods=max_pods))
     return out
 
 
@@ -759,10 +760,15 @@ def discover(
     except google_errors.GoogleAPICallError as error:
         raise FatalConfigurationError(f"reading GKE cluster {name}: {error}") from None
     zones = tuple(cluster.locations) or tuple(z for t in catalog for z in t.zones)
+    max_pods = int(cluster.default_max_pods_constraint.max_pods_per_node or 110)
+    if config.gpu_driver_version == "disabled":
+        log.warning(
+            "gcp.gpuDriverVersion disabled: GPU nodes lack nvidia.com/gpu until you install the driver"
+        )
     return GkeCloudProvider(
         container=container,
         compute=compute,
-        catalog=offered_in(catalog, zones),
+        catalog=offered_in(catalog, zones, max_pods),
         clock=clock,
         project=project,
         location=location,

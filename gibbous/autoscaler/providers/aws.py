@@ -48,12 +48,14 @@ def build(
             ec2=boto3.client("ec2", region_name=region),
             eks=boto3.client("eks", region_name=region),
             ssm=boto3.client("ssm", region_name=region),
+            iam=boto3.client("iam", region_name=region),
             config=config,
             catalog=catalog,
             clock=time.time,
             launch_template=args.aws_launch_template or "",
             subnet_overrides=subnets,
             spot_advisor=advisor,
+            read_aws_auth=lambda: _aws_auth_map_roles(api),
         )
     except (FatalConfigurationError, ConfigError) as error:
         raise ConfigError(f"--provider aws: {error}") from None
@@ -64,6 +66,18 @@ def build(
             "spot node before its taint is there"
         )
     return StartedProvider(provider)
+
+
+def _aws_auth_map_roles(api: Any) -> str | None:
+    """kube-system/aws-auth's mapRoles: "" when absent, None when it may not be read."""
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        found = client.CoreV1Api(api).read_namespaced_config_map("aws-auth", "kube-system")
+    except ApiException as error:
+        return "" if error.status == 404 else None
+    return str((found.data or {}).get("mapRoles") or "")
 
 
 def _subnets(items: list[str]) -> dict[str, str]:

@@ -36,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
         kubernetes_api(args.kubeconfig),
         time.time,
         ec2=emulator.client("ec2"),
+        eks=emulator.client("eks"),
+        iam=emulator.client("iam"),
         catalog=load_catalog(None, "aws", args.region),
         cluster_name=args.cluster,
         region=args.region,

@@ -10,15 +10,25 @@ the kubelet's own labels (hostname, os, arch), the cloud's (instance type, zone,
 and capacity and allocatable from the instance type with EKS's reservation formula.
 Nothing else labels the node: wrong user data makes a bare node. `KubeletFleet` keeps the
 Node alive and removes it when the instance terminates.
+
+A kubelet authenticates as its instance profile's IAM role, and EKS lets it in only when
+that role has an `EC2_LINUX` access entry (authentication modes API, API_AND_CONFIG_MAP)
+or an `aws-auth` mapRoles entry in the `system:nodes` group (CONFIG_MAP,
+API_AND_CONFIG_MAP): an instance without either runs and never registers, as on EKS.
 """
 
 from __future__ import annotations
 
 import base64
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import yaml
+from botocore.exceptions import ClientError
+from kubernetes.client.exceptions import ApiException
 
 from gibbous.core import keys
 from gibbous.core.choice.catalog import InstanceType
@@ -62,10 +72,69 @@ class NodeAgent(KubeletFleet):
     region: str = ""
     boot_s: float = 2.0
     gpu_time_slices: int = 1
+    eks: Any = None  # boto3 EKS and IAM clients: who may join is the cluster's to say
+    iam: Any = None
+    access_ttl_s: float = 5.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self.types = {t.name: t for t in self.catalog}
+        self.access: dict[str, tuple[float, bool]] = {}  # profile ARN -> (when, may join)
+        self.refused: set[str] = set()
+
+    def may_join(self, instance: Mapping[str, Any]) -> bool:
+        """Whether EKS would authenticate this instance's kubelet as a node."""
+        profile = str((instance.get("IamInstanceProfile") or {}).get("Arn") or "")
+        if not profile:
+            return False  # no credentials at all: the kubelet cannot authenticate
+        now = time.monotonic()
+        cached = self.access.get(profile)
+        if cached is not None and now - cached[0] < self.access_ttl_s:
+            return cached[1]
+        allowed = self._role_has_access(profile.rsplit("/", 1)[-1])
+        self.access[profile] = (now, allowed)
+        return allowed
+
+    def _role_has_access(self, profile_name: str) -> bool:
+        roles = self.iam.get_instance_profile(InstanceProfileName=profile_name)["InstanceProfile"][
+            "Roles"
+        ]
+        if not roles:
+            return False
+        role = str(roles[0]["Arn"])
+        cluster = self.eks.describe_cluster(name=self.cluster_name)["cluster"]
+        mode = str((cluster.get("accessConfig") or {}).get("authenticationMode") or "CONFIG_MAP")
+        if mode in ("API", "API_AND_CONFIG_MAP"):
+            try:
+                entry = self.eks.describe_access_entry(
+                    clusterName=self.cluster_name, principalArn=role
+                )["accessEntry"]
+                if entry.get("type") == "EC2_LINUX":
+                    return True
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+                    raise
+        if mode in ("CONFIG_MAP", "API_AND_CONFIG_MAP"):
+            return self._mapped_in_aws_auth(role)
+        return False
+
+    def _mapped_in_aws_auth(self, role: str) -> bool:
+        try:
+            found = self.core.read_namespaced_config_map("aws-auth", "kube-system")
+        except ApiException as error:
+            if error.status == 404:
+                return False
+            raise
+        entries = yaml.safe_load((found.data or {}).get("mapRoles") or "") or []
+        # aws-auth ARNs carry no path: a role under a path is matched by its bare ARN.
+        head, _, rest = role.partition(":role/")
+        bare = f"{head}:role/{rest.rsplit('/', 1)[-1]}"
+        return any(
+            isinstance(e, dict)
+            and e.get("rolearn") == bare
+            and "system:nodes" in (e.get("groups") or [])
+            for e in entries
+        )
 
     def _instances(self) -> list[dict[str, Any]]:
         reply = self.ec2.describe_instances(
@@ -91,8 +160,19 @@ class NodeAgent(KubeletFleet):
                 continue
             launched = instance.get("LaunchTime")
             age = now - launched.timestamp() if launched is not None else self.boot_s
-            if age >= self.boot_s:
-                self._register(instance, now)
+            if age < self.boot_s:
+                continue
+            if self.eks is not None and not self.may_join(instance):
+                if instance_id not in self.refused:
+                    self.refused.add(instance_id)
+                    log.warning(
+                        "instance %s: its IAM role has no access to cluster %s; its kubelet "
+                        "is refused (Unauthorized) and it never registers",
+                        instance_id,
+                        self.cluster_name,
+                    )
+                continue
+            self._register(instance, now)
         self.heartbeats(now)
 
     def _register(self, instance: Mapping[str, Any], now: float) -> None:

@@ -26,6 +26,7 @@ import datetime
 import logging
 import os
 import threading
+import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,11 +35,44 @@ from moto.core.responses import ActionResult
 from moto.ec2.models import ec2_backends
 from moto.ec2.models.instances import StateReason
 from moto.ec2.responses.spot_instances import SpotInstances
-from moto.server import ThreadedMotoServer
+from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
 from moto.ssm.models import Parameter, ssm_backends
+from werkzeug.serving import make_server
 
 from gibbous.catalogs import load_catalog
-from gibbous.devcluster.aws.state import ACCOUNT, INSTANCE_PROFILE, ZONES, SeededCluster
+from gibbous.devcluster.aws.frontdoor import SPOT_ROLE, FrontDoor
+from gibbous.devcluster.aws.state import (
+    ACCOUNT,
+    INSTANCE_PROFILE,
+    NODE_ROLE,
+    ZONES,
+    SeededCluster,
+)
+
+
+class FrontedMotoServer(ThreadedMotoServer):
+    """moto's threaded server with `FrontDoor` in front of its application."""
+
+    def __init__(self, front: FrontDoor, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.front = front
+
+    def _server_entry(self) -> None:
+        self.front.app = DomainDispatcherApplication(create_backend_app)
+        self._server = make_server(
+            self._ip_address,
+            self._port,
+            self.front,
+            threaded=True,
+            request_handler=MotoRequestHandler,
+        )
+        self._server_ready_event.set()
+        self._server.serve_forever()
 
 
 @dataclass
@@ -48,6 +82,11 @@ class Ec2Emulator:
     server: Any = None
     failing: dict[tuple[str, str], float] = field(default_factory=dict)  # (type, market) -> s
     spot_prices: dict[str, float] = field(default_factory=dict)  # type -> $/hr in zone a
+    # EC2's request token buckets, scaled (0: no throttling); see `frontdoor`.
+    throttle_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        self.front = FrontDoor(lambda environ, start: [], throttle_scale=self.throttle_scale)
 
     @property
     def endpoint(self) -> str:
@@ -57,8 +96,14 @@ class Ec2Emulator:
     def start(self) -> str:
         os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
         os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self.server = FrontedMotoServer(
+            self.front, ip_address="127.0.0.1", port=self.port, verbose=False
+        )
         self.server.start()
+        # moto's backends are per process: a fresh emulator starts from an empty account.
+        urllib.request.urlopen(
+            urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST"), timeout=30
+        ).close()
         for instance_type in load_catalog(None, "aws", self.region):
             self.spot_prices[instance_type.name] = instance_type.spot_price or round(
                 instance_type.on_demand_price * 0.4, 4
@@ -94,16 +139,28 @@ class Ec2Emulator:
             self.server.stop()
             SpotInstances.describe_spot_price_history = self._original_prices  # type: ignore[method-assign]
 
-    def client(self, service: str) -> Any:
+    def client(self, service: str, config: Any = None) -> Any:
         return boto3.client(
             service,
             region_name=self.region,
             endpoint_url=self.endpoint,
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
+            config=config,
         )
 
-    def seed(self, name: str, version: str) -> SeededCluster:
+    def seed(
+        self,
+        name: str,
+        version: str,
+        *,
+        authentication_mode: str = "API_AND_CONFIG_MAP",
+        node_access: bool = True,
+        spot_role: bool = True,
+    ) -> SeededCluster:
+        """The account as a working EKS cluster has it; `node_access=False` leaves the node
+        role without an access entry and `spot_role=False` the account without the spot
+        service-linked role, the two set-up steps a new account misses."""
         ec2, eks, iam = self.client("ec2"), self.client("eks"), self.client("iam")
         seeded = SeededCluster(name, self.region, version)
         vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
@@ -124,9 +181,16 @@ class Ec2Emulator:
             Resources=[group], Tags=[{"Key": f"kubernetes.io/cluster/{name}", "Value": "owned"}]
         )
         seeded.security_group = group
-        iam.create_role(RoleName="eks-node", AssumeRolePolicyDocument="{}")
+        role = iam.create_role(RoleName=NODE_ROLE, AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        seeded.node_role_arn = role
         iam.create_instance_profile(InstanceProfileName=INSTANCE_PROFILE)
-        iam.add_role_to_instance_profile(InstanceProfileName=INSTANCE_PROFILE, RoleName="eks-node")
+        iam.add_role_to_instance_profile(InstanceProfileName=INSTANCE_PROFILE, RoleName=NODE_ROLE)
+        if spot_role:
+            iam.create_role(
+                RoleName=SPOT_ROLE,
+                Path="/aws-service-role/spot.amazonaws.com/",
+                AssumeRolePolicyDocument="{}",
+            )
         eks.create_cluster(
             name=name,
             version=version,
@@ -136,11 +200,15 @@ class Ec2Emulator:
                 "securityGroupIds": [group],
             },
         )
+        self.front.authentication_modes[name] = authentication_mode
+        if node_access and authentication_mode != "CONFIG_MAP":
+            eks.create_access_entry(clusterName=name, principalArn=role, type="EC2_LINUX")
         base = f"/aws/service/eks/optimized-ami/{version}/amazon-linux-2023"
         for path, architecture in (
             (f"{base}/x86_64/standard/recommended/image_id", "x86_64"),
             (f"{base}/arm64/standard/recommended/image_id", "arm64"),
             (f"{base}/x86_64/nvidia/recommended/image_id", "x86_64"),
+            (f"{base}/arm64/nvidia/recommended/image_id", "arm64"),
             (f"/aws/service/bottlerocket/aws-k8s-{version}/x86_64/latest/image_id", "x86_64"),
             (f"/aws/service/bottlerocket/aws-k8s-{version}/arm64/latest/image_id", "arm64"),
             (

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 ACCOUNT = "123456789012"
 INSTANCE_PROFILE = "gibbous-nodes"
+NODE_ROLE = "eks-node"
 ZONES = ("a", "b", "c")
 
 
@@ -21,4 +22,5 @@ class SeededCluster:
     version: str
     subnets: dict[str, str] = field(default_factory=dict)  # zone -> subnet id
     security_group: str = ""
+    node_role_arn: str = ""
     images: dict[str, str] = field(default_factory=dict)  # SSM path -> AMI id

@@ -20,6 +20,7 @@ Node when its instance goes. It reads the emulator's instances through
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +58,37 @@ def gke_reserved(vcpu: float, memory: int) -> tuple[int, int]:
             rest = max(0.0, rest - size)
         reserved += rest * 0.02
     return round(cpu), round(reserved) + 100 * MIB
+
+
+def pod_capacity(pool: dict[str, Any]) -> int:
+    """The kubelet's max-pods on GKE: the pool's maxPodsConstraint (the cluster's default
+    when the pool has none, which the emulator writes into the pool as GKE does)."""
+    constraint = pool.get("maxPodsConstraint") or {}
+    return int(constraint.get("maxPodsPerNode") or 110)
+
+
+# GKE installs the default NVIDIA driver on its own from this version when the pool does
+# not say gpuDriverVersion; older clusters install none unless asked.
+AUTO_DRIVER_SINCE = (1, 30, 1, 1156000)
+
+
+def _gke_version(text: str) -> tuple[int, ...]:
+    numbers = [int(n) for n in re.findall(r"\d+", text)]
+    return tuple(numbers[:3] + numbers[-1:]) if len(numbers) >= 4 else tuple(numbers)
+
+
+def driver_installed(accelerator: dict[str, Any], version: str) -> bool:
+    """Whether GKE installs the NVIDIA driver on the node, without which the device plugin
+    advertises no nvidia.com/gpu: DEFAULT or LATEST, never INSTALLATION_DISABLED, and when
+    unset only on versions that install it by default."""
+    driver = str(
+        (accelerator.get("gpuDriverInstallationConfig") or {}).get("gpuDriverVersion") or ""
+    )
+    if driver in ("DEFAULT", "LATEST"):
+        return True
+    if driver == "INSTALLATION_DISABLED":
+        return False
+    return _gke_version(version) >= AUTO_DRIVER_SINCE
 
 
 @dataclass
@@ -137,7 +169,7 @@ class GkeNodeAgent(KubeletFleet):
         capacity = {
             "cpu": f"{round(instance_type.vcpu * 1000)}m",
             "memory": str(instance_type.memory_bytes),
-            "pods": "110",
+            "pods": str(pod_capacity(pool)),
             "ephemeral-storage": str(int(config.get("diskSizeGb") or 100) * GIB),
         }
         allocatable = {
@@ -145,8 +177,12 @@ class GkeNodeAgent(KubeletFleet):
             "cpu": f"{round(instance_type.vcpu * 1000) - cpu_reserved}m",
             "memory": str(instance_type.memory_bytes - memory_reserved),
         }
-        if gpus:
+        if gpus and driver_installed(accelerator, self.emulator.version):
             capacity[keys.NVIDIA_GPU] = allocatable[keys.NVIDIA_GPU] = str(gpus * slices)
+        elif gpus:
+            log.warning(
+                "%s: no NVIDIA driver installed; its GPUs are not advertised", instance.name
+            )
         self.register(
             instance.name,
             instance.name,

@@ -84,6 +84,13 @@ class GkeEmulator:
     zones: tuple[str, ...] = ("us-central1-a", "us-central1-b", "us-central1-c")
     operation_s: float = 2.0
     operation_limit: int = 3
+    # The cluster's defaultMaxPodsConstraint (GKE's default 110; a cluster made with
+    # --default-max-pods-per-node says otherwise): a pool without its own takes it.
+    max_pods: int = 110
+    # Reads (GETs, listManagedInstances) a project may make per minute in the region, as a
+    # bucket that refills continuously (0: unlimited). Google's Compute and GKE APIs cap
+    # reads per minute per region; the number is a guess (docs/clouds/gke.md).
+    reads_per_minute: float = 1500.0
     create_s: float = 1.0
     delete_s: float = 1.0
     clock: Callable[[], float] = time.time
@@ -94,6 +101,8 @@ class GkeEmulator:
 
     def __post_init__(self) -> None:
         self.lock = threading.RLock()
+        self.read_tokens, self.read_at = self.reads_per_minute, self.clock()
+        self.reads_refused = 0
         self.ids = itertools.count(1000)
         catalog = load_catalog(None, "gcp", self.region)
         self.machine_types = {t.machine_type for t in catalog}
@@ -128,6 +137,29 @@ class GkeEmulator:
     ) -> Fault | None:
         return take_fault(self.faults, kinds, lambda f: f.matches(machine, accelerator, spot, zone))
 
+    def _read(self) -> None:
+        """Take a read token or answer 429 as Google's front end does."""
+        if self.reads_per_minute <= 0:
+            return
+        with self.lock:
+            now = self.clock()
+            self.read_tokens = min(
+                self.reads_per_minute,
+                self.read_tokens + (now - self.read_at) * self.reads_per_minute / 60.0,
+            )
+            self.read_at = now
+            if self.read_tokens >= 1:
+                self.read_tokens -= 1
+                return
+            self.reads_refused += 1
+        raise ApiError(
+            429,
+            "RESOURCE_EXHAUSTED",
+            "Quota exceeded for quota metric 'Read requests' and limit 'Read requests per "
+            "minute per region' of service 'compute.googleapis.com'.",
+            reason="rateLimitExceeded",
+        )
+
     def _throttled(self) -> None:
         if take_fault(self.faults, ("throttle",), lambda f: True) is not None:
             raise ApiError(
@@ -161,6 +193,9 @@ class GkeEmulator:
             current_master_version=self.version,
             current_node_version=self.version,
             status=container_v1.Cluster.Status.RUNNING,
+            default_max_pods_constraint=container_v1.MaxPodsConstraint(
+                max_pods_per_node=self.max_pods
+            ),
             self_link=f"https://container.googleapis.com/v1/projects/{self.project}/locations/{self.region}/clusters/{self.cluster}",
         )
         return _json(container_v1.Cluster, body)
@@ -216,6 +251,9 @@ class GkeEmulator:
             body = _json(container_v1.NodePool, pool)
             body["locations"] = zones
             body["version"] = self.version
+            max_pods = pool.max_pods_constraint.max_pods_per_node or self.max_pods
+            body["maxPodsConstraint"] = {"maxPodsPerNode": str(max_pods)}
+            body["podIpv4CidrSize"] = pod_cidr_size(max_pods)
             body["selfLink"] = (
                 f"https://container.googleapis.com/v1/projects/{project}/locations/{location}/clusters/{cluster}/nodePools/{pool.name}"
             )
@@ -603,6 +641,8 @@ class GkeEmulator:
         with self.lock:
             self.requests.append((method, path))
         parts = path.strip("/").split("/")
+        if method == "GET" or parts[-1:] == ["listManagedInstances"]:
+            self._read()
         gke = _match(parts, ["v1", "projects", "*", "locations", "*"])
         if gke is not None:
             project, location = gke
@@ -655,6 +695,15 @@ class GkeEmulator:
 
     def serve(self, port: int = 0) -> ThreadingHTTPServer:
         return serve_json(self.handle, name="gke-emulator", port=port)
+
+
+def pod_cidr_size(max_pods: int) -> int:
+    """The prefix of each node's pod range: the smallest with twice max-pods addresses
+    (GKE: 110 -> /24, 64 -> /25, 32 -> /26, 16 -> /27, 8 -> /28)."""
+    size = 32
+    while 2 ** (32 - size) < 2 * max_pods:
+        size -= 1
+    return size
 
 
 def _match(parts: list[str], pattern: list[str]) -> list[str] | None:

@@ -100,5 +100,6 @@ class EmulatedFleet(Protocol):
 
     project: str
     region: str
+    version: str  # the cluster's GKE version (`1.37.2-gke.100`)
 
     def running_nodes(self) -> list[tuple[dict[str, Any], ManagedInstance]]: ...
