@@ -49,6 +49,8 @@ DYNAMIC: dict[tuple[str, str], frozenset[Grant]] = {
 # certificates only with webhook.tls=self.
 CONDITIONAL: dict[str, str] = {
     "gibbous/autoscaler/cloud/kwok.py": "kwok",
+    # Reads kube-system/aws-auth at start (EKS node access), only with the aws provider.
+    "gibbous/autoscaler/providers/aws.py": "aws",
     "gibbous/certs/selfmanaged.py": "self-managed-tls",
 }
 
@@ -276,11 +278,12 @@ def granted(objects: list[dict[str, Any]], account: str) -> frozenset[Grant]:
 SETUPS = {
     # name -> (--set items, settings in force)
     "kwok": (("autoscaler.provider=kwok",), {"kwok", "self-managed-tls"}),
-    "aws": (("cloudProvider=aws",), {"self-managed-tls"}),
+    "aws": (("cloudProvider=aws",), {"aws", "self-managed-tls"}),
     "gcp": (("cloudProvider=gcp",), {"self-managed-tls"}),
     "azure": (("cloudProvider=azure",), {"self-managed-tls"}),
     "oci": (("cloudProvider=oci",), {"self-managed-tls"}),
-    "cert-manager": (("webhook.tls=cert-manager",), set()),
+    # The chart's default provider is its cloudProvider, aws.
+    "cert-manager": (("webhook.tls=cert-manager",), {"aws"}),
 }
 
 
