@@ -68,6 +68,7 @@ class Informer:
         self.resource_version = ""
         self.relists = 0
         self.callback_errors = 0
+        self.failures = 0  # list or watch requests that failed (other than 410 Gone)
 
     def get(self, key: str) -> dict[str, Any] | None:
         with self.lock:
@@ -184,12 +185,14 @@ class Informer:
                     log.info("%s watch expired (410 Gone); listing again", self.name)
                     listed = False
                     continue
+                self.failures += 1
                 log.warning(
                     "%s list/watch failed (%s); retrying in %.1fs", self.name, error.reason, delay
                 )
                 self.stopped.wait(delay)
                 delay = min(delay * 2, 30.0)
             except Exception as error:
+                self.failures += 1
                 log.warning("%s list/watch failed (%s); retrying in %.1fs", self.name, error, delay)
                 self.stopped.wait(delay)
                 delay = min(delay * 2, 30.0)

@@ -196,7 +196,9 @@ def server_config(
 ) -> uvicorn.Config:
     """uvicorn settings every Gibbous server shares: the request read deadline (the TLS
     handshake, with `tls`, included), the header limit, no access log, no lifespan, 30 s
-    keep-alive."""
+    keep-alive, and uvicorn's lines through the root logger's handlers (no `log_config`:
+    uvicorn's own would send them to standard error alone, past `logging.directory` and
+    `logging.format`)."""
     return uvicorn.Config(
         app,
         host=listen.host,
@@ -205,6 +207,7 @@ def server_config(
         access_log=False,
         lifespan="off",
         timeout_keep_alive=30,
+        log_config=None,
         **options,
     )
 

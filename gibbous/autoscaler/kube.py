@@ -1,5 +1,5 @@
-"""The loop's view of the API server: list + watch caches of pods, nodes and our
-`NodeCostEstimate` events, and the few writes it makes (events, gate release).
+"""The loop's view of the API server: list + watch caches of pods, nodes, DaemonSets and
+our `NodeCostEstimate` events, and the few writes it makes (events, gate release).
 
 Reads come from the caches only (no per-pod polling). Writes are small: one Event per pod
 and reason, and one JSON Patch per released pod, guarded by a `test` of its gates.
@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import collections
 import logging
+import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -18,6 +20,8 @@ from kubernetes.client.exceptions import ApiException
 from gibbous.autoscaler.lifecycle import Eviction
 from gibbous.core import keys
 from gibbous.core.admission.mutation import plan_release
+from gibbous.core.choice.daemonsets import DaemonSetPod, describe_daemonset
+from gibbous.core.errors import GibbousError
 from gibbous.core.podmodel.pods import Pod, name_of, namespace_of, uid_of
 from gibbous.core.podmodel.slim import slim_node, slim_pod
 from gibbous.kubeapi import read_lease, rfc3339
@@ -32,6 +36,13 @@ def _slim_event(event: dict[str, Any]) -> dict[str, Any]:
     """What `pods_with_event` reads of an Event."""
     involved = event.get("involvedObject") or {}
     return {"involvedObject": {"uid": involved.get("uid")}, "reason": event.get("reason")}
+
+
+def _describe_daemonset(daemonset: dict[str, Any]) -> DaemonSetPod | GibbousError:
+    described = describe_daemonset(daemonset)
+    if isinstance(described, GibbousError):
+        log.warning("%s; new nodes are sized without it", described)
+    return described
 
 
 class KubeCluster:
@@ -66,7 +77,19 @@ class KubeCluster:
             decode=_slim_event,
             field_selector=f"reason={keys.EVENT_NODE_COST_ESTIMATE}",
         )
-        self.informers = (self.pod_cache, self.node_cache, self.event_cache)
+        # DaemonSet pod templates, described once per DaemonSet version: new nodes are
+        # sized with room for the ones that will run there.
+        self.apps = client.AppsV1Api(api)
+        self._daemonsets_lock = threading.Lock()
+        self._described_daemonsets: dict[str, DaemonSetPod | GibbousError] = {}
+        self._daemonset_pods: tuple[DaemonSetPod, ...] | None = None
+        self.daemonset_cache = Informer(
+            self.apps.list_daemon_set_for_all_namespaces,
+            name="daemonsets",
+            decode=_describe_daemonset,
+            on_stored=self._daemonset_stored,
+        )
+        self.informers = (self.pod_cache, self.node_cache, self.event_cache, self.daemonset_cache)
 
     def start(self) -> None:
         for informer in self.informers:
@@ -77,10 +100,44 @@ class KubeCluster:
             informer.stop()
 
     def ready(self) -> bool:
-        return all(informer.ready.is_set() for informer in self.informers)
+        """Pods, nodes and events listed, and DaemonSets listed or found unreadable (new
+        nodes are then sized with the configured overhead: an install whose RBAC lacks
+        `daemonsets` still scales)."""
+        listed = all(i.ready.is_set() for i in self.informers if i is not self.daemonset_cache)
+        daemonsets = self.daemonset_cache
+        return listed and (daemonsets.ready.is_set() or daemonsets.failures > 0)
 
     def wait_ready(self, timeout_s: float) -> bool:
-        return all(informer.wait_ready(timeout_s) for informer in self.informers)
+        deadline = time.monotonic() + timeout_s
+        while not self.ready():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
+    def _daemonset_stored(self, key: str, described: DaemonSetPod | GibbousError | None) -> None:
+        """A DaemonSet changed: forget the described set when its template's description
+        did (a status update describes the same pod)."""
+        with self._daemonsets_lock:
+            if self._described_daemonsets.get(key) == described:
+                return
+            if described is None:
+                self._described_daemonsets.pop(key, None)
+            else:
+                self._described_daemonsets[key] = described
+            self._daemonset_pods = None
+
+    def daemonset_pods(self) -> tuple[DaemonSetPod, ...] | None:
+        """What the cluster's DaemonSets run, described; None until they are listed. The
+        same tuple while none changed, so the loop rebuilds its offers only on a change."""
+        if not self.daemonset_cache.ready.is_set():
+            return None
+        with self._daemonsets_lock:
+            if self._daemonset_pods is None:
+                self._daemonset_pods = tuple(
+                    d for d in self._described_daemonsets.values() if isinstance(d, DaemonSetPod)
+                )
+            return self._daemonset_pods
 
     # --- the Cluster protocol --------------------------------------------------------------
 

@@ -36,7 +36,9 @@ OFFERS_REFRESH_S = 300.0
 class LaunchReview(LoopState):
     def _refresh_offers(self, now: float) -> None:
         """Prices move (live spot prices): ask the provider again now and then, and plan
-        with the new offers when they changed."""
+        with the new offers when they changed. A change in the cluster's DaemonSets
+        resizes the offers at once."""
+        self._follow_daemonsets()
         if now - self.offers_at < OFFERS_REFRESH_S:
             return
         self.offers_at = now
@@ -47,9 +49,25 @@ class LaunchReview(LoopState):
             return
         if types != self.types:
             self.types = types
-            self.offers = build_offers(types, self.config)
-            self.offers_by_key = {(o.name, str(o.category)): o for o in self.offers}
+            self._rebuild_offers()
             log.info("offers rebuilt from new %s prices", self.provider.name)
+
+    def _follow_daemonsets(self) -> None:
+        """The cluster hands over the same described DaemonSets until one changes; only
+        then are the offers sized again (once per change, not per step)."""
+        read = getattr(self.cluster, "daemonset_pods", None)
+        described = read() if read is not None else None
+        if described is None or described is self.daemonset_pods:
+            return
+        changed = described != self.daemonset_pods
+        self.daemonset_pods = described
+        if changed:
+            self._rebuild_offers()
+            log.info("offers sized for %d DaemonSets", len(described))
+
+    def _rebuild_offers(self) -> None:
+        self.offers = build_offers(self.types, self.config, self.daemonset_pods)
+        self.offers_by_key = {(o.name, str(o.category)): o for o in self.offers}
 
     def _match_registrations(self, nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Tie each launch in flight to its Node by `spec.providerID` (a cloud's node name

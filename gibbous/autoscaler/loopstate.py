@@ -16,6 +16,7 @@ from gibbous.autoscaler.cloud.base import CloudProvider, Instance
 from gibbous.autoscaler.metrics import AutoscalerMetrics
 from gibbous.core import keys
 from gibbous.core.admission.mutation import pinned_elsewhere
+from gibbous.core.choice.daemonsets import DaemonSetPod
 from gibbous.core.choice.selection import build_offers
 from gibbous.core.errors import GibbousError, quoted
 from gibbous.core.lifecycle.launches import Launch, NodeState, node_state
@@ -88,6 +89,9 @@ class LoopState:
         self.new_token = new_token or (lambda: f"{config.cluster_id}-{uuid.uuid4().hex[:20]}")
         self.jitter = jitter
         self.types = provider.instance_types()
+        # What the cluster's DaemonSets run, as the offers were last sized with it (None:
+        # not known, the configured nodeOverhead.daemonSet* is left instead).
+        self.daemonset_pods: tuple[DaemonSetPod, ...] | None = None
         self.offers = build_offers(self.types, config)
         self.offers_by_key = {(o.name, str(o.category)): o for o in self.offers}
         self.offers_at = clock()

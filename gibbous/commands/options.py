@@ -4,7 +4,6 @@ the epilog listing every configuration key, and the servers' setup from their op
 from __future__ import annotations
 
 import argparse
-import logging
 from typing import TYPE_CHECKING, TypeAlias
 
 from gibbous.configfile import load_config
@@ -58,13 +57,13 @@ def add_log_level_option(parser: argparse.ArgumentParser) -> None:
 
 
 def server_setup(args: argparse.Namespace) -> tuple[Config, Listen]:
-    """Logging, configuration and the listen address, shared by the servers."""
+    """Configuration, logging (`--log-level`, the `logging.*` options) and the listen
+    address, shared by the servers."""
+    from gibbous.logsetup import configure_logging
     from gibbous.serving import Listen
 
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     config = load_config(args.config, list(args.overrides))
+    configure_logging(args.log_level, config.logging, args.command)
     try:
         return config, Listen.parse(args.listen)
     except ValueError as error:

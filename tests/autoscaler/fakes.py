@@ -19,6 +19,7 @@ from gibbous.autoscaler.lifecycle import Eviction
 from gibbous.core import keys
 from gibbous.core.admission.mutation import plan_release
 from gibbous.core.choice.catalog import node_allocatable
+from gibbous.core.choice.daemonsets import DaemonSetPod, describe_daemonset
 from gibbous.core.choice.selection import build_offers
 from gibbous.core.errors import GibbousError
 from gibbous.core.planning.demand import describe_pod
@@ -65,11 +66,20 @@ class FakeCluster(NodeMarks):
     usage: dict[str, tuple[str, str]] = field(default_factory=dict)  # node -> (cpu, memory)
     pod_usage: dict[str, tuple[str, str]] = field(default_factory=dict)  # pod key -> (cpu, memory)
     metrics_api: bool = True  # False: metrics.k8s.io cannot be read (no metrics-server)
+    # DaemonSets as the API returns them; None: not listed (KubeCluster before its list)
+    daemonset_objects: list[dict[str, Any]] | None = None
 
     # --- the Cluster protocol --------------------------------------------------------------
 
     def pods(self) -> list[dict[str, Any]]:
         return [copy.deepcopy(p) for p in self.pod_objects.values()]
+
+    def daemonset_pods(self) -> tuple[DaemonSetPod, ...] | None:
+        """Described afresh on each call (equal, not the same tuple, as KubeCluster's)."""
+        if self.daemonset_objects is None:
+            return None
+        described = map(describe_daemonset, self.daemonset_objects)
+        return tuple(d for d in described if isinstance(d, DaemonSetPod))
 
     def nodes(self) -> list[dict[str, Any]]:
         out = copy.deepcopy(self.static_nodes)

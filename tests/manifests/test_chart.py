@@ -22,6 +22,7 @@ from gibbous.core.settings.loader import build_config, render_config
 from gibbous.core.settings.options.luna import INSTALL_KEYS
 from gibbous.devcluster.binaries import OLD_VERSION, current_version
 from gibbous.devcluster.installtools import helm_tools, render_manifests
+from tests.docs.fenced import fenced_blocks
 from tests.manifests import openapi
 
 REPO = Path(__file__).resolve().parents[2]
@@ -43,6 +44,8 @@ CASES: dict[str, tuple[Sequence[Path], Sequence[str]]] = {
     "prefixed": ((), ("labels=team.example.com/autoscale=yes", "webhookConfigPrefix=zzz-")),
     # Luna's list form (docs.elotl.co/luna/configuration: --set labels='key1=value1,key2=value2')
     "label-list": ((), (r"labels=key1=value1\,key2=value2\,key1=other",)),
+    # P18's OpenTelemetry collector sidecar reading the autoscaler's log files
+    "otel-sidecar": ((REPO / "examples" / "otel-sidecar-values.yaml",), ()),
 }
 
 
@@ -332,3 +335,28 @@ def test_pod_annotations_send_pods_without_the_labels_to_the_webhook() -> None:
     assert "annotations.pods.gibbous.dev" not in {
         h["name"] for h in one(plain, "MutatingWebhookConfiguration")["webhooks"]
     }
+
+
+def test_p18s_collector_sidecar_reads_the_directory_the_autoscaler_writes() -> None:
+    objects = template(current_version(), *CASES["otel-sidecar"])
+    pod = one(objects, "Deployment", "-autoscaler")["spec"]["template"]["spec"]
+    autoscaler, collector = pod["containers"]
+    assert collector["name"] == "opentelemetry-collector"
+    config = build_config(
+        yaml.safe_load(one(objects, "ConfigMap", "gibbous-config")["data"]["config.yaml"])
+    )
+    assert config.logging.directory == "/logs"
+    mounts = {m["name"]: m["mountPath"] for m in autoscaler["volumeMounts"]}
+    assert mounts["logs"] == "/logs"
+    assert {"name": "logs", "mountPath": "/logs"} in collector["volumeMounts"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["logs"]["emptyDir"] == {"sizeLimit": "500Mi"}
+    # at most the current file and maxFiles rotated ones, inside the volume's 500Mi
+    assert config.logging.max_file_bytes * (1 + config.logging.max_files) <= 500 * 2**20
+    # docs/coming-from-luna.md shows the same setup
+    (shown,) = fenced_blocks(
+        "docs/coming-from-luna.md", "Logs for an OpenTelemetry collector sidecar (P18)", "yaml"
+    )
+    example = yaml.safe_load(CASES["otel-sidecar"][0][0].read_text())
+    assert yaml.safe_load(shown)["autoscaler"] == example["autoscaler"]
+    assert yaml.safe_load(shown)["logging"]["directory"] == example["logging"]["directory"]

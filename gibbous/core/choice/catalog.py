@@ -253,24 +253,34 @@ def _tiered_memory_reservation(memory: int) -> int:
 
 
 def allocatable(
-    instance: InstanceType, overhead: NodeOverheadConfig, time_slices: int
+    instance: InstanceType,
+    overhead: NodeOverheadConfig,
+    time_slices: int,
+    daemonsets: Resources | None = None,
 ) -> Resources:
-    """What pods can request on a node of this type: capacity minus reservations,
-    the eviction threshold and the DaemonSet pods every node runs. GPUs count in slices."""
+    """What pods can request on a node of this type: capacity minus reservations, the
+    eviction threshold and what the DaemonSet pods on it request: `daemonsets` (what the
+    cluster's DaemonSets run on such a node, `daemonsets.daemonset_overhead`), or when
+    they are not known the configured `nodeOverhead.daemonSetCpu`/`Memory`. GPUs count
+    in slices."""
+    if daemonsets is None:
+        daemonsets = Resources(
+            cpu_millis=overhead.daemonset_cpu_millis,
+            memory_bytes=overhead.daemonset_memory_bytes,
+        )
     cpu = round(instance.vcpu * 1000)
     memory = instance.memory_bytes
-    reserved_cpu = overhead.cpu_millis + overhead.daemonset_cpu_millis
-    reserved_memory = (
-        overhead.memory_bytes + overhead.eviction_memory_bytes + overhead.daemonset_memory_bytes
-    )
+    reserved_cpu = overhead.cpu_millis + daemonsets.cpu_millis
+    reserved_memory = overhead.memory_bytes + overhead.eviction_memory_bytes
+    reserved_memory += daemonsets.memory_bytes
     if overhead.reservation == "tiered":
         reserved_cpu += _tiered_cpu_reservation(instance.vcpu)
         reserved_memory += _tiered_memory_reservation(memory)
     return Resources(
         cpu_millis=max(0, cpu - reserved_cpu),
         memory_bytes=max(0, memory - reserved_memory),
-        gpus=instance.gpu_count * time_slices,
-        pods=instance.max_pods or overhead.max_pods,
+        gpus=max(0, instance.gpu_count * time_slices - daemonsets.gpus),
+        pods=max(0, (instance.max_pods or overhead.max_pods) - daemonsets.pods),
         ephemeral_bytes=1 << 50,  # not modelled per type: never the binding constraint
     )
 

@@ -11,11 +11,12 @@ says which, so a user learns what to relax.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 from gibbous.core import keys
-from gibbous.core.choice.catalog import InstanceType, node_allocatable
+from gibbous.core.choice.catalog import InstanceType, allocatable, node_allocatable
+from gibbous.core.choice.daemonsets import DaemonSetPod, daemonset_overhead, registered_taints
 from gibbous.core.choice.machinelabels import is_machine_key, machine_labels, written_machine_labels
 from gibbous.core.choice.ownership import install_owner
 from gibbous.core.grammar.quantity import format_cpu, format_gib
@@ -50,18 +51,40 @@ class Offer:
         return f"{self.instance.name} ({self.category}, ${self.price:.4f}/hr)"
 
 
-def build_offers(types: Iterable[InstanceType], config: Config) -> list[Offer]:
-    """Every type in both price categories, cheapest first."""
+def build_offers(
+    types: Iterable[InstanceType],
+    config: Config,
+    daemonsets: Sequence[DaemonSetPod] | None = None,
+) -> list[Offer]:
+    """Every type in both price categories, cheapest first. Each offer's allocatable
+    leaves room for the `daemonsets` whose pods would run on its node (its labels and
+    taints decide which); None (the cluster's DaemonSets are not known, as in `gibbous
+    estimate`) leaves the configured `nodeOverhead.daemonSet*` instead."""
     offers = []
     for instance in types:
-        allocatable = node_allocatable(instance, config)
+        configured_room = node_allocatable(instance, config)
         for category in (PriceCategory.ON_DEMAND, PriceCategory.SPOT):
             if category is PriceCategory.SPOT and not instance.spot_offered:
                 continue
             price = instance.price(category, config.spot_price_ratio)
-            offers.append(Offer(instance, category, price, allocatable))
+            offer = Offer(instance, category, price, configured_room)
+            if daemonsets is not None:
+                offer = _with_daemonsets(offer, config, daemonsets)
+            offers.append(offer)
     offers.sort(key=Offer.sort_key)
     return offers
+
+
+def _with_daemonsets(offer: Offer, config: Config, daemonsets: Sequence[DaemonSetPod]) -> Offer:
+    used = daemonset_overhead(
+        matching_labels(offer, config),
+        registered_taints(offer.instance, offer.category),
+        daemonsets,
+    )
+    room = allocatable(
+        offer.instance, config.node_overhead, config.nvidia_gpu_time_slices, daemonsets=used
+    )
+    return replace(offer, allocatable=room)
 
 
 # Labels Gibbous sets on the nodes it creates; requirements on these keys are

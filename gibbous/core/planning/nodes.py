@@ -14,12 +14,11 @@ from __future__ import annotations
 
 from gibbous.core import keys
 from gibbous.core.choice.classify import Placement
+from gibbous.core.choice.daemonsets import SPOT_TAINT
 from gibbous.core.choice.selection import Offer, labels_to_place, offer_labels
 from gibbous.core.podmodel.affinity import NodeAffinity
 from gibbous.core.podmodel.constraints import PriceCategory
 from gibbous.core.settings.config import Config
-
-SPOT_TAINT = {"key": keys.SPOT_TAINT_KEY, "value": "spot", "effect": "NoSchedule"}
 
 
 def node_labels(

@@ -1,7 +1,7 @@
 """Gibbous's configuration as the rest of the code reads it: one typed, frozen `Config`.
 
 Its top-level fields are the options in `options/core.py`; each section (`hot_node`,
-`scale_down`, `node_overhead`, `aws`, `gcp`, `azure`, `oci`) is the dataclass next to
+`scale_down`, `node_overhead`, `logging`, `aws`, `gcp`, `azure`, `oci`) is the dataclass next to
 that section's options. `loader.build_config` makes one from a values document, the
 environment and `--set` items.
 """
@@ -21,6 +21,7 @@ from gibbous.core.settings.options.azure import AzureConfig
 from gibbous.core.settings.options.core import DEFAULT_REGIONS
 from gibbous.core.settings.options.gcp import GcpConfig
 from gibbous.core.settings.options.lifecycle import HotNodeConfig, ScaleDownConfig
+from gibbous.core.settings.options.logs import LoggingConfig
 from gibbous.core.settings.options.oci import OciConfig
 from gibbous.core.settings.options.overhead import NodeOverheadConfig
 
@@ -79,6 +80,7 @@ class Config:
     hot_node: HotNodeConfig = field(default_factory=HotNodeConfig)
     scale_down: ScaleDownConfig = field(default_factory=ScaleDownConfig)
     node_overhead: NodeOverheadConfig = field(default_factory=NodeOverheadConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
     aws: AwsConfig = field(default_factory=AwsConfig)
     gcp: GcpConfig = field(default_factory=GcpConfig)
     azure: AzureConfig = field(default_factory=AzureConfig)

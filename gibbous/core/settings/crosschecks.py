@@ -7,6 +7,8 @@ from gibbous.core.errors import GibbousError
 from gibbous.core.settings.config import Config
 from gibbous.core.settings.userdata import check_user_data
 
+MIN_LOG_FILE_BYTES = 64 * 2**10
+
 
 def cross_checks(config: Config) -> list[str]:
     """What is wrong with the combination of values, one message each."""
@@ -22,6 +24,9 @@ def cross_checks(config: Config) -> list[str]:
         out.append("scaleUpTimeout must be > 0")
     if config.scale_up_batch_max_s < config.scale_up_batch_idle_s:
         out.append("scaleUpBatchMax must be >= scaleUpBatchIdle")
+    if config.logging.max_file_bytes < MIN_LOG_FILE_BYTES:
+        # 0 would never rotate (Python's RotatingFileHandler reads 0 as "no limit")
+        out.append("logging.maxFileSize must be at least 64Ki")
     aws = config.aws
     try:
         check_user_data(aws.effective_user_data_type, aws.user_data)

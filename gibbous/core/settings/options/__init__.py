@@ -9,6 +9,7 @@ from gibbous.core.settings.options.azure import AZURE
 from gibbous.core.settings.options.core import GENERAL
 from gibbous.core.settings.options.gcp import GCP
 from gibbous.core.settings.options.lifecycle import HOT_NODE, SCALE_DOWN
+from gibbous.core.settings.options.logs import LOGGING
 from gibbous.core.settings.options.oci import OCI
 from gibbous.core.settings.options.overhead import NODE_OVERHEAD
 
@@ -17,6 +18,7 @@ SECTIONS: tuple[Section, ...] = (
     HOT_NODE,
     SCALE_DOWN,
     NODE_OVERHEAD,
+    LOGGING,
     AWS,
     GCP,
     AZURE,

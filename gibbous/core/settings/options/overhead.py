@@ -16,6 +16,7 @@ class NodeOverheadConfig:
     cpu_millis: int = 0  # extra fixed reservation
     memory_bytes: int = 0
     eviction_memory_bytes: int = 100 * 2**20
+    # Only where the cluster's DaemonSets are not known (`choice/daemonsets.py`).
     daemonset_cpu_millis: int = 100
     daemonset_memory_bytes: int = 200 * 2**20
     max_pods: int = 110
@@ -60,7 +61,8 @@ NODE_OVERHEAD = Section(
             key="nodeOverhead.daemonSetCpu",
             attribute="node_overhead.daemonset_cpu_millis",
             value_type=CPU,
-            help="CPU requested by DaemonSet pods on every node",
+            help="CPU requested by DaemonSet pods on every node, when the cluster's "
+            "DaemonSets are not known (gibbous estimate; the autoscaler reads them)",
             luna=None,
             since="0.1.0",
         ),
@@ -68,7 +70,8 @@ NODE_OVERHEAD = Section(
             key="nodeOverhead.daemonSetMemory",
             attribute="node_overhead.daemonset_memory_bytes",
             value_type=BYTES,
-            help="memory requested by DaemonSet pods on every node",
+            help="memory requested by DaemonSet pods on every node, when the cluster's "
+            "DaemonSets are not known",
             luna=None,
             since="0.1.0",
         ),
