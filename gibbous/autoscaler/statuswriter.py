@@ -25,7 +25,6 @@ from gibbous.nodeviews import ViewCache
 log = logging.getLogger("gibbous.autoscaler")
 
 
-
 class StatusStore(Protocol):
     def put_config_map(self, namespace: str, name: str, data: Mapping[str, str]) -> None:
         """Create the ConfigMap, or replace its data."""
