@@ -254,12 +254,15 @@ def _instance_types(
     guardrails: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
     ruled_out: dict[str, int] = {}
     fitting: list[Offer] = []
+    furthest = -1  # the last rule any offer reached: the one that rules out the rest
     for offer in cluster.offers:
-        failed = next((label for label, admits in stages if not admits(offer)), None)
+        failed = next((i for i, (_, admits) in enumerate(stages) if not admits(offer)), None)
         if failed is None:
             fitting.append(offer)
         else:
-            ruled_out[failed] = ruled_out.get(failed, 0) + 1
+            label = stages[failed][0]
+            ruled_out[label] = ruled_out.get(label, 0) + 1
+            furthest = max(furthest, failed)
     if requirement.requests.gpus == 0 and any(o.instance.gpu_count == 0 for o in fitting):
         kept = [o for o in fitting if o.instance.gpu_count == 0]
         reason = "has GPUs the pod does not need (a type without fits)"
@@ -287,6 +290,7 @@ def _instance_types(
         "cheapest": candidates[:top],
         "moreFitting": max(0, len(candidates) - top),
         "ruledOut": dict(sorted(ruled_out.items(), key=lambda item: -item[1])),
+        "decisiveRule": stages[furthest][0] if furthest >= 0 and not fitting else None,
     }
     if pending.placement is Placement.BIN_PACK:
         out["note"] = (
@@ -357,8 +361,10 @@ def _summary(
         return f"{existing['fit']} existing node(s) can take it: waiting for the scheduler"
     types = out["instanceTypes"]
     if types["fitting"] == 0:
-        first = next(iter(types["ruledOut"]), "no offer in the catalog")
-        return f"no instance type meets it: every one is ruled out, first by {first}"
+        rule = types["decisiveRule"] or "no offer in the catalog"
+        return (
+            f"no instance type meets it: {rule} rules out the last {types['ruledOut'].get(rule, 0)}"
+        )
     if types["wouldBuy"] is None:
         blocked = types["cheapest"][0]["blockedBy"] if types["cheapest"] else ""
         return f"every fitting type is blocked: {blocked}"
