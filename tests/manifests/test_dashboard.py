@@ -24,7 +24,7 @@ SUFFIXES = {
 
 
 def exported_names(*registries: CollectorRegistry) -> set[str]:
-    names = set()
+    names: set[str] = set()
     for registry in registries:
         for family in registry.collect():
             names.update(family.name + suffix for suffix in SUFFIXES.get(family.type, ("",)))

@@ -317,7 +317,7 @@ def _in_the_way(
     for name, adds, label in (
         ("gpus", gpus, "clusterGPULimit"),
         ("nodes", 1, "maxNodes"),
-        ("costPerHour", offer.price, "maxCostPerHour"),
+        ("costPerHour", offer.price, "maxClusterCostPerHour"),
     ):
         use = guardrails.get(name) if isinstance(guardrails.get(name), Mapping) else None
         if use is None or not adds:
