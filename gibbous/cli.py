@@ -15,8 +15,10 @@ from gibbous.commands import (
     config,
     dev_cluster,
     estimate,
+    explain,
     extender,
     simulate,
+    status,
     webhook,
 )
 from gibbous.commands.options import EXIT_BAD_INPUT
@@ -46,12 +48,14 @@ COMMANDS: tuple[Command, ...] = (
     dev_cluster,
     certs,
     config,
+    explain,
+    status,
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "gibbous") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="gibbous",
+        prog=prog,
         description="Gibbous: just-in-time, right-sized, cheapest-possible nodes for Kubernetes GPU and AI workloads.",
     )
     parser.add_argument("--version", action="version", version=f"gibbous {__version__}")
@@ -62,10 +66,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(
-    argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, stdin: TextIO | None = None
+    argv: Sequence[str] | None = None,
+    *,
+    stdout: TextIO | None = None,
+    stdin: TextIO | None = None,
+    prog: str = "gibbous",
 ) -> int:
     out = stdout or sys.stdout
-    parser = build_parser()
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help(out)
@@ -74,5 +82,11 @@ def main(
     try:
         return command.run(args, out, stdin or sys.stdin)
     except GibbousError as error:
-        sys.stderr.write(f"gibbous {args.command}: error: {error}\n")
+        sys.stderr.write(f"{prog} {args.command}: error: {error}\n")
         return EXIT_BAD_INPUT
+
+
+def kubectl_main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None) -> int:
+    """`kubectl gibbous ...`: kubectl runs the `kubectl-gibbous` executable on PATH with the
+    words after `gibbous`; the same commands as `gibbous`."""
+    return main(argv, stdout=stdout, prog="kubectl gibbous")

@@ -93,3 +93,36 @@ def read_lease(api: Any, namespace: str, name: str) -> dict[str, Any] | None:
         raise
     lease: dict[str, Any] = json.loads(response.data)
     return lease
+
+
+STATUS_KEY = "status.json"
+
+
+def read_status_document(api: Any, namespace: str, name: str) -> dict[str, Any] | None:
+    """The autoscaler's status document from its ConfigMap, or None when there is none (no
+    autoscaler here, or it has not written yet) or it cannot be read as one."""
+    import json
+
+    from kubernetes import client
+
+    try:
+        config_map = client.CoreV1Api(api).read_namespaced_config_map(name, namespace)
+    except client.ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+    text = (config_map.data or {}).get(STATUS_KEY)
+    try:
+        document = json.loads(text) if text else None
+    except ValueError:
+        log.warning("the status ConfigMap %s/%s holds no JSON document", namespace, name)
+        return None
+    return document if isinstance(document, dict) else None
+
+
+def split_namespaced(text: str, flag: str) -> tuple[str, str]:
+    """`NAMESPACE/NAME` -> (namespace, name); a ConfigError names `flag` otherwise."""
+    namespace, _, name = text.partition("/")
+    if not namespace or not name or "/" in name:
+        raise ConfigError(f"{flag} {text!r}: expected NAMESPACE/NAME")
+    return namespace, name

@@ -287,6 +287,28 @@ class KubeCluster:
             if error.status != 404:
                 raise
 
+    # --- the status object ------------------------------------------------------------------
+
+    def put_config_map(self, namespace: str, name: str, data: Mapping[str, str]) -> None:
+        """Replace the ConfigMap's data, creating it on first write (configmaps get and
+        update on that name, create in the namespace)."""
+        try:
+            current = self.core.read_namespaced_config_map(name, namespace)
+        except ApiException as error:
+            if error.status != 404:
+                raise
+            body = {
+                "metadata": {
+                    "name": name,
+                    "labels": {"app.kubernetes.io/managed-by": "gibbous-autoscaler"},
+                },
+                "data": dict(data),
+            }
+            self.core.create_namespaced_config_map(namespace, body)
+            return
+        current.data = dict(data)
+        self.core.replace_namespaced_config_map(name, namespace, current)
+
     def _metrics(self, plural: str) -> list[dict[str, Any]] | None:
         try:
             document = self.custom.list_cluster_custom_object("metrics.k8s.io", "v1beta1", plural)

@@ -95,13 +95,28 @@ class Launching(LoopState):
             )
             if not failed or now < self.paused_until:
                 break
+        for launch in launches:
+            for key in launch.plan.pods:
+                self._record_decision(
+                    pod_by_key[key],
+                    "launch",
+                    f"a new {launch.plan.offer.describe()} ({launch.token})",
+                )
         for key, node_name in plan.on_existing.items():
             pod = pod_by_key[key]
+            self._record_decision(
+                pod,
+                "existing-node",
+                "a launch already in flight"
+                if node_name.startswith("in-flight:")
+                else f"room on the existing node {node_name}",
+            )
             if not node_name.startswith("in-flight:") and keys.PROVISIONING_GATE in (
                 scheduling_gates(pod)
             ):
                 self._release(pod, None)
         for key, reason in unsatisfiable.items():
+            self._record_decision(pod_by_key[key], "unsatisfiable", reason)
             self._warn(pod_by_key[key], f"cannot obtain a node for this pod: {reason}")
 
     def provision_displaced(self, pods: Sequence[Pod], leaving: frozenset[str]) -> None:

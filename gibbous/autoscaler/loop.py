@@ -19,6 +19,9 @@
    `NodeCostEstimate` events for `nodecostestimate`-gated pods (once per pod);
 6. updates the metrics.
 
+`status_snapshot` takes the state the status object shows (`gibbous status`), for the
+process to publish off the loop's thread.
+
 The loop works from the caches the `Cluster` keeps (no per-pod API calls) and never lets an
 error in one pod or one launch stop the others.
 
@@ -36,9 +39,14 @@ from typing import Any
 from gibbous.autoscaler.launching import Launching
 from gibbous.autoscaler.launchreview import LaunchReview
 from gibbous.autoscaler.pendingpods import PendingPods
-from gibbous.core.lifecycle.launches import review_launches
+from gibbous.core.lifecycle.intake import created_at
+from gibbous.core.lifecycle.launches import Launch, review_launches
+from gibbous.core.lifecycle.statusreport import DrainSnapshot, StatusSnapshot, node_cost
 from gibbous.core.planning.batching import batch_due, decided
+from gibbous.core.planning.packingmodel import PendingPod
+from gibbous.core.planning.podfacts import ClusterPods
 from gibbous.core.planning.scaleup import gibbous_usage
+from gibbous.core.podmodel.constraints import PriceCategory
 from gibbous.core.podmodel.pods import metadata
 
 log = logging.getLogger("gibbous.autoscaler")
@@ -73,6 +81,7 @@ class Autoscaler(LaunchReview, Launching, PendingPods):
             polled=self._poll_in_flight(now, node_states),
         )
         self.launches = dict(review.launches)
+        self._time_to_ready(review.completed, bound, now)
         self.orphans_seen = dict(review.orphans_seen)
         for launch in review.adopted:
             log.info("adopted launch %s (%s) after a restart", launch.token, launch.instance_id)
@@ -112,6 +121,44 @@ class Autoscaler(LaunchReview, Launching, PendingPods):
         self._pods_of_stopped_scheduler(pending_pods, now)
         self._forget_gone(bound)
         self._update_gauges(nodes, now)
+        self._count_pending(bound, self.pending, len(estimate), waiting)
+        self.last_nodes = nodes
+
+    def _time_to_ready(
+        self, completed: Sequence[tuple[Launch, str]], bound: ClusterPods, now: float
+    ) -> None:
+        """A launch completes when its Node is Ready: each of its pods waited from its
+        creation until now."""
+        for launch, _ in completed:
+            for key in launch.plan.pods:
+                facts = bound.facts.get(key)
+                created = created_at(facts.pod) if facts is not None else None
+                if created is not None:
+                    self.metrics.time_to_ready.observe(max(0.0, now - created))
+
+    def _count_pending(
+        self, bound: ClusterPods, provision: Sequence[PendingPod], estimate: int, waiting: int
+    ) -> None:
+        flying = {key for launch in self.launches.values() for key in launch.plan.pods}
+        counts = dict.fromkeys(PENDING_REASONS, 0)
+        counts["estimate-only"] = estimate
+        counts["scale-up-delay"] = waiting
+        for pod in provision:
+            decision = self.decided.get(pod.uid)
+            if pod.key in flying:
+                counts["launch-in-flight"] += 1
+            elif decision is not None and decision.outcome in ("unsatisfiable", "existing-node"):
+                counts[decision.outcome] += 1
+            else:
+                counts["awaiting-decision"] += 1
+        counts["set-aside"] = sum(
+            1
+            for facts in bound.unbound.values()
+            if (decision := self.decided.get(facts.uid)) is not None
+            and decision.outcome == "set-aside"
+        )
+        for reason, count in counts.items():
+            self.metrics.pending_by_reason.labels(reason).set(count)
 
     def _update_gauges(self, nodes: Sequence[Mapping[str, Any]], now: float) -> None:
         flying = [launch.in_flight() for launch in self.launches.values()]
@@ -125,3 +172,49 @@ class Autoscaler(LaunchReview, Launching, PendingPods):
         self.metrics.nodes.set(usage.nodes)
         self.metrics.cost.set(usage.cost_per_hour)
         self.metrics.backoffs.set(len(self.backoffs.active(now)))
+        cost = node_cost([self.views.view(n) for n in nodes], self._on_demand_prices())
+        for category, instance_type in self.cost_labels - set(cost.by_type):
+            self.metrics.node_cost.remove(category, instance_type)
+        for (category, instance_type), (_, per_hour) in cost.by_type.items():
+            self.metrics.node_cost.labels(category, instance_type).set(per_hour)
+        self.cost_labels = set(cost.by_type)
+        self.metrics.node_cost_on_demand.set(cost.on_demand_equivalent)
+
+    def _on_demand_prices(self) -> dict[str, float]:
+        """Instance type -> on-demand $/hr, read once per refresh of the offers."""
+        if self.on_demand_of is not self.offers:
+            self.on_demand_of = self.offers
+            self.on_demand = {
+                o.name: o.price for o in self.offers if o.category is PriceCategory.ON_DEMAND
+            }
+        return self.on_demand
+
+    def status_snapshot(self, drains: Sequence[DrainSnapshot] = ()) -> StatusSnapshot:
+        """The state the status object shows, taken in O(launches + decisions): references
+        to immutable values, the node views left to whoever builds the document."""
+        liveness = self.scheduler_liveness
+        return StatusSnapshot(
+            now=self.clock(),
+            launches=tuple(self.launches.values()),
+            backoffs=self.backoffs,
+            nodes=(),
+            drains=tuple(drains),
+            decisions=tuple(self.decided.values()),
+            paused_until=self.paused_until,
+            paused_reason=self.paused_reason,
+            scheduler_alive=None if liveness is None else liveness.alive,
+            scheduler_why="" if liveness is None else liveness.why,
+            pods_waiting_on_stopped_scheduler=self.stuck_count,
+            on_demand_prices=self._on_demand_prices(),
+        )
+
+
+PENDING_REASONS = (
+    "launch-in-flight",
+    "existing-node",
+    "unsatisfiable",
+    "awaiting-decision",
+    "set-aside",
+    "scale-up-delay",
+    "estimate-only",
+)

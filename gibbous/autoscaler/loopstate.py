@@ -17,9 +17,11 @@ from gibbous.autoscaler.metrics import AutoscalerMetrics
 from gibbous.core import keys
 from gibbous.core.admission.mutation import pinned_elsewhere
 from gibbous.core.choice.daemonsets import DaemonSetPod
-from gibbous.core.choice.selection import build_offers
+from gibbous.core.choice.selection import Offer, build_offers
 from gibbous.core.errors import GibbousError, quoted
 from gibbous.core.lifecycle.launches import Launch, NodeState, node_state
+from gibbous.core.lifecycle.routing import Liveness
+from gibbous.core.lifecycle.statusreport import PodDecision
 from gibbous.core.planning.backoff import Backoffs
 from gibbous.core.planning.batching import Batch
 from gibbous.core.planning.packingmodel import PendingPod
@@ -127,6 +129,15 @@ class LoopState:
         # uid -> (version, what describe_pod gave), for the pods waiting for capacity.
         self.described: dict[str, tuple[str, PendingPod | GibbousError]] = {}
         self.decisions = 0
+        # What the status object says: each pending pod's last decision (pod uid ->), and
+        # the scheduler's liveness as last read.
+        self.decided: dict[str, PodDecision] = {}
+        self.scheduler_liveness: Liveness | None = None
+        self.stuck_count = 0
+        self.last_nodes: Sequence[Mapping[str, Any]] = ()  # as the last step read them
+        self.cost_labels: set[tuple[str, str]] = set()  # (capacity type, type) gauges set
+        self.on_demand_of: list[Offer] | None = None
+        self.on_demand: dict[str, float] = {}
 
     def _node_state(self, node: Mapping[str, Any]) -> NodeState:
         """A node's launch-bookkeeping state, read once per node version."""
@@ -176,6 +187,10 @@ class LoopState:
         else:
             self.metrics.releases.labels("released").inc()
 
+    def _record_decision(self, pod: Pod, outcome: str, detail: str) -> None:
+        uid = uid_of(pod)
+        self.decided[uid] = PodDecision(uid, key_of(pod), self.clock(), outcome, detail)
+
     # --- events -----------------------------------------------------------------------------------
 
     def node_event(self, name: str, reason: str, message: str) -> None:
@@ -185,6 +200,7 @@ class LoopState:
     def _set_aside(self, pod: Pod, message: str) -> None:
         if self.warned.get(uid_of(pod)) != message:
             self.metrics.unreadable.labels("Pod").inc()
+            self._record_decision(pod, "set-aside", message)
         self._warn(pod, message)
 
     def _node_unreadable(self, node: Mapping[str, Any], view: NodeView) -> None:

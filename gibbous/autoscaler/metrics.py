@@ -55,6 +55,34 @@ class AutoscalerMetrics:
             "Estimated $/hr of the nodes Gibbous created",
             registry=self.registry,
         )
+        self.node_cost = Gauge(
+            "gibbous_autoscaler_node_cost_per_hour",
+            "$/hr of the nodes Gibbous created (registered, launches in flight aside), by "
+            "capacity type and instance type",
+            ["capacity_type", "instance_type"],
+            registry=self.registry,
+        )
+        self.node_cost_on_demand = Gauge(
+            "gibbous_autoscaler_node_cost_on_demand_equivalent_per_hour",
+            "What the nodes Gibbous created would cost at on-demand prices (the spot savings "
+            "are the difference with gibbous_autoscaler_node_cost_per_hour)",
+            registry=self.registry,
+        )
+        self.pending_by_reason = Gauge(
+            "gibbous_autoscaler_pods_pending_by_reason",
+            "Managed pods waiting for capacity, by why they wait: launch-in-flight, "
+            "existing-node (placed on a node, waiting for the scheduler), unsatisfiable, "
+            "awaiting-decision (in the batching window or paused), set-aside (unreadable), "
+            "scale-up-delay, estimate-only",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.time_to_ready = Histogram(
+            "gibbous_autoscaler_pod_creation_to_node_ready_seconds",
+            "From a pod's creation to the Ready of the node launched for it",
+            buckets=(15, 30, 45, 60, 90, 120, 180, 240, 300, 450, 600, 900, 1800),
+            registry=self.registry,
+        )
         self.terminations = Counter(
             "gibbous_autoscaler_terminations",
             "Instances terminated by the launch bookkeeping, by reason",

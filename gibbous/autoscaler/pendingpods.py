@@ -179,6 +179,8 @@ class PendingPods(LoopState):
             else [p for p in pods if waits_on_scheduler(p, scheduler, now, STUCK_AFTER_S)]
         )
         self.metrics.stuck_pods.set(len(stuck))
+        self.scheduler_liveness = liveness
+        self.stuck_count = len(stuck)
         for pod in stuck:
             uid = uid_of(pod)
             owned = bool({"ReplicaSet", "Job", "StatefulSet"} & set(owner_kinds(pod)))
@@ -213,7 +215,7 @@ class PendingPods(LoopState):
         waiting = {facts.uid for facts in bound.unbound.values()}
         for uid in [u for u in self.described if u not in waiting]:
             del self.described[uid]
-        for memory in (self.warned, self.estimated, self.release_retry):
+        for memory in (self.warned, self.estimated, self.release_retry, self.decided):
             for uid in [u for u in memory if u not in live]:
                 del memory[uid]
         self.stuck_reported = {u for u in self.stuck_reported if u in live}

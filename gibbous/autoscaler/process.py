@@ -25,7 +25,9 @@ from starlette.routing import Route
 from gibbous.autoscaler.leader import LeaderElector
 from gibbous.autoscaler.lifecycle import NodeLifecycle
 from gibbous.autoscaler.loop import Autoscaler
+from gibbous.autoscaler.statuswriter import StatusWriter
 from gibbous.core import keys
+from gibbous.core.lifecycle.statusreport import DrainSnapshot
 from gibbous.core.planning.backoff import Backoffs
 
 log = logging.getLogger("gibbous.autoscaler")
@@ -50,6 +52,7 @@ class AutoscalerService:
     lifecycle: NodeLifecycle | None = None  # scale-down, TTL, hot nodes, interruptions
     kubelet: Callable[[], None] | None = None  # the kwok provider's heartbeat
     kubelet_period_s: float = 2.0
+    status: StatusWriter | None = None  # the status object `gibbous status` reads
     stall_after_s: float = 120.0
     on_lost_leadership: Callable[[], None] = lambda: None
     stopped: threading.Event = field(default_factory=threading.Event)
@@ -64,6 +67,8 @@ class AutoscalerService:
     def start(self) -> None:
         self.cluster.start()
         self._spawn(self._loop, "autoscaler-loop")
+        if self.status is not None:
+            self.status.start()
         if self.kubelet is not None:
             self._spawn(self._kubelet_loop, "kwok-kubelet")
         if self.elector is not None:
@@ -124,8 +129,26 @@ class AutoscalerService:
                 except Exception:
                     log.exception("autoscaler iteration failed; retrying")
                     self.autoscaler.metrics.loop_errors.inc()
+                else:
+                    self._publish_status()
             self.last_step_at = time.monotonic()
             self.stopped.wait(max(0.0, self.period_s - (time.monotonic() - started)))
+
+    def _publish_status(self) -> None:
+        """Outside the timed step: a snapshot every few seconds, written by the writer's
+        thread."""
+        status = self.status
+        if status is None or not status.due(self.autoscaler.clock()):
+            return
+        drains = (
+            [
+                DrainSnapshot(name, str(state.drain.reason), state.drain.why, state.started_at)
+                for name, state in list(self.lifecycle.draining.items())
+            ]
+            if self.lifecycle is not None
+            else []
+        )
+        status.offer(self.autoscaler.status_snapshot(drains), self.autoscaler.last_nodes)
 
     def _kubelet_loop(self) -> None:
         assert self.kubelet is not None
@@ -139,6 +162,8 @@ class AutoscalerService:
 
     def stop(self) -> None:
         self.stopped.set()
+        if self.status is not None:
+            self.status.stop()
         if self.elector is not None:
             self.elector.release()
         self.cluster.stop()

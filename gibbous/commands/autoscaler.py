@@ -100,6 +100,13 @@ def _add_loop_options(scaler: argparse.ArgumentParser) -> None:
         "--lease-name", default="gibbous-autoscaler", help="Lease name (default gibbous-autoscaler)"
     )
     scaler.add_argument("--identity", help="leader-election identity (default: hostname_pid)")
+    scaler.add_argument(
+        "--status-configmap",
+        default="gibbous-system/gibbous-autoscaler-status",
+        metavar="NAMESPACE/NAME",
+        help="the ConfigMap the leader keeps its status in, for `gibbous status` and "
+        "`gibbous explain` (default gibbous-system/gibbous-autoscaler-status; '' for none)",
+    )
 
 
 # The providers' own options stay here, in the order `--help` has always listed them (kwok's
@@ -193,6 +200,7 @@ def _service(
     from gibbous.autoscaler.lifecycle import NodeLifecycle
     from gibbous.autoscaler.loop import Autoscaler
     from gibbous.autoscaler.process import AutoscalerService
+    from gibbous.autoscaler.statuswriter import StatusWriter
     from gibbous.kubeapi import server_version
     from gibbous.kubecache import register_cache_metrics
 
@@ -214,6 +222,14 @@ def _service(
         scheduler_lease=(lease_namespace, lease_name) if args.scheduler_lease else None,
     )
     register_cache_metrics(autoscaler.metrics.registry, "gibbous_autoscaler", cluster.informers)
+    status_namespace, _, status_name = (args.status_configmap or "").partition("/")
+    if args.status_configmap and not (status_namespace and status_name):
+        raise ConfigError(f"--status-configmap {args.status_configmap!r}: expected NAMESPACE/NAME")
+    status = (
+        StatusWriter(cluster, config, status_namespace, status_name, clock=time.time)
+        if args.status_configmap
+        else None
+    )
     return AutoscalerService(
         autoscaler,
         cluster,
@@ -221,6 +237,7 @@ def _service(
         elector=elector,
         kubelet=started.kubelet,
         lifecycle=NodeLifecycle(autoscaler, cluster, clock=time.time),
+        status=status,
     )
 
 

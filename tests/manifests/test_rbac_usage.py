@@ -344,7 +344,7 @@ def test_leases_are_granted_by_name_and_namespace() -> None:
     writable = {
         name
         for rule in autoscaler["rules"]
-        if set(rule["verbs"]) & {"update", "patch"}
+        if "leases" in rule["resources"] and set(rule["verbs"]) & {"update", "patch"}
         for name in rule.get("resourceNames", [])
     }
     assert writable == {"gibbous-autoscaler"}

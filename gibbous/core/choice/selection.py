@@ -337,6 +337,56 @@ def candidate_offers(
     """Offers that satisfy `requirement`, cheapest first, or the reason none does."""
     constraints = requirement.constraints
     requests = requirement.requests
+    remaining = offers
+    for label, admits in requirement_stages(requirement, config):
+        kept = [o for o in remaining if admits(o)]
+        if not kept:
+            return CandidateResult((), _reason(requirement, label, remaining, config))
+        remaining = kept
+
+    if requests.gpus == 0:
+        # Never spend GPU money on a pod that needs none, while a plain type fits.
+        plain = [o for o in remaining if o.instance.gpu_count == 0]
+        remaining = plain or remaining
+    if constraints.max_cost_per_hour is not None:
+        cap = constraints.max_cost_per_hour
+        kept = [o for o in remaining if o.price <= cap + 1e-9]
+        if not kept:
+            cheapest = remaining[0]
+            return CandidateResult(
+                (),
+                _headline(requirement)
+                + f": every fitting offer costs more than ${cap:g}/hr (cheapest: {cheapest.describe()})",
+            )
+        remaining = kept
+    if gpu_budget is not None and requests.gpus:
+        kept = [o for o in remaining if o.instance.gpu_count <= gpu_budget]
+        if not kept:
+            return CandidateResult(
+                (),
+                _headline(requirement)
+                + f": clusterGPULimit leaves room for {gpu_budget} more GPU(s); "
+                f"the smallest fitting type has {min(o.instance.gpu_count for o in remaining)}",
+            )
+        remaining = kept
+    if backed_off:
+        kept = [o for o in remaining if (o.instance.name, str(o.category)) not in backed_off]
+        if not kept:
+            names = ", ".join(o.describe() for o in remaining[:3])
+            return CandidateResult(
+                (),
+                _headline(requirement)
+                + f": every fitting offer is backed off after launch failures ({names})",
+            )
+        remaining = kept
+    return CandidateResult(tuple(remaining))
+
+
+def requirement_stages(requirement: PodRequirement, config: Config) -> list[Stage]:
+    """The rules an offer must meet for the pod, in the order they are applied (the first
+    one that rules every remaining offer out is the reason given); each (label, test)."""
+    constraints = requirement.constraints
+    requests = requirement.requests
     arch_default = _architecture_default(requirement.affinity, config)
     label_cache: dict[int, tuple[dict[str, str], tuple[str, ...] | None]] = {}
 
@@ -389,50 +439,7 @@ def candidate_offers(
             (f"type matching {pattern.source!r}", lambda o: pattern.search(o.instance.name))
         )
     stages.append((f"room for {requests.summary()}", lambda o: requests.fits_in(o.allocatable)))
-
-    remaining = offers
-    for label, admits in stages:
-        kept = [o for o in remaining if admits(o)]
-        if not kept:
-            return CandidateResult((), _reason(requirement, label, remaining, config))
-        remaining = kept
-
-    if requests.gpus == 0:
-        # Never spend GPU money on a pod that needs none, while a plain type fits.
-        plain = [o for o in remaining if o.instance.gpu_count == 0]
-        remaining = plain or remaining
-    if constraints.max_cost_per_hour is not None:
-        cap = constraints.max_cost_per_hour
-        kept = [o for o in remaining if o.price <= cap + 1e-9]
-        if not kept:
-            cheapest = remaining[0]
-            return CandidateResult(
-                (),
-                _headline(requirement)
-                + f": every fitting offer costs more than ${cap:g}/hr (cheapest: {cheapest.describe()})",
-            )
-        remaining = kept
-    if gpu_budget is not None and requests.gpus:
-        kept = [o for o in remaining if o.instance.gpu_count <= gpu_budget]
-        if not kept:
-            return CandidateResult(
-                (),
-                _headline(requirement)
-                + f": clusterGPULimit leaves room for {gpu_budget} more GPU(s); "
-                f"the smallest fitting type has {min(o.instance.gpu_count for o in remaining)}",
-            )
-        remaining = kept
-    if backed_off:
-        kept = [o for o in remaining if (o.instance.name, str(o.category)) not in backed_off]
-        if not kept:
-            names = ", ".join(o.describe() for o in remaining[:3])
-            return CandidateResult(
-                (),
-                _headline(requirement)
-                + f": every fitting offer is backed off after launch failures ({names})",
-            )
-        remaining = kept
-    return CandidateResult(tuple(remaining))
+    return stages
 
 
 def _headline(requirement: PodRequirement) -> str:

@@ -27,6 +27,7 @@ INSTALL_KEYS: Mapping[str, str] = {
     "scheduler": "the secondary scheduler's replicas, image and resources",
     "networkPolicy": "the NetworkPolicies of Gibbous's pods",
     "autoscaler": "the autoscaler's provider, replicas, resources and service account",
+    "monitoring": "the Grafana dashboard and the Prometheus Operator PodMonitor",
 }
 
 # Spellings the posts use that differ from ours (P20's `NodeTTL`): accepted as ours.
