@@ -96,9 +96,17 @@ class DrainState:
 
 class NodeLifecycle:
     def __init__(
-        self, autoscaler: Autoscaler, operations: NodeOperations, *, clock: Callable[[], float]
+        self,
+        autoscaler: Autoscaler,
+        operations: NodeOperations,
+        *,
+        clock: Callable[[], float],
+        own_pod: Pod | None = None,
     ) -> None:
         self.autoscaler = autoscaler
+        # The autoscaler's pod (from the downward API), where warnings about Gibbous's own
+        # setup go as events; None outside a cluster.
+        self.own_pod = own_pod
         self.config = autoscaler.config
         self.operations = operations
         self.clock = clock
@@ -270,10 +278,15 @@ class NodeLifecycle:
         if readable == self.metrics_readable:
             return
         if not readable:
-            log.warning(
+            message = (
                 "manageHighUtilization.enabled, but metrics.k8s.io cannot be read (is "
                 "metrics-server installed?): hot-node mitigation does nothing until it can"
             )
+            log.warning("%s", message)
+            if self.own_pod is not None:
+                self.autoscaler.own_pod_event(
+                    self.own_pod, keys.EVENT_HOT_NODE_METRICS_UNAVAILABLE, message
+                )
         elif self.metrics_readable is False:
             log.info("metrics.k8s.io is readable again: hot-node mitigation resumes")
         self.metrics_readable = readable

@@ -193,6 +193,10 @@ class LoopState:
 
     # --- events -----------------------------------------------------------------------------------
 
+    def own_pod_event(self, pod: Pod, reason: str, message: str) -> None:
+        """A Warning event on the autoscaler's own pod, for what concerns no other object."""
+        self._event(pod, reason, message, warning=True)
+
     def node_event(self, name: str, reason: str, message: str) -> None:
         """A Warning event on the Node `name` (for the lifecycle's failures)."""
         self._event({"metadata": {"name": name}}, reason, message, warning=True, kind="Node")

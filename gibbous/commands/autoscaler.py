@@ -236,7 +236,7 @@ def _service(
         period_s=args.period,
         elector=elector,
         kubelet=started.kubelet,
-        lifecycle=NodeLifecycle(autoscaler, cluster, clock=time.time),
+        lifecycle=NodeLifecycle(autoscaler, cluster, clock=time.time, own_pod=own_pod()),
         status=status,
     )
 
@@ -262,3 +262,15 @@ def _serve(service: AutoscalerService, listen: Listen, log_level: str) -> int:
     finally:
         service.stop()
     return 1 if lost else EXIT_OK
+
+
+def own_pod() -> dict[str, Any] | None:
+    """The autoscaler's own pod, as the chart passes it through the downward API (POD_NAME,
+    POD_NAMESPACE, POD_UID): the object its warnings about its own setup are events on."""
+    import os
+
+    name, namespace = os.environ.get("POD_NAME"), os.environ.get("POD_NAMESPACE")
+    if not name or not namespace:
+        return None
+    metadata = {"name": name, "namespace": namespace, "uid": os.environ.get("POD_UID", "")}
+    return {"metadata": metadata}

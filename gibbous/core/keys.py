@@ -127,3 +127,5 @@ EVENT_RELEASED_UNPINNED = "GibbousReleasedUnpinned"
 EVENT_LAUNCH_ABANDONED = "GibbousLaunchAbandoned"
 # On a pod waiting for the Gibbous scheduler while that is not running.
 EVENT_SCHEDULER_STOPPED = "GibbousSchedulerNotRunning"
+# On the autoscaler's own pod: hot-node mitigation is on but metrics.k8s.io cannot be read.
+EVENT_HOT_NODE_METRICS_UNAVAILABLE = "GibbousHotNodeMetricsUnavailable"

@@ -19,6 +19,13 @@ from tests.autoscaler.fakes import Clock, FakeCluster, Tokens
 from tests.factories import catalog, config, make_pod
 
 FAST = {"scaleDown.unneededTime": "2m", "scaleDown.delayAfterAdd": "1m"}
+AUTOSCALER_POD = {
+    "metadata": {
+        "name": "gibbous-autoscaler-0",
+        "namespace": "gibbous",
+        "uid": "autoscaler-pod-uid",
+    }
+}
 
 
 class World:
@@ -29,7 +36,9 @@ class World:
         self.autoscaler = Autoscaler(
             cfg, self.cloud, self.cluster, clock=self.clock, new_token=Tokens(), jitter=lambda: 0.5
         )
-        self.lifecycle = NodeLifecycle(self.autoscaler, self.cluster, clock=self.clock)
+        self.lifecycle = NodeLifecycle(
+            self.autoscaler, self.cluster, clock=self.clock, own_pod=AUTOSCALER_POD
+        )
 
     def run(self, seconds: float, tick: float = 5.0) -> None:
         end = self.clock.now + seconds
@@ -319,6 +328,9 @@ def test_hot_nodes_without_metrics_api_warn_once_at_start_and_say_so_in_a_metric
         w.run(120)  # four loopPeriods
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "metrics.k8s.io" in warnings[0].getMessage()
+    # And one Warning event on the autoscaler's own pod, where `kubectl describe` shows it.
+    reasons = [(uid, r) for uid, r, _, _ in w.cluster.events if r.startswith("GibbousHotNode")]
+    assert reasons == [("autoscaler-pod-uid", "GibbousHotNodeMetricsUnavailable")]
     text = generate_latest(w.autoscaler.metrics.registry).decode()
     assert "gibbous_autoscaler_hot_node_metrics_readable 0.0" in text
     w.cluster.metrics_api = True

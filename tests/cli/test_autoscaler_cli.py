@@ -81,3 +81,19 @@ def test_bad_setups_exit_2_with_a_clear_message(
     argv = [str(kubeconfig) if a == "KUBECONFIG" else a for a in argv]
     assert main(["autoscaler", "--log-level", "error", *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_the_autoscaler_knows_its_own_pod_from_the_downward_api(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from gibbous.commands.autoscaler import own_pod
+
+    monkeypatch.delenv("POD_NAME", raising=False)
+    monkeypatch.delenv("POD_NAMESPACE", raising=False)
+    assert own_pod() is None  # outside a cluster: no pod to put events on
+    monkeypatch.setenv("POD_NAME", "gibbous-autoscaler-7d9f")
+    monkeypatch.setenv("POD_NAMESPACE", "elotl")
+    monkeypatch.setenv("POD_UID", "3f1c")
+    assert own_pod() == {
+        "metadata": {"name": "gibbous-autoscaler-7d9f", "namespace": "elotl", "uid": "3f1c"}
+    }
