@@ -167,30 +167,27 @@ def is_node_property(key: str) -> bool:
     return key in CONTROLLED_LABELS or is_machine_key(key)
 
 
-def _foreign_keys(affinity: NodeAffinity) -> list[str]:
+def _off_node_requirements(
+    affinity: NodeAffinity, named: Callable[[Requirement], bool]
+) -> list[str]:
+    """The pod's requirements on keys the offer does not decide (not zone, not a node
+    property) that `named` picks, written `key operator values`."""
     return sorted(
         {
             f"{r.key} {r.operator} {','.join(r.values)}".strip()
             for term in affinity.terms
             for r in term
-            if r.key not in (keys.ZONE, keys.ZONE_BETA)
-            and not is_node_property(r.key)
-            and r.operator in ("In", "Exists")
+            if r.key not in (keys.ZONE, keys.ZONE_BETA) and not is_node_property(r.key) and named(r)
         }
     )
+
+
+def _foreign_keys(affinity: NodeAffinity) -> list[str]:
+    return _off_node_requirements(affinity, lambda r: r.operator in ("In", "Exists"))
 
 
 def _unplaceable(affinity: NodeAffinity) -> list[str]:
-    return sorted(
-        {
-            f"{r.key} {r.operator} {','.join(r.values)}".strip()
-            for term in affinity.terms
-            for r in term
-            if r.key not in (keys.ZONE, keys.ZONE_BETA)
-            and not is_node_property(r.key)
-            and not _placeable(r)
-        }
-    )
+    return _off_node_requirements(affinity, lambda r: not _placeable(r))
 
 
 def foreign_label_note(affinity: NodeAffinity, config: Config) -> str:
