@@ -128,6 +128,8 @@ securityContext:
   runAsNonRoot: true
   runAsUser: 65532
   runAsGroup: 65532
+  # Secret volumes are mode 0440 (owner and group): the group lets the non-root user read them.
+  fsGroup: 65532
   seccompProfile:
     type: RuntimeDefault
 affinity:
