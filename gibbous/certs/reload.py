@@ -44,11 +44,16 @@ class ServingPair:
     key_pem: bytes
     certificate: x509.Certificate
     key_mode: int
+    # The key's group is the process's own: Kubernetes gives a Secret volume the pod's
+    # fsGroup, and mode 0440 is how a non-root user reads a file root owns (the chart's way).
+    key_group_is_ours: bool = False
 
     @classmethod
     def read(cls, cert: Path, key: Path) -> ServingPair:
         chain_pem, key_pem = cert.read_bytes(), key.read_bytes()
-        key_mode = stat.S_IMODE(key.stat().st_mode)
+        key_stat = key.stat()
+        key_mode = stat.S_IMODE(key_stat.st_mode)
+        ours = key_stat.st_gid == os.getegid()
         try:
             certificate = x509.load_pem_x509_certificates(chain_pem)[0]
             private = serialization.load_pem_private_key(key_pem, password=None)
@@ -60,7 +65,7 @@ class ServingPair:
             der, spki
         ):
             raise UnusablePair("the key is not the certificate's")
-        return cls(chain_pem, key_pem, certificate, key_mode)
+        return cls(chain_pem, key_pem, certificate, key_mode, ours)
 
     def problems(self, now: datetime.datetime) -> tuple[str, ...]:
         found = []
@@ -68,7 +73,8 @@ class ServingPair:
             found.append("expired")
         if now < self.certificate.not_valid_before_utc:
             found.append("not_yet_valid")
-        if self.key_mode & 0o077:
+        readers = 0o007 if self.key_group_is_ours else 0o077
+        if self.key_mode & readers:
             found.append("key_readable_by_others")
         return tuple(found)
 
@@ -196,7 +202,8 @@ class CertificateReloader:
                 )
             else:
                 log.warning(
-                    "TLS key %s is readable by group or others (mode %o); make it 0600 or 0400",
+                    "TLS key %s is readable by group or others (mode %o); make it 0600 or 0400 "
+                    "(0440 when its group is this process's own, as a fsGroup makes it)",
                     self.key,
                     pair.key_mode,
                 )

@@ -142,6 +142,12 @@ def _add_cloud_options(scaler: argparse.ArgumentParser) -> None:
         "tagged subnets)",
     )
     scaler.add_argument(
+        "--aws-user-data-file",
+        metavar="FILE",
+        help="aws: read the user data from FILE, the mounted key of aws.userDataSecret "
+        "(required with it; the chart passes it)",
+    )
+    scaler.add_argument(
         "--gcp-endpoint",
         metavar="URL",
         help="gcp: serve GKE's and Compute's REST calls from this address, anonymously (the "

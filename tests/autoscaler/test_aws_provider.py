@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -23,6 +25,9 @@ from gibbous.autoscaler.cloud.base import (
     QuotaExceededError,
     ThrottledError,
 )
+from gibbous.autoscaler.providers.aws import with_secret_user_data
+from gibbous.core.errors import ConfigError
+from gibbous.core.settings.loader import build_config
 from tests.factories import catalog
 
 
@@ -160,3 +165,59 @@ def test_an_instance_we_terminated_is_no_failure(ec2: Any) -> None:
     cloud.delete(instance.id)
     seen = cloud.get(instance.id)
     assert seen.state is InstanceState.TERMINATED and seen.failure_kind == ""
+
+
+# aws.userDataSecret: the autoscaler reads the mounted key and checks it as aws.userData.
+RKE2_TEMPLATE = (
+    "#!/bin/bash\n"
+    "cat > /etc/rancher/rke2/config.yaml <<EOF\n"
+    'token: "K10secret::server:abc"\n'
+    "node-label:\n"
+    "{{- range $k, $v := .Labels }}\n"
+    '- "{{ $k }}={{ $v }}"\n'
+    "{{- end }}\n"
+    "EOF\n"
+)
+
+
+def test_the_user_data_secret_is_read_from_its_mounted_file(tmp_path: Path) -> None:
+    path = tmp_path / "userData"
+    path.write_text(RKE2_TEMPLATE)
+    config = build_config({"aws": {"userDataType": "Template", "userDataSecret": "rke2-join"}})
+    read = with_secret_user_data(config, str(path))
+    assert read.aws.user_data == RKE2_TEMPLATE
+    assert read.aws.user_data_secret == "rke2-join" and read.cloud == config.cloud
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{{ if .Labels }}", "missing {{ end }}"),
+        ("", "needs aws.userData"),
+        ("#!/bin/bash\n" + "#" * 16_400 + "\n{{ .MaxPods }}", "limit of 16384 bytes"),
+    ],
+)
+def test_the_secrets_user_data_is_checked_at_start(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "userData"
+    path.write_text(text)
+    config = build_config({"aws": {"userDataType": "Template", "userDataSecret": "rke2-join"}})
+    with pytest.raises(ConfigError, match=re.escape(message)) as raised:
+        with_secret_user_data(config, str(path))
+    assert "aws.userDataSecret 'rke2-join'" in str(raised.value)
+
+
+def test_a_user_data_secret_without_its_file_or_beside_user_data_is_refused(
+    tmp_path: Path,
+) -> None:
+    secret = build_config({"aws": {"userDataSecret": "rke2-join"}})
+    with pytest.raises(ConfigError, match="pass --aws-user-data-file"):
+        with_secret_user_data(secret, None)
+    with pytest.raises(ConfigError, match="cannot read"):
+        with_secret_user_data(secret, str(tmp_path / "missing"))
+    path = tmp_path / "userData"
+    path.write_text("#!/bin/bash\n")
+    inline = build_config({"aws": {"userData": "#!/bin/bash\necho hi\n"}})
+    with pytest.raises(ConfigError, match="both set"):
+        with_secret_user_data(inline, str(path))
+    # Without either, the configuration is left as it is.
+    assert with_secret_user_data(inline, None) is inline

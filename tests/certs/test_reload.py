@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import os
 import socket
 import ssl
 import stat
@@ -173,3 +174,19 @@ def test_rotation_replaces_the_files_whole(tmp_path: Path) -> None:
         assert (tmp_path / name).stat().st_ino != inode, name
     assert stat.S_IMODE((tmp_path / "tls.key").stat().st_mode) == 0o600
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tls.crt", "tls.key"]
+
+
+def test_a_key_readable_through_the_processs_own_group_is_no_problem(tmp_path: Path) -> None:
+    # The chart's Secret volumes: mode 0440, group = the pod's fsGroup = the process's group.
+    write(tmp_path, serving())
+    key = tmp_path / "tls.key"
+    key.chmod(0o440)
+    assert key.stat().st_gid == os.getegid()  # a file we create has our group
+    registry = CollectorRegistry()
+    reloader_for(tmp_path, registry)
+    assert _problems(registry)["key_readable_by_others"] == 0.0
+    # Readable by others still is, whatever the group.
+    key.chmod(0o444)
+    again = CollectorRegistry()
+    reloader_for(tmp_path, again)
+    assert _problems(again)["key_readable_by_others"] == 1.0

@@ -147,11 +147,23 @@ def test_lunas_aws_values_section_is_accepted_as_is() -> None:
         ({"amiIdGeneric": "ubuntu"}, "not an AMI id"),
         ({"useSpotAdvisor": True}, "needs aws.spotAdvisorFile"),
         ({"maxSpotInterruptBucket": 7}, "out of range"),
+        (
+            {"userData": "#!/bin/bash\n", "userDataSecret": "rke2-join"},
+            "aws.userData and aws.userDataSecret are both set",
+        ),
+        ({"userDataSecret": "RKE2_join"}, "not a Secret name"),
     ],
 )
 def test_bad_aws_values_stop_gibbous_at_start(aws: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
         build_config({"aws": aws})
+
+
+def test_user_data_in_a_secret_is_left_to_the_autoscaler() -> None:
+    # The template lives in the Secret: the configuration has none to check, and a Template
+    # type without aws.userData is not an error then.
+    aws = build_config({"aws": {"userDataType": "Template", "userDataSecret": "rke2-join"}}).aws
+    assert aws.user_data_secret == "rke2-join" and aws.user_data == ""
 
 
 def test_lunas_gcp_values_section_is_accepted() -> None:

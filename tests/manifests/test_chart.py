@@ -162,7 +162,7 @@ def test_rendered_objects_are_valid_and_agree(case: str, version: str) -> None:
         secret_rules = [r for r in role["rules"] if "secrets" in r.get("resources", [])]
         assert [flag(webhook_args, "secret")] in [r.get("resourceNames") for r in secret_rules]
     else:
-        certificate = one(objects, "Certificate")
+        certificate = one(objects, "Certificate", "-webhook")
         assert (
             certificate["spec"]["secretName"]
             == (webhook["spec"]["template"]["spec"]["volumes"][1]["secret"]["secretName"])
@@ -188,7 +188,11 @@ def test_rendered_objects_are_valid_and_agree(case: str, version: str) -> None:
     assert [p["schedulerName"] for p in scheduler_config["profiles"]] == [config.scheduler_name]
     (extender,) = scheduler_config["extenders"]
     service = one(objects, "Service", "-extender")
-    assert extender["urlPrefix"] == f"http://{service['metadata']['name']}.elotl.svc:8888"
+    # Mutual TLS where cert-manager issues the certificates (tests/manifests/test_extender_tls.py).
+    tls = "webhook.tls=cert-manager" in sets
+    scheme = "https" if tls else "http"
+    assert extender["urlPrefix"] == f"{scheme}://{service['metadata']['name']}.elotl.svc:8888"
+    assert extender.get("enableHTTPS", False) is tls
     assert scheduler_config["leaderElection"]["resourceName"] == lease.split("/")[1]
 
     # PodDisruptionBudgets in the API group this version serves.

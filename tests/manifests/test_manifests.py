@@ -146,9 +146,12 @@ def test_secondary_scheduler_calls_the_extender(objects: list[dict[str, Any]]) -
     (extender,) = configuration["extenders"]
     (service,) = find(objects, "Service", "gibbous-extender")
     port = service["spec"]["ports"][0]["port"]
+    # HTTPS (mutual TLS) where cert-manager issues the extender's certificates.
+    scheme = "https" if extender.get("enableHTTPS") else "http"
+    assert scheme == ("https" if find(objects, "Certificate") else "http")
     assert (
         extender["urlPrefix"]
-        == f"http://{service['metadata']['name']}.{service['metadata']['namespace']}.svc:{port}"
+        == f"{scheme}://{service['metadata']['name']}.{service['metadata']['namespace']}.svc:{port}"
     )
     routes = {route.path for route in create_extender_app(build_config(), StaticView()).routes}  # type: ignore[attr-defined]
     assert f"/{extender['filterVerb']}" in routes and f"/{extender['prioritizeVerb']}" in routes

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import time
@@ -11,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from gibbous.autoscaler.cloud.base import FatalConfigurationError
 from gibbous.autoscaler.providers.spec import ProviderSpec, StartedProvider
-from gibbous.core.errors import ConfigError
+from gibbous.core.errors import ConfigError, GibbousError
+from gibbous.core.settings.userdata import check_user_data
 
 if TYPE_CHECKING:
     from gibbous.core.choice.catalog import InstanceType
@@ -38,6 +40,7 @@ def build(
             "nodes' IAM role) or pass --aws-launch-template: without either, EC2 "
             "instances cannot join the cluster"
         )
+    config = with_secret_user_data(config, args.aws_user_data_file)
     subnets = _subnets(args.aws_subnet)
     # boto3 takes AWS_ENDPOINT_URL (and AWS_ENDPOINT_URL_EC2, ...) from the environment,
     # which is how the dev cluster points it at the EC2 emulator.
@@ -66,6 +69,33 @@ def build(
             "spot node before its taint is there"
         )
     return StartedProvider(provider)
+
+
+def with_secret_user_data(config: Config, path: str | None) -> Config:
+    """The configuration with aws.userData read from the mounted aws.userDataSecret (at
+    `path`), checked as aws.userData is at start: it renders, and within EC2's 16 KB."""
+    secret = config.aws.user_data_secret
+    if not path:
+        if secret:
+            raise ConfigError(
+                f"aws.userDataSecret {secret!r}: pass --aws-user-data-file with the Secret's "
+                "key userData mounted there (the chart does)"
+            )
+        return config
+    if config.aws.user_data:
+        raise ConfigError(
+            "--aws-user-data-file and aws.userData are both set: keep the user data in one place"
+        )
+    where = f"aws.userDataSecret {secret!r}" if secret else "--aws-user-data-file"
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{where}: cannot read {path}: {error}") from None
+    try:
+        check_user_data(config.aws.effective_user_data_type, text)
+    except GibbousError as error:
+        raise ConfigError(f"{where}: {error}") from None
+    return dataclasses.replace(config, aws=dataclasses.replace(config.aws, user_data=text))
 
 
 def _aws_auth_map_roles(api: Any) -> str | None:

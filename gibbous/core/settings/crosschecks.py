@@ -28,10 +28,17 @@ def cross_checks(config: Config) -> list[str]:
         # 0 would never rotate (Python's RotatingFileHandler reads 0 as "no limit")
         out.append("logging.maxFileSize must be at least 64Ki")
     aws = config.aws
-    try:
-        check_user_data(aws.effective_user_data_type, aws.user_data)
-    except GibbousError as error:
-        out.append(str(error))
+    if aws.user_data_secret and aws.user_data:
+        out.append(
+            "aws.userData and aws.userDataSecret are both set: keep the user data in one "
+            "place (the Secret, when it carries a join token)"
+        )
+    elif not aws.user_data_secret:
+        # The Secret's content is checked by the autoscaler, the one component that reads it.
+        try:
+            check_user_data(aws.effective_user_data_type, aws.user_data)
+        except GibbousError as error:
+            out.append(str(error))
     if aws.use_spot_advisor and not aws.spot_advisor_file:
         out.append(
             "aws.useSpotAdvisor needs aws.spotAdvisorFile: a copy of the Spot Instance Advisor's "

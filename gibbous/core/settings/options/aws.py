@@ -37,6 +37,9 @@ class AwsConfig:
     is_bottlerocket_image: bool = False
     user_data_type: UserDataType = UserDataType.AL2023
     user_data: str = ""
+    # A Secret holding the user data instead (key `userData`): only the autoscaler mounts it,
+    # and reads it at start (the content is not part of this configuration).
+    user_data_secret: str = ""
     block_device_mappings: tuple[Mapping[str, Any], ...] = ()
     use_spot_advisor: bool = False
     spot_advisor_file: str = ""
@@ -148,6 +151,20 @@ def _user_data_type(value: object, key: str) -> UserDataType:
         ) from None
 
 
+def _secret_name(value: object, key: str) -> str:
+    # A Secret's name is a DNS subdomain; checked here so a typo fails `gibbous config
+    # --check` and the chart's render, not the autoscaler Pod's volume mount.
+    name = str(TEXT.parse(value, key)).strip()
+    if name and (
+        len(name) > 253
+        or not re.fullmatch(
+            r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*", name
+        )
+    ):
+        raise ConfigError(f"{key}: {name!r} is not a Secret name (a DNS subdomain)")
+    return name
+
+
 def _optional_bucket(value: object, key: str) -> int | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
@@ -170,6 +187,7 @@ BLOCK_DEVICE_MAPPINGS = ValueType(
 USER_DATA_TYPE = ValueType(
     f"one of {', '.join(t.value for t in UserDataType)}", _user_data_type, str
 )
+SECRET_NAME = ValueType("Secret name (empty: none)", _secret_name, unchanged)
 OPTIONAL_INTERRUPT_BUCKET = ValueType("whole number, 0 to 4, or null", _optional_bucket, unchanged)
 OPTIONAL_PRICE_RATIO = ValueType("number, 0.01 to 1.0, or null", _optional_ratio, unchanged)
 
@@ -278,6 +296,15 @@ AWS = Section(
             value_type=TEXT,
             help="the operator's user data (kept), or the template",
             luna="aws.userData",
+            since="0.1.0",
+        ),
+        Option(
+            key="aws.userDataSecret",
+            attribute="aws.user_data_secret",
+            value_type=SECRET_NAME,
+            help="a Secret in the release namespace whose key userData holds the user data "
+            "(instead of aws.userData: only the autoscaler mounts it)",
+            luna=None,
             since="0.1.0",
         ),
         Option(
