@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from gibbous.cli import main
+from gibbous.commands.autoscaler import own_pod
 
 
 def test_help_names_every_option() -> None:
@@ -86,8 +87,6 @@ def test_bad_setups_exit_2_with_a_clear_message(
 def test_the_autoscaler_knows_its_own_pod_from_the_downward_api(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from gibbous.commands.autoscaler import own_pod
-
     monkeypatch.delenv("POD_NAME", raising=False)
     monkeypatch.delenv("POD_NAMESPACE", raising=False)
     assert own_pod() is None  # outside a cluster: no pod to put events on
