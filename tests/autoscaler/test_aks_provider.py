@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -493,3 +494,21 @@ def test_failed_operation_bodies() -> None:
     )
     assert failure_kind(error_codes({"code": "InternalError", "message": "boom"})) is None
     assert tag_name("gibbous.dev/cluster-id") == "gibbous.dev_cluster-id"
+
+
+def test_labels_the_kubelet_may_not_set_stay_off_the_pool(
+    world: tuple[AksEmulator, Clock, str, str],
+) -> None:
+    """AKS refuses a pool labelled in the kubelet-restricted namespaces (the emulator as
+    AKS does, docs/clouds/aks.md): such labels wait for the node to register."""
+    emulator, clock, _, _ = world
+    aks = provider(world)
+    wanted = request("role-0")
+    restricted = {"node-role.kubernetes.io/gpu": "", "kubernetes.io/team": "ml"}
+    made = aks.create(replace(wanted, labels={**wanted.labels, **restricted}))
+    (pool,) = emulator.pools.values()
+    assert not set(restricted) & set(pool.properties["nodeLabels"])
+    assert pool.properties["nodeLabels"][keys.PLACEMENT] == "bin-pack"
+    clock.now += 31
+    settle(aks)
+    assert aks.get(made.id).state is not InstanceState.TERMINATED

@@ -8,6 +8,7 @@ import json
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import oci
@@ -333,3 +334,18 @@ def test_kubelet_extra_args_are_read_as_the_kubelet_reads_them() -> None:
         {"key": "z", "value": "", "effect": "NoExecute"},
     ]
     assert json.dumps(kubelet_taints("")) == "[]"
+
+
+def test_labels_the_kubelet_may_not_set_stay_off_the_pool(world: World) -> None:
+    """OKE refuses initial node labels in the kubelet-restricted namespaces (the emulator,
+    docs/clouds/oke.md): such labels wait for the node to register."""
+    emulator, clock, _, _ = world
+    oke = provider(world)
+    wanted = request("role-0")
+    restricted = {"node-role.kubernetes.io/gpu": "", "kubernetes.io/team": "ml"}
+    made = oke.create(replace(wanted, labels={**wanted.labels, **restricted}))
+    (pool,) = emulator.pools.values()
+    assert {kv["key"] for kv in pool.body["initialNodeLabels"]} == {keys.PLACEMENT}
+    clock.now += 31
+    oke.advance()
+    assert oke.get(made.id).state is not InstanceState.TERMINATED
