@@ -512,3 +512,24 @@ def test_labels_the_kubelet_may_not_set_stay_off_the_pool(
     clock.now += 31
     settle(aks)
     assert aks.get(made.id).state is not InstanceState.TERMINATED
+
+
+@pytest.mark.parametrize(
+    ("plugin", "mode", "configured", "pods"),
+    [
+        ("azure", "", 0, 30),  # Azure CNI on the node subnet: AKS's default 30
+        ("azure", "overlay", 0, 250),  # Azure CNI Overlay: 250
+        ("kubenet", "", 0, 110),
+        ("azure", "", 50, 50),  # azure.maxPods, sent with the pool
+    ],
+)
+def test_nodes_take_the_network_plugins_max_pods(
+    world: tuple[AksEmulator, Clock, str, str], plugin: str, mode: str, configured: int, pods: int
+) -> None:
+    emulator = world[0]
+    emulator.network_plugin, emulator.network_plugin_mode = plugin, mode
+    aks = provider(world, max_pods=configured)
+    assert {t.max_pods for t in aks.instance_types()} == {pods}
+    aks.create(request("pods-0"))
+    (pool,) = emulator.pools.values()
+    assert pool.properties["maxPods"] == pods  # what the emulated kubelet registers
