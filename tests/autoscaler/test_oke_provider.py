@@ -30,7 +30,7 @@ from gibbous.core import keys
 from gibbous.core.settings.options.oci import OciConfig
 from gibbous.devcluster.oci.agent import kubelet_labels, kubelet_taints
 from gibbous.devcluster.oci.emulator import OkeEmulator, emulator_identity
-from gibbous.devcluster.oci.state import ADS, COMPARTMENT, SUBNET, Fault
+from gibbous.devcluster.oci.state import ADS, COMPARTMENT, POD_SUBNET, SUBNET, Fault, pod_capacity
 from tests.autoscaler.sdkworld import OPENED, Clock
 from tests.factories import catalog
 
@@ -346,6 +346,38 @@ def test_labels_the_kubelet_may_not_set_stay_off_the_pool(world: World) -> None:
     made = oke.create(replace(wanted, labels={**wanted.labels, **restricted}))
     (pool,) = emulator.pools.values()
     assert {kv["key"] for kv in pool.body["initialNodeLabels"]} == {keys.PLACEMENT}
+    clock.now += 31
+    oke.advance()
+    assert oke.get(made.id).state is not InstanceState.TERMINATED
+
+
+@pytest.mark.parametrize(
+    ("cni", "config", "pods", "subnets"),
+    [
+        ("FLANNEL_OVERLAY", {}, 110, None),
+        ("OCI_VCN_IP_NATIVE", {}, 31, [SUBNET]),  # OKE's default; the node subnet for pods
+        (
+            "OCI_VCN_IP_NATIVE",
+            {"pod_subnet_ids": (POD_SUBNET,), "max_pods_per_node": 64},
+            64,
+            [POD_SUBNET],
+        ),
+    ],
+)
+def test_pools_follow_the_clusters_pod_network(
+    world: World, cni: str, config: dict[str, Any], pods: int, subnets: list[str] | None
+) -> None:
+    """A VCN-native cluster's pool names its pod subnets (OKE refuses it otherwise: the
+    emulator, docs/clouds/oke.md), and nodes run the pod network's max pods."""
+    emulator, clock, _, _ = world
+    emulator.cni_type = cni
+    oke = provider(world, **config)
+    assert {t.max_pods for t in oke.instance_types()} == {pods}
+    made = oke.create(request("net-0"))
+    (pool,) = emulator.pools.values()
+    details = pool.body["nodeConfigDetails"].get("nodePoolPodNetworkOptionDetails") or {}
+    assert details.get("podSubnetIds") == subnets
+    assert pod_capacity(pool.body) == pods  # what the emulated kubelet registers
     clock.now += 31
     oke.advance()
     assert oke.get(made.id).state is not InstanceState.TERMINATED

@@ -22,6 +22,7 @@ capacity").
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import logging
 import re
 from collections.abc import Callable, Mapping
@@ -40,6 +41,7 @@ from gibbous.autoscaler.cloud.base import (
 from gibbous.autoscaler.cloud.sizedpools import Member, PoolView, Shape, SizedPoolProvider
 from gibbous.core import keys
 from gibbous.core.choice.catalog import InstanceType
+from gibbous.core.choice.podcapacity import oke_max_pods
 from gibbous.core.settings.options.oci import OciConfig
 
 log = logging.getLogger("gibbous.autoscaler.oke")
@@ -129,6 +131,7 @@ class OkePools:
     types: Mapping[str, InstanceType]
     identity: Any = None  # oci.identity.IdentityClient, kept to be closed
     by_pool: dict[str, str] = field(default_factory=dict)  # pool name -> OCID
+    cni_types: tuple[str, ...] = ()  # the cluster's clusterPodNetworkOptions
 
     def create_only(self, shape: Shape) -> tuple[Any, ...]:
         return ()  # UpdateNodePool can change what a pool is created with
@@ -196,7 +199,9 @@ class OkePools:
             initial_node_labels=[MODELS.KeyValue(key=k, value=v) for k, v in shape.labels],
             node_metadata=metadata or None,
             node_config_details=MODELS.CreateNodePoolNodeConfigDetails(
-                size=count, placement_configs=[placement]
+                size=count,
+                placement_configs=[placement],
+                node_pool_pod_network_option_details=self.pod_network(),
             ),
             freeform_tags={CLUSTER_TAG: self.cluster_id},
         )
@@ -207,6 +212,16 @@ class OkePools:
         if self.config.ssh_public_key:
             details.ssh_public_key = self.config.ssh_public_key
         return details
+
+    def pod_network(self) -> Any:
+        """A VCN-native cluster's pool names its pod subnets (OKE refuses it otherwise);
+        with flannel, OKE's default."""
+        if "OCI_VCN_IP_NATIVE" not in self.cni_types:
+            return None
+        return MODELS.OciVcnIpNativeNodePoolPodNetworkOptionDetails(
+            pod_subnet_ids=list(self.config.pod_subnet_ids or (self.config.subnet_id,)),
+            max_pods_per_node=oke_max_pods(self.cni_types, self.config.max_pods_per_node),
+        )
 
     def _view(self, pool: Any) -> PoolView:
         placements = pool.node_config_details.placement_configs if pool.node_config_details else []
@@ -399,10 +414,21 @@ def discover(
     images = [
         (s.source_name, s.image_id) for s in options.sources or [] if getattr(s, "image_id", None)
     ]
+    cni_types = tuple(str(o.cni_type) for o in cluster.cluster_pod_network_options or [])
+    # Planning counts the pod slots the kubelet will register: the pod network's.
+    max_pods = oke_max_pods(cni_types, config.max_pods_per_node)
+    catalog = [dataclasses.replace(t, max_pods=max_pods) for t in catalog]
     types = {t.name: t for t in catalog}
     return SizedPoolProvider(
         cloud=OkePools(
-            container, config, cluster_id, cluster.kubernetes_version, tuple(ads), images, types
+            container,
+            config,
+            cluster_id,
+            cluster.kubernetes_version,
+            tuple(ads),
+            images,
+            types,
+            cni_types=cni_types,
         ),
         catalog=catalog,
         clock=clock,

@@ -15,3 +15,12 @@ def aks_max_pods(network_plugin: str, network_plugin_mode: str, configured: int 
     if network_plugin.lower() == "azure":
         return 250 if network_plugin_mode.lower() == "overlay" else 30
     return 110
+
+
+def oke_max_pods(cni_types: tuple[str, ...], configured: int = 0) -> int:
+    """With OCI VCN-native pod networking, `configured` (oci.maxPodsPerNode) or OKE's
+    default of 31 a node (one VNIC's secondary IPs); with flannel 110 (OKE docs, "Pod
+    Networking": VCN-native "maximum of 31 pods per node" by default, up to 110)."""
+    if "OCI_VCN_IP_NATIVE" in cni_types:
+        return configured or 31
+    return 110

@@ -32,12 +32,11 @@ from gibbous.core import keys
 from gibbous.core.choice.catalog import InstanceType
 from gibbous.devcluster.gcp.agent import gke_reserved
 from gibbous.devcluster.kubeletfleet import KubeletFleet
-from gibbous.devcluster.oci.state import REGION, EmulatedFleet, OkeNode, OkePool
+from gibbous.devcluster.oci.state import REGION, EmulatedFleet, OkeNode, OkePool, pod_capacity
 
 log = logging.getLogger("gibbous.okenodeagent")
 
 GIB = 2**30
-MAX_PODS = 110
 # OKE taints its GPU nodes (cluster-autoscaler's OCI provider puts this taint on a GPU
 # pool's template node, oci_manager.go buildNodeFromTemplate); GPU pods tolerate it through
 # ExtendedResourceToleration, which OKE turns on ("Supported Admission Controllers").
@@ -130,7 +129,7 @@ class OkeNodeAgent(KubeletFleet):
         capacity = {
             "cpu": f"{cpu}m",
             "memory": str(instance_type.memory_bytes),
-            "pods": str(MAX_PODS),
+            "pods": str(pod_capacity(pool.body)),
             "ephemeral-storage": str(
                 int((pool.body.get("nodeSourceDetails") or {}).get("bootVolumeSizeInGBs") or 50)
                 * GIB
