@@ -4,6 +4,7 @@ mapping on recorded OCI error bodies."""
 
 from __future__ import annotations
 
+import base64
 import json
 import urllib.error
 import urllib.request
@@ -28,7 +29,7 @@ from gibbous.autoscaler.cloud.oke import classify_api_error, discover, pick_imag
 from gibbous.autoscaler.cloud.sizedpools import SizedPoolProvider
 from gibbous.core import keys
 from gibbous.core.settings.options.oci import OciConfig
-from gibbous.devcluster.oci.agent import kubelet_labels, kubelet_taints
+from gibbous.devcluster.oci.agent import bootstrap_kubelet_args, kubelet_labels, kubelet_taints
 from gibbous.devcluster.oci.emulator import OkeEmulator, emulator_identity
 from gibbous.devcluster.oci.state import ADS, COMPARTMENT, POD_SUBNET, SUBNET, Fault, pod_capacity
 from tests.autoscaler.sdkworld import OPENED, Clock
@@ -176,7 +177,9 @@ def test_the_emulator_lists_images_of_other_versions_and_the_pool_gets_its_own(
     assert pool.body["nodeSourceDetails"]["imageId"] in {i for _, i in emulator.images()}
 
 
-def test_preemptible_capacity_with_taints_through_kubelet_extra_args(world: World) -> None:
+def test_preemptible_capacity_with_taints_through_the_bootstrap_cloud_init(
+    world: World,
+) -> None:
     emulator, _, _, _ = world
     oke = provider(world)
     oke.create(request("p-0", instance_type="VM.GPU.A10.1", category="spot"))
@@ -185,7 +188,8 @@ def test_preemptible_capacity_with_taints_through_kubelet_extra_args(world: Worl
     assert placement["preemptibleNodeConfig"] == {
         "preemptionAction": {"type": "TERMINATE", "isPreserveBootVolume": False}
     }
-    extra = pool.body["nodeMetadata"]["kubelet-extra-args"]
+    # OKE's documented way: cloud-init running OKE's bootstrap with --kubelet-extra-args.
+    extra = bootstrap_kubelet_args(pool.body["nodeMetadata"])
     assert kubelet_taints(extra) == [
         {"key": "gibbous.dev/capacity-type", "value": "spot", "effect": "NoSchedule"}
     ]
@@ -324,6 +328,26 @@ def test_error_mapping_on_recorded_oci_errors(
 ) -> None:
     error = classify_api_error(_recorded(status, code, message))
     assert type(error) is kind, error
+
+
+def test_the_bootstrap_arguments_are_read_from_the_cloud_init() -> None:
+    """OKE's documented scripts: `bash /var/run/oke-init.sh --kubelet-extra-args ...`
+    (Oracle Linux images) and `oke bootstrap --kubelet-extra-args ...` (Ubuntu images)."""
+    oracle_linux = (
+        "#!/bin/bash\ncurl --fail -H 'Authorization: Bearer Oracle' -L0 "
+        "http://169.254.169.254/opc/v2/instance/metadata/oke_init_script | base64 --decode "
+        ">/var/run/oke-init.sh\n"
+        'bash /var/run/oke-init.sh --kubelet-extra-args "--register-with-taints=a=b:NoSchedule"\n'
+    )
+    ubuntu = '#!/usr/bin/env bash\noke bootstrap --kubelet-extra-args "--max-pods=31"\n'
+    for script, args in (
+        (oracle_linux, "--register-with-taints=a=b:NoSchedule"),
+        (ubuntu, "--max-pods=31"),
+    ):
+        encoded = base64.b64encode(script.encode()).decode()
+        assert bootstrap_kubelet_args({"user_data": encoded}) == args
+    assert bootstrap_kubelet_args({"kubelet-extra-args": "--max-pods=31"}) == ""  # unverified key
+    assert bootstrap_kubelet_args({}) == ""
 
 
 def test_kubelet_extra_args_are_read_as_the_kubelet_reads_them() -> None:

@@ -8,8 +8,8 @@ A pool carries the shape (Flex shapes with the OCPUs and memory of the catalog e
 architecture and GPU (or `oci.imageId`), the boot volume size, one placement (availability
 domain and node subnet) with preemptible capacity for spot, the initial node labels, and
 freeform tags carrying the cluster id. OKE node pools have no taints field: Gibbous's
-taints reach the kubelet through the node metadata key `kubelet-extra-args`
-(`--register-with-taints=...`), the key cluster-autoscaler's OCI provider reads them from;
+taints reach the kubelet through the pool's cloud-init (`user_data`: OKE's default
+script with `--kubelet-extra-args "--register-with-taints=..."`, OKE's documented way);
 if a node registered without them, the autoscaler adds them and says so
 (`GibbousRepairedNode`).
 
@@ -21,10 +21,12 @@ capacity").
 
 from __future__ import annotations
 
+import base64
 import builtins
 import dataclasses
 import logging
 import re
+import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -184,7 +186,7 @@ class OkePools:
         metadata = {}
         if shape.taints:
             taints = ",".join(f"{k}={v}:{e}" for k, v, e in shape.taints)
-            metadata["kubelet-extra-args"] = f"--register-with-taints={taints}"
+            metadata["user_data"] = oke_cloud_init(f"--register-with-taints={taints}")
         details = MODELS.CreateNodePoolDetails(
             compartment_id=self.config.compartment_id,
             cluster_id=self.config.cluster_id,
@@ -351,6 +353,25 @@ class OkePools:
         response = self._call(self.client.delete_node_pool, pool.handle)
         self.by_pool.pop(pool.name, None)
         return response.headers.get("opc-work-request-id")
+
+
+# OKE's default cloud-init for managed nodes, as "Using Custom Cloud-init Initialization
+# Scripts to Set Up Managed Nodes" gives it, with the kubelet's extra arguments passed to
+# the bootstrap script the way that page's examples pass them.
+_OKE_INIT = (
+    "#!/bin/bash\n"
+    'curl --fail -H "Authorization: Bearer Oracle" -L0 '
+    "http://169.254.169.254/opc/v2/instance/metadata/oke_init_script "
+    "| base64 --decode >/var/run/oke-init.sh\n"
+    "bash /var/run/oke-init.sh --kubelet-extra-args {args}\n"
+)
+
+
+def oke_cloud_init(kubelet_args: str) -> str:
+    """The node pool's `user_data` (base64, as OCI instance metadata takes it): OKE's own
+    bootstrap, giving the kubelet `kubelet_args`."""
+    script = _OKE_INIT.format(args=shlex.quote(kubelet_args))
+    return base64.b64encode(script.encode()).decode()
 
 
 def sdk_clients(config: Mapping[str, Any] | None = None, endpoint: str = "") -> tuple[Any, Any]:
