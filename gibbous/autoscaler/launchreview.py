@@ -22,6 +22,7 @@ from gibbous.core.lifecycle.launches import (
     repaired_node,
 )
 from gibbous.core.podmodel.pods import metadata
+from gibbous.core.settings.kubeletlabels import after_registration
 
 log = logging.getLogger("gibbous.autoscaler")
 
@@ -91,8 +92,10 @@ class LaunchReview(LoopState):
             self.repaired.add(name)
             if repair is None:
                 continue
-            # Per-node labels a pool-based cloud cannot put on at registration are expected.
-            expected = not repair.taints and set(repair.labels) <= self.provider.late_label_keys
+            # Per-node labels a pool-based cloud cannot put on at registration, and labels
+            # NodeRestriction keeps the kubelet from setting, are expected.
+            late = self.provider.late_label_keys | after_registration(repair.labels)
+            expected = not repair.taints and set(repair.labels) <= late
             message = (
                 f"registered without {repair.describe()} that its launch asked for (the "
                 "node's user data or bootstrap did not set them, or NodeRestriction kept the "

@@ -27,6 +27,7 @@ from gibbous.core.planning.packingmodel import fit_count, node_admits
 from gibbous.core.planning.scaleup import existing_nodes
 from gibbous.core.podmodel.pods import Pod, key_of, node_name_of, scheduling_gates, uid_of
 from gibbous.core.settings.config import Config
+from gibbous.core.settings.kubeletlabels import registration_labels
 from gibbous.simulation.world import NodeMarks, unschedulable_status
 
 
@@ -100,7 +101,8 @@ class FakeCluster(NodeMarks):
                 else []
             )
             taints += self.node_taints.get(instance.node_name, [])
-            registered = {} if self.bare_registration else dict(instance.labels)
+            # NodeRestriction: the kubelet registers only the labels it may set.
+            registered = {} if self.bare_registration else registration_labels(instance.labels)
             for name, labels, added in self.repairs:
                 if name == instance.node_name:
                     registered.update(labels)

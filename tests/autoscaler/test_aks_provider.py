@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -493,3 +494,42 @@ def test_failed_operation_bodies() -> None:
     )
     assert failure_kind(error_codes({"code": "InternalError", "message": "boom"})) is None
     assert tag_name("gibbous.dev/cluster-id") == "gibbous.dev_cluster-id"
+
+
+def test_labels_the_kubelet_may_not_set_stay_off_the_pool(
+    world: tuple[AksEmulator, Clock, str, str],
+) -> None:
+    """AKS refuses a pool labelled in the kubelet-restricted namespaces (the emulator as
+    AKS does, docs/clouds/aks.md): such labels wait for the node to register."""
+    emulator, clock, _, _ = world
+    aks = provider(world)
+    wanted = request("role-0")
+    restricted = {"node-role.kubernetes.io/gpu": "", "kubernetes.io/team": "ml"}
+    made = aks.create(replace(wanted, labels={**wanted.labels, **restricted}))
+    (pool,) = emulator.pools.values()
+    assert not set(restricted) & set(pool.properties["nodeLabels"])
+    assert pool.properties["nodeLabels"][keys.PLACEMENT] == "bin-pack"
+    clock.now += 31
+    settle(aks)
+    assert aks.get(made.id).state is not InstanceState.TERMINATED
+
+
+@pytest.mark.parametrize(
+    ("plugin", "mode", "configured", "pods"),
+    [
+        ("azure", "", 0, 30),  # Azure CNI on the node subnet: AKS's default 30
+        ("azure", "overlay", 0, 250),  # Azure CNI Overlay: 250
+        ("kubenet", "", 0, 110),
+        ("azure", "", 50, 50),  # azure.maxPods, sent with the pool
+    ],
+)
+def test_nodes_take_the_network_plugins_max_pods(
+    world: tuple[AksEmulator, Clock, str, str], plugin: str, mode: str, configured: int, pods: int
+) -> None:
+    emulator = world[0]
+    emulator.network_plugin, emulator.network_plugin_mode = plugin, mode
+    aks = provider(world, max_pods=configured)
+    assert {t.max_pods for t in aks.instance_types()} == {pods}
+    aks.create(request("pods-0"))
+    (pool,) = emulator.pools.values()
+    assert pool.properties["maxPods"] == pods  # what the emulated kubelet registers

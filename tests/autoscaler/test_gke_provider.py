@@ -503,3 +503,21 @@ def test_read_throttling_is_a_throttled_error(world: tuple[GkeEmulator, Clock, s
     with pytest.raises(ThrottledError):
         gke.list("dev-cluster")
     assert emulator.reads_refused
+
+
+def test_labels_the_kubelet_may_not_set_stay_off_the_pool(
+    world: tuple[GkeEmulator, Clock, str],
+) -> None:
+    """GKE refuses a pool labelled in the kubelet-restricted namespaces (the emulator as
+    GKE does, docs/clouds/gke.md): such labels wait for the node to register."""
+    emulator, clock, endpoint = world
+    gke = provider(endpoint, clock)
+    restricted = {"node-role.kubernetes.io/gpu": "", "kubernetes.io/team": "ml"}
+    labels = {**restricted, "example.com/team": "ml"}
+    made = gke.create(request("role-1", instance_type="e2-standard-8", labels=labels))
+    (pool,) = emulator.pools.values()
+    assert not set(restricted) & set(pool.body["config"]["labels"])
+    assert pool.body["config"]["labels"]["example.com/team"] == "ml"
+    clock.now += 31
+    gke.advance()
+    assert gke.get(made.id).state is not InstanceState.TERMINATED

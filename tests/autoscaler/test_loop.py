@@ -450,6 +450,21 @@ def test_a_node_that_registers_without_our_labels_and_taints_is_repaired_once() 
     assert cluster.schedule() == ["default/spotty"]
 
 
+def test_labels_the_kubelet_may_not_set_are_added_after_registration_quietly() -> None:
+    # placeNodeSelector asks for a node-role label; NodeRestriction keeps the kubelet from
+    # registering with it (the fake cluster registers as a kubelet does): the autoscaler
+    # puts it on, as a matter of course, with no warning event.
+    role = "node-role.kubernetes.io/gpu"
+    clock, provider, cluster, autoscaler = setup(config(placeNodeSelector=True))
+    cluster.add(make_pod("role", cpu="3", node_selector={role: "yes"}))
+    run(clock, autoscaler, 120)
+    assert provider.create_calls[0].labels[role] == "yes"
+    ((_, labels, taints),) = cluster.repairs
+    assert labels == {role: "yes"} and taints == []
+    assert not [e for e in cluster.events if e[1] == keys.EVENT_NODE_REPAIRED]
+    assert cluster.schedule() == ["default/role"]
+
+
 def test_nodes_with_our_labels_are_not_touched() -> None:
     clock, provider, cluster, autoscaler = setup()
     cluster.add(make_pod("plain", cpu="3"))

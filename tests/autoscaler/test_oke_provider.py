@@ -4,10 +4,12 @@ mapping on recorded OCI error bodies."""
 
 from __future__ import annotations
 
+import base64
 import json
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import oci
@@ -27,9 +29,9 @@ from gibbous.autoscaler.cloud.oke import classify_api_error, discover, pick_imag
 from gibbous.autoscaler.cloud.sizedpools import SizedPoolProvider
 from gibbous.core import keys
 from gibbous.core.settings.options.oci import OciConfig
-from gibbous.devcluster.oci.agent import kubelet_labels, kubelet_taints
+from gibbous.devcluster.oci.agent import bootstrap_kubelet_args, kubelet_labels, kubelet_taints
 from gibbous.devcluster.oci.emulator import OkeEmulator, emulator_identity
-from gibbous.devcluster.oci.state import ADS, COMPARTMENT, SUBNET, Fault
+from gibbous.devcluster.oci.state import ADS, COMPARTMENT, POD_SUBNET, SUBNET, Fault, pod_capacity
 from tests.autoscaler.sdkworld import OPENED, Clock
 from tests.factories import catalog
 
@@ -175,7 +177,9 @@ def test_the_emulator_lists_images_of_other_versions_and_the_pool_gets_its_own(
     assert pool.body["nodeSourceDetails"]["imageId"] in {i for _, i in emulator.images()}
 
 
-def test_preemptible_capacity_with_taints_through_kubelet_extra_args(world: World) -> None:
+def test_preemptible_capacity_with_taints_through_the_bootstrap_cloud_init(
+    world: World,
+) -> None:
     emulator, _, _, _ = world
     oke = provider(world)
     oke.create(request("p-0", instance_type="VM.GPU.A10.1", category="spot"))
@@ -184,7 +188,8 @@ def test_preemptible_capacity_with_taints_through_kubelet_extra_args(world: Worl
     assert placement["preemptibleNodeConfig"] == {
         "preemptionAction": {"type": "TERMINATE", "isPreserveBootVolume": False}
     }
-    extra = pool.body["nodeMetadata"]["kubelet-extra-args"]
+    # OKE's documented way: cloud-init running OKE's bootstrap with --kubelet-extra-args.
+    extra = bootstrap_kubelet_args(pool.body["nodeMetadata"])
     assert kubelet_taints(extra) == [
         {"key": "gibbous.dev/capacity-type", "value": "spot", "effect": "NoSchedule"}
     ]
@@ -325,6 +330,26 @@ def test_error_mapping_on_recorded_oci_errors(
     assert type(error) is kind, error
 
 
+def test_the_bootstrap_arguments_are_read_from_the_cloud_init() -> None:
+    """OKE's documented scripts: `bash /var/run/oke-init.sh --kubelet-extra-args ...`
+    (Oracle Linux images) and `oke bootstrap --kubelet-extra-args ...` (Ubuntu images)."""
+    oracle_linux = (
+        "#!/bin/bash\ncurl --fail -H 'Authorization: Bearer Oracle' -L0 "
+        "http://169.254.169.254/opc/v2/instance/metadata/oke_init_script | base64 --decode "
+        ">/var/run/oke-init.sh\n"
+        'bash /var/run/oke-init.sh --kubelet-extra-args "--register-with-taints=a=b:NoSchedule"\n'
+    )
+    ubuntu = '#!/usr/bin/env bash\noke bootstrap --kubelet-extra-args "--max-pods=31"\n'
+    for script, args in (
+        (oracle_linux, "--register-with-taints=a=b:NoSchedule"),
+        (ubuntu, "--max-pods=31"),
+    ):
+        encoded = base64.b64encode(script.encode()).decode()
+        assert bootstrap_kubelet_args({"user_data": encoded}) == args
+    assert bootstrap_kubelet_args({"kubelet-extra-args": "--max-pods=31"}) == ""  # unverified key
+    assert bootstrap_kubelet_args({}) == ""
+
+
 def test_kubelet_extra_args_are_read_as_the_kubelet_reads_them() -> None:
     extra = "--node-labels=a=b,c=d --register-with-taints=x=y:NoSchedule,z=:NoExecute --max-pods=64"
     assert kubelet_labels(extra) == {"a": "b", "c": "d"}
@@ -333,3 +358,50 @@ def test_kubelet_extra_args_are_read_as_the_kubelet_reads_them() -> None:
         {"key": "z", "value": "", "effect": "NoExecute"},
     ]
     assert json.dumps(kubelet_taints("")) == "[]"
+
+
+def test_labels_the_kubelet_may_not_set_stay_off_the_pool(world: World) -> None:
+    """OKE refuses initial node labels in the kubelet-restricted namespaces (the emulator,
+    docs/clouds/oke.md): such labels wait for the node to register."""
+    emulator, clock, _, _ = world
+    oke = provider(world)
+    wanted = request("role-0")
+    restricted = {"node-role.kubernetes.io/gpu": "", "kubernetes.io/team": "ml"}
+    made = oke.create(replace(wanted, labels={**wanted.labels, **restricted}))
+    (pool,) = emulator.pools.values()
+    assert {kv["key"] for kv in pool.body["initialNodeLabels"]} == {keys.PLACEMENT}
+    clock.now += 31
+    oke.advance()
+    assert oke.get(made.id).state is not InstanceState.TERMINATED
+
+
+@pytest.mark.parametrize(
+    ("cni", "config", "pods", "subnets"),
+    [
+        ("FLANNEL_OVERLAY", {}, 110, None),
+        ("OCI_VCN_IP_NATIVE", {}, 31, [SUBNET]),  # OKE's default; the node subnet for pods
+        (
+            "OCI_VCN_IP_NATIVE",
+            {"pod_subnet_ids": (POD_SUBNET,), "max_pods_per_node": 64},
+            64,
+            [POD_SUBNET],
+        ),
+    ],
+)
+def test_pools_follow_the_clusters_pod_network(
+    world: World, cni: str, config: dict[str, Any], pods: int, subnets: list[str] | None
+) -> None:
+    """A VCN-native cluster's pool names its pod subnets (OKE refuses it otherwise: the
+    emulator, docs/clouds/oke.md), and nodes run the pod network's max pods."""
+    emulator, clock, _, _ = world
+    emulator.cni_type = cni
+    oke = provider(world, **config)
+    assert {t.max_pods for t in oke.instance_types()} == {pods}
+    made = oke.create(request("net-0"))
+    (pool,) = emulator.pools.values()
+    details = pool.body["nodeConfigDetails"].get("nodePoolPodNetworkOptionDetails") or {}
+    assert details.get("podSubnetIds") == subnets
+    assert pod_capacity(pool.body) == pods  # what the emulated kubelet registers
+    clock.now += 31
+    oke.advance()
+    assert oke.get(made.id).state is not InstanceState.TERMINATED

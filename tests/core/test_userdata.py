@@ -19,12 +19,12 @@ from hypothesis import strategies as st
 
 from gibbous.core.errors import ConfigError
 from gibbous.core.grammar.gotemplate import TemplateError, parse_template
+from gibbous.core.settings.kubeletlabels import kubelet_may_set
 from gibbous.core.settings.userdata import (
     ClusterInfo,
     NodeBootstrap,
     UserDataType,
     check_user_data,
-    kubelet_may_set,
     render_user_data,
 )
 

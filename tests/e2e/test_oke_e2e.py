@@ -2,8 +2,8 @@
 signature checked, retries off) against the OKE emulator, its node agent registering each
 node as OKE would, the real control plane, kube-scheduler and extender.
 
-Gibbous's taints reach a node only through the pool's `kubelet-extra-args` metadata, read
-by the node agent as the kubelet reads its flags: if they did not, spot pods' nodes would
+Gibbous's taints reach a node only through the pool's cloud-init (`user_data` running OKE's
+bootstrap with `--kubelet-extra-args`), read by the node agent as the kubelet reads its flags: if they did not, spot pods' nodes would
 register untainted and the autoscaler would have to repair them (a GibbousRepairedNode
 event, which these tests forbid)."""
 
@@ -244,7 +244,7 @@ def test_a_preemptible_launch_out_of_host_capacity_moves_on_in_seconds(
         )
         node = core.read_node(placed["spot"])
         assert node.metadata.labels[keys.CAPACITY_TYPE] == "spot"
-        # The spot taint reached the kubelet through kubelet-extra-args, not a repair.
+        # The spot taint reached the kubelet through the pool's cloud-init, not a repair.
         assert any(t.key == keys.SPOT_TAINT_KEY for t in node.spec.taints or [])
         assert repair_events(core) == []
     finally:

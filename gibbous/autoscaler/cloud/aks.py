@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import dataclasses
 import logging
 import re
 import time
@@ -44,6 +45,7 @@ from gibbous.autoscaler.cloud.base import (
 from gibbous.autoscaler.cloud.sizedpools import Member, PoolView, Shape, SizedPoolProvider
 from gibbous.core import keys
 from gibbous.core.choice.catalog import InstanceType
+from gibbous.core.choice.podcapacity import aks_max_pods
 from gibbous.core.settings.options.azure import AzureConfig
 
 log = logging.getLogger("gibbous.autoscaler.aks")
@@ -375,6 +377,16 @@ def discover(
     profiles = (cluster.properties.agent_pool_profiles if cluster.properties else None) or []
     zones = tuple(sorted({str(z) for p in profiles for z in (p.availability_zones or [])}))
     location = str(cluster.location or region)
+    # Planning counts the pod slots the kubelet will register: the network plugin's.
+    network = cluster.properties.network_profile if cluster.properties else None
+    plugin, mode = (getattr(network, a, None) for a in ("network_plugin", "network_plugin_mode"))
+    # The SDK's enums are str subclasses whose str() is the member's name: their value.
+    max_pods = aks_max_pods(
+        str(getattr(plugin, "value", plugin) or ""),
+        str(getattr(mode, "value", mode) or ""),
+        config.max_pods,
+    )
+    catalog = [dataclasses.replace(t, max_pods=max_pods) for t in catalog]
     types = {t.name: t for t in catalog}
     return SizedPoolProvider(
         cloud=AksPools(

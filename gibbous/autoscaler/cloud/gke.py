@@ -16,8 +16,7 @@ Failures arrive late on GKE: a pool creation fails inside its operation
 `ZONE_RESOURCE_POOL_EXHAUSTED` or a quota code in its last attempt while the MIG retries
 for ever. `get` reports both as a terminated launch with its kind, and `delete` undoes
 what is left (the instance is deleted from the MIG; a failed pool is deleted). Empty pools
-Gibbous created are deleted once empty for `empty_pool_s`; pools without Gibbous's labels
-are never touched.
+Gibbous created are deleted once empty for `empty_pool_s`; pools without its labels, never.
 """
 
 from __future__ import annotations
@@ -52,6 +51,7 @@ from gibbous.autoscaler.cloud.base import (
 from gibbous.core import keys
 from gibbous.core.choice.catalog import InstanceType, name_from_label
 from gibbous.core.choice.machinelabels import gke_accelerator
+from gibbous.core.settings.kubeletlabels import kubelet_may_set
 from gibbous.core.settings.options.gcp import GcpConfig
 
 log = logging.getLogger("gibbous.autoscaler.gke")
@@ -234,7 +234,7 @@ class GkeCloudProvider:
             sorted(
                 (k, v)
                 for k, v in request.labels.items()
-                if not _cloud_key(k) and k not in PER_NODE_LABELS
+                if not _cloud_key(k) and k not in PER_NODE_LABELS and kubelet_may_set(k)
             )
         )
         taints = tuple(

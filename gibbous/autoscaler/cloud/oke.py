@@ -8,8 +8,8 @@ A pool carries the shape (Flex shapes with the OCPUs and memory of the catalog e
 architecture and GPU (or `oci.imageId`), the boot volume size, one placement (availability
 domain and node subnet) with preemptible capacity for spot, the initial node labels, and
 freeform tags carrying the cluster id. OKE node pools have no taints field: Gibbous's
-taints reach the kubelet through the node metadata key `kubelet-extra-args`
-(`--register-with-taints=...`), the key cluster-autoscaler's OCI provider reads them from;
+taints reach the kubelet through the pool's cloud-init (`user_data`: OKE's default
+script with `--kubelet-extra-args "--register-with-taints=..."`, OKE's documented way);
 if a node registered without them, the autoscaler adds them and says so
 (`GibbousRepairedNode`).
 
@@ -21,9 +21,12 @@ capacity").
 
 from __future__ import annotations
 
+import base64
 import builtins
+import dataclasses
 import logging
 import re
+import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +43,7 @@ from gibbous.autoscaler.cloud.base import (
 from gibbous.autoscaler.cloud.sizedpools import Member, PoolView, Shape, SizedPoolProvider
 from gibbous.core import keys
 from gibbous.core.choice.catalog import InstanceType
+from gibbous.core.choice.podcapacity import oke_max_pods
 from gibbous.core.settings.options.oci import OciConfig
 
 log = logging.getLogger("gibbous.autoscaler.oke")
@@ -129,6 +133,7 @@ class OkePools:
     types: Mapping[str, InstanceType]
     identity: Any = None  # oci.identity.IdentityClient, kept to be closed
     by_pool: dict[str, str] = field(default_factory=dict)  # pool name -> OCID
+    cni_types: tuple[str, ...] = ()  # the cluster's clusterPodNetworkOptions
 
     def create_only(self, shape: Shape) -> tuple[Any, ...]:
         return ()  # UpdateNodePool can change what a pool is created with
@@ -181,7 +186,7 @@ class OkePools:
         metadata = {}
         if shape.taints:
             taints = ",".join(f"{k}={v}:{e}" for k, v, e in shape.taints)
-            metadata["kubelet-extra-args"] = f"--register-with-taints={taints}"
+            metadata["user_data"] = oke_cloud_init(f"--register-with-taints={taints}")
         details = MODELS.CreateNodePoolDetails(
             compartment_id=self.config.compartment_id,
             cluster_id=self.config.cluster_id,
@@ -196,7 +201,9 @@ class OkePools:
             initial_node_labels=[MODELS.KeyValue(key=k, value=v) for k, v in shape.labels],
             node_metadata=metadata or None,
             node_config_details=MODELS.CreateNodePoolNodeConfigDetails(
-                size=count, placement_configs=[placement]
+                size=count,
+                placement_configs=[placement],
+                node_pool_pod_network_option_details=self.pod_network(),
             ),
             freeform_tags={CLUSTER_TAG: self.cluster_id},
         )
@@ -207,6 +214,16 @@ class OkePools:
         if self.config.ssh_public_key:
             details.ssh_public_key = self.config.ssh_public_key
         return details
+
+    def pod_network(self) -> Any:
+        """A VCN-native cluster's pool names its pod subnets (OKE refuses it otherwise);
+        with flannel, OKE's default."""
+        if "OCI_VCN_IP_NATIVE" not in self.cni_types:
+            return None
+        return MODELS.OciVcnIpNativeNodePoolPodNetworkOptionDetails(
+            pod_subnet_ids=list(self.config.pod_subnet_ids or (self.config.subnet_id,)),
+            max_pods_per_node=oke_max_pods(self.cni_types, self.config.max_pods_per_node),
+        )
 
     def _view(self, pool: Any) -> PoolView:
         placements = pool.node_config_details.placement_configs if pool.node_config_details else []
@@ -338,6 +355,25 @@ class OkePools:
         return response.headers.get("opc-work-request-id")
 
 
+# OKE's default cloud-init for managed nodes, as "Using Custom Cloud-init Initialization
+# Scripts to Set Up Managed Nodes" gives it, with the kubelet's extra arguments passed to
+# the bootstrap script the way that page's examples pass them.
+_OKE_INIT = (
+    "#!/bin/bash\n"
+    'curl --fail -H "Authorization: Bearer Oracle" -L0 '
+    "http://169.254.169.254/opc/v2/instance/metadata/oke_init_script "
+    "| base64 --decode >/var/run/oke-init.sh\n"
+    "bash /var/run/oke-init.sh --kubelet-extra-args {args}\n"
+)
+
+
+def oke_cloud_init(kubelet_args: str) -> str:
+    """The node pool's `user_data` (base64, as OCI instance metadata takes it): OKE's own
+    bootstrap, giving the kubelet `kubelet_args`."""
+    script = _OKE_INIT.format(args=shlex.quote(kubelet_args))
+    return base64.b64encode(script.encode()).decode()
+
+
 def sdk_clients(config: Mapping[str, Any] | None = None, endpoint: str = "") -> tuple[Any, Any]:
     """(Container Engine, Identity) clients with retries off: the config's API key (the
     emulator's, at `endpoint`), else OKE workload identity, else instance principals."""
@@ -399,10 +435,21 @@ def discover(
     images = [
         (s.source_name, s.image_id) for s in options.sources or [] if getattr(s, "image_id", None)
     ]
+    cni_types = tuple(str(o.cni_type) for o in cluster.cluster_pod_network_options or [])
+    # Planning counts the pod slots the kubelet will register: the pod network's.
+    max_pods = oke_max_pods(cni_types, config.max_pods_per_node)
+    catalog = [dataclasses.replace(t, max_pods=max_pods) for t in catalog]
     types = {t.name: t for t in catalog}
     return SizedPoolProvider(
         cloud=OkePools(
-            container, config, cluster_id, cluster.kubernetes_version, tuple(ads), images, types
+            container,
+            config,
+            cluster_id,
+            cluster.kubernetes_version,
+            tuple(ads),
+            images,
+            types,
+            cni_types=cni_types,
         ),
         catalog=catalog,
         clock=clock,

@@ -42,6 +42,7 @@ from gibbous.autoscaler.cloud.base import (
     ThrottledError,
 )
 from gibbous.core.choice.catalog import InstanceType
+from gibbous.core.settings.kubeletlabels import kubelet_may_set
 
 log = logging.getLogger("gibbous.autoscaler.pools")
 
@@ -217,7 +218,9 @@ class SizedPoolProvider:
             sorted(
                 (k, v)
                 for k, v in request.labels.items()
-                if k not in self.late_label_keys and not self._cloud_key(k)
+                if k not in self.late_label_keys
+                and not self._cloud_key(k)
+                and kubelet_may_set(k)  # the cloud refuses a pool with the others
             )
         )
         taints = tuple(

@@ -38,6 +38,7 @@ from typing import Any
 
 from gibbous.core.errors import ConfigError
 from gibbous.core.grammar.gotemplate import TemplateError, parse_template
+from gibbous.core.settings.kubeletlabels import kubelet_may_set
 
 
 class UserDataType(StrEnum):
@@ -72,35 +73,6 @@ _PREFIX = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9
 _KEY = re.compile(rf"({_PREFIX}/)?{_NAME}")
 _VALUE = re.compile(rf"({_NAME})?")
 _EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
-
-# What the NodeRestriction admission plugin lets a kubelet set under kubernetes.io/ and
-# k8s.io/ (kubernetes/kubernetes plugin/pkg/admission/noderestriction, kubelet's
-# well-known labels): anything else there is refused at registration.
-_KUBELET_LABELS = frozenset(
-    {
-        "kubernetes.io/hostname",
-        "kubernetes.io/arch",
-        "kubernetes.io/os",
-        "beta.kubernetes.io/arch",
-        "beta.kubernetes.io/os",
-        "beta.kubernetes.io/instance-type",
-        "node.kubernetes.io/instance-type",
-        "failure-domain.beta.kubernetes.io/region",
-        "failure-domain.beta.kubernetes.io/zone",
-        "topology.kubernetes.io/region",
-        "topology.kubernetes.io/zone",
-    }
-)
-_KUBELET_PREFIXES = ("kubelet.kubernetes.io/", "node.kubernetes.io/")
-
-
-def kubelet_may_set(key: str) -> bool:
-    """Whether a kubelet may register its Node with label `key` under NodeRestriction."""
-    prefix, _, _ = key.rpartition("/")
-    restricted = prefix in ("kubernetes.io", "k8s.io") or prefix.endswith(
-        (".kubernetes.io", ".k8s.io")
-    )
-    return not restricted or key in _KUBELET_LABELS or key.startswith(_KUBELET_PREFIXES)
 
 
 def check_label(key: str, value: str) -> None:

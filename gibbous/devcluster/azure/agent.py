@@ -30,7 +30,7 @@ from gibbous.devcluster.kubeletfleet import KubeletFleet
 log = logging.getLogger("gibbous.aksnodeagent")
 
 MIB = 2**20
-MAX_PODS = 110  # AKS's default with Azure CNI Overlay and kubenet
+MAX_PODS = 110  # kubenet's; the emulator puts the network plugin's on each pool
 
 
 def aks_reserved(vcpu: float, memory: int, max_pods: int = MAX_PODS) -> tuple[int, int]:
@@ -102,11 +102,12 @@ class AksNodeAgent(KubeletFleet):
             taints.append({"key": key, "value": value, "effect": effect})
         if size.gpu_count:
             labels["kubernetes.azure.com/accelerator"] = "nvidia"
-        cpu_reserved, memory_reserved = aks_reserved(size.vcpu, size.memory_bytes)
+        max_pods = int(properties.get("maxPods") or MAX_PODS)
+        cpu_reserved, memory_reserved = aks_reserved(size.vcpu, size.memory_bytes, max_pods)
         capacity = {
             "cpu": f"{round(size.vcpu * 1000)}m",
             "memory": str(size.memory_bytes),
-            "pods": str(MAX_PODS),
+            "pods": str(max_pods),
             "ephemeral-storage": str(int(properties.get("osDiskSizeGB") or 128) * 2**30),
         }
         allocatable = {

@@ -82,6 +82,16 @@ OPERATION_CODES = (*ALLOCATION_CODES, "VMExtensionProvisioningError")
 MAX_POOLS = 100
 
 
+def default_max_pods(network_plugin: str, network_plugin_mode: str) -> int:
+    """The max pods AKS gives a pool created without `maxPods`: 250 with Azure CNI Overlay,
+    30 with Azure CNI on the node subnet, 110 with kubenet (AKS docs, "Configure Azure CNI
+    Overlay networking" and "Legacy Container Networking Interfaces": maximum pods per
+    node; Azure/karpenter-provider-azure's AKSNodeClass `maxPods` defaults say the same)."""
+    if network_plugin == "azure":
+        return 250 if network_plugin_mode == "overlay" else 30
+    return 110
+
+
 class ArmError(Exception):
     def __init__(self, status: int, code: str, message: str, *, retry_after: int = 0) -> None:
         super().__init__(message)
@@ -106,6 +116,10 @@ class AksEmulator:
     pools: dict[str, AgentPool] = field(default_factory=dict)
     operations: dict[str, Operation] = field(default_factory=dict)
     requests: list[tuple[str, str]] = field(default_factory=list)
+    # The cluster's networkProfile: kubenet unless a test makes it Azure CNI (node subnet,
+    # or "overlay" mode); it sets the max pods of pools created without their own.
+    network_plugin: str = "kubenet"
+    network_plugin_mode: str = ""
 
     def __post_init__(self) -> None:
         self.lock = threading.RLock()
@@ -194,6 +208,14 @@ class AksEmulator:
                 "kubernetesVersion": self.version,
                 "currentKubernetesVersion": self.version,
                 "nodeResourceGroup": self.node_resource_group,
+                "networkProfile": {
+                    "networkPlugin": self.network_plugin,
+                    **(
+                        {"networkPluginMode": self.network_plugin_mode}
+                        if self.network_plugin_mode
+                        else {}
+                    ),
+                },
                 "agentPoolProfiles": [
                     {
                         "name": "system",
@@ -213,6 +235,10 @@ class AksEmulator:
         problems = self._problems(name, properties)
         if problems:
             raise ArmError(400, "InvalidParameter", "; ".join(problems))
+        # AKS fills in the network plugin's default, and reads it back on the pool.
+        properties.setdefault(
+            "maxPods", default_max_pods(self.network_plugin, self.network_plugin_mode)
+        )
         vm_size = str(properties["vmSize"])
         spot = properties.get("scaleSetPriority") == "Spot"
         zones = [str(z) for z in properties.get("availabilityZones") or []]

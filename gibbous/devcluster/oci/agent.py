@@ -10,9 +10,10 @@ the pool's `initialNodeLabels`; OKE's own (`name` = the pool's name, `displayNam
 `oci.oraclecloud.com/fault-domain`, `node.info.ds_proxymux_client`); the kubelet's
 (hostname, os, arch); the cloud controller manager's (instance-type = the shape, zone = the
 availability domain without its tenancy prefix, region). Taints: only what the kubelet is
-told, through the pool's node metadata `kubelet-extra-args` (`--register-with-taints=...`),
-the mechanism Gibbous relies on (OKE node pools have no taints field; cluster-autoscaler's
-OCI provider reads the same key), and OKE's `nvidia.com/gpu:NoSchedule` on GPU shapes.
+told, through the `--kubelet-extra-args` the pool's cloud-init (`user_data`) passes OKE's
+bootstrap script (OKE node pools have no taints field; OKE documents this way, "Using
+Custom Cloud-init Initialization Scripts"; the unverified metadata key
+`kubelet-extra-args` that cluster-autoscaler's OCI provider reads is not honoured), and OKE's `nvidia.com/gpu:NoSchedule` on GPU shapes.
 GPUs from the shape, times the device plugin's
 time-slicing replicas. Allocatable: OKE's own reservations are not in our references, so
 the agent takes the tiers GKE documents (`gke_reserved`; unverified for OKE), which is
@@ -22,22 +23,24 @@ also what the planner assumes by default. It reads the emulator's nodes through
 
 from __future__ import annotations
 
+import base64
 import logging
 import re
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from gibbous.catalogs import load_catalog
 from gibbous.core import keys
 from gibbous.core.choice.catalog import InstanceType
 from gibbous.devcluster.gcp.agent import gke_reserved
 from gibbous.devcluster.kubeletfleet import KubeletFleet
-from gibbous.devcluster.oci.state import REGION, EmulatedFleet, OkeNode, OkePool
+from gibbous.devcluster.oci.state import REGION, EmulatedFleet, OkeNode, OkePool, pod_capacity
 
 log = logging.getLogger("gibbous.okenodeagent")
 
 GIB = 2**30
-MAX_PODS = 110
 # OKE taints its GPU nodes (cluster-autoscaler's OCI provider puts this taint on a GPU
 # pool's template node, oci_manager.go buildNodeFromTemplate); GPU pods tolerate it through
 # ExtendedResourceToleration, which OKE turns on ("Supported Admission Controllers").
@@ -56,6 +59,25 @@ def kubelet_taints(extra_args: str) -> list[dict[str, str]]:
             key, _, value = head.partition("=")
             taints.append({"key": key, "value": value, "effect": effect})
     return taints
+
+
+def bootstrap_kubelet_args(node_metadata: Mapping[str, Any]) -> str:
+    """The `--kubelet-extra-args` the pool's cloud-init (`user_data`, base64) gives OKE's
+    bootstrap (`bash /var/run/oke-init.sh ...` on Oracle Linux images, `oke bootstrap ...`
+    on Ubuntu ones); "" without one."""
+    try:
+        script = base64.b64decode(str(node_metadata.get("user_data") or "")).decode()
+    except ValueError:
+        return ""
+    for line in script.splitlines():
+        try:
+            words = shlex.split(line, comments=True)
+        except ValueError:
+            continue
+        bootstrap = words[:2] in (["bash", "/var/run/oke-init.sh"], ["oke", "bootstrap"])
+        if bootstrap and "--kubelet-extra-args" in words[:-1]:
+            return words[words.index("--kubelet-extra-args") + 1]
+    return ""
 
 
 def kubelet_labels(extra_args: str) -> dict[str, str]:
@@ -107,7 +129,7 @@ class OkeNodeAgent(KubeletFleet):
                 "node %s: shape %s is not in the catalog", node.id, pool.body.get("nodeShape")
             )
             return
-        extra_args = str((pool.body.get("nodeMetadata") or {}).get("kubelet-extra-args", ""))
+        extra_args = bootstrap_kubelet_args(pool.body.get("nodeMetadata") or {})
         labels = {
             **{str(kv["key"]): str(kv["value"]) for kv in pool.body.get("initialNodeLabels") or []},
             **kubelet_labels(extra_args),
@@ -130,7 +152,7 @@ class OkeNodeAgent(KubeletFleet):
         capacity = {
             "cpu": f"{cpu}m",
             "memory": str(instance_type.memory_bytes),
-            "pods": str(MAX_PODS),
+            "pods": str(pod_capacity(pool.body)),
             "ephemeral-storage": str(
                 int((pool.body.get("nodeSourceDetails") or {}).get("bootVolumeSizeInGBs") or 50)
                 * GIB

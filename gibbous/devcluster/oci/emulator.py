@@ -51,10 +51,12 @@ from gibbous.devcluster.oci.state import (
     ADS,
     CLUSTER,
     COMPARTMENT,
+    POD_SUBNET,
     REGION,
     SUBNET,
     TENANCY,
     USER,
+    VCN_NATIVE_PODS,
     Fault,
     OkeNode,
     OkePool,
@@ -90,6 +92,9 @@ class OkeEmulator:
     pools: dict[str, OkePool] = field(default_factory=dict)
     work_requests: dict[str, WorkRequest] = field(default_factory=dict)
     requests: list[tuple[str, str]] = field(default_factory=list)
+    # The cluster's pod networking: FLANNEL_OVERLAY, or OCI_VCN_IP_NATIVE (whose pools
+    # must name their pod subnets).
+    cni_type: str = "FLANNEL_OVERLAY"
 
     def __post_init__(self) -> None:
         self.lock = threading.RLock()
@@ -283,6 +288,7 @@ class OkeEmulator:
                 )
             if placement.get("subnetId") != SUBNET:
                 problems.append(f"Subnet {placement.get('subnetId')} not found.")
+        problems += self._pod_network_problems(body)
         for label in body.get("initialNodeLabels") or []:
             domain = (
                 str(label.get("key", "")).split("/", 1)[0]
@@ -296,6 +302,29 @@ class OkeEmulator:
                 problems.append(
                     f"Label {label.get('key')} is in a namespace the kubelet may not set."
                 )
+        return problems
+
+    def _pod_network_problems(self, body: Mapping[str, Any]) -> list[str]:
+        """A VCN-native cluster's pool needs OCI_VCN_IP_NATIVE pod network details naming
+        its pod subnets (OCI API reference, OciVcnIpNativeNodePoolPodNetworkOptionDetails:
+        `podSubnetIds` required; OKE docs, "Pod Networking": the pool's pod subnet), at
+        most 110 pods a node; the refusal's wording: guess."""
+        if self.cni_type != "OCI_VCN_IP_NATIVE":
+            return []
+        node_config = body.get("nodeConfigDetails") or {}
+        details = node_config.get("nodePoolPodNetworkOptionDetails") or {}
+        if details.get("cniType") != "OCI_VCN_IP_NATIVE":
+            return [
+                "nodeConfigDetails.nodePoolPodNetworkOptionDetails with cniType "
+                "OCI_VCN_IP_NATIVE is required "
+                "for a cluster using VCN-native pod networking."
+            ]
+        subnets = details.get("podSubnetIds") or []
+        problems = [f"Subnet {s} not found." for s in subnets if s not in (SUBNET, POD_SUBNET)]
+        if not subnets:
+            problems.append("nodePoolPodNetworkOptionDetails.podSubnetIds is required.")
+        if not 1 <= int(details.get("maxPodsPerNode") or VCN_NATIVE_PODS) <= 110:
+            problems.append("nodePoolPodNetworkOptionDetails.maxPodsPerNode must be 1 to 110.")
         return problems
 
     def update_node_pool(
@@ -510,6 +539,7 @@ class OkeEmulator:
             "kubernetesVersion": self.version,
             "lifecycleState": "ACTIVE",
             "vcnId": "ocid1.vcn.oc1.iad.gibbousdev",
+            "clusterPodNetworkOptions": [{"cniType": self.cni_type}],
         }
 
     # --- what the node agent reads -------------------------------------------------------------

@@ -18,9 +18,24 @@ TENANCY = "ocid1.tenancy.oc1..gibbousdev"
 USER = "ocid1.user.oc1..gibbousdev"
 COMPARTMENT = "ocid1.compartment.oc1..gibbousdev"
 SUBNET = "ocid1.subnet.oc1.iad.gibbousdevnodes"
+POD_SUBNET = "ocid1.subnet.oc1.iad.gibbousdevpods"  # for VCN-native pod networking
 CLUSTER = "ocid1.cluster.oc1.iad.gibbousdev"
 REGION = "us-ashburn-1"
 ADS = ("Uocm:US-ASHBURN-AD-1", "Uocm:US-ASHBURN-AD-2", "Uocm:US-ASHBURN-AD-3")
+# Pods a node runs (OKE docs, "Pod Networking"): 110 with flannel; with VCN-native pod
+# networking the pool's maxPodsPerNode, 31 by default (one VNIC's secondary IPs), at most 110.
+FLANNEL_PODS = 110
+VCN_NATIVE_PODS = 31
+
+
+def pod_capacity(pool_body: Any) -> int:
+    """The kubelet's max pods on a node of the pool created with `pool_body`."""
+    details = (pool_body.get("nodeConfigDetails") or {}).get(
+        "nodePoolPodNetworkOptionDetails"
+    ) or {}
+    if details.get("cniType") != "OCI_VCN_IP_NATIVE":
+        return FLANNEL_PODS
+    return int(details.get("maxPodsPerNode") or VCN_NATIVE_PODS)
 
 
 @dataclass

@@ -19,6 +19,9 @@ class OciConfig:
     image_id: str = ""  # empty: the OKE node image for the cluster's version and the shape
     boot_volume_size_gb: int = 50
     ssh_public_key: str = ""
+    # VCN-native pod networking only (the cluster's clusterPodNetworkOptions say which):
+    pod_subnet_ids: tuple[str, ...] = ()  # empty: the node subnet
+    max_pods_per_node: int = 0  # 0: OKE's default, 31
 
 
 OCI = Section(
@@ -69,6 +72,22 @@ OCI = Section(
             attribute="oci.boot_volume_size_gb",
             value_type=whole_number(50, 32768),
             help="boot volume size of OKE nodes, GB",
+            luna=None,
+            since="0.1.0",
+        ),
+        Option(
+            key="oci.podSubnetIds",
+            attribute="oci.pod_subnet_ids",
+            value_type=STRING_LIST,
+            help="pod subnet OCIDs on a cluster with VCN-native pod networking (empty: the node subnet)",
+            luna=None,
+            since="0.1.0",
+        ),
+        Option(
+            key="oci.maxPodsPerNode",
+            attribute="oci.max_pods_per_node",
+            value_type=whole_number(0, 110),
+            help="pods per node with VCN-native pod networking (0: OKE's default, 31)",
             luna=None,
             since="0.1.0",
         ),
