@@ -83,3 +83,10 @@ def configure_logging(level: str, settings: LoggingConfig, component: str) -> No
     for handler in handlers:
         handler.setFormatter(formatter)
     logging.basicConfig(level=level.upper(), handlers=handlers, force=True)
+    # uvicorn's own dictConfig (run by any uvicorn.Config built without log_config=None in
+    # this process) gives its loggers handlers of their own and stops them propagating;
+    # undo that so its lines reach these handlers, in this format, too.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        uvicorn_logger = logging.getLogger(name)
+        uvicorn_logger.handlers.clear()
+        uvicorn_logger.propagate = True

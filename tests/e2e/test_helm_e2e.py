@@ -173,14 +173,18 @@ def test_self_managed_tls_registers_the_ca_under_the_prefixed_name(
         stderr=subprocess.STDOUT,
     )
     try:
+        # Both configurations are written one after the other: wait for the second too.
         bundles = eventually(
             lambda: (
-                [
-                    c.webhooks[0].client_config.ca_bundle
-                    for c in configurations(api)
-                    if c.webhooks[0].client_config.ca_bundle
-                ]
-                if len(configurations(api)) == 2
+                found
+                if len(
+                    found := [
+                        c.webhooks[0].client_config.ca_bundle
+                        for c in configurations(api)
+                        if c.webhooks[0].client_config.ca_bundle
+                    ]
+                )
+                == 2
                 else None
             ),
             timeout_s=60,
