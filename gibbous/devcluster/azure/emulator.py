@@ -383,21 +383,27 @@ class AksEmulator:
             self.advance()
             return {"value": [self._pool_json(p) for p in self.pools.values()]}
 
+    def _idle_pool(self, name: str) -> AgentPool:
+        """The pool `name`, as AKS lets it be changed: 404 when there is none, 409 while an
+        operation on it is in progress."""
+        pool = self.pools.get(name)
+        if pool is None:
+            raise ArmError(
+                404, "NotFound", f"Agent pool {name} was not found in cluster {self.cluster}."
+            )
+        if pool.operation:
+            raise ArmError(
+                409,
+                "OperationNotAllowed",
+                f"Operation is not allowed because there's an in progress operation on agent pool {name}.",
+            )
+        return pool
+
     def delete_pool(self, name: str) -> tuple[int, dict[str, Any], dict[str, str]]:
         self._throttled()
         with self.lock:
             self.advance()
-            pool = self.pools.get(name)
-            if pool is None:
-                raise ArmError(
-                    404, "NotFound", f"Agent pool {name} was not found in cluster {self.cluster}."
-                )
-            if pool.operation:
-                raise ArmError(
-                    409,
-                    "OperationNotAllowed",
-                    f"Operation is not allowed because there's an in progress operation on agent pool {name}.",
-                )
+            pool = self._idle_pool(name)
             pool.state = "Deleting"
             for machine in pool.machines.values():
                 machine.deleting_at = self.clock() + self.operation_s
@@ -414,17 +420,7 @@ class AksEmulator:
         self._throttled()
         with self.lock:
             self.advance()
-            pool = self.pools.get(name)
-            if pool is None:
-                raise ArmError(
-                    404, "NotFound", f"Agent pool {name} was not found in cluster {self.cluster}."
-                )
-            if pool.operation:
-                raise ArmError(
-                    409,
-                    "OperationNotAllowed",
-                    f"Operation is not allowed because there's an in progress operation on agent pool {name}.",
-                )
+            pool = self._idle_pool(name)
             names = [str(n) for n in body.get("machineNames") or []]
             missing = [n for n in names if n not in pool.machines]
             if missing:
