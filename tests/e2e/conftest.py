@@ -161,8 +161,12 @@ def make_namespace(api: client.ApiClient, name: str, labels: dict[str, str] | No
     eventually(default_account, what=f"default ServiceAccount in {name}")
 
 
+def log_path(plane: ControlPlane, name: str) -> Path:
+    return plane.directory / f"{name}.log"
+
+
 def log_of(plane: ControlPlane, name: str) -> str:
-    return (plane.directory / f"{name}.log").read_text(errors="replace")[-5000:]
+    return log_path(plane, name).read_text(errors="replace")[-5000:]
 
 
 def repo_root() -> Path:

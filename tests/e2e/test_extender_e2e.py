@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import datetime
 import http.client
+import json
+import socket
 import ssl
 import subprocess
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -19,7 +22,14 @@ from gibbous.certs.authority import generate_ca, generate_client, write_private
 from gibbous.core import keys
 from gibbous.devcluster.controlplane import ControlPlane
 from gibbous.devcluster.installtools import helm_tools
-from tests.e2e.conftest import eventually, make_namespace, repo_root, running_extender, server_minor
+from tests.e2e.conftest import (
+    eventually,
+    log_path,
+    make_namespace,
+    repo_root,
+    running_extender,
+    server_minor,
+)
 from tests.factories import config as make_config
 
 pytestmark = pytest.mark.e2e
@@ -29,9 +39,12 @@ SCHEDULER = "gibbous-scheduler"
 
 
 def node(
-    name: str, labels: dict[str, str], taints: list[dict[str, str]] | None = None
+    name: str,
+    labels: dict[str, str],
+    taints: list[dict[str, str]] | None = None,
+    cpu: str = "8",
 ) -> dict[str, Any]:
-    allocatable = {"cpu": "8", "memory": "32Gi", "pods": "110"}
+    allocatable = {"cpu": cpu, "memory": "32Gi", "pods": "110"}
     return {
         "metadata": {"name": name, "labels": {keys.HOSTNAME: name, keys.ARCH: "amd64", **labels}},
         "spec": {"taints": taints or []},
@@ -219,3 +232,78 @@ def test_only_callers_with_a_client_certificate_are_answered(
         scheduler + "/readyz", timeout=5, context=tls.client_context()
     ) as reply:
         assert reply.status == 200
+
+
+def flood(url: str, ca: str, body: bytes, stop: threading.Event, tally: dict[str, int]) -> None:
+    """One hostile caller: TLS that trusts the extender but has no client certificate,
+    posting a large node list again and again until `stop`. Counts refusals (the
+    handshake or the request fails) and HTTP answers (which must not come)."""
+    host, port = url.removeprefix("https://").split(":")
+    context = ssl.create_default_context(cafile=ca)
+    request = (
+        f"POST /filter HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    while not stop.is_set():
+        try:
+            with (
+                socket.create_connection((host, int(port)), timeout=5) as raw,
+                context.wrap_socket(raw, server_hostname=host) as tls,
+            ):
+                tls.sendall(request)
+                answer = tls.recv(64)
+        except OSError:
+            tally["refused"] += 1  # counting from several threads: += under the GIL is enough
+            continue
+        tally["answered" if answer.startswith(b"HTTP/") else "refused"] += 1
+
+
+def test_a_flood_of_unauthenticated_callers_does_not_change_a_placement(
+    api: client.ApiClient, scheduler: str, control_plane: ControlPlane
+) -> None:
+    """Issue #32: four callers posting 19k-node lists made kube-scheduler skip the
+    extender ("context deadline exceeded") and place a bin-pack pod on a bin-select node.
+    With mutual TLS such callers are refused at the handshake."""
+    # Luna: a pod under the bin-select thresholds (2 CPUs) is bin-packed, onto bin-pack
+    # nodes; a bin-select node is the one pod's it was brought up for. The bin-select node
+    # is the emptier and larger: kube-scheduler's own scoring (least allocated) would
+    # prefer it if the extender were skipped.
+    register_node(api, node("flood-pack", gibbous_labels("bin-pack")))
+    register_node(
+        api,
+        node(
+            "flood-select",
+            gibbous_labels("bin-select", **{keys.ASSIGNED_POD_UID: "someone-else"}),
+            cpu="64",
+        ),
+    )
+    make_namespace(api, "sched-flood")
+    scheduler_log = log_path(control_plane, f"kube-scheduler-{SCHEDULER}")
+    seen = scheduler_log.stat().st_size
+    names = [f"ip-10-0-{i // 250}-{i % 250}.ec2.internal" for i in range(19_000)]
+    body = json.dumps({"Pod": {"metadata": {"name": "p"}}, "NodeNames": names}).encode()
+    tally = {"refused": 0, "answered": 0}
+    stop = threading.Event()
+    ca = str(control_plane.extender_tls.client_ca)
+    callers = [
+        threading.Thread(target=flood, args=(scheduler, ca, body, stop, tally), daemon=True)
+        for _ in range(8)
+    ]
+    for caller in callers:
+        caller.start()
+    try:
+        eventually(lambda: tally["refused"] >= 100, timeout_s=30, what="the flood under way")
+        core = client.CoreV1Api(api)
+        core.create_namespaced_pod("sched-flood", pod("packed", "500m"))
+        placed = bound_node(api, "sched-flood", "packed")
+        eventually(lambda: tally["refused"] >= 400, timeout_s=60, what="400 refused callers")
+    finally:
+        stop.set()
+        for caller in callers:
+            caller.join(timeout=10)
+    assert tally["answered"] == 0
+    labels = client.CoreV1Api(api).read_node(placed).metadata.labels
+    assert labels[keys.PLACEMENT] == "bin-pack"
+    with scheduler_log.open("rb") as log:
+        log.seek(seen)
+        assert b"Skipping extender" not in log.read()
