@@ -152,6 +152,18 @@ def write_private(path: Path, data: bytes) -> None:
     path.chmod(0o600)
 
 
+def replace_file(path: Path, data: bytes) -> None:
+    """Put a new file in place whole (written beside it, then renamed over it), 0600."""
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    staged = Path(name)
+    try:
+        write_private(staged, data)
+        staged.replace(path)
+    finally:
+        staged.unlink(missing_ok=True)
+
+
 def replace_pair(cert_path: Path, key_path: Path, cert_pem: bytes, key_pem: bytes) -> None:
     """Put a new certificate and key in place, each file whole: both are written to
     temporary files beside them first, then renamed over the old ones (a reader sees the

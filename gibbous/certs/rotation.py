@@ -26,8 +26,9 @@ from dataclasses import dataclass, field, replace
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
 
-from gibbous.certs.authority import KeyPair, generate_ca, generate_serving
+from gibbous.certs.authority import KeyPair, generate_ca, generate_client, generate_serving
 
 
 @dataclass(frozen=True)
@@ -166,3 +167,60 @@ def plan_rotation(
             previous_ca_key=state.previous_ca_key if len(keep) > 1 else b"",
         )
     return state
+
+
+@dataclass(frozen=True)
+class ClientState:
+    """A client Secret (the Gibbous scheduler's pair for the extender): the CAs the
+    serving certificate is checked with, and a client certificate and key."""
+
+    ca_bundle: bytes = b""
+    tls_crt: bytes = b""
+    tls_key: bytes = b""
+
+
+def serving_signer(state: CertState) -> KeyPair | None:
+    """The CA (with its key) that signed the serving certificate: the newest, or during a
+    CA rotation's overlap the previous one."""
+    serving = _load(state.tls_crt)
+    keys = (state.ca_key, state.previous_ca_key)
+    for pem, key in zip(state.ca_certs, keys, strict=False):
+        authority = _load(pem)
+        if serving is not None and authority is not None and key and _issued_by(serving, authority):
+            return KeyPair(pem, key)
+    return None
+
+
+def plan_client(
+    client: ClientState | None,
+    server: CertState,
+    now: datetime.datetime,
+    *,
+    common_name: str,
+    days: int,
+) -> ClientState:
+    """The client Secret at `now` (equal to `client` when nothing is due), beside the
+    server's `server` state (as `plan_rotation` left it): the client certificate comes
+    from the CA that signed the serving certificate, so a server that trusts the CAs it
+    serves with accepts it; it is re-issued when missing, unreadable, in the last third
+    of its life, of another common name or from another CA. The bundle follows the
+    server's."""
+    client = client or ClientState()
+    signer = serving_signer(server)
+    if signer is None:
+        raise ValueError("the server state has no serving certificate from a CA it holds")
+    current = _load(client.tls_crt)
+    issued_here = current is not None and _issued_by(current, signer.certificate)
+    if (
+        current is None
+        or not client.tls_key
+        or not issued_here
+        or _nearly_expired(current, now)
+        or [a.value for a in current.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+        != [common_name]
+    ):
+        fresh = generate_client(signer, common_name=common_name, days=days, now=now)
+        client = ClientState(client.ca_bundle, fresh.cert_pem, fresh.key_pem)
+    if client.ca_bundle != server.ca_bundle:
+        client = replace(client, ca_bundle=server.ca_bundle)
+    return client

@@ -1,4 +1,4 @@
-"""Self-managed webhook TLS inside the cluster.
+"""Self-managed TLS inside the cluster: the webhook's, and the extender's mutual TLS.
 
 One Secret holds the CA(s) and the serving certificate; every webhook replica
 runs `sync` periodically: plan the rotation (pure, gibbous.certs.rotation),
@@ -6,6 +6,11 @@ write the Secret back with optimistic concurrency (another replica may win;
 the loser re-reads next time), write the serving files for the TLS server to
 reload, and put the CA bundle into the `caBundle` of every webhook entry of our
 Mutating- and ValidatingWebhookConfiguration.
+
+The extender keeps its own CA and serving certificate the same way (a CA of its own:
+the API server trusting the webhook's must not make a caller of the extender), and a
+second Secret with the Gibbous scheduler's client pair and the CA bundle, which the
+scheduler mounts (kube-scheduler's extender `tlsConfig`).
 """
 
 from __future__ import annotations
@@ -18,20 +23,31 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from gibbous.certs.authority import replace_pair
-from gibbous.certs.rotation import CertState, RotationPolicy, plan_rotation
+from gibbous.certs.authority import replace_file, replace_pair
+from gibbous.certs.rotation import (
+    CertState,
+    ClientState,
+    RotationPolicy,
+    plan_client,
+    plan_rotation,
+)
 
 log = logging.getLogger("gibbous.certs")
 
 PUBLISHED_ANNOTATION = "gibbous.dev/ca-published-at"
 
 
-class SecretStore(Protocol):
-    """The few API calls self-managed TLS needs (a kubernetes client adapter or a test fake)."""
+class Secrets(Protocol):
+    """The Secret calls self-managed TLS makes (a kubernetes client adapter or a test fake)."""
 
     def read_secret(self, namespace: str, name: str) -> dict[str, Any] | None: ...
     def create_secret(self, namespace: str, body: dict[str, Any]) -> None: ...
     def replace_secret(self, namespace: str, name: str, body: dict[str, Any]) -> None: ...
+
+
+class SecretStore(Secrets, Protocol):
+    """And the webhook's: its configurations' caBundle."""
+
     def webhook_ca_bundles(self, kind: str, name: str) -> list[str] | None: ...
     def patch_webhook_ca_bundles(
         self, kind: str, name: str, bundle_b64: str, count: int
@@ -107,6 +123,19 @@ def secret_from_state(
     }
 
 
+def _store(store: Secrets, namespace: str, name: str, body: dict[str, Any], exists: bool) -> bool:
+    """Create or replace a Secret read before; False when another writer was first (409)."""
+    try:
+        if exists:
+            store.replace_secret(namespace, name, body)
+        else:
+            store.create_secret(namespace, body)
+    except ConflictError:
+        return False
+    log.info("stored rotated certificates in secret %s/%s", namespace, name)
+    return True
+
+
 @dataclass
 class SelfManagedCertificates:
     store: SecretStore
@@ -127,17 +156,7 @@ class SelfManagedCertificates:
         if planned != state:
             version = (current or {}).get("metadata", {}).get("resourceVersion")
             body = secret_from_state(self.secret, self.namespace, planned, version)
-            try:
-                if current is None:
-                    self.store.create_secret(self.namespace, body)
-                else:
-                    self.store.replace_secret(self.namespace, self.secret, body)
-                log.info(
-                    "stored rotated webhook certificates in secret %s/%s",
-                    self.namespace,
-                    self.secret,
-                )
-            except ConflictError:
+            if not _store(self.store, self.namespace, self.secret, body, current is not None):
                 # Another replica wrote first; use what it wrote.
                 planned = (
                     state_from_secret(self.store.read_secret(self.namespace, self.secret))
@@ -166,14 +185,113 @@ class SelfManagedCertificates:
                     log.info("wrote caBundle into %s %s", kind, name)
 
 
-class KubernetesSecretStore:
-    """SecretStore over the official client."""
+def client_from_secret(secret: dict[str, Any] | None) -> ClientState | None:
+    if not secret:
+        return None
+    data = secret.get("data") or {}
+    raw = {key: base64.b64decode(data.get(key) or "") for key in ("ca.crt", "tls.crt", "tls.key")}
+    return ClientState(raw["ca.crt"], raw["tls.crt"], raw["tls.key"])
+
+
+def secret_from_client(
+    name: str, namespace: str, state: ClientState, resource_version: str | None
+) -> dict[str, Any]:
+    values = {"ca.crt": state.ca_bundle, "tls.crt": state.tls_crt, "tls.key": state.tls_key}
+    metadata: dict[str, Any] = {
+        "name": name,
+        "namespace": namespace,
+        "labels": {"app.kubernetes.io/part-of": "gibbous"},
+    }
+    if resource_version:
+        metadata["resourceVersion"] = resource_version
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "kubernetes.io/tls",
+        "metadata": metadata,
+        "data": {k: base64.b64encode(v).decode() for k, v in values.items()},
+    }
+
+
+@dataclass
+class SelfManagedExtenderCertificates:
+    """The extender's mutual TLS without cert-manager: its CA and serving pair in `secret`
+    (rotated as the webhook's), the scheduler's client pair and the CA bundle in
+    `client_secret`; the serving pair and the bundle (the CAs a client certificate must
+    come from) written to files for the TLS server."""
+
+    store: Secrets
+    namespace: str
+    secret: str
+    client_secret: str
+    client_name: str
+    cert_path: Path
+    key_path: Path
+    client_ca_path: Path
+    policy: RotationPolicy
+    client_days: int
+    clock: Callable[[], datetime.datetime]
+
+    def sync(self) -> CertState:
+        """One round: rotate what is due, persist both Secrets, write the files. Returns
+        the server state used (its `ca_bundle` is what clients' certificates come from)."""
+        server = SelfManagedCertificates(
+            store=_NoConfigurations(self.store),
+            namespace=self.namespace,
+            secret=self.secret,
+            configurations=(),
+            cert_path=self.cert_path,
+            key_path=self.key_path,
+            policy=self.policy,
+            clock=self.clock,
+        )
+        state = server.sync()
+        # The client CA file before the client Secret: the server must list a CA before a
+        # client certificate from it is published.
+        if not self.client_ca_path.exists() or self.client_ca_path.read_bytes() != state.ca_bundle:
+            replace_file(self.client_ca_path, state.ca_bundle)
+        current = self.store.read_secret(self.namespace, self.client_secret)
+        client = client_from_secret(current)
+        planned = plan_client(
+            client, state, self.clock(), common_name=self.client_name, days=self.client_days
+        )
+        if planned != client:
+            version = (current or {}).get("metadata", {}).get("resourceVersion")
+            body = secret_from_client(self.client_secret, self.namespace, planned, version)
+            # A 409: another replica wrote first, from the same server Secret.
+            _store(self.store, self.namespace, self.client_secret, body, current is not None)
+        return state
+
+
+@dataclass
+class _NoConfigurations:
+    """The extender's Secrets as a SecretStore: it publishes no caBundle."""
+
+    secrets: Secrets
+
+    def read_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.secrets.read_secret(namespace, name)
+
+    def create_secret(self, namespace: str, body: dict[str, Any]) -> None:
+        self.secrets.create_secret(namespace, body)
+
+    def replace_secret(self, namespace: str, name: str, body: dict[str, Any]) -> None:
+        self.secrets.replace_secret(namespace, name, body)
+
+    def webhook_ca_bundles(self, kind: str, name: str) -> list[str] | None:
+        raise AssertionError("the extender has no webhook configuration")
+
+    def patch_webhook_ca_bundles(self, kind: str, name: str, bundle_b64: str, count: int) -> None:
+        raise AssertionError("the extender has no webhook configuration")
+
+
+class KubernetesSecrets:
+    """Secrets over the official client."""
 
     def __init__(self, api_client: Any) -> None:
         from kubernetes import client
 
         self.core = client.CoreV1Api(api_client)
-        self.admission = client.AdmissionregistrationV1Api(api_client)
         self.api_client = api_client
 
     def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -197,6 +315,16 @@ class KubernetesSecretStore:
 
     def replace_secret(self, namespace: str, name: str, body: dict[str, Any]) -> None:
         self._call(self.core.replace_namespaced_secret, name, namespace, body)
+
+
+class KubernetesSecretStore(KubernetesSecrets):
+    """SecretStore over the official client: Secrets, and the webhook configurations."""
+
+    def __init__(self, api_client: Any) -> None:
+        from kubernetes import client
+
+        super().__init__(api_client)
+        self.admission = client.AdmissionregistrationV1Api(api_client)
 
     def _reader(self, kind: str) -> Any:
         if kind == "MutatingWebhookConfiguration":

@@ -1,7 +1,8 @@
 """`helm install` of the chart with a Luna user's values file into a real API server, at
 v1.20 and the current release: every object accepted server-side, the webhook's own
 self-managed TLS (run from the installed Deployment's command line) registering a
-caBundle in both prefixed webhook configurations, a configuration change rolling the
+caBundle in both prefixed webhook configurations, the extender's self-managed mutual TLS
+issuing the client pair the scheduler mounts and refusing callers without it, a configuration change rolling the
 pods, and `helm uninstall` leaving no webhook configuration behind (a leftover one
 would send every matching pod's admission to a Service that is gone).
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import socket
+import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -200,6 +202,94 @@ def test_self_managed_tls_registers_the_ca_under_the_prefixed_name(
     secret = client.CoreV1Api(api).read_namespaced_secret(f"{FULLNAME}-webhook-tls", NAMESPACE)
     assert b"BEGIN CERTIFICATE" in base64.b64decode(bundles[0])
     assert secret.data
+
+
+def test_the_extender_issues_the_scheduler_s_client_certificate_and_requires_it(
+    api: client.ApiClient,
+    control_plane: ControlPlane,
+    installed: None,
+    tmp_path: Path,
+) -> None:
+    """webhook.tls self: the installed extender keeps its CA and serving pair in one Secret
+    and writes the scheduler's client pair into the Secret the scheduler mounts; a caller
+    with that pair is answered, one without it is refused at the handshake."""
+    apps = client.AppsV1Api(api)
+    core = client.CoreV1Api(api)
+    args = (
+        apps.read_namespaced_deployment(f"{FULLNAME}-extender", NAMESPACE)
+        .spec.template.spec.containers[0]
+        .args
+    )
+    scheduler = apps.read_namespaced_deployment(f"{FULLNAME}-scheduler", NAMESPACE)
+    (client_volume,) = [v for v in scheduler.spec.template.spec.volumes if v.secret]
+    config_map = core.read_namespaced_config_map(f"{FULLNAME}-config", NAMESPACE)
+    (tmp_path / "config.yaml").write_text(config_map.data["config.yaml"])
+    port = free_port()
+    local = {
+        "--config": str(tmp_path / "config.yaml"),
+        "--listen": f"127.0.0.1:{port}",
+        "--probe-listen": f"127.0.0.1:{free_port()}",
+        "--tls-cert": str(tmp_path / "tls.crt"),
+        "--tls-key": str(tmp_path / "tls.key"),
+        "--tls-client-ca": str(tmp_path / "ca.crt"),
+    }
+    command = [_replace(a, local) for a in args]
+    log = (tmp_path / "extender.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gibbous", *command, f"--kubeconfig={control_plane.kubeconfig}"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+    def client_secret() -> Any:
+        try:
+            return core.read_namespaced_secret(client_volume.secret.secret_name, NAMESPACE)
+        except client.ApiException:
+            return None
+
+    try:
+        secret = eventually(client_secret, timeout_s=60, what="the scheduler's client Secret")
+        for name, data in (("ca.crt", "ca"), ("tls.crt", "crt"), ("tls.key", "key")):
+            (tmp_path / f"client.{data}").write_bytes(base64.b64decode(secret.data[name]))
+        # kube-scheduler dials the Service name of its urlPrefix; here it is on loopback.
+        host = f"{FULLNAME}-extender.{NAMESPACE}.svc"
+        scheduler_side = ssl.create_default_context(cafile=str(tmp_path / "client.ca"))
+        scheduler_side.load_cert_chain(str(tmp_path / "client.crt"), str(tmp_path / "client.key"))
+        anonymous = ssl.create_default_context(cafile=str(tmp_path / "client.ca"))
+
+        def get_healthz(context: ssl.SSLContext) -> bytes:
+            with (
+                socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+                context.wrap_socket(raw, server_hostname=host) as tls,
+            ):
+                tls.sendall(f"GET /healthz HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+                return tls.recv(64)
+
+        def answered() -> bytes | None:
+            try:
+                return get_healthz(scheduler_side)
+            except OSError:
+                return None  # not listening yet
+
+        assert eventually(answered, timeout_s=60, what="the extender answering").startswith(
+            b"HTTP/1.1 200"
+        )
+        # TLS 1.3: the refusal may come after the client's side of the handshake, as the
+        # connection closing before any answer.
+        try:
+            refused = not get_healthz(anonymous).startswith(b"HTTP/")
+        except OSError:
+            refused = True
+        assert refused
+        assert process.poll() is None, (tmp_path / "extender.log").read_text()
+    finally:
+        process.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=10)
+        log.close()
+    # The Secret with the CA key is the extender's alone: the scheduler mounts the other.
+    serving = core.read_namespaced_secret(f"{FULLNAME}-extender-tls", NAMESPACE)
+    assert "ca.key" in serving.data and "ca.key" not in secret.data
 
 
 def _replace(argument: str, local: dict[str, str]) -> str:

@@ -188,11 +188,9 @@ def test_rendered_objects_are_valid_and_agree(case: str, version: str) -> None:
     assert [p["schedulerName"] for p in scheduler_config["profiles"]] == [config.scheduler_name]
     (extender,) = scheduler_config["extenders"]
     service = one(objects, "Service", "-extender")
-    # Mutual TLS where cert-manager issues the certificates (tests/manifests/test_extender_tls.py).
-    tls = "webhook.tls=cert-manager" in sets
-    scheme = "https" if tls else "http"
-    assert extender["urlPrefix"] == f"{scheme}://{service['metadata']['name']}.elotl.svc:8888"
-    assert extender.get("enableHTTPS", False) is tls
+    # Mutual TLS in every TLS mode (tests/manifests/test_extender_tls.py).
+    assert extender["urlPrefix"] == f"https://{service['metadata']['name']}.elotl.svc:8888"
+    assert extender["enableHTTPS"] is True
     assert scheduler_config["leaderElection"]["resourceName"] == lease.split("/")[1]
 
     # PodDisruptionBudgets in the API group this version serves.

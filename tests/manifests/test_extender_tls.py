@@ -2,7 +2,9 @@
 CA Issuer chain issues the extender's serving certificate and the Gibbous scheduler's
 client certificate, the extender requires a client certificate of that CA, and the
 scheduler's extender entry presents one and checks the extender's with the same CA. With
-webhook.tls self the extender serves plain HTTP (docs/decisions.md, "Install, second pass")."""
+webhook.tls self (the default) the extender keeps that CA and both pairs in Secrets itself
+(gibbous/certs/selfmanaged.py; tests/certs/test_extender_certs.py checks the pairs with
+OpenSSL) and the scheduler mounts the client Secret it writes."""
 
 from __future__ import annotations
 
@@ -111,13 +113,63 @@ def test_cert_manager_runs_the_extender_behind_mutual_tls(version: str) -> None:
     assert webhook_certificate["spec"]["issuerRef"] != issuer_ref
 
 
-def test_with_self_managed_tls_the_extender_serves_plain_http() -> None:
-    objects = template(current_version())
-    args = build_parser().parse_args(_pod(objects, "-extender")["containers"][0]["args"])
-    assert args.tls_cert is None and args.tls_client_ca is None
-    extender = _scheduler_extender(objects)
-    assert extender["urlPrefix"].startswith("http://") and "tlsConfig" not in extender
+@pytest.mark.parametrize("version", [OLD_VERSION, current_version()])
+def test_self_managed_tls_runs_the_extender_behind_mutual_tls(version: str) -> None:
+    objects = template(version, (), (), release="elotl-luna")
     assert not [o for o in objects if o["kind"] in ("Certificate", "Issuer")]
+    pod = _pod(objects, "-extender")
+    (container,) = pod["containers"]
+    args = build_parser().parse_args(container["args"])
+    assert args.self_managed_certs
+    # The extender writes its serving pair and client CA into a volume of its own (memory),
+    # from its Secret, which no pod mounts (it holds the CA key).
+    directory = args.tls_cert.rsplit("/", 1)[0]
+    for path in (args.tls_key, args.tls_client_ca):
+        assert path.rsplit("/", 1)[0] == directory
+    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == directory]
+    assert not mount.get("readOnly")
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    assert volume["emptyDir"]["medium"] == "Memory"
+    mounted = {
+        v["secret"]["secretName"]
+        for o in objects
+        if o["kind"] == "Deployment"
+        for v in o["spec"]["template"]["spec"]["volumes"]
+        if "secret" in v
+    }
+    assert args.secret not in mounted
+    assert args.namespace == "elotl"
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports[container["readinessProbe"]["httpGet"]["port"]] == int(
+        args.probe_listen.rsplit(":", 1)[1]
+    )
+
+    # The scheduler calls a name the extender's certificate carries (the Service's, as
+    # kube-scheduler dials it: NAME.NAMESPACE.svc) and mounts the client Secret it writes.
+    extender = _scheduler_extender(objects)
+    assert extender["enableHTTPS"] is True
+    host = extender["urlPrefix"].removeprefix("https://").rsplit(":", 1)[0]
+    assert host == f"{args.service}.{args.namespace}.svc"
+    assert one(objects, "Service", "-extender")["metadata"]["name"] == args.service
+    tls = extender["tlsConfig"]
+    assert set(tls) == {"certFile", "keyFile", "caFile"}
+    scheduler = _pod(objects, "-scheduler")
+    client = _mounted_secret(scheduler, tls["certFile"])
+    assert client["secretName"] == args.client_secret
+    assert _mounted_secret(scheduler, tls["keyFile"]) == client
+    assert _mounted_secret(scheduler, tls["caFile"]) == client
+    assert [tls["certFile"], tls["keyFile"], tls["caFile"]] == [
+        f"{tls['certFile'].rsplit('/', 1)[0]}/{name}" for name in ("tls.crt", "tls.key", "ca.crt")
+    ]
+    assert client["defaultMode"] == 0o440 and scheduler["securityContext"]["fsGroup"] == 65532
+
+    # The extender may read and replace exactly its two Secrets (and create, which RBAC
+    # cannot limit by name).
+    role = one(objects, "Role", "-extender")
+    named = [r for r in role["rules"] if r.get("resourceNames")]
+    assert [sorted(r["resourceNames"]) for r in named] == [
+        sorted([args.secret, args.client_secret])
+    ]
 
 
 def test_without_the_gibbous_scheduler_the_client_certificate_is_still_issued() -> None:

@@ -122,7 +122,12 @@ def test_rbac_is_least_privilege(objects: list[dict[str, Any]]) -> None:
         for rule in role.get("rules") or []:
             assert "*" not in rule.get("verbs", []) and "*" not in rule.get("resources", [])
             if "secrets" in rule.get("resources", []) and rule["verbs"] != ["create"]:
-                assert rule.get("resourceNames") == ["gibbous-webhook-tls"]
+                # Each component's own TLS Secrets (webhook, extender), by name.
+                component = role["metadata"]["name"]
+                assert rule.get("resourceNames") in (
+                    [f"{component}-tls"],
+                    [f"{component}-tls", f"{component}-client-tls"],
+                ), component
 
 
 def scheduler_configuration(objects: list[dict[str, Any]]) -> dict[str, Any]:
@@ -146,12 +151,11 @@ def test_secondary_scheduler_calls_the_extender(objects: list[dict[str, Any]]) -
     (extender,) = configuration["extenders"]
     (service,) = find(objects, "Service", "gibbous-extender")
     port = service["spec"]["ports"][0]["port"]
-    # HTTPS (mutual TLS) where cert-manager issues the extender's certificates.
-    scheme = "https" if extender.get("enableHTTPS") else "http"
-    assert scheme == ("https" if find(objects, "Certificate") else "http")
+    # HTTPS (mutual TLS) in every rendering.
+    assert extender["enableHTTPS"] is True
     assert (
         extender["urlPrefix"]
-        == f"{scheme}://{service['metadata']['name']}.{service['metadata']['namespace']}.svc:{port}"
+        == f"https://{service['metadata']['name']}.{service['metadata']['namespace']}.svc:{port}"
     )
     routes = {route.path for route in create_extender_app(build_config(), StaticView()).routes}  # type: ignore[attr-defined]
     assert f"/{extender['filterVerb']}" in routes and f"/{extender['prioritizeVerb']}" in routes

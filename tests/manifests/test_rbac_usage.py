@@ -309,6 +309,13 @@ def test_the_scan_sees_what_the_code_calls() -> None:
     assert ("coordination.k8s.io", "leases", "patch") in kwok
     assert ("coordination.k8s.io", "leases", "patch") not in used("autoscaler", set())
     assert ("", "secrets", "update") in used("webhook", {"self-managed-tls"})
+    # The extender's own mutual TLS (webhook.tls self): its two Secrets, and no webhook
+    # configuration (that is the webhook's store, not reached from the extender).
+    assert used("extender", {"self-managed-tls"}) - used("extender", set()) == {
+        ("", "secrets", "get"),
+        ("", "secrets", "create"),
+        ("", "secrets", "update"),
+    }
     assert used("extender", set()) == {
         ("", "nodes", "list"),
         ("", "nodes", "watch"),

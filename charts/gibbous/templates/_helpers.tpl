@@ -103,13 +103,6 @@ in 1.22, v1beta1 in 1.20-1.21 (each the newest the release serves). */}}
 {{- if semverCompare ">=1.21.0-0" (include "gibbous.kubeVersion" .) -}}policy/v1{{- else -}}policy/v1beta1{{- end -}}
 {{- end -}}
 
-{{/* The extender serves mutual TLS where the chart can issue its certificates: with
-cert-manager (a CA Issuer chain in certificates.yaml). With webhook.tls self it serves plain
-HTTP (docs/decisions.md, "Install, second pass"). */}}
-{{- define "gibbous.extenderTLS" -}}
-{{- if eq .Values.webhook.tls "cert-manager" -}}true{{- end -}}
-{{- end -}}
-
 {{- define "gibbous.provider" -}}
 {{- .Values.autoscaler.provider | default .Values.cloudProvider -}}
 {{- end -}}
