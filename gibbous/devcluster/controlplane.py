@@ -66,6 +66,11 @@ class ExtenderTLS:
             },
         }
 
+    def files_by_secret_key(self) -> dict[str, Path]:
+        """The scheduler's files by the key of the client Secret that holds them in a
+        cluster (kubernetes.io/tls: tls.crt, tls.key; ca.crt)."""
+        return {"tls.crt": self.client_cert, "tls.key": self.client_key, "ca.crt": self.client_ca}
+
     def client_context(self) -> ssl.SSLContext:
         context = ssl.create_default_context(cafile=str(self.client_ca))
         context.load_cert_chain(str(self.client_cert), str(self.client_key))
@@ -310,10 +315,17 @@ class ControlPlane:
                 ],
             }
         for entry in config["extenders"]:
+            shipped = entry.pop("tlsConfig", None)
             entry.pop("enableHTTPS", None)
-            entry.pop("tlsConfig", None)
             if extender_url.startswith("https://"):
                 entry.update(self.extender_tls.scheduler_fields())
+                if shipped:
+                    # The given configuration's own fields, each naming this plane's file
+                    # of the same Secret key: kube-scheduler reads the field names as shipped.
+                    ours = self.extender_tls.files_by_secret_key()
+                    entry["tlsConfig"] = {
+                        field: str(ours[Path(path).name]) for field, path in shipped.items()
+                    }
         if api_version.endswith("v1beta1"):
             # With --config, 1.20 ignores --port and serves insecure health and metrics on
             # 0.0.0.0:10251, so a second scheduler could not start; give each its own port.
