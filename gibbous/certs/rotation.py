@@ -25,7 +25,11 @@ from dataclasses import dataclass, field, replace
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    PublicFormat,
+    load_pem_private_key,
+)
 from cryptography.x509.oid import NameOID
 
 from gibbous.certs.authority import KeyPair, generate_ca, generate_client, generate_serving
@@ -77,6 +81,20 @@ def _names(cert: x509.Certificate) -> set[str]:
     }
 
 
+def _holds_key(cert: x509.Certificate, key_pem: bytes) -> bool:
+    """Whether `key_pem` is the private key of `cert` (a Secret edited by hand, or
+    truncated, may hold anything)."""
+    try:
+        key = load_pem_private_key(key_pem, password=None)
+    except (ValueError, TypeError):
+        return False
+    spki = PublicFormat.SubjectPublicKeyInfo
+    return bool(
+        key.public_key().public_bytes(Encoding.DER, spki)
+        == cert.public_key().public_bytes(Encoding.DER, spki)
+    )
+
+
 def _issued_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
     try:
         cert.verify_directly_issued_by(ca)
@@ -103,7 +121,7 @@ def plan_rotation(
     state = state or CertState()
     cas = [c for c in (_load(p) for p in state.ca_certs) if c is not None]
     newest = cas[0] if cas else None
-    if newest is None or not state.ca_key or now >= newest.not_valid_after_utc:
+    if newest is None or not _holds_key(newest, state.ca_key) or now >= newest.not_valid_after_utc:
         root = generate_ca(common_name=policy.common_name, days=policy.ca_days, now=now)
         first = _issue(root, policy, now)
         return CertState((root.cert_pem,), root.key_pem, b"", first.cert_pem, first.key_pem, now)
@@ -126,7 +144,7 @@ def plan_rotation(
     signer_is_newest = serving is not None and _issued_by(serving, newest)
     needs_new = (
         serving is None
-        or not state.tls_key
+        or not _holds_key(serving, state.tls_key)
         or _nearly_expired(serving, now)
         or not set(policy.dns_names) | set(policy.ip_addresses) <= _names(serving)
         or not any(
@@ -141,7 +159,7 @@ def plan_rotation(
         use_previous = (
             not overlap_passed
             and previous is not None
-            and state.previous_ca_key
+            and _holds_key(previous, state.previous_ca_key)
             and now < previous.not_valid_after_utc
         )
         signer = (
@@ -186,7 +204,12 @@ def serving_signer(state: CertState) -> KeyPair | None:
     keys = (state.ca_key, state.previous_ca_key)
     for pem, key in zip(state.ca_certs, keys, strict=False):
         authority = _load(pem)
-        if serving is not None and authority is not None and key and _issued_by(serving, authority):
+        if (
+            serving is not None
+            and authority is not None
+            and _holds_key(authority, key)
+            and _issued_by(serving, authority)
+        ):
             return KeyPair(pem, key)
     return None
 
@@ -213,7 +236,7 @@ def plan_client(
     issued_here = current is not None and _issued_by(current, signer.certificate)
     if (
         current is None
-        or not client.tls_key
+        or not _holds_key(current, client.tls_key)
         or not issued_here
         or _nearly_expired(current, now)
         or [a.value for a in current.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]

@@ -16,6 +16,7 @@ scheduler mounts (kube-scheduler's extender `tlsConfig`).
 from __future__ import annotations
 
 import base64
+import binascii
 import datetime
 import logging
 from collections.abc import Callable
@@ -68,6 +69,14 @@ _FIELDS = {
 }
 
 
+def _decoded(data: dict[str, Any], key: str) -> bytes:
+    """A Secret's value, or nothing when it is not base64 (the planner then issues anew)."""
+    try:
+        return base64.b64decode(data.get(key) or "", validate=True)
+    except (binascii.Error, ValueError):
+        return b""
+
+
 def _split_pem(bundle: bytes) -> tuple[bytes, ...]:
     marker = b"-----END CERTIFICATE-----"
     parts = [p.strip() + b"\n" + marker + b"\n" for p in bundle.split(marker) if p.strip()]
@@ -78,7 +87,7 @@ def state_from_secret(secret: dict[str, Any] | None) -> CertState | None:
     if not secret:
         return None
     data = secret.get("data") or {}
-    raw = {key: base64.b64decode(data.get(key) or "") for key in _FIELDS}
+    raw = {key: _decoded(data, key) for key in _FIELDS}
     published = (secret.get("metadata", {}).get("annotations") or {}).get(PUBLISHED_ANNOTATION)
     try:
         published_at = datetime.datetime.fromisoformat(published) if published else None
@@ -189,7 +198,7 @@ def client_from_secret(secret: dict[str, Any] | None) -> ClientState | None:
     if not secret:
         return None
     data = secret.get("data") or {}
-    raw = {key: base64.b64decode(data.get(key) or "") for key in ("ca.crt", "tls.crt", "tls.key")}
+    raw = {key: _decoded(data, key) for key in ("ca.crt", "tls.crt", "tls.key")}
     return ClientState(raw["ca.crt"], raw["tls.crt"], raw["tls.key"])
 
 

@@ -209,3 +209,28 @@ def test_self_managed_certs_need_the_files_to_write(capsys: pytest.CaptureFixtur
     )
     assert code == 2
     assert "--tls-client-ca" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["not base64", "a truncated CA key", "another certificate's key", "a truncated client key"],
+)
+def test_a_damaged_secret_is_replaced_by_a_working_pair(tmp_path: Path, damage: str) -> None:
+    # A Secret edited by hand or cut short must not stop the extender (with ignorable: true
+    # kube-scheduler would place pods without it): what cannot be used is issued anew.
+    now = [datetime.datetime.now(datetime.UTC)]
+    store = Secrets()
+    certs = extender_certs(store, tmp_path, now)
+    certs.sync()
+    server = store.objects["gibbous-extender-tls"]["data"]
+    client = store.objects["gibbous-extender-client-tls"]["data"]
+    if damage == "not base64":
+        server["ca.key"] = client["tls.key"] = "%%% not base64 %%%"
+    elif damage == "a truncated CA key":
+        server["ca.key"] = server["ca.key"][:40]
+    elif damage == "another certificate's key":
+        server["tls.key"] = client["tls.key"]
+    else:
+        client["tls.key"] = client["tls.key"][:40]
+    certs.sync()
+    handshake(server_context(tmp_path), scheduler_context(store, tmp_path), now[0])
