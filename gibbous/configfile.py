@@ -9,6 +9,7 @@ expand exponentially, is refused before anything expands it; so is a recursive a
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,6 +23,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from gibbous.core.errors import ConfigError
 from gibbous.core.settings.config import Config
 from gibbous.core.settings.loader import build_config
+from gibbous.core.settings.region import RegionChoice, choose_region
 
 # A ConfigMap holds at most 1 MiB, and a Helm values file is far smaller.
 MAX_CONFIG_BYTES = 1024 * 1024
@@ -136,3 +138,16 @@ def load_config(
     document = read_document(path) if path else None
     env = os.environ if environment is None else environment
     return build_config(document, environment=env, overrides=overrides)
+
+
+def with_cloud_region(
+    config: Config, environment: Mapping[str, str] | None = None
+) -> tuple[Config, RegionChoice]:
+    """The configuration with the region the cloud's environment names when the region
+    option is empty (AWS_REGION, ...: see `gibbous.core.settings.region`), and where the
+    region came from."""
+    env = os.environ if environment is None else environment
+    choice = choose_region(config.cloud, config.region, config.gcp.location, env)
+    if choice.default or config.region:
+        return config, choice
+    return dataclasses.replace(config, region=choice.region), choice

@@ -14,6 +14,11 @@ def builtin_catalog(cloud: str) -> list[InstanceType]:
     return parse_catalog_csv(text, f"built-in {cloud} catalog")
 
 
+def builtin_regions(cloud: str) -> list[str]:
+    """The regions the built-in catalog of `cloud` has types for."""
+    return sorted({t.region for t in builtin_catalog(cloud) if t.cloud == cloud})
+
+
 def load_catalog(path: str | None, cloud: str, region: str) -> list[InstanceType]:
     """The types offered in `cloud`/`region`: from `path` when given, else built in."""
     if path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from typing import TYPE_CHECKING, Any, TextIO
 
 from gibbous.autoscaler.providers.registry import PROVIDERS, provider, provider_names
@@ -14,6 +15,7 @@ from gibbous.commands.options import (
     config_epilog,
     server_setup,
 )
+from gibbous.configfile import with_cloud_region
 from gibbous.core.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -187,6 +189,10 @@ def run(args: argparse.Namespace, stdout: TextIO, stdin: TextIO) -> int:
     config, listen = server_setup(args)
     if args.period <= 0:
         raise ConfigError("--period must be > 0")
+    config, region = with_cloud_region(config)
+    logging.getLogger("gibbous.autoscaler").info(
+        "region %s (from %s)", config.effective_region, region.source
+    )
     catalog = load_catalog(args.catalog, config.cloud, config.effective_region)
     api = client.ApiClient(load_client_config(args.kubeconfig))
     started = provider(args.provider).build(args, config, catalog, api)

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, TextIO
 
 import yaml
 
+from gibbous.catalogs import builtin_regions
 from gibbous.commands.options import EXIT_OK, add_config_options, config_epilog
-from gibbous.configfile import load_config, read_document
+from gibbous.configfile import load_config, read_document, with_cloud_region
 from gibbous.core.settings.config import Config
 from gibbous.core.settings.crosschecks import config_notes
 from gibbous.core.settings.loader import build_config, render_config
@@ -65,9 +66,29 @@ def _check_config(path: str, overrides: list[str], stdout: TextIO) -> int:
         stdout.write("sets nothing that differs from the defaults\n")
     for note in config_notes(config):
         stdout.write(f"note: {note}\n")
+    for line in _region_lines(config):
+        stdout.write(f"{line}\n")
     skipped = install_settings(document) if isinstance(document, dict) else []
     if skipped:
         stdout.write("not applicable to Gibbous itself (install settings the Helm chart reads):\n")
         for key in skipped:
             stdout.write(f"  {key}: {INSTALL_KEYS[key]}\n")
     return EXIT_OK
+
+
+def _region_lines(config: Config) -> list[str]:
+    """Which region the autoscaler will use, where that comes from, and whether Gibbous has
+    a catalog for it."""
+    config, choice = with_cloud_region(config)
+    region, cloud = config.effective_region, config.cloud
+    lines = [f"region: {region} (from {choice.source})"]
+    if choice.default and cloud in ("azure", "oci"):
+        where = "the AKS cluster's location" if cloud == "azure" else "the OCI credentials' region"
+        lines.append(f"note: with region unset, the autoscaler uses {where} at start")
+    regions = builtin_regions(cloud)
+    if region not in regions:
+        lines.append(
+            f"warning: the built-in {cloud} catalog has no types for {region} (it has "
+            f"{', '.join(regions)}): start the autoscaler with --catalog FILE for that region"
+        )
+    return lines

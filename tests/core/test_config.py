@@ -145,7 +145,7 @@ def test_lunas_aws_values_section_is_accepted_as_is() -> None:
         ({"blockDeviceMappings": [{"Ebs": {}}]}, "needs DeviceName"),
         ({"subnets": ["subnet_1"]}, "not an id of the form subnet-"),
         ({"amiIdGeneric": "ubuntu"}, "not an AMI id"),
-        ({"useSpotAdvisor": True}, "needs aws.spotAdvisorFile"),
+        ({"useSpotAdvisor": True, "spotAdvisorUrl": "s3://bucket/x.json"}, "needs an http(s) URL"),
         ({"maxSpotInterruptBucket": 7}, "out of range"),
         (
             {"userData": "#!/bin/bash\n", "userDataSecret": "rke2-join"},

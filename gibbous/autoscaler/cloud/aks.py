@@ -361,8 +361,11 @@ def discover(
     catalog: builtins.list[InstanceType],
     clock: Callable[[], float],
     empty_pool_s: float,
+    catalog_for_location: Callable[[str], builtins.list[InstanceType]] | None = None,
 ) -> SizedPoolProvider:
-    """The provider for this cluster: the cluster is read once for its location and zones."""
+    """The provider for this cluster: the cluster is read once for its location and zones.
+    `catalog_for_location`, given when no region was configured, replaces `catalog` (the
+    default region's) with the catalog of the cluster's own location."""
     name = config.cluster_name or cluster_id
     if not config.resource_group:
         raise FatalConfigurationError("set azure.resourceGroup (the AKS cluster's resource group)")
@@ -377,6 +380,9 @@ def discover(
     profiles = (cluster.properties.agent_pool_profiles if cluster.properties else None) or []
     zones = tuple(sorted({str(z) for p in profiles for z in (p.availability_zones or [])}))
     location = str(cluster.location or region)
+    if catalog_for_location is not None and location != region:
+        log.info("the AKS cluster is in %s: using that region's catalog", location)
+        catalog = catalog_for_location(location)
     # Planning counts the pod slots the kubelet will register: the network plugin's.
     network = cluster.properties.network_profile if cluster.properties else None
     plugin, mode = (getattr(network, a, None) for a in ("network_plugin", "network_plugin_mode"))

@@ -46,6 +46,7 @@ from gibbous.autoscaler.cloud.eks import (
     subnets_by_zone,
 )
 from gibbous.autoscaler.cloud.eksaccess import AwsAuthReader, check_node_access
+from gibbous.autoscaler.cloud.spotadvisor import SpotAdvisorFeed
 from gibbous.core.choice.catalog import InstanceType
 from gibbous.core.choice.spotprices import (
     AdvisorEntry,
@@ -163,8 +164,10 @@ class AwsCloudProvider:
     # The operator's user data: aws.userData, else the launch template's (kept, never lost
     # to the per-launch UserData that replaces it).
     operator_user_data: str = ""
-    # Spot Instance Advisor entries by type (aws.useSpotAdvisor); None: live prices.
+    # Spot Instance Advisor entries by type (aws.useSpotAdvisor with aws.spotAdvisorFile),
+    # else the advisor's data fetched from aws.spotAdvisorUrl; neither: live prices.
     advisor: dict[str, AdvisorEntry] | None = None
+    advisor_feed: SpotAdvisorFeed | None = None
     name: str = "aws"
     launch_concurrency: int = 8  # boto3 clients are thread-safe
     cloud_label_keys: frozenset[str] = frozenset()
@@ -179,10 +182,13 @@ class AwsCloudProvider:
     def instance_types(self) -> builtins.list[InstanceType]:
         """The catalog with AWS's spot prices: the advisor's, or live ones refreshed every
         SPOT_PRICES_TTL_S (a failed refresh keeps the last prices, or the estimate)."""
-        if self.advisor is not None:
+        advisor = self.advisor
+        if advisor is None and self.advisor_feed is not None:
+            advisor = self.advisor_feed.current()  # None until a fetch succeeds: live prices
+        if advisor is not None:
             return with_spot_advisor(
                 self.catalog,
-                self.advisor,
+                advisor,
                 max_bucket=self.config.max_spot_interrupt_bucket,
                 max_ratio=self.config.max_spot_price_ratio,
             )
@@ -473,12 +479,14 @@ def discover(
     subnet_overrides: dict[str, str] | None = None,
     spot_advisor: object = None,
     read_aws_auth: AwsAuthReader | None = None,
+    spot_advisor_feed: SpotAdvisorFeed | None = None,
 ) -> AwsCloudProvider:
     """The provider for this cluster, with everything found once at start (see `eks`).
 
     On EKS the cluster is described; elsewhere (RKE2 on EC2, Luna's P07) the user data must
     be a Template or None, and subnets and security groups must be configured.
-    `spot_advisor` is the parsed JSON of aws.spotAdvisorFile (read by the caller);
+    `spot_advisor` is the parsed JSON of aws.spotAdvisorFile (read by the caller), else
+    `spot_advisor_feed` fetches the advisor's data (aws.spotAdvisorUrl);
     `read_aws_auth` reads kube-system/aws-auth's mapRoles (see `eksaccess`)."""
     aws = config.aws
     name = aws.cluster_name or config.cluster_id
@@ -541,6 +549,7 @@ def discover(
         else (),
         operator_user_data=operator,
         advisor=parse_spot_advisor(spot_advisor, config.effective_region)
-        if aws.use_spot_advisor
+        if aws.use_spot_advisor and spot_advisor is not None
         else None,
+        advisor_feed=spot_advisor_feed if aws.use_spot_advisor else None,
     )

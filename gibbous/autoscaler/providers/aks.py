@@ -9,6 +9,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from gibbous.autoscaler.providers.spec import ProviderSpec, StartedProvider, own_cloud
+from gibbous.catalogs import load_catalog
 from gibbous.core.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -44,6 +45,9 @@ def build(
                 catalog=catalog,
                 clock=time.time,
                 empty_pool_s=config.scale_down.unneeded_time_s,
+                catalog_for_location=None
+                if config.region
+                else lambda location: load_catalog(args.catalog, "azure", location),
             )
         )
 

@@ -46,6 +46,12 @@ def build(
     # which is how the dev cluster points it at the EC2 emulator.
     region = config.effective_region
     advisor = _spot_advisor(config)
+    feed = None
+    if config.aws.use_spot_advisor and advisor is None:
+        from gibbous.autoscaler.cloud.spotadvisor import SpotAdvisorFeed
+
+        feed = SpotAdvisorFeed(config.aws.spot_advisor_url, region, time.time)
+        feed.start()
     try:
         provider = discover(
             ec2=boto3.client("ec2", region_name=region),
@@ -58,6 +64,7 @@ def build(
             launch_template=args.aws_launch_template or "",
             subnet_overrides=subnets,
             spot_advisor=advisor,
+            spot_advisor_feed=feed,
             read_aws_auth=lambda: _aws_auth_map_roles(api),
         )
     except (FatalConfigurationError, ConfigError) as error:
@@ -122,8 +129,9 @@ def _subnets(items: list[str]) -> dict[str, str]:
 
 
 def _spot_advisor(config: Config) -> object:
-    """The Spot Instance Advisor data of aws.spotAdvisorFile, when aws.useSpotAdvisor."""
-    if not config.aws.use_spot_advisor:
+    """The Spot Instance Advisor data of aws.spotAdvisorFile, when aws.useSpotAdvisor (None
+    without a file: the provider fetches it from aws.spotAdvisorUrl)."""
+    if not config.aws.use_spot_advisor or not config.aws.spot_advisor_file:
         return None
     try:
         return json.loads(Path(config.aws.spot_advisor_file).read_text())

@@ -7,6 +7,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from gibbous.autoscaler.providers.spec import ProviderSpec, StartedProvider, own_cloud
+from gibbous.catalogs import load_catalog
 from gibbous.core.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -38,6 +39,15 @@ def build(
             container, identity = sdk_clients(sdk_config, args.oci_endpoint or "")
         except Exception as error:  # no workload identity, no instance principal
             raise ConfigError(f"--provider oci: no OCI credentials ({error})") from None
+        # The region the credentials are for: the SDK config file's, else the signer's.
+        region = str(
+            (sdk_config or {}).get("region")
+            or getattr(container.base_client.signer, "region", "")
+            or ""
+        )
+        if not config.region and region and region != config.effective_region:
+            # No region configured: the catalog is that of the cluster's region.
+            catalog = load_catalog(args.catalog, "oci", region)
         return StartedProvider(
             discover(
                 container=container,

@@ -18,12 +18,12 @@ from gibbous.core.podmodel.constraints import PriceCategory
 from gibbous.core.podmodel.pods import annotations_of, labels_of
 from gibbous.core.settings.options.aws import AwsConfig
 from gibbous.core.settings.options.azure import AzureConfig
-from gibbous.core.settings.options.core import DEFAULT_REGIONS
 from gibbous.core.settings.options.gcp import GcpConfig
 from gibbous.core.settings.options.lifecycle import HotNodeConfig, ScaleDownConfig
 from gibbous.core.settings.options.logs import LoggingConfig
 from gibbous.core.settings.options.oci import OciConfig
 from gibbous.core.settings.options.overhead import NodeOverheadConfig
+from gibbous.core.settings.region import choose_region
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,9 @@ class Config:
 
     @property
     def effective_region(self) -> str:
-        return self.region or DEFAULT_REGIONS[self.cloud]
+        """The region option, else a GKE cluster's location, else the cloud's default; the
+        shells put the cloud's environment (AWS_REGION, ...) into `region` at start."""
+        return choose_region(self.cloud, self.region, self.gcp.location, {}).region
 
     @property
     def effective_spot_tolerations(self) -> tuple[str, ...]:

@@ -39,10 +39,14 @@ def cross_checks(config: Config) -> list[str]:
             check_user_data(aws.effective_user_data_type, aws.user_data)
         except GibbousError as error:
             out.append(str(error))
-    if aws.use_spot_advisor and not aws.spot_advisor_file:
+    if (
+        aws.use_spot_advisor
+        and not aws.spot_advisor_file
+        and not aws.spot_advisor_url.startswith(("https://", "http://"))
+    ):
         out.append(
-            "aws.useSpotAdvisor needs aws.spotAdvisorFile: a copy of the Spot Instance Advisor's "
-            "public JSON (Gibbous does not download it)"
+            f"aws.spotAdvisorUrl {aws.spot_advisor_url!r}: aws.useSpotAdvisor needs an "
+            "http(s) URL of the Spot Instance Advisor's JSON, or aws.spotAdvisorFile"
         )
     return out
 
@@ -51,8 +55,16 @@ def config_notes(config: Config) -> list[str]:
     """What a valid configuration does that its values alone do not say, one line each."""
     out = []
     if config.cloud == "aws":
+        aws = config.aws
         source = (
-            "aws.spotAdvisorFile's prices" if config.aws.use_spot_advisor else "live spot prices"
+            (
+                "aws.spotAdvisorFile's prices"
+                if aws.spot_advisor_file
+                else f"the Spot Instance Advisor's prices from {aws.spot_advisor_url} (live spot "
+                "prices while it cannot be fetched)"
+            )
+            if aws.use_spot_advisor
+            else "live spot prices"
         )
         out.append(
             f"spotPriceRatioEstimate ({config.spot_price_ratio:g}) is overridden on AWS: the "

@@ -14,6 +14,7 @@ from gibbous.core.settings.userdata import UserDataType
 from gibbous.core.settings.valuetypes import (
     BOOLEAN,
     TEXT,
+    TRIMMED_TEXT,
     parse_number,
     parse_string_list,
     parse_whole_number,
@@ -43,6 +44,8 @@ class AwsConfig:
     block_device_mappings: tuple[Mapping[str, Any], ...] = ()
     use_spot_advisor: bool = False
     spot_advisor_file: str = ""
+    # The advisor page's own data (see gibbous/autoscaler/cloud/spotadvisor.py).
+    spot_advisor_url: str = "https://spot-bid-advisor.s3.amazonaws.com/spot-advisor-data.json"
     max_spot_interrupt_bucket: int | None = None
     max_spot_price_ratio: float | None = None
 
@@ -319,7 +322,8 @@ AWS = Section(
             key="aws.useSpotAdvisor",
             attribute="aws.use_spot_advisor",
             value_type=BOOLEAN,
-            help="spot prices and interruption buckets from Spot Instance Advisor data (aws.spotAdvisorFile)",
+            help="spot prices and interruption buckets from the Spot Instance Advisor's data "
+            "(fetched from aws.spotAdvisorUrl daily, or read from aws.spotAdvisorFile)",
             luna="aws.useSpotAdvisor",
             since="0.1.0",
         ),
@@ -327,7 +331,17 @@ AWS = Section(
             key="aws.spotAdvisorFile",
             attribute="aws.spot_advisor_file",
             value_type=TEXT,
-            help="a copy of the Spot Instance Advisor's public JSON (spot-advisor-data.json)",
+            help="a copy of the Spot Instance Advisor's public JSON (spot-advisor-data.json), "
+            "for clusters that cannot reach aws.spotAdvisorUrl",
+            luna=None,
+            since="0.1.0",
+        ),
+        Option(
+            key="aws.spotAdvisorUrl",
+            attribute="aws.spot_advisor_url",
+            value_type=TRIMMED_TEXT,
+            help="where the autoscaler fetches the Spot Instance Advisor's JSON (daily; "
+            "unreachable: live spot prices, with a warning)",
             luna=None,
             since="0.1.0",
         ),
