@@ -210,7 +210,8 @@ items:
     code, report = run_json("-", stdin=manifest)
     assert code == 0
     assert report["workloads"][0]["pods"] == 2
-    assert any("kind 'Widget'" in note for note in report["notes"])
+    widget = [note for note in report["notes"] if "example.com/v1 Widget" in note]
+    assert widget and "is not counted" in widget[0] and "creates no pods" not in widget[0]
     assert any("lack the label elotl-luna=true" in note for note in report["notes"])
 
 
@@ -271,8 +272,66 @@ def test_a_trailing_tab_in_a_scalar_is_read_as_kubectl_reads_it() -> None:
 
 
 def test_nothing_to_estimate_is_not_success(capsys: pytest.CaptureFixture[str]) -> None:
-    manifest = "apiVersion: kubeflow.org/v1\nkind: PyTorchJob\nmetadata: {name: train}\n"
+    manifest = "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n"
     code, text = run("-", stdin=manifest)
     assert code == 4
-    assert "PyTorchJob" in text  # the note says what was skipped
+    assert "Widget" in text  # the note says what was skipped
     assert "nothing was estimated" in capsys.readouterr().err
+
+
+WORKLOAD_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "workloads"
+
+
+def test_a_volcano_job_beside_other_files_is_estimated_not_refused() -> None:
+    # Before, the batch.volcano.sh Job read as a batch/v1 Job: "missing pod template", exit 2.
+    code, report = run_json(
+        str(WORKLOAD_FIXTURES / "volcano-tf-dist-mnist.yaml"),
+        str(WORKLOAD_FIXTURES / "lws-multi-template.yaml"),
+    )
+    assert code == 0
+    pods = {w["name"]: w["pods"] for w in report["workloads"]}
+    assert pods == {
+        "tensorflow-dist-mnist/ps": 1,
+        "tensorflow-dist-mnist/worker": 2,
+        "leaderworkerset-multi-template/leader": 3,
+        "leaderworkerset-multi-template/worker": 9,
+    }
+
+
+def test_same_names_and_generate_name_are_reported_apart(tmp_path: Path) -> None:
+    pod = (
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec:\n"
+        "  containers: [{name: c, image: x, resources: {requests: {cpu: '%s'}}}]\n"
+    )
+    (tmp_path / "a.yaml").write_text(pod % "1")
+    (tmp_path / "b.yaml").write_text(
+        pod % "2" + "---\n" + (pod % "3").replace("name: web", "generateName: web-")
+    )
+    code, report = run_json(str(tmp_path / "a.yaml"), str(tmp_path / "b.yaml"))
+    assert code == 0
+    names = [w["name"] for w in report["workloads"]]
+    assert names == [
+        f"web@{tmp_path / 'a.yaml'}:1",
+        f"web@{tmp_path / 'b.yaml'}:1",
+        "web-<generated>",
+    ]
+    # Each keeps its own pod: three pods in all, none merged by a shared name.
+    assert sum(len(n["pods"]) for n in report["nodes"]) == 3
+
+
+def test_unsupported_needs_exit_5_apart_from_unsatisfiable() -> None:
+    tpu = """
+apiVersion: v1
+kind: Pod
+metadata: {name: tpu, labels: {elotl-luna: "true"}}
+spec:
+  containers: [{name: c, image: x, resources: {limits: {google.com/tpu: 4}}}]
+"""
+    code, report = run_json("-", "--cloud", "gcp", stdin=tpu)
+    assert code == 5
+    assert report["unsatisfiable"][0]["unsupported"] is True
+    code, text = run("-", "--cloud", "gcp", stdin=tpu)
+    assert "Unsupported pods (1)" in text and "Unsatisfiable pods" not in text
+    # With one truly unsatisfiable pod beside it, the run exits 3.
+    code, _ = run("-", "--cloud", "aws", stdin=tpu + "---\n" + UNSATISFIABLE)
+    assert code == 3
