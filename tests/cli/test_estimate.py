@@ -335,3 +335,85 @@ spec:
     # With one truly unsatisfiable pod beside it, the run exits 3.
     code, _ = run("-", "--cloud", "aws", stdin=tpu + "---\n" + UNSATISFIABLE)
     assert code == 3
+
+
+def test_a_pod_the_api_server_refuses_exits_2_naming_the_field(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Kubernetes' own pod-with-node-affinity.yaml at one commit: the required node affinity
+    # written as a list. Before, the field was read as absent and a node was bought.
+    code, _ = run(str(WORKLOAD_FIXTURES / "k8s-pod-with-node-affinity-malformed.yaml"))
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "Pod default/with-node-affinity" in err
+    assert (
+        "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution: "
+        "expected an object (NodeSelector), got a list"
+    ) in err
+
+
+def reason_of(manifest: str, cloud: str) -> tuple[int, str]:
+    code, report = run_json("-", "--cloud", cloud, stdin=manifest)
+    (entry,) = report["unsatisfiable"]
+    return code, str(entry["reason"])
+
+
+def gpu_pod(selector: dict[str, str], gpus: int = 1, cpu: str = "8", **requests: str) -> str:
+    return yaml.safe_dump(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "p", "labels": {"elotl-luna": "true"}},
+            "spec": {
+                "nodeSelector": selector,
+                "containers": [
+                    {
+                        "name": "c",
+                        "image": "x",
+                        "resources": {
+                            "requests": {"cpu": cpu, "memory": "16Gi", **requests},
+                            "limits": {"nvidia.com/gpu": gpus} if gpus else {},
+                        },
+                    }
+                ],
+            },
+        }
+    )
+
+
+def test_a_gpu_family_the_catalog_lacks_is_named_as_the_catalogs_gap() -> None:
+    # GKE sells A3 (H100) in us-central1 (cloud.google.com/compute/docs/gpus), but the
+    # built-in GCP catalog has no row for it: the reason says so, not "no offer satisfies".
+    code, reason = reason_of(
+        gpu_pod({"cloud.google.com/gke-accelerator": "nvidia-h100-80gb"}), "gcp"
+    )
+    assert code == 3
+    assert "no type meets cloud.google.com/gke-accelerator In nvidia-h100-80gb" in reason
+    assert "the catalog has no nvidia-h100-80gb types" in reason
+    assert "nvidia-tesla-t4" in reason  # what it has instead (GKE's T4 accelerator name)
+
+
+def test_a_zone_of_another_region_is_named() -> None:
+    # us-east1-b is a GCP zone, of us-east1: not one of us-central1's (a, b, c, f).
+    code, reason = reason_of(gpu_pod({"topology.kubernetes.io/zone": "us-east1-b"}), "gcp")
+    assert code == 3
+    assert "no type meets topology.kubernetes.io/zone In us-east1-b" in reason
+    assert "not a zone of gcp us-central1" in reason and "us-central1-f" in reason
+
+
+def test_a_small_pod_with_an_unmet_selector_names_the_selector_not_the_node_spec() -> None:
+    # 500m is a bin-pack pod: its node is the binPackingNode shape, and the selector is
+    # what no type meets.
+    pod = gpu_pod({"node.kubernetes.io/instance-type": "no-such-type"}, gpus=0, cpu="500m")
+    code, reason = reason_of(pod, "aws")
+    assert code == 3
+    assert "no type meets node.kubernetes.io/instance-type In no-such-type" in reason
+
+
+def test_hugepages_no_type_lists_are_named() -> None:
+    # No built-in catalog lists huge pages (a node has none unless its kubelet reserves
+    # them), so it is the catalog's gap, not "none of the N types has room".
+    code, reason = reason_of(gpu_pod({}, gpus=0, **{"hugepages-2Mi": "1Gi"}), "aws")
+    assert code == 3
+    assert "no type in the catalog has hugepages-2Mi allocatable" in reason
+    assert "has room" not in reason
