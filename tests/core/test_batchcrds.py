@@ -146,10 +146,19 @@ def test_kinds_are_recognised_by_group_and_kind() -> None:
     workloads, notes = expand_workloads([doc], source="f.yaml")
     assert workloads == []
     assert "kind batch.example.com/v1 Job is not counted" in notes[0]
-    train = {
-        "apiVersion": "trainer.kubeflow.org/v1alpha1",
-        "kind": "TrainJob",
-        "metadata": {"name": "t"},
+
+
+def test_trainjob_is_its_runtimes_jobset_with_num_nodes_and_resources_per_node() -> None:
+    # The trainer job (ancestor label `trainer`) gets numNodes 4 pods, its `node` container
+    # resourcesPerNode: 8 CPU, 32Gi, 1 GPU each. The runtime's own mlPolicy says 1.
+    assert expand_file("trainer-torch-distributed.yaml") == {
+        "pytorch-training/node": (4, 8000, 32 << 30),
     }
-    workloads, notes = expand_workloads([train])
-    assert workloads == [] and "TrainJob" in notes[0] and "creates no pods" not in notes[0]
+    text = (FIXTURES / "trainer-torch-distributed.yaml").read_text()
+    documents = list(yaml.safe_load_all(text))
+    del documents[1]["spec"]["trainer"]["numNodes"]
+    (workload,), _ = expand_workloads(documents)
+    assert workload.replicas == 1  # the runtime's mlPolicy.numNodes
+    _, notes = expand_workloads(documents[1:])
+    assert "ClusterTrainingRuntime 'torch-distributed'" in notes[0]
+    assert "is not in the input" in notes[0] and "creates no pods" not in notes[0]

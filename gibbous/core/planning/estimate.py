@@ -25,7 +25,13 @@ from gibbous.core.errors import GibbousError, ManifestError
 from gibbous.core.planning.demand import describe_pod
 from gibbous.core.planning.packing import simulate
 from gibbous.core.planning.packingmodel import PendingPod
-from gibbous.core.podmodel.batchcrds import CRD_EXPANDERS
+from gibbous.core.podmodel.batchcrds import (
+    CRD_EXPANDERS,
+    TRAINER_GROUP,
+    TRAINER_RUNTIME_KINDS,
+    runtime_key,
+    train_job,
+)
 from gibbous.core.podmodel.kuberay import RAY_KINDS, ray_workloads
 from gibbous.core.podmodel.pods import as_map, metadata
 from gibbous.core.podmodel.workloads import (
@@ -74,6 +80,8 @@ def expand_workloads(
     workloads: list[Workload] = []
     notes: list[str] = []
     runtime_classes: dict[str, Mapping[str, Any]] = {}  # name -> overhead.podFixed
+    training_runtimes: dict[tuple[str, str, str], Mapping[str, Any]] = {}
+    train_jobs: list[tuple[Mapping[str, Any], str, str, str, str]] = []
     pending = [
         (doc, f"{source} document {i + 1}", f"{source}:{i + 1}") for i, doc in enumerate(documents)
     ]
@@ -94,7 +102,11 @@ def expand_workloads(
         raw_spec = doc.get("spec")
         spec: Mapping[str, Any] = raw_spec if isinstance(raw_spec, Mapping) else {}
         found: list[Workload] = []
-        if (group or "", kind) in CRD_EXPANDERS:
+        if group == TRAINER_GROUP and kind in TRAINER_RUNTIME_KINDS:
+            training_runtimes[runtime_key(kind, namespace, name)] = doc
+        elif group == TRAINER_GROUP and kind == "TrainJob":
+            train_jobs.append((doc, name, namespace, label, place))  # its runtime may follow
+        elif (group or "", kind) in CRD_EXPANDERS:
             found, crd_notes = CRD_EXPANDERS[(group or "", kind)](doc, name, namespace, label)
             notes.extend(crd_notes)
         elif not _known_kind(group, kind):
@@ -133,6 +145,10 @@ def expand_workloads(
         else:  # a KubeRay kind
             found, ray_notes = ray_workloads(doc, name, namespace, label)
             notes.extend(ray_notes)
+        workloads.extend(dataclasses.replace(w, source=place) for w in found)
+    for doc, name, namespace, label, place in train_jobs:
+        found, trainer_notes = train_job(doc, training_runtimes, name, namespace, label)
+        notes.extend(trainer_notes)
         workloads.extend(dataclasses.replace(w, source=place) for w in found)
     return [_with_runtime_overhead(w, runtime_classes, notes) for w in workloads], notes
 

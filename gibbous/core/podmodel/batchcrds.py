@@ -12,6 +12,8 @@ recognised by its API group and kind together (a Volcano `Job` is not a `batch/v
 * LeaderWorkerSet `leaderworkerset.x-k8s.io`: `replicas` (default 1) groups of `size`
   (default 1) pods: one leader from `leaderTemplate` (or `workerTemplate` when absent) and
   size - 1 workers from `workerTemplate`.
+* Kubeflow Trainer `trainer.kubeflow.org` TrainJob: the JobSet its runtime (in the same
+  input) makes, with the TrainJob's numNodes and resourcesPerNode (`train_job`).
 * Spark operator `sparkoperator.k8s.io` SparkApplication: one driver and
   `executor.instances` executors (Spark's default 2; `dynamicAllocation.initialExecutors`
   when dynamic allocation is on). Each pod requests `coreRequest` or `cores` (default 1)
@@ -23,6 +25,7 @@ recognised by its API group and kind together (a Volcano `Job` is not a `batch/v
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -258,15 +261,72 @@ def spark_application(
     ], []
 
 
+TRAINER_GROUP = "trainer.kubeflow.org"
+TRAINER_RUNTIME_KINDS = ("TrainingRuntime", "ClusterTrainingRuntime")
+TRAINER_ANCESTOR = "trainer.kubeflow.org/trainjob-ancestor-step"
+
+
+def runtime_key(kind: str, namespace: str, name: str) -> tuple[str, str, str]:
+    """How a TrainJob's runtimeRef finds its runtime: a ClusterTrainingRuntime by name, a
+    TrainingRuntime by name in the TrainJob's namespace."""
+    return (kind, namespace if kind == "TrainingRuntime" else "", name)
+
+
 def train_job(
-    doc: Mapping[str, Any], name: str, namespace: str, where: str
+    doc: Mapping[str, Any],
+    runtimes: Mapping[tuple[str, str, str], Mapping[str, Any]],
+    name: str,
+    namespace: str,
+    where: str,
 ) -> tuple[list[Workload], list[str]]:
-    runtime = as_map(as_map(doc.get("spec")).get("runtimeRef"))
-    return [], [
-        f"{where}: not counted: a TrainJob's pods come from the "
-        f"{runtime.get('kind') or 'ClusterTrainingRuntime'} {runtime.get('name')!r} it names "
-        "(spec.runtimeRef) merged with spec.trainer; estimate a JobSet of the same shape instead"
-    ]
+    """A Kubeflow Trainer TrainJob as the trainer's JobSet plugin builds its JobSet from the
+    runtime it names (kubeflow/trainer pkg/runtime/framework/plugins/jobset/builder.go):
+    the replicated job labelled `trainjob-ancestor-step: trainer` gets 1 replica and
+    parallelism = completions = numNodes (the TrainJob's, else the runtime's mlPolicy, else
+    1), its `node` containers get `resourcesPerNode`; initializer jobs get 1 replica."""
+    spec = as_map(doc.get("spec"))
+    if spec.get("suspend") is True:
+        return [], [f"{where}: suspended: no pods until spec.suspend is false"]
+    ref = as_map(spec.get("runtimeRef"))
+    kind = str(ref.get("kind") or "ClusterTrainingRuntime")
+    runtime = runtimes.get(runtime_key(kind, namespace, str(ref.get("name") or "")))
+    if runtime is None:
+        return [], [
+            f"{where}: not counted: its pods come from the {kind} {ref.get('name')!r} it "
+            "names (spec.runtimeRef), which is not in the input; add the runtime's manifest"
+        ]
+    runtime_spec = as_map(runtime.get("spec"))
+    trainer = as_map(spec.get("trainer"))
+    nodes = whole_number(
+        trainer.get("numNodes", as_map(runtime_spec.get("mlPolicy")).get("numNodes")),
+        1,
+        f"{where} spec.trainer.numNodes",
+    )
+    per_node = as_map(trainer.get("resourcesPerNode"))
+    jobs = []
+    for job in _list_of_maps(
+        as_map(as_map(runtime_spec.get("template")).get("spec")).get("replicatedJobs"),
+        f"{where} runtime {ref.get('name')} spec.template.spec.replicatedJobs",
+    ):
+        template = as_map(job.get("template"))
+        ancestor = as_map(as_map(template.get("metadata")).get("labels")).get(TRAINER_ANCESTOR)
+        if ancestor is None:
+            jobs.append(job)
+            continue
+        job_spec = dict(as_map(template.get("spec")))
+        if ancestor == "trainer":
+            job_spec["parallelism"] = job_spec["completions"] = nodes
+            pod = as_map(job_spec.get("template"))
+            pod_spec = dict(as_map(pod.get("spec")))
+            if per_node.get("limits") or per_node.get("requests"):
+                pod_spec["containers"] = [
+                    {**c, "resources": per_node} if as_map(c).get("name") == "node" else c
+                    for c in pod_spec.get("containers") or []
+                ]
+            job_spec["template"] = {**pod, "spec": pod_spec}
+        jobs.append({**job, "replicas": 1, "template": {**template, "spec": job_spec}})
+    found, notes = jobset({"spec": {"replicatedJobs": jobs}}, name, namespace, where)
+    return [dataclasses.replace(w, kind="TrainJob") for w in found], notes
 
 
 # (API group, kind) -> how its pods are counted
@@ -276,5 +336,4 @@ CRD_EXPANDERS: dict[tuple[str, str], Expander] = {
     ("jobset.x-k8s.io", "JobSet"): jobset,
     ("leaderworkerset.x-k8s.io", "LeaderWorkerSet"): leader_worker_set,
     ("sparkoperator.k8s.io", "SparkApplication"): spark_application,
-    ("trainer.kubeflow.org", "TrainJob"): train_job,
 }
