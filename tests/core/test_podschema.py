@@ -5,6 +5,7 @@ object whose `nodeSelectorTerms` is required; `tolerations` is a list of Tolerat
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import yaml
 from gibbous.core.errors import ManifestError
 from gibbous.core.planning.demand import describe_pod
 from gibbous.core.podmodel.podschema import MAX_PROBLEMS, pod_spec_problems
+from gibbous.core.podmodel.podschema_data import DEFINITIONS, KUBERNETES_VERSION
 from tests.factories import config as make_config
 
 MALFORMED = (
@@ -83,3 +85,39 @@ def test_a_hostile_pod_is_answered_briefly_and_fast() -> None:
     problems = pod_spec_problems(spec)
     assert time.perf_counter() - started < 1.0
     assert len(problems) == MAX_PROBLEMS + 1 and problems[-1] == "and more"
+
+
+def test_the_shipped_shapes_are_the_openapi_documents() -> None:
+    # The OpenAPI document the chart tests fetch (when this machine has it): every field of
+    # every shipped definition has the document's type, and the required lists agree.
+    path = Path.home() / ".cache/gibbous/openapi" / f"kubernetes-{KUBERNETES_VERSION}-swagger.json"
+    if not path.is_file():
+        pytest.skip(f"no cached OpenAPI document at {path}")
+    document = json.loads(path.read_text())["definitions"]
+    # Pod fields refer to core/v1 definitions, and to meta/v1's LabelSelector.
+    prefixes = ("io.k8s.api.core.v1.", "io.k8s.apimachinery.pkg.apis.meta.v1.")
+    by_short = {
+        name.rsplit(".", 1)[-1]: schema
+        for name, schema in document.items()
+        if name.startswith(prefixes)
+    }
+
+    def kind(schema: dict[str, object]) -> str:
+        if "$ref" in schema:
+            return "ref"
+        return str(schema.get("format") or schema.get("type"))
+
+    for name, definition in DEFINITIONS.items():
+        schema = by_short[name]
+        assert tuple(sorted(schema.get("required", []))) == definition["required"], name
+        for field, shape in definition["fields"].items():
+            declared = kind(schema["properties"][field])
+            if isinstance(shape, tuple):
+                expected = "array" if shape[0] == "array" else "object"
+            elif shape in ("string", "integer", "boolean", "number", "int-or-string"):
+                expected = shape
+            else:
+                expected = "ref"
+            assert declared in (expected, "int32", "int64") or (
+                declared == "ref" and shape == "quantity"
+            ), (name, field, declared, shape)
