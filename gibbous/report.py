@@ -70,6 +70,11 @@ def render_estimate(report: EstimateReport) -> str:
         out.append(f"Unsatisfiable pods ({len(unsatisfiable)}):")
         for owner, pod, reason in unsatisfiable:
             out.append(f"  {pod} ({owner}): {reason}")
+    if report.unsupported:
+        out.append("")
+        out.append(f"Unsupported pods ({len(report.unsupported)}): needs Gibbous cannot buy yet")
+        for owner, pod, reason in report.unsupported:
+            out.append(f"  {pod} ({owner}): {reason}")
     if report.notes:
         out.append("")
         out.append("Notes:")

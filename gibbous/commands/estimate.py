@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -15,6 +16,7 @@ from gibbous.commands.options import (
     EXIT_NOTHING_ESTIMATED,
     EXIT_OK,
     EXIT_UNSATISFIABLE,
+    EXIT_UNSUPPORTED,
     add_config_options,
     config_epilog,
 )
@@ -34,15 +36,35 @@ def add_parser(commands: Subcommands) -> argparse.ArgumentParser:
     est = commands.add_parser(
         NAME,
         help="estimate the nodes and $/hr that manifests would need",
-        description=(
-            "Expand Pods, Deployments, ReplicaSets, StatefulSets, Jobs, CronJobs and KubeRay RayCluster/RayJob/"
-            "RayService objects into pods (KubeRay's counts: replicas clamped to min/max times numOfHosts, "
-            "autoscaler and submitter containers or pods), plan them on an empty cluster as kube-scheduler "
-            "would place them (pod affinity, anti-affinity, hard topology spread) with Gibbous's packing and "
-            "instance choice, and report per workload the class, instance type, price category, $/hr per node, node count "
-            "and $/hr, plus the cluster total. DaemonSets and unknown kinds are skipped with a note. "
-            "Exit status: 0 all pods placed, 2 bad input, 3 some pod unsatisfiable, 4 nothing to "
-            "estimate (no workload Gibbous counts in the input)."
+        description=textwrap.fill(
+            "Expand workloads into pods as their controllers create them: Pods, Deployments, "
+            "ReplicaSets, StatefulSets, ReplicationControllers, Jobs and CronJobs; KubeRay "
+            "RayCluster/RayJob/RayService (replicas clamped to min/max times numOfHosts, autoscaler "
+            "and submitter containers or pods); Volcano Jobs (tasks x replicas); Kubeflow "
+            "PyTorchJob/TFJob/MPIJob/XGBoostJob/PaddleJob/JAXJob (replica specs); Kubeflow Trainer "
+            "TrainJobs whose runtime is in the input (numNodes, resourcesPerNode); JobSets "
+            "(replicatedJobs x replicas x parallelism); LeaderWorkerSets (replicas x size: a leader "
+            "and size-1 workers); Spark operator SparkApplications (a driver and executors, memory "
+            "plus Spark's memory overhead). Kinds are recognised by API group and kind. Plan the "
+            "pods on an empty cluster as kube-scheduler would place them (pod affinity, "
+            "anti-affinity, hard topology spread) with Gibbous's packing and instance choice, and "
+            "report per workload the class, instance type, price category, $/hr per node, node "
+            "count and $/hr, plus the cluster total. DaemonSets are skipped with a note; other "
+            "kinds are skipped with a note that they are not counted. Workloads that share a "
+            "kind, namespace and name are told apart by file:document; an object with only "
+            "generateName reads as PREFIX<generated>.",
+            width=88,
+        )
+        + (
+            "\n\nExit status:\n"
+            "  0  every pod placed\n"
+            "  2  bad input: unreadable YAML, or an object the API server would refuse\n"
+            "     (the message names the file, object and field)\n"
+            "  3  some pod is unsatisfiable: no type of the catalog can run it (the reason\n"
+            "     names the first requirement no type meets)\n"
+            "  4  nothing to estimate: the input holds no workload Gibbous counts\n"
+            "  5  no pod is unsatisfiable, but some need what Gibbous cannot buy yet (TPUs,\n"
+            "     MIG partitions, AMD GPUs, Neuron devices, DRA resource claims)"
         ),
         epilog=config_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -96,7 +118,9 @@ def run(args: argparse.Namespace, stdout: TextIO, stdin: TextIO) -> int:
             "counts (see the notes)\n"
         )
         return EXIT_NOTHING_ESTIMATED
-    return EXIT_UNSATISFIABLE if report.unsatisfiable else EXIT_OK
+    if report.unsatisfiable:
+        return EXIT_UNSATISFIABLE
+    return EXIT_UNSUPPORTED if report.unsupported else EXIT_OK
 
 
 def _read_documents(files: list[str], stdin: TextIO) -> list[tuple[str, list[Any]]]:

@@ -110,3 +110,23 @@ def test_an_unreadable_node_is_reported_once_per_version_and_the_loop_goes_on(
 
 def _relabelled(instance: Any, label: dict[str, str]) -> Any:
     return replace(instance, labels={**instance.labels, **label})
+
+
+def test_a_pod_the_api_server_would_refuse_is_set_aside_naming_the_field() -> None:
+    # The required node affinity written as a list (Kubernetes' pod-with-node-affinity.yaml
+    # at one commit): read as absent it would get a node; it is set aside instead.
+    clock, provider, cluster, autoscaler = setup()
+    malformed = make_pod("listed-affinity")
+    malformed["spec"]["affinity"] = {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": [
+                {"weight": 5, "preference": {"matchExpressions": []}}
+            ]
+        }
+    }
+    cluster.add(malformed, make_pod("good", cpu="500m"))
+    run(clock, autoscaler, 180)
+    assert cluster.schedule() == ["default/good"]
+    assert len(provider.create_calls) == 1
+    (event,) = cluster.events_for("listed-affinity", keys.EVENT_NODE_ADD_REQUEST_WARNING)
+    assert "requiredDuringSchedulingIgnoredDuringExecution: expected an object" in event

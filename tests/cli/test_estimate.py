@@ -210,7 +210,8 @@ items:
     code, report = run_json("-", stdin=manifest)
     assert code == 0
     assert report["workloads"][0]["pods"] == 2
-    assert any("kind 'Widget'" in note for note in report["notes"])
+    widget = [note for note in report["notes"] if "example.com/v1 Widget" in note]
+    assert widget and "is not counted" in widget[0] and "creates no pods" not in widget[0]
     assert any("lack the label elotl-luna=true" in note for note in report["notes"])
 
 
@@ -271,8 +272,148 @@ def test_a_trailing_tab_in_a_scalar_is_read_as_kubectl_reads_it() -> None:
 
 
 def test_nothing_to_estimate_is_not_success(capsys: pytest.CaptureFixture[str]) -> None:
-    manifest = "apiVersion: kubeflow.org/v1\nkind: PyTorchJob\nmetadata: {name: train}\n"
+    manifest = "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n"
     code, text = run("-", stdin=manifest)
     assert code == 4
-    assert "PyTorchJob" in text  # the note says what was skipped
+    assert "Widget" in text  # the note says what was skipped
     assert "nothing was estimated" in capsys.readouterr().err
+
+
+WORKLOAD_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "workloads"
+
+
+def test_a_volcano_job_beside_other_files_is_estimated_not_refused() -> None:
+    # Before, the batch.volcano.sh Job read as a batch/v1 Job: "missing pod template", exit 2.
+    code, report = run_json(
+        str(WORKLOAD_FIXTURES / "volcano-tf-dist-mnist.yaml"),
+        str(WORKLOAD_FIXTURES / "lws-multi-template.yaml"),
+    )
+    assert code == 0
+    pods = {w["name"]: w["pods"] for w in report["workloads"]}
+    assert pods == {
+        "tensorflow-dist-mnist/ps": 1,
+        "tensorflow-dist-mnist/worker": 2,
+        "leaderworkerset-multi-template/leader": 3,
+        "leaderworkerset-multi-template/worker": 9,
+    }
+
+
+def test_same_names_and_generate_name_are_reported_apart(tmp_path: Path) -> None:
+    pod = (
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec:\n"
+        "  containers: [{name: c, image: x, resources: {requests: {cpu: '%s'}}}]\n"
+    )
+    (tmp_path / "a.yaml").write_text(pod % "1")
+    (tmp_path / "b.yaml").write_text(
+        pod % "2" + "---\n" + (pod % "3").replace("name: web", "generateName: web-")
+    )
+    code, report = run_json(str(tmp_path / "a.yaml"), str(tmp_path / "b.yaml"))
+    assert code == 0
+    names = [w["name"] for w in report["workloads"]]
+    assert names == [
+        f"web@{tmp_path / 'a.yaml'}:1",
+        f"web@{tmp_path / 'b.yaml'}:1",
+        "web-<generated>",
+    ]
+    # Each keeps its own pod: three pods in all, none merged by a shared name.
+    assert sum(len(n["pods"]) for n in report["nodes"]) == 3
+
+
+def test_unsupported_needs_exit_5_apart_from_unsatisfiable() -> None:
+    tpu = """
+apiVersion: v1
+kind: Pod
+metadata: {name: tpu, labels: {elotl-luna: "true"}}
+spec:
+  containers: [{name: c, image: x, resources: {limits: {google.com/tpu: 4}}}]
+"""
+    code, report = run_json("-", "--cloud", "gcp", stdin=tpu)
+    assert code == 5
+    assert report["unsatisfiable"][0]["unsupported"] is True
+    code, text = run("-", "--cloud", "gcp", stdin=tpu)
+    assert "Unsupported pods (1)" in text and "Unsatisfiable pods" not in text
+    # With one truly unsatisfiable pod beside it, the run exits 3.
+    code, _ = run("-", "--cloud", "aws", stdin=tpu + "---\n" + UNSATISFIABLE)
+    assert code == 3
+
+
+def test_a_pod_the_api_server_refuses_exits_2_naming_the_field(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Kubernetes' own pod-with-node-affinity.yaml at one commit: the required node affinity
+    # written as a list. Before, the field was read as absent and a node was bought.
+    code, _ = run(str(WORKLOAD_FIXTURES / "k8s-pod-with-node-affinity-malformed.yaml"))
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "Pod default/with-node-affinity" in err
+    assert (
+        "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution: "
+        "expected an object (NodeSelector), got a list"
+    ) in err
+
+
+def reason_of(manifest: str, cloud: str) -> tuple[int, str]:
+    code, report = run_json("-", "--cloud", cloud, stdin=manifest)
+    (entry,) = report["unsatisfiable"]
+    return code, str(entry["reason"])
+
+
+def gpu_pod(selector: dict[str, str], gpus: int = 1, cpu: str = "8", **requests: str) -> str:
+    return yaml.safe_dump(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "p", "labels": {"elotl-luna": "true"}},
+            "spec": {
+                "nodeSelector": selector,
+                "containers": [
+                    {
+                        "name": "c",
+                        "image": "x",
+                        "resources": {
+                            "requests": {"cpu": cpu, "memory": "16Gi", **requests},
+                            "limits": {"nvidia.com/gpu": gpus} if gpus else {},
+                        },
+                    }
+                ],
+            },
+        }
+    )
+
+
+def test_a_gpu_family_the_catalog_lacks_is_named_as_the_catalogs_gap() -> None:
+    # GKE sells A3 (H100) in us-central1 (cloud.google.com/compute/docs/gpus), but the
+    # built-in GCP catalog has no row for it: the reason says so, not "no offer satisfies".
+    code, reason = reason_of(
+        gpu_pod({"cloud.google.com/gke-accelerator": "nvidia-h100-80gb"}), "gcp"
+    )
+    assert code == 3
+    assert "no type meets cloud.google.com/gke-accelerator In nvidia-h100-80gb" in reason
+    assert "the catalog has no nvidia-h100-80gb types" in reason
+    assert "nvidia-tesla-t4" in reason  # what it has instead (GKE's T4 accelerator name)
+
+
+def test_a_zone_of_another_region_is_named() -> None:
+    # us-east1-b is a GCP zone, of us-east1: not one of us-central1's (a, b, c, f).
+    code, reason = reason_of(gpu_pod({"topology.kubernetes.io/zone": "us-east1-b"}), "gcp")
+    assert code == 3
+    assert "no type meets topology.kubernetes.io/zone In us-east1-b" in reason
+    assert "not a zone of gcp us-central1" in reason and "us-central1-f" in reason
+
+
+def test_a_small_pod_with_an_unmet_selector_names_the_selector_not_the_node_spec() -> None:
+    # 500m is a bin-pack pod: its node is the binPackingNode shape, and the selector is
+    # what no type meets.
+    pod = gpu_pod({"node.kubernetes.io/instance-type": "no-such-type"}, gpus=0, cpu="500m")
+    code, reason = reason_of(pod, "aws")
+    assert code == 3
+    assert "no type meets node.kubernetes.io/instance-type In no-such-type" in reason
+
+
+def test_hugepages_no_type_lists_are_named() -> None:
+    # No built-in catalog lists huge pages (a node has none unless its kubelet reserves
+    # them), so it is the catalog's gap, not "none of the N types has room".
+    code, reason = reason_of(gpu_pod({}, gpus=0, **{"hugepages-2Mi": "1Gi"}), "aws")
+    assert code == 3
+    assert "no type in the catalog has hugepages-2Mi allocatable" in reason
+    assert "has room" not in reason

@@ -21,6 +21,8 @@ from gibbous.core.lifecycle.statusreport import (
     status_document,
 )
 from gibbous.core.planning.backoff import Backoffs, FailureKind
+from gibbous.core.planning.demand import describe_pod
+from gibbous.core.planning.packing import simulate
 from gibbous.core.planning.placement import node_view
 from gibbous.core.planning.podfacts import ClusterPods
 from gibbous.core.planning.scaleup import LaunchPlan
@@ -260,3 +262,21 @@ def test_explain_of_pods_gibbous_leaves_alone() -> None:
     out = explain_pod(opted_out, view_of(), cfg(), now=NOW)
     assert out["summary"] == f"not managed by Gibbous: it opts out with {keys.IGNORE}"
     assert out["autoscaler"]["stale"].startswith("no status object")
+
+
+def test_explain_gives_the_planners_reason_naming_the_unmet_requirement() -> None:
+    # A GPU type the catalog lacks (it has only T4), for a bin-select pod and for a small
+    # bin-pack one: explain's summary is the reason the planner (the autoscaler's event,
+    # `gibbous estimate`) gives, and it names the requirement and the catalog's gap.
+    selector = {"karpenter.k8s.aws/instance-gpu-name": "h100"}
+    for cpu, placement in (("3", Placement.BIN_SELECT), ("100m", Placement.BIN_PACK)):
+        pod = unschedulable(make_pod("p", namespace="ns", cpu=cpu, memory="1Gi"))
+        pod["spec"]["nodeSelector"] = selector
+        pending, _ = describe_pod(pod, cfg())
+        assert pending.placement is placement
+        plan = simulate([pending], offers(), cfg())
+        planned = plan.unschedulable[pending.key]
+        out = explain_pod(pod, view_of(), cfg(), now=NOW)
+        assert out["summary"] == planned
+        assert "no type meets karpenter.k8s.aws/instance-gpu-name In h100" in planned
+        assert "the catalog has no h100 types" in planned

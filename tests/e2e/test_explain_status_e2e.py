@@ -162,12 +162,15 @@ def test_a_pod_no_type_can_hold(
     assert set(ruled_out) == {"offerings on-demand", affinity}
     assert sum(ruled_out.values()) == out["instanceTypes"]["catalogOffers"]
     assert out["instanceTypes"]["decisiveRule"] == affinity
-    assert out["summary"] == (
-        f"no instance type meets it: {affinity} rules out the last {ruled_out[affinity]}"
-    )
+    # The summary is the planner's reason, naming the requirement no type meets; the
+    # autoscaler's event says the same.
+    unmet = f"no type meets {keys.INSTANCE_TYPE} In no-such-type"
+    assert out["summary"] == out["instanceTypes"]["reason"]
+    assert out["summary"].startswith(f"no instance type meets the bin-pack node spec: {unmet}")
     assert out["lastDecision"]["outcome"] == "unsatisfiable"
     reasons = [e["reason"] for e in out["events"]]
     assert keys.EVENT_NODE_ADD_REQUEST_WARNING in reasons
+    assert any(unmet in e["message"] for e in out["events"])
 
 
 def test_a_pod_waiting_on_a_back_off(

@@ -221,3 +221,20 @@ def test_many_medium_namespaces_stay_within_the_memo_budget() -> None:
     namespaces = [f"ns{index}-" + "n" * 24 * 1024 for index in range(400)]
     grown = _growth_of(client, namespaces, ("/validate",))
     assert grown < 6 * 2**20, grown
+
+
+def test_a_structure_the_api_server_refuses_is_denied_naming_the_field(
+    client: TestClient,
+) -> None:
+    pod = make_pod()
+    pod["spec"]["affinity"] = {
+        "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{"weight": 5}]}
+    }
+    mutated = answer(client, "/mutate", review(pod))
+    assert not any("internal error" in w for w in mutated.get("warnings", []))
+    denied = answer(client, "/validate", review(pod))
+    assert denied["allowed"] is False
+    assert (
+        "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution: "
+        "expected an object (NodeSelector), got a list"
+    ) in denied["status"]["message"]

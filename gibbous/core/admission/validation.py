@@ -22,6 +22,7 @@ from gibbous.core.podmodel.pods import (
     quantity_problems,
     spec,
 )
+from gibbous.core.podmodel.podschema import pod_spec_problems
 from gibbous.core.settings.config import Config
 
 # Labels a node of each price category carries (ours and other provisioners').
@@ -73,7 +74,7 @@ def validate_pod(pod: Pod, *, namespace: str, config: Config) -> list[str]:
     managed, _ = is_managed(pod, namespace, config)
     if not managed:
         return []
-    problems: list[str] = []
+    problems: list[str] = pod_spec_problems(spec(pod))
     constraints = None
     try:
         constraints = parse_constraints(annotations_of(pod))

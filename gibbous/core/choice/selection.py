@@ -451,8 +451,90 @@ def _headline(requirement: PodRequirement) -> str:
     return f"no {what} with {requirement.describe_needs()}{tail}"
 
 
+def _written(requirement: Requirement) -> str:
+    return f"{requirement.key} {requirement.operator} {','.join(requirement.values)}".strip()
+
+
+def _catalog_note(requirement: Requirement, offers: Sequence[Offer], config: Config) -> str:
+    """What the catalog has instead, when a requirement on a key it decides finds nothing:
+    the zones of the region, or the values its types carry for a machine label."""
+    if requirement.key in (keys.ZONE, keys.ZONE_BETA):
+        zones = sorted({z for o in offers for z in candidate_zones(o.instance, config) or ()})
+        where = f"{config.cloud} {config.effective_region}"
+        if not zones:
+            return f"; the catalog lists no zones for {where}"
+        return f"; not a zone of {where} (its zones: {', '.join(zones)})"
+    if not is_node_property(requirement.key):
+        return ""
+    carried = sorted(
+        {
+            labels[requirement.key]
+            for o in offers
+            if requirement.key in (labels := matching_labels(o, config))
+        }
+    )
+    if requirement.operator != "In":
+        return ""
+    wanted = "/".join(requirement.values)
+    if not carried:
+        return f"; the catalog has no {wanted} types (no type in it carries {requirement.key})"
+    shown = ", ".join(carried[:8]) + (", ..." if len(carried) > 8 else "")
+    return f"; the catalog has no {wanted} types (it has {shown})"
+
+
+def affinity_unmet(affinity: NodeAffinity, offers: Sequence[Offer], config: Config) -> str:
+    """The first requirement of the pod's node selector and required affinity that no offer
+    meets, named with what the catalog has instead, or "" when each requirement alone is
+    met by some offer (then only their combination fails). With several terms (ORed),
+    each term's first unmet requirement is named."""
+    arch_default = _architecture_default(affinity, config)
+    if arch_default is not None and not any(o.instance.arch in arch_default for o in offers):
+        return (
+            f"no type of architecture {'/'.join(sorted(arch_default))} (the architectures "
+            "option; the pod names none)"
+        )
+    found = []
+    for term in affinity.terms:
+        for requirement in term:
+            alone = NodeAffinity(((requirement,),))
+            if not any(
+                candidate_zones(o.instance, config) != ()
+                and _affinity_admits(
+                    alone,
+                    matching_labels(o, config),
+                    candidate_zones(o.instance, config),
+                    config.place_node_selector,
+                )
+                for o in offers
+            ):
+                found.append(
+                    f"no type meets {_written(requirement)}"
+                    + _catalog_note(requirement, offers, config)
+                )
+                break
+        else:
+            return ""  # this term's requirements are each met: their combination is not
+    return "; or ".join(found)
+
+
+def room_unmet(requests: Resources, offers: Sequence[Offer]) -> str:
+    """Requested extended resources (hugepages, devices) that no offer has any of, named,
+    or "": no type is short of them by a little, the catalog lacks them."""
+    missing = [
+        name
+        for name, amount in requests.extended
+        if amount > 0 and not any(dict(o.allocatable.extended).get(name, 0) for o in offers)
+    ]
+    if not missing:
+        return ""
+    return f"no type in the catalog has {', '.join(missing)} allocatable"
+
+
 def _reason(requirement: PodRequirement, stage: str, before: list[Offer], config: Config) -> str:
     if stage.startswith("room for"):
+        unmet = room_unmet(requirement.requests, before)
+        if unmet:
+            return _headline(requirement) + f": {unmet}"
         biggest = max(before, key=lambda o: (o.allocatable.cpu_millis, o.allocatable.memory_bytes))
         short = requirement.requests.shortfalls(biggest.allocatable)
         return (
@@ -463,9 +545,16 @@ def _reason(requirement: PodRequirement, stage: str, before: list[Offer], config
         )
     note = ""
     if stage.startswith("the pod's"):
+        unmet = affinity_unmet(requirement.affinity, before, config)
+        if unmet:
+            return (
+                _headline(requirement)
+                + f": {unmet}"
+                + foreign_label_note(requirement.affinity, config)
+            )
         asked = sorted(
             {
-                f"{r.key} {r.operator} {','.join(r.values)}".strip()
+                _written(r)
                 for term in requirement.affinity.terms
                 for r in term
                 if is_machine_key(r.key)
@@ -493,44 +582,52 @@ def cheapest_offer_for_shape(
     pattern = config.bin_pack_node_type_pattern
     arch_default = _architecture_default(affinity, config)
     slices = config.nvidia_gpu_time_slices
-    kept = []
-    for offer in offers:
+
+    def shaped(offer: Offer) -> bool:
         instance = offer.instance
-        if offer.category not in categories:
+        return (
+            round(instance.vcpu * 1000) >= cpu_millis
+            and instance.memory_bytes >= memory_bytes
+            and instance.gpu_count * slices >= gpus
+            and offer.allocatable.pods >= config.bin_pack_node_min_pods
+            and not (gpus == 0 and instance.gpu_count)
+        )
+
+    def placed(offer: Offer) -> bool:
+        zones = candidate_zones(offer.instance, config)
+        return (
+            (arch_default is None or offer.instance.arch in arch_default)
+            and zones != ()
+            and _affinity_admits(
+                affinity, matching_labels(offer, config), zones, config.place_node_selector
+            )
+        )
+
+    spec = f">= {format_cpu(cpu_millis)} vCPU, {format_gib(memory_bytes)}, {gpus} GPU(s)" + (
+        f", >= {config.bin_pack_node_min_pods} pods" if config.bin_pack_node_min_pods else ""
+    )
+    stages: list[Stage] = [
+        (f"pricing {','.join(sorted(categories))}", lambda o: o.category in categories),
+        (f"the binPackingNode shape ({spec})", shaped),
+    ]
+    if pattern is not None:
+        stages.append(
+            (f"type matching {pattern.source!r}", lambda o: bool(pattern.search(o.instance.name)))
+        )
+    stages.append(("the pods' node selector and affinity", placed))
+    stages.append(
+        ("not backed off", lambda o: (o.instance.name, str(o.category)) not in backed_off)
+    )
+    kept = list(offers)
+    for label, admits in stages:
+        before, kept = kept, [o for o in kept if admits(o)]
+        if kept:
             continue
-        if round(instance.vcpu * 1000) < cpu_millis or instance.memory_bytes < memory_bytes:
-            continue
-        if instance.gpu_count * slices < gpus:
-            continue
-        if offer.allocatable.pods < config.bin_pack_node_min_pods:
-            continue
-        if gpus == 0 and instance.gpu_count:
-            continue
-        if pattern is not None and not pattern.search(instance.name):
-            continue
-        if arch_default is not None and instance.arch not in arch_default:
-            continue
-        zones = candidate_zones(instance, config)
-        if zones == () or not _affinity_admits(
-            affinity, matching_labels(offer, config), zones, config.place_node_selector
-        ):
-            continue
-        if (instance.name, str(offer.category)) in backed_off:
-            continue
-        kept.append(offer)
-    if not kept:
+        why = affinity_unmet(affinity, before, config) if admits is placed else ""
         return CandidateResult(
             (),
-            f"no instance type meets the bin-pack node spec (>= {format_cpu(cpu_millis)} vCPU, "
-            f"{format_gib(memory_bytes)}, {gpus} GPU(s), "
-            + (
-                f">= {config.bin_pack_node_min_pods} pods, "
-                if config.bin_pack_node_min_pods
-                else ""
-            )
-            + f"pricing {','.join(sorted(categories))}"
-            + (f", type matching {pattern.source!r}" if pattern else "")
-            + ")"
+            "no instance type meets the bin-pack node spec: "
+            + (why or f"none of the {len(before)} offers left passes {label}")
             + foreign_label_note(affinity, config),
         )
     return CandidateResult(tuple(kept))

@@ -17,7 +17,12 @@ from typing import Any
 
 from gibbous.core import keys
 from gibbous.core.choice.classify import Placement
-from gibbous.core.choice.selection import Offer, requirement_stages
+from gibbous.core.choice.selection import (
+    Offer,
+    candidate_offers,
+    cheapest_offer_for_shape,
+    requirement_stages,
+)
 from gibbous.core.errors import GibbousError
 from gibbous.core.grammar.timestamps import epoch_seconds
 from gibbous.core.lifecycle.intake import decide_intake
@@ -241,6 +246,25 @@ def _existing_nodes(
 # --- instance types -------------------------------------------------------------------------------
 
 
+def _unmet_reason(pending: PendingPod, offers: list[Offer], config: Config) -> str:
+    """The reason the planner gives (the autoscaler's event, `gibbous estimate`): a bin-pack
+    pod's from the binPackingNode shape its node is bought by, a bin-select pod's from its
+    own needs; both name the first requirement no type meets with the same rules."""
+    if pending.placement is Placement.BIN_PACK:
+        shape = cheapest_offer_for_shape(
+            offers,
+            cpu_millis=config.bin_pack_node_cpu_millis,
+            memory_bytes=config.bin_pack_node_memory_bytes,
+            gpus=config.bin_pack_node_gpus,
+            config=config,
+            categories=config.bin_pack_node_pricing,
+            affinity=pending.requirement.affinity,
+        )
+        if not shape:
+            return shape.reason
+    return candidate_offers(pending.requirement, offers, config).reason
+
+
 def _instance_types(
     pending: PendingPod, cluster: ClusterView, config: Config, now: float, top: int
 ) -> dict[str, Any]:
@@ -291,6 +315,9 @@ def _instance_types(
         "moreFitting": max(0, len(candidates) - top),
         "ruledOut": dict(sorted(ruled_out.items(), key=lambda item: -item[1])),
         "decisiveRule": stages[furthest][0] if furthest >= 0 and not fitting else None,
+        # The reason the autoscaler's event and `gibbous estimate` give, from the same rule.
+        # The planner's reason (the autoscaler's event, `gibbous estimate`), by the same rules.
+        "reason": _unmet_reason(pending, list(cluster.offers), config) if not fitting else None,
     }
     if pending.placement is Placement.BIN_PACK:
         out["note"] = (
@@ -361,6 +388,8 @@ def _summary(
         return f"{existing['fit']} existing node(s) can take it: waiting for the scheduler"
     types = out["instanceTypes"]
     if types["fitting"] == 0:
+        if types.get("reason"):
+            return str(types["reason"])
         rule = types["decisiveRule"] or "no offer in the catalog"
         return (
             f"no instance type meets it: {rule} rules out the last {types['ruledOut'].get(rule, 0)}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from gibbous.core.choice.classify import Classification, classify, offerings_for
 from gibbous.core.choice.selection import PodRequirement
+from gibbous.core.errors import ManifestError
 from gibbous.core.planning.packingmodel import PendingPod
 from gibbous.core.podmodel.affinity import pod_node_affinity
 from gibbous.core.podmodel.constraints import parse_constraints
@@ -17,6 +18,7 @@ from gibbous.core.podmodel.pods import (
     tolerations,
     uid_of,
 )
+from gibbous.core.podmodel.podschema import pod_spec_problems
 from gibbous.core.podmodel.podtopology import pod_topology
 from gibbous.core.podmodel.resources import Resources
 from gibbous.core.settings.config import Config
@@ -57,7 +59,11 @@ def unsupported_need(pod: Pod, requests: Resources) -> str:
 
 def describe_pod(pod: Pod, config: Config) -> tuple[PendingPod, Classification]:
     """Raise GibbousError (InvalidQuantityError, InvalidAnnotationsError, ManifestError)
-    on bad input."""
+    on bad input, including a field the API server would refuse (a list where it wants an
+    object): reading such a field as absent would plan for a pod that cannot exist."""
+    structure = pod_spec_problems(spec(pod))
+    if structure:
+        raise ManifestError("; ".join(structure) + " (the API server refuses this structure)")
     requests = pod_requests(pod)
     pod_annotations = annotations_of(pod)
     constraints = parse_constraints(pod_annotations)

@@ -25,14 +25,52 @@ from gibbous.core.errors import GibbousError, ManifestError
 from gibbous.core.planning.demand import describe_pod
 from gibbous.core.planning.packing import simulate
 from gibbous.core.planning.packingmodel import PendingPod
+from gibbous.core.podmodel.batchcrds import (
+    CRD_EXPANDERS,
+    TRAINER_GROUP,
+    TRAINER_RUNTIME_KINDS,
+    runtime_key,
+    train_job,
+)
 from gibbous.core.podmodel.kuberay import RAY_KINDS, ray_workloads
 from gibbous.core.podmodel.pods import as_map, metadata
-from gibbous.core.podmodel.workloads import Workload, pod_template, whole_number
+from gibbous.core.podmodel.workloads import (
+    GENERATED,
+    Workload,
+    job_pods,
+    pod_template,
+    whole_number,
+)
 from gibbous.core.settings.config import Config
 
 SCHEMA_VERSION = 1
 HOURS_PER_WEEK = 168
 POD_CONTROLLERS = ("Deployment", "ReplicaSet", "StatefulSet", "ReplicationController")
+
+
+# API group -> the kinds of it counted here (core kinds keep their legacy groups)
+CORE_KINDS: dict[str, tuple[str, ...]] = {
+    "": ("Pod", "ReplicationController", "List"),
+    "apps": ("Deployment", "ReplicaSet", "StatefulSet", "DaemonSet"),
+    "extensions": ("Deployment", "ReplicaSet", "DaemonSet"),
+    "batch": ("Job", "CronJob"),
+    "node.k8s.io": ("RuntimeClass",),
+    "ray.io": RAY_KINDS,
+}
+
+
+def api_group(doc: Mapping[str, Any]) -> str | None:
+    """The API group of `doc` ("" for the core group), None when apiVersion is absent."""
+    version = doc.get("apiVersion")
+    if not isinstance(version, str) or not version:
+        return None
+    return version.rpartition("/")[0]
+
+
+def _known_kind(group: str | None, kind: str) -> bool:
+    if group is None:  # no apiVersion: read by kind alone, as before groups were checked
+        return any(kind in kinds for kinds in CORE_KINDS.values())
+    return kind in CORE_KINDS.get(group, ())
 
 
 def expand_workloads(
@@ -42,56 +80,60 @@ def expand_workloads(
     workloads: list[Workload] = []
     notes: list[str] = []
     runtime_classes: dict[str, Mapping[str, Any]] = {}  # name -> overhead.podFixed
-    pending = [(doc, f"{source} document {i + 1}") for i, doc in enumerate(documents)]
+    training_runtimes: dict[tuple[str, str, str], Mapping[str, Any]] = {}
+    train_jobs: list[tuple[Mapping[str, Any], str, str, str, str]] = []
+    pending = [
+        (doc, f"{source} document {i + 1}", f"{source}:{i + 1}") for i, doc in enumerate(documents)
+    ]
     while pending:
-        doc, where = pending.pop(0)
+        doc, where, place = pending.pop(0)
         if doc is None:
             continue
         if not isinstance(doc, Mapping):
             raise ManifestError(f"{where}: not a Kubernetes object (got {type(doc).__name__})")
         kind = str(doc.get("kind") or "")
+        group = api_group(doc)
         meta = metadata(doc)
-        name = str(meta.get("name") or meta.get("generateName") or "")
+        name = str(meta.get("name") or "")
+        if not name and meta.get("generateName"):
+            name = f"{meta['generateName']}{GENERATED}"
         namespace = str(meta.get("namespace") or "default")
         label = f"{where} ({kind or 'no kind'} {name or 'unnamed'})"
         raw_spec = doc.get("spec")
         spec: Mapping[str, Any] = raw_spec if isinstance(raw_spec, Mapping) else {}
-        if kind == "List":
+        found: list[Workload] = []
+        if group == TRAINER_GROUP and kind in TRAINER_RUNTIME_KINDS:
+            training_runtimes[runtime_key(kind, namespace, name)] = doc
+        elif group == TRAINER_GROUP and kind == "TrainJob":
+            train_jobs.append((doc, name, namespace, label, place))  # its runtime may follow
+        elif (group or "", kind) in CRD_EXPANDERS:
+            found, crd_notes = CRD_EXPANDERS[(group or "", kind)](doc, name, namespace, label)
+            notes.extend(crd_notes)
+        elif not _known_kind(group, kind):
+            what = f"{doc.get('apiVersion')} {kind}" if group is not None else repr(kind)
+            notes.append(
+                f"{label}: skipped: kind {what} is not counted: Gibbous does not know how its "
+                "controller makes pods (see the estimate docs for the kinds it counts)"
+            )
+        elif kind == "List":
             pending = [
-                (item, f"{where} item {i + 1}") for i, item in enumerate(doc.get("items") or [])
+                (item, f"{where} item {i + 1}", f"{place}.{i + 1}")
+                for i, item in enumerate(doc.get("items") or [])
             ] + pending
         elif kind == "Pod":
-            workloads.append(Workload(name, namespace, kind, 1, {"metadata": meta, "spec": spec}))
+            found = [Workload(name, namespace, kind, 1, {"metadata": meta, "spec": spec})]
         elif kind in POD_CONTROLLERS:
             replicas = whole_number(spec.get("replicas"), 1, f"{label} spec.replicas")
-            workloads.append(
+            found = [
                 Workload(name, namespace, kind, replicas, pod_template(doc, "spec.template", label))
-            )
+            ]
         elif kind == "Job":
-            workloads.append(
-                Workload(
-                    name,
-                    namespace,
-                    kind,
-                    _job_pods(spec, label),
-                    pod_template(doc, "spec.template", label),
-                )
-            )
+            template = pod_template(doc, "spec.template", label)
+            found = [Workload(name, namespace, kind, job_pods(spec, label), template)]
         elif kind == "CronJob":
-            job = (
-                spec.get("jobTemplate", {}).get("spec", {})
-                if isinstance(spec.get("jobTemplate"), Mapping)
-                else {}
-            )
-            workloads.append(
-                Workload(
-                    name,
-                    namespace,
-                    kind,
-                    _job_pods(job, label),
-                    pod_template(doc, "spec.jobTemplate.spec.template", label),
-                )
-            )
+            job = as_map(as_map(spec.get("jobTemplate")).get("spec"))
+            template = pod_template(doc, "spec.jobTemplate.spec.template", label)
+            found = [Workload(name, namespace, kind, job_pods(job, label), template)]
         elif kind == "RuntimeClass":
             overhead = doc.get("overhead")
             fixed = overhead.get("podFixed") if isinstance(overhead, Mapping) else None
@@ -100,15 +142,30 @@ def expand_workloads(
             notes.append(
                 f"{label}: skipped: DaemonSet pods run on every node and are counted in nodeOverhead"
             )
-        elif kind in RAY_KINDS:
+        else:  # a KubeRay kind
             found, ray_notes = ray_workloads(doc, name, namespace, label)
-            workloads.extend(found)
             notes.extend(ray_notes)
-        else:
-            notes.append(
-                f"{label}: skipped: kind {kind!r} creates no pods Gibbous knows how to count"
-            )
+        workloads.extend(dataclasses.replace(w, source=place) for w in found)
+    for doc, name, namespace, label, place in train_jobs:
+        found, trainer_notes = train_job(doc, training_runtimes, name, namespace, label)
+        notes.extend(trainer_notes)
+        workloads.extend(dataclasses.replace(w, source=place) for w in found)
     return [_with_runtime_overhead(w, runtime_classes, notes) for w in workloads], notes
+
+
+def distinct_names(workloads: list[Workload]) -> list[Workload]:
+    """Workloads of the same kind, namespace and name (two files, or one file twice) each get
+    their place in the input (`file:document`) after the name, so their pods and lines stay apart."""
+    seen: dict[tuple[str, str, str], int] = {}
+    for w in workloads:
+        key = (w.kind, w.namespace, w.name)
+        seen[key] = seen.get(key, 0) + 1
+    return [
+        dataclasses.replace(w, name=f"{w.name}@{w.source}")
+        if seen[(w.kind, w.namespace, w.name)] > 1 and w.source
+        else w
+        for w in workloads
+    ]
 
 
 def _with_runtime_overhead(
@@ -132,17 +189,9 @@ def _with_runtime_overhead(
     return dataclasses.replace(workload, template=template)
 
 
-def _job_pods(job_spec: Mapping[str, Any], where: str) -> int:
-    parallelism = whole_number(job_spec.get("parallelism"), 1, f"{where} parallelism")
-    completions = job_spec.get("completions")
-    if completions is not None:
-        return min(parallelism, whole_number(completions, 1, f"{where} completions"))
-    return parallelism
-
-
 def workload_pods(workload: Workload) -> list[dict[str, Any]]:
     template_meta = metadata(workload.template)
-    base = workload.name.replace("/", "-")
+    base = workload.name.replace("/", "-").replace("@", "-").replace(":", "-")
     pods = []
     for index in range(workload.replicas):
         meta = {
@@ -175,7 +224,8 @@ class WorkloadEstimate:
     placement: str  # bin-pack | bin-select | mixed | none
     nodes: tuple[NodeLine, ...]
     cost_per_hour: float
-    unsatisfiable: tuple[tuple[str, str], ...]  # (pod, reason)
+    unsatisfiable: tuple[tuple[str, str], ...]  # (pod, reason), unsupported ones included
+    unsupported: frozenset[str] = frozenset()  # pods needing what Gibbous cannot buy yet
 
 
 @dataclass(frozen=True)
@@ -201,7 +251,23 @@ class EstimateReport:
 
     @property
     def unsatisfiable(self) -> list[tuple[str, str, str]]:
-        return [(w.name, pod, reason) for w in self.workloads for pod, reason in w.unsatisfiable]
+        """Pods no node can run, as (workload, pod, reason); unsupported ones excluded."""
+        return [
+            (w.name, pod, reason)
+            for w in self.workloads
+            for pod, reason in w.unsatisfiable
+            if pod not in w.unsupported
+        ]
+
+    @property
+    def unsupported(self) -> list[tuple[str, str, str]]:
+        """Pods needing what Gibbous recognises but cannot buy yet (TPUs, MIG, AMD, DRA)."""
+        return [
+            (w.name, pod, reason)
+            for w in self.workloads
+            for pod, reason in w.unsatisfiable
+            if pod in w.unsupported
+        ]
 
     def to_json(self) -> dict[str, Any]:
         """The documented, stable `--output json` schema (docs/estimate-json.md)."""
@@ -228,7 +294,10 @@ class EstimateReport:
                         }
                         for n in w.nodes
                     ],
-                    "unsatisfiable": [{"pod": p, "reason": r} for p, r in w.unsatisfiable],
+                    "unsatisfiable": [
+                        {"pod": p, "reason": r, "unsupported": p in w.unsupported}
+                        for p, r in w.unsatisfiable
+                    ],
                 }
                 for w in self.workloads
             ],
@@ -248,7 +317,12 @@ class EstimateReport:
             "totalCostPerHour": round(self.total_cost_per_hour, 4),
             "totalCostPerWeek": round(self.total_cost_per_hour * HOURS_PER_WEEK, 2),
             "unsatisfiable": [
-                {"workload": w, "pod": p, "reason": r} for w, p, r in self.unsatisfiable
+                {"workload": w, "pod": p, "reason": r, "unsupported": False}
+                for w, p, r in self.unsatisfiable
+            ]
+            + [
+                {"workload": w, "pod": p, "reason": r, "unsupported": True}
+                for w, p, r in self.unsupported
             ],
             "notes": list(self.notes),
         }
@@ -264,6 +338,7 @@ def estimate(
 ) -> EstimateReport:
     """Plan all workloads' pods on an empty cluster. Bad pods raise GibbousError naming the workload."""
     all_notes = list(notes)
+    workloads = distinct_names(workloads)
     pending: list[PendingPod] = []
     owner: dict[str, int] = {}
     classes: dict[str, str] = {}
@@ -287,6 +362,7 @@ def estimate(
             )
     plan = simulate(pending, build_offers(catalog, config), config)
     requests = {p.key: p.requirement.requests for p in pending}
+    unsupported = {p.key for p in pending if p.unsupported}
 
     shares: dict[int, float] = {}
     lines: dict[int, dict[tuple[str, str, float, bool], int]] = {}
@@ -339,6 +415,7 @@ def estimate(
                 unsatisfiable=tuple(
                     (k, plan.unschedulable[k]) for k in keys_of if k in plan.unschedulable
                 ),
+                unsupported=frozenset(k for k in keys_of if k in unsupported),
             )
         )
     return EstimateReport(

@@ -17,6 +17,12 @@ class Workload:
     kind: str
     replicas: int
     template: Mapping[str, Any]  # pod template: {"metadata": ..., "spec": ...}
+    source: str = ""  # where in the input: `file:document` (`file:document.item` in a List)
+
+
+# After a generateName prefix: the API server appends random characters, so the object
+# reads as `prefix<generated>` rather than as one named `prefix`.
+GENERATED = "<generated>"
 
 
 def whole_number(value: object, default: int, where: str) -> int:
@@ -35,3 +41,12 @@ def pod_template(obj: Mapping[str, Any], path: str, where: str) -> Mapping[str, 
     if not isinstance(node, Mapping) or not isinstance(node.get("spec"), Mapping):
         raise ManifestError(f"{where}: missing pod template at {path}")
     return node
+
+
+def job_pods(job_spec: Mapping[str, Any], where: str) -> int:
+    """Pods a batch/v1 Job runs at once: min(parallelism, completions), parallelism 1 by default."""
+    parallelism = whole_number(job_spec.get("parallelism"), 1, f"{where} parallelism")
+    completions = job_spec.get("completions")
+    if completions is not None:
+        return min(parallelism, whole_number(completions, 1, f"{where} completions"))
+    return parallelism
