@@ -402,4 +402,5 @@ def discover(
         late_label_keys=PER_NODE_LABELS,
         max_pools=MAX_POOLS,
         empty_pool_s=empty_pool_s,
+        operation_polls_per_s=float("inf"),  # the SDK's pollers read, not `finished`
     )

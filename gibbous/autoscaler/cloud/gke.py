@@ -126,6 +126,12 @@ def classify_api_error(
     category = request.category if request else ""
     if isinstance(error, google_errors.TooManyRequests) or code == 429:
         return ThrottledError(2.0, f"GKE: {message}")
+    if code == 403 and (
+        "ratelimitexceeded" in repr(getattr(error, "errors", "")).lower() or "per minute" in lowered
+    ):
+        # Compute Engine's rate quotas answer 403 rateLimitExceeded and refill at the next
+        # minute ("Compute Engine rate quotas": "wait a minute"): not the account's quota.
+        return ThrottledError(60.0, f"GKE: {message}")
     if (isinstance(error, google_errors.FailedPrecondition) and "operation" in lowered) or (
         "currently" in lowered and "node pool" in lowered
     ):

@@ -29,6 +29,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import math
 import re
 import ssl
 import threading
@@ -45,7 +46,7 @@ from azure.mgmt.containerservice import models
 
 from gibbous.catalogs import load_catalog
 from gibbous.devcluster.azure.state import AgentPool, Fault, Machine, Operation
-from gibbous.devcluster.emulation import serve_json, take_fault
+from gibbous.devcluster.emulation import RequestBucket, serve_json, take_fault
 
 log = logging.getLogger("gibbous.aksemulator")
 
@@ -92,6 +93,9 @@ def default_max_pods(network_plugin: str, network_plugin_mode: str) -> int:
     return 110
 
 
+ACTOR = "9f3c1f4e-0000-4000-8000-00000000a11c"  # the caller's object id in ARM's messages
+
+
 class ArmError(Exception):
     def __init__(self, status: int, code: str, message: str, *, retry_after: int = 0) -> None:
         super().__init__(message)
@@ -120,9 +124,14 @@ class AksEmulator:
     # or "overlay" mode); it sets the max pods of pools created without their own.
     network_plugin: str = "kubenet"
     network_plugin_mode: str = ""
+    # ARM's subscription read bucket ("Understand how Azure Resource Manager throttles
+    # requests", regional token bucket: 250 reads, 25 a second refilled); 0: unlimited.
+    read_bucket: float = 250.0
+    reads_per_s: float = 25.0
 
     def __post_init__(self) -> None:
         self.lock = threading.RLock()
+        self.reads = RequestBucket(self.read_bucket, self.reads_per_s, self.clock)
         self.ids = itertools.count(1)
         self.sizes = {t.name for t in load_catalog(None, "azure", self.location)}
         self.base = ""  # https://127.0.0.1:PORT once serving
@@ -532,6 +541,17 @@ class AksEmulator:
             with self.lock:
                 self.faults = [Fault(**f) for f in json.loads(raw or b"[]")]
             return 200, {"faults": len(self.faults)}, {}
+        if path.startswith("/subscriptions/") and method == "GET":
+            wait = self.reads.take()
+            if wait:
+                seconds = math.ceil(wait)
+                raise ArmError(
+                    429,
+                    "SubscriptionRequestsThrottled",
+                    f"Number of 'read' requests for subscription '{self.subscription}' actor "
+                    f"'{ACTOR}' exceeded. Please try again after '{seconds}' seconds.",
+                    retry_after=seconds,
+                )
         if path.startswith("/subscriptions/") and (query.get("api-version") or [""])[0] == "":
             raise ArmError(
                 400,

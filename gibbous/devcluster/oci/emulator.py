@@ -46,7 +46,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from gibbous.catalogs import load_catalog
-from gibbous.devcluster.emulation import serve_json, take_fault
+from gibbous.devcluster.emulation import RequestBucket, serve_json, take_fault
 from gibbous.devcluster.oci.state import (
     ADS,
     CLUSTER,
@@ -95,9 +95,14 @@ class OkeEmulator:
     # The cluster's pod networking: FLANNEL_OVERLAY, or OCI_VCN_IP_NATIVE (whose pools
     # must name their pod subnets).
     cni_type: str = "FLANNEL_OVERLAY"
+    # OCI throttles with 429 TooManyRequests but publishes no rate: a bucket of
+    # `read_bucket` GETs refilled at `reads_per_s` (a guess, docs/clouds/oke.md); 0: none.
+    read_bucket: float = 20.0
+    reads_per_s: float = 10.0
 
     def __post_init__(self) -> None:
         self.lock = threading.RLock()
+        self.reads = RequestBucket(self.read_bucket, self.reads_per_s, self.clock)
         self.ids = itertools.count(1)
         self.shapes = {_base_shape(t.name) for t in load_catalog(None, "oci", REGION)}
 
@@ -578,6 +583,9 @@ class OkeEmulator:
                 ],
                 {},
             )
+        if method == "GET" and self.reads.take():
+            # "API Errors": 429 TooManyRequests, "User-rate limit exceeded."; no Retry-After.
+            raise OciError(429, "TooManyRequests", "User-rate limit exceeded.")
         parts = path.strip("/").split("/")
         if parts[:1] != ["20180222"]:
             raise OciError(404, "NotAuthorizedOrNotFound", f"{method} {path}: not found.")
