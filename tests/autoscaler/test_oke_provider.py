@@ -396,7 +396,8 @@ def test_pools_follow_the_clusters_pod_network(
     emulator, clock, _, _ = world
     emulator.cni_type = cni
     oke = provider(world, **config)
-    assert {t.max_pods for t in oke.instance_types()} == {pods}
+    types = {t.name: t for t in oke.instance_types()}
+    assert types["VM.Standard.E4.Flex-4-32"].max_pods == pods  # 4 VNICs: up to 93
     made = oke.create(request("net-0"))
     (pool,) = emulator.pools.values()
     details = pool.body["nodeConfigDetails"].get("nodePoolPodNetworkOptionDetails") or {}
@@ -405,6 +406,35 @@ def test_pools_follow_the_clusters_pod_network(
     clock.now += 31
     oke.advance()
     assert oke.get(made.id).state is not InstanceState.TERMINATED
+
+
+def test_vcn_native_max_pods_follow_the_shapes_vnics(world: World) -> None:
+    """OKE, "Pod Networking": each VNIC but the node's first gives pods 31 IPs, and
+    maxPodsPerNode "will be limited by the number of VNICs attachable to the node pool
+    shape" (the SDK's model). OCI's "Compute Shapes": a Flex VM with 1 OCPU has 2 VNICs,
+    with more 1 per OCPU. Asked for 110 pods, by hand:
+    VM.Standard.E4.Flex with 1 OCPU: 2 VNICs -> (2 - 1) x 31 = 31 pods;
+    VM.Standard.E4.Flex with 4 OCPUs: 4 VNICs -> (4 - 1) x 31 = 93 pods;
+    VM.GPU3.1: 6 VNICs -> 155 IPs, so the 110 asked for."""
+    emulator, _, _, _ = world
+    emulator.cni_type = "OCI_VCN_IP_NATIVE"
+    oke = provider(world, pod_subnet_ids=(POD_SUBNET,), max_pods_per_node=110)
+    types = {t.name: t for t in oke.instance_types()}
+    expected = {"VM.Standard.E4.Flex-1-8": 31, "VM.Standard.E4.Flex-4-32": 93, "VM.GPU3.1": 110}
+    assert {name: types[name].max_pods for name in expected} == expected
+    for name in expected:
+        oke.create(request(f"vnic-{name}", instance_type=name))
+    registered = {
+        (p.body["nodeShape"], (p.body.get("nodeShapeConfig") or {}).get("ocpus")): pod_capacity(
+            p.body
+        )
+        for p in emulator.pools.values()
+    }
+    assert registered == {
+        ("VM.Standard.E4.Flex", 1.0): 31,
+        ("VM.Standard.E4.Flex", 4.0): 93,
+        ("VM.GPU3.1", None): 110,
+    }
 
 
 def test_thirty_pools_survive_read_throttling_while_their_launches_fly(

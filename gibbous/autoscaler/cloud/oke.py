@@ -44,7 +44,7 @@ from gibbous.autoscaler.cloud.base import (
 from gibbous.autoscaler.cloud.sizedpools import Member, PoolView, Shape, SizedPoolProvider
 from gibbous.core import keys
 from gibbous.core.choice.catalog import InstanceType
-from gibbous.core.choice.podcapacity import oke_max_pods
+from gibbous.core.choice.podcapacity import oci_vnics, oke_max_pods
 from gibbous.core.settings.options.oci import OciConfig
 
 log = logging.getLogger("gibbous.autoscaler.oke")
@@ -500,8 +500,12 @@ def discover(
     ]
     cni_types = tuple(str(o.cni_type) for o in cluster.cluster_pod_network_options or [])
     # Planning counts the pod slots the kubelet will register: the pod network's.
-    max_pods = oke_max_pods(cni_types, config.max_pods_per_node)
-    catalog = [dataclasses.replace(t, max_pods=max_pods) for t in catalog]
+    catalog = [
+        dataclasses.replace(
+            t, max_pods=oke_max_pods(cni_types, config.max_pods_per_node, oci_vnics(t.name))
+        )
+        for t in catalog
+    ]
     types = {t.name: t for t in catalog}
     return SizedPoolProvider(
         cloud=OkePools(
