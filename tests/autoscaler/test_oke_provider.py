@@ -9,7 +9,7 @@ import json
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import oci
@@ -25,15 +25,18 @@ from gibbous.autoscaler.cloud.base import (
     QuotaExceededError,
     ThrottledError,
 )
+from gibbous.autoscaler.cloud.fake import FakeCloudProvider
 from gibbous.autoscaler.cloud.oke import classify_api_error, discover, pick_image, sdk_clients
 from gibbous.autoscaler.cloud.sizedpools import SizedPoolProvider
+from gibbous.autoscaler.loop import Autoscaler
 from gibbous.core import keys
 from gibbous.core.settings.options.oci import OciConfig
 from gibbous.devcluster.oci.agent import bootstrap_kubelet_args, kubelet_labels, kubelet_taints
 from gibbous.devcluster.oci.emulator import OkeEmulator, emulator_identity
 from gibbous.devcluster.oci.state import ADS, COMPARTMENT, POD_SUBNET, SUBNET, Fault, pod_capacity
+from tests.autoscaler.fakes import FakeCluster, Tokens
 from tests.autoscaler.sdkworld import OPENED, Clock
-from tests.factories import catalog
+from tests.factories import catalog, config, make_pod
 
 World = tuple[OkeEmulator, Clock, str, dict[str, Any]]
 
@@ -507,3 +510,64 @@ def test_thirty_pools_survive_read_throttling_while_their_launches_fly(
     for index in range(len(gets_at)):
         window = [n for when, n in gets_at[index:] if when < gets_at[index][0] + 10]
         assert sum(window) <= 120, (gets_at[index][0] - start, window)
+
+
+@dataclass
+class OkeKubelets(FakeCluster):
+    """The cluster as OKE's kubelets make it: each ACTIVE node of the emulator registers
+    under its private IP with its instance OCID as providerID (what the node agent does),
+    Ready; the rest of the cluster as the fake keeps it."""
+
+    emulator: OkeEmulator | None = None
+
+    def nodes(self) -> list[dict[str, Any]]:
+        assert self.emulator is not None
+        out = []
+        for pool, node in self.emulator.active_nodes():
+            labels = {kv["key"]: kv["value"] for kv in pool.body.get("initialNodeLabels") or []}
+            out.append(
+                {
+                    "metadata": {
+                        "name": node.private_ip,
+                        "labels": {**labels, keys.HOSTNAME: node.private_ip},
+                        "resourceVersion": node.id,
+                        "creationTimestamp": "2027-01-15T08:00:00Z",
+                    },
+                    "spec": {"providerID": node.id, "taints": []},
+                    "status": {
+                        "allocatable": {"cpu": "7", "memory": "30Gi", "pods": "110"},
+                        "capacity": {"cpu": "8", "memory": "32Gi", "pods": "110"},
+                        "conditions": [{"type": "Ready", "status": "True"}],
+                    },
+                }
+            )
+        return out
+
+
+def test_an_oke_node_launched_by_the_loop_is_still_running_and_matched_an_hour_later(
+    world: World,
+) -> None:
+    """The issue's proof, on the emulator's clock: the loop launches an OKE node for a
+    pod, the node registers under its private IP (OKE's `Node.name` is `oke-c...`), and an
+    hour later, with the default registrationTimeout and orphanGracePeriod long past, it
+    is still ACTIVE, matched to its instance and never taken for an orphan."""
+    emulator, clock, _, _ = world
+    oke = provider(world)
+    cfg = config(cloudProvider="oci")
+    cluster = OkeKubelets(FakeCloudProvider(oke.instance_types(), clock), cfg, emulator=emulator)
+    autoscaler = Autoscaler(cfg, oke, cluster, clock=clock, new_token=Tokens(), jitter=lambda: 0.5)
+    cluster.add(make_pod("kept", cpu="1", memory="1Gi"))
+    start = clock.now
+    node = None
+    while clock.now - start < 3600:
+        autoscaler.step()
+        if node is None and emulator.active_nodes():
+            ((_, node),) = emulator.active_nodes()
+            cluster.bind("default/kept", node.private_ip)
+        clock.now += 30 if node is not None else 2  # idle, the loop lists every 30 s
+    assert node is not None and node.name.startswith("oke-c")
+    assert node.state == "ACTIVE" and node.gone_at is None
+    assert not any(method == "DELETE" for method, _ in emulator.requests)
+    assert autoscaler.orphans_seen == {} and not autoscaler.launches
+    (instance,) = autoscaler.instances
+    assert (instance.id, instance.node_name) == (node.id, node.private_ip)
