@@ -411,6 +411,22 @@ def test_pools_follow_the_clusters_pod_network(
     assert oke.get(made.id).state is not InstanceState.TERMINATED
 
 
+def test_work_requests_take_their_time_times_the_time_scale(world: World) -> None:
+    """Emulator durations are the cloud's, multiplied by `time_scale` (docs/clouds/oke.md:
+    a work request about 3 minutes; the dev cluster runs at 1/100)."""
+    emulator, clock, _, _ = world
+    emulator.operation_s, emulator.time_scale = 180.0, 0.01
+    oke = provider(world)
+    oke.create(request("scaled-0"))
+    (work,) = emulator.work_requests.values()
+    clock.now += 1.7
+    emulator.advance()
+    assert work.status == "IN_PROGRESS"
+    clock.now += 0.2  # 1.9 s > 180 s x 0.01
+    emulator.advance()
+    assert work.status == "SUCCEEDED"
+
+
 def test_vcn_native_max_pods_follow_the_shapes_vnics(world: World) -> None:
     """OKE, "Pod Networking": each VNIC but the node's first gives pods 31 IPs, and
     maxPodsPerNode "will be limited by the number of VNICs attachable to the node pool

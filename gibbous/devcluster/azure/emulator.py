@@ -113,8 +113,11 @@ class AksEmulator:
     location: str = "eastus"
     version: str = "1.37.2"
     zones: tuple[str, ...] = ("1", "2", "3")
-    operation_s: float = 2.0
-    delete_s: float = 1.0
+    # Realistic durations (docs/clouds/aks.md), all multiplied by `time_scale`: tests and
+    # the dev cluster run the cloud faster by that documented factor.
+    operation_s: float = 180.0
+    delete_s: float = 60.0
+    time_scale: float = 1.0
     clock: Callable[[], float] = time.time
     faults: list[Fault] = field(default_factory=list)
     pools: dict[str, AgentPool] = field(default_factory=dict)
@@ -314,11 +317,11 @@ class AksEmulator:
                     target.machines[name_] = Machine(name_, index, machine_zone, now)
                 if wanted < 0:  # scaled in: the newest go
                     for machine in sorted(existing, key=lambda m: -m.index)[:-wanted]:
-                        machine.deleting_at = now + self.delete_s
+                        machine.deleting_at = now + self.delete_s * self.time_scale
                 target.state = "Succeeded"
                 return None
 
-            operation = self._operation(name, finish, self.operation_s)
+            operation = self._operation(name, finish, self.operation_s * self.time_scale)
             pool.operation = operation.id
             log.info("%s agent pool %s to %d", "creating" if created else "scaling", name, count)
             return (
@@ -415,12 +418,12 @@ class AksEmulator:
             pool = self._idle_pool(name)
             pool.state = "Deleting"
             for machine in pool.machines.values():
-                machine.deleting_at = self.clock() + self.operation_s
+                machine.deleting_at = self.clock() + self.operation_s * self.time_scale
 
             def finish() -> None:
                 self.pools.pop(name, None)
 
-            operation = self._operation(name, finish, self.operation_s)
+            operation = self._operation(name, finish, self.operation_s * self.time_scale)
             pool.operation = operation.id
             return 202, {}, self._operation_headers(operation)
 
@@ -440,7 +443,7 @@ class AksEmulator:
                 )
             now = self.clock()
             for machine_name in names:
-                pool.machines[machine_name].deleting_at = now + self.delete_s
+                pool.machines[machine_name].deleting_at = now + self.delete_s * self.time_scale
             pool.properties["count"] = max(0, int(pool.properties.get("count", 0)) - len(names))
             pool.state = "Scaling"
             target = pool
@@ -448,7 +451,7 @@ class AksEmulator:
             def finish() -> None:
                 target.state = "Succeeded"
 
-            operation = self._operation(name, finish, self.delete_s)
+            operation = self._operation(name, finish, self.delete_s * self.time_scale)
             pool.operation = operation.id
             return 202, {}, self._operation_headers(operation)
 

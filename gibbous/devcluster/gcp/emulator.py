@@ -83,7 +83,10 @@ class GkeEmulator:
     cluster: str = "dev-cluster"
     version: str = "1.37.2-gke.100"
     zones: tuple[str, ...] = ("us-central1-a", "us-central1-b", "us-central1-c")
-    operation_s: float = 2.0
+    # Realistic durations (docs/clouds/gke.md), all multiplied by `time_scale`: tests and
+    # the dev cluster run the cloud faster by that documented factor.
+    operation_s: float = 40.0
+    time_scale: float = 1.0
     operation_limit: int = 3
     # The cluster's defaultMaxPodsConstraint (GKE's default 110; a cluster made with
     # --default-max-pods-per-node says otherwise): a pool without its own takes it.
@@ -93,8 +96,8 @@ class GkeEmulator:
     # 1500 a minute, refilled at the start of the next minute). GKE's own API (node pools,
     # operations) is counted apart with the same number (a guess, docs/clouds/gke.md).
     reads_per_minute: float = 1500.0
-    create_s: float = 1.0
-    delete_s: float = 1.0
+    create_s: float = 45.0
+    delete_s: float = 30.0
     clock: Callable[[], float] = time.time
     faults: list[Fault] = field(default_factory=list)
     pools: dict[str, Pool] = field(default_factory=dict)
@@ -276,7 +279,9 @@ class GkeEmulator:
             for zone, mig in migs.items():
                 for _ in range(pool.initial_node_count):
                     name = f"{base}-{next(self.ids):04x}"[-63:]
-                    instance = ManagedInstance(name, zone, next(self.ids), now + self.operation_s)
+                    instance = ManagedInstance(
+                        name, zone, next(self.ids), now + self.operation_s * self.time_scale
+                    )
                     fault = self._fault(
                         ("stockout", "quota"), config.machine_type, accelerator, config.spot, zone
                     )
@@ -410,7 +415,7 @@ class GkeEmulator:
             pool.status = "STOPPING"
             for mig in pool.migs.values():
                 for instance in mig.instances.values():
-                    instance.deleting_at = self.clock() + self.operation_s
+                    instance.deleting_at = self.clock() + self.operation_s * self.time_scale
 
             def finish() -> None:
                 self.pools.pop(name, None)
@@ -433,7 +438,7 @@ class GkeEmulator:
             kind,
             target,
             now,
-            now + (self.operation_s if duration is None else duration),
+            now + (self.operation_s * self.time_scale if duration is None else duration),
             finish,
             zone,
         )
@@ -531,7 +536,9 @@ class GkeEmulator:
             spot = bool(node_config.get("spot"))
             now = self.clock()
             for config in request.instances:
-                instance = ManagedInstance(config.name, zone, next(self.ids), now + self.create_s)
+                instance = ManagedInstance(
+                    config.name, zone, next(self.ids), now + self.create_s * self.time_scale
+                )
                 fault = self._fault(("stockout", "quota"), machine, accelerator, spot, zone)
                 if fault is not None:
                     instance.failure = _instance_failure(fault, machine, zone)
@@ -559,7 +566,7 @@ class GkeEmulator:
             for instance_name in names:
                 instance = mig.instances[instance_name]
                 if instance.deleting_at is None:
-                    instance.deleting_at = self.clock() + self.delete_s
+                    instance.deleting_at = self.clock() + self.delete_s * self.time_scale
             target = f"{COMPUTE}/projects/{project}/zones/{zone}/instanceGroupManagers/{name}"
             operation = self._operation(
                 "compute.instanceGroupManagers.deleteInstances", target, None, zone, duration=0.2

@@ -86,7 +86,10 @@ class OkeEmulator:
     cluster_name: str = "dev-cluster"
     version: str = "v1.37.2"
     public_key: Any = None  # the caller's RSA public key; None: signatures not checked
-    operation_s: float = 2.0
+    # A realistic duration (docs/clouds/oke.md), multiplied by `time_scale`: tests and the
+    # dev cluster run the cloud faster by that documented factor.
+    operation_s: float = 180.0
+    time_scale: float = 1.0
     clock: Callable[[], float] = time.time
     faults: list[Fault] = field(default_factory=list)
     pools: dict[str, OkePool] = field(default_factory=dict)
@@ -170,7 +173,7 @@ class OkeEmulator:
             f"ocid1.clustersworkrequest.oc1.iad.{next(self.ids):08x}",
             operation,
             pool.id,
-            now + self.operation_s,
+            now + self.operation_s * self.time_scale,
             finish,
             accepted=now,
         )
@@ -228,7 +231,7 @@ class OkeEmulator:
         else:  # scaled in: failed nodes first, then the newest
             order = sorted(live, key=lambda n: (n.error is None, -int(n.id.rsplit(".", 1)[-1], 16)))
             for node in order[:-wanted]:
-                node.state, node.gone_at = "DELETING", now + self.operation_s
+                node.state, node.gone_at = "DELETING", now + self.operation_s * self.time_scale
 
         def finish() -> tuple[str, str] | None:
             pool.state = "ACTIVE"
@@ -258,7 +261,7 @@ class OkeEmulator:
             f"10.0.{index // 250 % 250}.{index % 250 + 2}",
             ad,
             "CREATING",
-            now + self.operation_s,
+            now + self.operation_s * self.time_scale,
             error=error,
         )
         pool.nodes[node.id] = node
@@ -391,7 +394,7 @@ class OkeEmulator:
                     "Conflict",
                     f"Node pool {pool_id} has a work request in progress ({pool.busy}).",
                 )
-            node.state, node.gone_at = "DELETING", self.clock() + self.operation_s
+            node.state, node.gone_at = "DELETING", self.clock() + self.operation_s * self.time_scale
             if (query.get("isDecrementSize") or ["false"])[0] == "true":
                 pool.size = max(0, pool.size - 1)
             else:  # OKE replaces it
@@ -412,7 +415,10 @@ class OkeEmulator:
                 )
             pool.state = "DELETING"
             for node in pool.nodes.values():
-                node.state, node.gone_at = "DELETING", self.clock() + self.operation_s
+                node.state, node.gone_at = (
+                    "DELETING",
+                    self.clock() + self.operation_s * self.time_scale,
+                )
 
             def finish() -> None:
                 self.pools.pop(pool_id, None)
