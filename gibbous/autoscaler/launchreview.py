@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from gibbous.autoscaler.cloud.base import Instance, InstanceNotFoundError
+from gibbous.autoscaler.cloud.base import Instance, InstanceNotFoundError, ThrottledError
 from gibbous.autoscaler.loopstate import LoopState
 from gibbous.core import keys
 from gibbous.core.choice.selection import build_offers
@@ -124,7 +124,11 @@ class LaunchReview(LoopState):
         """Ask the provider about each accepted launch whose Node has not registered: a
         cloud that accepts a launch and fails it later (EC2 spot, every GKE, AKS and OKE
         operation) says so here, within one busy period, not at scaleUpTimeout."""
-        if not self.launches or now - self.last_poll_at < LIST_PERIOD_BUSY_S:
+        if (
+            not self.launches
+            or now - self.last_poll_at < LIST_PERIOD_BUSY_S
+            or now < self.reads_paused_until
+        ):
             return {}
         self.last_poll_at = now
         out: dict[str, Instance] = {}
@@ -139,16 +143,28 @@ class LaunchReview(LoopState):
                 out[launch.instance_id] = self.provider.get(launch.instance_id)
             except InstanceNotFoundError:
                 continue  # the listing's settle rule decides about vanished instances
+            except ThrottledError as error:
+                # The rest wait with this one: polling on would be throttled too. An
+                # unpolled launch is only undecided, never failed.
+                self.reads_paused_until = now + error.retry_after_s
+                log.info("polling launches in flight: %s", error)
+                break
             except Exception as error:
                 log.warning("polling launch %s failed: %s", launch.token, error)
         return out
 
     def _list_instances(self, now: float) -> list[Instance] | None:
         period = LIST_PERIOD_BUSY_S if self.launches else LIST_PERIOD_IDLE_S
-        if now - self.last_list_at < period:
+        if now - self.last_list_at < period or now < self.reads_paused_until:
             return None
         try:
             instances = self.provider.list(self.config.cluster_id)
+        except ThrottledError as error:
+            # Listed again when the cloud says; meanwhile no instance is judged (no
+            # orphan, no vanished launch) on a listing not made.
+            self.reads_paused_until = now + error.retry_after_s
+            log.info("listing %s instances: %s", self.provider.name, error)
+            return None
         except Exception as error:
             log.warning("listing %s instances failed: %s", self.provider.name, error)
             return None

@@ -120,6 +120,7 @@ class LoopState:
         self.rerouted: set[str] = set()
         self.last_list_at = -math.inf
         self.last_poll_at = -math.inf
+        self.reads_paused_until = -math.inf  # a throttled list or poll: none before this
         self.instances: list[Instance] = []  # as last listed
         self.pending: list[PendingPod] = []  # pods waiting for capacity, as last taken in
         # Every pod's facts, read once per pod version (from the cluster's pod changes when

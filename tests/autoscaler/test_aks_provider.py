@@ -39,6 +39,7 @@ from gibbous.core import keys
 from gibbous.core.settings.options.azure import AzureConfig
 from gibbous.devcluster.azure.emulator import AksEmulator
 from gibbous.devcluster.azure.state import Fault
+from gibbous.devcluster.emulation import RequestBucket
 from tests.autoscaler.sdkworld import OPENED, Clock
 from tests.factories import catalog
 
@@ -317,6 +318,34 @@ def test_quota_throttling_and_single_vm_removal(world: tuple[AksEmulator, Clock,
     clock.now += 31
     emulator.advance()
     assert list(emulator.pools) == ["userpool"]
+
+
+def test_a_throttled_operation_status_read_fails_no_launch(
+    world: tuple[AksEmulator, Clock, str, str],
+) -> None:
+    """ARM throttles reads per subscription (250, 25 a second: "Understand how Azure
+    Resource Manager throttles requests"), operation status reads among them. A 429 on a
+    status read says nothing of the operation: the SDK's poller gives up on it, and
+    Gibbous used to take that for the operation failing and fail its launches. It polls
+    the operation again (from its continuation token) and the launch gets its VM."""
+    emulator, clock, _, _ = world
+    aks = provider(world)
+    launch = aks.create(request("slow-read"))
+    (pool,) = emulator.pools.values()
+    emulator.reads = RequestBucket(1.0, 0.0, clock)  # no read comes back into the bucket
+    emulator.reads.tokens = 0.0
+    deadline = time.monotonic() + 5
+    while emulator.reads.refused == 0:  # the poller's next status read is throttled
+        assert time.monotonic() < deadline, "the poller never read the status"
+        time.sleep(0.05)
+    settle(aks)
+    assert aks.get(launch.id).state is InstanceState.PENDING
+    emulator.reads = RequestBucket(0.0, 0.0, clock)  # reads allowed again
+    clock.now += 31
+    settle(aks)
+    clock.now += 1
+    assert pool.properties["count"] == 1
+    assert aks.get(launch.id).state is InstanceState.RUNNING
 
 
 def test_a_restarted_provider_finds_the_vms(world: tuple[AksEmulator, Clock, str, str]) -> None:

@@ -496,13 +496,27 @@ def test_the_provider_asks_gke_not_to_install_the_driver_when_told(
 
 
 def test_read_throttling_is_a_throttled_error(world: tuple[GkeEmulator, Clock, str]) -> None:
+    """ "Compute Engine rate quotas": a project over a rate quota gets "a 403 error with the
+    reason rateLimitExceeded", and the quota refills "at the start of the next synchronized
+    interval" (a minute). That 403 says "Quota exceeded": it is throttling, not the
+    account's quota (which would back the machine type off for minutes)."""
     emulator, clock, endpoint = world
     gke = provider(endpoint, clock)
-    emulator.reads_per_minute = 2.0
-    emulator.read_tokens = 0.0
-    with pytest.raises(ThrottledError):
+    gke.create(request("r-0", instance_type="e2-standard-8"))
+    clock.now += 31
+    gke.advance()
+    clock.now = (clock.now // 60 + 1) * 60  # the start of a minute
+    gke.list("dev-cluster")
+    clock.now += 5
+    emulator.compute_reads.tokens = 0.0  # this minute's Compute reads are spent
+    refused = emulator.reads_refused
+    with pytest.raises(ThrottledError) as throttled:
         gke.list("dev-cluster")
-    assert emulator.reads_refused
+    assert not isinstance(throttled.value, QuotaExceededError)
+    assert throttled.value.retry_after_s >= 50  # the minute's quota is spent
+    assert emulator.reads_refused == refused + 1
+    clock.now += 60  # the next minute: the quota is back
+    gke.list("dev-cluster")
 
 
 def test_labels_the_kubelet_may_not_set_stay_off_the_pool(

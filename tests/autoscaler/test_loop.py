@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import datetime
+import itertools
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import generate_latest
 
-from gibbous.autoscaler.cloud.base import FatalConfigurationError, InstanceState, LaunchRequest
+from gibbous.autoscaler.cloud.base import (
+    FatalConfigurationError,
+    Instance,
+    InstanceState,
+    LaunchRequest,
+    ThrottledError,
+)
 from gibbous.autoscaler.cloud.fake import FakeCloudProvider
 from gibbous.autoscaler.loop import Autoscaler
 from gibbous.core import keys
@@ -135,6 +142,57 @@ def test_a_launch_that_fails_after_acceptance_is_replaced_within_seconds() -> No
     provider.fails_after_accept.clear()  # capacity elsewhere
     run(clock, autoscaler, 60)
     assert cluster.schedule() == ["default/big"]
+
+
+class ThrottledReads:
+    """The fake cloud as the loop sees it, its list and get answered `ThrottledError`
+    (retry after 10 s) until `until`; the cluster still reads the cloud's truth."""
+
+    def __init__(self, inner: FakeCloudProvider, clock: Clock, until: float) -> None:
+        self.inner, self.clock, self.until = inner, clock, until
+        self.reads: list[tuple[str, float]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def _read(self, kind: str) -> None:
+        self.reads.append((kind, self.clock.now))
+        if self.clock.now < self.until:
+            raise ThrottledError(10.0, "RequestLimitExceeded")
+
+    def list(self, cluster_id: str) -> list[Instance]:
+        self._read("list")
+        return self.inner.list(cluster_id)
+
+    def get(self, instance_id: str) -> Instance:
+        self._read("get")
+        return self.inner.get(instance_id)
+
+
+def test_throttled_reads_pause_listing_and_polling_and_fail_no_launch() -> None:
+    """A cloud throttling reads for a minute while a launch flies: the loop lists and
+    polls again only when the answer's Retry-After (10 s) has passed, and decides nothing
+    about the launch on reads it could not make: no failure, no termination, no second
+    launch; the node is used when it registers."""
+    cfg = config(cloudProvider="aws")
+    clock = Clock()
+    cloud = FakeCloudProvider(catalog(cfg.cloud), clock)
+    throttled = ThrottledReads(cloud, clock, until=clock.now + 60)
+    cluster = FakeCluster(cloud, cfg)
+    autoscaler = Autoscaler(
+        cfg, throttled, cluster, clock=clock, new_token=Tokens(), jitter=lambda: 0.5
+    )
+    cluster.add(make_pod("big", cpu="3", memory="4Gi"))
+    start = clock.now
+    run(clock, autoscaler, 90)
+    assert len(cloud.create_calls) == 1 and not cloud.delete_calls
+    assert cluster.schedule() == ["default/big"]
+    for kind in ("list", "get"):
+        during = [at - start for k, at in throttled.reads if k == kind and at < start + 60]
+        # At most one read per 10 s while throttled (hand count: 60 s / 10 s = 6).
+        assert len(during) <= 6, (kind, during)
+        assert all(b - a >= 10 for a, b in itertools.pairwise(during)), during
+    assert autoscaler.metrics.failures.labels("abandoned")._value.get() == 0
 
 
 def test_quota_backs_off_the_pair_and_moves_on() -> None:

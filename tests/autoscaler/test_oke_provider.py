@@ -9,7 +9,7 @@ import json
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import oci
@@ -25,15 +25,18 @@ from gibbous.autoscaler.cloud.base import (
     QuotaExceededError,
     ThrottledError,
 )
+from gibbous.autoscaler.cloud.fake import FakeCloudProvider
 from gibbous.autoscaler.cloud.oke import classify_api_error, discover, pick_image, sdk_clients
 from gibbous.autoscaler.cloud.sizedpools import SizedPoolProvider
+from gibbous.autoscaler.loop import Autoscaler
 from gibbous.core import keys
 from gibbous.core.settings.options.oci import OciConfig
 from gibbous.devcluster.oci.agent import bootstrap_kubelet_args, kubelet_labels, kubelet_taints
 from gibbous.devcluster.oci.emulator import OkeEmulator, emulator_identity
 from gibbous.devcluster.oci.state import ADS, COMPARTMENT, POD_SUBNET, SUBNET, Fault, pod_capacity
+from tests.autoscaler.fakes import FakeCluster, Tokens
 from tests.autoscaler.sdkworld import OPENED, Clock
-from tests.factories import catalog
+from tests.factories import catalog, config, make_pod
 
 World = tuple[OkeEmulator, Clock, str, dict[str, Any]]
 
@@ -396,7 +399,8 @@ def test_pools_follow_the_clusters_pod_network(
     emulator, clock, _, _ = world
     emulator.cni_type = cni
     oke = provider(world, **config)
-    assert {t.max_pods for t in oke.instance_types()} == {pods}
+    types = {t.name: t for t in oke.instance_types()}
+    assert types["VM.Standard.E4.Flex-4-32"].max_pods == pods  # 4 VNICs: up to 93
     made = oke.create(request("net-0"))
     (pool,) = emulator.pools.values()
     details = pool.body["nodeConfigDetails"].get("nodePoolPodNetworkOptionDetails") or {}
@@ -405,3 +409,181 @@ def test_pools_follow_the_clusters_pod_network(
     clock.now += 31
     oke.advance()
     assert oke.get(made.id).state is not InstanceState.TERMINATED
+
+
+def test_work_requests_take_their_time_times_the_time_scale(world: World) -> None:
+    """Emulator durations are the cloud's, multiplied by `time_scale` (docs/clouds/oke.md:
+    a work request about 3 minutes; the dev cluster runs at 1/100)."""
+    emulator, clock, _, _ = world
+    emulator.operation_s, emulator.time_scale = 180.0, 0.01
+    oke = provider(world)
+    oke.create(request("scaled-0"))
+    (work,) = emulator.work_requests.values()
+    clock.now += 1.7
+    emulator.advance()
+    assert work.status == "IN_PROGRESS"
+    clock.now += 0.2  # 1.9 s > 180 s x 0.01
+    emulator.advance()
+    assert work.status == "SUCCEEDED"
+
+
+def test_vcn_native_max_pods_follow_the_shapes_vnics(world: World) -> None:
+    """OKE, "Pod Networking": each VNIC but the node's first gives pods 31 IPs, and
+    maxPodsPerNode "will be limited by the number of VNICs attachable to the node pool
+    shape" (the SDK's model). OCI's "Compute Shapes": a Flex VM with 1 OCPU has 2 VNICs,
+    with more 1 per OCPU. Asked for 110 pods, by hand:
+    VM.Standard.E4.Flex with 1 OCPU: 2 VNICs -> (2 - 1) x 31 = 31 pods;
+    VM.Standard.E4.Flex with 4 OCPUs: 4 VNICs -> (4 - 1) x 31 = 93 pods;
+    VM.GPU3.1: 6 VNICs -> 155 IPs, so the 110 asked for."""
+    emulator, _, _, _ = world
+    emulator.cni_type = "OCI_VCN_IP_NATIVE"
+    oke = provider(world, pod_subnet_ids=(POD_SUBNET,), max_pods_per_node=110)
+    types = {t.name: t for t in oke.instance_types()}
+    expected = {"VM.Standard.E4.Flex-1-8": 31, "VM.Standard.E4.Flex-4-32": 93, "VM.GPU3.1": 110}
+    assert {name: types[name].max_pods for name in expected} == expected
+    for name in expected:
+        oke.create(request(f"vnic-{name}", instance_type=name))
+    registered = {
+        (p.body["nodeShape"], (p.body.get("nodeShapeConfig") or {}).get("ocpus")): pod_capacity(
+            p.body
+        )
+        for p in emulator.pools.values()
+    }
+    assert registered == {
+        ("VM.Standard.E4.Flex", 1.0): 31,
+        ("VM.Standard.E4.Flex", 4.0): 93,
+        ("VM.GPU3.1", None): 110,
+    }
+
+
+def test_thirty_pools_survive_read_throttling_while_their_launches_fly(
+    world: World,
+) -> None:
+    """30 pools (10 shapes in 3 availability domains) launched at once and driven as the
+    loop drives a provider: launches retried after a throttled create, the instances
+    listed every 2 s, each launch whose node is not up polled every 2 s, and both paused
+    as long as a throttled answer asks. The emulator throttles reads (429 TooManyRequests)
+    with a bucket of 20 refilled at 10 a second (OCI publishes no rate: the guess in
+    docs/clouds/oke.md). Before the pool reads were budgeted, every poll of every launch
+    asked each running work request again and each listing read every pool (over a
+    thousand reads a step at this size)."""
+    emulator, clock, _, _ = world
+    oke = provider(world)
+    shapes = [
+        f"VM.Standard.{family}.Flex-{size}"
+        for family in ("E4", "E5")
+        for size in ("1-8", "2-16", "4-32", "8-64", "16-128")
+    ]
+    launches = {
+        f"p-{index}": request(f"p-{index}", shape, zones=(ad.split(":")[1],))
+        for index, (shape, ad) in enumerate((s, ad) for s in shapes for ad in ADS)
+    }
+    assert len(launches) == 30
+    retry_at = dict.fromkeys(launches, clock.now)
+    accepted: dict[str, str] = {}  # token -> the id to poll
+    up: set[str] = set()
+    list_at = poll_at = clock.now
+    gets_at: list[tuple[float, int]] = []  # (emulator second, GETs sent in it)
+    start = clock.now
+    while len(up) < len(launches):
+        assert clock.now - start < 240, f"{len(up)} of 30 up after 4 minutes"
+        sent = sum(1 for method, _ in emulator.requests if method == "GET")
+        for token in [t for t in launches if t not in accepted and clock.now >= retry_at[t]]:
+            try:
+                accepted[token] = oke.create(launches[token]).id
+            except ThrottledError as error:
+                retry_at[token] = clock.now + error.retry_after_s
+        if clock.now >= list_at:
+            try:
+                listed = oke.list("dev-cluster")
+                list_at = clock.now + 2
+                assert all(i.state is not InstanceState.TERMINATED for i in listed)
+                up |= {i.token for i in listed if i.state is InstanceState.RUNNING}
+            except ThrottledError as error:
+                list_at = clock.now + error.retry_after_s
+        if clock.now >= poll_at:
+            poll_at = clock.now + 2
+            for token, instance_id in accepted.items():
+                if token in up:
+                    continue
+                try:
+                    polled = oke.get(instance_id)
+                except ThrottledError as error:
+                    poll_at = clock.now + error.retry_after_s
+                    break
+                assert polled.state is not InstanceState.TERMINATED, polled.failure_reason
+                accepted[token] = polled.id
+        gets_at.append((clock.now, sum(1 for m, _ in emulator.requests if m == "GET") - sent))
+        clock.now += 1
+    # Every launch came up once, on its own pool; nothing was deleted or failed.
+    assert len(emulator.pools) == 30
+    assert all([n.state for n in p.nodes.values()] == ["ACTIVE"] for p in emulator.pools.values())
+    assert not any(method == "DELETE" for method, _ in emulator.requests)
+    assert {i.token for i in oke.list("dev-cluster")} == set(launches)
+    # The burst was throttled, and the reads then kept under the rate: at most the
+    # bucket plus 10 a second in any 10 s (hand computation: 20 + 10 x 10 = 120).
+    assert emulator.reads.refused
+    for index in range(len(gets_at)):
+        window = [n for when, n in gets_at[index:] if when < gets_at[index][0] + 10]
+        assert sum(window) <= 120, (gets_at[index][0] - start, window)
+
+
+@dataclass
+class OkeKubelets(FakeCluster):
+    """The cluster as OKE's kubelets make it: each ACTIVE node of the emulator registers
+    under its private IP with its instance OCID as providerID (what the node agent does),
+    Ready; the rest of the cluster as the fake keeps it."""
+
+    emulator: OkeEmulator | None = None
+
+    def nodes(self) -> list[dict[str, Any]]:
+        assert self.emulator is not None
+        out = []
+        for pool, node in self.emulator.active_nodes():
+            labels = {kv["key"]: kv["value"] for kv in pool.body.get("initialNodeLabels") or []}
+            out.append(
+                {
+                    "metadata": {
+                        "name": node.private_ip,
+                        "labels": {**labels, keys.HOSTNAME: node.private_ip},
+                        "resourceVersion": node.id,
+                        "creationTimestamp": "2027-01-15T08:00:00Z",
+                    },
+                    "spec": {"providerID": node.id, "taints": []},
+                    "status": {
+                        "allocatable": {"cpu": "7", "memory": "30Gi", "pods": "110"},
+                        "capacity": {"cpu": "8", "memory": "32Gi", "pods": "110"},
+                        "conditions": [{"type": "Ready", "status": "True"}],
+                    },
+                }
+            )
+        return out
+
+
+def test_an_oke_node_launched_by_the_loop_is_still_running_and_matched_an_hour_later(
+    world: World,
+) -> None:
+    """The issue's proof, on the emulator's clock: the loop launches an OKE node for a
+    pod, the node registers under its private IP (OKE's `Node.name` is `oke-c...`), and an
+    hour later, with the default registrationTimeout and orphanGracePeriod long past, it
+    is still ACTIVE, matched to its instance and never taken for an orphan."""
+    emulator, clock, _, _ = world
+    oke = provider(world)
+    cfg = config(cloudProvider="oci")
+    cluster = OkeKubelets(FakeCloudProvider(oke.instance_types(), clock), cfg, emulator=emulator)
+    autoscaler = Autoscaler(cfg, oke, cluster, clock=clock, new_token=Tokens(), jitter=lambda: 0.5)
+    cluster.add(make_pod("kept", cpu="1", memory="1Gi"))
+    start = clock.now
+    node = None
+    while clock.now - start < 3600:
+        autoscaler.step()
+        if node is None and emulator.active_nodes():
+            ((_, node),) = emulator.active_nodes()
+            cluster.bind("default/kept", node.private_ip)
+        clock.now += 30 if node is not None else 2  # idle, the loop lists every 30 s
+    assert node is not None and node.name.startswith("oke-c")
+    assert node.state == "ACTIVE" and node.gone_at is None
+    assert not any(method == "DELETE" for method, _ in emulator.requests)
+    assert autoscaler.orphans_seen == {} and not autoscaler.launches
+    (instance,) = autoscaler.instances
+    assert (instance.id, instance.node_name) == (node.id, node.private_ip)

@@ -112,6 +112,19 @@ def failure_kind(codes: builtins.list[tuple[str, str]]) -> tuple[str, str] | Non
     return None
 
 
+@dataclass
+class Operation:
+    """An ARM long-running operation: its SDK poller, and how to resume polling it from its
+    continuation token when a status read was throttled (the poller gives up on a 429,
+    which says nothing of the operation itself)."""
+
+    poller: Any
+    resume: Callable[[str], Any]
+
+    def done(self) -> bool:
+        return bool(self.poller.done())
+
+
 def classify_api_error(
     error: HttpResponseError, request: LaunchRequest | None = None, zone: str = ""
 ) -> CloudError:
@@ -284,8 +297,12 @@ class AksPools:
                 # the pool and its nodes: Azure/AKS#3152).
                 body = self.client.agent_pools.get(self.resource_group, self.cluster_name, name)
                 body.properties.count = count
-            return self.client.agent_pools.begin_create_or_update(
-                self.resource_group, self.cluster_name, name, body, polling_interval=1
+            pools, group, cluster = self.client.agent_pools, self.resource_group, self.cluster_name
+            return Operation(
+                pools.begin_create_or_update(group, cluster, name, body, polling_interval=1),
+                lambda token: pools.begin_create_or_update(
+                    group, cluster, name, body, polling_interval=1, continuation_token=token
+                ),
             )
         except ResourceNotFoundError:
             raise ThrottledError(1.0, f"AKS: agent pool {name} is gone; asked again") from None
@@ -296,8 +313,12 @@ class AksPools:
         if not operation.done():
             return False, None
         try:
-            operation.result()
+            operation.poller.result()
         except HttpResponseError as error:
+            if error.status_code == 429:
+                log.info("AKS: reading an operation's status was throttled; polling it again")
+                operation.poller = operation.resume(operation.poller.continuation_token())
+                return False, None
             codes = error_codes(error.error) or [("", str(error.message))]
             # No capacity or quota code (a bootstrap extension failing, an internal error):
             # not a stock-out, so the VM size is not backed off as out of capacity.
@@ -308,21 +329,33 @@ class AksPools:
         return True, None
 
     def remove(self, pool: PoolView, member: Member) -> Any:
+        pools, group, cluster = self.client.agent_pools, self.resource_group, self.cluster_name
+        machines = models.AgentPoolDeleteMachinesParameter(machine_names=[member.name])
         try:
-            return self.client.agent_pools.begin_delete_machines(
-                self.resource_group,
-                self.cluster_name,
-                pool.name,
-                models.AgentPoolDeleteMachinesParameter(machine_names=[member.name]),
-                polling_interval=1,
+            return Operation(
+                pools.begin_delete_machines(
+                    group, cluster, pool.name, machines, polling_interval=1
+                ),
+                lambda token: pools.begin_delete_machines(
+                    group,
+                    cluster,
+                    pool.name,
+                    machines,
+                    polling_interval=1,
+                    continuation_token=token,
+                ),
             )
         except HttpResponseError as error:
             raise classify_api_error(error) from None
 
     def delete_pool(self, pool: PoolView) -> Any:
+        pools, group, cluster = self.client.agent_pools, self.resource_group, self.cluster_name
         try:
-            return self.client.agent_pools.begin_delete(
-                self.resource_group, self.cluster_name, pool.name, polling_interval=1
+            return Operation(
+                pools.begin_delete(group, cluster, pool.name, polling_interval=1),
+                lambda token: pools.begin_delete(
+                    group, cluster, pool.name, polling_interval=1, continuation_token=token
+                ),
             )
         except HttpResponseError as error:
             raise classify_api_error(error) from None
@@ -408,4 +441,5 @@ def discover(
         late_label_keys=PER_NODE_LABELS,
         max_pools=MAX_POOLS,
         empty_pool_s=empty_pool_s,
+        operation_polls_per_s=float("inf"),  # the SDK's pollers read, not `finished`
     )

@@ -126,6 +126,8 @@ def classify_api_error(
     category = request.category if request else ""
     if isinstance(error, google_errors.TooManyRequests) or code == 429:
         return ThrottledError(2.0, f"GKE: {message}")
+    if code == 403 and "ratelimitexceeded" in repr(getattr(error, "errors", "")).lower():
+        return ThrottledError(60.0, f"GKE: {message}")  # a rate quota: back next minute
     if (isinstance(error, google_errors.FailedPrecondition) and "operation" in lowered) or (
         "currently" in lowered and "node pool" in lowered
     ):
@@ -145,8 +147,7 @@ def classify_api_error(
 
 
 def failure_of(code: str, message: str) -> tuple[str, str]:
-    """(FailureKind value, reason) of a failure reported inside an operation or a MIG's
-    last attempt."""
+    """(FailureKind value, reason) of a failure in an operation or a MIG's last attempt."""
     upper = code.upper()
     if "QUOTA" in upper:
         return "quota", f"{code}: {message}"
@@ -461,8 +462,8 @@ class GkeCloudProvider:
     # --- launches in flight -----------------------------------------------------------------
 
     def advance(self) -> None:
-        """Move launches waiting for their pool on: into the MIG once the pool runs; failed,
-        with the operation's reason, when its creation failed (the pool is deleted)."""
+        """Launches waiting for their pool go into its MIG once it runs, or fail with the
+        operation's reason when its creation failed (the pool is deleted)."""
         with self.lock:
             pending = {name: builtins.list(items) for name, items in self.waiting.items() if items}
         for pool_name, items in pending.items():
@@ -723,8 +724,7 @@ def _mig_key(project: str, zone: str, mig: str) -> str:
 def offered_in(
     catalog: builtins.list[InstanceType], zones: tuple[str, ...], max_pods: int = 110
 ) -> builtins.list[InstanceType]:
-    """The catalog narrowed to the cluster's zones (types offered in none left out), each
-    node running the cluster's defaultMaxPodsConstraint, which pools without their own take."""
+    """The catalog in the cluster's zones, nodes running its defaultMaxPodsConstraint."""
     out = []
     for instance_type in catalog:
         usable = (

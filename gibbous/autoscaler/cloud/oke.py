@@ -27,6 +27,7 @@ import dataclasses
 import logging
 import re
 import shlex
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,7 +44,7 @@ from gibbous.autoscaler.cloud.base import (
 from gibbous.autoscaler.cloud.sizedpools import Member, PoolView, Shape, SizedPoolProvider
 from gibbous.core import keys
 from gibbous.core.choice.catalog import InstanceType
-from gibbous.core.choice.podcapacity import oke_max_pods
+from gibbous.core.choice.podcapacity import oci_vnics, oke_max_pods
 from gibbous.core.settings.options.oci import OciConfig
 
 log = logging.getLogger("gibbous.autoscaler.oke")
@@ -63,6 +64,9 @@ CLOUD_LABEL_DOMAINS = frozenset(
 PER_NODE_LABELS = frozenset({keys.ASSIGNED_POD_UID})
 QUOTA_CODES = frozenset({"LimitExceeded", "QuotaExceeded"})
 MODELS = oci.container_engine.models
+# GetNodePool calls a second the pool listing may spend (a burst of as many): with n
+# pools each is read again every n / this seconds, a changed one first.
+POOL_READS_PER_S = 3.0
 
 
 def is_out_of_capacity(code: str, message: str) -> bool:
@@ -134,6 +138,13 @@ class OkePools:
     identity: Any = None  # oci.identity.IdentityClient, kept to be closed
     by_pool: dict[str, str] = field(default_factory=dict)  # pool name -> OCID
     cni_types: tuple[str, ...] = ()  # the cluster's clusterPodNetworkOptions
+    clock: Callable[[], float] = time.time
+    # pool OCID -> (read at, (lifecycle state, size) of its summary then, its view)
+    views: dict[str, tuple[float, tuple[str, int], PoolView]] = field(default_factory=dict)
+    listed: tuple[float, dict[str, str]] | None = None  # (when, our pool names -> OCIDs)
+    unlisted: set[str] = field(default_factory=set)  # created since that listing
+    get_budget: float = POOL_READS_PER_S  # GetNodePool calls `pools` may make now
+    budget_at: float = 0.0
 
     def create_only(self, shape: Shape) -> tuple[Any, ...]:
         return ()  # UpdateNodePool can change what a pool is created with
@@ -273,27 +284,69 @@ class OkePools:
             summary.name.startswith(POOL_PREFIX) and tags.get(CLUSTER_TAG) == self.cluster_id
         )
 
-    def pools(self) -> builtins.list[PoolView]:
+    def _summaries(self) -> builtins.list[Any]:
         summaries = self._call(
             oci.pagination.list_call_get_all_results,
             self.client.list_node_pools,
             self.config.compartment_id,
             cluster_id=self.config.cluster_id,
         ).data
-        out = []
-        for summary in summaries:
-            if self._ours(summary) and summary.lifecycle_state != "DELETED":
-                self.by_pool[summary.name] = summary.id
-                out.append(self._view(self._call(self.client.get_node_pool, summary.id).data))
-        return out
+        ours = [s for s in summaries if self._ours(s) and s.lifecycle_state != "DELETED"]
+        now = self.clock()
+        self.listed, self.unlisted = (now, {s.name: s.id for s in ours}), set()
+        self.by_pool.update(self.listed[1])
+        return ours
+
+    def pools(self) -> builtins.list[PoolView]:
+        """One ListNodePools, then GetNodePool (the only read with the nodes) within a
+        budget of POOL_READS_PER_S: a pool never read first, then those whose summary
+        changed (state or size), then the longest unread; the others as last read. At
+        dozens of pools a GET of each every loop period would be throttled (OCI answers
+        429 and publishes no rate). A throttled GET keeps the pool's last view."""
+        ours = self._summaries()
+        now = self.clock()
+        self.get_budget = min(
+            POOL_READS_PER_S, self.get_budget + (now - self.budget_at) * POOL_READS_PER_S
+        )
+        self.budget_at = now
+        self.views = {s.id: self.views[s.id] for s in ours if s.id in self.views}
+
+        def key(summary: Any) -> tuple[str, int]:
+            details = summary.node_config_details
+            return str(summary.lifecycle_state), int(details.size or 0) if details else 0
+
+        def urgency(summary: Any) -> tuple[int, float]:
+            cached = self.views.get(summary.id)
+            if cached is None:
+                return 0, 0.0
+            return (1 if cached[1] != key(summary) else 2), cached[0]
+
+        for summary in sorted(ours, key=urgency):
+            cached = self.views.get(summary.id)
+            if cached is not None and (self.get_budget < 1 or cached[0] >= now):
+                continue
+            try:
+                view = self._view(self._call(self.client.get_node_pool, summary.id).data)
+            except ThrottledError:
+                if cached is None:
+                    raise
+                self.get_budget = 0.0
+                continue
+            self.get_budget -= 1
+            self.views[summary.id] = (now, key(summary), view)
+        return [self.views[s.id][2] for s in ours]
 
     def pool(self, name: str) -> PoolView | None:
         pool_id = self.by_pool.get(name)
         if pool_id is None:
-            for view in self.pools():
-                if view.name == name:
-                    return view
-            return None
+            # One listing a second answers every pool this process has not met (a burst of
+            # new shapes asks for each), never one per pool.
+            fresh = self.listed is not None and self.clock() - self.listed[0] < 1.0
+            if not fresh or name in self.unlisted:
+                self._summaries()
+            pool_id = self.listed[1].get(name) if self.listed is not None else None
+            if pool_id is None:
+                return None
         try:
             found = self.client.get_node_pool(pool_id).data
         except oci.exceptions.ServiceError as error:
@@ -305,6 +358,7 @@ class OkePools:
 
     def resize(self, shape: Shape, name: str, count: int, existing: PoolView | None) -> Any:
         if existing is None:
+            self.unlisted.add(name)  # listings before this cannot say it is absent
             response = self._call(
                 self.client.create_node_pool,
                 self.details(shape, name, count),
@@ -375,9 +429,13 @@ def oke_cloud_init(kubelet_args: str) -> str:
 
 
 def sdk_clients(config: Mapping[str, Any] | None = None, endpoint: str = "") -> tuple[Any, Any]:
-    """(Container Engine, Identity) clients with retries off: the config's API key (the
-    emulator's, at `endpoint`), else OKE workload identity, else instance principals."""
+    """(Container Engine, Identity) clients with retries and the circuit breaker off: the
+    config's API key (the emulator's, at `endpoint`), else OKE workload identity, else
+    instance principals. The SDK's default circuit breaker opens after 10 throttled or
+    failed calls and then refuses every call for 30 s with its own exception: Gibbous
+    backs off from a 429 itself, per call, and must see each answer."""
     none = oci.retry.NoneRetryStrategy()
+    breaker = oci.circuit_breaker.NoCircuitBreakerStrategy()
     if config is not None:
         signer = oci.signer.Signer(
             config["tenancy"],
@@ -386,7 +444,11 @@ def sdk_clients(config: Mapping[str, Any] | None = None, endpoint: str = "") -> 
             config.get("key_file"),
             private_key_content=config.get("key_content"),
         )
-        kwargs: dict[str, Any] = {"signer": signer, "retry_strategy": none}
+        kwargs: dict[str, Any] = {
+            "signer": signer,
+            "retry_strategy": none,
+            "circuit_breaker_strategy": breaker,
+        }
         if endpoint:
             kwargs["service_endpoint"] = endpoint
         container = oci.container_engine.ContainerEngineClient(dict(config), **kwargs)
@@ -397,9 +459,10 @@ def sdk_clients(config: Mapping[str, Any] | None = None, endpoint: str = "") -> 
     except Exception:  # not on an enhanced OKE cluster with workload identity
         signer = oci.auth.signers.InstancePrincipalsSecurityTokenSigner()
     region = {"region": signer.region}
+    common = {"signer": signer, "retry_strategy": none, "circuit_breaker_strategy": breaker}
     return (
-        oci.container_engine.ContainerEngineClient(region, signer=signer, retry_strategy=none),
-        oci.identity.IdentityClient(region, signer=signer, retry_strategy=none),
+        oci.container_engine.ContainerEngineClient(region, **common),
+        oci.identity.IdentityClient(region, **common),
     )
 
 
@@ -437,8 +500,12 @@ def discover(
     ]
     cni_types = tuple(str(o.cni_type) for o in cluster.cluster_pod_network_options or [])
     # Planning counts the pod slots the kubelet will register: the pod network's.
-    max_pods = oke_max_pods(cni_types, config.max_pods_per_node)
-    catalog = [dataclasses.replace(t, max_pods=max_pods) for t in catalog]
+    catalog = [
+        dataclasses.replace(
+            t, max_pods=oke_max_pods(cni_types, config.max_pods_per_node, oci_vnics(t.name))
+        )
+        for t in catalog
+    ]
     types = {t.name: t for t in catalog}
     return SizedPoolProvider(
         cloud=OkePools(
@@ -450,6 +517,7 @@ def discover(
             images,
             types,
             cni_types=cni_types,
+            clock=clock,
         ),
         catalog=catalog,
         clock=clock,

@@ -167,6 +167,7 @@ class PoolState:
     operation: Any = None
     before: frozenset[str] = frozenset()  # its machines when the operation started
     undoing: bool = False
+    polled_at: float | None = None  # when its operation was last asked about
 
 
 @dataclass
@@ -183,6 +184,10 @@ class SizedPoolProvider:
     max_pools: int = 1000
     empty_pool_s: float = 600.0
     launch_concurrency: int = 8
+    # How many operations a second `advance` may ask about (OKE: a GetWorkRequest each);
+    # with more operations running each is asked less often. AKS's pollers ask by
+    # themselves: no limit there.
+    operation_polls_per_s: float = 3.0
 
     def __post_init__(self) -> None:
         self.lock = threading.RLock()
@@ -195,6 +200,7 @@ class SizedPoolProvider:
         self.empty_since: dict[str, float] = {}
         self.pools_read: tuple[float, builtins.list[PoolView]] | None = None
         self.slot_tokens: dict[str, builtins.list[str]] = {}  # pool -> adopted slots' tokens
+        self.reads_paused_until = 0.0  # a throttled read: none before this
 
     def instance_types(self) -> builtins.list[InstanceType]:
         return builtins.list(self.catalog)
@@ -267,7 +273,7 @@ class SizedPoolProvider:
         if state.operation is not None or not state.queued:
             return
         pool = self.cloud.pool(state.name)
-        if pool is None and len(self.cloud.pools()) >= self.max_pools:
+        if pool is None and len(self._recent_pools()) >= self.max_pools:
             self._fail(
                 state.queued, "quota", f"the cluster has {self.max_pools} node pools, the limit"
             )
@@ -335,12 +341,24 @@ class SizedPoolProvider:
     # --- operations in flight --------------------------------------------------------------------
 
     def advance(self) -> None:
-        """Finish the operations that are done, then ask for what waits."""
+        """Finish the operations that are done, then ask for what waits. Each operation
+        is asked about at most once per its share of `operation_polls_per_s`; a throttled
+        answer stops the round and pauses the reads for as long as the cloud asks."""
+        now = self.clock()
         with self.lock:
+            running = sum(1 for s in self.states.values() if s.operation is not None)
+            every = running / self.operation_polls_per_s
             for state in builtins.list(self.states.values()):
-                if state.operation is not None:
+                if state.operation is not None and now >= self.reads_paused_until:
+                    if state.polled_at is not None and now - state.polled_at < every:
+                        continue
+                    state.polled_at = now
                     try:
                         done, failure = self.cloud.finished(state.operation)
+                    except ThrottledError as error:
+                        self.reads_paused_until = now + error.retry_after_s
+                        log.info("pool %s: polling its operation: %s", state.name, error)
+                        continue
                     except CloudError as error:
                         log.info("pool %s: polling its operation: %s", state.name, error)
                         continue
@@ -355,6 +373,7 @@ class SizedPoolProvider:
     def _finish(self, state: PoolState, failure: tuple[str, str] | None) -> None:
         flying, undoing = state.flying, state.undoing
         state.operation, state.flying, state.undoing = None, [], False
+        state.polled_at = None
         if undoing:
             if failure is not None:
                 log.warning("undoing on pool %s failed: %s", state.name, failure[1])
@@ -432,12 +451,21 @@ class SizedPoolProvider:
 
     def _recent_pools(self) -> builtins.list[PoolView]:
         """The pools as read at most POLL_CACHE_S ago: the loop asks `get` about every
-        launch in flight in a row, which must not be a listing of every pool each."""
+        launch in flight in a row, and lists them too, which must not be a listing of
+        every pool each. While a throttled read's pause lasts, the last read or the
+        throttling again (nothing is decided on a read not made)."""
         now = self.clock()
         with self.lock:
             if self.pools_read is not None and now - self.pools_read[0] < POLL_CACHE_S:
                 return self.pools_read[1]
-        pools = self.cloud.pools()
+            if now < self.reads_paused_until:
+                raise ThrottledError(self.reads_paused_until - now, f"{self.name}: reads paused")
+        try:
+            pools = self.cloud.pools()
+        except ThrottledError as error:
+            with self.lock:
+                self.reads_paused_until = now + error.retry_after_s
+            raise
         with self.lock:
             self.pools_read = (now, pools)
         return pools
@@ -446,7 +474,7 @@ class SizedPoolProvider:
         self.advance()
         now = self.clock()
         out: builtins.list[Instance] = []
-        for pool in self.cloud.pools():
+        for pool in self._recent_pools():
             with self.lock:
                 state = self.states.get(pool.name)
                 tickets = [*state.queued, *state.flying] if state else []

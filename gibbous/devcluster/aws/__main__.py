@@ -12,7 +12,7 @@ from pathlib import Path
 from gibbous.catalogs import load_catalog
 from gibbous.devcluster.aws.agent import NodeAgent
 from gibbous.devcluster.aws.emulator import Ec2Emulator
-from gibbous.devcluster.emulation import kubernetes_api
+from gibbous.devcluster.emulation import BOOT_S, kubernetes_api
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,7 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cluster", required=True)
     parser.add_argument("--kubernetes-version", required=True)
     parser.add_argument("--region", default="us-west-2")
-    parser.add_argument("--boot-seconds", type=float, default=5.0)
+    parser.add_argument("--boot-seconds", type=float, default=None)
+    parser.add_argument("--time-scale", type=float, default=1.0)
     parser.add_argument("--ready-file", help="touched once the account is seeded")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -41,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         catalog=load_catalog(None, "aws", args.region),
         cluster_name=args.cluster,
         region=args.region,
-        boot_s=args.boot_seconds,
+        boot_s=args.boot_seconds if args.boot_seconds is not None else BOOT_S * args.time_scale,
     )
     stopped = threading.Event()
     threading.Thread(target=emulator.run, args=(stopped,), daemon=True).start()

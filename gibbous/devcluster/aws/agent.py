@@ -70,7 +70,7 @@ class NodeAgent(KubeletFleet):
     catalog: list[InstanceType] = field(default_factory=list)
     cluster_name: str = ""
     region: str = ""
-    boot_s: float = 2.0
+    boot_s: float = 60.0  # realistic (docs/clouds); the CLI and tests set a scaled one
     gpu_time_slices: int = 1
     eks: Any = None  # boto3 EKS and IAM clients: who may join is the cluster's to say
     iam: Any = None

@@ -10,7 +10,13 @@ from pathlib import Path
 
 from gibbous.devcluster.azure.agent import AksNodeAgent
 from gibbous.devcluster.azure.emulator import AksEmulator
-from gibbous.devcluster.emulation import emulator_arguments, kubernetes_api, write_ready
+from gibbous.devcluster.emulation import (
+    boot_seconds,
+    emulator_arguments,
+    kubernetes_api,
+    set_durations,
+    write_ready,
+)
 
 log = logging.getLogger("gibbous.aksemulator")
 
@@ -19,8 +25,10 @@ def main() -> None:
     args = emulator_arguments(__doc__.splitlines()[0])
 
     emulator = AksEmulator(
-        cluster=args.cluster, version=args.kubernetes_version, operation_s=args.operation_seconds
+        cluster=args.cluster,
+        version=args.kubernetes_version,
     )
+    set_durations(emulator, args)
     directory = Path(args.ready_file).parent if args.ready_file else None
     _, ca_file = emulator.serve(args.port, directory)
     agent = AksNodeAgent(
@@ -28,7 +36,7 @@ def main() -> None:
         time.time,
         kubelet_version=f"v{args.kubernetes_version}",
         emulator=emulator,
-        boot_s=args.boot_seconds,
+        boot_s=boot_seconds(args),
     )
     write_ready(args.ready_file, {"endpoint": emulator.base, "ca": str(ca_file)})
     log.info("AKS emulator at %s", emulator.base)

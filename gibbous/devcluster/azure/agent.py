@@ -47,7 +47,7 @@ def aks_reserved(vcpu: float, memory: int, max_pods: int = MAX_PODS) -> tuple[in
 @dataclass
 class AksNodeAgent(KubeletFleet):
     emulator: EmulatedFleet = field(kw_only=True)  # what it reads: the emulator, in process
-    boot_s: float = 2.0
+    boot_s: float = 60.0  # realistic (docs/clouds); the CLI and tests set a scaled one
     gpu_time_slices: int = 1  # the NVIDIA device plugin's time-slicing replicas
     seen_running: dict[str, float] = field(default_factory=dict)
 

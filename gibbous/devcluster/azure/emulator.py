@@ -29,6 +29,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import math
 import re
 import ssl
 import threading
@@ -45,7 +46,7 @@ from azure.mgmt.containerservice import models
 
 from gibbous.catalogs import load_catalog
 from gibbous.devcluster.azure.state import AgentPool, Fault, Machine, Operation
-from gibbous.devcluster.emulation import serve_json, take_fault
+from gibbous.devcluster.emulation import RequestBucket, serve_json, take_fault
 
 log = logging.getLogger("gibbous.aksemulator")
 
@@ -92,6 +93,9 @@ def default_max_pods(network_plugin: str, network_plugin_mode: str) -> int:
     return 110
 
 
+ACTOR = "9f3c1f4e-0000-4000-8000-00000000a11c"  # the caller's object id in ARM's messages
+
+
 class ArmError(Exception):
     def __init__(self, status: int, code: str, message: str, *, retry_after: int = 0) -> None:
         super().__init__(message)
@@ -109,8 +113,11 @@ class AksEmulator:
     location: str = "eastus"
     version: str = "1.37.2"
     zones: tuple[str, ...] = ("1", "2", "3")
-    operation_s: float = 2.0
-    delete_s: float = 1.0
+    # Realistic durations (docs/clouds/aks.md), all multiplied by `time_scale`: tests and
+    # the dev cluster run the cloud faster by that documented factor.
+    operation_s: float = 180.0
+    delete_s: float = 60.0
+    time_scale: float = 1.0
     clock: Callable[[], float] = time.time
     faults: list[Fault] = field(default_factory=list)
     pools: dict[str, AgentPool] = field(default_factory=dict)
@@ -120,9 +127,14 @@ class AksEmulator:
     # or "overlay" mode); it sets the max pods of pools created without their own.
     network_plugin: str = "kubenet"
     network_plugin_mode: str = ""
+    # ARM's subscription read bucket ("Understand how Azure Resource Manager throttles
+    # requests", regional token bucket: 250 reads, 25 a second refilled); 0: unlimited.
+    read_bucket: float = 250.0
+    reads_per_s: float = 25.0
 
     def __post_init__(self) -> None:
         self.lock = threading.RLock()
+        self.reads = RequestBucket(self.read_bucket, self.reads_per_s, self.clock)
         self.ids = itertools.count(1)
         self.sizes = {t.name for t in load_catalog(None, "azure", self.location)}
         self.base = ""  # https://127.0.0.1:PORT once serving
@@ -305,11 +317,11 @@ class AksEmulator:
                     target.machines[name_] = Machine(name_, index, machine_zone, now)
                 if wanted < 0:  # scaled in: the newest go
                     for machine in sorted(existing, key=lambda m: -m.index)[:-wanted]:
-                        machine.deleting_at = now + self.delete_s
+                        machine.deleting_at = now + self.delete_s * self.time_scale
                 target.state = "Succeeded"
                 return None
 
-            operation = self._operation(name, finish, self.operation_s)
+            operation = self._operation(name, finish, self.operation_s * self.time_scale)
             pool.operation = operation.id
             log.info("%s agent pool %s to %d", "creating" if created else "scaling", name, count)
             return (
@@ -406,12 +418,12 @@ class AksEmulator:
             pool = self._idle_pool(name)
             pool.state = "Deleting"
             for machine in pool.machines.values():
-                machine.deleting_at = self.clock() + self.operation_s
+                machine.deleting_at = self.clock() + self.operation_s * self.time_scale
 
             def finish() -> None:
                 self.pools.pop(name, None)
 
-            operation = self._operation(name, finish, self.operation_s)
+            operation = self._operation(name, finish, self.operation_s * self.time_scale)
             pool.operation = operation.id
             return 202, {}, self._operation_headers(operation)
 
@@ -431,7 +443,7 @@ class AksEmulator:
                 )
             now = self.clock()
             for machine_name in names:
-                pool.machines[machine_name].deleting_at = now + self.delete_s
+                pool.machines[machine_name].deleting_at = now + self.delete_s * self.time_scale
             pool.properties["count"] = max(0, int(pool.properties.get("count", 0)) - len(names))
             pool.state = "Scaling"
             target = pool
@@ -439,7 +451,7 @@ class AksEmulator:
             def finish() -> None:
                 target.state = "Succeeded"
 
-            operation = self._operation(name, finish, self.delete_s)
+            operation = self._operation(name, finish, self.delete_s * self.time_scale)
             pool.operation = operation.id
             return 202, {}, self._operation_headers(operation)
 
@@ -532,6 +544,17 @@ class AksEmulator:
             with self.lock:
                 self.faults = [Fault(**f) for f in json.loads(raw or b"[]")]
             return 200, {"faults": len(self.faults)}, {}
+        if path.startswith("/subscriptions/") and method == "GET":
+            wait = self.reads.take()
+            if wait:
+                seconds = math.ceil(wait)
+                raise ArmError(
+                    429,
+                    "SubscriptionRequestsThrottled",
+                    f"Number of 'read' requests for subscription '{self.subscription}' actor "
+                    f"'{ACTOR}' exceeded. Please try again after '{seconds}' seconds.",
+                    retry_after=seconds,
+                )
         if path.startswith("/subscriptions/") and (query.get("api-version") or [""])[0] == "":
             raise ArmError(
                 400,

@@ -7,7 +7,13 @@ import logging
 import threading
 import time
 
-from gibbous.devcluster.emulation import emulator_arguments, kubernetes_api, write_ready
+from gibbous.devcluster.emulation import (
+    boot_seconds,
+    emulator_arguments,
+    kubernetes_api,
+    set_durations,
+    write_ready,
+)
 from gibbous.devcluster.gcp.agent import GkeNodeAgent
 from gibbous.devcluster.gcp.emulator import GkeEmulator
 
@@ -20,15 +26,15 @@ def main() -> None:
     emulator = GkeEmulator(
         cluster=args.cluster,
         version=f"{args.kubernetes_version}-gke.100",
-        operation_s=args.operation_seconds,
     )
+    set_durations(emulator, args)
     server = emulator.serve(args.port)
     agent = GkeNodeAgent(
         kubernetes_api(args.kubeconfig),
         time.time,
         kubelet_version=f"v{args.kubernetes_version}-gke.100",
         emulator=emulator,
-        boot_s=args.boot_seconds,
+        boot_s=boot_seconds(args),
     )
     endpoint = f"http://127.0.0.1:{server.server_address[1]}"
     write_ready(args.ready_file, {"endpoint": endpoint})

@@ -44,7 +44,7 @@ from google.cloud import compute_v1, container_v1
 
 from gibbous.catalogs import load_catalog
 from gibbous.core.choice.machinelabels import gke_accelerator
-from gibbous.devcluster.emulation import serve_json, take_fault
+from gibbous.devcluster.emulation import RequestBucket, serve_json, take_fault
 from gibbous.devcluster.gcp.state import Fault, ManagedInstance, Mig, Operation, Pool
 
 log = logging.getLogger("gibbous.gkeemulator")
@@ -55,6 +55,7 @@ INSTANCE_NAME = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 GCE_LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 GCE_LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
 KUBELET_LABEL_DOMAINS = ("node.kubernetes.io", "kubelet.kubernetes.io")
+PROJECT_NUMBER = "417300152947"  # the emulated project's number, as quota errors name it
 NODE_POOL_OPERATIONS = frozenset({"CREATE_NODE_POOL", "DELETE_NODE_POOL", "SET_NODE_POOL_SIZE"})
 
 
@@ -82,17 +83,21 @@ class GkeEmulator:
     cluster: str = "dev-cluster"
     version: str = "1.37.2-gke.100"
     zones: tuple[str, ...] = ("us-central1-a", "us-central1-b", "us-central1-c")
-    operation_s: float = 2.0
+    # Realistic durations (docs/clouds/gke.md), all multiplied by `time_scale`: tests and
+    # the dev cluster run the cloud faster by that documented factor.
+    operation_s: float = 40.0
+    time_scale: float = 1.0
     operation_limit: int = 3
     # The cluster's defaultMaxPodsConstraint (GKE's default 110; a cluster made with
     # --default-max-pods-per-node says otherwise): a pool without its own takes it.
     max_pods: int = 110
-    # Reads (GETs, listManagedInstances) a project may make per minute in the region, as a
-    # bucket that refills continuously (0: unlimited). Google's Compute and GKE APIs cap
-    # reads per minute per region; the number is a guess (docs/clouds/gke.md).
+    # Reads a project may make per minute (0: unlimited), counted per synchronized minute
+    # as Compute Engine's rate quotas are ("Compute Engine rate quotas": read requests
+    # 1500 a minute, refilled at the start of the next minute). GKE's own API (node pools,
+    # operations) is counted apart with the same number (a guess, docs/clouds/gke.md).
     reads_per_minute: float = 1500.0
-    create_s: float = 1.0
-    delete_s: float = 1.0
+    create_s: float = 45.0
+    delete_s: float = 30.0
     clock: Callable[[], float] = time.time
     faults: list[Fault] = field(default_factory=list)
     pools: dict[str, Pool] = field(default_factory=dict)
@@ -101,8 +106,8 @@ class GkeEmulator:
 
     def __post_init__(self) -> None:
         self.lock = threading.RLock()
-        self.read_tokens, self.read_at = self.reads_per_minute, self.clock()
-        self.reads_refused = 0
+        self.compute_reads = RequestBucket(self.reads_per_minute, 0.0, self.clock, window_s=60)
+        self.gke_reads = RequestBucket(self.reads_per_minute, 0.0, self.clock, window_s=60)
         self.ids = itertools.count(1000)
         catalog = load_catalog(None, "gcp", self.region)
         self.machine_types = {t.machine_type for t in catalog}
@@ -137,28 +142,34 @@ class GkeEmulator:
     ) -> Fault | None:
         return take_fault(self.faults, kinds, lambda f: f.matches(machine, accelerator, spot, zone))
 
-    def _read(self) -> None:
-        """Take a read token or answer 429 as Google's front end does."""
-        if self.reads_per_minute <= 0:
+    def _read(self, compute: bool) -> None:
+        """Take a read from the minute's quota, or refuse it as Google's front ends do:
+        Compute Engine with 403 `rateLimitExceeded` ("Compute Engine rate quotas"), GKE's
+        API with 429 RESOURCE_EXHAUSTED."""
+        wait = (self.compute_reads if compute else self.gke_reads).take()
+        if not wait:
             return
-        with self.lock:
-            now = self.clock()
-            self.read_tokens = min(
-                self.reads_per_minute,
-                self.read_tokens + (now - self.read_at) * self.reads_per_minute / 60.0,
+        if compute:
+            raise ApiError(
+                403,
+                "PERMISSION_DENIED",
+                "Quota exceeded for quota metric 'Read requests' and limit 'Read requests "
+                f"per minute' of service 'compute.googleapis.com' for consumer "
+                f"'project_number:{PROJECT_NUMBER}'.",
+                reason="rateLimitExceeded",
             )
-            self.read_at = now
-            if self.read_tokens >= 1:
-                self.read_tokens -= 1
-                return
-            self.reads_refused += 1
         raise ApiError(
             429,
             "RESOURCE_EXHAUSTED",
             "Quota exceeded for quota metric 'Read requests' and limit 'Read requests per "
-            "minute per region' of service 'compute.googleapis.com'.",
+            "minute per region' of service 'container.googleapis.com'.",
             reason="rateLimitExceeded",
+            retry_after=int(wait) + 1,
         )
+
+    @property
+    def reads_refused(self) -> int:
+        return self.compute_reads.refused + self.gke_reads.refused
 
     def _throttled(self) -> None:
         if take_fault(self.faults, ("throttle",), lambda f: True) is not None:
@@ -268,7 +279,9 @@ class GkeEmulator:
             for zone, mig in migs.items():
                 for _ in range(pool.initial_node_count):
                     name = f"{base}-{next(self.ids):04x}"[-63:]
-                    instance = ManagedInstance(name, zone, next(self.ids), now + self.operation_s)
+                    instance = ManagedInstance(
+                        name, zone, next(self.ids), now + self.operation_s * self.time_scale
+                    )
                     fault = self._fault(
                         ("stockout", "quota"), config.machine_type, accelerator, config.spot, zone
                     )
@@ -402,7 +415,7 @@ class GkeEmulator:
             pool.status = "STOPPING"
             for mig in pool.migs.values():
                 for instance in mig.instances.values():
-                    instance.deleting_at = self.clock() + self.operation_s
+                    instance.deleting_at = self.clock() + self.operation_s * self.time_scale
 
             def finish() -> None:
                 self.pools.pop(name, None)
@@ -425,7 +438,7 @@ class GkeEmulator:
             kind,
             target,
             now,
-            now + (self.operation_s if duration is None else duration),
+            now + (self.operation_s * self.time_scale if duration is None else duration),
             finish,
             zone,
         )
@@ -523,7 +536,9 @@ class GkeEmulator:
             spot = bool(node_config.get("spot"))
             now = self.clock()
             for config in request.instances:
-                instance = ManagedInstance(config.name, zone, next(self.ids), now + self.create_s)
+                instance = ManagedInstance(
+                    config.name, zone, next(self.ids), now + self.create_s * self.time_scale
+                )
                 fault = self._fault(("stockout", "quota"), machine, accelerator, spot, zone)
                 if fault is not None:
                     instance.failure = _instance_failure(fault, machine, zone)
@@ -551,7 +566,7 @@ class GkeEmulator:
             for instance_name in names:
                 instance = mig.instances[instance_name]
                 if instance.deleting_at is None:
-                    instance.deleting_at = self.clock() + self.delete_s
+                    instance.deleting_at = self.clock() + self.delete_s * self.time_scale
             target = f"{COMPUTE}/projects/{project}/zones/{zone}/instanceGroupManagers/{name}"
             operation = self._operation(
                 "compute.instanceGroupManagers.deleteInstances", target, None, zone, duration=0.2
@@ -642,7 +657,7 @@ class GkeEmulator:
             self.requests.append((method, path))
         parts = path.strip("/").split("/")
         if method == "GET" or parts[-1:] == ["listManagedInstances"]:
-            self._read()
+            self._read(compute=parts[:1] == ["compute"])
         gke = _match(parts, ["v1", "projects", "*", "locations", "*"])
         if gke is not None:
             project, location = gke

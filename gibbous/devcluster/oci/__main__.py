@@ -8,7 +8,13 @@ import threading
 import time
 from pathlib import Path
 
-from gibbous.devcluster.emulation import emulator_arguments, kubernetes_api, write_ready
+from gibbous.devcluster.emulation import (
+    boot_seconds,
+    emulator_arguments,
+    kubernetes_api,
+    set_durations,
+    write_ready,
+)
 from gibbous.devcluster.oci.agent import OkeNodeAgent
 from gibbous.devcluster.oci.emulator import OkeEmulator, emulator_identity
 
@@ -23,15 +29,15 @@ def main() -> None:
         cluster_name=args.cluster,
         version=f"v{args.kubernetes_version}",
         public_key=public,
-        operation_s=args.operation_seconds,
     )
+    set_durations(emulator, args)
     server = emulator.serve(args.port)
     agent = OkeNodeAgent(
         kubernetes_api(args.kubeconfig),
         time.time,
         kubelet_version=emulator.version,
         emulator=emulator,
-        boot_s=args.boot_seconds,
+        boot_s=boot_seconds(args),
     )
     endpoint = f"http://127.0.0.1:{server.server_address[1]}"
     if args.ready_file:

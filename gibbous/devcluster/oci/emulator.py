@@ -46,7 +46,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from gibbous.catalogs import load_catalog
-from gibbous.devcluster.emulation import serve_json, take_fault
+from gibbous.devcluster.emulation import RequestBucket, serve_json, take_fault
 from gibbous.devcluster.oci.state import (
     ADS,
     CLUSTER,
@@ -86,7 +86,10 @@ class OkeEmulator:
     cluster_name: str = "dev-cluster"
     version: str = "v1.37.2"
     public_key: Any = None  # the caller's RSA public key; None: signatures not checked
-    operation_s: float = 2.0
+    # A realistic duration (docs/clouds/oke.md), multiplied by `time_scale`: tests and the
+    # dev cluster run the cloud faster by that documented factor.
+    operation_s: float = 180.0
+    time_scale: float = 1.0
     clock: Callable[[], float] = time.time
     faults: list[Fault] = field(default_factory=list)
     pools: dict[str, OkePool] = field(default_factory=dict)
@@ -95,9 +98,14 @@ class OkeEmulator:
     # The cluster's pod networking: FLANNEL_OVERLAY, or OCI_VCN_IP_NATIVE (whose pools
     # must name their pod subnets).
     cni_type: str = "FLANNEL_OVERLAY"
+    # OCI throttles with 429 TooManyRequests but publishes no rate: a bucket of
+    # `read_bucket` GETs refilled at `reads_per_s` (a guess, docs/clouds/oke.md); 0: none.
+    read_bucket: float = 20.0
+    reads_per_s: float = 10.0
 
     def __post_init__(self) -> None:
         self.lock = threading.RLock()
+        self.reads = RequestBucket(self.read_bucket, self.reads_per_s, self.clock)
         self.ids = itertools.count(1)
         self.shapes = {_base_shape(t.name) for t in load_catalog(None, "oci", REGION)}
 
@@ -165,7 +173,7 @@ class OkeEmulator:
             f"ocid1.clustersworkrequest.oc1.iad.{next(self.ids):08x}",
             operation,
             pool.id,
-            now + self.operation_s,
+            now + self.operation_s * self.time_scale,
             finish,
             accepted=now,
         )
@@ -223,7 +231,7 @@ class OkeEmulator:
         else:  # scaled in: failed nodes first, then the newest
             order = sorted(live, key=lambda n: (n.error is None, -int(n.id.rsplit(".", 1)[-1], 16)))
             for node in order[:-wanted]:
-                node.state, node.gone_at = "DELETING", now + self.operation_s
+                node.state, node.gone_at = "DELETING", now + self.operation_s * self.time_scale
 
         def finish() -> tuple[str, str] | None:
             pool.state = "ACTIVE"
@@ -253,7 +261,7 @@ class OkeEmulator:
             f"10.0.{index // 250 % 250}.{index % 250 + 2}",
             ad,
             "CREATING",
-            now + self.operation_s,
+            now + self.operation_s * self.time_scale,
             error=error,
         )
         pool.nodes[node.id] = node
@@ -386,7 +394,7 @@ class OkeEmulator:
                     "Conflict",
                     f"Node pool {pool_id} has a work request in progress ({pool.busy}).",
                 )
-            node.state, node.gone_at = "DELETING", self.clock() + self.operation_s
+            node.state, node.gone_at = "DELETING", self.clock() + self.operation_s * self.time_scale
             if (query.get("isDecrementSize") or ["false"])[0] == "true":
                 pool.size = max(0, pool.size - 1)
             else:  # OKE replaces it
@@ -407,7 +415,10 @@ class OkeEmulator:
                 )
             pool.state = "DELETING"
             for node in pool.nodes.values():
-                node.state, node.gone_at = "DELETING", self.clock() + self.operation_s
+                node.state, node.gone_at = (
+                    "DELETING",
+                    self.clock() + self.operation_s * self.time_scale,
+                )
 
             def finish() -> None:
                 self.pools.pop(pool_id, None)
@@ -578,6 +589,9 @@ class OkeEmulator:
                 ],
                 {},
             )
+        if method == "GET" and self.reads.take():
+            # "API Errors": 429 TooManyRequests, "User-rate limit exceeded."; no Retry-After.
+            raise OciError(429, "TooManyRequests", "User-rate limit exceeded.")
         parts = path.strip("/").split("/")
         if parts[:1] != ["20180222"]:
             raise OciError(404, "NotAuthorizedOrNotFound", f"{method} {path}: not found.")

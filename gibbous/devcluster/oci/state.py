@@ -28,14 +28,42 @@ FLANNEL_PODS = 110
 VCN_NATIVE_PODS = 31
 
 
+# Max VNICs (Linux) of OCI's fixed shapes, as OCI's "Compute Shapes" page lists them (what
+# ListShapes' maxVnicAttachments answers); a Flex VM: 2 with 1 OCPU, else 1 per OCPU (2 on
+# VM.Optimized3.Flex), at most 24. Each VNIC but the node's gives pods 31 IPs.
+SHAPE_VNICS = {
+    "BM.GPU.A10.4": 256,
+    "BM.GPU4.8": 64,
+    "VM.GPU.A10.1": 15,
+    "VM.GPU.A10.2": 24,
+    "VM.GPU2.1": 12,
+    "VM.GPU3.1": 6,
+    "VM.GPU3.2": 12,
+    "VM.GPU3.4": 24,
+}
+POD_IPS_PER_VNIC = 31
+
+
+def shape_vnics(pool_body: Any) -> int:
+    shape = str(pool_body.get("nodeShape") or "")
+    if not shape.endswith(".Flex"):
+        return SHAPE_VNICS.get(shape, 2)
+    ocpus = float((pool_body.get("nodeShapeConfig") or {}).get("ocpus") or 1)
+    per_ocpu = 2 if shape == "VM.Optimized3.Flex" else 1
+    return min(24, max(2, int(per_ocpu * ocpus)))
+
+
 def pod_capacity(pool_body: Any) -> int:
-    """The kubelet's max pods on a node of the pool created with `pool_body`."""
+    """The kubelet's max pods on a node of the pool created with `pool_body`: with
+    VCN-native pod networking the pool's maxPodsPerNode (31 when unset), limited by the
+    pod IPs of the shape's VNICs."""
     details = (pool_body.get("nodeConfigDetails") or {}).get(
         "nodePoolPodNetworkOptionDetails"
     ) or {}
     if details.get("cniType") != "OCI_VCN_IP_NATIVE":
         return FLANNEL_PODS
-    return int(details.get("maxPodsPerNode") or VCN_NATIVE_PODS)
+    wanted = int(details.get("maxPodsPerNode") or VCN_NATIVE_PODS)
+    return min(wanted, (shape_vnics(pool_body) - 1) * POD_IPS_PER_VNIC)
 
 
 @dataclass
