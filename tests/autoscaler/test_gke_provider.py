@@ -521,3 +521,17 @@ def test_labels_the_kubelet_may_not_set_stay_off_the_pool(
     clock.now += 31
     gke.advance()
     assert gke.get(made.id).state is not InstanceState.TERMINATED
+
+
+def test_workload_identity_pools_run_gkes_metadata_server(
+    world: tuple[GkeEmulator, Clock, str],
+) -> None:
+    # GKE Workload Identity: a pool with workloadMetadataConfig mode GKE_METADATA runs the
+    # metadata server, and its nodes carry iam.gke.io/gke-metadata-server-enabled=true
+    # (cloud.google.com/kubernetes-engine/docs/how-to/workload-identity).
+    emulator, clock, endpoint = world
+    provider(endpoint, clock, workload_identity=True).create(request("wi-1"))
+    provider(endpoint, clock).create(request("plain-1", instance_type="e2-standard-8"))
+    configs = {p.body["config"]["machineType"]: p.body["config"] for p in emulator.pools.values()}
+    assert configs["n1-standard-4"]["workloadMetadataConfig"] == {"mode": "GKE_METADATA"}
+    assert "workloadMetadataConfig" not in configs["e2-standard-8"]  # the cluster's default

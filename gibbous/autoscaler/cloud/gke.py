@@ -274,6 +274,11 @@ class GkeCloudProvider:
             config.service_account = self.config.service_account
         if self.config.image_streaming:
             config.gcfs_config = container_v1.GcfsConfig(enabled=True)
+        if self.config.workload_identity:
+            # GKE puts iam.gke.io/gke-metadata-server-enabled=true on such pools' nodes.
+            config.workload_metadata_config = container_v1.WorkloadMetadataConfig(
+                mode=container_v1.WorkloadMetadataConfig.Mode.GKE_METADATA
+            )
         if shape.accelerator:
             accelerator = container_v1.AcceleratorConfig(
                 accelerator_type=shape.accelerator,

@@ -27,7 +27,7 @@ from typing import Any
 from gibbous.catalogs import load_catalog
 from gibbous.core import keys
 from gibbous.core.choice.catalog import InstanceType
-from gibbous.core.choice.machinelabels import gke_accelerator
+from gibbous.core.choice.machinelabels import GKE_METADATA_SERVER, gke_accelerator
 from gibbous.devcluster.gcp.state import EmulatedFleet, ManagedInstance
 from gibbous.devcluster.kubeletfleet import KubeletFleet
 
@@ -150,6 +150,8 @@ class GkeNodeAgent(KubeletFleet):
         }
         if spot:
             labels[keys.GKE_SPOT] = "true"
+        if (config.get("workloadMetadataConfig") or {}).get("mode") == "GKE_METADATA":
+            labels[GKE_METADATA_SERVER] = "true"
         taints = [
             {"key": t["key"], "value": t.get("value", ""), "effect": EFFECTS[t["effect"]]}
             for t in config.get("taints") or []
