@@ -533,3 +533,12 @@ def test_nodes_take_the_network_plugins_max_pods(
     aks.create(request("pods-0"))
     (pool,) = emulator.pools.values()
     assert pool.properties["maxPods"] == pods  # what the emulated kubelet registers
+
+
+def test_types_are_offered_in_the_clusters_zones_as_aks_labels_them(
+    world: tuple[AksEmulator, Clock, str, str],
+) -> None:
+    # The emulated cluster's system pool spans zones 1, 2, 3; AKS labels a zonal node
+    # `<region>-<zone>` (cloud-provider-azure, "Use Availability Zones").
+    zones = {t.zones for t in provider(world).instance_types()}
+    assert zones == {("eastus-1", "eastus-2", "eastus-3")}

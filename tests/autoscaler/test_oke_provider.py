@@ -405,3 +405,10 @@ def test_pools_follow_the_clusters_pod_network(
     clock.now += 31
     oke.advance()
     assert oke.get(made.id).state is not InstanceState.TERMINATED
+
+
+def test_types_are_offered_in_the_availability_domains_as_oke_labels_them(world: World) -> None:
+    # OKE labels a node with the AD's shortened name, US-ASHBURN-AD-n in Ashburn (OKE
+    # "Supported Labels for Different Usecases"); the tenancy prefix is not in the label.
+    zones = {t.zones for t in provider(world).instance_types()}
+    assert zones == {("US-ASHBURN-AD-1", "US-ASHBURN-AD-2", "US-ASHBURN-AD-3")}

@@ -386,7 +386,10 @@ def discover(
         str(getattr(mode, "value", mode) or ""),
         config.max_pods,
     )
-    catalog = [dataclasses.replace(t, max_pods=max_pods) for t in catalog]
+    # Nodes go in the cluster's zones, labelled `<location>-<zone>` as AKS labels them; a
+    # cluster without zones makes regional pools, whose nodes carry no zone to plan for.
+    zone_labels = tuple(f"{location}-{z}" for z in zones)
+    catalog = [dataclasses.replace(t, max_pods=max_pods, zones=zone_labels) for t in catalog]
     types = {t.name: t for t in catalog}
     return SizedPoolProvider(
         cloud=AksPools(

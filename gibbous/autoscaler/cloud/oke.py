@@ -438,7 +438,10 @@ def discover(
     cni_types = tuple(str(o.cni_type) for o in cluster.cluster_pod_network_options or [])
     # Planning counts the pod slots the kubelet will register: the pod network's.
     max_pods = oke_max_pods(cni_types, config.max_pods_per_node)
-    catalog = [dataclasses.replace(t, max_pods=max_pods) for t in catalog]
+    # Nodes go in the availability domains Gibbous may use, labelled with the AD's name
+    # without its tenancy prefix, as OKE labels them.
+    zone_labels = tuple(ad.split(":", 1)[-1] for ad in ads)
+    catalog = [dataclasses.replace(t, max_pods=max_pods, zones=zone_labels) for t in catalog]
     types = {t.name: t for t in catalog}
     return SizedPoolProvider(
         cloud=OkePools(

@@ -485,7 +485,32 @@ def _reason(requirement: PodRequirement, stage: str, before: list[Offer], config
             note = f" (it asks for {'; '.join(asked)})"
         note += foreign_label_note(requirement.affinity, config)
         note += cloud_label_note(requirement.affinity, config)
+        note += _unknown_zone_note(requirement.affinity, before, config)
     return _headline(requirement) + f": no offer satisfies {stage}{note}"
+
+
+def _unknown_zone_note(affinity: NodeAffinity, offers: list[Offer], config: Config) -> str:
+    """Names the zones the pod asks for that no offer can be placed in (another cloud's
+    zone, a misspelt one), or ""."""
+    known: set[str] = set()
+    for offer in offers:
+        known.update(candidate_zones(offer.instance, config) or ())
+    if not known:
+        return ""
+    asked = {
+        value
+        for term in affinity.terms
+        for r in term
+        if r.key in (keys.ZONE, keys.ZONE_BETA) and r.operator == "In"
+        for value in r.values
+    }
+    unknown = sorted(asked - known)
+    if not unknown:
+        return ""
+    return (
+        f"; zone {', '.join(unknown)} is not a zone of {config.cloud} "
+        f"{offers[0].instance.region} where nodes can be made (zones: {', '.join(sorted(known))})"
+    )
 
 
 def cheapest_offer_for_shape(
