@@ -412,3 +412,16 @@ def test_types_are_offered_in_the_availability_domains_as_oke_labels_them(world:
     # "Supported Labels for Different Usecases"); the tenancy prefix is not in the label.
     zones = {t.zones for t in provider(world).instance_types()}
     assert zones == {("US-ASHBURN-AD-1", "US-ASHBURN-AD-2", "US-ASHBURN-AD-3")}
+
+
+def test_a_larger_boot_volume_for_the_pods_ephemeral_storage_is_a_pool_of_its_own(
+    world: World,
+) -> None:
+    emulator, _, _, _ = world
+    oke = provider(world)
+    oke.create(request("plain"))
+    oke.create(replace(request("big"), disk_gib=889))
+    sizes = sorted(
+        p.body["nodeSourceDetails"]["bootVolumeSizeInGBs"] for p in emulator.pools.values()
+    )
+    assert sizes == [100, 889]

@@ -164,7 +164,7 @@ class AksPools:
         instance_type = self.types.get(shape.instance_type)
         gpu = bool(instance_type is not None and instance_type.gpu_count)
         return (
-            ("osDiskSizeGB", self.config.os_disk_size_gb),
+            ("osDiskSizeGB", shape.disk_gib or self.config.os_disk_size_gb),
             ("maxPods", self.config.max_pods),
             ("vnetSubnetID", self.config.vnet_subnet_id),
             ("gpuDriver", self.config.gpu_driver if gpu else ""),
@@ -191,7 +191,7 @@ class AksPools:
             "mode": "User",
             "type_properties_type": "VirtualMachineScaleSets",
             "os_type": "Linux",
-            "os_disk_size_gb": self.config.os_disk_size_gb,
+            "os_disk_size_gb": shape.disk_gib or self.config.os_disk_size_gb,
             "node_labels": dict(shape.labels),
             "node_taints": [f"{k}={v}:{e}" for k, v, e in shape.taints],
             "tags": {

@@ -104,9 +104,14 @@ class PoolShape:
     zone: str
     labels: tuple[tuple[str, str], ...]
     taints: tuple[tuple[str, str, str], ...]
+    # A boot disk larger than gcp.diskSizeGb for the pods' ephemeral storage (0: that one).
+    # Fixed at the pool's creation, so it is in the pool's name; left out of the repr so
+    # that pools of the configured size keep the names they had.
+    disk_gb: int = field(default=0, repr=False)
 
     def pool_name(self, cluster_id: str) -> str:
-        digest = hashlib.sha256(repr((cluster_id, self)).encode()).hexdigest()[:12]
+        key = repr((cluster_id, self)) + (f"/disk={self.disk_gb}" if self.disk_gb else "")
+        digest = hashlib.sha256(key.encode()).hexdigest()[:12]
         return f"{POOL_PREFIX}{digest}"
 
 
@@ -252,12 +257,13 @@ class GkeCloudProvider:
             zone=zone,
             labels=labels,
             taints=taints,
+            disk_gb=request.disk_gib,
         )
 
     def node_pool(self, shape: PoolShape, pool_name: str, time_slices: int) -> Any:
         config = container_v1.NodeConfig(
             machine_type=shape.machine_type,
-            disk_size_gb=self.config.disk_size_gb,
+            disk_size_gb=shape.disk_gb or self.config.disk_size_gb,
             disk_type=self.config.disk_type,
             spot=shape.spot,
             labels=dict(shape.labels),

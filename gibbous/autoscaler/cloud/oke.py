@@ -136,7 +136,9 @@ class OkePools:
     cni_types: tuple[str, ...] = ()  # the cluster's clusterPodNetworkOptions
 
     def create_only(self, shape: Shape) -> tuple[Any, ...]:
-        return ()  # UpdateNodePool can change what a pool is created with
+        # UpdateNodePool can change what a pool is created with, but a changed boot volume
+        # reaches only nodes made after it: a pool for a larger disk is a pool of its own.
+        return (("bootVolumeSizeInGBs", shape.disk_gib),) if shape.disk_gib else ()
 
     def zone_name(self, zone: str) -> str:
         return zone.split(":", 1)[-1]
@@ -196,7 +198,7 @@ class OkePools:
             node_source_details=MODELS.NodeSourceViaImageDetails(
                 source_type="IMAGE",
                 image_id=image,
-                boot_volume_size_in_gbs=self.config.boot_volume_size_gb,
+                boot_volume_size_in_gbs=shape.disk_gib or self.config.boot_volume_size_gb,
             ),
             initial_node_labels=[MODELS.KeyValue(key=k, value=v) for k, v in shape.labels],
             node_metadata=metadata or None,

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from gibbous.core.choice.classify import Placement
+from gibbous.core.choice.nodedisk import default_disk_gib, disk_for, largest_ephemeral
 from gibbous.core.choice.selection import (
     CandidateResult,
     Offer,
@@ -208,6 +209,11 @@ class PackingState:
             gpu_budget=self.budget.gpu_room(),
         )
 
+    def _disk_gib(self, node: NewNode) -> int:
+        return _sized_disk(
+            node.offer.instance.cloud, default_disk_gib(self.config), node.free.ephemeral_bytes
+        )
+
     def plan(self) -> Plan:
         return Plan(
             new_nodes=tuple(
@@ -217,6 +223,7 @@ class PackingState:
                     tuple(node.pods),
                     node.uid if node.placement is Placement.BIN_SELECT else "",
                     node.zone,
+                    self._disk_gib(node),
                 )
                 for node in self.new_nodes
             ),
@@ -224,6 +231,14 @@ class PackingState:
             unschedulable=dict(self.unschedulable),
             placements=dict(self.placements),
         )
+
+
+def _sized_disk(cloud: str, config_default: int, free_ephemeral: int) -> int:
+    """The disk, GiB, a new node needs for what its pods (and DaemonSets) request of
+    ephemeral storage, or 0 when the configured disk holds it."""
+    needed = largest_ephemeral(cloud) - free_ephemeral
+    size = disk_for(cloud, config_default, needed)
+    return size if size > config_default else 0
 
 
 def pod_signature(pod: PendingPod) -> object:

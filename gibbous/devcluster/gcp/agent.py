@@ -60,6 +60,13 @@ def gke_reserved(vcpu: float, memory: int) -> tuple[int, int]:
     return round(cpu), round(reserved) + 100 * MIB
 
 
+def gke_storage_reserved(disk: int) -> int:
+    """What GKE keeps of the boot disk from pods' ephemeral storage ("Plan node sizes",
+    local ephemeral storage reservation): the 10% eviction threshold plus
+    min(50%, 6 GiB + 35%, 100 GiB)."""
+    return disk // 10 + min(disk // 2, 6 * GIB + disk * 35 // 100, 100 * GIB)
+
+
 def pod_capacity(pool: dict[str, Any]) -> int:
     """The kubelet's max-pods on GKE: the pool's maxPodsConstraint (the cluster's default
     when the pool has none, which the emulator writes into the pool as GKE does)."""
@@ -174,10 +181,12 @@ class GkeNodeAgent(KubeletFleet):
             "pods": str(pod_capacity(pool)),
             "ephemeral-storage": str(int(config.get("diskSizeGb") or 100) * GIB),
         }
+        disk = int(capacity["ephemeral-storage"])
         allocatable = {
             **capacity,
             "cpu": f"{round(instance_type.vcpu * 1000) - cpu_reserved}m",
             "memory": str(instance_type.memory_bytes - memory_reserved),
+            "ephemeral-storage": str(disk - gke_storage_reserved(disk)),
         }
         if gpus and driver_installed(accelerator, self.emulator.version):
             capacity[keys.NVIDIA_GPU] = allocatable[keys.NVIDIA_GPU] = str(gpus * slices)
