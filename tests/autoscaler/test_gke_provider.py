@@ -26,13 +26,12 @@ from gibbous.autoscaler.cloud.base import (
 )
 from gibbous.autoscaler.cloud.gke import (
     GkeCloudProvider,
-    classify_api_error,
     discover,
     gce_label,
     instance_name,
-    operation_failure,
     sdk_clients,
 )
+from gibbous.autoscaler.cloud.gkefailures import classify_api_error, operation_failure
 from gibbous.core import keys
 from gibbous.core.settings.options.gcp import GcpConfig
 from gibbous.devcluster.gcp.agent import driver_installed, pod_capacity
