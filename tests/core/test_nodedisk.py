@@ -13,6 +13,7 @@ import pytest
 from gibbous.core.planning.demand import describe_pod
 from gibbous.core.planning.packing import simulate
 from gibbous.core.planning.packingmodel import Plan
+from gibbous.devcluster.gcp.agent import gke_storage_reserved
 from tests.factories import config, make_pod, offers
 
 
@@ -74,3 +75,10 @@ def test_more_than_the_largest_disk_holds_is_unsatisfiable_and_says_ephemeral_st
     assert not result.new_nodes
     (reason,) = result.unschedulable.values()
     assert "ephemeral-storage" in reason
+
+
+def test_the_gke_emulators_kubelet_reserves_what_gke_documents() -> None:
+    # A 100 GiB boot disk: 10 GiB eviction threshold + min(50, 6 + 35, 100) = 51 GiB kept.
+    assert gke_storage_reserved(100 * 2**30) == 51 * 2**30
+    # 1000 GiB: 100 + min(500, 356, 100) = 200 GiB.
+    assert gke_storage_reserved(1000 * 2**30) == 200 * 2**30
