@@ -196,3 +196,17 @@ def test_workload_identity_selector_needs_the_metadata_server_pools() -> None:
     assert "gcp.workloadIdentity=true" in reason
     (node,) = plan_one(pod, "gcp", **{"gcp.workloadIdentity": True}).new_nodes
     assert node.offer.category == "on-demand"
+
+
+@pytest.mark.parametrize(("cloud", "selector"), SPOT_SELECTORS)
+def test_small_pods_selecting_spot_get_spot_bin_pack_nodes(
+    cloud: str, selector: dict[str, str]
+) -> None:
+    # binPackingNodePricing is on-demand by default; the selector asks for spot.
+    pods = [
+        make_pod(f"small-{i}", cpu="100m", memory="128Mi", node_selector=selector) for i in range(3)
+    ]
+    cfg = config(cloudProvider=cloud)
+    plan = simulate([describe_pod(p, cfg)[0] for p in pods], offers(cloud, cfg), cfg)
+    (node,) = plan.new_nodes
+    assert node.offer.category == "spot" and len(node.pods) == 3

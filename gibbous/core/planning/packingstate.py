@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from gibbous.core.choice.classify import Placement
+from gibbous.core.choice.machinelabels import selected_categories
 from gibbous.core.choice.nodedisk import default_disk_gib, disk_for, largest_ephemeral
 from gibbous.core.choice.selection import (
     CandidateResult,
@@ -182,13 +183,16 @@ class PackingState:
         return len(self.new_nodes) - 1
 
     def _bin_pack_shape(self, affinity: NodeAffinity) -> CandidateResult:
+        # Pods whose selector names a price category (GKE's gke-spot, Karpenter's
+        # capacity-type, ...) get bin-pack nodes of that category.
+        categories = selected_categories(affinity, self.config.cloud)
         return cheapest_offer_for_shape(
             self.offers,
             cpu_millis=self.config.bin_pack_node_cpu_millis,
             memory_bytes=self.config.bin_pack_node_memory_bytes,
             gpus=self.config.bin_pack_node_gpus,
             config=self.config,
-            categories=self.config.bin_pack_node_pricing,
+            categories=categories or self.config.bin_pack_node_pricing,
             affinity=affinity,
             backed_off=self.backed_off,
         )
