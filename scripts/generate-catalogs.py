@@ -216,6 +216,14 @@ def aws() -> None:
 
 GCP_REGION = "us-central1"
 GCP_ZONES = "us-central1-a;us-central1-b;us-central1-c;us-central1-f"
+# AKS labels a zonal node `<region>-<zone number>` (cloud-provider-azure, "Use Availability
+# Zones": "For zoned nodes, the value is <region>-<AZ>, e.g. centralus-1"); East US has zones
+# 1, 2 and 3 (learn.microsoft.com/azure/reliability/regions-list). Which sizes each zone
+# offers is not modelled: every size gets every zone.
+AZURE_ZONES = "eastus-1;eastus-2;eastus-3"
+# OKE labels a node with the shortened availability domain name; Ashburn's are the
+# exception US-ASHBURN-AD-1..3 (OKE "Supported Labels for Different Usecases").
+OCI_ZONES = "US-ASHBURN-AD-1;US-ASHBURN-AD-2;US-ASHBURN-AD-3"
 # GiB per vCPU for the predefined shapes.
 GCP_SHAPES = {
     "e2": {
@@ -508,6 +516,8 @@ def azure() -> None:
                 max_pods=250,
             )
         )
+    for entry in rows:
+        entry["zones"] = AZURE_ZONES
     write("azure", rows)
 
 
@@ -566,6 +576,8 @@ def oci() -> None:
                 gpu_mem=gpu_mem,
             )
         )
+    for entry in rows:
+        entry["zones"] = OCI_ZONES
     write("oci", rows)
 
 

@@ -161,6 +161,7 @@ class Launching(LoopState):
             zones=plan.zones,
             labels=plan.labels,
             taints=plan.taints,
+            disk_gib=plan.disk_gib,
         )
         try:
             return self.provider.create(request)

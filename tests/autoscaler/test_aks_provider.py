@@ -562,3 +562,25 @@ def test_nodes_take_the_network_plugins_max_pods(
     aks.create(request("pods-0"))
     (pool,) = emulator.pools.values()
     assert pool.properties["maxPods"] == pods  # what the emulated kubelet registers
+
+
+def test_types_are_offered_in_the_clusters_zones_as_aks_labels_them(
+    world: tuple[AksEmulator, Clock, str, str],
+) -> None:
+    # The emulated cluster's system pool spans zones 1, 2, 3; AKS labels a zonal node
+    # `<region>-<zone>` (cloud-provider-azure, "Use Availability Zones").
+    zones = {t.zones for t in provider(world).instance_types()}
+    assert zones == {("eastus-1", "eastus-2", "eastus-3")}
+
+
+def test_a_larger_os_disk_for_the_pods_ephemeral_storage_is_a_pool_of_its_own(
+    world: tuple[AksEmulator, Clock, str, str],
+) -> None:
+    # osDiskSizeGB is fixed at a pool's creation (azurerm: "Changing this forces a new
+    # resource to be created"): a node needing 889 GiB gets a pool of that size.
+    emulator, _, _, _ = world
+    aks = provider(world)
+    aks.create(request("plain"))
+    aks.create(replace(request("big"), disk_gib=889))
+    sizes = sorted(p.properties["osDiskSizeGB"] for p in emulator.pools.values())
+    assert sizes == [128, 889]

@@ -5,6 +5,7 @@ cloud's documented behaviour (docs/clouds/aws.md), not the provider's."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -247,3 +248,16 @@ def test_throttled_reads_are_throttled_errors_not_failures() -> None:
         assert emulator.front.throttled.get("DescribeInstances")
     finally:
         emulator.stop()
+
+
+def test_a_larger_root_volume_for_the_pods_ephemeral_storage(emulated: Ec2Emulator) -> None:
+    # Karpenter's AL2023 root device /dev/xvda, gp3; EBS volume sizes are GiB.
+    seed(emulated)
+    cloud = provider(emulated)
+    made = cloud.create(dataclasses.replace(launch("tok-disk"), disk_gib=890))
+    ec2 = emulated.client("ec2")
+    (reservation,) = ec2.describe_instances(InstanceIds=[made.id])["Reservations"]
+    (instance,) = reservation["Instances"]
+    volume_ids = [m["Ebs"]["VolumeId"] for m in instance["BlockDeviceMappings"]]
+    sizes = {v["Size"] for v in ec2.describe_volumes(VolumeIds=volume_ids)["Volumes"]}
+    assert 890 in sizes

@@ -3,6 +3,7 @@ clock the test moves; and the error mapping on recorded GKE and Compute error bo
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import urllib.error
 import urllib.request
@@ -25,13 +26,12 @@ from gibbous.autoscaler.cloud.base import (
 )
 from gibbous.autoscaler.cloud.gke import (
     GkeCloudProvider,
-    classify_api_error,
     discover,
     gce_label,
     instance_name,
-    operation_failure,
     sdk_clients,
 )
+from gibbous.autoscaler.cloud.gkefailures import classify_api_error, operation_failure
 from gibbous.core import keys
 from gibbous.core.settings.options.gcp import GcpConfig
 from gibbous.devcluster.gcp.agent import driver_installed, pod_capacity
@@ -535,3 +535,35 @@ def test_labels_the_kubelet_may_not_set_stay_off_the_pool(
     clock.now += 31
     gke.advance()
     assert gke.get(made.id).state is not InstanceState.TERMINATED
+
+
+def test_workload_identity_pools_run_gkes_metadata_server(
+    world: tuple[GkeEmulator, Clock, str],
+) -> None:
+    # GKE Workload Identity: a pool with workloadMetadataConfig mode GKE_METADATA runs the
+    # metadata server, and its nodes carry iam.gke.io/gke-metadata-server-enabled=true
+    # (cloud.google.com/kubernetes-engine/docs/how-to/workload-identity).
+    emulator, clock, endpoint = world
+    provider(endpoint, clock, workload_identity=True).create(request("wi-1"))
+    provider(endpoint, clock).create(request("plain-1", instance_type="e2-standard-8"))
+    configs = {p.body["config"]["machineType"]: p.body["config"] for p in emulator.pools.values()}
+    assert configs["n1-standard-4"]["workloadMetadataConfig"] == {"mode": "GKE_METADATA"}
+    assert "workloadMetadataConfig" not in configs["e2-standard-8"]  # the cluster's default
+
+
+def test_a_larger_boot_disk_for_the_pods_ephemeral_storage_is_a_pool_of_its_own(
+    world: tuple[GkeEmulator, Clock, str],
+) -> None:
+    # diskSizeGb is fixed at a pool's creation: a node needing a 1000 GB disk gets a pool of
+    # its own, and pools of the configured size keep their names.
+    emulator, clock, endpoint = world
+    gke = provider(endpoint, clock)
+    plain = gke.create(request("plain"))
+    big_request = dataclasses.replace(request("big"), disk_gib=1000)
+    gke.create(big_request)
+    sizes = sorted(p.body["config"]["diskSizeGb"] for p in emulator.pools.values())
+    assert sizes == [100, 1000]
+    assert gke.shape(request("again"), "us-central1-b").pool_name("dev-cluster") in {
+        p.body["name"] for p in emulator.pools.values()
+    }
+    assert plain.state is InstanceState.PENDING

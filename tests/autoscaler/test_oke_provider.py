@@ -587,3 +587,23 @@ def test_an_oke_node_launched_by_the_loop_is_still_running_and_matched_an_hour_l
     assert autoscaler.orphans_seen == {} and not autoscaler.launches
     (instance,) = autoscaler.instances
     assert (instance.id, instance.node_name) == (node.id, node.private_ip)
+
+
+def test_types_are_offered_in_the_availability_domains_as_oke_labels_them(world: World) -> None:
+    # OKE labels a node with the AD's shortened name, US-ASHBURN-AD-n in Ashburn (OKE
+    # "Supported Labels for Different Usecases"); the tenancy prefix is not in the label.
+    zones = {t.zones for t in provider(world).instance_types()}
+    assert zones == {("US-ASHBURN-AD-1", "US-ASHBURN-AD-2", "US-ASHBURN-AD-3")}
+
+
+def test_a_larger_boot_volume_for_the_pods_ephemeral_storage_is_a_pool_of_its_own(
+    world: World,
+) -> None:
+    emulator, _, _, _ = world
+    oke = provider(world)
+    oke.create(request("plain"))
+    oke.create(replace(request("big"), disk_gib=889))
+    sizes = sorted(
+        p.body["nodeSourceDetails"]["bootVolumeSizeInGBs"] for p in emulator.pools.values()
+    )
+    assert sizes == [100, 889]

@@ -440,3 +440,36 @@ def test_bound_pods_rules_reach_the_plan_through_existing_nodes() -> None:
     web = anti(make_pod("web", labels={"app": "web"}), "web")
     result = simulate([describe_pod(web, GCP)[0]], GCP_OFFERS, GCP, existing=nodes)
     assert result.on_existing == {"default/web": "n3"}
+
+
+# --- zones of the built-in Azure and OCI catalogs --------------------------------------------
+# AKS labels zonal nodes `<region>-<zone>` (cloud-provider-azure "Use Availability Zones"), and
+# East US has zones 1, 2, 3; OKE labels nodes with the shortened availability domain name,
+# US-ASHBURN-AD-1..3 in Ashburn (OKE "Supported Labels for Different Usecases").
+BUILT_IN_ZONES = {
+    "azure": {"eastus-1", "eastus-2", "eastus-3"},
+    "oci": {"US-ASHBURN-AD-1", "US-ASHBURN-AD-2", "US-ASHBURN-AD-3"},
+}
+
+
+@pytest.mark.parametrize("cloud", sorted(BUILT_IN_ZONES))
+def test_a_zone_spread_on_azure_and_oci_uses_the_regions_zones(cloud: str) -> None:
+    cfg = config(cloudProvider=cloud)  # no `zones` option: the catalog's zones
+    result = plan([spread(p, "web") for p in replicas("web", 3, cpu="3", memory="4Gi")], cfg)
+    assert not result.unschedulable
+    assert {n.zone for n in result.new_nodes} == BUILT_IN_ZONES[cloud]
+
+
+@pytest.mark.parametrize("cloud", sorted(BUILT_IN_ZONES))
+def test_another_clouds_zone_is_unsatisfiable_and_named(cloud: str) -> None:
+    cfg = config(cloudProvider=cloud)
+    pod = make_pod("aws-zone", cpu="3", memory="4Gi", node_selector={keys.ZONE: "us-west-2a"})
+    result = plan([pod], cfg)
+    assert not result.new_nodes
+    (reason,) = result.unschedulable.values()
+    assert "zone us-west-2a is not a zone of" in reason
+    assert all(zone in reason for zone in BUILT_IN_ZONES[cloud])
+    zonal = make_pod(
+        "zonal", cpu="3", memory="4Gi", node_selector={keys.ZONE: min(BUILT_IN_ZONES[cloud])}
+    )
+    assert plan([zonal], cfg).new_nodes

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from gibbous.core.choice.machinelabels import machine_labels
-from gibbous.core.choice.selection import offer_labels
+from gibbous.core.choice.selection import matching_labels, offer_labels
 from gibbous.core.planning.demand import describe_pod
 from gibbous.core.planning.packing import simulate
 from gibbous.core.podmodel.constraints import PriceCategory
@@ -110,3 +110,103 @@ def test_dra_claims_and_kai_fractions_are_reported() -> None:
     assert "Dynamic Resource Allocation" in plan_one(claim, "aws").unschedulable["default/claim"]
     fraction = make_pod("kai", annotations={"gpu-fraction": "0.5"})
     assert "gpu-fraction" in plan_one(fraction, "aws").unschedulable["default/kai"]
+
+
+# --- labels the cloud puts on its nodes: requirements Gibbous meets -----------------------
+# Expected categories and values: GKE's Spot VMs page (gke-spot "true", gke-provisioning
+# spot), EKS managed node groups (capacityType SPOT / ON_DEMAND), Karpenter's labels.go
+# (capacity-type spot / on-demand), AKS's spot node pool page (scalesetpriority spot).
+SPOT_SELECTORS = (
+    ("gcp", {"cloud.google.com/gke-spot": "true"}),
+    ("gcp", {"cloud.google.com/gke-provisioning": "spot"}),
+    ("gcp", {"karpenter.sh/capacity-type": "spot"}),
+    ("aws", {"karpenter.sh/capacity-type": "spot"}),
+    ("aws", {"eks.amazonaws.com/capacityType": "SPOT"}),
+    ("azure", {"kubernetes.azure.com/scalesetpriority": "spot"}),
+)
+
+
+@pytest.mark.parametrize(("cloud", "selector"), SPOT_SELECTORS)
+def test_a_spot_selector_buys_spot_and_the_node_carries_the_label(
+    cloud: str, selector: dict[str, str]
+) -> None:
+    pod = make_pod("spot", cpu="3", memory="4Gi", node_selector=selector)
+    (node,) = plan_one(pod, cloud).new_nodes
+    assert node.offer.category == "spot"  # the default offerings are on-demand only
+    ((key, value),) = selector.items()
+    assert offer_labels_with_cloud(node.offer, cloud)[key] == value
+
+
+def offer_labels_with_cloud(offer: Any, cloud: str) -> dict[str, str]:
+    return matching_labels(offer, config(cloudProvider=cloud))
+
+
+@pytest.mark.parametrize(
+    ("cloud", "selector"),
+    [
+        ("aws", {"eks.amazonaws.com/capacityType": "ON_DEMAND"}),
+        ("gcp", {"cloud.google.com/gke-provisioning": "standard"}),
+    ],
+)
+def test_an_on_demand_selector_keeps_on_demand_even_when_spot_is_allowed(
+    cloud: str, selector: dict[str, str]
+) -> None:
+    pod = make_pod("od", cpu="3", memory="4Gi", node_selector=selector)
+    (node,) = plan_one(pod, cloud, defaultInstanceOfferings="spot,on-demand").new_nodes
+    assert node.offer.category == "on-demand"
+
+
+def test_another_clouds_capacity_label_is_unsatisfiable_and_named() -> None:
+    pod = make_pod(
+        "x", cpu="3", memory="4Gi", node_selector={"eks.amazonaws.com/capacityType": "SPOT"}
+    )
+    plan = plan_one(pod, "gcp")
+    assert not plan.new_nodes
+    (reason,) = plan.unschedulable.values()
+    assert "eks.amazonaws.com/capacityType is a label aws puts on its nodes" in reason
+
+
+def test_gke_gpu_driver_version_is_met_by_gpu_pools_gke_installs_the_driver_on() -> None:
+    # GKE labels GPU nodes with the pool's driver version (default or latest).
+    pod = gpu_pod("drv", 1, {"cloud.google.com/gke-gpu-driver-version": "latest"})
+    (node,) = plan_one(pod, "gcp", **{"gcp.gpuDriverVersion": "latest"}).new_nodes
+    assert node.offer.instance.gpu_count == 1
+    plan = plan_one(pod, "gcp")  # pools get the default driver
+    (reason,) = plan.unschedulable.values()
+    assert "gcp.gpuDriverVersion (default)" in reason
+    cpu_only = make_pod(
+        "cpu",
+        cpu="3",
+        memory="4Gi",
+        node_selector={"cloud.google.com/gke-gpu-driver-version": "default"},
+    )
+    # Only GPU nodes carry the label, so only a GPU machine meets the selector.
+    (node,) = plan_one(cpu_only, "gcp").new_nodes
+    assert node.offer.instance.gpu_count
+
+
+def test_workload_identity_selector_needs_the_metadata_server_pools() -> None:
+    pod = make_pod(
+        "wi",
+        cpu="3",
+        memory="4Gi",
+        node_selector={"iam.gke.io/gke-metadata-server-enabled": "true"},
+    )
+    (reason,) = plan_one(pod, "gcp").unschedulable.values()
+    assert "gcp.workloadIdentity=true" in reason
+    (node,) = plan_one(pod, "gcp", **{"gcp.workloadIdentity": True}).new_nodes
+    assert node.offer.category == "on-demand"
+
+
+@pytest.mark.parametrize(("cloud", "selector"), SPOT_SELECTORS)
+def test_small_pods_selecting_spot_get_spot_bin_pack_nodes(
+    cloud: str, selector: dict[str, str]
+) -> None:
+    # binPackingNodePricing is on-demand by default; the selector asks for spot.
+    pods = [
+        make_pod(f"small-{i}", cpu="100m", memory="128Mi", node_selector=selector) for i in range(3)
+    ]
+    cfg = config(cloudProvider=cloud)
+    plan = simulate([describe_pod(p, cfg)[0] for p in pods], offers(cloud, cfg), cfg)
+    (node,) = plan.new_nodes
+    assert node.offer.category == "spot" and len(node.pods) == 3

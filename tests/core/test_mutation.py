@@ -130,6 +130,23 @@ def test_spot_tolerations_follow_the_offerings_without_duplicates() -> None:
     ]
 
 
+def test_a_pod_selecting_gke_spot_tolerates_the_spot_nodes_it_will_get() -> None:
+    # GKE's Spot VMs page: pods select spot nodes with cloud.google.com/gke-spot=true; the
+    # node Gibbous buys for it is spot, tainted with its spot taint, so the pod needs the
+    # toleration though defaultInstanceOfferings is on-demand.
+    pod = make_pod(cpu="3", node_selector={"cloud.google.com/gke-spot": "true"})
+    _, patched = mutate(pod, config(cloudProvider="gcp"))
+    spot_toleration = {
+        "key": keys.SPOT_TAINT_KEY,
+        "operator": "Equal",
+        "value": "spot",
+        "effect": "NoSchedule",
+    }
+    assert spot_toleration in patched["spec"]["tolerations"]
+    _, plain = mutate(make_pod(cpu="3"), config(cloudProvider="gcp"))
+    assert "tolerations" not in plain["spec"]
+
+
 def test_gke_time_slice_selectors_for_gpu_pods() -> None:
     cfg = config(
         cloudProvider="gcp",

@@ -95,6 +95,30 @@ def test_sticker_shock_tables(
     assert not plan.unschedulable
 
 
+# Kueue's sample Job: identical pods of 1 CPU, 200Mi and one GPU, on GKE. The built-in GCP
+# catalog's prices (its list prices: n1-standard-4 with one T4 $0.54/hr, with two T4
+# $0.89/hr, n1-standard-8 with four T4 $1.78/hr; no other SKU is cheaper per count), by hand:
+#   1 pod: 0.54; 2 pods: 0.89 (not 2 x 0.54 = 1.08); 3 pods: 0.89 + 0.54 = 1.43 (not
+#   3 x 0.54 = 1.62, nor 2 x 0.89 = 1.78); 4 pods: 1.78 (2 x t4x2 or one t4x4, not 2.16);
+#   5 pods: 1.78 + 0.54 = 2.32 (not 2.70).
+@pytest.mark.parametrize(
+    ("pods", "total", "nodes"),
+    [(1, 0.54, 1), (2, 0.89, 1), (3, 1.43, 2), (4, 1.78, None), (5, 2.32, None)],
+)
+def test_a_mix_of_gpu_types_when_cheaper_in_total_for_every_count(
+    pods: int, total: float, nodes: int | None
+) -> None:
+    cfg = config(cloudProvider="gcp")
+    plan = plan_for([make_pod(f"k{i}", cpu="1", memory="200Mi", gpus=1) for i in range(pods)], cfg)
+    assert plan.cost_per_hour == pytest.approx(total)
+    assert nodes is None or len(plan.new_nodes) == nodes
+    assert sorted(k for n in plan.new_nodes for k in n.pods) == [
+        f"default/k{i}" for i in range(pods)
+    ]
+    assert all(len(n.pods) <= n.offer.instance.gpu_count for n in plan.new_nodes)
+    assert not plan.unschedulable
+
+
 def test_bin_pack_pods_share_nodes_and_bin_select_pods_do_not() -> None:
     cfg = config()
     small = [make_pod(f"s{i}", cpu="250m", memory="512Mi") for i in range(20)]

@@ -169,7 +169,13 @@ def test_p10_aks_leg_spot_nodes_with_aks_taint_and_a_failed_allocation_moves_on(
             assert node.spec.provider_id.startswith("azure:///subscriptions/")
         head_node = core.read_node(placed["ray-head"])
         assert head_node.metadata.labels[keys.INSTANCE_TYPE] != first_choice.name
-        assert service.autoscaler.backoffs.is_blocked(first_choice.name, "spot", "", time.time())
+        # The catalog's sizes come in the cluster's zones: ZonalAllocationFailed backs the
+        # size off zone by zone, and the emulated fault failed it in every one.
+        now = time.time()
+        assert first_choice.zones and all(
+            service.autoscaler.backoffs.is_blocked(first_choice.name, "spot", zone, now)
+            for zone in first_choice.zones
+        )
         assert repair_events(core) == []
     finally:
         emulated.faults = []

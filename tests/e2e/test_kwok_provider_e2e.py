@@ -70,6 +70,34 @@ def test_nodes_appear_boot_and_go(api: client.ApiClient) -> None:
         cloud.get(instance.id)
 
 
+def test_a_sized_disk_and_the_clouds_spot_labels_reach_the_node(api: client.ApiClient) -> None:
+    # A node for 800Gi of ephemeral storage on EKS: 890 GiB root volume, allocatable
+    # 890 - 89 (nodefs.available 10%) - 1 (kube-reserved) = 800 GiB; a spot node carries
+    # EKS's and Karpenter's capacity labels as the cloud and Karpenter write them.
+    cfg = config()
+    cloud = KwokCloudProvider(api, catalog("aws"), cfg, Clock(), boot_s=30)
+    offer = next(o for o in offers() if o.name == "m5.large" and str(o.category) == "spot")
+    instance = cloud.create(
+        LaunchRequest(
+            token="launch-000000000890",
+            cluster_id="kwok-e2e-disk",
+            instance_type="m5.large",
+            category="spot",
+            zones=("us-west-2a",),
+            labels=node_labels(offer, Placement.BIN_SELECT, cfg, zone="us-west-2a"),
+            taints=tuple(node_taints(offer)),
+            disk_gib=890,
+        )
+    )
+    node = client.CoreV1Api(api).read_node(instance.id)
+    assert node.status.capacity["ephemeral-storage"] == str(890 * 2**30)
+    assert node.status.allocatable["ephemeral-storage"] == str(800 * 2**30)
+    labels = node.metadata.labels
+    assert labels["eks.amazonaws.com/capacityType"] == "SPOT"
+    assert labels["karpenter.sh/capacity-type"] == "spot"
+    cloud.delete(instance.id)
+
+
 def test_node_writes_against_the_real_api_server(api: client.ApiClient) -> None:
     """Hot-node taints keep other taints (the list is replaced whole, guarded by
     resourceVersion), cordon works, and a cluster without metrics-server yields no metrics

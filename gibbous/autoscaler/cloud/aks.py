@@ -177,7 +177,7 @@ class AksPools:
         instance_type = self.types.get(shape.instance_type)
         gpu = bool(instance_type is not None and instance_type.gpu_count)
         return (
-            ("osDiskSizeGB", self.config.os_disk_size_gb),
+            ("osDiskSizeGB", shape.disk_gib or self.config.os_disk_size_gb),
             ("maxPods", self.config.max_pods),
             ("vnetSubnetID", self.config.vnet_subnet_id),
             ("gpuDriver", self.config.gpu_driver if gpu else ""),
@@ -204,7 +204,7 @@ class AksPools:
             "mode": "User",
             "type_properties_type": "VirtualMachineScaleSets",
             "os_type": "Linux",
-            "os_disk_size_gb": self.config.os_disk_size_gb,
+            "os_disk_size_gb": shape.disk_gib or self.config.os_disk_size_gb,
             "node_labels": dict(shape.labels),
             "node_taints": [f"{k}={v}:{e}" for k, v, e in shape.taints],
             "tags": {
@@ -425,7 +425,10 @@ def discover(
         str(getattr(mode, "value", mode) or ""),
         config.max_pods,
     )
-    catalog = [dataclasses.replace(t, max_pods=max_pods) for t in catalog]
+    # Nodes go in the cluster's zones, labelled `<location>-<zone>` as AKS labels them; a
+    # cluster without zones makes regional pools, whose nodes carry no zone to plan for.
+    zone_labels = tuple(f"{location}-{z}" for z in zones)
+    catalog = [dataclasses.replace(t, max_pods=max_pods, zones=zone_labels) for t in catalog]
     types = {t.name: t for t in catalog}
     return SizedPoolProvider(
         cloud=AksPools(

@@ -20,7 +20,7 @@ import datetime
 import hashlib
 import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,6 +115,39 @@ STATES = {
     "terminated": InstanceState.TERMINATED,
     "stopped": InstanceState.TERMINATED,
 }
+
+
+# The root device of the EKS optimized AL2023 AMIs, and Karpenter's default mapping for them
+# (EC2NodeClass blockDeviceMappings: /dev/xvda, gp3, encrypted).
+ROOT_DEVICE = "/dev/xvda"
+
+
+def root_volume_sized(
+    configured: tuple[Mapping[str, Any], ...], disk_gib: int
+) -> builtins.list[dict[str, Any]]:
+    """The BlockDeviceMappings of a launch: the configured ones, with the first EBS volume
+    (the root, as Luna's and Karpenter's lists put it) grown to `disk_gib` when the node's
+    pods need a larger one; without a configured list, the AMI's root device at that size."""
+    mappings = [dict(m) for m in configured]
+    if not disk_gib:
+        return mappings
+    for mapping in mappings:
+        ebs = mapping.get("Ebs")
+        if isinstance(ebs, Mapping):
+            mapping["Ebs"] = {**ebs, "VolumeSize": disk_gib}
+            return mappings
+    return [
+        *mappings,
+        {
+            "DeviceName": ROOT_DEVICE,
+            "Ebs": {
+                "VolumeSize": disk_gib,
+                "VolumeType": "gp3",
+                "Encrypted": True,
+                "DeleteOnTermination": True,
+            },
+        },
+    ]
 
 
 def classify_error(
@@ -263,8 +296,9 @@ class AwsCloudProvider:
             settings["SecurityGroupIds"] = builtins.list(self.security_groups)
         if self.config.node_instance_profile:
             settings["IamInstanceProfile"] = {"Name": self.config.node_instance_profile}
-        if self.config.block_device_mappings:
-            settings["BlockDeviceMappings"] = [dict(m) for m in self.config.block_device_mappings]
+        mappings = root_volume_sized(self.config.block_device_mappings, request.disk_gib)
+        if mappings:
+            settings["BlockDeviceMappings"] = mappings
         return settings
 
     def _subnet(self, zone: str) -> str:

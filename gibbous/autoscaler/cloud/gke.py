@@ -48,6 +48,11 @@ from gibbous.autoscaler.cloud.base import (
     QuotaExceededError,
     ThrottledError,
 )
+from gibbous.autoscaler.cloud.gkefailures import (
+    classify_api_error,
+    failure_of,
+    operation_failure,
+)
 from gibbous.core import keys
 from gibbous.core.choice.catalog import InstanceType, name_from_label
 from gibbous.core.choice.machinelabels import gke_accelerator
@@ -72,7 +77,6 @@ CLOUD_LABEL_DOMAINS = frozenset(
     }
 )
 PER_NODE_LABELS = frozenset({keys.ASSIGNED_POD_UID})
-STOCKOUT_CODES = ("RESOURCE_POOL_EXHAUSTED", "STOCKOUT")
 POLL_CACHE_S = 1.0  # a MIG's instance list is read at most once a second
 DRIVER_VERSIONS = {"default": "DEFAULT", "latest": "LATEST", "disabled": "INSTALLATION_DISABLED"}
 EFFECTS = {
@@ -104,70 +108,20 @@ class PoolShape:
     zone: str
     labels: tuple[tuple[str, str], ...]
     taints: tuple[tuple[str, str, str], ...]
+    # A boot disk larger than gcp.diskSizeGb for the pods' ephemeral storage (0: that one).
+    # Fixed at the pool's creation, so it is in the pool's name; left out of the repr so
+    # that pools of the configured size keep the names they had.
+    disk_gb: int = field(default=0, repr=False)
 
     def pool_name(self, cluster_id: str) -> str:
-        digest = hashlib.sha256(repr((cluster_id, self)).encode()).hexdigest()[:12]
+        key = repr((cluster_id, self)) + (f"/disk={self.disk_gb}" if self.disk_gb else "")
+        digest = hashlib.sha256(key.encode()).hexdigest()[:12]
         return f"{POOL_PREFIX}{digest}"
 
 
 def instance_name(token: str) -> str:
     """The VM a launch asks for, named from its token (idempotent, found again on restart)."""
     return INSTANCE_PREFIX + hashlib.sha256(token.encode()).hexdigest()[:24]
-
-
-def classify_api_error(
-    error: Exception, request: LaunchRequest | None = None, zone: str = ""
-) -> CloudError:
-    """A synchronous GKE or Compute refusal as a typed failure."""
-    code = getattr(error, "code", 0)
-    message = str(getattr(error, "message", "") or error)
-    lowered = message.lower()
-    instance_type = request.instance_type if request else ""
-    category = request.category if request else ""
-    if isinstance(error, google_errors.TooManyRequests) or code == 429:
-        return ThrottledError(2.0, f"GKE: {message}")
-    if code == 403 and "ratelimitexceeded" in repr(getattr(error, "errors", "")).lower():
-        return ThrottledError(60.0, f"GKE: {message}")  # a rate quota: back next minute
-    if (isinstance(error, google_errors.FailedPrecondition) and "operation" in lowered) or (
-        "currently" in lowered and "node pool" in lowered
-    ):
-        return ThrottledError(5.0, f"GKE: {message}")
-    if "quota" in lowered and code == 403:
-        return QuotaExceededError(instance_type, category, f"GKE: {message}")
-    if any(c.lower() in lowered for c in STOCKOUT_CODES):
-        return InsufficientCapacityError(instance_type, category, zone, f"GKE: {message}")
-    if code in (401, 403) or isinstance(
-        error, google_errors.PermissionDenied | google_errors.Unauthenticated
-    ):
-        return FatalConfigurationError(
-            f"GKE refused the call ({code}): {message}; the autoscaler's service account needs "
-            "roles/container.clusterAdmin (or node-pool rights) and roles/iam.serviceAccountUser"
-        )
-    return CloudError(f"GKE ({code}): {message}")
-
-
-def failure_of(code: str, message: str) -> tuple[str, str]:
-    """(FailureKind value, reason) of a failure in an operation or a MIG's last attempt."""
-    upper = code.upper()
-    if "QUOTA" in upper:
-        return "quota", f"{code}: {message}"
-    return "insufficient-capacity", f"{code}: {message}"
-
-
-def operation_failure(operation: Any) -> tuple[str, str] | None:
-    """The failure of a DONE pool operation, or None when it succeeded."""
-    error = operation.error
-    if not (error and (error.code or error.message)) and not operation.status_message:
-        return None
-    for condition in operation.nodepool_conditions:
-        if condition.code:
-            return failure_of(
-                str(condition.code.name if hasattr(condition.code, "name") else condition.code),
-                condition.message or operation.status_message,
-            )
-    message = error.message or operation.status_message
-    marker = re.search(r"\[([A-Z_]+)\]", message)
-    return failure_of(marker.group(1) if marker else "GCE_STOCKOUT", message)
 
 
 @dataclass
@@ -253,12 +207,13 @@ class GkeCloudProvider:
             zone=zone,
             labels=labels,
             taints=taints,
+            disk_gb=request.disk_gib,
         )
 
     def node_pool(self, shape: PoolShape, pool_name: str, time_slices: int) -> Any:
         config = container_v1.NodeConfig(
             machine_type=shape.machine_type,
-            disk_size_gb=self.config.disk_size_gb,
+            disk_size_gb=shape.disk_gb or self.config.disk_size_gb,
             disk_type=self.config.disk_type,
             spot=shape.spot,
             labels=dict(shape.labels),
@@ -275,6 +230,11 @@ class GkeCloudProvider:
             config.service_account = self.config.service_account
         if self.config.image_streaming:
             config.gcfs_config = container_v1.GcfsConfig(enabled=True)
+        if self.config.workload_identity:
+            # GKE puts iam.gke.io/gke-metadata-server-enabled=true on such pools' nodes.
+            config.workload_metadata_config = container_v1.WorkloadMetadataConfig(
+                mode=container_v1.WorkloadMetadataConfig.Mode.GKE_METADATA
+            )
         if shape.accelerator:
             accelerator = container_v1.AcceleratorConfig(
                 accelerator_type=shape.accelerator,

@@ -27,6 +27,7 @@ from gibbous.autoscaler.cloud.base import (
 )
 from gibbous.core import keys
 from gibbous.core.choice.catalog import InstanceType, node_allocatable
+from gibbous.core.choice.nodedisk import default_disk_gib, ephemeral_allocatable
 from gibbous.core.settings.config import Config
 from gibbous.kubeletsim import (
     clear_not_ready_taint,
@@ -87,11 +88,15 @@ class KwokCloudProvider:
             else (instance_type.zones[0] if instance_type.zones else "kwok-zone-a")
         )
         allocatable = node_allocatable(instance_type, self.config).to_resource_list()
-        allocatable.pop("ephemeral-storage", None)
+        # The node's disk: the one its pods need, else the configured one, counted as the
+        # kubelet of its cloud counts it.
+        disk_gib = request.disk_gib or default_disk_gib(self.config)
+        allocatable["ephemeral-storage"] = str(ephemeral_allocatable(instance_type.cloud, disk_gib))
         capacity = {
             "cpu": f"{round(instance_type.vcpu * 1000)}m",
             "memory": str(instance_type.memory_bytes),
             "pods": allocatable.get("pods", "110"),
+            "ephemeral-storage": str(disk_gib * 2**30),
         }
         if instance_type.gpu_count:
             capacity[keys.NVIDIA_GPU] = str(

@@ -147,7 +147,9 @@ class OkePools:
     budget_at: float = 0.0
 
     def create_only(self, shape: Shape) -> tuple[Any, ...]:
-        return ()  # UpdateNodePool can change what a pool is created with
+        # UpdateNodePool can change what a pool is created with, but a changed boot volume
+        # reaches only nodes made after it: a pool for a larger disk is a pool of its own.
+        return (("bootVolumeSizeInGBs", shape.disk_gib),) if shape.disk_gib else ()
 
     def zone_name(self, zone: str) -> str:
         return zone.split(":", 1)[-1]
@@ -207,7 +209,7 @@ class OkePools:
             node_source_details=MODELS.NodeSourceViaImageDetails(
                 source_type="IMAGE",
                 image_id=image,
-                boot_volume_size_in_gbs=self.config.boot_volume_size_gb,
+                boot_volume_size_in_gbs=shape.disk_gib or self.config.boot_volume_size_gb,
             ),
             initial_node_labels=[MODELS.KeyValue(key=k, value=v) for k, v in shape.labels],
             node_metadata=metadata or None,
@@ -500,9 +502,14 @@ def discover(
     ]
     cni_types = tuple(str(o.cni_type) for o in cluster.cluster_pod_network_options or [])
     # Planning counts the pod slots the kubelet will register: the pod network's.
+    # Nodes go in the availability domains Gibbous may use, labelled with the AD's name
+    # without its tenancy prefix, as OKE labels them.
+    zone_labels = tuple(ad.split(":", 1)[-1] for ad in ads)
     catalog = [
         dataclasses.replace(
-            t, max_pods=oke_max_pods(cni_types, config.max_pods_per_node, oci_vnics(t.name))
+            t,
+            max_pods=oke_max_pods(cni_types, config.max_pods_per_node, oci_vnics(t.name)),
+            zones=zone_labels,
         )
         for t in catalog
     ]

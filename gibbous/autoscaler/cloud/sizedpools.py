@@ -60,6 +60,9 @@ class Shape:
     zone: str
     labels: tuple[tuple[str, str], ...]
     taints: tuple[tuple[str, str, str], ...]
+    # A boot/OS disk larger than the configured one for the pods' ephemeral storage (0: the
+    # configured one); each cloud names it among its create-only settings.
+    disk_gib: int = field(default=0, repr=False)
 
     def pool_name(
         self, cluster_id: str, prefix: str, digits: int, settings: tuple[Any, ...] = ()
@@ -235,7 +238,14 @@ class SizedPoolProvider:
                 for t in request.taints
             )
         )
-        return Shape(request.instance_type, request.category == "spot", zone, labels, taints)
+        return Shape(
+            request.instance_type,
+            request.category == "spot",
+            zone,
+            labels,
+            taints,
+            disk_gib=request.disk_gib,
+        )
 
     # --- create -----------------------------------------------------------------------------------
 

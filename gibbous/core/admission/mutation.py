@@ -33,6 +33,7 @@ from typing import Any
 from gibbous.core import keys
 from gibbous.core.choice.classify import Placement, classify, offerings_for
 from gibbous.core.errors import GibbousError
+from gibbous.core.podmodel.affinity import pod_node_affinity
 from gibbous.core.podmodel.constraints import (
     InstanceConstraints,
     PriceCategory,
@@ -200,7 +201,7 @@ def plan_mutation(
     )
 
     if placement is not None and PriceCategory.SPOT in offerings_for(
-        constraints.offerings if constraints else None, placement, config
+        constraints.offerings if constraints else None, placement, config, pod_node_affinity(pod)
     ):
         raw_tolerations = spec.get("tolerations")
         existing: list[Mapping[str, Any]] = (

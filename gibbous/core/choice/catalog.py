@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from gibbous.core.choice.nodedisk import largest_ephemeral
 from gibbous.core.errors import CatalogError
 from gibbous.core.podmodel.constraints import PriceCategory
 from gibbous.core.podmodel.resources import Resources
@@ -281,7 +282,8 @@ def allocatable(
         memory_bytes=max(0, memory - reserved_memory),
         gpus=max(0, instance.gpu_count * time_slices - daemonsets.gpus),
         pods=max(0, (instance.max_pods or overhead.max_pods) - daemonsets.pods),
-        ephemeral_bytes=1 << 50,  # not modelled per type: never the binding constraint
+        # At the cloud's largest disk: a new node's disk is sized from its pods (nodedisk).
+        ephemeral_bytes=max(0, largest_ephemeral(instance.cloud) - daemonsets.ephemeral_bytes),
     )
 
 

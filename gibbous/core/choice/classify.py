@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from gibbous.core import keys
+from gibbous.core.choice.machinelabels import selected_categories
 from gibbous.core.grammar.quantity import format_bytes, format_cpu
+from gibbous.core.podmodel.affinity import NodeAffinity
 from gibbous.core.podmodel.constraints import PriceCategory, has_node_constraint_annotations
 from gibbous.core.podmodel.resources import Resources
 from gibbous.core.settings.config import Config
@@ -35,13 +37,21 @@ class Classification:
 
 
 def offerings_for(
-    declared: frozenset[PriceCategory] | None, placement: Placement | None, config: Config
+    declared: frozenset[PriceCategory] | None,
+    placement: Placement | None,
+    config: Config,
+    affinity: NodeAffinity | None = None,
 ) -> frozenset[PriceCategory]:
     """The price categories a pod may run on: its instance-offerings annotation, else the
+    categories its node selector or affinity picks with a capacity label (GKE's
+    `cloud.google.com/gke-spot`, Karpenter's `karpenter.sh/capacity-type`, ...), else the
     default of its class (bin-pack pods follow binPackingNodePricing, since they share the
     bin-pack nodes; other pods defaultInstanceOfferings)."""
     if declared is not None:
         return declared
+    selected = selected_categories(affinity, config.cloud) if affinity is not None else None
+    if selected is not None:
+        return selected
     return (
         config.bin_pack_node_pricing
         if placement is Placement.BIN_PACK

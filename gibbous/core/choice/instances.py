@@ -30,6 +30,9 @@ class LaunchRequest:
     zones: tuple[str, ...]  # allowed zones, preferred first; empty = any
     labels: Mapping[str, str] = field(default_factory=dict)
     taints: tuple[Mapping[str, str], ...] = ()
+    # A boot/root disk larger than the configured one, GiB, for the ephemeral storage the
+    # node's pods request (`gibbous.core.choice.nodedisk`); 0: the configured disk.
+    disk_gib: int = 0
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,11 @@ from __future__ import annotations
 
 import re
 
+from gibbous.core import keys
 from gibbous.core.choice.catalog import InstanceType
+from gibbous.core.podmodel.affinity import NodeAffinity
 from gibbous.core.podmodel.constraints import PriceCategory
+from gibbous.core.settings.config import Config
 
 KARPENTER_AWS = "karpenter.k8s.aws/"
 GKE_ACCELERATOR = "cloud.google.com/gke-accelerator"
@@ -31,6 +34,8 @@ AKS_ACCELERATOR = "kubernetes.azure.com/accelerator"
 GFD_PRODUCT = "nvidia.com/gpu.product"
 GFD_COUNT = "nvidia.com/gpu.count"
 GFD_MEMORY = "nvidia.com/gpu.memory"
+GKE_GPU_DRIVER_VERSION = "cloud.google.com/gke-gpu-driver-version"
+GKE_METADATA_SERVER = "iam.gke.io/gke-metadata-server-enabled"
 
 _AWS_KEYS = tuple(
     KARPENTER_AWS + name
@@ -61,8 +66,100 @@ MACHINE_KEYS = frozenset(
         GFD_PRODUCT,
         GFD_COUNT,
         GFD_MEMORY,
+        GKE_GPU_DRIVER_VERSION,
+        GKE_METADATA_SERVER,
     )
 )
+
+# --- labels the cloud puts on its nodes ----------------------------------------------
+# Per cloud, the labels its node pools (or Karpenter) put on a node because of the pool's
+# settings or the node's price category, with the source that says so. A selector on one
+# is a requirement Gibbous meets by that setting or category (`cloud_labels`,
+# `selected_categories`), never a user label to copy onto a node.
+CLOUD_NODE_LABELS: dict[str, dict[str, str]] = {
+    "gcp": {
+        keys.GKE_SPOT: "GKE Spot VMs (cloud.google.com/kubernetes-engine/docs/concepts/spot-vms): "
+        '"true" on Spot VM nodes; cluster-autoscaler gce_price_model.go reads it',
+        GKE_PROVISIONING: "GKE node auto-creation (cloud.google.com/kubernetes-engine/docs/"
+        "concepts/node-auto-provisioning): spot on Spot VM nodes, standard otherwise",
+        GKE_GPU_DRIVER_VERSION: "GKE GPUs (cloud.google.com/kubernetes-engine/docs/how-to/gpus): "
+        "the pool's gpuDriverInstallationConfig, default or latest, on GPU nodes GKE installs "
+        "the driver on",
+        GKE_METADATA_SERVER: "GKE Workload Identity (cloud.google.com/kubernetes-engine/docs/"
+        'how-to/workload-identity): "true" on pools with workloadMetadataConfig GKE_METADATA',
+    },
+    "aws": {
+        keys.EKS_CAPACITY_TYPE: "EKS managed node groups (docs.aws.amazon.com/eks/latest/"
+        "userguide/managed-node-groups.html): SPOT or ON_DEMAND on every node",
+        keys.KARPENTER_CAPACITY_TYPE: "Karpenter (sigs.k8s.io/karpenter pkg/apis/v1/labels.go): "
+        "spot or on-demand",
+    },
+    "azure": {
+        keys.AKS_SCALESET_PRIORITY: "AKS Spot node pools (learn.microsoft.com/azure/aks/"
+        "spot-node-pool): spot on Spot pools' nodes; regular pools carry none",
+    },
+    "oci": {},
+}
+# Gibbous's own and Karpenter's capacity labels, written by Gibbous on every cloud.
+_GIBBOUS_CAPACITY_KEYS = (keys.CAPACITY_TYPE, keys.KARPENTER_CAPACITY_TYPE)
+CAPACITY_KEYS = frozenset(
+    (
+        *_GIBBOUS_CAPACITY_KEYS,
+        keys.GKE_SPOT,
+        GKE_PROVISIONING,
+        keys.EKS_CAPACITY_TYPE,
+        keys.AKS_SCALESET_PRIORITY,
+    )
+)
+
+
+def capacity_labels(cloud: str, category: PriceCategory) -> dict[str, str]:
+    """The labels that say a node's price category on `cloud`, as the cloud (and Gibbous,
+    for its own and Karpenter's key) write them."""
+    spot = category is PriceCategory.SPOT
+    labels = {key: str(category) for key in _GIBBOUS_CAPACITY_KEYS}
+    if cloud == "aws":
+        labels[keys.EKS_CAPACITY_TYPE] = "SPOT" if spot else "ON_DEMAND"
+    if cloud == "gcp":
+        labels[GKE_PROVISIONING] = "spot" if spot else "standard"
+        if spot:
+            labels[keys.GKE_SPOT] = "true"
+    if cloud == "azure" and spot:
+        labels[keys.AKS_SCALESET_PRIORITY] = "spot"
+    return labels
+
+
+def selected_categories(affinity: NodeAffinity, cloud: str) -> frozenset[PriceCategory] | None:
+    """The price categories a pod's node selector or required affinity picks with the
+    capacity labels of `cloud`, or None when some term says nothing about the category (the
+    configured default then applies) or no category meets it (the affinity check reports
+    that, naming the label)."""
+    if not affinity.terms:
+        return None
+    chosen: set[PriceCategory] = set()
+    for term in affinity.terms:
+        asked = [r for r in term if r.key in CAPACITY_KEYS]
+        if not asked:
+            return None
+        for category in PriceCategory:
+            labels = capacity_labels(cloud, category)
+            if all(r.matches(labels) for r in asked):
+                chosen.add(category)
+    return frozenset(chosen) or None
+
+
+def cloud_labels(instance: InstanceType, config: Config) -> dict[str, str]:
+    """Labels the cloud puts on a node of this type because of the settings of the pool
+    Gibbous makes for it (`CLOUD_NODE_LABELS`); the price category's are `capacity_labels`."""
+    labels: dict[str, str] = {}
+    if instance.cloud == "gcp":
+        driver = config.gcp.gpu_driver_version
+        if instance.gpu_count and driver != "disabled":
+            labels[GKE_GPU_DRIVER_VERSION] = driver
+        if config.gcp.workload_identity:
+            labels[GKE_METADATA_SERVER] = "true"
+    return labels
+
 
 # Compute Engine accelerator type names (cloud.google.com/compute/docs/gpus).
 _GKE_ACCELERATORS = {
@@ -149,3 +246,25 @@ def machine_labels(instance: InstanceType, category: PriceCategory) -> dict[str,
 
 def is_machine_key(key: str) -> bool:
     return key in MACHINE_KEYS or key.startswith(KARPENTER_AWS)
+
+
+def cloud_label_note(affinity: NodeAffinity, config: Config) -> str:
+    """Why a selector on a label the cloud writes finds no offer, naming the label: another
+    cloud's label, or a pool setting Gibbous is configured not to make; "" otherwise."""
+    asked = {r.key for term in affinity.terms for r in term}
+    ours = set(CLOUD_NODE_LABELS.get(config.cloud, {})) | set(_GIBBOUS_CAPACITY_KEYS)
+    notes = []
+    for cloud, table in sorted(CLOUD_NODE_LABELS.items()):
+        for key in sorted(asked & set(table) - ours):
+            notes.append(f"{key} is a label {cloud} puts on its nodes, and this is {config.cloud}")
+    if config.cloud == "gcp" and GKE_METADATA_SERVER in asked and not config.gcp.workload_identity:
+        notes.append(
+            f"{GKE_METADATA_SERVER} is on nodes of pools with GKE's metadata server: "
+            "set gcp.workloadIdentity=true (the cluster needs Workload Identity)"
+        )
+    if config.cloud == "gcp" and GKE_GPU_DRIVER_VERSION in asked:
+        notes.append(
+            f"{GKE_GPU_DRIVER_VERSION} is on GPU nodes only, with the value of "
+            f"gcp.gpuDriverVersion ({config.gcp.gpu_driver_version})"
+        )
+    return "".join("; " + note for note in notes)

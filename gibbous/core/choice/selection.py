@@ -17,7 +17,13 @@ from dataclasses import dataclass, field, replace
 from gibbous.core import keys
 from gibbous.core.choice.catalog import InstanceType, allocatable, node_allocatable
 from gibbous.core.choice.daemonsets import DaemonSetPod, daemonset_overhead, registered_taints
-from gibbous.core.choice.machinelabels import is_machine_key, machine_labels, written_machine_labels
+from gibbous.core.choice.machinelabels import (
+    cloud_label_note,
+    cloud_labels,
+    is_machine_key,
+    machine_labels,
+    written_machine_labels,
+)
 from gibbous.core.choice.ownership import install_owner
 from gibbous.core.grammar.quantity import format_cpu, format_gib
 from gibbous.core.podmodel.affinity import NodeAffinity, Requirement
@@ -158,7 +164,11 @@ def offer_labels(offer: Offer, config: Config, zone: str | None = None) -> dict[
 def matching_labels(offer: Offer, config: Config) -> dict[str, str]:
     """The labels a pod's node selector and affinity are matched against: what Gibbous
     writes plus what the cloud and GPU Feature Discovery write once the node runs."""
-    return {**machine_labels(offer.instance, offer.category), **offer_labels(offer, config)}
+    return {
+        **machine_labels(offer.instance, offer.category),
+        **cloud_labels(offer.instance, config),
+        **offer_labels(offer, config),
+    }
 
 
 def is_node_property(key: str) -> bool:
@@ -563,7 +573,33 @@ def _reason(requirement: PodRequirement, stage: str, before: list[Offer], config
         if asked:
             note = f" (it asks for {'; '.join(asked)})"
         note += foreign_label_note(requirement.affinity, config)
+        note += cloud_label_note(requirement.affinity, config)
+        note += _unknown_zone_note(requirement.affinity, before, config)
     return _headline(requirement) + f": no offer satisfies {stage}{note}"
+
+
+def _unknown_zone_note(affinity: NodeAffinity, offers: list[Offer], config: Config) -> str:
+    """Names the zones the pod asks for that no offer can be placed in (another cloud's
+    zone, a misspelt one), or ""."""
+    known: set[str] = set()
+    for offer in offers:
+        known.update(candidate_zones(offer.instance, config) or ())
+    if not known:
+        return ""
+    asked = {
+        value
+        for term in affinity.terms
+        for r in term
+        if r.key in (keys.ZONE, keys.ZONE_BETA) and r.operator == "In"
+        for value in r.values
+    }
+    unknown = sorted(asked - known)
+    if not unknown:
+        return ""
+    return (
+        f"; zone {', '.join(unknown)} is not a zone of {config.cloud} "
+        f"{offers[0].instance.region} where nodes can be made (zones: {', '.join(sorted(known))})"
+    )
 
 
 def cheapest_offer_for_shape(

@@ -68,12 +68,13 @@ def describe_pod(pod: Pod, config: Config) -> tuple[PendingPod, Classification]:
     pod_annotations = annotations_of(pod)
     constraints = parse_constraints(pod_annotations)
     classification = classify(requests, pod_annotations, config)
-    offerings = offerings_for(constraints.offerings, classification.placement, config)
+    affinity = pod_node_affinity(pod)
+    offerings = offerings_for(constraints.offerings, classification.placement, config, affinity)
     requirement = PodRequirement(
         requests=requests,
         constraints=constraints,
         offerings=offerings,
-        affinity=pod_node_affinity(pod),
+        affinity=affinity,
     )
     pending = PendingPod(
         key=key_of(pod),

@@ -110,12 +110,11 @@ class GroupedPacking(PackingState):
             for pod in members:
                 self.unschedulable[pod.key] = result.reason
             return
-        offer = result.offers[0]
-        per_node = 1
+        nodes = [(result.offers[0], 1)] * len(members)
         if self.config.bin_select_node_reuse and len(members) > 1:
-            offer, per_node = _cheapest_for_group(result.offers, requirement.requests, len(members))
+            nodes = _cheapest_for_group(result.offers, requirement.requests, len(members))
         queue = list(members)
-        while queue:
+        for offer, per_node in nodes:
             batch, queue = queue[:per_node], queue[per_node:]
             opened = self.open_node(offer, Placement.BIN_SELECT, group, batch[0].uid)
             if isinstance(opened, str):
@@ -188,15 +187,34 @@ def _pack(
 
 def _cheapest_for_group(
     offers: tuple[Offer, ...], requests: Resources, count: int
-) -> tuple[Offer, int]:
-    """Offer with the lowest total cost for `count` identical pods; a larger type wins only
-    when strictly cheaper than the cheapest type's total (ties keep one node per pod)."""
+) -> list[tuple[Offer, int]]:
+    """The nodes, each (offer, pods on it), with the lowest total cost for `count` identical
+    pods, mixing types (3 pods of one GPU: one 2-GPU node and one 1-GPU node when that is
+    cheaper than three 1-GPU nodes). Larger types win only when strictly cheaper than the
+    cheapest type alone (ties keep one node per pod)."""
     best = offers[0]
     best_per_node = max(1, min(fit_count(requests, best.allocatable), count))
-    best_total = math.ceil(count / best_per_node) * best.price
-    for offer in offers[1:]:
-        per_node = max(1, min(fit_count(requests, offer.allocatable), count))
-        total = math.ceil(count / per_node) * offer.price
-        if total < best_total - 1e-6:
-            best, best_per_node, best_total = offer, per_node, total
-    return best, best_per_node
+    baseline = [(best, best_per_node)] * math.ceil(count / best_per_node)
+    # For each number of pods a node holds, its cheapest offer (offers are cheapest first).
+    by_size: dict[int, Offer] = {}
+    for offer in offers:
+        by_size.setdefault(max(1, min(fit_count(requests, offer.allocatable), count)), offer)
+    # cost[n]: the cheapest nodes for n pods; a node of size k holds min(k, n) of them.
+    cost = [0.0] * (count + 1)
+    choice = [0] * (count + 1)
+    for n in range(1, count + 1):
+        cost[n] = math.inf
+        for size, offer in by_size.items():
+            total = offer.price + cost[max(0, n - size)]
+            if total < cost[n] - 1e-9:
+                cost[n], choice[n] = total, size
+    if cost[count] >= best.price * len(baseline) - 1e-6:
+        return baseline
+    nodes = []
+    n = count
+    while n > 0:
+        size = choice[n]
+        nodes.append((by_size[size], min(size, n)))
+        n -= size
+    nodes.sort(key=lambda node: -node[1])
+    return nodes

@@ -70,6 +70,7 @@ class PlannedNode:
     pods: tuple[str, ...]
     assigned_pod_uid: str = ""  # bin-select: the pod it is created for
     zone: str = ""  # set when the pods' inter-pod rules decide it
+    disk_gib: int = 0  # a disk larger than the configured one its pods' ephemeral storage needs
 
 
 @dataclass(frozen=True)

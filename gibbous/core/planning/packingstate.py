@@ -10,6 +10,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from gibbous.core.choice.classify import Placement
+from gibbous.core.choice.machinelabels import selected_categories
+from gibbous.core.choice.nodedisk import default_disk_gib, disk_for, largest_ephemeral
 from gibbous.core.choice.selection import (
     CandidateResult,
     Offer,
@@ -181,13 +183,16 @@ class PackingState:
         return len(self.new_nodes) - 1
 
     def _bin_pack_shape(self, affinity: NodeAffinity) -> CandidateResult:
+        # Pods whose selector names a price category (GKE's gke-spot, Karpenter's
+        # capacity-type, ...) get bin-pack nodes of that category.
+        categories = selected_categories(affinity, self.config.cloud)
         return cheapest_offer_for_shape(
             self.offers,
             cpu_millis=self.config.bin_pack_node_cpu_millis,
             memory_bytes=self.config.bin_pack_node_memory_bytes,
             gpus=self.config.bin_pack_node_gpus,
             config=self.config,
-            categories=self.config.bin_pack_node_pricing,
+            categories=categories or self.config.bin_pack_node_pricing,
             affinity=affinity,
             backed_off=self.backed_off,
         )
@@ -208,6 +213,11 @@ class PackingState:
             gpu_budget=self.budget.gpu_room(),
         )
 
+    def _disk_gib(self, node: NewNode) -> int:
+        return _sized_disk(
+            node.offer.instance.cloud, default_disk_gib(self.config), node.free.ephemeral_bytes
+        )
+
     def plan(self) -> Plan:
         return Plan(
             new_nodes=tuple(
@@ -217,6 +227,7 @@ class PackingState:
                     tuple(node.pods),
                     node.uid if node.placement is Placement.BIN_SELECT else "",
                     node.zone,
+                    self._disk_gib(node),
                 )
                 for node in self.new_nodes
             ),
@@ -224,6 +235,14 @@ class PackingState:
             unschedulable=dict(self.unschedulable),
             placements=dict(self.placements),
         )
+
+
+def _sized_disk(cloud: str, config_default: int, free_ephemeral: int) -> int:
+    """The disk, GiB, a new node needs for what its pods (and DaemonSets) request of
+    ephemeral storage, or 0 when the configured disk holds it."""
+    needed = largest_ephemeral(cloud) - free_ephemeral
+    size = disk_for(cloud, config_default, needed)
+    return size if size > config_default else 0
 
 
 def pod_signature(pod: PendingPod) -> object:

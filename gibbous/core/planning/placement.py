@@ -39,6 +39,7 @@ from gibbous.core.choice.classify import Placement, classify, offerings_for
 from gibbous.core.errors import GibbousError, quoted
 from gibbous.core.grammar.numerals import parse_decimal, parse_whole
 from gibbous.core.grammar.timestamps import epoch_seconds
+from gibbous.core.podmodel.affinity import pod_node_affinity
 from gibbous.core.podmodel.constraints import (
     InstanceConstraints,
     PriceCategory,
@@ -326,7 +327,7 @@ def pod_facts(pod: Pod, config: Config) -> PodFacts:
         else classify(requests, pod_annotations, config).placement
     )
     constraints = parse_constraints(pod_annotations)
-    offerings = offerings_for(constraints.offerings, placement, config)
+    offerings = offerings_for(constraints.offerings, placement, config, pod_node_affinity(pod))
     return PodFacts(uid_of(pod), placement, requests, constraints, offerings)
 
 

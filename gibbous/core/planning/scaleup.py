@@ -63,6 +63,7 @@ class LaunchPlan:
     labels: Mapping[str, str]
     taints: tuple[Mapping[str, str], ...]
     assigned_pod_uid: str = ""
+    disk_gib: int = 0  # a larger disk than the configured one, for the pods' ephemeral storage
 
 
 @dataclass(frozen=True)
@@ -169,6 +170,7 @@ def plan_scale_up(
                 ),
                 taints=tuple(node_taints(node.offer)),
                 assigned_pod_uid=node.assigned_pod_uid,
+                disk_gib=node.disk_gib,
             )
         )
     return ScaleUpPlan(tuple(launches), dict(plan.on_existing), unsatisfiable)

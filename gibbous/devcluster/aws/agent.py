@@ -41,10 +41,13 @@ MiB = 2**20
 _ARCH = {"x86_64": "amd64", "arm64": "arm64"}
 
 
-def eks_allocatable(instance_type: InstanceType, max_pods: int, gpus: int) -> dict[str, str]:
+def eks_allocatable(
+    instance_type: InstanceType, max_pods: int, gpus: int, disk_gib: int = 20
+) -> dict[str, str]:
     """Capacity minus what an EKS-optimized AMI reserves: kube-reserved CPU 6% of the first
     core, 1% of the second, 0.5% of the next two, 0.25% of the rest; memory 255 MiB + 11 MiB
-    per pod; 100 MiB hard eviction threshold."""
+    per pod; 100 MiB hard eviction threshold; of the root volume, kube-reserved
+    ephemeral-storage 1Gi and the kubelet's `nodefs.available<10%` eviction threshold."""
     cores = instance_type.vcpu
     reserved = 1000 * (
         0.06 * min(cores, 1)
@@ -57,7 +60,7 @@ def eks_allocatable(instance_type: InstanceType, max_pods: int, gpus: int) -> di
         "cpu": f"{int(cores * 1000 - reserved)}m",
         "memory": str(memory),
         "pods": str(max_pods),
-        "ephemeral-storage": str(18 * 2**30),
+        "ephemeral-storage": str(disk_gib * 2**30 - disk_gib * 2**30 // 10 - 2**30),
     }
     if gpus:
         out[keys.NVIDIA_GPU] = str(gpus)
@@ -175,6 +178,18 @@ class NodeAgent(KubeletFleet):
             self._register(instance, now)
         self.heartbeats(now)
 
+    def _root_volume_gib(self, instance: Mapping[str, Any]) -> int:
+        """The size of the instance's root EBS volume (its RootDeviceName's mapping), which
+        the kubelet's filesystem is on; 20 GiB when EC2 does not say."""
+        root = instance.get("RootDeviceName")
+        mappings = instance.get("BlockDeviceMappings") or []
+        chosen = [m for m in mappings if m.get("DeviceName") == root] or mappings[:1]
+        volume = (chosen[0].get("Ebs") or {}).get("VolumeId") if chosen else None
+        if not volume:
+            return 20
+        volumes = self.ec2.describe_volumes(VolumeIds=[volume]).get("Volumes") or []
+        return int(volumes[0].get("Size") or 20) if volumes else 20
+
     def _register(self, instance: Mapping[str, Any], now: float) -> None:
         instance_id = instance["InstanceId"]
         name = str(instance.get("PrivateDnsName") or instance_id)
@@ -189,10 +204,12 @@ class NodeAgent(KubeletFleet):
         arch = _ARCH.get(str(instance.get("Architecture", "x86_64")), "amd64")
         max_pods = registration.max_pods or instance_type.max_pods or 110
         gpus = instance_type.gpu_count * self.gpu_time_slices
+        disk_gib = self._root_volume_gib(instance)
         capacity = {
             "cpu": f"{round(instance_type.vcpu * 1000)}m",
             "memory": str(instance_type.memory_bytes),
             "pods": str(max_pods),
+            "ephemeral-storage": str(disk_gib * 2**30),
         }
         if gpus:
             capacity[keys.NVIDIA_GPU] = str(gpus)
@@ -214,7 +231,7 @@ class NodeAgent(KubeletFleet):
             taints=list(registration.taints),
             provider_id=f"aws:///{zone}/{instance_id}",
             capacity=capacity,
-            allocatable=eks_allocatable(instance_type, max_pods, gpus),
+            allocatable=eks_allocatable(instance_type, max_pods, gpus, disk_gib),
             arch=arch,
             now=now,
         )

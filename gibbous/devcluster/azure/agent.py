@@ -110,10 +110,13 @@ class AksNodeAgent(KubeletFleet):
             "pods": str(max_pods),
             "ephemeral-storage": str(int(properties.get("osDiskSizeGB") or 128) * 2**30),
         }
+        disk = int(capacity["ephemeral-storage"])
         allocatable = {
             **capacity,
             "cpu": f"{round(size.vcpu * 1000) - cpu_reserved}m",
             "memory": str(size.memory_bytes - memory_reserved),
+            # AKS's kubelet: --eviction-hard nodefs.available<10%, no storage kube-reserved.
+            "ephemeral-storage": str(disk - disk // 10),
         }
         if size.gpu_count:
             gpus = str(size.gpu_count * self.gpu_time_slices)

@@ -27,7 +27,7 @@ from typing import Any
 from gibbous.catalogs import load_catalog
 from gibbous.core import keys
 from gibbous.core.choice.catalog import InstanceType
-from gibbous.core.choice.machinelabels import gke_accelerator
+from gibbous.core.choice.machinelabels import GKE_METADATA_SERVER, gke_accelerator
 from gibbous.devcluster.gcp.state import EmulatedFleet, ManagedInstance
 from gibbous.devcluster.kubeletfleet import KubeletFleet
 
@@ -58,6 +58,13 @@ def gke_reserved(vcpu: float, memory: int) -> tuple[int, int]:
             rest = max(0.0, rest - size)
         reserved += rest * 0.02
     return round(cpu), round(reserved) + 100 * MIB
+
+
+def gke_storage_reserved(disk: int) -> int:
+    """What GKE keeps of the boot disk from pods' ephemeral storage ("Plan node sizes",
+    local ephemeral storage reservation): the 10% eviction threshold plus
+    min(50%, 6 GiB + 35%, 100 GiB)."""
+    return disk // 10 + min(disk // 2, 6 * GIB + disk * 35 // 100, 100 * GIB)
 
 
 def pod_capacity(pool: dict[str, Any]) -> int:
@@ -150,6 +157,8 @@ class GkeNodeAgent(KubeletFleet):
         }
         if spot:
             labels[keys.GKE_SPOT] = "true"
+        if (config.get("workloadMetadataConfig") or {}).get("mode") == "GKE_METADATA":
+            labels[GKE_METADATA_SERVER] = "true"
         taints = [
             {"key": t["key"], "value": t.get("value", ""), "effect": EFFECTS[t["effect"]]}
             for t in config.get("taints") or []
@@ -172,10 +181,12 @@ class GkeNodeAgent(KubeletFleet):
             "pods": str(pod_capacity(pool)),
             "ephemeral-storage": str(int(config.get("diskSizeGb") or 100) * GIB),
         }
+        disk = int(capacity["ephemeral-storage"])
         allocatable = {
             **capacity,
             "cpu": f"{round(instance_type.vcpu * 1000) - cpu_reserved}m",
             "memory": str(instance_type.memory_bytes - memory_reserved),
+            "ephemeral-storage": str(disk - gke_storage_reserved(disk)),
         }
         if gpus and driver_installed(accelerator, self.emulator.version):
             capacity[keys.NVIDIA_GPU] = allocatable[keys.NVIDIA_GPU] = str(gpus * slices)

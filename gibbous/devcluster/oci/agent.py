@@ -158,10 +158,13 @@ class OkeNodeAgent(KubeletFleet):
                 * GIB
             ),
         }
+        disk = int(capacity["ephemeral-storage"])
         allocatable = {
             **capacity,
             "cpu": f"{cpu - reserved_cpu}m",
             "memory": str(instance_type.memory_bytes - reserved_memory),
+            # The kubelet's default nodefs.available<10% (OKE documents no storage reserve).
+            "ephemeral-storage": str(disk - disk // 10),
         }
         if instance_type.gpu_count:
             gpus = str(instance_type.gpu_count * self.gpu_time_slices)

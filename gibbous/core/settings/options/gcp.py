@@ -20,6 +20,9 @@ class GcpConfig:
     service_account: str = ""  # empty: the Compute Engine default service account
     image_streaming: bool = False  # GKE's gcfsConfig (Luna enables it for faster pulls, P11)
     gpu_driver_version: str = "default"  # default | latest | disabled (GKE installs the driver)
+    # Pools get GKE's metadata server (workloadMetadataConfig GKE_METADATA), which needs
+    # Workload Identity on the cluster; their nodes carry iam.gke.io/gke-metadata-server-enabled.
+    workload_identity: bool = False
     operation_limit: int = 3  # node-pool operations Gibbous runs at once on the cluster
 
 
@@ -89,6 +92,16 @@ GCP = Section(
             help="NVIDIA driver GKE installs on GPU nodes (disabled: install it yourself)",
             luna=None,
             since="0.1.0",
+        ),
+        Option(
+            key="gcp.workloadIdentity",
+            attribute="gcp.workload_identity",
+            value_type=BOOLEAN,
+            help="node pools Gibbous creates run GKE's metadata server (workloadMetadataConfig "
+            "GKE_METADATA; the cluster must have Workload Identity), so their nodes carry "
+            "iam.gke.io/gke-metadata-server-enabled=true",
+            luna=None,
+            since="0.2.0",
         ),
         Option(
             key="gcp.operationLimit",
