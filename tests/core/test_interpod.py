@@ -467,7 +467,8 @@ def test_another_clouds_zone_is_unsatisfiable_and_named(cloud: str) -> None:
     result = plan([pod], cfg)
     assert not result.new_nodes
     (reason,) = result.unschedulable.values()
-    assert "zone us-west-2a is not a zone of" in reason
+    assert "us-west-2a" in reason
+    assert f"not a zone of {cloud} " in reason
     assert all(zone in reason for zone in BUILT_IN_ZONES[cloud])
     zonal = make_pod(
         "zonal", cpu="3", memory="4Gi", node_selector={keys.ZONE: min(BUILT_IN_ZONES[cloud])}
