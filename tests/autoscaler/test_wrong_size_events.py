@@ -45,3 +45,19 @@ def test_the_oci_1000gi_pod_is_told_of_its_8xa100_bare_metal_node() -> None:
     assert [w for _, r, _, w in cluster.events if r == keys.EVENT_WRONG_SIZE_NODE] == [True]
     assert cluster.events_for("small", keys.EVENT_WRONG_SIZE_NODE) == []
     assert cluster.events_for("bigmem", keys.EVENT_NODE_ADD_REQUEST_WARNING) == []
+
+
+def test_a_cost_estimate_gated_pod_is_told_too_and_the_estimate_keeps_its_format() -> None:
+    clock, provider, cluster, autoscaler = setup("oci")
+    gated = make_pod("gated-bigmem", cpu="4", memory="1000Gi")
+    gated["spec"]["schedulingGates"] = [{"name": "nodecostestimate"}]
+    cluster.add(gated)
+    steps(clock, autoscaler, 5)
+    (estimate,) = cluster.events_for("gated-bigmem", keys.EVENT_NODE_COST_ESTIMATE)
+    # Luna's format, which Nova's scripts parse (price at characters 17-24), unchanged.
+    assert estimate == (
+        "Estimated cost $24.400000/hr for node type BM.GPU4.8 (on-demand); estimated node count 1"
+    )
+    (warning,) = cluster.events_for("gated-bigmem", keys.EVENT_WRONG_SIZE_NODE)
+    assert warning.startswith("BM.GPU4.8 (bare metal) is far larger than its pods ask: 8 A100")
+    assert provider.create_calls == []
