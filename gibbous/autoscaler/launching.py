@@ -98,11 +98,13 @@ class Launching(LoopState):
             if not failed or now < self.paused_until:
                 break
         for launch in launches:
+            wrong = launch.plan.wrong_size
             for key in launch.plan.pods:
                 self._record_decision(
                     pod_by_key[key],
                     "launch",
-                    f"a new {launch.plan.offer.describe()} ({launch.token})",
+                    f"a new {launch.plan.offer.describe()} ({launch.token})"
+                    + (f"; {wrong.describe()}" if wrong else ""),
                 )
         self._say_wrong_sizes(asked, pod_by_key)
         for key, node_name in plan.on_existing.items():

@@ -32,7 +32,16 @@ def test_the_oci_1000gi_pod_is_told_of_its_8xa100_bare_metal_node() -> None:
     # $24.40/hr) is the cheapest that does. 8 GPUs asked by nobody; 128 vCPU for 4.
     clock, provider, cluster, autoscaler = setup("oci")
     cluster.add(make_pod("bigmem", cpu="4", memory="1000Gi"), make_pod("small", cpu="1"))
-    steps(clock, autoscaler, 15)
+    for _ in range(15):  # until the decision (batched over a short window) is made
+        steps(clock, autoscaler, 1)
+        if provider.create_calls:
+            break
+    # `gibbous explain` reads the decision: it says so too.
+    decision = autoscaler.decided["uid-bigmem"]
+    assert decision.outcome == "launch"
+    assert "; BM.GPU4.8 (bare metal) is far larger than its pods ask: " in decision.detail
+    assert "is far larger" not in autoscaler.decided["uid-small"].detail
+    steps(clock, autoscaler, 5)
     assert ("BM.GPU4.8", "on-demand") in [
         (r.instance_type, r.category) for r in provider.create_calls
     ]
