@@ -70,6 +70,15 @@ def render_estimate(report: EstimateReport) -> str:
         out.append(f"Unsatisfiable pods ({len(unsatisfiable)}):")
         for owner, pod, reason in unsatisfiable:
             out.append(f"  {pod} ({owner}): {reason}")
+    warned = [(w, message) for w in report.workloads for message in w.warnings]
+    if warned:
+        out.append("")
+        out.append(
+            f"Wrong-size nodes ({sum(1 for n in report.nodes if n.wrong_size)}): the cheapest "
+            "fitting type is far larger than the pods ask; the catalog may lack a smaller shape"
+        )
+        for workload, message in warned:
+            out.append(f"  {workload.namespace}/{workload.name}: {message}")
     if report.unsupported:
         out.append("")
         out.append(f"Unsupported pods ({len(report.unsupported)}): needs Gibbous cannot buy yet")

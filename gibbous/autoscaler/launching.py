@@ -56,6 +56,7 @@ class Launching(LoopState):
         self.metrics.decisions.inc()
         pending = [p for p, _ in provision]
         pod_by_key = {p.key: pod for p, pod in provision}
+        asked: list[Launch] = []
         for _ in range(MAX_ROUNDS):
             flying = [launch.in_flight() for launch in self.launches.values()]
             flying_nodes = frozenset(
@@ -89,6 +90,7 @@ class Launching(LoopState):
                 Launch(token=self.new_token(), plan=launch_plan, requested_at=now)
                 for launch_plan in plan.launches
             ]
+            asked.extend(launches)
             failed = any(
                 kind in (FailureKind.INSUFFICIENT_CAPACITY, FailureKind.QUOTA)
                 for kind in self._create_all(launches, now)
@@ -96,12 +98,15 @@ class Launching(LoopState):
             if not failed or now < self.paused_until:
                 break
         for launch in launches:
+            wrong = launch.plan.wrong_size
             for key in launch.plan.pods:
                 self._record_decision(
                     pod_by_key[key],
                     "launch",
-                    f"a new {launch.plan.offer.describe()} ({launch.token})",
+                    f"a new {launch.plan.offer.describe()} ({launch.token})"
+                    + (f"; {wrong.describe()}" if wrong else ""),
                 )
+        self._say_wrong_sizes(asked, pod_by_key)
         for key, node_name in plan.on_existing.items():
             pod = pod_by_key[key]
             self._record_decision(
@@ -118,6 +123,22 @@ class Launching(LoopState):
         for key, reason in unsatisfiable.items():
             self._record_decision(pod_by_key[key], "unsatisfiable", reason)
             self._warn(pod_by_key[key], f"cannot obtain a node for this pod: {reason}")
+
+    def _say_wrong_sizes(self, asked: list[Launch], pod_by_key: Mapping[str, Pod]) -> None:
+        """A Warning on the pods of each launch the provider took (or is retrying) whose
+        type is far larger than they ask (`gibbous.core.choice.wrongsize`)."""
+        for launch in asked:
+            wrong = launch.plan.wrong_size
+            if wrong is None or launch.token not in self.launches:
+                continue
+            message = (
+                f"{wrong.describe()}; launching it as the cheapest type that fits "
+                f"({launch.plan.offer.describe()}): the catalog may lack a smaller fitting shape"
+            )
+            log.warning("launch %s: %s", launch.token, message)
+            for key in launch.plan.pods:
+                if key in pod_by_key:
+                    self._warn(pod_by_key[key], message, reason=keys.EVENT_WRONG_SIZE_NODE)
 
     def provision_displaced(self, pods: Sequence[Pod], leaving: frozenset[str]) -> None:
         """Plan capacity at once for pods on nodes about to disappear (spot interruption),

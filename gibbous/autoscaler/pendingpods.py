@@ -16,7 +16,7 @@ from gibbous.core import keys
 from gibbous.core.errors import GibbousError, quoted
 from gibbous.core.lifecycle.intake import Intake, decide_intake
 from gibbous.core.lifecycle.routing import scheduler_liveness, waits_on_scheduler
-from gibbous.core.planning.costestimate import GatedPod, estimate_messages, owner_of
+from gibbous.core.planning.costestimate import GatedPod, estimate_outcomes, owner_of
 from gibbous.core.planning.demand import describe_pod
 from gibbous.core.planning.packingmodel import PendingPod
 from gibbous.core.planning.podfacts import ClusterPods
@@ -142,7 +142,7 @@ class PendingPods(LoopState):
         if not todo:
             return
         # The counts are per group of matching gated pods, so estimate over all of them.
-        messages = estimate_messages(
+        messages, wrong = estimate_outcomes(
             [item for item, _ in gated],
             self.offers,
             self.config,
@@ -154,6 +154,13 @@ class PendingPods(LoopState):
                 continue
             self.estimated[uid_of(pod)] = now
             self._event(pod, keys.EVENT_NODE_COST_ESTIMATE, message, warning=False)
+            if item.pod.key in wrong:
+                self._warn(
+                    pod,
+                    f"{wrong[item.pod.key].describe()}; estimated as the cheapest type that "
+                    "fits: the catalog may lack a smaller fitting shape",
+                    reason=keys.EVENT_WRONG_SIZE_NODE,
+                )
 
     # --- housekeeping -----------------------------------------------------------------------------
 

@@ -125,6 +125,9 @@ EVENT_RELEASE_FAILED = "GibbousReleaseFailed"
 EVENT_RELEASED_UNPINNED = "GibbousReleasedUnpinned"
 # On the pods of a launch abandoned after repeated provider errors.
 EVENT_LAUNCH_ABANDONED = "GibbousLaunchAbandoned"
+# On the pods of a launch whose type is far larger than they ask in a dimension they did not
+# ask for (a GPU machine for pods without GPUs, bare metal for a small pod): the launch goes on.
+EVENT_WRONG_SIZE_NODE = "GibbousWrongSizeNode"
 # On a pod waiting for the Gibbous scheduler while that is not running.
 EVENT_SCHEDULER_STOPPED = "GibbousSchedulerNotRunning"
 # On the autoscaler's own pod: hot-node mitigation is on but metrics.k8s.io cannot be read.

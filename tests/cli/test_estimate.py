@@ -120,6 +120,7 @@ def test_json_schema_is_stable() -> None:
         "costPerHour",
         "nodes",
         "unsatisfiable",
+        "warnings",
     }
     assert set(report["nodes"][0]) == {
         "instanceType",
@@ -417,3 +418,59 @@ def test_hugepages_no_type_lists_are_named() -> None:
     assert code == 3
     assert "no type in the catalog has hugepages-2Mi allocatable" in reason
     assert "has room" not in reason
+
+
+BIG_MEMORY_POD = """
+apiVersion: v1
+kind: Pod
+metadata:
+  name: bigmem
+  labels: {elotl-luna: "true"}
+spec:
+  containers:
+  - name: main
+    image: busybox
+    resources:
+      requests: {cpu: "4", memory: 1000Gi}
+"""
+
+# Issue #30: on OCI's built-in catalog no standard shape holds 1000Gi; the cheapest that
+# fits is BM.GPU4.8 (oci.csv: 128 vCPU, 2048 GiB, 8 A100, $24.40/hr). 8 GPUs for a pod
+# asking none; 128 vCPU >= 4 x 4 with 124 spare (>= 32); 2048 GiB is ~2x 1000 GiB.
+BIG_MEMORY_WARNING = (
+    "BM.GPU4.8 (bare metal) is far larger than its pods ask: 8 A100 GPU(s) though no pod "
+    "asks for a GPU; 128 vCPU for 4 CPU requested"
+)
+
+
+def test_the_oci_1000gi_pod_is_warned_of_its_gpu_bare_metal_machine_in_json() -> None:
+    code, report = run_json("-", "--cloud", "oci", stdin=BIG_MEMORY_POD)
+    assert code == 0
+    (workload,) = report["workloads"]
+    assert workload["nodes"][0]["instanceType"] == "BM.GPU4.8"
+    assert workload["nodes"][0]["pricePerHour"] == 24.4
+    assert workload["warnings"] == [BIG_MEMORY_WARNING]
+    (node,) = report["nodes"]
+    assert node["wrongSize"] == {
+        "bareMetal": True,
+        "excess": [
+            {"resource": "nvidia.com/gpu", "capacity": 8, "requested": 0},
+            {"resource": "cpu", "capacity": 128, "requested": 4},
+        ],
+        "message": BIG_MEMORY_WARNING,
+    }
+
+
+def test_the_oci_1000gi_pod_is_warned_of_in_the_table() -> None:
+    code, text = run("-", "--cloud", "oci", stdin=BIG_MEMORY_POD)
+    assert code == 0
+    assert "Wrong-size nodes (1):" in text
+    assert f"  default/bigmem: {BIG_MEMORY_WARNING}\n" in text
+
+
+def test_a_right_sized_estimate_has_no_warnings() -> None:
+    _, report = run_json(str(EXAMPLES / "bin-pack-and-bin-select.yaml"))
+    assert all(w["warnings"] == [] for w in report["workloads"])
+    assert all("wrongSize" not in n for n in report["nodes"])
+    _, text = run(str(EXAMPLES / "bin-pack-and-bin-select.yaml"))
+    assert "Wrong-size" not in text

@@ -2,7 +2,8 @@
 
 For each group of matching gated pods (same owner and same requirements), plan them on an
 empty cluster with the current back-offs (Luna's estimates ignore existing nodes) and
-tell each pod the node type it would get, its $/hr and how many such nodes the group needs.
+tell each pod the node type it would get, its $/hr and how many such nodes the group needs
+(and, apart, when that type is far larger than the pods ask: `estimate_outcomes`).
 
 Message formats (compatible with the scripts that parse Luna's events: the price is
 characters 17-24, the count the 4th word of the `; `-separated "estimated node count" part):
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gibbous.core.choice.selection import Offer
+from gibbous.core.choice.wrongsize import WrongSize, wrong_size
 from gibbous.core.planning.packing import simulate
 from gibbous.core.planning.packingmodel import PendingPod, requirement_key
 from gibbous.core.podmodel.pods import Pod, metadata
@@ -47,6 +49,19 @@ def estimate_messages(
     backed_off: frozenset[tuple[str, str]] = frozenset(),
 ) -> dict[str, str]:
     """pod key -> NodeCostEstimate message, for every gated pod."""
+    return estimate_outcomes(gated, offers, config, backed_off=backed_off)[0]
+
+
+def estimate_outcomes(
+    gated: Iterable[GatedPod],
+    offers: list[Offer],
+    config: Config,
+    *,
+    backed_off: frozenset[tuple[str, str]] = frozenset(),
+) -> tuple[dict[str, str], dict[str, WrongSize]]:
+    """The NodeCostEstimate messages (as `estimate_messages`), and pod key -> how the node
+    estimated for it is far larger than its pods ask (`wrongsize`), for those it is."""
+    wrong: dict[str, WrongSize] = {}
     groups: dict[tuple[Any, ...], list[PendingPod]] = {}
     for item in gated:
         group_key = (item.owner or item.pod.key, requirement_key(item.pod.requirement))
@@ -54,6 +69,7 @@ def estimate_messages(
     messages: dict[str, str] = {}
     for members in groups.values():
         plan = simulate(members, offers, config, backed_off=backed_off)
+        by_key = {member.key: member for member in members}
         counts: dict[tuple[str, str], int] = {}
         for node in plan.new_nodes:
             pair = (node.offer.name, str(node.offer.category))
@@ -65,8 +81,11 @@ def estimate_messages(
                 f"Estimated cost ${offer.price:.6f}/hr for node type {offer.name} ({offer.category}); "
                 f"estimated node count {count}"
             )
+            found = wrong_size(offer.instance, (by_key[key].requirement for key in node.pods))
             for key in node.pods:
                 messages[key] = text
+                if found is not None:
+                    wrong[key] = found
         for key, reason in plan.unschedulable.items():
             messages[key] = f"No node type found: {reason}"
-    return messages
+    return messages, wrong

@@ -21,6 +21,7 @@ from typing import Any
 
 from gibbous.core.choice.catalog import InstanceType
 from gibbous.core.choice.selection import build_offers
+from gibbous.core.choice.wrongsize import WrongSize, wrong_size
 from gibbous.core.errors import GibbousError, ManifestError
 from gibbous.core.planning.demand import describe_pod
 from gibbous.core.planning.packing import simulate
@@ -226,6 +227,7 @@ class WorkloadEstimate:
     cost_per_hour: float
     unsatisfiable: tuple[tuple[str, str], ...]  # (pod, reason), unsupported ones included
     unsupported: frozenset[str] = frozenset()  # pods needing what Gibbous cannot buy yet
+    warnings: tuple[str, ...] = ()  # its nodes far larger than their pods ask (wrong size)
 
 
 @dataclass(frozen=True)
@@ -237,6 +239,7 @@ class EstimateNode:
     pods: tuple[str, ...]
     gpus: int
     zone: str = ""  # set when the pods' inter-pod rules decide it
+    wrong_size: WrongSize | None = None  # far larger than its pods ask
 
 
 @dataclass(frozen=True)
@@ -298,6 +301,7 @@ class EstimateReport:
                         {"pod": p, "reason": r, "unsupported": p in w.unsupported}
                         for p, r in w.unsatisfiable
                     ],
+                    "warnings": list(w.warnings),
                 }
                 for w in self.workloads
             ],
@@ -310,6 +314,7 @@ class EstimateReport:
                     "gpus": n.gpus,
                     "pods": list(n.pods),
                     **({"zone": n.zone} if n.zone else {}),
+                    **({"wrongSize": _wrong_size_json(n.wrong_size)} if n.wrong_size else {}),
                 }
                 for n in self.nodes
             ],
@@ -326,6 +331,17 @@ class EstimateReport:
             ],
             "notes": list(self.notes),
         }
+
+
+def _wrong_size_json(wrong: WrongSize) -> dict[str, Any]:
+    return {
+        "bareMetal": wrong.bare_metal,
+        "excess": [
+            {"resource": e.resource, "capacity": e.capacity, "requested": e.requested}
+            for e in wrong.excess
+        ],
+        "message": wrong.describe(),
+    }
 
 
 def estimate(
@@ -362,12 +378,15 @@ def estimate(
             )
     plan = simulate(pending, build_offers(catalog, config), config)
     requests = {p.key: p.requirement.requests for p in pending}
+    requirements = {p.key: p.requirement for p in pending}
     unsupported = {p.key for p in pending if p.unsupported}
 
     shares: dict[int, float] = {}
     lines: dict[int, dict[tuple[str, str, float, bool], int]] = {}
+    warnings: dict[int, dict[str, int]] = {}  # workload -> wrong-size message -> nodes
     nodes = []
     for node in plan.new_nodes:
+        wrong = wrong_size(node.offer.instance, (requirements[k] for k in node.pods))
         cpu = {key: requests[key].cpu_millis for key in node.pods}
         total_cpu = sum(cpu.values())
         users = {owner[key] for key in node.pods}
@@ -383,6 +402,9 @@ def estimate(
             )
             lines.setdefault(user, {})
             lines[user][line] = lines[user].get(line, 0) + 1
+            if wrong is not None:
+                said = warnings.setdefault(user, {})
+                said[wrong.describe()] = said.get(wrong.describe(), 0) + 1
         nodes.append(
             EstimateNode(
                 node.offer.instance.name,
@@ -392,6 +414,7 @@ def estimate(
                 node.pods,
                 node.offer.instance.gpu_count,
                 node.zone,
+                wrong,
             )
         )
 
@@ -416,6 +439,10 @@ def estimate(
                     (k, plan.unschedulable[k]) for k in keys_of if k in plan.unschedulable
                 ),
                 unsupported=frozenset(k for k in keys_of if k in unsupported),
+                warnings=tuple(
+                    f"{count} node(s): {message}" if count > 1 else message
+                    for message, count in sorted(warnings.get(index, {}).items())
+                ),
             )
         )
     return EstimateReport(

@@ -16,6 +16,7 @@ from typing import Any
 from gibbous.core import keys
 from gibbous.core.choice.classify import Placement
 from gibbous.core.choice.selection import Offer
+from gibbous.core.choice.wrongsize import WrongSize, wrong_size
 from gibbous.core.planning.backoff import Backoffs
 from gibbous.core.planning.nodes import node_labels, node_taints
 from gibbous.core.planning.packing import simulate
@@ -64,6 +65,7 @@ class LaunchPlan:
     taints: tuple[Mapping[str, str], ...]
     assigned_pod_uid: str = ""
     disk_gib: int = 0  # a larger disk than the configured one, for the pods' ephemeral storage
+    wrong_size: WrongSize | None = None  # far larger than its pods ask (said on them)
 
 
 @dataclass(frozen=True)
@@ -171,6 +173,9 @@ def plan_scale_up(
                 taints=tuple(node_taints(node.offer)),
                 assigned_pod_uid=node.assigned_pod_uid,
                 disk_gib=node.disk_gib,
+                wrong_size=wrong_size(
+                    node.offer.instance, (by_key[k].requirement for k in node.pods)
+                ),
             )
         )
     return ScaleUpPlan(tuple(launches), dict(plan.on_existing), unsatisfiable)
