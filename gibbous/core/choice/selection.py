@@ -467,7 +467,11 @@ def _written(requirement: Requirement) -> str:
 
 def _catalog_note(requirement: Requirement, offers: Sequence[Offer], config: Config) -> str:
     """What the catalog has instead, when a requirement on a key it decides finds nothing:
-    the zones of the region, or the values its types carry for a machine label."""
+    the zones of the region, or the values its types carry for a machine label; for a
+    label the cloud puts on nodes, why this cloud's nodes will not carry it."""
+    cloud_note = cloud_label_note(NodeAffinity(((requirement,),)), config)
+    if cloud_note:
+        return cloud_note
     if requirement.key in (keys.ZONE, keys.ZONE_BETA):
         zones = sorted({z for o in offers for z in candidate_zones(o.instance, config) or ()})
         where = f"{config.cloud} {config.effective_region}"
