@@ -125,6 +125,8 @@ def fitting(sizes: list[int]) -> list[int]:
 )
 @example(loads=[[0] * 7, [0] * 7, [3] * 4], budget=1)  # two at 17.5 %: not both may go
 @example(loads=[[0] * 7, [0] * 7], budget=2)  # each fits on the other, not both
+@example(loads=[[0] * 7, [3, 3, 3, 2, 0, 0]], budget=1)  # 7 x 100m, 300m left: one by one only
+@example(loads=[[0] * 9, [0]], budget=1)  # 22.5 % is not under-used; the 2.5 % one goes
 @example(loads=[[], [3] * 4, [3] * 4], budget=1)  # the empty one goes
 @example(loads=[[1] * 3] + [[3] * 4] * 20, budget=3)  # nowhere to go: 20 full nodes
 @example(loads=[[0] * 2 for _ in range(30)], budget=6)  # many light nodes at once

@@ -29,8 +29,8 @@ TIES = csv_catalog(
     "aws,us-west-2,a.mem,2,16,0,,amd64,0.10,0.12",
     "aws,us-west-2,a.xlarge,4,8,0,,amd64,0.10,0.13",
     "aws,us-west-2,z.large,2,8,0,,amd64,0.05,0.02",
-    "aws,us-west-2,g2.xlarge,4,16,2,T4,amd64,0.30,0.90",
-    "aws,us-west-2,g1.xlarge,4,16,1,T4,amd64,0.30,0.90",
+    "aws,us-west-2,g1.xlarge,4,16,2,T4,amd64,0.30,0.90",  # 2 GPUs, the earlier name
+    "aws,us-west-2,g2.xlarge,4,16,1,T4,amd64,0.30,0.90",
 )
 
 
@@ -57,7 +57,7 @@ def test_cheapest_first_with_documented_tie_break() -> None:
     gpu = candidate_offers(
         requirement(make_pod(cpu="1", memory="1Gi", gpus=1)), build_offers(types, cfg), cfg
     )
-    assert [o.name for o in gpu.offers] == ["g1.xlarge", "g2.xlarge"]  # fewer GPUs first
+    assert [o.name for o in gpu.offers] == ["g2.xlarge", "g1.xlarge"]  # fewer GPUs first
 
 
 def test_gke_spot_ranking_from_the_spot_post() -> None:
