@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from azure.core.exceptions import HttpResponseError
 from azure.core.pipeline.transport import HttpResponse
+from azure.core.polling.base_polling import LROBasePolling
 from azure.mgmt.containerservice import models
 
 from gibbous.autoscaler.cloud.aks import (
@@ -93,17 +94,29 @@ def request(
     )
 
 
-def settle(aks: SizedPoolProvider) -> None:
-    """Let the SDK's pollers (a thread each, polling every second) see what is done."""
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        aks.advance()
-        with aks.lock:
-            states = aks.states.values()
-            if not any(s.operation is not None and not s.operation.done() for s in states):
-                aks.advance()
-                return
-        time.sleep(0.1)
+@pytest.fixture(autouse=True)
+def quick_pollers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SDK's pollers sleep `polling_interval` (1 s) of real time between polls; the
+    emulator runs on the test's clock, so a short real pause between polls changes
+    nothing but the wait."""
+    monkeypatch.setattr(LROBasePolling, "_sleep", lambda self, delay: time.sleep(0.01))
+
+
+def settle(aks: SizedPoolProvider, timeout_s: float = 10.0) -> None:
+    """Wait until every operation in flight now (due by the test's clock) is seen done by
+    its poller and finished by the provider; fail when one is not within `timeout_s`.
+    Operations the provider starts meanwhile (queued launches) are left running."""
+    with aks.lock:
+        waiting = [s.operation for s in aks.states.values() if s.operation is not None]
+    assert waiting, "nothing in flight to settle"
+    deadline = time.monotonic() + timeout_s
+    while not all(operation.done() for operation in waiting):
+        assert time.monotonic() < deadline, f"operations still running after {timeout_s} s"
+        time.sleep(0.01)
+    aks.advance()
+    with aks.lock:
+        running = {id(s.operation) for s in aks.states.values()}
+    assert not running & {id(o) for o in waiting}, "a done operation was not finished"
 
 
 def puts(emulator: AksEmulator) -> int:
@@ -228,6 +241,7 @@ def test_a_changed_create_only_setting_gives_a_new_pool(
         aks = provider(world, **setting)
         aks.create(request(f"d-{index + 1}", instance_type="Standard_NC4as_T4_v3"))
         aks.create(request(f"e-{index + 1}"))
+        clock.now += 31
         settle(aks)
         assert not [t for t in aks.failed.values() if t.failure_kind], setting
     disks = sorted(

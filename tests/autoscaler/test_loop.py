@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import datetime
 import itertools
+from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -58,6 +60,38 @@ def launched(provider: FakeCloudProvider) -> list[tuple[str, str]]:
     return [(r.instance_type, r.category) for r in provider.create_calls]
 
 
+CATALOG = Path(__file__).resolve().parents[2] / "gibbous" / "catalogs" / "aws.csv"
+
+
+def cheapest_in_catalog(min_vcpu: float, min_memory_gib: float, category: str) -> tuple[str, str]:
+    """The cheapest amd64 type without GPUs of at least this size in us-west-2, read from
+    the catalog file; spot at its listed price, else half the on-demand one (the
+    spotPriceRatioEstimate default, docs/reference/options.md)."""
+
+    def price(row: dict[str, str]) -> float:
+        if category == "spot":
+            return float(row["spot_usd_per_hour"] or float(row["on_demand_usd_per_hour"]) * 0.5)
+        return float(row["on_demand_usd_per_hour"])
+
+    with CATALOG.open() as lines:
+        rows = [
+            r
+            for r in csv.DictReader(lines)
+            if r["region"] == "us-west-2"
+            and r["arch"] == "amd64"
+            and r["gpu_count"] == "0"
+            and float(r["vcpu"]) >= min_vcpu
+            and float(r["memory_gib"]) >= min_memory_gib
+        ]
+    return min(rows, key=lambda r: (price(r), r["instance_type"]))["instance_type"], category
+
+
+# A 3 CPU / 4Gi pod (bin-select: 3 >= binSelectPodCpuThreshold 2) fits no type under 4
+# vCPU and 8 GiB: the kubelet's reservation, the eviction threshold and the DaemonSets
+# leave under 2 CPU of 2 vCPU and under 3 GiB of 4 GiB.
+BIG = (4, 8)
+
+
 def test_gke_spot_story_two_t4_timeouts_then_p4() -> None:
     # P10 on GKE: the two T4 spot types never come up and time out at 10m each; the P4 spot
     # type succeeds around 20m and is still cheaper than T4 on-demand.
@@ -97,11 +131,7 @@ def test_gke_spot_story_two_t4_timeouts_then_p4() -> None:
 def test_stockout_tries_the_next_cheapest_in_the_same_step() -> None:
     clock, provider, cluster, autoscaler = setup()
     cluster.add(make_pod("big", cpu="3", memory="4Gi"))
-    first_choice = None
-    probe_clock, probe, probe_cluster, probe_autoscaler = setup()
-    probe_cluster.add(make_pod("big", cpu="3", memory="4Gi"))
-    run(probe_clock, probe_autoscaler, 2)
-    first_choice = launched(probe)[0]
+    first_choice = cheapest_in_catalog(*BIG, "on-demand")
     provider.stockouts.add((*first_choice, ""))
     run(clock, autoscaler, 2)
     assert launched(provider)[0] == first_choice
@@ -115,12 +145,7 @@ def test_a_launch_that_fails_after_acceptance_is_replaced_within_seconds() -> No
     # The loop hears it by polling the launch and moves to the next candidate at once, not
     # at scaleUpTimeout (10 minutes).
     spot = {keys.INSTANCE_OFFERINGS: "spot"}
-    probe_clock, probe, probe_cluster, probe_autoscaler = setup()
-    probe_cluster.add(
-        make_pod("big", cpu="3", memory="4Gi", annotations=spot, tolerations=[SPOT_TOLERATION])
-    )
-    run(probe_clock, probe_autoscaler, 2)
-    first_choice = launched(probe)[0]
+    first_choice = cheapest_in_catalog(*BIG, "spot")
 
     clock, provider, cluster, autoscaler = setup(fails_after_accept={first_choice: 20.0})
     cluster.add(
@@ -198,12 +223,11 @@ def test_throttled_reads_pause_listing_and_polling_and_fail_no_launch() -> None:
 def test_quota_backs_off_the_pair_and_moves_on() -> None:
     clock, provider, cluster, autoscaler = setup()
     cluster.add(make_pod("big", cpu="3", memory="4Gi"))
-    probe_clock, probe, probe_cluster, probe_autoscaler = setup()
-    probe_cluster.add(make_pod("big", cpu="3", memory="4Gi"))
-    run(probe_clock, probe_autoscaler, 2)
-    provider.quota_exhausted.add(launched(probe)[0])
+    first_choice = cheapest_in_catalog(*BIG, "on-demand")
+    provider.quota_exhausted.add(first_choice)
     run(clock, autoscaler, 2)
-    assert len(provider.instances) == 1
+    assert launched(provider)[0] == first_choice
+    assert len(provider.instances) == 1 and launched(provider)[1] != first_choice
     assert autoscaler.metrics.failures.labels("quota")._value.get() == 1
 
 

@@ -33,29 +33,33 @@ def run_json(*argv: str, stdin: str = "") -> tuple[int, dict[str, Any]]:
 @pytest.mark.parametrize(
     ("cloud", "head", "worker", "total"),
     [
-        ("aws", "r5a.xlarge", "g6.8xlarge", 4.2548),
-        ("gcp", "e2-highmem-4", "g2-standard-32", 3.6494),
-        ("azure", "Standard_E4as_v5", "Standard_NV36ads_A10_v5", 6.6260),
+        # P04's baseline rows (Tables 1, 3, 4): head, its $/hr, worker, its $/hr, total.
+        ("aws", ("r5a.xlarge", 0.2260), ("g6.8xlarge", 2.0144), 4.2548),
+        ("gcp", ("e2-highmem-4", 0.1808), ("g2-standard-32", 1.7343), 3.6494),
+        ("azure", ("Standard_E4as_v5", 0.2260), ("Standard_NV36ads_A10_v5", 3.2000), 6.6260),
     ],
 )
 def test_llm_serving_example_matches_the_published_estimates(
-    cloud: str, head: str, worker: str, total: float
+    cloud: str, head: tuple[str, float], worker: tuple[str, float], total: float
 ) -> None:
+    (head_type, head_price), (worker_type, worker_price) = head, worker
     code, report = run_json(str(EXAMPLES / "llm-serving-rayservice.yaml"), "--cloud", cloud)
     assert code == 0
     workloads = {w["name"]: w for w in report["workloads"]}
-    assert workloads["llm-model-serve/head"]["nodes"][0]["instanceType"] == head
+    assert workloads["llm-model-serve/head"]["nodes"][0]["instanceType"] == head_type
+    assert workloads["llm-model-serve/head"]["nodes"][0]["pricePerHour"] == pytest.approx(
+        head_price, abs=1e-4
+    )
     assert workloads["llm-model-serve/gpu-group"]["nodes"] == [
         {
-            "instanceType": worker,
+            "instanceType": worker_type,
             "priceCategory": "on-demand",
-            "pricePerHour": pytest.approx(
-                workloads["llm-model-serve/gpu-group"]["nodes"][0]["pricePerHour"]
-            ),
+            "pricePerHour": pytest.approx(worker_price, abs=1e-4),
             "count": 2,
             "shared": False,
         }
     ]
+    assert head_price + 2 * worker_price == pytest.approx(total, abs=1e-4)  # the post adds up
     assert report["totalCostPerHour"] == pytest.approx(total, abs=1e-4)
     assert report["totalCostPerWeek"] == pytest.approx(total * 168, abs=0.01)
 

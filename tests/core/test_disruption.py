@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from gibbous.core import keys
-from gibbous.core.lifecycle.disruption import drain_budget, eviction_blocker, pods_on
+from gibbous.core.grammar.timestamps import epoch_seconds
+from gibbous.core.lifecycle.disruption import (
+    drain_budget,
+    eviction_blocker,
+    pods_on,
+    review_scale_down,
+)
+from gibbous.core.planning.podfacts import ClusterPods
+from gibbous.core.planning.scaleup import existing_nodes
 from tests.factories import config, make_pod
 
 
@@ -63,3 +73,113 @@ def test_drain_budget(
         **{"scaleDown.maxDrainingNodes": max_nodes, "scaleDown.maxDrainingPercent": percent}
     )
     assert drain_budget(cfg, nodes, draining) == budget
+
+
+# --- scale-down review at real sizes --------------------------------------------------
+
+NODE_CPU, NODE_MEMORY = 4000, 16 * 2**30  # allocatable of every node below (m, bytes)
+SIZES = [(100, 128 * 2**20), (250, 512 * 2**20), (500, 2**30), (1000, 2 * 2**30)]
+
+
+def bin_pack_node(name: str) -> dict[str, object]:
+    return {
+        "metadata": {
+            "name": name,
+            "labels": {
+                keys.CREATED_BY: keys.CREATED_BY_VALUE,
+                keys.PLACEMENT: keys.PLACEMENT_BIN_PACK,
+                keys.ARCH: "amd64",
+                keys.HOSTNAME: name,
+            },
+            "creationTimestamp": "2026-01-01T00:00:00Z",
+        },
+        "spec": {},
+        "status": {
+            "allocatable": {"cpu": f"{NODE_CPU}m", "memory": str(NODE_MEMORY), "pods": "110"},
+            "conditions": [{"type": "Ready", "status": "True"}],
+        },
+    }
+
+
+def bound_pod(name: str, node: str, size: int) -> dict[str, object]:
+    cpu, memory = SIZES[size]
+    pod = make_pod(name, cpu=f"{cpu}m", memory=str(memory))
+    pod["spec"]["nodeName"] = node
+    pod["status"] = {"phase": "Running"}
+    return pod
+
+
+def fitting(sizes: list[int]) -> list[int]:
+    """The first pods that fit on a node together (kube-scheduler bound them)."""
+    out: list[int] = []
+    for size in sizes:
+        if sum(SIZES[s][0] for s in [*out, size]) <= NODE_CPU:
+            out.append(size)
+    return out
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    loads=st.lists(st.lists(st.integers(0, len(SIZES) - 1), max_size=16), min_size=2, max_size=30),
+    budget=st.integers(1, 6),
+)
+@example(loads=[[0] * 7, [0] * 7, [3] * 4], budget=1)  # two at 17.5 %: not both may go
+@example(loads=[[0] * 7, [0] * 7], budget=2)  # each fits on the other, not both
+@example(loads=[[0] * 7, [3, 3, 3, 2, 0, 0]], budget=1)  # 7 x 100m, 300m left: one by one only
+@example(loads=[[0] * 9, [0]], budget=1)  # 22.5 % is not under-used; the 2.5 % one goes
+@example(loads=[[], [3] * 4, [3] * 4], budget=1)  # the empty one goes
+@example(loads=[[1] * 3] + [[3] * 4] * 20, budget=3)  # nowhere to go: 20 full nodes
+@example(loads=[[0] * 2 for _ in range(30)], budget=6)  # many light nodes at once
+def test_drained_nodes_are_under_used_and_their_pods_fit_on_the_nodes_that_stay(
+    loads: list[list[int]], budget: int
+) -> None:
+    """Hand-checked against Luna's rule (P15, luna-spec-from-seeds.md 4.11) with a
+    threshold of 0.2: a drained node uses under 20 % of its CPU and of its memory, and
+    the pods of every node drained in one review fit, in total and one by one, into the
+    room the nodes that stay have; an empty node is always drained."""
+    cfg = config(
+        **{
+            "scaleDown.maxDrainingNodes": str(budget),
+            "scaleDown.maxDrainingPercent": "100",
+            "scaleDown.delayAfterAdd": "0s",
+        }
+    )
+    loads = [fitting(sizes) for sizes in loads]
+    nodes = [bin_pack_node(f"n{i:02d}") for i in range(len(loads))]
+    pods = [
+        bound_pod(f"p{i:02d}-{j:02d}", f"n{i:02d}", size)
+        for i, sizes in enumerate(loads)
+        for j, size in enumerate(sizes)
+    ]
+    bound = ClusterPods(cfg.designation)
+    bound.sync(pods)
+    existing = existing_nodes(nodes, pods, {}, cfg, bound=bound)
+    now = epoch_seconds("2026-02-01T00:00:00Z")
+    assert now is not None
+    review = review_scale_down(
+        nodes,
+        bound,
+        existing,
+        (),
+        cfg,
+        now=now,
+        unneeded_since={str(n["metadata"]["name"]): now - 86400 for n in nodes},  # type: ignore[index]
+        draining=frozenset(),
+    )
+    used = {f"n{i:02d}": [SIZES[s] for s in sizes] for i, sizes in enumerate(loads)}
+    drained = {d.node for d in review.drains}
+    assert len(drained) <= budget
+    for name in drained:
+        cpu = sum(c for c, _ in used[name])
+        memory = sum(m for _, m in used[name])
+        assert cpu < 0.2 * NODE_CPU and memory < 0.2 * NODE_MEMORY, (name, used[name])
+    staying = [n for n in used if n not in drained]
+    room_cpu = {n: NODE_CPU - sum(c for c, _ in used[n]) for n in staying}
+    room_memory = {n: NODE_MEMORY - sum(m for _, m in used[n]) for n in staying}
+    moving = [size for name in drained for size in used[name]]
+    assert sum(c for c, _ in moving) <= sum(room_cpu.values())
+    assert sum(m for _, m in moving) <= sum(room_memory.values())
+    for cpu, memory in moving:
+        assert any(room_cpu[n] >= cpu and room_memory[n] >= memory for n in staying)
+    if any(not sizes for sizes in loads):
+        assert drained

@@ -4,6 +4,8 @@ victim choice and the metrics parsing."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from gibbous.core import keys
 from gibbous.core.lifecycle.hotnode import (
@@ -32,19 +34,99 @@ PODS = (
 )
 
 
-@pytest.mark.parametrize(("edge", "outcome"), sorted(TRANSITIONS.items()))
+HOT, WARM, NONE = "hot", "warm", ""
+
+# Written by hand from Luna's Hot Node Mitigation (P15; luna-spec-from-seeds.md 4.12) and
+# docs/decisions.md: red taints hot and evicts one pod, yellow taints warm (red to yellow
+# lowers hot to warm), green removes the taint, the neutral band changes nothing.
+HAND_TABLE = [
+    # level, taint now, taint after, one pod evicted
+    (Level.RED, NONE, HOT, True),
+    (Level.RED, WARM, HOT, True),
+    (Level.RED, HOT, HOT, True),
+    (Level.YELLOW, NONE, WARM, False),
+    (Level.YELLOW, WARM, WARM, False),
+    (Level.YELLOW, HOT, WARM, False),
+    (Level.NEUTRAL, NONE, NONE, False),
+    (Level.NEUTRAL, WARM, WARM, False),
+    (Level.NEUTRAL, HOT, HOT, False),
+    (Level.GREEN, NONE, NONE, False),
+    (Level.GREEN, WARM, NONE, False),
+    (Level.GREEN, HOT, NONE, False),
+]
+
+
+@pytest.mark.parametrize(("level", "now", "after", "evicts"), HAND_TABLE)
 def test_every_edge_of_the_transition_table(
-    edge: tuple[Level, str], outcome: tuple[str, bool]
+    level: Level, now: str, after: str, evicts: bool
 ) -> None:
-    level, current = edge
-    decision = decide_hot_node(USAGE_AT[level], current, PODS, SETTINGS)
+    decision = decide_hot_node(USAGE_AT[level], now, PODS, SETTINGS)
     assert decision.level is level
-    assert decision.taint == outcome[0]
-    assert bool(decision.evict) is outcome[1]
+    assert decision.taint == after
+    # The victim of a red node: ns/b, the larger CPU user (USAGE_AT's red is CPU).
+    assert decision.evict == ("ns/b" if evicts else "")
 
 
 def test_the_table_is_complete() -> None:
-    assert set(TRANSITIONS) == {(lvl, t) for lvl in Level for t in ("", "warm", "hot")}
+    assert {(level, now) for level, now, _, _ in HAND_TABLE} == {
+        (lvl, t) for lvl in Level for t in (NONE, WARM, HOT)
+    }
+    assert set(TRANSITIONS) == {(level, now) for level, now, _, _ in HAND_TABLE}
+
+
+def test_an_unknown_taint_value_counts_as_none() -> None:
+    assert decide_hot_node(USAGE_AT[Level.NEUTRAL], "lukewarm", PODS, SETTINGS).taint == NONE
+    assert decide_hot_node(USAGE_AT[Level.YELLOW], "lukewarm", PODS, SETTINGS).taint == WARM
+
+
+percent = st.floats(min_value=0, max_value=100, allow_nan=False)
+pod_usages = st.lists(
+    st.builds(
+        PodUsage,
+        key=st.sampled_from([f"ns/p{i}" for i in range(12)]),
+        cpu_millis=st.integers(0, 8000),
+        memory_bytes=st.integers(0, 2**34),
+        managed=st.booleans(),
+        evictable=st.booleans(),
+    ),
+    max_size=40,
+    unique_by=lambda p: p.key,
+)
+
+
+@settings(max_examples=120, deadline=None)
+@given(cpu=percent, memory=percent, now=st.sampled_from([NONE, WARM, HOT]), pods=pod_usages)
+@example(cpu=80.0, memory=0.0, now=NONE, pods=list(PODS))  # exactly at red CPU
+@example(cpu=0.0, memory=85.0, now=WARM, pods=list(PODS))  # exactly at red memory
+@example(cpu=81.0, memory=86.0, now=NONE, pods=list(PODS))  # memory further over: by memory
+@example(cpu=59.99, memory=64.99, now=HOT, pods=[])  # just under yellow: the band keeps hot
+@example(cpu=9.99, memory=14.99, now=HOT, pods=[])  # just under green on both: untainted
+def test_decisions_follow_lunas_rules(
+    cpu: float, memory: float, now: str, pods: list[PodUsage]
+) -> None:
+    """An oracle written from P15's rules with the default thresholds (red 80/85, yellow
+    60/65, green below 10 and 15): the level, the taint and the victim."""
+    decision = decide_hot_node(Usage(cpu, memory), now, pods, SETTINGS)
+    if cpu >= 80 or memory >= 85:
+        expected = (Level.RED, HOT)
+    elif cpu >= 60 or memory >= 65:
+        expected = (Level.YELLOW, WARM)
+    elif cpu < 10 and memory < 15:
+        expected = (Level.GREEN, NONE)
+    else:
+        expected = (Level.NEUTRAL, now)
+    assert (decision.level, decision.taint) == expected
+    managed = [p for p in pods if p.managed]
+    candidates = [p for p in managed if p.evictable]
+    if expected[0] is not Level.RED or len(managed) < 2 or not candidates:
+        assert decision.evict == ""
+        return
+    victim = next(p for p in pods if p.key == decision.evict)
+    assert victim.managed and victim.evictable
+    if memory - 85 > cpu - 80:
+        assert victim.memory_bytes == max(p.memory_bytes for p in candidates)
+    else:
+        assert victim.cpu_millis == max(p.cpu_millis for p in candidates)
 
 
 @pytest.mark.parametrize(

@@ -322,6 +322,11 @@ def test_release_pins_a_gated_pod_to_its_node_and_lifts_only_our_gate() -> None:
     released = jsonpatch.apply_patch(other, plan_release(other, None))
     assert released["spec"]["nodeSelector"] == {"team": "a"}
     assert released["spec"]["schedulingGates"] == [{"name": "x.io/hold"}]
+    # Pinned beside the pod's own selector: the key's "/" is "~1" in the JSON pointer (RFC
+    # 6901), so the label is added under nodeSelector, not as a path into it.
+    pinned = jsonpatch.apply_patch(other, plan_release(other, "node-2"))
+    assert pinned["spec"]["nodeSelector"] == {"team": "a", keys.HOSTNAME: "node-2"}
+    assert pinned["spec"]["schedulingGates"] == [{"name": "x.io/hold"}]
     assert plan_release(make_pod("plain"), "node-1") == []
     # Someone changed the gates in between: the `test` makes the patch fail, not clobber.
     ops = plan_release(pod, "node-1")

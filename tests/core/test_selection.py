@@ -1,9 +1,10 @@
 from gibbous.core import keys
-from gibbous.core.choice.selection import PodRequirement, candidate_offers
+from gibbous.core.choice.catalog import parse_catalog_csv
+from gibbous.core.choice.selection import PodRequirement, build_offers, candidate_offers
 from gibbous.core.podmodel.affinity import pod_node_affinity
 from gibbous.core.podmodel.constraints import PriceCategory, parse_constraints
 from gibbous.core.podmodel.pods import pod_requests
-from tests.factories import config, make_pod, offers, spot_post_ray_head
+from tests.factories import config, csv_catalog, make_pod, offers, spot_post_ray_head
 
 ON_DEMAND = frozenset({PriceCategory.ON_DEMAND})
 BOTH = frozenset(PriceCategory)
@@ -22,14 +23,41 @@ def requirement(
     )
 
 
+TIES = csv_catalog(
+    "aws,us-west-2,b.large,2,8,0,,amd64,0.10,0.10",
+    "aws,us-west-2,a.large,2,8,0,,amd64,0.10,0.11",
+    "aws,us-west-2,a.mem,2,16,0,,amd64,0.10,0.12",
+    "aws,us-west-2,a.xlarge,4,8,0,,amd64,0.10,0.13",
+    "aws,us-west-2,z.large,2,8,0,,amd64,0.05,0.02",
+    "aws,us-west-2,g1.xlarge,4,16,2,T4,amd64,0.30,0.90",  # 2 GPUs, the earlier name
+    "aws,us-west-2,g2.xlarge,4,16,1,T4,amd64,0.30,0.90",
+)
+
+
 def test_cheapest_first_with_documented_tie_break() -> None:
-    result = candidate_offers(
-        requirement(make_pod(cpu="1", memory="1Gi"), BOTH), offers(), config()
+    """docs/decisions.md: cheapest first; at equal price on-demand before spot, then fewer
+    GPUs, fewer vCPUs, less memory, then the name. The order below is written by hand."""
+    types = parse_catalog_csv(TIES, "ties.csv")
+    cfg = config()
+    plain = candidate_offers(
+        requirement(make_pod(cpu="1", memory="1Gi"), BOTH), build_offers(types, cfg), cfg
     )
-    prices = [o.price for o in result.offers]
-    assert prices == sorted(prices)
-    keys_ = [o.sort_key() for o in result.offers]
-    assert keys_ == sorted(keys_)
+    assert [(o.name, str(o.category), o.price) for o in plain.offers] == [
+        ("z.large", "spot", 0.02),
+        ("z.large", "on-demand", 0.05),
+        ("a.large", "on-demand", 0.10),  # same as b.large: by name
+        ("b.large", "on-demand", 0.10),  # before its spot at the same price
+        ("a.mem", "on-demand", 0.10),  # more memory
+        ("a.xlarge", "on-demand", 0.10),  # more vCPUs, though less memory than a.mem
+        ("b.large", "spot", 0.10),
+        ("a.large", "spot", 0.11),
+        ("a.mem", "spot", 0.12),
+        ("a.xlarge", "spot", 0.13),
+    ]
+    gpu = candidate_offers(
+        requirement(make_pod(cpu="1", memory="1Gi", gpus=1)), build_offers(types, cfg), cfg
+    )
+    assert [o.name for o in gpu.offers] == ["g2.xlarge", "g1.xlarge"]  # fewer GPUs first
 
 
 def test_gke_spot_ranking_from_the_spot_post() -> None:

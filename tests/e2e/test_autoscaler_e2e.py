@@ -4,8 +4,10 @@ crash in the middle of a launch leaves no duplicate and no leak."""
 
 from __future__ import annotations
 
+import csv
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,9 +22,8 @@ from gibbous.autoscaler.lifecycle import NodeLifecycle
 from gibbous.autoscaler.loop import Autoscaler
 from gibbous.autoscaler.process import AutoscalerService
 from gibbous.core import keys
-from gibbous.core.choice.selection import build_offers, candidate_offers
+from gibbous.core.lifecycle.disruption import DrainReason
 from gibbous.core.planning.backoff import FailureKind
-from gibbous.core.planning.demand import describe_pod
 from gibbous.core.settings.config import Config
 from gibbous.devcluster.controlplane import ControlPlane
 from gibbous.kubeapi import parse_version
@@ -39,6 +40,7 @@ from tests.factories import catalog, config
 pytestmark = pytest.mark.e2e
 
 SCHEDULER = "gibbous-autoscaler-e2e"
+AWS_CATALOG = Path(__file__).resolve().parents[2] / "gibbous" / "catalogs" / "aws.csv"
 
 
 def suite_config(cluster_id: str) -> Config:
@@ -123,6 +125,28 @@ def nodes_of(api: client.ApiClient, cluster_id: str) -> list[Any]:
     return list(client.CoreV1Api(api).list_node(label_selector=selector).items)
 
 
+def cheapest_in_catalog(*, min_vcpu: int, gpus: bool, spot: bool) -> str:
+    """The cheapest amd64 type of the AWS catalog file in us-west-2 with at least
+    `min_vcpu` vCPUs (a 3 CPU pod fits no 2-vCPU type once the kubelet's reservation and
+    the DaemonSets are taken; a 1 CPU pod fits 2 vCPUs), with GPUs or without; spot at its
+    listed price, else half the on-demand one (spotPriceRatioEstimate's default)."""
+
+    def price(row: dict[str, str]) -> float:
+        on_demand = float(row["on_demand_usd_per_hour"])
+        return float(row["spot_usd_per_hour"] or on_demand * 0.5) if spot else on_demand
+
+    with AWS_CATALOG.open() as lines:
+        rows = [
+            r
+            for r in csv.DictReader(lines)
+            if r["region"] == "us-west-2"
+            and r["arch"] == "amd64"
+            and (int(r["gpu_count"]) >= 1) is gpus
+            and float(r["vcpu"]) >= min_vcpu
+        ]
+    return min(rows, key=lambda r: (price(r), r["instance_type"]))["instance_type"]
+
+
 def test_pending_pods_become_the_cheapest_kwok_nodes_and_are_bound(
     api: client.ApiClient, scheduler: None
 ) -> None:
@@ -162,13 +186,14 @@ def test_pending_pods_become_the_cheapest_kwok_nodes_and_are_bound(
         spot_node = nodes[bound["spot"]]
         assert labels[bound["spot"]][keys.CAPACITY_TYPE] == "spot"
         assert any(t.key == keys.SPOT_TAINT_KEY for t in spot_node.spec.taints or [])
-        # Each bin-select pod got the cheapest type that fits it.
-        offers = build_offers(catalog(cfg.cloud), cfg)
-        for name in ("big", "gpu", "spot"):
-            raw = api.sanitize_for_serialization(core.read_namespaced_pod(name, namespace))
-            pending, _ = describe_pod(raw, cfg)
-            cheapest = candidate_offers(pending.requirement, offers, cfg).offers[0]
-            assert labels[bound[name]][keys.INSTANCE_TYPE] == cheapest.name, name
+        # Each bin-select pod got the cheapest type that fits it, found in the catalog file.
+        expected = {
+            "big": cheapest_in_catalog(min_vcpu=4, gpus=False, spot=False),
+            "gpu": cheapest_in_catalog(min_vcpu=2, gpus=True, spot=False),
+            "spot": cheapest_in_catalog(min_vcpu=4, gpus=False, spot=True),
+        }
+        for name, instance_type in expected.items():
+            assert labels[bound[name]][keys.INSTANCE_TYPE] == instance_type, name
         assert len(nodes) == 4  # nothing more than needed
         eventually(
             lambda: all(
@@ -210,7 +235,9 @@ def test_a_crash_in_the_middle_of_a_launch_leaves_no_duplicate_and_no_leak(
         (node,) = nodes_of(api, cfg.cluster_id)
         assert node.metadata.name == launched.metadata.name
         assert core.read_namespaced_pod("solo", namespace).spec.node_name == node.metadata.name
-        time.sleep(2)  # a few more iterations: still one node
+        # Several more steps of the loop (counted, not slept for): still one node.
+        steps = second.steps
+        eventually(lambda: second.steps >= steps + 5, timeout_s=30, what="five more steps")
         assert len(nodes_of(api, cfg.cluster_id)) == 1
     finally:
         second.stop()
@@ -289,7 +316,6 @@ def test_lifecycle_drains_empty_nodes_keeps_do_not_evict_and_never_forces_a_pdb(
             return node_name
 
         nodes = {name: bound(name) for name in ("done", "keep", "guarded")}
-        started = time.monotonic()
         assert len(set(nodes.values())) == 3
         eventually(
             lambda: all(
@@ -306,16 +332,32 @@ def test_lifecycle_drains_empty_nodes_keeps_do_not_evict_and_never_forces_a_pdb(
         )
         # After nodeTTL the other two are due, but one holds a do-not-evict pod and the
         # other a pod whose PodDisruptionBudget allows no disruption: both stay, cordoned at
-        # most, and the guarded pod is never force-deleted.
-        time.sleep(max(0.0, 35 - (time.monotonic() - started)))
+        # most, and the guarded pod is never force-deleted. Waited for: the TTL drain of the
+        # guarded node (cordoned) and the review keeping the other for its pod.
+        lifecycle = service.lifecycle
+        assert lifecycle is not None
+
+        def ttl_reached() -> bool:
+            node = core.read_node(nodes["guarded"])
+            kept = lifecycle.kept.get(nodes["keep"], "")
+            return (
+                nodes["guarded"] in lifecycle.draining
+                and bool(node.spec.unschedulable)
+                and ("must not be evicted" in kept)
+            )
+
+        eventually(ttl_reached, timeout_s=90, what="the TTL drain of the guarded node")
+        drain = lifecycle.draining[nodes["guarded"]]
+        created = core.read_node(nodes["guarded"]).metadata.creation_timestamp.timestamp()
+        assert drain.drain.reason is DrainReason.TTL and drain.started_at - created >= 29
+        # Drain steps after it began (counted): the guarded pod is still not forced.
+        steps = service.steps
+        eventually(lambda: service.steps >= steps + 5, timeout_s=30, what="five more steps")
         remaining = {n.metadata.name: n for n in nodes_of(api, cfg.cluster_id)}
         assert nodes["keep"] in remaining and nodes["guarded"] in remaining
         assert core.read_namespaced_pod("guarded", namespace).metadata.deletion_timestamp is None
         assert core.read_namespaced_pod("keep", namespace).spec.node_name == nodes["keep"]
-        lifecycle = service.lifecycle
-        assert lifecycle is not None and nodes["guarded"] in lifecycle.draining
-        assert remaining[nodes["guarded"]].spec.unschedulable
-        assert "must not be evicted" in lifecycle.kept.get(nodes["keep"], "")
+        assert nodes["guarded"] in lifecycle.draining
     finally:
         service.stop()
         clean_up(api, namespace, cfg.cluster_id)

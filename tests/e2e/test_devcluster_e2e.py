@@ -16,7 +16,6 @@ import signal
 import ssl
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -178,7 +177,9 @@ def test_bin_select_pods_wait_behind_the_gate_and_are_pinned_to_their_node(
     )
 
 
-def test_estimate_only_pods_get_a_cost_estimate_and_no_node(dev_api: client.ApiClient) -> None:
+def test_estimate_only_pods_get_a_cost_estimate_and_no_node(
+    dev_api: client.ApiClient, dev_cluster: Path
+) -> None:
     make_namespace(dev_api, ESTIMATES)
     core = client.CoreV1Api(dev_api)
     created = core.create_namespaced_pod(ESTIMATES, workload_pod("priced", cpu="3"))
@@ -191,7 +192,11 @@ def test_estimate_only_pods_get_a_cost_estimate_and_no_node(dev_api: client.ApiC
     assert events[0].message.startswith("Estimated cost $")
     assert "estimated node count 1" in events[0].message
     nodes_before = {n.metadata.name for n in core.list_node().items}
-    time.sleep(5)  # several autoscaler periods: still nothing for this pod
+    # Several more autoscaler steps (counted on its metrics): still nothing for this pod.
+    steps = autoscaler_steps(dev_cluster)
+    eventually(
+        lambda: autoscaler_steps(dev_cluster) >= steps + 5, timeout_s=60, what="five more steps"
+    )
     pod = core.read_namespaced_pod("priced", ESTIMATES)
     assert pod.spec.node_name is None
     assert keys.COST_ESTIMATE_GATE in [g.name for g in pod.spec.scheduling_gates or []]
@@ -250,13 +255,23 @@ def test_spot_and_gpu_pods_get_their_nodes(dev_api: client.ApiClient) -> None:
     assert int(gpu[keys.GPU_COUNT]) >= 1
 
 
-def autoscaler_decisions(dev_cluster: Path) -> float:
+def autoscaler_metric(dev_cluster: Path, series: str) -> float:
     state = json.loads((dev_cluster / "state.json").read_text())
     port = state["ports"]["gibbous-autoscaler"]
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics") as reply:
         text: str = reply.read().decode()
-    (line,) = [m for m in text.splitlines() if m.startswith("gibbous_autoscaler_decisions_total ")]
+    (line,) = [m for m in text.splitlines() if m.startswith(f"{series} ")]
     return float(line.split()[1])
+
+
+def autoscaler_decisions(dev_cluster: Path) -> float:
+    return autoscaler_metric(dev_cluster, "gibbous_autoscaler_decisions_total")
+
+
+def autoscaler_steps(dev_cluster: Path) -> float:
+    """Provisioning steps the autoscaler ran (its step-duration histogram's count)."""
+    series = 'gibbous_autoscaler_step_duration_seconds_count{part="provisioning"}'
+    return autoscaler_metric(dev_cluster, series)
 
 
 def deployment(name: str, replicas: int, spec: dict[str, Any]) -> dict[str, Any]:

@@ -8,9 +8,11 @@ show the autoscaler patching them, which these tests forbid)."""
 
 from __future__ import annotations
 
+import csv
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,8 +21,6 @@ from kubernetes import client
 from gibbous.autoscaler.cloud.aws import AwsCloudProvider, discover
 from gibbous.autoscaler.process import AutoscalerService
 from gibbous.core import keys
-from gibbous.core.choice.selection import build_offers, candidate_offers
-from gibbous.core.planning.demand import describe_pod
 from gibbous.core.settings.config import Config
 from gibbous.devcluster.aws.agent import NodeAgent
 from gibbous.devcluster.aws.emulator import Ec2Emulator
@@ -44,6 +44,7 @@ pytestmark = pytest.mark.e2e
 CLUSTER = "e2e-eks"
 SCHEDULER = "gibbous-eks-e2e"
 NAMESPACE = "eks-e2e"
+AWS_CATALOG = Path(__file__).resolve().parents[2] / "gibbous" / "catalogs" / "aws.csv"
 ROOT_VOLUME = {
     "DeviceName": "/dev/xvda",
     "Ebs": {"VolumeSize": 80, "VolumeType": "gp3", "DeleteOnTermination": True},
@@ -160,6 +161,29 @@ def diagnosis(core: client.CoreV1Api) -> str:
     return f"pods={pods} nodes={nodes}"
 
 
+def cheapest_in_catalog(emulated: Ec2Emulator, *, min_vcpu: int, gpus: bool, spot: bool) -> str:
+    """The cheapest amd64 type of the AWS catalog file in us-west-2 with at least
+    `min_vcpu` vCPUs (a 3 CPU pod fits no 2-vCPU type once the kubelet's reservation and
+    the DaemonSets are taken; a 1 CPU pod fits 2 vCPUs), with GPUs or without; spot at
+    the price the emulated EC2 reports in its first zone (the others add 2 % each, for
+    every type alike, so the order is the same)."""
+    with AWS_CATALOG.open() as lines:
+        rows = [
+            r
+            for r in csv.DictReader(lines)
+            if r["region"] == "us-west-2"
+            and r["arch"] == "amd64"
+            and (int(r["gpu_count"]) >= 1) is gpus
+            and float(r["vcpu"]) >= min_vcpu
+        ]
+
+    def price(row: dict[str, str]) -> float:
+        name = row["instance_type"]
+        return emulated.spot_prices[name] if spot else float(row["on_demand_usd_per_hour"])
+
+    return min(rows, key=lambda r: (price(r), r["instance_type"]))["instance_type"]
+
+
 def test_spot_prices_are_what_ec2_reports(emulator: tuple[Ec2Emulator, SeededCluster]) -> None:
     emulated, _ = emulator
     types = {t.name: t for t in aws_provider(emulated, eks_config()).instance_types()}
@@ -214,16 +238,13 @@ def test_pods_get_ec2_nodes_that_register_from_their_user_data(
         running = {i["PrivateDnsName"]: i for i in instances(emulated, "running")}
         assert set(placed.values()) <= set(running)
         assert len(running) == 3  # one bin-pack node for the small pods, one each for the others
-        offers = service.autoscaler.offers  # with the spot prices EC2 reports
-        for name in ("gpu", "spot"):
-            raw = api.sanitize_for_serialization(core.read_namespaced_pod(name, NAMESPACE))
-            # As the pod was written: the release pinned it to its node's hostname.
-            raw["spec"].get("nodeSelector", {}).pop(keys.HOSTNAME, None)
-            cheapest = candidate_offers(describe_pod(raw, cfg)[0].requirement, offers, cfg).offers[
-                0
-            ]
+        expected = {  # from the catalog file and the spot prices EC2 reports
+            "gpu": cheapest_in_catalog(emulated, min_vcpu=2, gpus=True, spot=False),
+            "spot": cheapest_in_catalog(emulated, min_vcpu=4, gpus=False, spot=True),
+        }
+        for name, instance_type in expected.items():
             instance = running[placed[name]]
-            assert instance["InstanceType"] == cheapest.name
+            assert instance["InstanceType"] == instance_type, name
             assert (instance.get("InstanceLifecycle") == "spot") == (name == "spot")
         for node_name, instance in running.items():
             node = core.read_node(node_name)
@@ -277,10 +298,8 @@ def test_a_spot_launch_ec2_fails_after_accepting_it_is_replaced_in_seconds(
     cfg = eks_config()
     core = client.CoreV1Api(api)
     body = pod("spot-retry", cpu="3", spot=True, gated=True, suite="retry")
-    raw = {**body, "metadata": {**body["metadata"], "namespace": NAMESPACE, "uid": "x"}}
-    offers = build_offers(aws_provider(emulated, cfg).instance_types(), cfg)
-    first = candidate_offers(describe_pod(raw, cfg)[0].requirement, offers, cfg).offers[0]
-    emulated.fail_spot_launches(first.name, after_s=0.5)  # before the node could boot (2 s)
+    first = cheapest_in_catalog(emulated, min_vcpu=4, gpus=False, spot=True)
+    emulated.fail_spot_launches(first, after_s=0.5)  # before the node could boot (2 s)
     service = start_service(api, emulated, cfg, "eks-b")
     started = time.monotonic()
     try:
@@ -293,17 +312,17 @@ def test_a_spot_launch_ec2_fails_after_accepting_it_is_replaced_in_seconds(
         failed = [
             i
             for i in instances(emulated, "terminated")
-            if i["InstanceType"] == first.name
+            if i["InstanceType"] == first
             and i.get("StateReason", {}).get("Code") == "Server.InsufficientInstanceCapacity"
         ]
         assert failed, "the first choice was launched and failed"
         zone = failed[0]["Placement"]["AvailabilityZone"]
-        assert service.autoscaler.backoffs.is_blocked(first.name, "spot", zone, time.time())
+        assert service.autoscaler.backoffs.is_blocked(first, "spot", zone, time.time())
         replacement = next(
             i for i in instances(emulated, "running") if i["PrivateDnsName"] == placed["spot-retry"]
         )
         assert (replacement["InstanceType"], replacement["Placement"]["AvailabilityZone"]) != (
-            first.name,
+            first,
             zone,
         )
     finally:

@@ -21,6 +21,7 @@ from kubernetes import client
 from gibbous.autoscaler.cloud.kwok import KwokCloudProvider
 from gibbous.cli import main
 from gibbous.core import keys
+from gibbous.core.planning.placement import OBSERVED_UTILIZATION
 from gibbous.devcluster.controlplane import ControlPlane
 from gibbous.devcluster.installtools import helm_tools
 from gibbous.devcluster.metricsapi import MetricsApi
@@ -32,6 +33,7 @@ pytestmark = pytest.mark.e2e
 SCHEDULER = "gibbous-hotnode-e2e"
 NAMESPACE = "hotnode"
 SUITE = "hotnode"
+SIM_NAMESPACE = "hotnode-sim"
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +114,11 @@ def hot_taint(core: client.CoreV1Api, node: str) -> str | None:
     return None
 
 
+def observed(core: client.CoreV1Api, node: str) -> str:
+    annotations = core.read_node(node).metadata.annotations or {}
+    return str(annotations.get(OBSERVED_UTILIZATION, ""))
+
+
 def set_usage(core: client.CoreV1Api, pods: list[str], usage: str) -> None:
     for name in pods:
         core.patch_namespaced_pod(
@@ -165,9 +172,13 @@ def test_a_node_gets_warm_then_hot_sheds_a_pod_and_cools_down(
     assert staying in placed
     assert len(set(after) - set(placed)) == 1  # exactly one pod was evicted and replaced
 
-    # One pod at 1700m is 42.5 %: between green and yellow the taint stays (hysteresis);
-    # at 100m (2.5 %) the node is green and the taint goes.
-    time.sleep(5)
+    # One pod at 1700m is 42.5 %: between green and yellow the taint stays (hysteresis):
+    # waited for, a check that saw 42.5 % (the utilization it writes on the node), then
+    # the taint read. At 100m (2.5 %) the node is green and the taint goes.
+    eventually(
+        lambda: observed(core, node).startswith("cpu=42.5,"),
+        what="a hot-node check of the node at 42.5 %",
+    )
     assert hot_taint(core, node) == keys.HOT_NODE_HOT
     set_usage(core, [staying], "cpu=100m")
     eventually(lambda: hot_taint(core, node) is None, what="the taint cleared")
@@ -176,14 +187,40 @@ def test_a_node_gets_warm_then_hot_sheds_a_pod_and_cools_down(
 def test_the_cluster_as_it_is_now_is_a_simulation_starting_state(
     api: client.ApiClient, control_plane: ControlPlane, autoscaler: None
 ) -> None:
-    # What the test above left: the Deployment's pods on kwok nodes of catalog types.
+    """Its own state: a Deployment of two managed pods on a kwok node of a catalog type;
+    the simulation starts from every node of a catalog type and every pod, the rest named."""
+    core = client.CoreV1Api(api)
+    make_namespace(api, SIM_NAMESPACE)
+    body = deployment("cpu=100m")
+    body["metadata"] = {"name": "sim", "namespace": SIM_NAMESPACE}
+    body["spec"]["selector"] = {"matchLabels": {"app": "sim"}}
+    body["spec"]["template"]["metadata"]["labels"] = {"app": "sim", "elotl-luna": "true"}
+    client.AppsV1Api(api).create_namespaced_deployment(SIM_NAMESPACE, body)
+
+    def running() -> set[str] | None:
+        pods = core.list_namespaced_pod(SIM_NAMESPACE, label_selector="app=sim").items
+        nodes = {p.spec.node_name for p in pods if p.status.phase == "Running"}
+        return nodes if sum(p.status.phase == "Running" for p in pods) == 2 else None
+
+    ours = eventually(running, timeout_s=90, what="the Deployment's two pods running")
     out = io.StringIO()
     argv = ["simulate", "--from-cluster", str(control_plane.kubeconfig), "--policy",
             "gibbous,karpenter-like", "--duration", "30m", "--output", "json", "--quiet"]  # fmt: skip
     assert main(argv, stdout=out) == 0
-    document = json.loads(out.getvalue())
-    nodes = {n.metadata.name for n in client.CoreV1Api(api).list_node().items}
-    assert f"{len(nodes)} nodes" in document["description"] or "left out" in document["description"]
-    assert "pods" in document["description"]
-    for result in document["results"]:
+    description = json.loads(out.getvalue())["description"]
+    # Counted by hand from the API: nodes, and pods neither finished nor a DaemonSet's.
+    nodes = {n.metadata.name for n in core.list_node().items}
+    pods = [
+        p
+        for p in core.list_pod_for_all_namespaces().items
+        if p.status.phase not in ("Succeeded", "Failed")
+        and not any(o.kind == "DaemonSet" for o in p.metadata.owner_references or [])
+    ]
+    counted, _, left_out = description.partition("; left out")
+    starting = int(counted.split(": ")[-1].split(" nodes")[0])
+    named = [item.split(" (")[0] for item in left_out.partition(": ")[2].split(", ") if item]
+    assert starting + len(named) == len(nodes) and set(named) <= nodes, description
+    assert not ours & set(named), description  # kwok nodes of catalog types start there
+    assert counted.endswith(f", {len(pods)} pods"), (description, len(pods))
+    for result in json.loads(out.getvalue())["results"]:
         assert result["never_ran"] == 0, result

@@ -119,7 +119,11 @@ def test_each_install_cycles_its_own_nodes_and_leaves_the_others_alone(
 
         # B cycles its own node (nodeTTL 20s): it is acting, and acting on its own only.
         eventually(b_node_gone, timeout_s=120, what="install B cycles its own node")
-        time.sleep(15)  # several more of B's reviews, with A's node older than B's TTL
+        # Several more of B's reviews (counted) once A's node is older than B's nodeTTL.
+        created = core.read_node(a_node).metadata.creation_timestamp.timestamp()
+        eventually(lambda: time.time() - created > 21, timeout_s=60, what="A's node older than 20s")
+        steps = b.steps
+        eventually(lambda: b.steps >= steps + 10, timeout_s=60, what="ten more of B's steps")
         assert node_of(core, "a-1") == a_node
         assert a_node in {n.metadata.name for n in core.list_node().items}
     finally:

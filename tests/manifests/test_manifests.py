@@ -112,9 +112,25 @@ def test_deployment_is_hardened_and_its_command_line_parses(
     assert find(objects, "PodDisruptionBudget", name)
 
 
-def test_embedded_configuration_is_valid(objects: list[dict[str, Any]]) -> None:
+def test_embedded_configuration_is_valid_and_keeps_lunas_defaults(
+    flavour: str, objects: list[dict[str, Any]]
+) -> None:
+    """The rendered configuration is one Gibbous accepts and, as rendered, says what Luna's
+    documentation says a fresh install does (luna-spec-from-seeds.md): pods labelled
+    `elotl-luna=true` are managed, 2 CPUs make a pod bin-select (P09), hot-node levels at
+    60/65 %, 80/85 % and under 10/15 % (P15), under-used bin-pack nodes below 20 % (Luna's
+    configuration page), hot-node mitigation opt-in; an overlay for a cloud selects it."""
     (config_map,) = find(objects, "ConfigMap", "gibbous-config")
-    build_config(yaml.safe_load(config_map["data"]["config.yaml"]))
+    cfg = build_config(yaml.safe_load(config_map["data"]["config.yaml"]))
+    assert cfg.managed_labels == (("elotl-luna", "true"),)
+    assert cfg.bin_select_cpu_millis == 2000
+    hot = cfg.hot_node
+    assert (hot.yellow_cpu, hot.yellow_memory, hot.red_cpu, hot.red_memory) == (60, 65, 80, 85)
+    assert (hot.green_cpu, hot.green_memory, hot.enabled) == (10, 15, False)
+    assert cfg.scale_down.bin_pack_utilization_threshold == 0.2
+    cloud = flavour.removeprefix("overlays/")
+    if cloud in ("aws", "gcp", "azure", "oci"):
+        assert cfg.cloud == cloud
 
 
 def test_rbac_is_least_privilege(objects: list[dict[str, Any]]) -> None:

@@ -1,9 +1,17 @@
 """An in-memory cloud for tests: every call is recorded, and stock-outs, quota errors,
 throttling, launch latency and launches that hang forever are injected per instance type,
-category and zone. Time comes from the clock it is given, so tests run on a fake clock."""
+category and zone. Time comes from the clock it is given, so tests run on a fake clock.
+
+Reads and deletes fail and lag as the clouds' APIs (and Gibbous's emulators) can: errors
+queued per call (`list_errors`, `get_errors`, `delete_errors`: a throttle, a 5xx), a new
+instance missing from list and get for `visibility_lag_s` (EC2's eventual consistency:
+DescribeInstances may answer InvalidInstanceID.NotFound just after RunInstances), and a
+deleted one still listed, terminating, for `delete_lag_s` (EC2 shutting-down, a GCE
+instance STOPPING, an AKS scale-down operation running)."""
 
 from __future__ import annotations
 
+import builtins
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -41,7 +49,13 @@ class FakeCloudProvider:
     next_errors: list[Exception] = field(
         default_factory=list
     )  # raised by the next create calls (a bug too)
+    list_errors: list[Exception] = field(default_factory=list)  # raised by the next lists
+    get_errors: list[Exception] = field(default_factory=list)
+    delete_errors: list[Exception] = field(default_factory=list)
+    visibility_lag_s: float = 0.0  # a new instance is unseen by list and get this long
+    delete_lag_s: float = 0.0  # a deleted instance is listed, terminating, this long
     instances: dict[str, Instance] = field(default_factory=dict)
+    deleted_at: dict[str, float] = field(default_factory=dict)
     create_calls: list[LaunchRequest] = field(default_factory=list)
     delete_calls: list[str] = field(default_factory=list)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -110,28 +124,61 @@ class FakeCloudProvider:
             self.instances[instance.id] = instance
         return instance
 
+    def _visible(self, instance: Instance) -> bool:
+        return self.clock() - instance.created_at >= self.visibility_lag_s
+
+    def _settle_deletion(self, instance: Instance) -> Instance:
+        """A deleted instance terminates `delete_lag_s` after its delete call."""
+        deleted = self.deleted_at.get(instance.id)
+        if instance.state is not InstanceState.TERMINATING or deleted is None:
+            return instance
+        if self.clock() - deleted >= self.delete_lag_s:
+            instance = replace(instance, state=InstanceState.TERMINATED)
+            self.instances[instance.id] = instance
+        return instance
+
     def get(self, instance_id: str) -> Instance:
+        if self.get_errors:
+            raise self.get_errors.pop(0)
         instance = self.instances.get(instance_id)
         if instance is not None:
-            instance = self._advance(instance)
-        if instance is None or (
-            instance.state is InstanceState.TERMINATED and not instance.failure_kind
+            instance = self._settle_deletion(self._advance(instance))
+        if (
+            instance is None
+            or not self._visible(instance)
+            or (instance.state is InstanceState.TERMINATED and not instance.failure_kind)
         ):
             raise InstanceNotFoundError(instance_id)
         return instance
 
     def delete(self, instance_id: str) -> None:
         self.delete_calls.append(instance_id)
+        if self.delete_errors:
+            raise self.delete_errors.pop(0)
         instance = self.instances.get(instance_id)
         if instance is None or instance.state is InstanceState.TERMINATED:
             raise InstanceNotFoundError(instance_id)
-        self.instances[instance_id] = replace(instance, state=InstanceState.TERMINATED)
+        if instance.state is InstanceState.TERMINATING:
+            return  # deleting already: the cloud accepts the call again
+        self.deleted_at[instance_id] = self.clock()
+        self.instances[instance_id] = self._settle_deletion(
+            replace(instance, state=InstanceState.TERMINATING)
+        )
 
     def close(self) -> None:
         return None
 
     def list(self, cluster_id: str) -> list[Instance]:
-        advanced = [self._advance(i) for i in list(self.instances.values())]
+        if self.list_errors:
+            raise self.list_errors.pop(0)
+        return [i for i in self.machines(cluster_id) if self._visible(i)]
+
+    def machines(self, cluster_id: str) -> builtins.list[Instance]:
+        """The cluster's machines that exist, whatever the API answers (what their kubelets
+        know: a fake cluster registers nodes from these)."""
+        advanced = [
+            self._settle_deletion(self._advance(i)) for i in builtins.list(self.instances.values())
+        ]
         return [
             i
             for i in advanced

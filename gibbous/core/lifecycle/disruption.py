@@ -310,7 +310,41 @@ def review_scale_down(
     budget = drain_budget(config, len(ours), len(draining))
     # Scale-down before TTL (it saves money now); name order keeps it deterministic.
     chosen = sorted(unneeded, key=lambda d: d.node) + sorted(ttl, key=lambda d: d.node)
-    drains = tuple(chosen[:budget])
-    for drain in chosen[budget:]:
-        kept[drain.node] = "waiting for the disruption budget"
+    drains = _together(
+        chosen, budget, bound=bound, existing=existing, draining=draining, config=config, kept=kept
+    )
     return ScaleDownReview(drains, since, kept)
+
+
+def _together(
+    chosen: Sequence[Drain],
+    budget: int,
+    *,
+    bound: ClusterPods,
+    existing: Sequence[ExistingNode],
+    draining: frozenset[str],
+    config: Config,
+    kept: dict[str, str],
+) -> tuple[Drain, ...]:
+    """The drains to start, within the budget. Each scale-down node's pods were found room
+    on the other nodes one node at a time; nodes drained together must not count on each
+    other's room (two light nodes that each fit on the other may not both go; an empty
+    node the first one's pods were to move to must stay), so from the second on, the pods
+    of all of them must fit on the nodes that stay. TTL drains go whatever the room: the
+    node must be replaced anyway."""
+    drains: list[Drain] = []
+    moving: list[Pod] = []
+    for drain in chosen:
+        if len(drains) >= budget:
+            kept[drain.node] = "waiting for the disruption budget"
+            continue
+        pods = [f.pod for f in bound.node_pods(drain.node)]
+        if drain.reason is DrainReason.SCALE_DOWN and (moving or (drains and pods)):
+            leaving = {d.node for d in drains} | {drain.node} | draining
+            room = _Room([n for n in existing if n.name not in leaving], config)
+            if not room.takes([*moving, *pods], leaving=""):
+                kept[drain.node] = "its pods fit elsewhere only with the nodes draining now"
+                continue
+        drains.append(drain)
+        moving.extend(pods)
+    return tuple(drains)
