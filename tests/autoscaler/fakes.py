@@ -460,6 +460,8 @@ def _required_affinity_matches(spec: Mapping[str, Any], labels: Mapping[str, str
     required = ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
         "requiredDuringSchedulingIgnoredDuringExecution"
     ) or {}
+    if not isinstance(required, Mapping):
+        return False  # not a NodeSelector: the API server would not have stored the pod
     terms = required.get("nodeSelectorTerms")
     if not terms:
         return True
