@@ -85,7 +85,17 @@ def _add_loop_options(scaler: argparse.ArgumentParser) -> None:
         "--period", type=float, default=1.0, metavar="SECONDS", help="loop period (default 1)"
     )
     scaler.add_argument(
-        "--catalog", metavar="FILE", help="instance catalog CSV (default: the built-in one)"
+        "--catalog",
+        metavar="FILE",
+        help="instance catalog CSV (default: aws: from AWS's EC2 and Price List APIs, "
+        "refreshed every 6 h, the built-in data until then; other providers: the built-in one)",
+    )
+    scaler.add_argument(
+        "--catalog-cache",
+        metavar="DIR",
+        help="writable directory where the catalog fetched from the cloud's APIs is kept with "
+        "its date, so a restart does not depend on the APIs (the chart mounts an emptyDir; "
+        "default: not kept)",
     )
     scaler.add_argument(
         "--leader-elect",
@@ -234,6 +244,8 @@ def _service(
         scheduler_lease=(lease_namespace, lease_name) if args.scheduler_lease else None,
     )
     register_cache_metrics(autoscaler.metrics.registry, "gibbous_autoscaler", cluster.informers)
+    for collector in started.collectors:
+        autoscaler.metrics.registry.register(collector)
     status_namespace, _, status_name = (args.status_configmap or "").partition("/")
     if args.status_configmap and not (status_namespace and status_name):
         raise ConfigError(f"--status-configmap {args.status_configmap!r}: expected NAMESPACE/NAME")

@@ -52,6 +52,19 @@ def build(
 
         feed = SpotAdvisorFeed(config.aws.spot_advisor_url, region, time.time)
         feed.start()
+    catalog_feed = None
+    if not args.catalog:
+        from gibbous.autoscaler.cloud.awscatalog import AwsCatalogFeed, pricing_region
+
+        catalog_feed = AwsCatalogFeed(
+            ec2=boto3.client("ec2", region_name=region),
+            pricing=boto3.client("pricing", region_name=pricing_region(region)),
+            region=region,
+            builtin=catalog,
+            clock=time.time,
+            cache_dir=args.catalog_cache,
+        )
+        catalog_feed.start()
     try:
         provider = discover(
             ec2=boto3.client("ec2", region_name=region),
@@ -66,6 +79,7 @@ def build(
             spot_advisor=advisor,
             spot_advisor_feed=feed,
             read_aws_auth=lambda: _aws_auth_map_roles(api),
+            catalog_feed=catalog_feed,
         )
     except (FatalConfigurationError, ConfigError) as error:
         raise ConfigError(f"--provider aws: {error}") from None
@@ -75,7 +89,7 @@ def build(
             "the autoscaler patches them on after registration, so pods may land on a "
             "spot node before its taint is there"
         )
-    return StartedProvider(provider)
+    return StartedProvider(provider, collectors=(catalog_feed,) if catalog_feed else ())
 
 
 def with_secret_user_data(config: Config, path: str | None) -> Config:
