@@ -14,6 +14,7 @@ from botocore.config import Config as BotoConfig
 from kubernetes import client
 
 from gibbous.autoscaler.cloud.aws import AwsCloudProvider, discover
+from gibbous.autoscaler.cloud.awscatalog import AwsCatalogFeed
 from gibbous.autoscaler.cloud.base import (
     CloudError,
     FatalConfigurationError,
@@ -247,3 +248,51 @@ def test_throttled_reads_are_throttled_errors_not_failures() -> None:
         assert emulator.front.throttled.get("DescribeInstances")
     finally:
         emulator.stop()
+
+
+# --- the catalog from the emulator's catalog APIs -----------------------------------------
+
+
+def test_the_catalog_comes_from_the_apis_and_follows_a_price_change(
+    emulated: Ec2Emulator, tmp_path: Any
+) -> None:
+    seed(emulated)
+    clock = [time.time()]
+    feed = AwsCatalogFeed(
+        ec2=emulated.client("ec2"),
+        pricing=emulated.client("pricing"),
+        region="us-west-2",
+        builtin=[],  # nothing but what the APIs say
+        clock=lambda: clock[0],
+        cache_dir=str(tmp_path),
+    )
+    feed.start()
+    assert feed.source == "api"
+    aws = discover(
+        ec2=emulated.client("ec2"),
+        eks=emulated.client("eks"),
+        ssm=emulated.client("ssm"),
+        iam=emulated.client("iam"),
+        config=settings(),
+        catalog=[],
+        clock=time.time,
+        read_aws_auth=lambda: "",
+        catalog_feed=feed,
+    )
+    types = {t.name: t for t in aws.instance_types()}
+    # The built-in us-west-2 catalog's rows, as the emulator's APIs serve them:
+    # m6i.large 2 vCPU, 8 GiB, $0.096/hr; g5.xlarge one A10G.
+    assert (types["m6i.large"].vcpu, types["m6i.large"].memory_bytes) == (2, 8 << 30)
+    assert types["m6i.large"].on_demand_price == 0.096
+    assert (types["g5.xlarge"].gpu_count, types["g5.xlarge"].gpu_sku) == (1, "A10G")
+    two_cpus = [t for t in types.values() if t.vcpu == 2 and t.memory_bytes == 8 << 30]
+    assert min(two_cpus, key=lambda t: t.on_demand_price).name != "m6i.large"
+
+    emulated.set_on_demand_price("m6i.large", 0.01)
+    clock[0] += 6 * 3600
+    aws.instance_types()  # starts the refresh beside the caller
+    feed.wait(30)
+    types = {t.name: t for t in aws.instance_types()}
+    assert types["m6i.large"].on_demand_price == 0.01
+    two_cpus = [t for t in types.values() if t.vcpu == 2 and t.memory_bytes == 8 << 30]
+    assert min(two_cpus, key=lambda t: t.on_demand_price).name == "m6i.large"

@@ -124,7 +124,7 @@ def _builtin_date(types: list[InstanceType]) -> float | None:
     return datetime.datetime(day.year, day.month, day.day, tzinfo=datetime.UTC).timestamp()
 
 
-@dataclass
+@dataclass(eq=False)  # registered as a Prometheus collector: hashed by identity
 class AwsCatalogFeed(Collector):
     """The catalog in use: `source` is `api` (fetched by this process), `kept` (read from
     the cache directory) or `built-in`; `current()` never blocks on the network."""

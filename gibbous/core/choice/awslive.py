@@ -216,6 +216,15 @@ def live_catalog(
     return rows
 
 
+def _kept_type(kept: Mapping[str, Any]) -> InstanceType:
+    row = dict(kept)
+    row["zones"] = tuple(str(z) for z in row.get("zones") or ())
+    instance = InstanceType(**row)
+    if not instance.vcpu > 0 or not instance.memory_bytes > 0 or not instance.on_demand_price > 0:
+        raise ValueError(f"{instance.name}: no size or price")
+    return instance
+
+
 def _list(page: Mapping[str, Any], key: str) -> list[Any]:
     found = page.get(key) or []
     if not isinstance(found, list):
@@ -241,17 +250,18 @@ def read_catalog_document(text: str, region: str) -> tuple[float, list[InstanceT
     where = "kept AWS catalog"
     try:
         document = json.loads(text)
-        if document.get("version") != DOCUMENT_VERSION or document.get("region") != region:
-            raise CatalogError(where, 0, f"not a version-{DOCUMENT_VERSION} catalog of {region}")
+        version, kept_region = document.get("version"), document.get("region")
+    except (ValueError, AttributeError) as error:
+        raise CatalogError(where, 0, f"unreadable: {error}") from None
+    if version != DOCUMENT_VERSION or kept_region != region:
+        raise CatalogError(
+            where,
+            0,
+            f"version {version} of {kept_region}, not version {DOCUMENT_VERSION} of {region}",
+        )
+    try:
         fetched_at = float(document["fetchedAt"])
-        types = []
-        for kept in document["types"]:
-            row = dict(kept)
-            row["zones"] = tuple(str(z) for z in row.get("zones") or ())
-            instance = InstanceType(**row)
-            if instance.vcpu <= 0 or instance.memory_bytes <= 0 or instance.on_demand_price <= 0:
-                raise CatalogError(where, 0, f"{instance.name}: no size or price")
-            types.append(instance)
+        types = [_kept_type(row) for row in document["types"]]
     except (ValueError, TypeError, KeyError, AttributeError) as error:
         raise CatalogError(where, 0, f"unreadable: {error}") from None
     if not types:

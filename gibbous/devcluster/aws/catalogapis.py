@@ -58,7 +58,8 @@ def instance_type_info(instance_type: InstanceType) -> dict[str, Any]:
             "SupportedUsageClasses": ["on-demand", "spot"]
             if instance_type.spot_offered
             else ["on-demand"],
-            "BareMetal": instance_type.name.endswith("metal") or bool(info.get("BareMetal")),
+            "BareMetal": instance_type.name.split(".", 1)[-1].startswith("metal")
+            or bool(info.get("BareMetal")),
         }
     )
     if instance_type.gpu_count:
