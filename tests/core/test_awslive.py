@@ -6,6 +6,7 @@ botocore parses them (field names from botocore's `ec2/2016-11-15` and
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -110,7 +111,7 @@ M7G_LARGE = {
     "NetworkInfo": {"MaximumNetworkInterfaces": 3, "Ipv4AddressesPerInterface": 10},
 }
 
-TYPE_PAGES = [
+TYPE_PAGES: list[dict[str, Any]] = [
     {"InstanceTypes": [G5_XLARGE, G5G_XLARGE], "NextToken": "AAAA"},
     {"InstanceTypes": [P5_48XLARGE, MAC1_METAL], "NextToken": "BBBB"},
     {"InstanceTypes": [C7I_METAL, M7G_LARGE]},
@@ -121,7 +122,7 @@ def offering(name: str, zone: str) -> dict[str, str]:
     return {"InstanceType": name, "LocationType": "availability-zone", "Location": zone}
 
 
-OFFERING_PAGES = [
+OFFERING_PAGES: list[dict[str, Any]] = [
     {
         "InstanceTypeOfferings": [
             offering("g5.xlarge", "eu-west-1b"),
@@ -176,7 +177,7 @@ def price_item(name: str, usd: str, unit: str = "Hrs") -> str:
     )
 
 
-PRICE_PAGES = [
+PRICE_PAGES: list[dict[str, Any]] = [
     {
         "FormatVersion": "aws_v1",
         "PriceList": [price_item("g5.xlarge", "1.1230000000"), price_item("g5g.xlarge", "0.4660")],
