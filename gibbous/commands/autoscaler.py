@@ -16,7 +16,7 @@ from gibbous.commands.options import (
     server_setup,
 )
 from gibbous.configfile import with_cloud_region
-from gibbous.core.errors import ConfigError
+from gibbous.core.errors import CatalogError, ConfigError
 
 if TYPE_CHECKING:
     from gibbous.autoscaler.process import AutoscalerService
@@ -203,7 +203,15 @@ def run(args: argparse.Namespace, stdout: TextIO, stdin: TextIO) -> int:
     logging.getLogger("gibbous.autoscaler").info(
         "region %s (from %s)", config.effective_region, region.source
     )
-    catalog = load_catalog(args.catalog, config.cloud, config.effective_region)
+    try:
+        catalog = load_catalog(args.catalog, config.cloud, config.effective_region)
+    except CatalogError as error:
+        if args.provider != "aws" or args.catalog:
+            raise
+        # The AWS provider builds its catalog from AWS's APIs; without built-in data for
+        # the region it has nothing until they answer (retried every 10 minutes).
+        logging.getLogger("gibbous.autoscaler").warning("%s; asking AWS's APIs", error)
+        catalog = []
     api = client.ApiClient(load_client_config(args.kubeconfig))
     started = provider(args.provider).build(args, config, catalog, api)
     return _serve(_service(args, config, api, started), listen, args.log_level)
