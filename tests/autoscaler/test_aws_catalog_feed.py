@@ -198,3 +198,18 @@ def test_the_price_list_is_asked_at_its_nearest_endpoint() -> None:
     assert pricing_region("eu-west-1") == "eu-central-1"
     assert pricing_region("ap-northeast-1") == "ap-south-1"
     assert pricing_region("sa-east-1") == "us-east-1"
+
+
+def test_the_install_policy_grants_every_call_the_catalog_makes(tmp_path: Path) -> None:
+    ec2, pricing = Ec2(), Pricing()
+    feed(tmp_path, Clock(), ec2, pricing).start()
+    called = {
+        "ec2:DescribeInstanceTypes": ec2.describe_instance_types.calls,
+        "ec2:DescribeInstanceTypeOfferings": ec2.describe_instance_type_offerings.calls,
+        "pricing:GetProducts": pricing.get_products.calls,
+    }
+    guide = (Path(__file__).parents[2] / "docs" / "install" / "eks.md").read_text()
+    policy = json.loads(guide.split("```json\n", 1)[1].split("```", 1)[0])
+    granted = {action for statement in policy["Statement"] for action in statement["Action"]}
+    assert all(called.values())
+    assert set(called) <= granted
