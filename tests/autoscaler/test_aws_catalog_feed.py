@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from gibbous.autoscaler.cloud.awscatalog import AwsCatalogFeed, pricing_region
 from gibbous.core.choice.catalog import InstanceType
-from tests.core.test_awslive import OFFERING_PAGES, PRICE_PAGES, TYPE_PAGES
+from tests.core.test_awslive import OFFERING_PAGES, PRICE_PAGES, TYPE_PAGES, price_item
 
 REGION = "eu-west-1"
 START = 1_800_000_000.0  # 2027-01-15T08:00:00Z
@@ -50,9 +50,25 @@ class Ec2:
         self.describe_instance_type_offerings = Paged(OFFERING_PAGES)
 
 
+# What GetProducts answers for bare metal (tenancy Dedicated, product family "Compute
+# Instance (bare metal)"), one page.
+METAL_PAGES = [{"FormatVersion": "aws_v1", "PriceList": [price_item("c7i.metal-24xl", "4.6368")]}]
+
+
 class Pricing:
+    """GetProducts: the shared-tenancy pages or the bare-metal page, by the tenancy filter."""
+
     def __init__(self) -> None:
-        self.get_products = Paged(PRICE_PAGES)
+        self.shared, self.metal = Paged(PRICE_PAGES), Paged(METAL_PAGES)
+        self.calls: list[dict[str, Any]] = []
+        self.error: Exception | None = None
+
+    def get_products(self, **kwargs: Any) -> dict[str, Any]:
+        if self.error is not None:
+            raise self.error
+        self.calls.append(kwargs)
+        tenancy = {f["Field"]: f["Value"] for f in kwargs["Filters"]}["tenancy"]
+        return (self.metal if tenancy == "Dedicated" else self.shared)(**kwargs)
 
 
 def refused(operation: str) -> ClientError:
@@ -114,15 +130,23 @@ def test_the_catalog_comes_from_every_page_of_the_three_apis(tmp_path: Path) -> 
         "m7g.large",
     ]
     assert [c.get("NextToken") for c in ec2.describe_instance_types.calls] == [None, "AAAA", "BBBB"]
-    assert [c.get("NextToken") for c in pricing.get_products.calls] == [None, "DDDD"]
-    first = pricing.get_products.calls[0]
-    assert first["ServiceCode"] == "AmazonEC2"
-    assert {(f["Field"], f["Value"]) for f in first["Filters"]} == {
+    assert [c.get("NextToken") for c in pricing.shared.calls] == [None, "DDDD"]
+    assert len(pricing.metal.calls) == 1
+    common = {
         ("regionCode", "eu-west-1"),
         ("operatingSystem", "Linux"),
-        ("tenancy", "Shared"),
         ("preInstalledSw", "NA"),
         ("capacitystatus", "Used"),
+        ("marketoption", "OnDemand"),
+    }
+    assert {c["ServiceCode"] for c in pricing.calls} == {"AmazonEC2"}
+    assert {(f["Field"], f["Value"]) for f in pricing.shared.calls[0]["Filters"]} == common | {
+        ("tenancy", "Shared"),
+        ("productFamily", "Compute Instance"),
+    }
+    assert {(f["Field"], f["Value"]) for f in pricing.metal.calls[0]["Filters"]} == common | {
+        ("tenancy", "Dedicated"),
+        ("productFamily", "Compute Instance (bare metal)"),
     }
     assert ec2.describe_instance_type_offerings.calls[0]["LocationType"] == "availability-zone"
     kept = json.loads((tmp_path / "aws-eu-west-1.json").read_text())
@@ -149,7 +173,7 @@ def test_refused_apis_leave_the_built_in_data_with_a_warning_and_a_metric(
 ) -> None:
     clock = Clock()
     pricing = Pricing()
-    pricing.get_products.error = refused("GetProducts")
+    pricing.error = refused("GetProducts")
     live = feed(tmp_path, clock, pricing=pricing)
     with caplog.at_level(logging.WARNING, "gibbous.autoscaler.aws"):
         live.start()
@@ -184,11 +208,11 @@ def test_the_refresh_runs_in_the_background_when_due(tmp_path: Path) -> None:
     live = feed(tmp_path, clock, pricing=pricing)
     live.start()
     version, _ = live.current()
-    assert len(pricing.get_products.calls) == 2
+    assert len(pricing.calls) == 3  # two shared pages, one bare-metal page
     clock.now += 6 * 3600
     assert live.current()[0] == version  # the answer at once, the refresh beside it
     live.wait(10)
-    assert len(pricing.get_products.calls) == 4
+    assert len(pricing.calls) == 6
     assert live.current()[0] == version + 1
 
 
@@ -206,7 +230,7 @@ def test_the_install_policy_grants_every_call_the_catalog_makes(tmp_path: Path) 
     called = {
         "ec2:DescribeInstanceTypes": ec2.describe_instance_types.calls,
         "ec2:DescribeInstanceTypeOfferings": ec2.describe_instance_type_offerings.calls,
-        "pricing:GetProducts": pricing.get_products.calls,
+        "pricing:GetProducts": pricing.calls,
     }
     guide = (Path(__file__).parents[2] / "docs" / "install" / "eks.md").read_text()
     policy = json.loads(guide.split("```json\n", 1)[1].split("```", 1)[0])

@@ -3,8 +3,8 @@ loop's thread (`--provider aws` without `--catalog FILE`).
 
 Sources (see `gibbous.core.choice.awslive` for the fields read): `ec2:DescribeInstanceTypes`,
 `ec2:DescribeInstanceTypeOfferings` (availability zones) and the Price List API's
-`pricing:GetProducts` (on-demand Linux, shared tenancy, no pre-installed software, capacity
-status Used). The Price List API answers only at three endpoints (us-east-1, eu-central-1,
+`pricing:GetProducts` (on-demand Linux, no pre-installed software, capacity status Used;
+shared tenancy, and bare metal's dedicated hosts). The Price List API answers only at three endpoints (us-east-1, eu-central-1,
 ap-south-1; AWS's "Using the AWS Price List Query API"), so it is asked at the nearest one.
 
 At start the kept catalog (`--catalog-cache DIR`) is used when it is younger than REFRESH_S;
@@ -50,9 +50,16 @@ PRICING_REGIONS = ("us-east-1", "eu-central-1", "ap-south-1")
 PRICE_FILTERS = (
     ("regionCode", None),  # the cluster's region
     ("operatingSystem", "Linux"),
-    ("tenancy", "Shared"),
     ("preInstalledSw", "NA"),
     ("capacitystatus", "Used"),
+    ("marketoption", "OnDemand"),
+)
+# The Price List files bare-metal types under their own product family and tenancy
+# `Dedicated` (a whole host); the rest under `Compute Instance`, tenancy `Shared`. Karpenter
+# asks for both the same way (aws/karpenter-provider-aws pkg/providers/pricing/pricing.go).
+PRODUCT_QUERIES = (
+    (("tenancy", "Shared"), ("productFamily", "Compute Instance")),
+    (("tenancy", "Dedicated"), ("productFamily", "Compute Instance (bare metal)")),
 )
 
 
@@ -89,19 +96,22 @@ def fetch_catalog(
             MaxResults=1000,
         )
     )
-    filters = [
-        {"Type": "TERM_MATCH", "Field": name, "Value": value or region}
-        for name, value in PRICE_FILTERS
-    ]
-    prices = parse_price_list(
-        _pages(
-            pricing.get_products,
-            ServiceCode="AmazonEC2",
-            Filters=filters,
-            FormatVersion="aws_v1",
-            MaxResults=100,
+    prices: dict[str, float] = {}
+    for query in PRODUCT_QUERIES:
+        filters = [
+            {"Type": "TERM_MATCH", "Field": name, "Value": value or region}
+            for name, value in (*PRICE_FILTERS, *query)
+        ]
+        found = parse_price_list(
+            _pages(
+                pricing.get_products,
+                ServiceCode="AmazonEC2",
+                Filters=filters,
+                FormatVersion="aws_v1",
+                MaxResults=100,
+            )
         )
-    )
+        prices.update({k: v for k, v in found.items() if k not in prices})
     date = datetime.datetime.fromtimestamp(now, datetime.UTC).date().isoformat()
     types = live_catalog(
         region, specs=specs, zones=zones, prices=prices, builtin=builtin, date=date

@@ -58,8 +58,7 @@ def instance_type_info(instance_type: InstanceType) -> dict[str, Any]:
             "SupportedUsageClasses": ["on-demand", "spot"]
             if instance_type.spot_offered
             else ["on-demand"],
-            "BareMetal": instance_type.name.split(".", 1)[-1].startswith("metal")
-            or bool(info.get("BareMetal")),
+            "BareMetal": _metal(instance_type) or bool(info.get("BareMetal")),
         }
     )
     if instance_type.gpu_count:
@@ -81,6 +80,19 @@ def instance_type_info(instance_type: InstanceType) -> dict[str, Any]:
     return info
 
 
+def _metal(instance_type: InstanceType) -> bool:
+    return instance_type.name.split(".", 1)[-1].startswith("metal")
+
+
+def _family(instance_type: InstanceType) -> str:
+    """The Price List files bare metal apart (Karpenter's pricing.go asks for it so)."""
+    return "Compute Instance (bare metal)" if _metal(instance_type) else "Compute Instance"
+
+
+def _tenancy(instance_type: InstanceType) -> str:
+    return "Dedicated" if _metal(instance_type) else "Shared"
+
+
 def price_item(instance_type: InstanceType, usd: float, region: str) -> str:
     """One GetProducts `PriceList` entry (a JSON string): the product and its on-demand
     term, as the Price List API's aws_v1 format has them."""
@@ -89,16 +101,17 @@ def price_item(instance_type: InstanceType, usd: float, region: str) -> str:
     return json.dumps(
         {
             "product": {
-                "productFamily": "Compute Instance",
+                "productFamily": _family(instance_type),
                 "attributes": {
                     "servicecode": "AmazonEC2",
                     "regionCode": region,
                     "instanceType": instance_type.name,
                     "vcpu": str(round(instance_type.vcpu)),
                     "operatingSystem": "Linux",
-                    "tenancy": "Shared",
+                    "tenancy": _tenancy(instance_type),
                     "preInstalledSw": "NA",
                     "capacitystatus": "Used",
+                    "marketoption": "OnDemand",
                     "licenseModel": "No License required",
                 },
                 "sku": sku,
@@ -195,21 +208,11 @@ class CatalogApis:
             for f in request.get("Filters") or []
             if f.get("Type", "TERM_MATCH") == "TERM_MATCH"
         }
-        attributes = {
-            "regionCode": self.region,
-            "operatingSystem": "Linux",
-            "tenancy": "Shared",
-            "preInstalledSw": "NA",
-            "capacitystatus": "Used",
-            "servicecode": "AmazonEC2",
-        }
-        if any(attributes.get(k, v) != v for k, v in wanted.items() if k != "instanceType"):
-            return {"FormatVersion": "aws_v1", "PriceList": []}
         with self.lock:
             priced = [
                 (t, self.on_demand[t.name])
                 for t in self.catalog
-                if wanted.get("instanceType", t.name) == t.name
+                if all(self._attributes(t).get(k, v) == v for k, v in wanted.items())
             ]
         size = int(request.get("MaxResults") or PRICE_PAGE)
         if not 1 <= size <= PRICE_PAGE:
@@ -222,6 +225,20 @@ class CatalogApis:
         if following:
             reply["NextToken"] = following
         return reply
+
+    def _attributes(self, instance_type: InstanceType) -> dict[str, str]:
+        """The product attributes a filter may name (others match everything)."""
+        return {
+            "regionCode": self.region,
+            "instanceType": instance_type.name,
+            "operatingSystem": "Linux",
+            "tenancy": _tenancy(instance_type),
+            "productFamily": _family(instance_type),
+            "preInstalledSw": "NA",
+            "capacitystatus": "Used",
+            "marketoption": "OnDemand",
+            "servicecode": "AmazonEC2",
+        }
 
     @staticmethod
     def _size(action: str, size: int | None, low: int, high: int) -> int:
