@@ -215,7 +215,7 @@ def test_describe_instance_types_pages_give_sizes_gpus_and_pod_capacity() -> Non
     assert specs["g5g.xlarge"].gpu_sku == "T4G"
     p5 = specs["p5.48xlarge"]
     assert (p5.gpu_count, p5.gpu_sku, p5.gpu_memory_mib) == (8, "H100", 655360)
-    assert p5.max_pods == 250  # 64 x 49 + 2 = 3138, capped at EKS's 250
+    assert p5.max_pods == 250  # 64 x 49 + 2 = 3138, capped at the built-in data's 250
     assert specs["c7i.metal-24xl"].bare_metal
     assert specs["c7i.metal-24xl"].gpu_count == 0
     assert specs["m7g.large"].spot is False

@@ -70,8 +70,8 @@ def gpu_sku(name: str) -> str:
 def eni_max_pods(interfaces: int, addresses: int) -> int:
     """Pods the VPC CNI gives a node without prefix delegation: one IP per pod on every
     interface but the interface's own, plus the two host-network pods (aws-node and
-    kube-proxy): `ENIs x (IPv4 per ENI - 1) + 2`, amazon-vpc-cni-k8s's eni-max-pods, at
-    most MAX_PODS as EKS's max-pods-calculator caps it (and the built-in catalog)."""
+    kube-proxy): `ENIs x (IPv4 per ENI - 1) + 2`, amazon-eks-ami's eni-max-pods.txt, at
+    most MAX_PODS, the built-in catalog's ceiling (docs/clouds/aws.md)."""
     return min(interfaces * (addresses - 1) + 2, MAX_PODS)
 
 
