@@ -54,11 +54,17 @@ def build(
         feed.start()
     catalog_feed = None
     if not args.catalog:
+        from botocore.config import Config as BotoConfig
+
         from gibbous.autoscaler.cloud.awscatalog import AwsCatalogFeed, pricing_region
 
+        # Bounded: the first fetch runs before the first decision, and an API that cannot
+        # be reached (no egress to the Price List endpoint) must not hold the start for
+        # botocore's default 60 s connect timeout times its retries.
+        bounded = BotoConfig(connect_timeout=5, read_timeout=30, retries={"max_attempts": 3})
         catalog_feed = AwsCatalogFeed(
-            ec2=boto3.client("ec2", region_name=region),
-            pricing=boto3.client("pricing", region_name=pricing_region(region)),
+            ec2=boto3.client("ec2", region_name=region, config=bounded),
+            pricing=boto3.client("pricing", region_name=pricing_region(region), config=bounded),
             region=region,
             builtin=catalog,
             clock=time.time,
