@@ -14,13 +14,15 @@ from botocore.config import Config as BotoConfig
 from kubernetes import client
 
 from gibbous.autoscaler.cloud.aws import AwsCloudProvider, discover
-from gibbous.autoscaler.cloud.awscatalog import AwsCatalogFeed
 from gibbous.autoscaler.cloud.base import (
     CloudError,
     FatalConfigurationError,
     LaunchRequest,
     ThrottledError,
 )
+from gibbous.autoscaler.metrics import AutoscalerMetrics
+from gibbous.autoscaler.providers.aws import PROVIDER
+from gibbous.cli import build_parser
 from gibbous.core.settings.config import Config
 from gibbous.devcluster.aws.agent import NodeAgent
 from gibbous.devcluster.aws.emulator import Ec2Emulator
@@ -254,30 +256,30 @@ def test_throttled_reads_are_throttled_errors_not_failures() -> None:
 
 
 def test_the_catalog_comes_from_the_apis_and_follows_a_price_change(
-    emulated: Ec2Emulator, tmp_path: Any
+    emulated: Ec2Emulator, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """`--provider aws` as the autoscaler starts it (boto3 finds the emulator through
+    AWS_ENDPOINT_URL, as in the dev cluster), with no built-in data in its way."""
     seed(emulated)
-    clock = [time.time()]
-    feed = AwsCatalogFeed(
-        ec2=emulated.client("ec2"),
-        pricing=emulated.client("pricing"),
-        region="us-west-2",
-        builtin=[],  # nothing but what the APIs say
-        clock=lambda: clock[0],
-        cache_dir=str(tmp_path),
+    monkeypatch.setenv("AWS_ENDPOINT_URL", emulated.endpoint)
+    args = build_parser().parse_args(
+        ["autoscaler", "--provider", "aws", "--catalog-cache", str(tmp_path)]
     )
-    feed.start()
+    started = PROVIDER.build(args, settings(), [], None)
+    aws = started.provider
+    assert isinstance(aws, AwsCloudProvider)
+    feed = aws.catalog_feed
+    assert feed is not None
     assert feed.source == "api"
-    aws = discover(
-        ec2=emulated.client("ec2"),
-        eks=emulated.client("eks"),
-        ssm=emulated.client("ssm"),
-        iam=emulated.client("iam"),
-        config=settings(),
-        catalog=[],
-        clock=time.time,
-        read_aws_auth=lambda: "",
-        catalog_feed=feed,
+    metrics = AutoscalerMetrics()
+    for collector in started.collectors:
+        metrics.registry.register(collector)
+    assert (
+        metrics.registry.get_sample_value(
+            "gibbous_catalog_age_seconds",
+            {"cloud": "aws", "region": "us-west-2", "source": "api"},
+        )
+        is not None
     )
     types = {t.name: t for t in aws.instance_types()}
     # The built-in us-west-2 catalog's rows, as the emulator's APIs serve them:
@@ -289,7 +291,8 @@ def test_the_catalog_comes_from_the_apis_and_follows_a_price_change(
     assert min(two_cpus, key=lambda t: t.on_demand_price).name != "m6i.large"
 
     emulated.set_on_demand_price("m6i.large", 0.01)
-    clock[0] += 6 * 3600
+    later = time.time() + 6 * 3600
+    feed.clock = lambda: later
     aws.instance_types()  # starts the refresh beside the caller
     feed.wait(30)
     types = {t.name: t for t in aws.instance_types()}
