@@ -16,7 +16,7 @@ from gibbous.commands.options import (
     server_setup,
 )
 from gibbous.configfile import with_cloud_region
-from gibbous.core.errors import ConfigError
+from gibbous.core.errors import CatalogError, ConfigError
 
 if TYPE_CHECKING:
     from gibbous.autoscaler.process import AutoscalerService
@@ -85,7 +85,17 @@ def _add_loop_options(scaler: argparse.ArgumentParser) -> None:
         "--period", type=float, default=1.0, metavar="SECONDS", help="loop period (default 1)"
     )
     scaler.add_argument(
-        "--catalog", metavar="FILE", help="instance catalog CSV (default: the built-in one)"
+        "--catalog",
+        metavar="FILE",
+        help="instance catalog CSV (default: aws: from AWS's EC2 and Price List APIs, "
+        "refreshed every 6 h, the built-in data until then; other providers: the built-in one)",
+    )
+    scaler.add_argument(
+        "--catalog-cache",
+        metavar="DIR",
+        help="writable directory where the catalog fetched from the cloud's APIs is kept with "
+        "its date, so a restart does not depend on the APIs (the chart mounts an emptyDir; "
+        "default: not kept)",
     )
     scaler.add_argument(
         "--leader-elect",
@@ -193,7 +203,15 @@ def run(args: argparse.Namespace, stdout: TextIO, stdin: TextIO) -> int:
     logging.getLogger("gibbous.autoscaler").info(
         "region %s (from %s)", config.effective_region, region.source
     )
-    catalog = load_catalog(args.catalog, config.cloud, config.effective_region)
+    try:
+        catalog = load_catalog(args.catalog, config.cloud, config.effective_region)
+    except CatalogError as error:
+        if args.provider != "aws" or args.catalog:
+            raise
+        # The AWS provider builds its catalog from AWS's APIs; without built-in data for
+        # the region it has nothing until they answer (retried every 10 minutes).
+        logging.getLogger("gibbous.autoscaler").warning("%s; asking AWS's APIs", error)
+        catalog = []
     api = client.ApiClient(load_client_config(args.kubeconfig))
     started = provider(args.provider).build(args, config, catalog, api)
     return _serve(_service(args, config, api, started), listen, args.log_level)
@@ -234,6 +252,8 @@ def _service(
         scheduler_lease=(lease_namespace, lease_name) if args.scheduler_lease else None,
     )
     register_cache_metrics(autoscaler.metrics.registry, "gibbous_autoscaler", cluster.informers)
+    for collector in started.collectors:
+        autoscaler.metrics.registry.register(collector)
     status_namespace, _, status_name = (args.status_configmap or "").partition("/")
     if args.status_configmap and not (status_namespace and status_name):
         raise ConfigError(f"--status-configmap {args.status_configmap!r}: expected NAMESPACE/NAME")

@@ -86,7 +86,15 @@ def _region_lines(config: Config) -> list[str]:
         where = "the AKS cluster's location" if cloud == "azure" else "the OCI credentials' region"
         lines.append(f"note: with region unset, the autoscaler uses {where} at start")
     regions = builtin_regions(cloud)
-    if region not in regions:
+    if region not in regions and cloud == "aws":
+        lines.append(
+            f"note: the built-in aws catalog has no types for {region} (it has "
+            f"{', '.join(regions)}): the autoscaler builds its catalog from AWS's APIs "
+            "(ec2:DescribeInstanceTypes, ec2:DescribeInstanceTypeOfferings, "
+            "pricing:GetProducts) and has no types until they answer; estimate and "
+            "simulate need --catalog FILE for that region"
+        )
+    elif region not in regions:
         lines.append(
             f"warning: the built-in {cloud} catalog has no types for {region} (it has "
             f"{', '.join(regions)}): start the autoscaler with --catalog FILE for that region"

@@ -388,7 +388,12 @@ class DevCluster:
                 AWS_SECRET_ACCESS_KEY="testing",
                 AWS_DEFAULT_REGION=config.effective_region,
             )
-            provider_flags = ["--provider=aws"]
+            # The catalog from the emulator's DescribeInstanceTypes, offerings and Price
+            # List API, kept beside the cluster's other files.
+            provider_flags = [
+                "--provider=aws",
+                f"--catalog-cache={self.directory / 'catalog-cache'}",
+            ]
         kubeconfig = str(plane.kubeconfig)
         now = datetime.datetime.now(datetime.UTC)
         ca = generate_ca(common_name="gibbous-dev-webhook-ca", days=30, now=now)

@@ -21,6 +21,9 @@ from gibbous.autoscaler.cloud.base import (
     LaunchRequest,
     ThrottledError,
 )
+from gibbous.autoscaler.metrics import AutoscalerMetrics
+from gibbous.autoscaler.providers.aws import PROVIDER
+from gibbous.cli import build_parser
 from gibbous.core.settings.config import Config
 from gibbous.devcluster.aws.agent import NodeAgent
 from gibbous.devcluster.aws.emulator import Ec2Emulator
@@ -261,3 +264,52 @@ def test_a_larger_root_volume_for_the_pods_ephemeral_storage(emulated: Ec2Emulat
     volume_ids = [m["Ebs"]["VolumeId"] for m in instance["BlockDeviceMappings"]]
     sizes = {v["Size"] for v in ec2.describe_volumes(VolumeIds=volume_ids)["Volumes"]}
     assert 890 in sizes
+
+
+# --- the catalog from the emulator's catalog APIs -----------------------------------------
+
+
+def test_the_catalog_comes_from_the_apis_and_follows_a_price_change(
+    emulated: Ec2Emulator, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--provider aws` as the autoscaler starts it (boto3 finds the emulator through
+    AWS_ENDPOINT_URL, as in the dev cluster), with no built-in data in its way."""
+    seed(emulated)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", emulated.endpoint)
+    args = build_parser().parse_args(
+        ["autoscaler", "--provider", "aws", "--catalog-cache", str(tmp_path)]
+    )
+    started = PROVIDER.build(args, settings(), [], None)
+    aws = started.provider
+    assert isinstance(aws, AwsCloudProvider)
+    feed = aws.catalog_feed
+    assert feed is not None
+    assert feed.source == "api"
+    metrics = AutoscalerMetrics()
+    for collector in started.collectors:
+        metrics.registry.register(collector)
+    assert (
+        metrics.registry.get_sample_value(
+            "gibbous_catalog_age_seconds",
+            {"cloud": "aws", "region": "us-west-2", "source": "api"},
+        )
+        is not None
+    )
+    types = {t.name: t for t in aws.instance_types()}
+    # The built-in us-west-2 catalog's rows, as the emulator's APIs serve them:
+    # m6i.large 2 vCPU, 8 GiB, $0.096/hr; g5.xlarge one A10G.
+    assert (types["m6i.large"].vcpu, types["m6i.large"].memory_bytes) == (2, 8 << 30)
+    assert types["m6i.large"].on_demand_price == 0.096
+    assert (types["g5.xlarge"].gpu_count, types["g5.xlarge"].gpu_sku) == (1, "A10G")
+    two_cpus = [t for t in types.values() if t.vcpu == 2 and t.memory_bytes == 8 << 30]
+    assert min(two_cpus, key=lambda t: t.on_demand_price).name != "m6i.large"
+
+    emulated.set_on_demand_price("m6i.large", 0.01)
+    later = time.time() + 6 * 3600
+    feed.clock = lambda: later
+    aws.instance_types()  # starts the refresh beside the caller
+    feed.wait(30)
+    types = {t.name: t for t in aws.instance_types()}
+    assert types["m6i.large"].on_demand_price == 0.01
+    two_cpus = [t for t in types.values() if t.vcpu == 2 and t.memory_bytes == 8 << 30]
+    assert min(two_cpus, key=lambda t: t.on_demand_price).name == "m6i.large"

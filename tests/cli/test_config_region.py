@@ -32,6 +32,8 @@ def test_aws_region_from_the_environment_is_named_with_its_source(
     out = check(path)
     assert "region: eu-west-1 (from AWS_REGION)" in out
     assert "built-in aws catalog has no types for eu-west-1" in out
+    assert "builds its catalog from AWS's APIs" in out
+    assert "pricing:GetProducts" in out
     assert "--catalog FILE" in out
 
 

@@ -495,6 +495,12 @@ def test_the_aws_dev_cluster_provisions_ec2_nodes_that_join_from_their_user_data
         assert node.spec.provider_id.startswith("aws:///us-west-2")
         assert labels[keys.CREATED_BY] == keys.CREATED_BY_VALUE  # from the user data
         assert labels[keys.PLACEMENT] == "bin-pack"
+        # The autoscaler's catalog came from the emulator's DescribeInstanceTypes,
+        # offerings and Price List API (kept with its date), not from the built-in file.
+        kept = json.loads((directory / "catalog-cache" / "aws-us-west-2.json").read_text())
+        assert kept["region"] == "us-west-2"
+        assert kept["fetchedAt"] > 0
+        assert {"m5.large", "g5.xlarge"} <= {row["name"] for row in kept["types"]}
     finally:
         gibbous("dev-cluster", "down", "--dir", str(directory))
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from gibbous.autoscaler.cloud.awscatalog import AwsCatalogFeed
 from gibbous.autoscaler.cloud.base import (
     CloudError,
     FatalConfigurationError,
@@ -201,6 +202,9 @@ class AwsCloudProvider:
     # else the advisor's data fetched from aws.spotAdvisorUrl; neither: live prices.
     advisor: dict[str, AdvisorEntry] | None = None
     advisor_feed: SpotAdvisorFeed | None = None
+    # The catalog from AWS's APIs (see `awscatalog`), followed as it is refreshed; None:
+    # `catalog` as given (--catalog FILE).
+    catalog_feed: AwsCatalogFeed | None = None
     name: str = "aws"
     launch_concurrency: int = 8  # boto3 clients are thread-safe
     cloud_label_keys: frozenset[str] = frozenset()
@@ -211,10 +215,13 @@ class AwsCloudProvider:
         self.rotation = itertools.count()
         self.priced: builtins.list[InstanceType] = builtins.list(self.catalog)
         self.priced_at = -float("inf")
+        self.catalog_version = 0  # the feed's version `catalog` is (discover sets it)
 
     def instance_types(self) -> builtins.list[InstanceType]:
         """The catalog with AWS's spot prices: the advisor's, or live ones refreshed every
         SPOT_PRICES_TTL_S (a failed refresh keeps the last prices, or the estimate)."""
+        if self.catalog_feed is not None:
+            self._follow_catalog(self.catalog_feed)
         advisor = self.advisor
         if advisor is None and self.advisor_feed is not None:
             advisor = self.advisor_feed.current()  # None until a fetch succeeds: live prices
@@ -234,6 +241,24 @@ class AwsCloudProvider:
                 log.warning("spot prices not refreshed (%s); keeping the last ones", error)
                 self.priced_at = now - SPOT_PRICES_TTL_S + 60  # try again in a minute
         return builtins.list(self.priced)
+
+    def _follow_catalog(self, feed: AwsCatalogFeed) -> None:
+        """Take the feed's catalog when it changed, as this cluster can launch it."""
+        version, types = feed.current()
+        if version == self.catalog_version:
+            return
+        self.catalog_version = version
+        usable = offered_in(
+            types if self.launch_template else with_images(types, self.images),
+            self.subnets_by_zone,
+        )
+        if not usable:
+            log.warning("the refreshed AWS catalog has no type this cluster can launch; ignored")
+            return
+        self.catalog = usable
+        self.types = {t.name: t for t in usable}
+        self.priced = builtins.list(usable)
+        self.priced_at = -float("inf")  # spot prices for the new list, at once
 
     def _spot_prices(self, now: float) -> dict[tuple[str, str], float]:
         paginator = self.ec2.get_paginator("describe_spot_price_history")
@@ -514,6 +539,7 @@ def discover(
     spot_advisor: object = None,
     read_aws_auth: AwsAuthReader | None = None,
     spot_advisor_feed: SpotAdvisorFeed | None = None,
+    catalog_feed: AwsCatalogFeed | None = None,
 ) -> AwsCloudProvider:
     """The provider for this cluster, with everything found once at start (see `eks`).
 
@@ -568,8 +594,11 @@ def discover(
     elif eks_cluster:
         log.warning("the launch template names no instance profile: node access not checked")
     images = node_images(None if launch_template else ssm, aws, version)
+    catalog_version = 0
+    if catalog_feed is not None:
+        catalog_version, catalog = catalog_feed.current()
     usable = offered_in(catalog if launch_template else with_images(catalog, images), subnets)
-    return AwsCloudProvider(
+    provider = AwsCloudProvider(
         ec2=ec2,
         catalog=usable,
         clock=clock,
@@ -586,4 +615,7 @@ def discover(
         if aws.use_spot_advisor and spot_advisor is not None
         else None,
         advisor_feed=spot_advisor_feed if aws.use_spot_advisor else None,
+        catalog_feed=catalog_feed,
     )
+    provider.catalog_version = catalog_version
+    return provider

@@ -52,6 +52,25 @@ def build(
 
         feed = SpotAdvisorFeed(config.aws.spot_advisor_url, region, time.time)
         feed.start()
+    catalog_feed = None
+    if not args.catalog:
+        from botocore.config import Config as BotoConfig
+
+        from gibbous.autoscaler.cloud.awscatalog import AwsCatalogFeed, pricing_region
+
+        # Bounded: the first fetch runs before the first decision, and an API that cannot
+        # be reached (no egress to the Price List endpoint) must not hold the start for
+        # botocore's default 60 s connect timeout times its retries.
+        bounded = BotoConfig(connect_timeout=5, read_timeout=30, retries={"max_attempts": 3})
+        catalog_feed = AwsCatalogFeed(
+            ec2=boto3.client("ec2", region_name=region, config=bounded),
+            pricing=boto3.client("pricing", region_name=pricing_region(region), config=bounded),
+            region=region,
+            builtin=catalog,
+            clock=time.time,
+            cache_dir=args.catalog_cache,
+        )
+        catalog_feed.start()
     try:
         provider = discover(
             ec2=boto3.client("ec2", region_name=region),
@@ -66,6 +85,7 @@ def build(
             spot_advisor=advisor,
             spot_advisor_feed=feed,
             read_aws_auth=lambda: _aws_auth_map_roles(api),
+            catalog_feed=catalog_feed,
         )
     except (FatalConfigurationError, ConfigError) as error:
         raise ConfigError(f"--provider aws: {error}") from None
@@ -75,7 +95,7 @@ def build(
             "the autoscaler patches them on after registration, so pods may land on a "
             "spot node before its taint is there"
         )
-    return StartedProvider(provider)
+    return StartedProvider(provider, collectors=(catalog_feed,) if catalog_feed else ())
 
 
 def with_secret_user_data(config: Config, path: str | None) -> Config:

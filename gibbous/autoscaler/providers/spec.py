@@ -13,6 +13,8 @@ from gibbous.autoscaler.cloud.base import FatalConfigurationError
 from gibbous.core.errors import ConfigError
 
 if TYPE_CHECKING:
+    from prometheus_client.registry import Collector
+
     from gibbous.autoscaler.cloud.base import CloudProvider
     from gibbous.core.choice.catalog import InstanceType
     from gibbous.core.settings.config import Config
@@ -23,6 +25,9 @@ class StartedProvider:
     provider: CloudProvider
     # Called every few seconds beside the loop: the kwok provider's kubelet heartbeat.
     kubelet: Callable[[], None] | None = None
+    # Prometheus collectors of the provider's own (the live catalog's age), registered
+    # with the autoscaler's metrics.
+    collectors: tuple[Collector, ...] = ()
 
 
 class Build(Protocol):

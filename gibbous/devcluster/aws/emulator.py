@@ -27,13 +27,16 @@ import logging
 import os
 import threading
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
 from moto.core.responses import ActionResult
+from moto.ec2.exceptions import EC2ClientError
 from moto.ec2.models import ec2_backends
 from moto.ec2.models.instances import StateReason
+from moto.ec2.responses.instances import InstanceResponse
 from moto.ec2.responses.spot_instances import SpotInstances
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.moto_server.werkzeug_app import (
@@ -45,6 +48,7 @@ from moto.ssm.models import Parameter, ssm_backends
 from werkzeug.serving import make_server
 
 from gibbous.catalogs import load_catalog
+from gibbous.devcluster.aws.catalogapis import CatalogApiError, CatalogApis
 from gibbous.devcluster.aws.frontdoor import SPOT_ROLE, FrontDoor
 from gibbous.devcluster.aws.state import (
     ACCOUNT,
@@ -132,12 +136,58 @@ class Ec2Emulator:
             )
 
         SpotInstances.describe_spot_price_history = describe_spot_price_history  # type: ignore[method-assign, assignment]
+        self._serve_catalog_apis()
         return self.endpoint
+
+    def _serve_catalog_apis(self) -> None:
+        """DescribeInstanceTypes, DescribeInstanceTypeOfferings and the Price List API from
+        the built-in catalog (see `catalogapis`)."""
+        apis = self.catalog_apis = CatalogApis(self.region, load_catalog(None, "aws", self.region))
+        self._original_catalog = (
+            InstanceResponse.describe_instance_types,
+            InstanceResponse.describe_instance_type_offerings,
+        )
+
+        def answer(call: Callable[[], dict[str, Any]]) -> ActionResult:
+            try:
+                return ActionResult(call())
+            except CatalogApiError as error:
+                raise EC2ClientError(error.code, str(error)) from None
+
+        def describe_instance_types(responses: Any) -> ActionResult:
+            return answer(
+                lambda: apis.describe_instance_types(
+                    responses._get_param("InstanceTypes", []) or [],
+                    responses._get_param("NextToken"),
+                    responses._get_int_param("MaxResults"),
+                )
+            )
+
+        def describe_instance_type_offerings(responses: Any) -> ActionResult:
+            return answer(
+                lambda: apis.describe_instance_type_offerings(
+                    responses._get_param("LocationType") or "",
+                    responses._get_param("NextToken"),
+                    responses._get_int_param("MaxResults"),
+                )
+            )
+
+        InstanceResponse.describe_instance_types = describe_instance_types  # type: ignore[method-assign, assignment]
+        InstanceResponse.describe_instance_type_offerings = describe_instance_type_offerings  # type: ignore[method-assign, assignment]
+        self.front.pricing = apis.get_products
+
+    def set_on_demand_price(self, instance_type: str, usd: float) -> None:
+        """What the Price List API answers for `instance_type` from now on."""
+        self.catalog_apis.set_on_demand_price(instance_type, usd)
 
     def stop(self) -> None:
         if self.server is not None:
             self.server.stop()
             SpotInstances.describe_spot_price_history = self._original_prices  # type: ignore[method-assign]
+            (
+                InstanceResponse.describe_instance_types,  # type: ignore[method-assign]
+                InstanceResponse.describe_instance_type_offerings,  # type: ignore[method-assign]
+            ) = self._original_catalog
 
     def client(self, service: str, config: Any = None) -> Any:
         return boto3.client(

@@ -11,6 +11,9 @@ moto's server (docs/clouds/aws.md cites each behaviour):
 * A spot launch in an account without the `AWSServiceRoleForEC2Spot` service-linked role
   fails with `AuthFailure.ServiceLinkedRoleCreationNotPermitted` (the emulated caller never
   holds `iam:CreateServiceLinkedRole`).
+* The Price List API (`pricing:GetProducts`, JSON 1.1 with `X-Amz-Target`
+  `AWSPriceListService.GetProducts`), which moto lacks, answered by `pricing` (the
+  emulator's `catalogapis`).
 * EKS access entries (`CreateAccessEntry`, `ListAccessEntries`, `DescribeAccessEntry`,
   `DeleteAccessEntry`) and `DescribeCluster`'s `accessConfig.authenticationMode`, which
   moto lacks.
@@ -80,6 +83,8 @@ class FrontDoor:
     throttled: dict[str, int] = field(default_factory=dict)  # action -> refusals
     # Injected: action -> [(code, message)], answered (HTTP 400) in turn before moto sees it.
     faults: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    # GetProducts' request -> its reply (None: the Price List API is not served).
+    pricing: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
     def __post_init__(self) -> None:
         self.lock = threading.Lock()
@@ -100,7 +105,35 @@ class FrontDoor:
             return self._ec2(environ, start_response, body)
         if service == "eks":
             return self._eks(environ, start_response, body)
+        if service == "pricing" and self.pricing is not None:
+            return self._pricing(environ, start_response, body, self.pricing)
         return self.app(environ, start_response)
+
+    # --- Price List API ------------------------------------------------------------------
+
+    def _pricing(
+        self,
+        environ: dict[str, Any],
+        start_response: StartResponse,
+        body: bytes,
+        answer: Callable[[dict[str, Any]], dict[str, Any]],
+    ) -> Iterable[bytes]:
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if target != "AWSPriceListService.GetProducts":
+            return _json_error(start_response, "400", "UnknownOperationException", target)
+        if not self._take("GetProducts"):
+            return _json_error(start_response, "400", "ThrottlingException", "Rate exceeded")
+        with self.lock:
+            fault = self.faults["GetProducts"].pop(0) if self.faults.get("GetProducts") else None
+        if fault is not None:
+            return _json_error(start_response, "400", *fault)
+        try:
+            request = json.loads(body or b"{}")
+            reply = answer(request if isinstance(request, dict) else {})
+        except ValueError as error:
+            code = getattr(error, "code", "InvalidParameterException")
+            return _json_error(start_response, "400", code, str(error))
+        return _json(start_response, "200", reply)
 
     # --- EC2 ------------------------------------------------------------------------
 
@@ -299,6 +332,18 @@ def _eks_error(
             ("x-amzn-ErrorType", code),
             ("Content-Length", str(len(body))),
         ],
+    )
+    return [body]
+
+
+def _json_error(
+    start_response: StartResponse, status: str, code: str, message: str
+) -> Iterable[bytes]:
+    """An AWS JSON 1.1 error: `__type` names the error."""
+    body = json.dumps({"__type": code, "message": message}).encode()
+    start_response(
+        f"{status} Bad Request",
+        [("Content-Type", "application/x-amz-json-1.1"), ("Content-Length", str(len(body)))],
     )
     return [body]
 
