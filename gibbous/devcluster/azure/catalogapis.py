@@ -83,7 +83,7 @@ class AzureCatalogApis:
     location: str
     rows: Iterable[InstanceType]
     sku_page: int = 1000  # a **guess**: Azure answers the whole list in one page
-    price_page: int = 1000  # the Retail Prices API's page (docs: "1,000 records")
+    price_page: int = 1000  # the Retail Prices API's page size, as remembered (not re-checked)
     on_demand: dict[str, float] = field(default_factory=dict)
     spot: dict[str, float] = field(default_factory=dict)
     restricted: dict[str, tuple[str, ...]] = field(default_factory=dict)  # () : whole location
