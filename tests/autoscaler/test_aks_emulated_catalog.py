@@ -191,6 +191,23 @@ def test_the_catalog_comes_from_the_apis_and_follows_a_price_change(
         1,
         "T4",
     )
+    # Every GPU size of the built-in eastus rows keeps its GPUs (the model read from the
+    # size's name, the count from the GPUs capability), as gibbous/catalogs/azure.csv has them.
+    assert {n: (t.gpu_count, t.gpu_sku) for n, t in types.items() if t.gpu_count} == {
+        "Standard_NC12s_v3": (2, "V100"),
+        "Standard_NC16as_T4_v3": (1, "T4"),
+        "Standard_NC24ads_A100_v4": (1, "A100"),
+        "Standard_NC24s_v3": (4, "V100"),
+        "Standard_NC48ads_A100_v4": (2, "A100"),
+        "Standard_NC4as_T4_v3": (1, "T4"),
+        "Standard_NC64as_T4_v3": (4, "T4"),
+        "Standard_NC6s_v3": (1, "V100"),
+        "Standard_NC8as_T4_v3": (1, "T4"),
+        "Standard_NC96ads_A100_v4": (4, "A100"),
+        "Standard_ND96asr_v4": (8, "A100"),
+        "Standard_NV36ads_A10_v5": (1, "A10"),
+        "Standard_NV72ads_A10_v5": (2, "A10"),
+    }
     # The cheapest 2 vCPU / 8 GiB x64 size: Standard_B2ms at $0.0832 (eastus rows).
     two = [t for t in types.values() if (t.vcpu, t.memory_bytes, t.arch) == (2, 8 * GIB, "amd64")]
     assert min(two, key=lambda t: t.on_demand_price).name == "Standard_B2ms"
