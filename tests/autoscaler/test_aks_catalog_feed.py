@@ -198,7 +198,8 @@ class ArmClient:
     def __init__(self) -> None:
         self.urls: list[str] = []
 
-    def send_request(self, request: Any) -> Response:
+    def send_request(self, request: Any, **options: Any) -> Response:
+        assert options == {"connection_timeout": 5, "read_timeout": 30}  # bounded
         self.urls.append(request.url)
         return Response(SKU_PAGES[0] if "skiptoken" not in request.url else SKU_PAGES[1])
 

@@ -84,7 +84,9 @@ class ResourceSkus:
         )
         for _ in range(MAX_PAGES):
             assert request is not None
-            response = self.client.send_request(request)
+            # Bounded: the first fetch runs before the first decision (azure-core's own
+            # default waits 300 s for a connection).
+            response = self.client.send_request(request, connection_timeout=5, read_timeout=30)
             if response.status_code != 200:
                 raise CatalogError(
                     "Microsoft.Compute/skus", 0, f"HTTP {response.status_code}: {response.text()}"
