@@ -4,6 +4,7 @@ metric) when Azure cannot be asked; the pages are test_azurelive's recorded shap
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 from azure.core.exceptions import HttpResponseError, ServiceRequestError
 from prometheus_client import CollectorRegistry
 
+from gibbous.autoscaler.cloud.aks import for_cluster
 from gibbous.autoscaler.cloud.akscatalog import AksCatalogFeed, ResourceSkus
 from gibbous.core.choice.catalog import InstanceType
 from tests.core.test_azurelive import PRICE_PAGES, REGION, SKU_PAGES
@@ -237,3 +239,24 @@ def test_an_unreachable_arm_is_a_stale_catalog_not_a_stop(tmp_path: Path) -> Non
     live.start()
     assert live.source == "built-in"
     assert live.stale_since == START
+
+
+def test_sizes_are_offered_in_the_cluster_zones_they_are_sold_in() -> None:
+    def size(name: str, *zones: str) -> InstanceType:
+        return dataclasses.replace(BUILTIN[0], name=name, zones=zones, max_pods=250)
+
+    rows = [
+        size("in-1-and-2", "eastus-1", "eastus-2"),
+        size("in-3-only", "eastus-3"),
+        size("no-zones-listed"),
+    ]
+    fit = {t.name: (t.zones, t.max_pods) for t in for_cluster(rows, ("eastus-1", "eastus-2"), 30)}
+    # A cluster in zones 1 and 2: the zone-3 size cannot be placed; a size listing no zone
+    # (a region's data without zones) goes in the cluster's.
+    assert fit == {
+        "in-1-and-2": (("eastus-1", "eastus-2"), 30),
+        "no-zones-listed": (("eastus-1", "eastus-2"), 30),
+    }
+    # A cluster without zones (regional pools): every size, no zone to plan for.
+    regional = {t.name: t.zones for t in for_cluster(rows, (), 110)}
+    assert regional == {"in-1-and-2": (), "in-3-only": (), "no-zones-listed": ()}
