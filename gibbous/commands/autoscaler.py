@@ -87,8 +87,9 @@ def _add_loop_options(scaler: argparse.ArgumentParser) -> None:
     scaler.add_argument(
         "--catalog",
         metavar="FILE",
-        help="instance catalog CSV (default: aws: from AWS's EC2 and Price List APIs, "
-        "refreshed every 6 h, the built-in data until then; other providers: the built-in one)",
+        help="instance catalog CSV (default: aws: from AWS's EC2 and Price List APIs; azure: "
+        "from Resource SKUs and the Retail Prices API; both refreshed every 6 h, the built-in "
+        "data until then; other providers: the built-in one)",
     )
     scaler.add_argument(
         "--catalog-cache",
@@ -177,6 +178,13 @@ def _add_cloud_options(scaler: argparse.ArgumentParser) -> None:
         "--azure-ca", metavar="FILE", help="azure: CA bundle to trust for --azure-endpoint"
     )
     scaler.add_argument(
+        "--azure-prices-url",
+        metavar="URL",
+        default="https://prices.azure.com/api/retail/prices",
+        help="azure: the Retail Prices API the live catalog's prices come from (a mirror, or "
+        "the AKS emulator's; default: Azure's public https://prices.azure.com/api/retail/prices)",
+    )
+    scaler.add_argument(
         "--oci-endpoint",
         metavar="URL",
         help="oci: serve Container Engine's and Identity's calls from this address (the OKE "
@@ -206,11 +214,12 @@ def run(args: argparse.Namespace, stdout: TextIO, stdin: TextIO) -> int:
     try:
         catalog = load_catalog(args.catalog, config.cloud, config.effective_region)
     except CatalogError as error:
-        if args.provider != "aws" or args.catalog:
+        if args.provider not in ("aws", "azure") or args.catalog:
             raise
-        # The AWS provider builds its catalog from AWS's APIs; without built-in data for
-        # the region it has nothing until they answer (retried every 10 minutes).
-        logging.getLogger("gibbous.autoscaler").warning("%s; asking AWS's APIs", error)
+        # The AWS and Azure providers build their catalog from the cloud's APIs; without
+        # built-in data for the region they have nothing until those answer (retried
+        # every 10 minutes).
+        logging.getLogger("gibbous.autoscaler").warning("%s; asking the cloud's APIs", error)
         catalog = []
     api = client.ApiClient(load_client_config(args.kubeconfig))
     started = provider(args.provider).build(args, config, catalog, api)

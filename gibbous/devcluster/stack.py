@@ -374,10 +374,14 @@ class DevCluster:
             emulator = self._start_emulator(plane, "aksemulator", kwok_boot_s, timeout_s)
             ready = json.loads((self.directory / "aksemulator.ready").read_text())
             emulator = ready["endpoint"]
+            # The catalog from the emulator's Resource SKUs and Retail Prices API, kept
+            # beside the cluster's other files.
             provider_flags = [
                 "--provider=azure",
                 f"--azure-endpoint={emulator}",
                 f"--azure-ca={ready['ca']}",
+                f"--azure-prices-url={emulator}/api/retail/prices",
+                f"--catalog-cache={self.directory / 'catalog-cache'}",
             ]
         if cloud == "aws":
             emulator = self._start_emulator(plane, "ec2emulator", kwok_boot_s, timeout_s)

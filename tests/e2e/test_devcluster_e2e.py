@@ -579,6 +579,12 @@ def test_the_azure_dev_cluster_provisions_aks_agent_pools(
         assert node.spec.provider_id.startswith("azure:///subscriptions/")
         assert labels["kubernetes.azure.com/agentpool"].startswith("gbs")
         assert labels[keys.PLACEMENT] == "bin-pack"
+        # The autoscaler's catalog came from the emulator's Resource SKUs and Retail
+        # Prices API (kept with its date), not from the built-in file.
+        kept = json.loads((directory / "catalog-cache" / "azure-eastus.json").read_text())
+        assert kept["region"] == "eastus"
+        assert kept["fetchedAt"] > 0
+        assert {"Standard_D8s_v5", "Standard_NC4as_T4_v3"} <= {r["name"] for r in kept["types"]}
     finally:
         gibbous("dev-cluster", "down", "--dir", str(directory))
 

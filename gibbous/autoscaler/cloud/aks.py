@@ -34,6 +34,7 @@ from azure.core.credentials import AccessToken
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.mgmt.containerservice import ContainerServiceClient, models
 
+from gibbous.autoscaler.cloud.akscatalog import AksCatalogFeed, FollowingPoolProvider
 from gibbous.autoscaler.cloud.base import (
     CloudError,
     FatalConfigurationError,
@@ -42,7 +43,7 @@ from gibbous.autoscaler.cloud.base import (
     QuotaExceededError,
     ThrottledError,
 )
-from gibbous.autoscaler.cloud.sizedpools import Member, PoolView, Shape, SizedPoolProvider
+from gibbous.autoscaler.cloud.sizedpools import Member, PoolView, Shape
 from gibbous.core import keys
 from gibbous.core.choice.catalog import InstanceType
 from gibbous.core.choice.podcapacity import aks_max_pods
@@ -395,10 +396,13 @@ def discover(
     clock: Callable[[], float],
     empty_pool_s: float,
     catalog_for_location: Callable[[str], builtins.list[InstanceType]] | None = None,
-) -> SizedPoolProvider:
+    catalog_feed_for: Callable[[str], AksCatalogFeed] | None = None,
+) -> FollowingPoolProvider:
     """The provider for this cluster: the cluster is read once for its location and zones.
     `catalog_for_location`, given when no region was configured, replaces `catalog` (the
-    default region's) with the catalog of the cluster's own location."""
+    default region's) with the catalog of the cluster's own location; `catalog_feed_for`,
+    given without `--catalog FILE`, starts the live catalog of that location (see
+    `akscatalog`), which the provider then follows."""
     name = config.cluster_name or cluster_id
     if not config.resource_group:
         raise FatalConfigurationError("set azure.resourceGroup (the AKS cluster's resource group)")
@@ -428,12 +432,25 @@ def discover(
     # Nodes go in the cluster's zones, labelled `<location>-<zone>` as AKS labels them; a
     # cluster without zones makes regional pools, whose nodes carry no zone to plan for.
     zone_labels = tuple(f"{location}-{z}" for z in zones)
-    catalog = [dataclasses.replace(t, max_pods=max_pods, zones=zone_labels) for t in catalog]
+
+    def adapt(found: builtins.list[InstanceType]) -> builtins.list[InstanceType]:
+        return for_cluster(found, zone_labels, max_pods)
+
+    feed = catalog_feed_for(location) if catalog_feed_for is not None else None
+    version = 0
+    if feed is not None:
+        version, catalog = feed.current()
+    catalog = adapt(catalog)
     types = {t.name: t for t in catalog}
-    return SizedPoolProvider(
-        cloud=AksPools(
-            client, config.resource_group, name, cluster_id, location, types, config, zones
-        ),
+    pools = AksPools(
+        client, config.resource_group, name, cluster_id, location, types, config, zones
+    )
+
+    def on_types(found: dict[str, InstanceType]) -> None:
+        pools.types = found
+
+    return FollowingPoolProvider(
+        cloud=pools,
         catalog=catalog,
         clock=clock,
         cluster_id=cluster_id,
@@ -445,4 +462,23 @@ def discover(
         max_pools=MAX_POOLS,
         empty_pool_s=empty_pool_s,
         operation_polls_per_s=float("inf"),  # the SDK's pollers read, not `finished`
+        feed=feed,
+        adapt=adapt,
+        on_types=on_types,
+        catalog_version=version,
     )
+
+
+def for_cluster(
+    types: builtins.list[InstanceType], zone_labels: tuple[str, ...], max_pods: int
+) -> builtins.list[InstanceType]:
+    """The sizes as this cluster launches them: in the cluster's zones the size is offered
+    in (all of them when the catalog names none; a size in none of them left out), with
+    the network plugin's max pods."""
+    fit = []
+    for t in types:
+        zones = tuple(z for z in zone_labels if not t.zones or z in t.zones)
+        if zone_labels and not zones:
+            continue
+        fit.append(dataclasses.replace(t, max_pods=max_pods, zones=zones))
+    return fit

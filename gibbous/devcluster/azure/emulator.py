@@ -45,6 +45,11 @@ import trustme
 from azure.mgmt.containerservice import models
 
 from gibbous.catalogs import load_catalog
+from gibbous.devcluster.azure.catalogapis import (
+    RETAIL_PRICES_PATH,
+    AzureCatalogApis,
+    CatalogApiError,
+)
 from gibbous.devcluster.azure.state import AgentPool, Fault, Machine, Operation
 from gibbous.devcluster.emulation import RequestBucket, serve_json, take_fault
 
@@ -136,7 +141,10 @@ class AksEmulator:
         self.lock = threading.RLock()
         self.reads = RequestBucket(self.read_bucket, self.reads_per_s, self.clock)
         self.ids = itertools.count(1)
-        self.sizes = {t.name for t in load_catalog(None, "azure", self.location)}
+        builtin = load_catalog(None, "azure", self.location)
+        self.sizes = {t.name for t in builtin}
+        # Resource SKUs and the Retail Prices API, from the same rows (see `catalogapis`).
+        self.catalog_apis = AzureCatalogApis(self.subscription, self.location, builtin)
         self.base = ""  # https://127.0.0.1:PORT once serving
 
     @property
@@ -561,6 +569,13 @@ class AksEmulator:
                 "MissingApiVersionParameter",
                 "The api-version query parameter (?api-version=) is required for all requests.",
             )
+        try:
+            if path == f"/subscriptions/{self.subscription}/providers/Microsoft.Compute/skus":
+                return 200, self.catalog_apis.resource_skus(query, self.base), {}
+            if path == RETAIL_PRICES_PATH and method == "GET":
+                return 200, self.catalog_apis.retail_prices(query, self.base), {}
+        except CatalogApiError as error:
+            raise ArmError(400, error.code, str(error)) from None
         operations = f"/subscriptions/{self.subscription}/providers/Microsoft.ContainerService/locations/{self.location}/"
         if path.startswith(operations + "operations/") and method == "GET":
             return 200, self.operation_status(path.rsplit("/", 1)[-1]), {}
