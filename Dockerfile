@@ -8,7 +8,6 @@ ARG BASE=python:3.11-slim
 FROM ${BASE} AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
-COPY gibbous ./gibbous
 # The cloud SDKs the image carries; OKE's (`oci`, ~250 MB) only when asked:
 # --build-arg EXTRAS=aws,gcp,azure,oci
 ARG EXTRAS=aws,gcp,azure
@@ -17,9 +16,17 @@ ARG EXTRAS=aws,gcp,azure
 ARG PIP_CERT
 # A virtual environment at the same path in both stages: the same layout whichever
 # Python the base installs (python:3.11-slim's /usr/local or Debian's /usr).
+# The dependencies first, from pyproject.toml alone (an empty package stands in for the
+# source), so a change to the source rebuilds only the last layer, not every download.
 RUN if [ -z "$PIP_CERT" ]; then unset PIP_CERT; fi \
     && python3 -m venv /opt/gibbous \
+    && mkdir gibbous && touch gibbous/__init__.py \
     && /opt/gibbous/bin/pip install --no-cache-dir --disable-pip-version-check ".[${EXTRAS}]" \
+    && /opt/gibbous/bin/pip uninstall --yes --disable-pip-version-check gibbous \
+    && rm -r gibbous
+COPY gibbous ./gibbous
+RUN if [ -z "$PIP_CERT" ]; then unset PIP_CERT; fi \
+    && /opt/gibbous/bin/pip install --no-cache-dir --disable-pip-version-check --no-deps . \
     && /opt/gibbous/bin/gibbous --version
 
 FROM ${BASE}

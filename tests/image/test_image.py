@@ -19,6 +19,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+# The build downloads the SDKs from PyPI into the image when pyproject.toml changed (its
+# own layer, cached otherwise): minutes, past the suite's 300 s per test on a busy machine.
+pytestmark = pytest.mark.timeout(1200)
 TAG = "localhost/gibbous:suite"
 PODMAN = ["podman", "--storage-driver", "vfs"]
 
