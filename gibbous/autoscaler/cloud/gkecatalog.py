@@ -112,8 +112,7 @@ class GcpCatalogApis:
                 self.machine_types.aggregated_list(
                     request={
                         "project": self.project,
-                        "filter": f'zone eq ".*/zones/{region}-.*"',
-                        "return_partial_success": True,
+                        "filter": f'zone eq "{region}-.*"',
                     }
                 )
             ),
@@ -121,9 +120,7 @@ class GcpCatalogApis:
         )
         accelerators = parse_accelerator_types(
             _message_pages(
-                self.accelerator_types.aggregated_list(
-                    request={"project": self.project, "return_partial_success": True}
-                )
+                self.accelerator_types.aggregated_list(request={"project": self.project})
             ),
             region,
         )
