@@ -318,3 +318,9 @@ def test_a_page_that_is_not_the_api_shape_is_an_error() -> None:
         parse_machine_types([{"items": ["zones/us-central1-a"]}], REGION)
     with pytest.raises(CatalogError, match="skus"):
         parse_skus([{"skus": {"description": "x"}}], REGION)
+    with pytest.raises(CatalogError, match="not an object"):
+        parse_machine_types([{"items": {"zones/us-central1-a": ["n1-standard-4"]}}], REGION)
+    # stray entries that are not objects are skipped, the rest read
+    assert parse_skus([{"skus": ["x", *SKU_PAGES[0]["skus"]]}], REGION)["OnDemand"].core == (
+        pytest.approx({"n1": 0.031611, "e2": 0.021811})
+    )

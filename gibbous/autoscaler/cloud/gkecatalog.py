@@ -252,6 +252,7 @@ class GcpCatalogFeed(Collector):
             CatalogError,
             OSError,
             ValueError,
+            TypeError,  # a number field that is not one
         ) as error:
             with self._lock:
                 self.stale_since = self.stale_since or started

@@ -370,14 +370,19 @@ def _row(
 
 
 def _items(page: Mapping[str, Any]) -> Mapping[str, Any]:
+    if not isinstance(page, Mapping):
+        raise CatalogError(SOURCE, 0, "a page is not an object")
     found = page.get("items") or {}
     if not isinstance(found, Mapping):
         raise CatalogError(SOURCE, 0, "items is not a map of zones")
     return found
 
 
-def _list(page: Mapping[str, Any], key: str) -> list[Any]:
+def _list(page: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
+    """The page's `key` list, its entries that are objects (a stray value is skipped)."""
+    if not isinstance(page, Mapping):
+        raise CatalogError(SOURCE, 0, "a page or scope is not an object")
     found = page.get(key) or []
     if not isinstance(found, list):
         raise CatalogError(SOURCE, 0, f"{key} is not a list")
-    return found
+    return [entry for entry in found if isinstance(entry, Mapping)]
