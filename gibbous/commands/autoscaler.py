@@ -87,9 +87,10 @@ def _add_loop_options(scaler: argparse.ArgumentParser) -> None:
     scaler.add_argument(
         "--catalog",
         metavar="FILE",
-        help="instance catalog CSV (default: aws: from AWS's EC2 and Price List APIs; azure: "
-        "from Resource SKUs and the Retail Prices API; both refreshed every 6 h, the built-in "
-        "data until then; other providers: the built-in one)",
+        help="instance catalog CSV (default: from the cloud's own APIs, refreshed every 6 h, "
+        "the built-in data until then: aws from EC2 and the Price List API; gcp from Compute "
+        "Engine's machine and accelerator types and the Cloud Billing Catalog; azure from "
+        "Resource SKUs and the Retail Prices API; other providers: the built-in one)",
     )
     scaler.add_argument(
         "--catalog-cache",

@@ -356,7 +356,13 @@ class DevCluster:
         emulator = ""
         if cloud == "gcp":
             emulator = self._start_emulator(plane, "gkeemulator", kwok_boot_s, timeout_s)
-            provider_flags = ["--provider=gcp", f"--gcp-endpoint={emulator}"]
+            # The catalog from the emulator's machineTypes, acceleratorTypes and Billing
+            # Catalog SKUs, kept beside the cluster's other files.
+            provider_flags = [
+                "--provider=gcp",
+                f"--gcp-endpoint={emulator}",
+                f"--catalog-cache={self.directory / 'catalog-cache'}",
+            ]
         if cloud == "oci":
             emulator = self._start_emulator(plane, "okeemulator", kwok_boot_s, timeout_s)
             ready = json.loads((self.directory / "okeemulator.ready").read_text())

@@ -510,7 +510,8 @@ def test_the_gcp_dev_cluster_provisions_gke_node_pools(
 ) -> None:
     """`up --cloud gcp`: the real gcp provider against the GKE emulator; P17's
     time-shared pods (GKE's selectors, nvidiaGPUTimeSlices=2, placeNodeSelector) share one
-    n1-standard-4 + T4 node that GKE's node agent registered from its pool."""
+    N1 + T4 node that GKE's node agent registered from its pool, chosen from the catalog the
+    autoscaler built from the emulator's Compute and Billing Catalog APIs."""
     directory = tmp_path_factory.mktemp("dev-gcp") / "cluster"
     up = gibbous(
         "dev-cluster",
@@ -548,8 +549,18 @@ def test_the_gcp_dev_cluster_provisions_gke_node_pools(
         nodes = {core.read_namespaced_pod(n, "gcp-demo").spec.node_name for n in ("ts-0", "ts-1")}
         assert len(nodes) == 1
         assert labels["cloud.google.com/gke-nodepool"].startswith("gbs-")
-        assert labels[keys.INSTANCE_TYPE] == "n1-standard-4"
-        assert labels[keys.PRICE_PER_HOUR] == "0.5400"
+        # The cheapest N1 + T4 Compute Engine offers (a T4 attaches to an N1 of up to 48
+        # vCPUs), no longer the built-in file's n1-standard-4 + T4 ($0.54): n1-highcpu-2,
+        # 2 vCPUs x $0.031611 + 1.8 GiB x $0.004237 + 1 T4 x $0.35 (us-central1 list rates)
+        assert labels[keys.INSTANCE_TYPE] == "n1-highcpu-2"
+        assert labels[keys.PRICE_PER_HOUR] == "0.4208"
+        # The autoscaler's catalog came from the emulator's machineTypes,
+        # acceleratorTypes and Billing Catalog SKUs (kept with its date), not from the
+        # built-in file.
+        kept = json.loads((directory / "catalog-cache" / "gcp-us-central1.json").read_text())
+        assert kept["region"] == "us-central1"
+        assert kept["fetchedAt"] > 0
+        assert {"n1-standard-4+t4x1", "e2-standard-4"} <= {row["name"] for row in kept["types"]}
     finally:
         gibbous("dev-cluster", "down", "--dir", str(directory))
 

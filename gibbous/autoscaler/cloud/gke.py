@@ -48,6 +48,7 @@ from gibbous.autoscaler.cloud.base import (
     QuotaExceededError,
     ThrottledError,
 )
+from gibbous.autoscaler.cloud.gkecatalog import GcpCatalogFeed
 from gibbous.autoscaler.cloud.gkefailures import (
     classify_api_error,
     failure_of,
@@ -146,10 +147,15 @@ class GkeCloudProvider:
     config: GcpConfig = field(default_factory=GcpConfig)
     zones: tuple[str, ...] = ()
     empty_pool_s: float = 600.0
+    max_pods: int = 110  # the cluster's defaultMaxPodsConstraint
     name: str = "gcp"
     launch_concurrency: int = 8
     cloud_label_keys: frozenset[str] = CLOUD_LABEL_DOMAINS
     late_label_keys: frozenset[str] = PER_NODE_LABELS
+    # The catalog from Google's APIs (`gkecatalog`), followed as it is refreshed; None:
+    # `catalog` as given (--catalog FILE).
+    catalog_feed: GcpCatalogFeed | None = None
+    catalog_version: int = 0
 
     def __post_init__(self) -> None:
         self.lock = threading.RLock()
@@ -172,6 +178,16 @@ class GkeCloudProvider:
     # --- catalog ---------------------------------------------------------------------------
 
     def instance_types(self) -> builtins.list[InstanceType]:
+        feed = self.catalog_feed
+        if feed is not None:
+            version, types = feed.current()
+            if version != self.catalog_version:
+                self.catalog_version = version
+                usable = offered_in(types, self.zones, self.max_pods)
+                if usable:
+                    self.catalog, self.types = usable, {t.name: t for t in usable}
+                else:
+                    log.warning("the refreshed GCP catalog has nothing in the cluster's zones")
         return builtins.list(self.catalog)
 
     def close(self) -> None:
@@ -706,6 +722,7 @@ def discover(
     catalog: builtins.list[InstanceType],
     clock: Callable[[], float],
     empty_pool_s: float,
+    catalog_feed: GcpCatalogFeed | None = None,
 ) -> GkeCloudProvider:
     """The provider for this cluster: the cluster is read once for its zones."""
     location = config.location or region
@@ -725,7 +742,13 @@ def discover(
         log.warning(
             "gcp.gpuDriverVersion disabled: GPU nodes lack nvidia.com/gpu until you install the driver"
         )
+    version = 0
+    if catalog_feed is not None:
+        version, catalog = catalog_feed.current()
     return GkeCloudProvider(
+        catalog_feed=catalog_feed,
+        catalog_version=version,
+        max_pods=max_pods,
         container=container,
         compute=compute,
         catalog=offered_in(catalog, zones, max_pods),

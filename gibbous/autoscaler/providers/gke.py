@@ -34,6 +34,18 @@ def build(
         project = config.gcp.project or adc_project
         if not project:
             raise ConfigError("--provider gcp: set gcp.project (the credentials name none)")
+        catalog_feed = None
+        if not args.catalog:
+            from gibbous.autoscaler.cloud.gkecatalog import GcpCatalogFeed, catalog_apis
+
+            catalog_feed = GcpCatalogFeed(
+                apis=catalog_apis(project, args.gcp_endpoint or ""),
+                region=config.effective_region,
+                builtin=catalog,
+                clock=time.time,
+                cache_dir=args.catalog_cache,
+            )
+            catalog_feed.start()
         return StartedProvider(
             discover(
                 container=container,
@@ -45,7 +57,9 @@ def build(
                 catalog=catalog,
                 clock=time.time,
                 empty_pool_s=config.scale_down.unneeded_time_s,
-            )
+                catalog_feed=catalog_feed,
+            ),
+            collectors=(catalog_feed,) if catalog_feed else (),
         )
 
 

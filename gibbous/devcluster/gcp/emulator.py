@@ -45,6 +45,7 @@ from google.cloud import compute_v1, container_v1
 from gibbous.catalogs import load_catalog
 from gibbous.core.choice.machinelabels import gke_accelerator
 from gibbous.devcluster.emulation import RequestBucket, serve_json, take_fault
+from gibbous.devcluster.gcp.catalogapis import CatalogApiError, CatalogApis
 from gibbous.devcluster.gcp.state import Fault, ManagedInstance, Mig, Operation, Pool
 
 log = logging.getLogger("gibbous.gkeemulator")
@@ -112,6 +113,7 @@ class GkeEmulator:
         catalog = load_catalog(None, "gcp", self.region)
         self.machine_types = {t.machine_type for t in catalog}
         self.accelerators = {gke_accelerator(t) for t in catalog if t.gpu_count} - {""}
+        self.catalog_apis = CatalogApis(self.project, self.region, catalog)
 
     # --- time -----------------------------------------------------------------------
 
@@ -677,6 +679,9 @@ class GkeEmulator:
                         return 200, self.get_node_pool(project, location, cluster, rest[3])
                     if len(rest) == 4 and method == "DELETE":
                         return 200, self.delete_node_pool(project, location, cluster, rest[3])
+        found = self._catalog_route(method, parts, query)
+        if found is not None:
+            return 200, found
         compute = _match(parts, ["compute", "v1", "projects", "*", "zones", "*"])
         if compute is not None:
             project, zone = compute
@@ -691,11 +696,34 @@ class GkeEmulator:
                     return 200, self.delete_instances(project, zone, rest[1], raw)
                 if verb == "listManagedInstances":
                     return 200, self.list_managed_instances(project, zone, rest[1], query)
+        if parts == ["emulator", "prices"] and method == "POST":  # [{kind, name, usd}]
+            for rate in json.loads(raw or b"[]"):
+                self.catalog_apis.set_rate(rate["kind"], rate["name"], float(rate["usd"]))
+            return 200, {}
         if parts == ["emulator", "faults"] and method == "POST":
             with self.lock:
                 self.faults = [Fault(**f) for f in json.loads(raw or b"[]")]
             return 200, {"faults": len(self.faults)}
         raise ApiError(404, "NOT_FOUND", f"{method} {path}: no such method here", reason="notFound")
+
+    def _catalog_route(
+        self, method: str, parts: list[str], query: dict[str, list[str]]
+    ) -> dict[str, Any] | None:
+        """machineTypes/acceleratorTypes aggregatedList and the Billing Catalog's SKUs."""
+        apis = self.catalog_apis
+        try:
+            listed = _match(parts, ["compute", "v1", "projects", "*", "aggregated", "*"])
+            if listed is not None and method == "GET" and len(parts) == 6:
+                if listed[1] == "machineTypes":
+                    return apis.machine_types(query)
+                if listed[1] == "acceleratorTypes":
+                    return apis.accelerator_types(query)
+            skus = _match(parts, ["v1", "services", "*", "skus"])
+            if skus is not None and method == "GET" and len(parts) == 4:
+                return apis.skus(skus[0], query)
+        except CatalogApiError as error:
+            raise ApiError(error.code, error.status, str(error), reason="invalid") from None
+        return None
 
     def handle(
         self, method: str, target: str, headers: Mapping[str, str], raw: bytes
