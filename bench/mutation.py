@@ -18,7 +18,10 @@ with no deadline, so a run is repeatable and a slow mutant is not counted as kil
 timing accident. One worker (`--workers`) by default: the machine is shared.
 
 `--sample N` tests at most N mutants per layer: the N whose names have the smallest
-SHA-256, a deterministic sample that the report states. `--report PATH` writes the
+SHA-256, a deterministic sample that the report states. `--keep` keeps the scratch copy;
+`--resume DIR` continues in one after tests were added: it refreshes the copy from the
+checkout (mutmut regenerates the mutants of changed sources) and runs again only the chosen
+mutants that are not killed. `--report PATH` writes the
 Markdown report (per-layer table, then each survivor with its diff and, when
 `bench/mutation_equivalents.py` lists it, why it is equivalent).
 """
@@ -49,7 +52,7 @@ DEFAULT_TESTS = ("tests/core",)
 # trampolines slow every call, and a deadline miss is not a caught bug), and the core's
 # memos (functools.lru_cache) emptied before each test: an answer remembered from an
 # earlier test would skip the mutated function, and the mutant would survive unseen.
-HYPOTHESIS_PLUGIN = textwrap.dedent(
+PYTEST_PLUGIN = textwrap.dedent(
     """\
     import sys
 
@@ -130,11 +133,15 @@ READ_RESULTS = textwrap.dedent(
 class LayerResult:
     layer: str
     generated: int
-    tested: int
+    chosen: list[str]
     sampled: bool
     seconds: float
     counts: dict[str, int]
     survivors: list[tuple[str, str, str]]  # (name, path, diff)
+
+    @property
+    def tested(self) -> int:
+        return len(self.chosen)
 
     @property
     def scored(self) -> int:
@@ -155,29 +162,34 @@ def tracked_files(paths: Sequence[str]) -> list[str]:
     return [p for p in listed.split("\0") if p and (ROOT / p).is_file()]
 
 
-def make_scratch(layers: Sequence[str], tests: Sequence[str]) -> Path:
-    scratch = Path(tempfile.mkdtemp(prefix="gibbous-mutation-"))
+def copy_checkout(scratch: Path) -> None:
+    """The checkout's files into `scratch`; a file already there with the same content is
+    left alone, so mutmut regenerates the mutants of changed sources only."""
     for rel in tracked_files(["gibbous", "tests", "pyproject.toml"]):
-        target = scratch / rel
+        source, target = ROOT / rel, scratch / rel
+        if target.is_file() and target.read_bytes() == source.read_bytes():
+            continue
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / rel, target)
-    (scratch / "mutation_hypothesis_profile.py").write_text(HYPOTHESIS_PLUGIN)
+        shutil.copy(source, target)
+
+
+def configure(scratch: Path, layers: Sequence[str], tests: Sequence[str]) -> None:
+    (scratch / "mutation_pytest_plugin.py").write_text(PYTEST_PLUGIN)
     config = {
         "source_paths": ["gibbous"],
         "only_mutate": [f"gibbous/core/{layer}/*" for layer in layers],
-        "also_copy": ["mutation_hypothesis_profile.py"],
-        "pytest_add_cli_args": ["-p", "no:cacheprovider", "-p", "mutation_hypothesis_profile"],
+        "also_copy": ["mutation_pytest_plugin.py"],
+        "pytest_add_cli_args": ["-p", "no:cacheprovider", "-p", "mutation_pytest_plugin"],
         "pytest_add_cli_args_test_selection": list(tests),
-        # A mutant gets (its covering tests' clean time + 1 s) x 10 s of CPU, then is a timeout.
-        "timeout_multiplier": 5.0,
+        # A mutant gets 4 x (its covering tests' clean time + 1 s) of CPU time, then is a
+        # timeout (CPU time: a loaded machine does not turn slow into timed out).
+        "timeout_multiplier": 2.0,
         "timeout_constant": 1.0,
         "use_git_change_detection": False,
     }
-    with (scratch / "pyproject.toml").open("a") as f:
-        f.write("\n[tool.mutmut]\n")
-        for key, value in config.items():
-            f.write(f"{key} = {json.dumps(value)}\n")
-    return scratch
+    text = (ROOT / "pyproject.toml").read_text() + "\n[tool.mutmut]\n"
+    text += "".join(f"{key} = {json.dumps(value)}\n" for key, value in config.items())
+    (scratch / "pyproject.toml").write_text(text)
 
 
 def venv_python(scratch: Path, code: str, stdin: str = "") -> str:
@@ -210,51 +222,68 @@ def run_mutmut(scratch: Path, names: Sequence[str], workers: int, log: Path) -> 
         )
 
 
+def status_of(exit_code: object) -> str:
+    if exit_code is None:
+        return "not checked"
+    return STATUS_BY_EXIT_CODE.get(int(str(exit_code)), "suspicious")
+
+
 def measure(args: argparse.Namespace) -> list[LayerResult]:
     layers: list[str] = args.layers or list(LAYERS)
-    scratch = make_scratch(layers, args.tests)
+    scratch: Path = args.resume or Path(tempfile.mkdtemp(prefix="gibbous-mutation-"))
     print(f"scratch copy: {scratch}", flush=True)
     log = scratch / "mutmut.log"
     results: list[LayerResult] = []
     try:
+        if not args.report_only:
+            copy_checkout(scratch)
+            configure(scratch, layers, args.tests)
         generated: dict[str, list[str]] = json.loads(venv_python(scratch, GENERATE))
+        before = read_results(scratch, []) if args.resume else {}
         for layer in layers:
             prefix = f"gibbous/core/{layer}/"
             names = [n for p, ns in generated.items() if p.startswith(prefix) for n in ns]
             chosen, sampled = sample(names, args.sample)
             started = time.monotonic()
-            print(f"{layer}: {len(chosen)} of {len(names)} mutants", flush=True)
-            if chosen:
-                run_mutmut(
-                    scratch,
-                    [f"gibbous.core.{layer}.*"] if not sampled else chosen,
-                    args.workers,
-                    log,
-                )
+            if args.resume:
+                # Killed stays killed when only tests were added; a changed function's
+                # mutants were regenerated without a result, so they run again.
+                run = [
+                    n for n in chosen if status_of(before.get(n, {}).get("exit_code")) != "killed"
+                ]
+            else:
+                run = chosen if sampled else [f"gibbous.core.{layer}.*"]
+            print(f"{layer}: {len(chosen)} of {len(names)} mutants, {len(run)} to run", flush=True)
+            if chosen and run and not args.report_only:
+                run_mutmut(scratch, run, args.workers, log)
             seconds = time.monotonic() - started
-            results.append(LayerResult(layer, len(names), len(chosen), sampled, seconds, {}, []))
+            results.append(LayerResult(layer, len(names), chosen, sampled, seconds, {}, []))
             print(f"{layer}: done in {seconds:.0f} s", flush=True)
         collect(scratch, results)
     finally:
-        if args.keep:
+        if args.keep or args.resume:
             print(f"kept {scratch} (mutmut.log, mutants/)")
         else:
             shutil.rmtree(scratch, ignore_errors=True)
     return results
 
 
-def collect(scratch: Path, results: list[LayerResult]) -> None:
-    everything: dict[str, dict[str, object]] = json.loads(venv_python(scratch, READ_RESULTS, "[]"))
-    survivors = [n for n, r in everything.items() if r["exit_code"] == 0]
-    with_diffs: dict[str, dict[str, object]] = json.loads(
-        venv_python(scratch, READ_RESULTS, json.dumps(survivors))
+def read_results(scratch: Path, diffs_of: Sequence[str]) -> dict[str, dict[str, object]]:
+    found: dict[str, dict[str, object]] = json.loads(
+        venv_python(scratch, READ_RESULTS, json.dumps(list(diffs_of)))
     )
+    return found
+
+
+def collect(scratch: Path, results: list[LayerResult]) -> None:
+    chosen = {name for result in results for name in result.chosen}
+    first = read_results(scratch, [])
+    survivors = [n for n in chosen if status_of(first.get(n, {}).get("exit_code")) == "survived"]
+    rows = read_results(scratch, survivors)
     for result in results:
-        prefix = f"gibbous/core/{result.layer}/"
-        for name, row in sorted(with_diffs.items()):
-            if not str(row["path"]).startswith(prefix) or row["exit_code"] is None:
-                continue
-            status = STATUS_BY_EXIT_CODE.get(int(str(row["exit_code"])), "suspicious")
+        for name in sorted(result.chosen):
+            row = rows.get(name, {})
+            status = status_of(row.get("exit_code"))
             result.counts[status] = result.counts.get(status, 0) + 1
             if status == "survived":
                 result.survivors.append((name, str(row["path"]), str(row["diff"])))
@@ -269,21 +298,36 @@ def report(results: Sequence[LayerResult], args: argparse.Namespace) -> str:
     lines = [
         f"Measured {today}: `python -m bench.mutation {' '.join(args.argv)}`",
         "",
-        f"Tests run: {', '.join(f'`{t}`' for t in args.tests)}.",
+        f"Tests mutmut chose from: {', '.join(f'`{t}`' for t in args.tests)}.",
         "",
-        "| layer | mutants | tested | killed | survived | timeout | no tests | score | "
-        "score without equivalents | minutes |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    if args.sample is not None:
+        lines += [
+            f"Sampled layers (marked *sample*): the {args.sample} mutants with the smallest "
+            "SHA-256 of their name.",
+            "",
+        ]
+    if args.resume:
+        lines += [
+            "Resumed: mutants killed in the earlier run of this scratch copy were not run "
+            "again; minutes are this run's.",
+            "",
+        ]
+    lines += [
+        "| layer | mutants | tested | killed | survived | timeout | no tests | not checked "
+        "| score | score without equivalents | minutes |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         equivalents = sum(1 for name, _, _ in r.survivors if name in EQUIVALENT)
         killed = r.counts.get("killed", 0)
         adjusted = killed / (r.scored - equivalents) if r.scored - equivalents else None
-        tested = f"{r.tested} (sample)" if r.sampled else str(r.tested)
+        tested = f"{r.tested} *sample*" if r.sampled else str(r.tested)
         lines.append(
             f"| {r.layer} | {r.generated} | {tested} | {killed} | "
             f"{r.counts.get('survived', 0)} | {r.counts.get('timeout', 0)} | "
-            f"{r.counts.get('no tests', 0)} | {percent(r.score)} | {percent(adjusted)} | "
+            f"{r.counts.get('no tests', 0)} | {r.counts.get('not checked', 0)} | "
+            f"{percent(r.score)} | {percent(adjusted)} | "
             f"{r.seconds / 60:.1f} |"
         )
     lines.append("")
@@ -297,7 +341,7 @@ def report(results: Sequence[LayerResult], args: argparse.Namespace) -> str:
             lines += [
                 "",
                 "    ```diff",
-                *("    " + d for d in diff.strip().splitlines()[2:]),
+                *("    " + d for d in diff.splitlines()[2:] if d[:1] in "+-"),
                 "    ```",
                 "",
             ]
@@ -332,7 +376,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--report", type=Path, help="write the Markdown report here")
     parser.add_argument("--keep", action="store_true", help="keep the scratch copy")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="with --resume: run nothing, report what the scratch copy holds",
+    )
+    parser.add_argument(
+        "--resume",
+        type=Path,
+        metavar="DIR",
+        help="continue in a scratch copy kept by --keep: refresh it from the checkout and run "
+        "again the chosen mutants that are not killed (after adding tests)",
+    )
     args = parser.parse_args(argv)
+    if args.report_only and not args.resume:
+        parser.error("--report-only needs --resume DIR")
     unknown = sorted(set(args.layers) - set(LAYERS))
     if unknown:
         parser.error(f"unknown layer(s) {', '.join(unknown)}; the layers are {', '.join(LAYERS)}")

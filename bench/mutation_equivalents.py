@@ -9,4 +9,37 @@ name that no longer survives, or now names another change, must be re-checked.
 
 from __future__ import annotations
 
-EQUIVALENT: dict[str, str] = {}
+_RE2_MESSAGE = (
+    "RE2's errors always carry one argument, a non-empty UTF-8 message as bytes (it quotes "
+    "the UTF-8 pattern), so the no-argument default, the str() branch, the decode error "
+    "handler and the fallback text are never used"
+)
+_UNSIGNED = (
+    "parse_quantity passes the magnitude without its sign (the sign is applied after "
+    "rounding) and a magnitude already on the nano grid, zero included, returns early, so "
+    "`value` is always > 0 here"
+)
+_MEMO = (
+    "the memo is a shortcut: without its answer the same parse runs and gives the same "
+    "value or error (only slower)"
+)
+
+EQUIVALENT: dict[str, str] = {
+    # grammar
+    "gibbous.core.grammar.quantity.x__scan__mutmut_7": (
+        "pos is 0 and the text is never empty here (parse_quantity refuses an empty text "
+        "before scanning), so `pos <= end` and `pos < end` agree"
+    ),
+    "gibbous.core.grammar.quantity.x__round_to_nano__mutmut_15": _UNSIGNED,
+    "gibbous.core.grammar.quantity.x__round_to_nano__mutmut_16": _UNSIGNED,
+    "gibbous.core.grammar.quantity.x__round_to_nano__mutmut_18": _UNSIGNED,
+    "gibbous.core.grammar.quantity.x__convert__mutmut_1": _MEMO,
+    "gibbous.core.grammar.quantity.x__convert__mutmut_2": _MEMO,
+    **{
+        f"gibbous.core.grammar.pattern.x_compile_pattern__mutmut_{n}": _RE2_MESSAGE
+        for n in (10, 12, 15, 17, 18, 19, 22, 23, 24)
+    },
+    "gibbous.core.grammar.gotemplate.x__pieces__mutmut_2": (
+        "str.find, str.count and slicing read a start of None as 0, the value it replaces"
+    ),
+}

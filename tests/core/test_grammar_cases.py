@@ -258,3 +258,26 @@ def test_negative_quantities_name_field_and_value(value: object) -> None:
             f"spec.containers[0].resources.requests.cpu: invalid quantity {text}: must not be "
             "negative (accepted: a Kubernetes quantity such as 500m, 1.5, 2Gi, 512M or 1e3)"
         )
+
+
+def test_expression_errors_name_their_line() -> None:
+    with pytest.raises(TemplateError, match=r'^line 2: bad string "\\q"$'):
+        parse_template('a\n{{ "\\q" }}')
+    with pytest.raises(TemplateError, match=r"^line 3: missing \)$"):
+        parse_template("\n\n{{ (.A .B) }}")
+
+
+def test_output_limit_is_64_kib_exactly() -> None:
+    limit = 64 * 1024
+    assert len(parse_template("x" * limit).render({})) == limit
+    assert len(_render("{{ .S }}", S="y" * limit)) == limit
+    with pytest.raises(TemplateError, match=r"^the rendered text is longer than 65536 characters$"):
+        _render("{{ .S }}", S="y" * (limit + 1))
+
+
+def test_render_budget_is_100_000_steps() -> None:
+    # One step for the range, one per element for the `if` inside it (which writes nothing).
+    loop = "{{ range .L }}{{ if . }}{{ end }}{{ end }}"
+    assert _render(loop, L=[0] * 99_999) == ""
+    with pytest.raises(TemplateError, match=r"^rendering takes more than 100000 steps"):
+        _render(loop, L=[0] * 100_000)
