@@ -24,6 +24,12 @@ _MEMO = (
     "value or error (only slower)"
 )
 
+_SHARING = (
+    "sharing equal values is an identity optimisation: this only decides whether two equal "
+    "values share one object (key order, or a value of exactly the size limit); every "
+    "reader sees an equal value either way"
+)
+
 EQUIVALENT: dict[str, str] = {
     # grammar
     "gibbous.core.grammar.quantity.x__scan__mutmut_7": (
@@ -42,4 +48,7 @@ EQUIVALENT: dict[str, str] = {
     "gibbous.core.grammar.gotemplate.x__pieces__mutmut_2": (
         "str.find, str.count and slicing read a start of None as 0, the value it replaces"
     ),
+    # podmodel
+    "gibbous.core.podmodel.slim.x__shared__mutmut_9": _SHARING,
+    "gibbous.core.podmodel.slim.x__shared__mutmut_12": _SHARING,
 }

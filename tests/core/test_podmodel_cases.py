@@ -8,8 +8,13 @@ from typing import Any
 
 import pytest
 
-from gibbous.core.errors import ManifestError
+from gibbous.core.errors import InvalidAnnotationError, InvalidAnnotationsError, ManifestError
+from gibbous.core.podmodel.affinity import pod_node_affinity
+from gibbous.core.podmodel.constraints import parse_bool_annotation, parse_constraints
+from gibbous.core.podmodel.pods import is_mirror_pod, pod_requests, quantity_problems
+from gibbous.core.podmodel.podtopology import pod_topology
 from gibbous.core.podmodel.rulesize import rule_items
+from gibbous.core.podmodel.slim import slim_pod
 from gibbous.core.podmodel.workloads import pod_template, whole_number
 
 
@@ -169,3 +174,174 @@ def test_pod_template_at_a_dotted_path() -> None:
         assert str(raised.value) == (
             "CronJob/nightly: missing pod template at spec.jobTemplate.spec.template"
         )
+
+
+# --- pods, annotations, selectors ----------------------------------------------------------
+
+
+def test_every_unreadable_quantity_is_named_requests_and_limits() -> None:
+    pod = _pod(
+        {
+            "containers": [
+                {
+                    "name": "c",
+                    "resources": {
+                        "requests": {"cpu": "two", "memory": "lots"},
+                        "limits": {"memory": "1Gb"},
+                    },
+                }
+            ]
+        }
+    )
+    fields = [str(problem).split(":")[0] for problem in quantity_problems(pod)]
+    assert fields == [
+        "spec.containers[0].resources.requests.cpu",
+        "spec.containers[0].resources.requests.memory",
+        "spec.containers[0].resources.limits.memory",
+    ]
+
+
+def test_a_pod_level_limit_without_request_is_the_request() -> None:
+    # API defaulting (PodLevelResources): spec.resources.requests defaults from its limits
+    # for a resource no container requests.
+    pod = _pod(
+        {
+            "resources": {"limits": {"cpu": "2", "memory": "1Gi"}},
+            "containers": [{"name": "c", "resources": {}}],
+        }
+    )
+    requests = pod_requests(pod)
+    assert (requests.cpu_millis, requests.memory_bytes) == (2000, 2**30)
+
+
+def test_mirror_pods_by_annotation_or_node_owner() -> None:
+    static = {"metadata": {"annotations": {"kubernetes.io/config.mirror": "hash"}}}
+    owned = {"metadata": {"ownerReferences": [{"kind": "Node", "name": "n1"}]}}
+    replica = {"metadata": {"ownerReferences": [{"kind": "ReplicaSet", "name": "r"}]}}
+    assert is_mirror_pod(static) and is_mirror_pod(owned) and not is_mirror_pod(replica)
+
+
+def test_slim_pods_keep_their_owners() -> None:
+    owner = {
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "name": "web-7d9f",
+        "uid": "5f3c",
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+    slim = slim_pod({"metadata": {"name": "web", "ownerReferences": [owner]}, "spec": {}})
+    kept = {k: v for k, v in owner.items() if k != "blockOwnerDeletion"}
+    assert slim["metadata"]["ownerReferences"] == [kept]
+
+
+def test_boolean_annotations_read_true_and_false_in_any_case() -> None:
+    assert parse_bool_annotation("pod.elotl.co/do-not-evict", "true") is True
+    assert parse_bool_annotation("pod.elotl.co/do-not-evict", " FALSE ") is False
+    with pytest.raises(InvalidAnnotationError):
+        parse_bool_annotation("pod.elotl.co/do-not-evict", "yes")
+
+
+def test_max_gpus_takes_up_to_six_digits() -> None:
+    key = "node.elotl.co/instance-max-gpus"
+    assert parse_constraints({key: "100000"}).max_gpus == 100_000
+    with pytest.raises(InvalidAnnotationsError):
+        parse_constraints({key: "1000000"})
+
+
+def test_pod_affinity_selector_expressions_select_by_value() -> None:
+    term = {
+        "labelSelector": {
+            "matchExpressions": [{"key": "app", "operator": "In", "values": ["web", "api"]}]
+        },
+        "topologyKey": "kubernetes.io/hostname",
+    }
+    pod = _pod(
+        {
+            "affinity": {
+                "podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term]}
+            }
+        }
+    )
+    (parsed,) = pod_topology(pod).anti_affinity
+    assert parsed.selects("default", {"app": "api"})
+    assert not parsed.selects("default", {"app": "db"})
+
+
+def test_a_node_affinity_expression_without_key_matches_no_label() -> None:
+    # The API server refuses an expression without a key; read anyway, it names no label,
+    # not a label called "None".
+    pod = _pod(
+        {
+            "affinity": {
+                "nodeAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": {
+                        "nodeSelectorTerms": [{"matchExpressions": [{"operator": "Exists"}]}]
+                    }
+                }
+            }
+        }
+    )
+    assert not pod_node_affinity(pod).matches({"None": "x", "zone": "a"})
+
+
+def test_annotation_errors_name_their_key_and_why() -> None:
+    with pytest.raises(InvalidAnnotationsError) as raised:
+        parse_constraints(
+            {
+                "node.elotl.co/instance-offerings": "spot,spot",
+                "node.elotl.co/instance-family-inclusions": "g5,,g6",
+            }
+        )
+    text = str(raised.value)
+    assert 'node.elotl.co/instance-offerings: invalid value "spot,spot" (repeated category)' in text
+    assert 'node.elotl.co/instance-family-inclusions: invalid value "g5,,g6"' in text
+
+
+def test_a_pod_affinity_term_with_namespaces_selects_only_there() -> None:
+    # kube-scheduler: a term's namespaces list replaces the pod's own namespace.
+    term = {
+        "labelSelector": {"matchLabels": {"app": "db"}},
+        "namespaces": ["data"],
+        "topologyKey": "topology.kubernetes.io/zone",
+    }
+    pod = _pod(
+        {"affinity": {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term]}}}
+    )
+    (parsed,) = pod_topology(pod).affinity
+    assert parsed.selects("data", {"app": "db"})
+    assert not parsed.selects("default", {"app": "db"})
+
+
+def test_a_spread_policy_other_than_honor_or_ignore_names_its_field() -> None:
+    constraint = {
+        "maxSkew": 1,
+        "topologyKey": "topology.kubernetes.io/zone",
+        "whenUnsatisfiable": "DoNotSchedule",
+        "nodeTaintsPolicy": "Sometimes",
+    }
+    with pytest.raises(ManifestError) as raised:
+        pod_topology(_pod({"topologySpreadConstraints": [constraint]}))
+    assert str(raised.value).startswith("spec.topologySpreadConstraints[0].nodeTaintsPolicy: ")
+
+
+def test_gt_and_lt_are_strict() -> None:
+    # kube-scheduler's Gt and Lt: the label's integer strictly greater / less than the value.
+    def affinity(operator: str) -> Any:
+        expression = {"key": "cores", "operator": operator, "values": ["4"]}
+        return pod_node_affinity(
+            _pod(
+                {
+                    "affinity": {
+                        "nodeAffinity": {
+                            "requiredDuringSchedulingIgnoredDuringExecution": {
+                                "nodeSelectorTerms": [{"matchExpressions": [expression]}]
+                            }
+                        }
+                    }
+                }
+            )
+        )
+
+    assert affinity("Gt").matches({"cores": "5"}) and not affinity("Gt").matches({"cores": "4"})
+    assert affinity("Lt").matches({"cores": "3"}) and not affinity("Lt").matches({"cores": "4"})
