@@ -11,8 +11,9 @@ import pytest
 from gibbous.core.errors import InvalidAnnotationError, InvalidAnnotationsError, ManifestError
 from gibbous.core.podmodel.affinity import pod_node_affinity
 from gibbous.core.podmodel.constraints import parse_bool_annotation, parse_constraints
-from gibbous.core.podmodel.pods import is_mirror_pod, pod_requests, quantity_problems
+from gibbous.core.podmodel.pods import is_mirror_pod, pod_requests, priority_of, quantity_problems
 from gibbous.core.podmodel.podtopology import pod_topology
+from gibbous.core.podmodel.resources import Resources
 from gibbous.core.podmodel.rulesize import rule_items
 from gibbous.core.podmodel.slim import slim_pod
 from gibbous.core.podmodel.workloads import pod_template, whole_number
@@ -345,3 +346,28 @@ def test_gt_and_lt_are_strict() -> None:
 
     assert affinity("Gt").matches({"cores": "5"}) and not affinity("Gt").matches({"cores": "4"})
     assert affinity("Lt").matches({"cores": "3"}) and not affinity("Lt").matches({"cores": "4"})
+
+
+def test_fit_checks_pods_and_ephemeral_storage_each_on_its_own() -> None:
+    # kube-scheduler's NodeResourcesFit: every resource against allocatable, pods included.
+    node = Resources(cpu_millis=4000, memory_bytes=2**34, pods=110, ephemeral_bytes=10**10)
+    assert Resources(cpu_millis=100, pods=110).fits_in(node)
+    assert not Resources(cpu_millis=100, pods=111).fits_in(node)
+    assert not Resources(cpu_millis=100, pods=1, ephemeral_bytes=10**10 + 1).fits_in(node)
+
+
+def test_extended_resources_add_and_subtract_by_name() -> None:
+    fpga = Resources(extended=(("example.com/fpga", 2),))
+    assert (Resources() + fpga).extended == (("example.com/fpga", 2),)
+    assert (fpga + Resources(extended=(("a.io/x", 1),))).extended == (
+        ("a.io/x", 1),
+        ("example.com/fpga", 2),
+    )
+    assert (fpga - fpga).extended == ()  # a zero amount is no entry
+    assert Resources().maximum(fpga).extended == (("example.com/fpga", 2),)
+
+
+def test_priority_is_the_spec_integer_or_zero() -> None:
+    assert priority_of(_pod({"priority": 1000})) == 1000
+    assert priority_of(_pod({"priority": True})) == 0
+    assert priority_of(_pod({})) == 0
