@@ -174,12 +174,14 @@ def copy_checkout(scratch: Path) -> None:
 
 
 def configure(scratch: Path, layers: Sequence[str], tests: Sequence[str]) -> None:
-    (scratch / "mutation_pytest_plugin.py").write_text(PYTEST_PLUGIN)
+    # The plugin's name and pytest's arguments are part of mutmut's cache key: a change
+    # resets every result of a kept copy, so they stay as they are.
+    (scratch / "mutation_hypothesis_profile.py").write_text(PYTEST_PLUGIN)
     config = {
         "source_paths": ["gibbous"],
         "only_mutate": [f"gibbous/core/{layer}/*" for layer in layers],
-        "also_copy": ["mutation_pytest_plugin.py"],
-        "pytest_add_cli_args": ["-p", "no:cacheprovider", "-p", "mutation_pytest_plugin"],
+        "also_copy": ["mutation_hypothesis_profile.py"],
+        "pytest_add_cli_args": ["-p", "no:cacheprovider", "-p", "mutation_hypothesis_profile"],
         "pytest_add_cli_args_test_selection": list(tests),
         # A mutant gets 4 x (its covering tests' clean time + 1 s) of CPU time, then is a
         # timeout (CPU time: a loaded machine does not turn slow into timed out).
