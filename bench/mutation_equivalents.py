@@ -51,4 +51,13 @@ EQUIVALENT: dict[str, str] = {
     # podmodel
     "gibbous.core.podmodel.slim.x__shared__mutmut_9": _SHARING,
     "gibbous.core.podmodel.slim.x__shared__mutmut_12": _SHARING,
+    # admission
+    "gibbous.core.admission.validation.x__gke_time_sharing_problems__mutmut_43": (
+        "`resources` is a mapping here (the line before replaces anything else with {}), so "
+        "the isinstance test is always true"
+    ),
+    "gibbous.core.admission.validation.x_validate_pod__mutmut_49": (
+        "compared with a whole number m, ceil(g / s) > m exactly when g / s > m, so true "
+        "division decides the same as the ceiling"
+    ),
 }

@@ -9,7 +9,15 @@ from typing import Any
 
 import pytest
 
-from gibbous.core.admission.mutation import escape, parse_taint, toleration_for
+from gibbous.core.admission.mutation import (
+    Mutation,
+    ServerFeatures,
+    escape,
+    parse_taint,
+    plan_mutation,
+    plan_release,
+    toleration_for,
+)
 from gibbous.core.admission.validation import denial_message, validate_pod, validate_update
 from tests.factories import config, make_pod
 
@@ -172,3 +180,72 @@ def test_an_update_is_judged_only_on_the_annotations_it_changes() -> None:
     now_bad = make_pod(annotations={MAX_COST: "dear", OFFERINGS: "spot"})
     problems = validate_update(now_bad, old, namespace="default", config=config())
     assert len(problems) == 1 and MAX_COST in problems[0] and '"dear"' in problems[0]
+
+
+GATES = ServerFeatures(scheduling_gates=True)
+
+
+def _plan(pod: Any, cfg: Any, features: ServerFeatures = GATES, ns: str = "default") -> Any:
+    return plan_mutation(pod, namespace=ns, operation="CREATE", config=cfg, features=features)
+
+
+def test_no_gate_warning_when_the_gate_is_off() -> None:
+    off = _plan(make_pod(), config(provisioningGate=False), ServerFeatures(scheduling_gates=False))
+    assert off.warnings == ()
+    on = _plan(make_pod(), config(provisioningGate=True), ServerFeatures(scheduling_gates=False))
+    assert on.warnings == (
+        "gibbous: provisioningGate is on but this API server has no scheduling gates; not gated",
+    )
+
+
+def test_every_namespace_is_managed_under_star() -> None:
+    pod = make_pod(managed=False)
+    result = _plan(pod, config(managedNamespaces=["*"]), ns="anything")
+    assert result.managed
+    assert {
+        "op": "add",
+        "path": "/metadata/labels/elotl-luna",
+        "value": "true",
+    } in result.operations
+    assert not _plan(pod, config(managedNamespaces=["team-a"]), ns="anything").managed
+
+
+def test_an_object_without_spec_is_left_alone_with_a_warning() -> None:
+    result = _plan({"metadata": {"labels": {"elotl-luna": "true"}}}, config())
+    assert result == Mutation(
+        True, (), ("gibbous: the object has no pod metadata or spec; unchanged",)
+    )
+
+
+def test_a_pods_own_time_sharing_selector_is_kept_with_a_warning() -> None:
+    cfg = config(cloudProvider="gcp", nvidiaGPUTimeSlices=2, placeNodeSelector=True)
+    clients = "cloud.google.com/gke-max-shared-clients-per-gpu"
+    one = make_pod(gpus=1, node_selector={clients: "4"})
+    result = _plan(one, cfg)
+    assert result.warnings == (
+        f"gibbous: nodeSelector {clients} differs from nvidiaGPUTimeSlices=2; left as the pod has it",
+    )
+    assert {
+        "op": "add",
+        "path": f"/spec/nodeSelector/{TIME_SHARING.replace('/', '~1')}",
+        "value": "time-sharing",
+    } in result.operations
+    both = make_pod(gpus=1, node_selector={clients: "4", TIME_SHARING: "mps"})
+    assert _plan(both, cfg).warnings == (
+        f"gibbous: nodeSelector {TIME_SHARING}, {clients} differs from nvidiaGPUTimeSlices=2; "
+        "left as the pod has it",
+    )
+
+
+def test_release_tests_the_gate_list_as_it_was_even_when_malformed() -> None:
+    pod = make_pod()
+    pod["spec"]["schedulingGates"] = [{"name": "gibbous.dev/provisioning"}, "junk"]
+    operations = plan_release(pod, None)
+    assert operations == [
+        {
+            "op": "test",
+            "path": "/spec/schedulingGates",
+            "value": [{"name": "gibbous.dev/provisioning"}, "junk"],
+        },
+        {"op": "replace", "path": "/spec/schedulingGates", "value": ["junk"]},
+    ]

@@ -16,7 +16,7 @@ from gibbous.core.grammar.duration import format_duration, parse_duration, shown
 from gibbous.core.grammar.gotemplate import TemplateError, parse_template
 from gibbous.core.grammar.numerals import parse_decimal, parse_whole
 from gibbous.core.grammar.pattern import PatternError, compile_pattern
-from gibbous.core.grammar.quantity import to_millis, to_units
+from gibbous.core.grammar.quantity import parse_quantity, to_millis, to_units
 from gibbous.core.grammar.timestamps import epoch_seconds
 
 TEN_YEARS = 10 * 365 * 86400  # the documented limit: 315,360,000 s
@@ -281,3 +281,35 @@ def test_render_budget_is_100_000_steps() -> None:
     assert _render(loop, L=[0] * 99_999) == ""
     with pytest.raises(TemplateError, match=r"^rendering takes more than 100000 steps"):
         _render(loop, L=[0] * 100_000)
+
+
+def test_if_and_range_expressions_name_their_line() -> None:
+    with pytest.raises(TemplateError, match=r"^line 2: missing \)$"):
+        parse_template("\n{{ if (.A .B) }}x{{ end }}")
+    with pytest.raises(TemplateError, match=r"^line 1: missing \)$"):
+        parse_template("{{ range (.A .B) }}x{{ end }}")
+    with pytest.raises(TemplateError, match=r"^line 1: unexpected end of action$"):
+        parse_template("{{}}")
+
+
+@pytest.mark.parametrize("word", ["with", "define", "template", "block", "break", "continue"])
+def test_go_actions_outside_the_subset_are_refused_by_name(word: str) -> None:
+    with pytest.raises(TemplateError, match=rf"^line 1: '{word}' is not supported$"):
+        parse_template(f"{{{{ {word} .A }}}}x{{{{ end }}}}")
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ([1], "[1]: not a string or number"),
+        ("1" * 65, f'"{"1" * 65}": longer than 64 characters'),
+        ("e-10", '"e-10": no digits'),  # apimachinery refuses a digitless exponent below -9
+    ],
+)
+def test_quantity_errors_say_why(value: object, why: str) -> None:
+    with pytest.raises(InvalidQuantityError) as raised:
+        parse_quantity(value, "f")
+    assert str(raised.value) == (
+        f"f: invalid quantity {why} (accepted: a Kubernetes quantity such as 500m, 1.5, 2Gi, "
+        "512M or 1e3)"
+    )

@@ -11,7 +11,13 @@ import pytest
 from gibbous.core.errors import InvalidAnnotationError, InvalidAnnotationsError, ManifestError
 from gibbous.core.podmodel.affinity import pod_node_affinity
 from gibbous.core.podmodel.constraints import parse_bool_annotation, parse_constraints
-from gibbous.core.podmodel.pods import is_mirror_pod, pod_requests, priority_of, quantity_problems
+from gibbous.core.podmodel.pods import (
+    is_mirror_pod,
+    pod_requests,
+    priority_of,
+    quantity_problems,
+    uid_of,
+)
 from gibbous.core.podmodel.podtopology import pod_topology
 from gibbous.core.podmodel.resources import Resources
 from gibbous.core.podmodel.rulesize import rule_items
@@ -371,3 +377,39 @@ def test_priority_is_the_spec_integer_or_zero() -> None:
     assert priority_of(_pod({"priority": 1000})) == 1000
     assert priority_of(_pod({"priority": True})) == 0
     assert priority_of(_pod({})) == 0
+
+
+def test_sidecars_count_beside_the_app_and_during_later_init_containers() -> None:
+    # KEP-753 (kube-scheduler's PodRequests): sidecars (init containers with restartPolicy
+    # Always) run beside the app containers and beside every init container after them.
+    def pod(*init: dict[str, Any]) -> dict[str, Any]:
+        app = {"name": "app", "resources": {"requests": {"cpu": "500m"}}}
+        return _pod({"initContainers": list(init), "containers": [app]})
+
+    sidecar = {
+        "name": "proxy",
+        "restartPolicy": "Always",
+        "resources": {"requests": {"cpu": "200m"}},
+    }
+    job = {"name": "migrate", "resources": {"requests": {"cpu": "1"}}}
+    assert pod_requests(pod(sidecar)).cpu_millis == 500 + 200
+    assert pod_requests(pod(sidecar, job)).cpu_millis == 1000 + 200  # the init peak
+    assert pod_requests(pod(job, sidecar)).cpu_millis == 1000  # before the sidecar starts
+
+
+def test_a_match_fields_term_never_matches_a_node_not_yet_created() -> None:
+    term = {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n1"]}]}
+    pod = _pod(
+        {
+            "affinity": {
+                "nodeAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}
+                }
+            }
+        }
+    )
+    assert not pod_node_affinity(pod).matches({"kubernetes.io/hostname": "n1"})
+
+
+def test_a_pod_without_uid_has_an_empty_one() -> None:
+    assert uid_of({"metadata": {}}) == "" and uid_of({"metadata": {"uid": "u-1"}}) == "u-1"
