@@ -42,7 +42,7 @@ import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from bench.mutation_equivalents import EQUIVALENT
+from bench.mutation_equivalents import EQUIVALENT, KILLED_BY_HAND
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = ("grammar", "podmodel", "settings", "choice", "planning", "lifecycle", "admission")
@@ -138,6 +138,7 @@ class LayerResult:
     seconds: float
     counts: dict[str, int]
     survivors: list[tuple[str, str, str]]  # (name, path, diff)
+    timeouts: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def tested(self) -> int:
@@ -289,6 +290,8 @@ def collect(scratch: Path, results: list[LayerResult]) -> None:
             result.counts[status] = result.counts.get(status, 0) + 1
             if status == "survived":
                 result.survivors.append((name, str(row["path"]), str(row["diff"])))
+            elif status == "timeout":
+                result.timeouts.append(name)
 
 
 def percent(value: float | None) -> str:
@@ -317,13 +320,15 @@ def report(results: Sequence[LayerResult], args: argparse.Namespace) -> str:
         ]
     lines += [
         "| layer | mutants | tested | killed | survived | timeout | no tests | not checked "
-        "| score | score without equivalents | minutes |",
+        "| score | adjusted score | minutes |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         equivalents = sum(1 for name, _, _ in r.survivors if name in EQUIVALENT)
+        by_hand = sum(1 for name, _, _ in r.survivors if name in KILLED_BY_HAND)
         killed = r.counts.get("killed", 0)
-        adjusted = killed / (r.scored - equivalents) if r.scored - equivalents else None
+        scored = r.scored - equivalents
+        adjusted = (killed + by_hand) / scored if scored else None
         tested = f"{r.tested} *sample*" if r.sampled else str(r.tested)
         lines.append(
             f"| {r.layer} | {r.generated} | {tested} | {killed} | "
@@ -332,14 +337,27 @@ def report(results: Sequence[LayerResult], args: argparse.Namespace) -> str:
             f"{percent(r.score)} | {percent(adjusted)} | "
             f"{r.seconds / 60:.1f} |"
         )
-    lines.append("")
+    lines += [
+        "",
+        "Score: killed / (killed + survived + timeout). Adjusted score: equivalent survivors "
+        "left out, survivors killed by hand counted as killed (both listed below with the "
+        "reason).",
+        "",
+    ]
+    for r in results:
+        if r.timeouts:
+            lines += [f"Timeouts in {r.layer}: " + ", ".join(f"`{n}`" for n in r.timeouts), ""]
     for r in results:
         if not r.survivors:
             continue
         lines += [f"### Survivors in {r.layer}", ""]
         for name, path, diff in r.survivors:
-            reason = EQUIVALENT.get(name)
-            lines.append(f"- `{name}` ({path})" + (f": equivalent, {reason}" if reason else ""))
+            if name in EQUIVALENT:
+                lines.append(f"- `{name}` ({path}): equivalent, {EQUIVALENT[name]}")
+            elif name in KILLED_BY_HAND:
+                lines.append(f"- `{name}` ({path}): killed by hand, {KILLED_BY_HAND[name]}")
+            else:
+                lines.append(f"- `{name}` ({path})")
             lines += [
                 "",
                 "    ```diff",

@@ -61,3 +61,17 @@ EQUIVALENT: dict[str, str] = {
         "division decides the same as the ceiling"
     ),
 }
+
+_IMPORT_TIME = (
+    "mutmut cannot switch this mutant on: `_compare` runs only while the module is imported "
+    "(to build FUNCTIONS), before mutmut chooses a mutant. Applied by hand (`mutmut apply` "
+    "in the scratch copy), it fails tests/core/test_grammar_cases.py::test_comparisons"
+)
+
+# Survivors that a test does kill when the change is made in the source by hand, but that
+# mutmut's switch (chosen at call time) cannot reach; the report counts them as killed in
+# the adjusted score, with this reason.
+KILLED_BY_HAND: dict[str, str] = {
+    "gibbous.core.grammar.gotemplate.x__compare__mutmut_1": _IMPORT_TIME,
+    "gibbous.core.grammar.gotemplate.x__compare__mutmut_6": _IMPORT_TIME,
+}

@@ -249,3 +249,12 @@ def test_release_tests_the_gate_list_as_it_was_even_when_malformed() -> None:
         },
         {"op": "replace", "path": "/spec/schedulingGates", "value": ["junk"]},
     ]
+
+
+def test_an_update_in_a_managed_namespace_is_judged_there() -> None:
+    # Managed by its namespace (no label): the update is judged as the namespace's pod.
+    pod = make_pod(managed=False, annotations={OFFERINGS: "moon"})
+    cfg = config(managedNamespaces=["team-a"])
+    problems = validate_update(pod, {}, namespace="team-a", config=cfg)
+    assert len(problems) == 1 and OFFERINGS in problems[0]
+    assert validate_update(pod, {}, namespace="team-b", config=cfg) == []
