@@ -97,6 +97,12 @@ GENERATE = textwrap.dedent(
     from mutmut.mutation.data import SourceFileMutationData
     from mutmut.utils.file_utils import walk_mutatable_files
     os.makedirs("mutants", exist_ok=True)
+    # A file a run for other layers copied back unmutated is mutated again (its functions'
+    # results are kept by mutmut while their code is unchanged).
+    for path in walk_mutatable_files():
+        copy = os.path.join("mutants", path)
+        if os.path.exists(copy) and "__mutmut_" not in open(copy).read():
+            os.utime(path)
     with contextlib.redirect_stdout(io.StringIO()):
         copy_src_dir()
         copy_also_copy_files()
@@ -178,9 +184,15 @@ def configure(scratch: Path, layers: Sequence[str], tests: Sequence[str]) -> Non
     # The plugin's name and pytest's arguments are part of mutmut's cache key: a change
     # resets every result of a kept copy, so they stay as they are.
     (scratch / "mutation_hypothesis_profile.py").write_text(PYTEST_PLUGIN)
+    # mutmut copies the files it does not mutate over their mutants: a kept copy mutates
+    # every layer it ever did, so their mutants and results stay.
+    record = scratch / "mutation-layers.json"
+    before = json.loads(record.read_text()) if record.is_file() else []
+    every = [layer for layer in LAYERS if layer in before or layer in layers]
+    record.write_text(json.dumps(every))
     config = {
         "source_paths": ["gibbous"],
-        "only_mutate": [f"gibbous/core/{layer}/*" for layer in layers],
+        "only_mutate": [f"gibbous/core/{layer}/*" for layer in every],
         "also_copy": ["mutation_hypothesis_profile.py"],
         "pytest_add_cli_args": ["-p", "no:cacheprovider", "-p", "mutation_hypothesis_profile"],
         "pytest_add_cli_args_test_selection": list(tests),
@@ -240,7 +252,7 @@ def measure(args: argparse.Namespace) -> list[LayerResult]:
     try:
         if not args.report_only:
             copy_checkout(scratch)
-            configure(scratch, layers, args.tests)
+        configure(scratch, layers, args.tests)  # which layers mutmut lists
         generated: dict[str, list[str]] = json.loads(venv_python(scratch, GENERATE))
         before = read_results(scratch, []) if args.resume else {}
         for layer in layers:
