@@ -31,14 +31,22 @@ def shown(value: object, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _negative(value: object, key: str) -> ConfigError:
+    return ConfigError(f"{key}: duration {shown(value)} must be finite and not negative")
+
+
+def _too_long(value: object, key: str) -> ConfigError:
+    return ConfigError(
+        f"{key}: duration {shown(value)} is longer than the limit of ten years "
+        f"({MAX_DURATION_SECONDS}s)"
+    )
+
+
 def _checked(seconds: float, value: object, key: str) -> float:
     if not math.isfinite(seconds) or seconds < 0:
-        raise ConfigError(f"{key}: duration {shown(value)} must be finite and not negative")
+        raise _negative(value, key)
     if seconds > MAX_DURATION_SECONDS:
-        raise ConfigError(
-            f"{key}: duration {shown(value)} is longer than the limit of ten years "
-            f"({MAX_DURATION_SECONDS}s)"
-        )
+        raise _too_long(value, key)
     return seconds
 
 
@@ -48,10 +56,12 @@ def parse_duration(value: object, key: str) -> float:
     if isinstance(value, bool):
         raise ConfigError(f"{key}: invalid duration {value!r} {_ACCEPTED}")
     if isinstance(value, int):
-        # compared as an integer first: float() of a 400-digit integer overflows
+        # compared as an integer first: float() of a 400-digit integer overflows (either sign)
+        if value < 0:
+            raise _negative(value, key)
         if value > MAX_DURATION_SECONDS:
-            return _checked(math.inf, value, key)
-        return _checked(float(value), value, key)
+            raise _too_long(value, key)
+        return float(value)
     if isinstance(value, float):
         return _checked(value, value, key)
     if not isinstance(value, str):
