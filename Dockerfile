@@ -17,13 +17,14 @@ ARG PIP_CERT
 # A virtual environment at the same path in both stages: the same layout whichever
 # Python the base installs (python:3.11-slim's /usr/local or Debian's /usr).
 # The dependencies first, from pyproject.toml alone (an empty package stands in for the
-# source), so a change to the source rebuilds only the last layer, not every download.
+# source), so a change to the source rebuilds only the last layer, not every download;
+# the stub's build directory goes with it (setuptools would keep its older copies).
 RUN if [ -z "$PIP_CERT" ]; then unset PIP_CERT; fi \
     && python3 -m venv /opt/gibbous \
     && mkdir gibbous && touch gibbous/__init__.py \
     && /opt/gibbous/bin/pip install --no-cache-dir --disable-pip-version-check ".[${EXTRAS}]" \
     && /opt/gibbous/bin/pip uninstall --yes --disable-pip-version-check gibbous \
-    && rm -r gibbous
+    && rm -rf gibbous build ./*.egg-info
 COPY gibbous ./gibbous
 RUN if [ -z "$PIP_CERT" ]; then unset PIP_CERT; fi \
     && /opt/gibbous/bin/pip install --no-cache-dir --disable-pip-version-check --no-deps . \
