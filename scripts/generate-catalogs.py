@@ -20,6 +20,7 @@ import libcloud
 import moto
 
 from gibbous.core.choice.catalog import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
+from gibbous.core.choice.n1gpus import n1_gpu_fits
 
 OUT = Path(__file__).resolve().parent.parent / "gibbous" / "catalogs"
 LIBCLOUD = Path(libcloud.__file__).parent / "data" / "pricing.json"
@@ -342,13 +343,9 @@ def gcp() -> None:
         for kind, gib in (("standard", 3.75), ("highmem", 6.5)):
             for size in (4, 8, 16, 32, 64, 96):
                 for count in counts:
-                    # N1 limits: up to 24 vCPUs per T4/P4/P100 and 12 per V100.
-                    per_gpu = 12 if sku == "V100" else 24
-                    if (
-                        size > per_gpu * count * 2
-                        or (count == 1 and size > 48)
-                        or (size < 8 and count > 2)
-                    ):
+                    # Compute Engine's vCPU and memory limits per GPU count (n1gpus.py);
+                    # small machines with many GPUs are left out as before.
+                    if not n1_gpu_fits(sku, count, size, size * gib) or (size < 8 and count > 2):
                         continue
                     price = size * n1_cpu + size * gib * n1_ram + count * gpu_price
                     rows.append(

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gibbous.core.choice.catalog import InstanceType, family_of
+from gibbous.core.choice.n1gpus import n1_gpu_fits
 from gibbous.core.errors import CatalogError
 
 SOURCE = "gcp-api"
@@ -53,7 +54,8 @@ ACCELERATORS: dict[str, tuple[str, int]] = {
     "nvidia-b200": ("B200", 180),
 }
 # The GPUs N1 machines attach (Compute Engine's "GPU machine types": N1 with T4, P4, V100,
-# P100; K80 is retired). The others in `acceleratorTypes` come bundled in A2/A3/G2 types.
+# P100; K80 is end of life, offered only while `acceleratorTypes` still lists it). The
+# others in `acceleratorTypes` come bundled in A2/A3/G2 types.
 N1_ACCELERATORS = frozenset(
     {
         "nvidia-tesla-t4",
@@ -279,7 +281,8 @@ def live_catalog(
     date: str,
 ) -> list[InstanceType]:
     """The region's catalog: every priced machine type, and every N1 machine with each
-    GPU its zones attach (named `n1-standard-4+t4x1`, as the built-in catalog names them)."""
+    GPU its zones attach, in the counts its size allows (Compute Engine's limits per GPU
+    count, n1gpus.py), named `n1-standard-4+t4x1` as the built-in catalog names them."""
     on_demand, spot = rates.get("OnDemand"), rates.get("Preemptible")
     rows = []
     for name in sorted(machines):
@@ -314,8 +317,16 @@ def live_catalog(
                 continue
             spot_gpu = spot.gpu.get(accelerator) if spot else None
             by_zone = accelerators[accelerator]
+            sku = ACCELERATORS[accelerator][0]
+            gib = spec.memory_mib / GIB_MIB
             for count in gpu_counts(max(by_zone.values(), default=0)):
-                zones = tuple(z for z in spec.zones if by_zone.get(z, 0) >= count)
+                # Zones attaching this many, where the machine is within Compute Engine's
+                # vCPU and memory limits for them (n1gpus.py).
+                zones = tuple(
+                    z
+                    for z in spec.zones
+                    if by_zone.get(z, 0) >= count and n1_gpu_fits(sku, count, spec.vcpu, gib, z)
+                )
                 if not zones:
                     continue
                 rows.append(
