@@ -48,6 +48,20 @@ def build(
         if not config.region and region and region != config.effective_region:
             # No region configured: the catalog is that of the cluster's region.
             catalog = load_catalog(args.catalog, "oci", region)
+        catalog_feed = None
+        if not args.catalog:
+            from gibbous.autoscaler.cloud.ocicatalog import OciCatalogFeed, compute_client
+
+            catalog_feed = OciCatalogFeed(
+                compute=compute_client(container, sdk_config, args.oci_endpoint or ""),
+                compartment_id=config.oci.compartment_id,
+                price_list_url=config.oci.price_list_url,
+                region=region or config.effective_region,
+                builtin=catalog,
+                clock=time.time,
+                cache_dir=args.catalog_cache,
+            )
+            catalog_feed.start()
         return StartedProvider(
             discover(
                 container=container,
@@ -57,7 +71,9 @@ def build(
                 catalog=catalog,
                 clock=time.time,
                 empty_pool_s=config.scale_down.unneeded_time_s,
-            )
+                catalog_feed=catalog_feed,
+            ),
+            collectors=(catalog_feed,) if catalog_feed else (),
         )
 
 
