@@ -179,9 +179,10 @@ def _add_cloud_options(scaler: argparse.ArgumentParser) -> None:
     scaler.add_argument(
         "--oci-endpoint",
         metavar="URL",
-        help="oci: serve Container Engine's and Identity's calls from this address (the OKE "
-        "emulator of `gibbous dev-cluster up --cloud oci`), signing with the API key of "
-        "--oci-config; default: OCI with OKE workload identity, else instance principals",
+        help="oci: serve Container Engine's, Identity's and Compute's calls from this address "
+        "(the OKE emulator of `gibbous dev-cluster up --cloud oci`; also the price list's, "
+        "unless oci.priceListUrl is set), signing with the API key of --oci-config; default: "
+        "OCI with OKE workload identity, else instance principals",
     )
     scaler.add_argument(
         "--oci-config",

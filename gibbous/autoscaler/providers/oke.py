@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import time
+import urllib.parse
 from typing import TYPE_CHECKING, Any
 
 from gibbous.autoscaler.providers.spec import ProviderSpec, StartedProvider, own_cloud
 from gibbous.catalogs import load_catalog
 from gibbous.core.errors import ConfigError
+from gibbous.core.settings.options.oci import OciConfig
 
 if TYPE_CHECKING:
     from gibbous.core.choice.catalog import InstanceType
@@ -55,7 +57,7 @@ def build(
             catalog_feed = OciCatalogFeed(
                 compute=compute_client(container, sdk_config, args.oci_endpoint or ""),
                 compartment_id=config.oci.compartment_id,
-                price_list_url=config.oci.price_list_url,
+                price_list_url=_price_list_url(config, args.oci_endpoint or ""),
                 region=region or config.effective_region,
                 builtin=catalog,
                 clock=time.time,
@@ -75,6 +77,16 @@ def build(
             ),
             collectors=(catalog_feed,) if catalog_feed else (),
         )
+
+
+def _price_list_url(config: Config, endpoint: str) -> str:
+    """oci.priceListUrl; left at Oracle's public URL with --oci-endpoint (the emulator),
+    the emulator's own price list."""
+    default = OciConfig().price_list_url
+    if endpoint and config.oci.price_list_url == default:
+        query = urllib.parse.urlsplit(default).query
+        return f"{endpoint.rstrip('/')}/cetools/api/v1/products/?{query}"
+    return config.oci.price_list_url
 
 
 PROVIDER = ProviderSpec("oci", "node pools on OKE", build)
