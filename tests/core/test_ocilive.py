@@ -8,6 +8,8 @@ hand in each test from the prices written there.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from gibbous.core.choice.catalog import InstanceType
@@ -190,6 +192,33 @@ def test_a_built_in_row_gives_zones_and_spot_price_the_apis_do_not() -> None:
     )
     row = next(r for r in rows if r.name == "VM.Standard.E4.Flex-1-8")
     assert (row.on_demand_price, row.spot_price, row.zones) == (0.037, 0.02, ("AD-1",))
+
+
+def test_a_listed_shape_without_a_price_keeps_its_built_in_rows() -> None:
+    old = InstanceType(
+        cloud="oci",
+        region="us-ashburn-1",
+        name="BM.GPU3.8",
+        family="bm.gpu3",
+        vcpu=104.0,
+        memory_bytes=768 * GIB,
+        gpu_count=8,
+        gpu_sku="V100",
+        gpu_memory_bytes=128 * GIB,
+        arch="amd64",
+        on_demand_price=23.6,
+        spot_price=None,
+        price_date="2025",
+    )
+    not_listed = dataclasses.replace(old, name="BM.GPU.A10.4")
+    rows = live_catalog(
+        "us-ashburn-1",
+        specs=parse_shapes([[BM_GPU3]]),
+        prices={},  # no V100 part
+        builtin=[old, not_listed],
+        date="2026-12-06",
+    )
+    assert rows == [old]  # sold here (listed), priced as built in; the unlisted one is not
 
 
 def test_a_shape_without_its_prices_is_left_out() -> None:

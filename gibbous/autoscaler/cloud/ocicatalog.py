@@ -140,6 +140,13 @@ def fetch_catalog(
             0,
             f"no priced shape in {region} ({len(specs)} shapes, {len(prices)} prices)",
         )
+    builtin_priced = sorted({t.name for t in types if t.price_date != date})
+    if builtin_priced:
+        log.warning(
+            "OCI price list: no price for %d listed shape(s) (%s); their built-in prices are used",
+            len(builtin_priced),
+            ", ".join(builtin_priced[:10]),
+        )
     return types
 
 

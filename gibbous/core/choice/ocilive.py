@@ -224,7 +224,8 @@ def live_catalog(
     date: str,
 ) -> list[InstanceType]:
     """The region's catalog from ListShapes and the price list. The built-in row of a name,
-    when there is one, gives what the APIs do not (zones, max pods, GPU memory)."""
+    when there is one, gives what the APIs do not (zones, max pods, GPU memory); a listed
+    shape the price list does not price keeps its built-in rows."""
     known = {t.name: t for t in builtin if t.cloud == "oci" and t.region == region}
     rows: list[InstanceType] = []
 
@@ -274,7 +275,19 @@ def live_catalog(
             continue
         for ocpus, gb in flex_sizes(spec):
             add(f"{name}-{ocpus}-{gb}", ocpus, gb, spec, ocpus * ocpu_price + gb * gb_price)
+    # A shape ListShapes lists but no known part prices (a part number Gibbous does not know,
+    # or a price missing from the list) keeps its built-in rows, with their own date: it is
+    # sold here, and the built-in price is the best one known.
+    priced = {r.name for r in rows}
+    for name in sorted(known):
+        if base_shape(name) in specs and name not in priced:
+            rows.append(known[name])
     return rows
+
+
+def base_shape(name: str) -> str:
+    """`VM.Standard.E4.Flex-4-32` -> `VM.Standard.E4.Flex`; other names as they are."""
+    return re.sub(r"-\d+(\.\d+)?-\d+$", "", name) if ".Flex-" in name else name
 
 
 def catalog_document(types: Iterable[InstanceType], region: str, fetched_at: float) -> str:
