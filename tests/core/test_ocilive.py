@@ -253,3 +253,38 @@ def test_the_kept_document_round_trips_and_refuses_another_region() -> None:
         read_catalog_document(text, "us-phoenix-1")
     with pytest.raises(CatalogError, match="unreadable"):
         read_catalog_document("{", "us-ashburn-1")
+
+
+def test_a_zero_price_is_no_price_and_newer_series_are_priced() -> None:
+    # Ampere A1's parts are listed at $0 (the Always Free tier): no live A1 price.
+    pages = [
+        {
+            "items": [
+                usd("B93297", "OCPU Per Hour", 0.0),
+                usd("B93298", "Gigabyte Per Hour", 0.0),
+                usd("B93311", "OCPU Per Hour", 0.054),  # Optimized3 (X9) OCPU
+                usd("B93312", "Gigabyte Per Hour", 0.0015),
+                usd("B95907", "GPU Per Hour", 4.0),  # A100 80 GB (v2)
+            ]
+        }
+    ]
+    optimized = {
+        **E4_FLEX,
+        "shape": "VM.Optimized3.Flex",
+        "ocpuOptions": {"min": 1.0, "max": 1.0},
+        "memoryOptions": {"minPerOcpuInGBs": 1.0, "maxPerOcpuInGBs": 8.0},
+    }
+    a100 = {**BM_GPU3, "shape": "BM.GPU.A100-v2.8", "ocpus": 128.0, "memoryInGBs": 2048.0}
+    a100["gpuDescription"] = "NVIDIA® A100"
+    rows = live_catalog(
+        "us-ashburn-1",
+        specs=parse_shapes([[A1_FLEX, optimized, a100]]),
+        prices=parse_price_list(pages),
+        builtin=[],
+        date="2026-12-06",
+    )
+    got = {r.name: (r.on_demand_price, r.gpu_sku, r.gpu_memory_bytes // GIB) for r in rows}
+    assert got == {
+        "VM.Optimized3.Flex-1-8": (0.066, "", 0),  # 0.054 + 8 x 0.0015
+        "BM.GPU.A100-v2.8": (32.0, "A100", 8 * 80),  # 8 x $4.00; 80 GB each
+    }

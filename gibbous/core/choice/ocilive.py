@@ -43,7 +43,8 @@ DEFAULT_PRICE_LIST_URL = (
     "https://apexapps.oracle.com/pls/apex/cetools/api/v1/products/?currencyCode=USD"
 )
 # partNumber -> (series, what it prices: ocpu | memory | gpu, the metricName it must have).
-# Series: the standard shapes' processor generation, or a GPU model.
+# Series: the standard shapes' processor generation, or a GPU model. docs/clouds/oke.md
+# says which numbers a source confirms and which are guesses.
 PRICE_PARTS: dict[str, tuple[str, str, str]] = {
     "B93113": ("E4", "ocpu", "OCPU Per Hour"),
     "B93114": ("E4", "memory", "Gigabyte Per Hour"),
@@ -51,27 +52,44 @@ PRICE_PARTS: dict[str, tuple[str, str, str]] = {
     "B97385": ("E5", "memory", "Gigabyte Per Hour"),
     "B94176": ("Standard3", "ocpu", "OCPU Per Hour"),
     "B94177": ("Standard3", "memory", "Gigabyte Per Hour"),
+    "B93311": ("Optimized3", "ocpu", "OCPU Per Hour"),
+    "B93312": ("Optimized3", "memory", "Gigabyte Per Hour"),
+    # Ampere A1's parts are listed at $0 (the Always Free tier): no price is read from a
+    # $0 value, so the A1 shapes keep their built-in prices.
     "B93297": ("A1", "ocpu", "OCPU Per Hour"),
     "B93298": ("A1", "memory", "Gigabyte Per Hour"),
-    "B88517": ("V100", "gpu", "GPU Per Hour"),
+    "B109529": ("A2", "ocpu", "OCPU Per Hour"),
+    "B109530": ("A2", "memory", "Gigabyte Per Hour"),
     "B95909": ("A10", "gpu", "GPU Per Hour"),
+    "B95907": ("A100-v2", "gpu", "GPU Per Hour"),
+    "B88517": ("V100", "gpu", "GPU Per Hour"),
     "B88518": ("A100", "gpu", "GPU Per Hour"),
     "B89734": ("P100", "gpu", "GPU Per Hour"),
 }
-# The standard series of a shape name: VM.Standard.E4.Flex, BM.Standard.E4.128 -> E4;
-# VM.Standard3.Flex, BM.Standard3.64 -> Standard3; VM.Standard.A1.Flex -> A1.
-_STANDARD = re.compile(r"(?:VM|BM)\.Standard(?:\.(E4|E5|A1)|(3))\.(?:Flex|\d+)")
-# The GPU series of a shape: VM.GPU3.1, BM.GPU3.8 -> V100; VM.GPU.A10.1 -> A10;
-# BM.GPU4.8 -> A100; VM.GPU2.1 -> P100 (OCI's "Compute Shapes", GPU shapes).
-_GPU_SERIES = (
-    (re.compile(r"(?:VM|BM)\.GPU3\.\d+"), "V100"),
-    (re.compile(r"(?:VM|BM)\.GPU\.A10\.\d+"), "A10"),
-    (re.compile(r"BM\.GPU4\.8"), "A100"),
-    (re.compile(r"(?:VM|BM)\.GPU2\.\d+"), "P100"),
+# The standard series of a shape name, VM (Flex) or bare metal: VM.Standard.E4.Flex,
+# BM.Standard.E4.128 -> E4; VM.Standard3.Flex, BM.Standard3.64 -> Standard3.
+_STANDARD = tuple(
+    (re.compile(pattern), series)
+    for pattern, series in (
+        (r"(?:VM|BM)\.Standard\.E4\.(?:Flex|\d+)", "E4"),
+        (r"(?:VM|BM)\.Standard\.E5\.(?:Flex|\d+)", "E5"),
+        (r"(?:VM|BM)\.Standard3\.(?:Flex|\d+)", "Standard3"),
+        (r"(?:VM|BM)\.Optimized3\.(?:Flex|\d+)", "Optimized3"),
+        (r"(?:VM|BM)\.Standard\.A1\.(?:Flex|\d+)", "A1"),
+        (r"(?:VM|BM)\.Standard\.A2\.(?:Flex|\d+)", "A2"),
+    )
 )
-# Memory of one GPU (NVIDIA's data sheets: V100 16 GB in OCI's GPU3, A10 24 GB, A100 40 GB
-# in BM.GPU4.8, P100 16 GB); ListShapes does not say.
-GPU_MEMORY_GIB = {"V100": 16, "A10": 24, "A100": 40, "P100": 16}
+# The GPU series of a shape and the memory of one of its GPUs (OCI's "Compute Shapes", GPU
+# shapes; NVIDIA's data sheets): VM.GPU3.1, BM.GPU3.8 -> V100 16 GB; VM.GPU.A10.1 -> A10
+# 24 GB; BM.GPU4.8 -> A100 40 GB; BM.GPU.A100-v2.8 -> A100 80 GB; VM.GPU2.1 -> P100 16 GB.
+# ListShapes does not give GPU memory.
+_GPU_SERIES = (
+    (re.compile(r"(?:VM|BM)\.GPU3\.\d+"), "V100", 16),
+    (re.compile(r"(?:VM|BM)\.GPU\.A10\.\d+"), "A10", 24),
+    (re.compile(r"BM\.GPU4\.8"), "A100", 40),
+    (re.compile(r"BM\.GPU\.A100-v2\.8"), "A100-v2", 80),
+    (re.compile(r"(?:VM|BM)\.GPU2\.\d+"), "P100", 16),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,15 +203,17 @@ def _usd(localizations: Any) -> float | None:
 
 
 def standard_series(shape: str) -> str:
-    """E4, E5, Standard3 or A1 for a standard shape Gibbous prices; "" otherwise."""
-    match = _STANDARD.fullmatch(shape)
-    if match is None:
-        return ""
-    return match.group(1) or "Standard3"
+    """The standard series (E4, E5, Standard3, Optimized3, A1, A2) Gibbous prices a shape
+    by; "" otherwise."""
+    return next((series for pattern, series in _STANDARD if pattern.fullmatch(shape)), "")
 
 
-def gpu_series(shape: str) -> str:
-    return next((series for pattern, series in _GPU_SERIES if pattern.fullmatch(shape)), "")
+def gpu_series(shape: str) -> tuple[str, int]:
+    """(GPU series, GB of one GPU) of a GPU shape Gibbous prices; ("", 0) otherwise."""
+    return next(
+        ((series, gib) for pattern, series, gib in _GPU_SERIES if pattern.fullmatch(shape)),
+        ("", 0),
+    )
 
 
 def flex_sizes(spec: ShapeSpec) -> list[tuple[int, int]]:
@@ -232,7 +252,7 @@ def live_catalog(
     def add(name: str, ocpus: float, gb: float, spec: ShapeSpec, price: float) -> None:
         old = known.get(name)
         per_ocpu = 1 if spec.arch == "arm64" else 2
-        gpu_memory = GPU_MEMORY_GIB.get(spec.gpu_sku, 0) * spec.gpus * GIB
+        gpu_memory = gpu_series(spec.name)[1] * spec.gpus * GIB
         rows.append(
             InstanceType(
                 cloud="oci",
@@ -255,7 +275,7 @@ def live_catalog(
 
     for name in sorted(specs):
         spec = specs[name]
-        gpu = gpu_series(name)
+        gpu, _ = gpu_series(name)
         if spec.gpus and gpu:
             if (gpu, "gpu") in prices:
                 add(name, spec.ocpus, spec.memory_gb, spec, spec.gpus * prices[(gpu, "gpu")])
