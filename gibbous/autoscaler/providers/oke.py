@@ -47,18 +47,20 @@ def build(
             or getattr(container.base_client.signer, "region", "")
             or ""
         )
+        catalog_region = config.effective_region
         if not config.region and region and region != config.effective_region:
             # No region configured: the catalog is that of the cluster's region.
             catalog = load_catalog(args.catalog, "oci", region)
+            catalog_region = region
         catalog_feed = None
-        if not args.catalog:
+        if not args.catalog and config.oci.compartment_id:  # without it: discover says so
             from gibbous.autoscaler.cloud.ocicatalog import OciCatalogFeed, compute_client
 
             catalog_feed = OciCatalogFeed(
                 compute=compute_client(container, sdk_config, args.oci_endpoint or ""),
                 compartment_id=config.oci.compartment_id,
                 price_list_url=_price_list_url(config, args.oci_endpoint or ""),
-                region=region or config.effective_region,
+                region=catalog_region,
                 builtin=catalog,
                 clock=time.time,
                 cache_dir=args.catalog_cache,
