@@ -548,6 +548,28 @@ def oci() -> None:
                         arch=arch,
                     )
                 )
+    # Bare-metal standard shapes (OCI "Compute Shapes", bare metal: OCPUs and GB), billed
+    # per OCPU and GB at their series' Flex rates (OCI price list: "Compute - Standard -
+    # E4 - OCPU" etc. price bare metal and VMs of a series alike).
+    for name, ocpus, gb, per_ocpu, per_gb, vcpus, arch in (
+        ("BM.Standard.E4.128", 128, 2048, 0.025, 0.0015, 2, "amd64"),
+        ("BM.Standard.E5.192", 192, 2304, 0.03, 0.002, 2, "amd64"),
+        ("BM.Standard3.64", 64, 1024, 0.04, 0.0015, 2, "amd64"),
+        ("BM.Standard.A1.160", 160, 1024, 0.01, 0.0015, 1, "arm64"),
+    ):
+        rows.append(
+            row(
+                "oci",
+                OCI_REGION,
+                name,
+                ocpus * vcpus,
+                gb,
+                ocpus * per_ocpu + gb * per_gb,
+                "list-2025",
+                "2025",
+                arch=arch,
+            )
+        )
     for name, vcpu, mem, gpus, sku, price, source, gpu_mem in (
         ("VM.GPU2.1", 24, 72, 1, "P100", 1.275, "post-P17", 16),
         ("VM.GPU3.1", 12, 90, 1, "V100", 2.95, "list-2025", 16),
@@ -557,6 +579,8 @@ def oci() -> None:
         ("VM.GPU.A10.2", 60, 480, 2, "A10", 4.00, "list-2025", 48),
         ("BM.GPU.A10.4", 128, 1024, 4, "A10", 8.00, "list-2025", 96),
         ("BM.GPU4.8", 128, 2048, 8, "A100", 24.40, "list-2025", 320),
+        # 52 OCPUs, 768 GB, 8 V100 16 GB (OCI "Compute Shapes"), $2.95 a GPU-hour as GPU3.
+        ("BM.GPU3.8", 104, 768, 8, "V100", 23.60, "list-2025", 128),
     ):
         rows.append(
             row(

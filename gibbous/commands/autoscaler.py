@@ -90,7 +90,8 @@ def _add_loop_options(scaler: argparse.ArgumentParser) -> None:
         help="instance catalog CSV (default: from the cloud's own APIs, refreshed every 6 h, "
         "the built-in data until then: aws from EC2 and the Price List API; gcp from Compute "
         "Engine's machine and accelerator types and the Cloud Billing Catalog; azure from "
-        "Resource SKUs and the Retail Prices API; other providers: the built-in one)",
+        "Resource SKUs and the Retail Prices API; oci from ListShapes and Oracle's price list; "
+        "kwok: the built-in one)",
     )
     scaler.add_argument(
         "--catalog-cache",
@@ -188,9 +189,10 @@ def _add_cloud_options(scaler: argparse.ArgumentParser) -> None:
     scaler.add_argument(
         "--oci-endpoint",
         metavar="URL",
-        help="oci: serve Container Engine's and Identity's calls from this address (the OKE "
-        "emulator of `gibbous dev-cluster up --cloud oci`), signing with the API key of "
-        "--oci-config; default: OCI with OKE workload identity, else instance principals",
+        help="oci: serve Container Engine's, Identity's and Compute's calls from this address "
+        "(the OKE emulator of `gibbous dev-cluster up --cloud oci`; also the price list's, "
+        "unless oci.priceListUrl is set), signing with the API key of --oci-config; default: "
+        "OCI with OKE workload identity, else instance principals",
     )
     scaler.add_argument(
         "--oci-config",

@@ -375,6 +375,9 @@ class DevCluster:
                 "--provider=oci",
                 f"--oci-endpoint={emulator}",
                 f"--oci-config={sdk_config}",
+                # The catalog from the emulator's ListShapes and price list, kept beside
+                # the cluster's other files.
+                f"--catalog-cache={self.directory / 'catalog-cache'}",
             ]
         if cloud == "azure":
             emulator = self._start_emulator(plane, "aksemulator", kwok_boot_s, timeout_s)

@@ -27,9 +27,11 @@ def steps(clock: Clock, autoscaler: Autoscaler, count: int) -> None:
         clock.advance(1.0)
 
 
-def test_the_oci_1000gi_pod_is_told_of_its_8xa100_bare_metal_node() -> None:
-    # oci.csv: no standard shape holds 1000Gi; BM.GPU4.8 (128 vCPU, 2048 GiB, 8 A100,
-    # $24.40/hr) is the cheapest that does. 8 GPUs asked by nobody; 128 vCPU for 4.
+def test_the_oci_1000gi_pod_is_told_of_its_bare_metal_node() -> None:
+    # oci.csv: BM.Standard.E4.128 (128 OCPUs = 256 vCPU, 2048 GB; 128 x $0.025 + 2048 x
+    # $0.0015 = $6.272/hr) is the cheapest shape that holds 1000Gi with the node's
+    # reservations (the 1024 GB BM.Standard3.64 and BM.Standard.A1.160 do not): bare metal,
+    # 256 vCPU for 4.
     clock, provider, cluster, autoscaler = setup("oci")
     cluster.add(make_pod("bigmem", cpu="4", memory="1000Gi"), make_pod("small", cpu="1"))
     for _ in range(15):  # until the decision (batched over a short window) is made
@@ -39,17 +41,17 @@ def test_the_oci_1000gi_pod_is_told_of_its_8xa100_bare_metal_node() -> None:
     # `gibbous explain` reads the decision: it says so too.
     decision = autoscaler.decided["uid-bigmem"]
     assert decision.outcome == "launch"
-    assert "; BM.GPU4.8 (bare metal) is far larger than its pods ask: " in decision.detail
+    assert "; BM.Standard.E4.128 (bare metal) is far larger than its pods ask: " in decision.detail
     assert "is far larger" not in autoscaler.decided["uid-small"].detail
     steps(clock, autoscaler, 5)
-    assert ("BM.GPU4.8", "on-demand") in [
+    assert ("BM.Standard.E4.128", "on-demand") in [
         (r.instance_type, r.category) for r in provider.create_calls
     ]
     (warning,) = cluster.events_for("bigmem", keys.EVENT_WRONG_SIZE_NODE)
     assert warning.startswith(
-        "BM.GPU4.8 (bare metal) is far larger than its pods ask: 8 A100 GPU(s) though no pod "
-        "asks for a GPU; 128 vCPU for 4 CPU requested; launching it as the cheapest type that "
-        "fits (BM.GPU4.8 (on-demand, $24.4000/hr))"
+        "BM.Standard.E4.128 (bare metal) is far larger than its pods ask: 256 vCPU for 4 CPU "
+        "requested; launching it as the cheapest type that fits (BM.Standard.E4.128 "
+        "(on-demand, $6.2720/hr))"
     )
     assert [w for _, r, _, w in cluster.events if r == keys.EVENT_WRONG_SIZE_NODE] == [True]
     assert cluster.events_for("small", keys.EVENT_WRONG_SIZE_NODE) == []
@@ -65,8 +67,9 @@ def test_a_cost_estimate_gated_pod_is_told_too_and_the_estimate_keeps_its_format
     (estimate,) = cluster.events_for("gated-bigmem", keys.EVENT_NODE_COST_ESTIMATE)
     # Luna's format, which Nova's scripts parse (price at characters 17-24), unchanged.
     assert estimate == (
-        "Estimated cost $24.400000/hr for node type BM.GPU4.8 (on-demand); estimated node count 1"
+        "Estimated cost $6.272000/hr for node type BM.Standard.E4.128 (on-demand); "
+        "estimated node count 1"
     )
     (warning,) = cluster.events_for("gated-bigmem", keys.EVENT_WRONG_SIZE_NODE)
-    assert warning.startswith("BM.GPU4.8 (bare metal) is far larger than its pods ask: 8 A100")
+    assert warning.startswith("BM.Standard.E4.128 (bare metal) is far larger than its pods ask")
     assert provider.create_calls == []

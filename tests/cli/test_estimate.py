@@ -438,29 +438,28 @@ spec:
       requests: {cpu: "4", memory: 1000Gi}
 """
 
-# Issue #30: on OCI's built-in catalog no standard shape holds 1000Gi; the cheapest that
-# fits is BM.GPU4.8 (oci.csv: 128 vCPU, 2048 GiB, 8 A100, $24.40/hr). 8 GPUs for a pod
-# asking none; 128 vCPU >= 4 x 4 with 124 spare (>= 32); 2048 GiB is ~2x 1000 GiB.
+# Issue #30: OCI's built-in catalog once had no standard shape holding 1000Gi and the pod
+# got BM.GPU4.8 (8 A100, $24.40/hr). With the bare-metal standard shapes (OCI "Compute
+# Shapes"): BM.Standard3.64 and BM.Standard.A1.160 have 1024 GB, too little once the
+# node's reservations are taken; BM.Standard.E4.128 (128 OCPUs = 256 vCPU, 2048 GB) at
+# 128 x $0.025 + 2048 x $0.0015 = $6.272/hr is the cheapest that fits, before
+# BM.Standard.E5.192 ($10.368). Still bare metal with 256 vCPU for 4 (>= 4 x 4, spare >= 32).
 BIG_MEMORY_WARNING = (
-    "BM.GPU4.8 (bare metal) is far larger than its pods ask: 8 A100 GPU(s) though no pod "
-    "asks for a GPU; 128 vCPU for 4 CPU requested"
+    "BM.Standard.E4.128 (bare metal) is far larger than its pods ask: 256 vCPU for 4 CPU requested"
 )
 
 
-def test_the_oci_1000gi_pod_is_warned_of_its_gpu_bare_metal_machine_in_json() -> None:
+def test_the_oci_1000gi_pod_gets_standard_bare_metal_with_a_warning_in_json() -> None:
     code, report = run_json("-", "--cloud", "oci", stdin=BIG_MEMORY_POD)
     assert code == 0
     (workload,) = report["workloads"]
-    assert workload["nodes"][0]["instanceType"] == "BM.GPU4.8"
-    assert workload["nodes"][0]["pricePerHour"] == 24.4
+    assert workload["nodes"][0]["instanceType"] == "BM.Standard.E4.128"
+    assert workload["nodes"][0]["pricePerHour"] == 6.272
     assert workload["warnings"] == [BIG_MEMORY_WARNING]
     (node,) = report["nodes"]
     assert node["wrongSize"] == {
         "bareMetal": True,
-        "excess": [
-            {"resource": "nvidia.com/gpu", "capacity": 8, "requested": 0},
-            {"resource": "cpu", "capacity": 128, "requested": 4},
-        ],
+        "excess": [{"resource": "cpu", "capacity": 256, "requested": 4}],
         "message": BIG_MEMORY_WARNING,
     }
 

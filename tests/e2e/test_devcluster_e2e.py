@@ -625,5 +625,10 @@ def test_the_oci_dev_cluster_provisions_oke_node_pools(
         assert node.spec.provider_id.startswith("ocid1.instance.")
         assert labels["name"].startswith("gbs-")  # OKE's label: the node pool's name
         assert labels[keys.PLACEMENT] == "bin-pack"
+        # The catalog came from the emulator's ListShapes and price list, not the built-in
+        # file, and was kept with its date.
+        live = 'gibbous_catalog_age_seconds{cloud="oci",region="us-ashburn-1",source="api"}'
+        assert autoscaler_metric(directory, live) >= 0
+        assert (directory / "catalog-cache" / "oci-us-ashburn-1.json").exists()
     finally:
         gibbous("dev-cluster", "down", "--dir", str(directory))

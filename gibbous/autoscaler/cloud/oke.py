@@ -41,6 +41,8 @@ from gibbous.autoscaler.cloud.base import (
     QuotaExceededError,
     ThrottledError,
 )
+from gibbous.autoscaler.cloud.ocicatalog import OciCatalogFeed
+from gibbous.autoscaler.cloud.okelive import FollowingPoolProvider
 from gibbous.autoscaler.cloud.sizedpools import Member, PoolView, Shape, SizedPoolProvider
 from gibbous.core import keys
 from gibbous.core.choice.catalog import InstanceType
@@ -477,9 +479,11 @@ def discover(
     catalog: builtins.list[InstanceType],
     clock: Callable[[], float],
     empty_pool_s: float,
+    catalog_feed: OciCatalogFeed | None = None,
 ) -> SizedPoolProvider:
     """The provider for this cluster: its version, the region's availability domains and
-    the OKE node images are read once."""
+    the OKE node images are read once. With `catalog_feed` (the live catalog, see
+    `ocicatalog`) the provider follows the feed's catalog as it is refreshed."""
     for key, value in (
         ("oci.compartmentId", config.compartment_id),
         ("oci.clusterId", config.cluster_id),
@@ -505,17 +509,24 @@ def discover(
     # Nodes go in the availability domains Gibbous may use, labelled with the AD's name
     # without its tenancy prefix, as OKE labels them.
     zone_labels = tuple(ad.split(":", 1)[-1] for ad in ads)
-    catalog = [
-        dataclasses.replace(
-            t,
-            max_pods=oke_max_pods(cni_types, config.max_pods_per_node, oci_vnics(t.name)),
-            zones=zone_labels,
-        )
-        for t in catalog
-    ]
+
+    def launchable(found: builtins.list[InstanceType]) -> builtins.list[InstanceType]:
+        return [
+            dataclasses.replace(
+                t,
+                max_pods=oke_max_pods(cni_types, config.max_pods_per_node, oci_vnics(t.name)),
+                zones=zone_labels,
+            )
+            for t in found
+        ]
+
+    catalog_version = 0
+    if catalog_feed is not None:
+        catalog_version, catalog = catalog_feed.current()
+    catalog = launchable(catalog)
     types = {t.name: t for t in catalog}
-    return SizedPoolProvider(
-        cloud=OkePools(
+    common: dict[str, Any] = {
+        "cloud": OkePools(
             container,
             config,
             cluster_id,
@@ -526,13 +537,18 @@ def discover(
             cni_types=cni_types,
             clock=clock,
         ),
-        catalog=catalog,
-        clock=clock,
-        cluster_id=cluster_id,
-        name="oci",
-        pool_prefix=POOL_PREFIX,
-        pool_digits=12,
-        cloud_label_keys=CLOUD_LABEL_DOMAINS,
-        late_label_keys=PER_NODE_LABELS,
-        empty_pool_s=empty_pool_s,
-    )
+        "catalog": catalog,
+        "clock": clock,
+        "cluster_id": cluster_id,
+        "name": "oci",
+        "pool_prefix": POOL_PREFIX,
+        "pool_digits": 12,
+        "cloud_label_keys": CLOUD_LABEL_DOMAINS,
+        "late_label_keys": PER_NODE_LABELS,
+        "empty_pool_s": empty_pool_s,
+    }
+    if catalog_feed is not None:
+        return FollowingPoolProvider(
+            **common, feed=catalog_feed, launchable=launchable, catalog_version=catalog_version
+        )
+    return SizedPoolProvider(**common)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import time
+import urllib.parse
 from typing import TYPE_CHECKING, Any
 
 from gibbous.autoscaler.providers.spec import ProviderSpec, StartedProvider, own_cloud
 from gibbous.catalogs import load_catalog
 from gibbous.core.errors import ConfigError
+from gibbous.core.settings.options.oci import OciConfig
 
 if TYPE_CHECKING:
     from gibbous.core.choice.catalog import InstanceType
@@ -45,9 +47,25 @@ def build(
             or getattr(container.base_client.signer, "region", "")
             or ""
         )
+        catalog_region = config.effective_region
         if not config.region and region and region != config.effective_region:
             # No region configured: the catalog is that of the cluster's region.
             catalog = load_catalog(args.catalog, "oci", region)
+            catalog_region = region
+        catalog_feed = None
+        if not args.catalog and config.oci.compartment_id:  # without it: discover says so
+            from gibbous.autoscaler.cloud.ocicatalog import OciCatalogFeed, compute_client
+
+            catalog_feed = OciCatalogFeed(
+                compute=compute_client(container, sdk_config, args.oci_endpoint or ""),
+                compartment_id=config.oci.compartment_id,
+                price_list_url=_price_list_url(config, args.oci_endpoint or ""),
+                region=catalog_region,
+                builtin=catalog,
+                clock=time.time,
+                cache_dir=args.catalog_cache,
+            )
+            catalog_feed.start()
         return StartedProvider(
             discover(
                 container=container,
@@ -57,8 +75,20 @@ def build(
                 catalog=catalog,
                 clock=time.time,
                 empty_pool_s=config.scale_down.unneeded_time_s,
-            )
+                catalog_feed=catalog_feed,
+            ),
+            collectors=(catalog_feed,) if catalog_feed else (),
         )
+
+
+def _price_list_url(config: Config, endpoint: str) -> str:
+    """oci.priceListUrl; left at Oracle's public URL with --oci-endpoint (the emulator),
+    the emulator's own price list."""
+    default = OciConfig().price_list_url
+    if endpoint and config.oci.price_list_url == default:
+        query = urllib.parse.urlsplit(default).query
+        return f"{endpoint.rstrip('/')}/cetools/api/v1/products/?{query}"
+    return config.oci.price_list_url
 
 
 PROVIDER = ProviderSpec("oci", "node pools on OKE", build)

@@ -47,6 +47,11 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from gibbous.catalogs import load_catalog
 from gibbous.devcluster.emulation import RequestBucket, serve_json, take_fault
+from gibbous.devcluster.oci.catalogapis import (
+    UNSIGNED_PATHS,
+    CatalogApiError,
+    OciCatalogApis,
+)
 from gibbous.devcluster.oci.state import (
     ADS,
     CLUSTER,
@@ -108,6 +113,7 @@ class OkeEmulator:
         self.reads = RequestBucket(self.read_bucket, self.reads_per_s, self.clock)
         self.ids = itertools.count(1)
         self.shapes = {_base_shape(t.name) for t in load_catalog(None, "oci", REGION)}
+        self.catalog_apis = OciCatalogApis(load_catalog(None, "oci", REGION))
 
     # --- images ------------------------------------------------------------------------------
 
@@ -589,6 +595,9 @@ class OkeEmulator:
                 ],
                 {},
             )
+        answered = self.catalog_apis.answer(method, path, query, raw)  # see `catalogapis`
+        if answered is not None:
+            return answered
         if method == "GET" and self.reads.take():
             # "API Errors": 429 TooManyRequests, "User-rate limit exceeded."; no Retry-After.
             raise OciError(429, "TooManyRequests", "User-rate limit exceeded.")
@@ -674,11 +683,11 @@ class OkeEmulator:
         url = urlsplit(target)
         extra = {"opc-request-id": f"req-{next(self.ids):08x}"}
         try:
-            if url.path != "/emulator/faults":
+            if url.path not in ("/emulator/faults", *UNSIGNED_PATHS):
                 self.verify(method, target, headers, raw)
             status, body, more = self.route(method, url.path, parse_qs(url.query), raw)
-        except OciError as error:
-            return error.status, error.body(), extra
+        except (OciError, CatalogApiError) as error:
+            return error.status, OciError(error.status, error.code, str(error)).body(), extra
         return status, (None if status == 202 and body == {} else body), {**extra, **more}
 
     def serve(self, port: int = 0) -> ThreadingHTTPServer:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gibbous.core.settings.option import Option, Section
-from gibbous.core.settings.valuetypes import STRING_LIST, TEXT, whole_number
+from gibbous.core.settings.valuetypes import STRING_LIST, TEXT, TRIMMED_TEXT, whole_number
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,10 @@ class OciConfig:
     # VCN-native pod networking only (the cluster's clusterPodNetworkOptions say which):
     pod_subnet_ids: tuple[str, ...] = ()  # empty: the node subnet
     max_pods_per_node: int = 0  # 0: OKE's default, 31
+    # Oracle's public price list (the cost estimator's API), read by the live catalog.
+    price_list_url: str = (
+        "https://apexapps.oracle.com/pls/apex/cetools/api/v1/products/?currencyCode=USD"
+    )
 
 
 OCI = Section(
@@ -96,6 +100,15 @@ OCI = Section(
             attribute="oci.ssh_public_key",
             value_type=TEXT,
             help="SSH public key for the nodes",
+            luna=None,
+            since="0.1.0",
+        ),
+        Option(
+            key="oci.priceListUrl",
+            attribute="oci.price_list_url",
+            value_type=TRIMMED_TEXT,
+            help="where the autoscaler reads Oracle's public price list for its live catalog "
+            "(every 6 hours; unreachable: the kept or built-in prices, with a warning)",
             luna=None,
             since="0.1.0",
         ),
