@@ -88,7 +88,7 @@ def _complete(peers: Peers) -> bool:
 
 
 def build_peers() -> Path:
-    """Build both peers into the cache (about 9 minutes on 2 busy cores the first time)."""
+    """Build both peers into the cache (32 minutes on 2 busy cores the first time)."""
     if shutil.which("go") is None:
         karpenter, kwok = versions()
         raise PeersError(

@@ -1,5 +1,5 @@
 """`python -m bench.race`'s `smoke` scenario end to end: Gibbous and the real Karpenter
-(built from the Go module proxy on first use, like the control plane: ~9 minutes on 2 busy
+(built from the Go module proxy on first use, like the control plane: 32 minutes on 2 busy
 cores, then cached), each on a fresh dev cluster with the not-ready taint stand-in and the
 KWOK controller, the same four pods replayed into both, measured from the Node and Pod
 objects. The race's two clusters cannot share the session's control plane: each system
