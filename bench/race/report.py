@@ -6,11 +6,20 @@ from __future__ import annotations
 
 import html
 import statistics
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.race.metrics import Observation, RunMetrics, Sample, ratio, spread
+from bench.race.metrics import (
+    CAPACITY_TYPE,
+    INSTANCE_TYPE,
+    Observation,
+    RunMetrics,
+    Sample,
+    ratio,
+    spread,
+)
 
 SYSTEMS = ("gibbous", "karpenter")
 COLOURS = {"gibbous": "#1a7f37", "karpenter": "#cf222e"}
@@ -43,7 +52,18 @@ class Run:
             "bootMedian": None if self.boot_median_s is None else round(self.boot_median_s, 2),
             "repetition": self.repetition,
             "ranFirst": self.order == 0,
+            "nodeTypes": self.node_types(),
         }
+
+    def node_types(self) -> dict[str, int]:
+        """Nodes launched, by `instance-type/capacity-type` label."""
+        if self.observation is None:
+            return {}
+        counts = Counter(
+            f"{n.labels.get(INSTANCE_TYPE, '?')}/{n.labels.get(CAPACITY_TYPE, '?')}"
+            for n in self.observation.nodes.values()
+        )
+        return dict(sorted(counts.items()))
 
 
 @dataclass
