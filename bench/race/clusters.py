@@ -26,6 +26,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -180,10 +181,25 @@ class RaceCluster:
         self.stop()
 
     def _start(self) -> None:
+        # As a user starts it: `gibbous dev-cluster up`, whose processes outlive the command.
+        command = [
+            sys.executable,
+            "-m",
+            "gibbous",
+            "dev-cluster",
+            "up",
+            "--dir",
+            str(self.directory),
+        ]
         if self.system == "gibbous":
-            self.dev.up([], kwok_boot_s=self.boot_s, timeout_s=self.timeout_s)
+            command.append(f"--kwok-boot-seconds={self.boot_s:g}")
         else:
-            self.dev.up([], without_gibbous=True, timeout_s=self.timeout_s)
+            command.append("--without-gibbous")
+        up = subprocess.run(
+            command, capture_output=True, text=True, timeout=self.timeout_s * 3, check=False
+        )
+        if up.returncode != 0:
+            raise RaceSetupError(f"dev-cluster up ({self.system}) failed:\n{up.stderr[-3000:]}")
         configuration = client.Configuration()
         kube_config.load_kube_config(
             config_file=str(self.kubeconfig), client_configuration=configuration
