@@ -64,7 +64,8 @@ def test_rendering_values_replaces_only_the_block_between_the_markers() -> None:
     current = f"{hand_written_head}{BEGIN}\nstale: 1\n{END}\n{hand_written_tail}"
     rendered = render_values(current)
     assert rendered.startswith(f"{hand_written_head}{BEGIN}\n# labels that mark pods")
-    assert rendered.endswith(f"  sshPublicKey: ''\n{END}\n{hand_written_tail}")
+    assert rendered.endswith(f"\n{END}\n{hand_written_tail}")
+    assert "\n  sshPublicKey: ''\n" in rendered  # the oci section, between the markers
     assert "stale" not in rendered
 
 
