@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from gibbous.core.choice.awslive import (
-    catalog_document,
     gpu_sku,
     live_catalog,
     parse_instance_types,
@@ -19,6 +18,7 @@ from gibbous.core.choice.awslive import (
     parse_price_list,
     read_catalog_document,
 )
+from gibbous.core.choice.keptcatalog import catalog_document
 from gibbous.core.errors import CatalogError
 
 MIB = 1024 * 1024

@@ -11,7 +11,6 @@ import dataclasses
 
 import pytest
 
-from gibbous.core.choice.awslive import catalog_document
 from gibbous.core.choice.azurelive import (
     gpu_sku,
     live_catalog,
@@ -20,6 +19,7 @@ from gibbous.core.choice.azurelive import (
     read_azure_catalog_document,
 )
 from gibbous.core.choice.catalog import InstanceType
+from gibbous.core.choice.keptcatalog import catalog_document
 from gibbous.core.errors import CatalogError
 
 REGION = "westeurope"

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from gibbous.core.choice.catalog import InstanceType
 from gibbous.core.choice.gcplive import (
     live_catalog,
     parse_accelerator_types,
@@ -18,6 +19,7 @@ from gibbous.core.choice.gcplive import (
     parse_skus,
     unit_price,
 )
+from gibbous.core.choice.keptcatalog import catalog_document, read_kept_catalog
 from gibbous.core.errors import CatalogError
 
 REGION = "us-central1"
@@ -324,3 +326,28 @@ def test_a_page_that_is_not_the_api_shape_is_an_error() -> None:
     assert parse_skus([{"skus": ["x", *SKU_PAGES[0]["skus"]]}], REGION)["OnDemand"].core == (
         pytest.approx({"n1": 0.031611, "e2": 0.021811})
     )
+
+
+def test_a_damaged_kept_gcp_catalog_is_refused_as_a_gcp_one() -> None:
+    e2 = InstanceType(
+        cloud="gcp",
+        region=REGION,
+        name="e2-standard-4",
+        family="e2",
+        vcpu=4.0,
+        memory_bytes=16 * GIB,
+        gpu_count=0,
+        gpu_sku="",
+        gpu_memory_bytes=0,
+        arch="amd64",
+        on_demand_price=0.134,
+        spot_price=None,
+        zones=("us-central1-a",),
+    )
+    text = catalog_document([e2], REGION, 1_800_000_000.0)
+    assert read_kept_catalog(text, "gcp", REGION) == (1_800_000_000.0, [e2])
+    with pytest.raises(CatalogError, match="kept GCP catalog") as damaged:
+        read_kept_catalog(text[: len(text) // 2], "gcp", REGION)
+    assert "AWS" not in str(damaged.value)
+    with pytest.raises(CatalogError, match=r"kept AWS catalog.*another cloud"):
+        read_kept_catalog(text, "aws", REGION)

@@ -13,8 +13,8 @@ import dataclasses
 import pytest
 
 from gibbous.core.choice.catalog import InstanceType
+from gibbous.core.choice.keptcatalog import catalog_document
 from gibbous.core.choice.ocilive import (
-    catalog_document,
     gpu_sku,
     live_catalog,
     parse_price_list,

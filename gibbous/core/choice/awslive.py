@@ -21,7 +21,6 @@ with the built-in catalog.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 from collections.abc import Iterable, Mapping
@@ -29,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gibbous.core.choice.catalog import InstanceType, family_of
+from gibbous.core.choice.keptcatalog import read_kept_catalog
 from gibbous.core.errors import CatalogError
 
 MIB = 1024 * 1024
@@ -38,7 +38,6 @@ _ARCHES = {"x86_64": "amd64", "arm64": "arm64"}
 _GPU_NAMES = {"RADEON PRO V520": "V520", "GAUDI HL-205": "HL-205"}
 SOURCE = "aws-api"
 MAX_PODS = 250
-DOCUMENT_VERSION = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,15 +215,6 @@ def live_catalog(
     return rows
 
 
-def _kept_type(kept: Mapping[str, Any]) -> InstanceType:
-    row = dict(kept)
-    row["zones"] = tuple(str(z) for z in row.get("zones") or ())
-    instance = InstanceType(**row)
-    if not instance.vcpu > 0 or not instance.memory_bytes > 0 or not instance.on_demand_price > 0:
-        raise ValueError(f"{instance.name}: no size or price")
-    return instance
-
-
 def _list(page: Mapping[str, Any], key: str) -> list[Any]:
     found = page.get(key) or []
     if not isinstance(found, list):
@@ -232,38 +222,6 @@ def _list(page: Mapping[str, Any], key: str) -> list[Any]:
     return found
 
 
-def catalog_document(types: Iterable[InstanceType], region: str, fetched_at: float) -> str:
-    """The live catalog as kept on disk (JSON, with the time it was fetched)."""
-    rows = []
-    for t in types:
-        row = dataclasses.asdict(t)
-        row["zones"] = list(t.zones)
-        rows.append(row)
-    return json.dumps(
-        {"version": DOCUMENT_VERSION, "region": region, "fetchedAt": fetched_at, "types": rows}
-    )
-
-
 def read_catalog_document(text: str, region: str) -> tuple[float, list[InstanceType]]:
-    """A kept catalog: (when it was fetched, its types). Another region's, another
-    version's or a damaged one raises CatalogError."""
-    where = "kept AWS catalog"
-    try:
-        document = json.loads(text)
-        version, kept_region = document.get("version"), document.get("region")
-    except (ValueError, AttributeError) as error:
-        raise CatalogError(where, 0, f"unreadable: {error}") from None
-    if version != DOCUMENT_VERSION or kept_region != region:
-        raise CatalogError(
-            where,
-            0,
-            f"version {version} of {kept_region}, not version {DOCUMENT_VERSION} of {region}",
-        )
-    try:
-        fetched_at = float(document["fetchedAt"])
-        types = [_kept_type(row) for row in document["types"]]
-    except (ValueError, TypeError, KeyError, AttributeError) as error:
-        raise CatalogError(where, 0, f"unreadable: {error}") from None
-    if not types:
-        raise CatalogError(where, 0, "no instance types")
-    return fetched_at, types
+    """A kept AWS catalog (`keptcatalog.read_kept_catalog`)."""
+    return read_kept_catalog(text, "aws", region)

@@ -30,8 +30,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gibbous.core.choice.awslive import read_catalog_document
 from gibbous.core.choice.catalog import InstanceType, family_of
+from gibbous.core.choice.keptcatalog import read_kept_catalog
 from gibbous.core.errors import CatalogError
 
 GIB = 1024**3
@@ -250,16 +250,8 @@ def live_catalog(
 
 
 def read_azure_catalog_document(text: str, region: str) -> tuple[float, list[InstanceType]]:
-    """A kept Azure catalog (the document of `awslive.catalog_document`): (when it was
-    fetched, its types). Another cloud's, region's, version's or a damaged one raises."""
-    try:
-        fetched_at, types = read_catalog_document(text, region)
-    except CatalogError as error:
-        why = str(error).split(": ", 1)[-1]
-        raise CatalogError("kept Azure catalog", 0, why) from None
-    if any(t.cloud != "azure" for t in types):
-        raise CatalogError("kept Azure catalog", 0, "rows of another cloud")
-    return fetched_at, types
+    """A kept Azure catalog (`keptcatalog.read_kept_catalog`)."""
+    return read_kept_catalog(text, "azure", region)
 
 
 def _list(page: Mapping[str, Any], key: str) -> list[Any]:

@@ -23,8 +23,6 @@ OCPU and memory ranges. vCPUs: 2 per OCPU on x86, 1 on Ampere (OCI's "OCPU" defi
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -32,11 +30,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from gibbous.core.choice.catalog import InstanceType, family_of
+from gibbous.core.choice.keptcatalog import read_kept_catalog
 from gibbous.core.errors import CatalogError
 
 GIB = 1024**3
 SOURCE = "oci-api"
-DOCUMENT_VERSION = 1
 FLEX_OCPUS = (1, 2, 4, 8, 16, 32)  # scripts/generate-catalogs.py's sizes
 FLEX_GB_PER_OCPU = (8, 16)
 DEFAULT_PRICE_LIST_URL = (
@@ -310,47 +308,6 @@ def base_shape(name: str) -> str:
     return re.sub(r"-\d+(\.\d+)?-\d+$", "", name) if ".Flex-" in name else name
 
 
-def catalog_document(types: Iterable[InstanceType], region: str, fetched_at: float) -> str:
-    """The live catalog as kept on disk (JSON, with the time it was fetched)."""
-    rows = []
-    for t in types:
-        row = dataclasses.asdict(t)
-        row["zones"] = list(t.zones)
-        rows.append(row)
-    return json.dumps(
-        {"version": DOCUMENT_VERSION, "region": region, "fetchedAt": fetched_at, "types": rows}
-    )
-
-
 def read_catalog_document(text: str, region: str) -> tuple[float, list[InstanceType]]:
-    """A kept catalog: (when it was fetched, its types). Another region's, another
-    version's or a damaged one raises CatalogError."""
-    where = "kept OCI catalog"
-    try:
-        document = json.loads(text)
-        version, kept_region = document.get("version"), document.get("region")
-    except (ValueError, AttributeError) as error:
-        raise CatalogError(where, 0, f"unreadable: {error}") from None
-    if version != DOCUMENT_VERSION or kept_region != region:
-        raise CatalogError(
-            where,
-            0,
-            f"version {version} of {kept_region}, not version {DOCUMENT_VERSION} of {region}",
-        )
-    try:
-        fetched_at = float(document["fetchedAt"])
-        types = [_kept_type(row) for row in document["types"]]
-    except (ValueError, TypeError, KeyError, AttributeError) as error:
-        raise CatalogError(where, 0, f"unreadable: {error}") from None
-    if not types:
-        raise CatalogError(where, 0, "no shapes")
-    return fetched_at, types
-
-
-def _kept_type(kept: Mapping[str, Any]) -> InstanceType:
-    row = dict(kept)
-    row["zones"] = tuple(str(z) for z in row.get("zones") or ())
-    instance = InstanceType(**row)
-    if not instance.vcpu > 0 or not instance.memory_bytes > 0 or not instance.on_demand_price > 0:
-        raise ValueError(f"{instance.name}: no size or price")
-    return instance
+    """A kept OCI catalog (`keptcatalog.read_kept_catalog`)."""
+    return read_kept_catalog(text, "oci", region)
