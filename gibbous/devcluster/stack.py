@@ -336,18 +336,11 @@ class DevCluster:
         state.update(extra)
         self.state_file.write_text(json.dumps(state, indent=2))
 
-    def _start_gibbous(
-        self,
-        plane: ControlPlane,
-        config: Config,
-        settings: list[str],
-        *,
-        gates: bool,
-        kwok_boot_s: float,
-        timeout_s: float,
-        cloud: str = "kwok",
-    ) -> None:
-        sets = [item for setting in settings for item in ("--set", setting)]
+    def _provider_flags(
+        self, plane: ControlPlane, config: Config, cloud: str, kwok_boot_s: float, timeout_s: float
+    ) -> tuple[list[str], str]:
+        """The autoscaler's provider flags for `cloud`, and its emulator's endpoint ("" for
+        kwok), the emulator started."""
         provider_flags = [
             "--provider=kwok",
             f"--kwok-boot-seconds={kwok_boot_s:g}",
@@ -407,6 +400,23 @@ class DevCluster:
                 "--provider=aws",
                 f"--catalog-cache={self.directory / 'catalog-cache'}",
             ]
+        return provider_flags, emulator
+
+    def _start_gibbous(
+        self,
+        plane: ControlPlane,
+        config: Config,
+        settings: list[str],
+        *,
+        gates: bool,
+        kwok_boot_s: float,
+        timeout_s: float,
+        cloud: str = "kwok",
+    ) -> None:
+        sets = [item for setting in settings for item in ("--set", setting)]
+        provider_flags, emulator = self._provider_flags(
+            plane, config, cloud, kwok_boot_s, timeout_s
+        )
         kubeconfig = str(plane.kubeconfig)
         now = datetime.datetime.now(datetime.UTC)
         ca = generate_ca(common_name="gibbous-dev-webhook-ca", days=30, now=now)
