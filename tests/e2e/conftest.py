@@ -22,6 +22,7 @@ import pytest
 import uvicorn
 from kubernetes import client, config
 
+from gibbous.autoscaler import launchreview
 from gibbous.autoscaler.cloud.base import CloudProvider
 from gibbous.autoscaler.kube import KubeCluster
 from gibbous.autoscaler.lifecycle import NodeLifecycle
@@ -300,3 +301,12 @@ def leave_the_cluster_as_found(api: client.ApiClient) -> Iterator[None]:
         if node.metadata.name not in nodes:
             with contextlib.suppress(client.ApiException):
                 core.delete_node(node.metadata.name)
+
+
+@pytest.fixture
+def quick_idle_listing(monkeypatch: pytest.MonkeyPatch) -> float:
+    """The in-process autoscaler lists its cloud every 5 s when nothing is in flight, not
+    every 30 s: tests that wait on idle listings (scale-down of a restarted launch, the
+    orphan rule) wait seconds, not minutes. Returns the period."""
+    monkeypatch.setattr(launchreview, "LIST_PERIOD_IDLE_S", 5.0)
+    return 5.0

@@ -222,7 +222,10 @@ def test_a_bin_pack_deployment_gets_the_cheapest_8_vcpu_size(
 
 
 def test_a_restart_mid_operation_adopts_and_scale_down_removes_the_vm_then_the_pool(
-    api: client.ApiClient, scheduler: None, emulator: tuple[AksEmulator, str, str]
+    api: client.ApiClient,
+    scheduler: None,
+    emulator: tuple[AksEmulator, str, str],
+    quick_idle_listing: float,
 ) -> None:
     emulated, _, _ = emulator
     cfg = aks_config(**{"scaleDown.unneededTime": "5s", "scaleDown.delayAfterAdd": "5s"})
@@ -251,7 +254,8 @@ def test_a_restart_mid_operation_adopts_and_scale_down_removes_the_vm_then_the_p
             lambda: placed["adopted"] not in {n.metadata.name for n in core.list_node().items},
             what="its Node removed",
         )
-        # With nothing in flight the loop lists every 30 s: one listing finds the pool empty,
+        # With nothing in flight the loop lists every quick_idle_listing (5 s here, 30 s by
+        # default): one listing finds the pool empty,
         # the first one unneededTime later deletes it, then the cloud's operation runs.
         eventually(
             lambda: not pools_of(emulated, "adopt"), timeout_s=120, what="the empty pool deleted"

@@ -277,7 +277,10 @@ def test_a_burst_is_one_pool_operation_and_reaches_every_node(
 
 
 def test_a_restart_mid_launch_adopts_and_scale_down_removes_the_node_then_the_pool(
-    api: client.ApiClient, scheduler: None, emulator: tuple[GkeEmulator, str]
+    api: client.ApiClient,
+    scheduler: None,
+    emulator: tuple[GkeEmulator, str],
+    quick_idle_listing: float,
 ) -> None:
     emulated, endpoint = emulator
     cfg = gke_config(**{"scaleDown.unneededTime": "5s", "scaleDown.delayAfterAdd": "5s"})
@@ -309,7 +312,8 @@ def test_a_restart_mid_launch_adopts_and_scale_down_removes_the_node_then_the_po
             lambda: placed["adopted"] not in {n.metadata.name for n in core.list_node().items},
             what="its Node removed",
         )
-        # With nothing in flight the loop lists every 30 s: one listing finds the pool empty,
+        # With nothing in flight the loop lists every quick_idle_listing (5 s here, 30 s by
+        # default): one listing finds the pool empty,
         # the first one unneededTime later deletes it, then the cloud's operation runs.
         eventually(
             lambda: not pools_of(emulated, "adopt"), timeout_s=120, what="the empty pool deleted"

@@ -254,7 +254,7 @@ def test_a_preemptible_launch_out_of_host_capacity_moves_on_in_seconds(
 
 
 def test_a_restart_adopts_and_scale_down_removes_the_node_then_the_pool(
-    api: client.ApiClient, scheduler: None, emulator: World
+    api: client.ApiClient, scheduler: None, emulator: World, quick_idle_listing: float
 ) -> None:
     emulated, _, _ = emulator
     cfg = oke_config(**{"scaleDown.unneededTime": "5s", "scaleDown.delayAfterAdd": "5s"})
@@ -281,7 +281,8 @@ def test_a_restart_adopts_and_scale_down_removes_the_node_then_the_pool(
             lambda: placed["adopted"] not in {n.metadata.name for n in core.list_node().items},
             what="its Node removed",
         )
-        # With nothing in flight the loop lists every 30 s: one listing finds the pool empty,
+        # With nothing in flight the loop lists every quick_idle_listing (5 s here, 30 s by
+        # default): one listing finds the pool empty,
         # the first one unneededTime later deletes it, then the cloud's operation runs.
         eventually(
             lambda: not pools_of(emulated, "adopt"), timeout_s=120, what="the empty pool deleted"
@@ -294,7 +295,7 @@ def test_a_restart_adopts_and_scale_down_removes_the_node_then_the_pool(
 
 
 def test_a_launched_node_outlives_registration_timeout_and_orphan_grace(
-    api: client.ApiClient, scheduler: None, emulator: World
+    api: client.ApiClient, scheduler: None, emulator: World, quick_idle_listing: float
 ) -> None:
     """OKE names a managed node `oke-c...-n...-s...-<slot>` in its API, the Kubernetes Node
     by its private IP: an instance named by the former never meets its Node, and once
@@ -316,7 +317,8 @@ def test_a_launched_node_outlives_registration_timeout_and_orphan_grace(
         assert node.name.startswith("oke-c") and placed["kept"] == node.private_ip
         assert core.read_node(node.private_ip).spec.provider_id == node.id
         # The orphan rule sees an instance at one listing and terminates it at the next,
-        # orphanGracePeriod later; idle, the loop lists every 30 s: wait for two listings.
+        # orphanGracePeriod later; idle, the loop lists every quick_idle_listing: wait for
+        # two listings.
         listings = {service.autoscaler.last_list_at}
 
         def two_more() -> bool:
