@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime
 import logging
 import threading
+from abc import abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,10 +83,10 @@ class CatalogFeed(Collector):
         self.types = list(self.builtin)
         self.fetched_at = builtin_date(self.builtin)
 
+    @abstractmethod
     def fetch_types(self, now: float) -> list[InstanceType]:
         """The region's catalog as the cloud's APIs give it now; raises one of
         `api_errors`, CatalogError or OSError when they cannot."""
-        raise NotImplementedError
 
     @property
     def name(self) -> str:
