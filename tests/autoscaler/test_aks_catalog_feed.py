@@ -13,14 +13,13 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from azure.core.exceptions import HttpResponseError, ServiceRequestError
-from prometheus_client import CollectorRegistry
 
 from gibbous.autoscaler.cloud.aks import for_cluster
 from gibbous.autoscaler.cloud.akscatalog import AksCatalogFeed, ResourceSkus
 from gibbous.core.choice.catalog import InstanceType
+from tests.autoscaler.test_catalog_feed import START, Clock, gauges
 from tests.core.test_azurelive import PRICE_PAGES, REGION, SKU_PAGES
 
-START = 1_800_000_000.0  # 2027-01-15T08:00:00Z
 LIVE = [
     "Standard_B1ls",
     "Standard_D2ps_v5",
@@ -29,14 +28,6 @@ LIVE = [
     "Standard_NC4as_T4_v3",
     "Standard_ND96isr_H100_v5",
 ]
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Pages:
@@ -85,16 +76,6 @@ def feed(tmp_path: Path, clock: Clock, skus: Any = None, prices: Any = None) -> 
     )
 
 
-def gauges(source: AksCatalogFeed) -> dict[tuple[str, str], float]:
-    registry = CollectorRegistry()
-    registry.register(source)
-    return {
-        (sample.name, sample.labels["source"]): sample.value
-        for family in registry.collect()
-        for sample in family.samples
-    }
-
-
 def forbidden() -> HttpResponseError:
     return HttpResponseError(
         message="(AuthorizationFailed) The client does not have authorization to perform "
@@ -116,20 +97,6 @@ def test_the_catalog_comes_from_both_apis_and_is_kept(tmp_path: Path) -> None:
     assert gauges(live)[("gibbous_catalog_stale_seconds", "api")] == 0.0
 
 
-def test_a_restart_uses_the_kept_catalog_without_asking_azure(tmp_path: Path) -> None:
-    clock = Clock()
-    feed(tmp_path, clock).start()
-    clock.now += 3600
-    skus = Pages(SKU_PAGES)
-    skus.error = forbidden()
-    restarted = feed(tmp_path, clock, skus)
-    restarted.start()
-    assert restarted.source == "kept"
-    assert sorted(t.name for t in restarted.types) == LIVE
-    assert skus.calls == []
-    assert gauges(restarted)[("gibbous_catalog_age_seconds", "kept")] == 3600.0
-
-
 def test_refused_skus_leave_the_built_in_data_with_a_warning_and_a_metric(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -144,11 +111,7 @@ def test_refused_skus_leave_the_built_in_data_with_a_warning_and_a_metric(
     assert "not refreshed" in caplog.text
     assert "Microsoft.Compute/skus/read" in caplog.text
     assert "keeping the built-in catalog" in caplog.text
-    clock.now += 120
-    found = gauges(live)
-    assert found[("gibbous_catalog_stale_seconds", "built-in")] == 120.0
-    # The built-in prices' date, 2025-03-02T00:00Z, is 684 days and 8 hours before START.
-    assert found[("gibbous_catalog_age_seconds", "built-in")] == (684 * 24 + 8) * 3600 + 120
+    assert live.stale_since == START
 
 
 def test_an_old_kept_catalog_stays_when_the_prices_api_is_unreachable(tmp_path: Path) -> None:
@@ -169,20 +132,6 @@ def test_prices_of_the_wrong_shape_keep_the_last_catalog(tmp_path: Path) -> None
     live.start()
     assert live.source == "built-in"
     assert live.stale_since == START
-
-
-def test_the_refresh_runs_in_the_background_when_due(tmp_path: Path) -> None:
-    clock = Clock()
-    prices = Pages(PRICE_PAGES)
-    live = feed(tmp_path, clock, prices=prices)
-    live.start()
-    version, _ = live.current()
-    assert len(prices.calls) == 1
-    clock.now += 6 * 3600
-    assert live.current()[0] == version  # the answer at once, the refresh beside it
-    live.wait(10)
-    assert len(prices.calls) == 2
-    assert live.current()[0] == version + 1
 
 
 class Response:

@@ -10,22 +10,13 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
-from prometheus_client import CollectorRegistry
 
 from gibbous.autoscaler.cloud.awscatalog import AwsCatalogFeed, pricing_region
 from gibbous.core.choice.catalog import InstanceType
+from tests.autoscaler.test_catalog_feed import START, Clock, gauges
 from tests.core.test_awslive import OFFERING_PAGES, PRICE_PAGES, TYPE_PAGES, price_item
 
 REGION = "eu-west-1"
-START = 1_800_000_000.0  # 2027-01-15T08:00:00Z
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Paged:
@@ -108,16 +99,6 @@ def feed(tmp_path: Path, clock: Clock, ec2: Any = None, pricing: Any = None) -> 
     )
 
 
-def gauges(source: AwsCatalogFeed) -> dict[tuple[str, str], float]:
-    registry = CollectorRegistry()
-    registry.register(source)
-    return {
-        (sample.name, sample.labels["source"]): sample.value
-        for family in registry.collect()
-        for sample in family.samples
-    }
-
-
 def test_the_catalog_comes_from_every_page_of_the_three_apis(tmp_path: Path) -> None:
     ec2, pricing = Ec2(), Pricing()
     live = feed(tmp_path, Clock(), ec2, pricing)
@@ -154,20 +135,6 @@ def test_the_catalog_comes_from_every_page_of_the_three_apis(tmp_path: Path) -> 
     assert gauges(live)[("gibbous_catalog_age_seconds", "api")] == 0.0
 
 
-def test_a_restart_uses_the_kept_catalog_without_asking_aws(tmp_path: Path) -> None:
-    clock = Clock()
-    feed(tmp_path, clock).start()
-    clock.now += 3600
-    ec2, pricing = Ec2(), Pricing()
-    ec2.describe_instance_types.error = refused("DescribeInstanceTypes")
-    restarted = feed(tmp_path, clock, ec2, pricing)
-    restarted.start()
-    assert restarted.source == "kept"
-    assert len(restarted.types) == 4
-    assert ec2.describe_instance_types.calls == []
-    assert gauges(restarted)[("gibbous_catalog_age_seconds", "kept")] == 3600.0
-
-
 def test_refused_apis_leave_the_built_in_data_with_a_warning_and_a_metric(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -182,11 +149,7 @@ def test_refused_apis_leave_the_built_in_data_with_a_warning_and_a_metric(
     assert "not refreshed" in caplog.text
     assert "UnauthorizedOperation" in caplog.text
     assert "keeping the built-in catalog" in caplog.text
-    clock.now += 120
-    found = gauges(live)
-    assert found[("gibbous_catalog_stale_seconds", "built-in")] == 120.0
-    # The built-in prices' date, 2025-03-02T00:00Z, is 684 days and 8 hours before START.
-    assert found[("gibbous_catalog_age_seconds", "built-in")] == (684 * 24 + 8) * 3600 + 120
+    assert live.stale_since == START
 
 
 def test_an_old_kept_catalog_stays_when_aws_is_unreachable(tmp_path: Path) -> None:
@@ -200,20 +163,6 @@ def test_an_old_kept_catalog_stays_when_aws_is_unreachable(tmp_path: Path) -> No
     assert restarted.source == "kept"
     assert len(restarted.types) == 4
     assert restarted.stale_since == clock.now
-
-
-def test_the_refresh_runs_in_the_background_when_due(tmp_path: Path) -> None:
-    clock = Clock()
-    pricing = Pricing()
-    live = feed(tmp_path, clock, pricing=pricing)
-    live.start()
-    version, _ = live.current()
-    assert len(pricing.calls) == 3  # two shared pages, one bare-metal page
-    clock.now += 6 * 3600
-    assert live.current()[0] == version  # the answer at once, the refresh beside it
-    live.wait(10)
-    assert len(pricing.calls) == 6
-    assert live.current()[0] == version + 1
 
 
 def test_the_price_list_is_asked_at_its_nearest_endpoint() -> None:

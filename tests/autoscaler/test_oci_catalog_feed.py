@@ -12,24 +12,15 @@ from typing import Any
 
 import oci
 import pytest
-from prometheus_client import CollectorRegistry
 
 from gibbous.autoscaler.cloud.ocicatalog import OciCatalogFeed
 from gibbous.core.choice.catalog import InstanceType
+from tests.autoscaler.test_catalog_feed import START, Clock, gauges
 from tests.core.test_ocilive import A1_FLEX, BM_E4, BM_GPU3, E4_FLEX, PRICE_PAGES
 
 REGION = "eu-frankfurt-1"
 COMPARTMENT = "ocid1.compartment.oc1..aaaa"
 URL = "https://prices.example/api/v1/products/?currencyCode=USD"
-START = 1_800_000_000.0  # 2027-01-15T08:00:00Z
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Compute:
@@ -98,16 +89,6 @@ def feed(tmp_path: Path, clock: Clock, compute: Any = None, prices: Any = None) 
     )
 
 
-def gauges(source: OciCatalogFeed) -> dict[tuple[str, str], float]:
-    registry = CollectorRegistry()
-    registry.register(source)
-    return {
-        (sample.name, sample.labels["source"]): sample.value
-        for family in registry.collect()
-        for sample in family.samples
-    }
-
-
 def refused() -> oci.exceptions.ServiceError:
     return oci.exceptions.ServiceError(
         404, "NotAuthorizedOrNotFound", {}, "Authorization failed or requested resource not found."
@@ -131,20 +112,6 @@ def test_the_catalog_comes_from_every_page_of_both_apis(tmp_path: Path) -> None:
     assert gauges(live)[("gibbous_catalog_age_seconds", "api")] == 0.0
 
 
-def test_a_restart_uses_the_kept_catalog_without_asking_oci(tmp_path: Path) -> None:
-    clock = Clock()
-    feed(tmp_path, clock).start()
-    clock.now += 3600
-    compute = Compute()
-    compute.error = refused()
-    restarted = feed(tmp_path, clock, compute)
-    restarted.start()
-    assert restarted.source == "kept"
-    assert len(restarted.types) == 10
-    assert compute.calls == []
-    assert gauges(restarted)[("gibbous_catalog_age_seconds", "kept")] == 3600.0
-
-
 def test_refused_shapes_leave_the_built_in_data_with_a_warning_and_a_metric(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -158,11 +125,7 @@ def test_refused_shapes_leave_the_built_in_data_with_a_warning_and_a_metric(
     assert [t.name for t in live.current()[1]] == ["VM.Standard.E4.Flex-1-8"]
     assert "NotAuthorizedOrNotFound" in caplog.text
     assert "keeping the built-in catalog" in caplog.text
-    clock.now += 120
-    found = gauges(live)
-    assert found[("gibbous_catalog_stale_seconds", "built-in")] == 120.0
-    # The built-in prices' date, 2025-03-02T00:00Z, is 684 days and 8 hours before START.
-    assert found[("gibbous_catalog_age_seconds", "built-in")] == (684 * 24 + 8) * 3600 + 120
+    assert live.stale_since == START
 
 
 def test_an_old_kept_catalog_stays_when_the_price_list_is_unreachable(tmp_path: Path) -> None:
@@ -176,20 +139,6 @@ def test_an_old_kept_catalog_stays_when_the_price_list_is_unreachable(tmp_path: 
     assert restarted.source == "kept"
     assert len(restarted.types) == 10
     assert restarted.stale_since == clock.now
-
-
-def test_the_refresh_runs_in_the_background_when_due(tmp_path: Path) -> None:
-    clock = Clock()
-    compute = Compute()
-    live = feed(tmp_path, clock, compute)
-    live.start()
-    version, _ = live.current()
-    assert len(compute.calls) == 2
-    clock.now += 6 * 3600
-    assert live.current()[0] == version  # the answer at once, the refresh beside it
-    live.wait(10)
-    assert len(compute.calls) == 4
-    assert live.current()[0] == version + 1
 
 
 def test_the_install_policy_lets_gibbous_list_shapes() -> None:
