@@ -64,6 +64,7 @@ def render_estimate(report: EstimateReport) -> str:
         f"Cluster total: {len(report.nodes)} node(s), ${report.total_cost_per_hour:.4f}/hr "
         f"(${report.total_cost_per_hour * HOURS_PER_WEEK:.2f}/week)"
     )
+    out.extend(_grown_disks(report))
     unsatisfiable = report.unsatisfiable
     if unsatisfiable:
         out.append("")
@@ -89,3 +90,23 @@ def render_estimate(report: EstimateReport) -> str:
         out.append("Notes:")
         out.extend(f"  {note}" for note in report.notes)
     return "\n".join(out) + "\n"
+
+
+def _grown_disks(report: EstimateReport) -> list[str]:
+    """The nodes whose pods' ephemeral storage needs a larger disk than the configured one:
+    the node is bought with that disk (and the disk is billed apart from the $/hr above)."""
+    grown: dict[tuple[str, int], int] = {}
+    for node in report.nodes:
+        if node.disk_gib:
+            key = (node.instance_type, node.disk_gib)
+            grown[key] = grown.get(key, 0) + 1
+    if not grown:
+        return []
+    lines = [
+        "",
+        f"Larger disks ({sum(grown.values())} node(s)): their pods' ephemeral storage needs more "
+        f"than the configured {report.default_disk_gib} GiB; disk prices are not in the $/hr",
+    ]
+    for (instance_type, disk_gib), count in sorted(grown.items()):
+        lines.append(f"  {count} x {instance_type}: {disk_gib} GiB")
+    return lines

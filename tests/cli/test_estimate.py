@@ -477,3 +477,31 @@ def test_a_right_sized_estimate_has_no_warnings() -> None:
     assert all("wrongSize" not in n for n in report["nodes"])
     _, text = run(str(EXAMPLES / "bin-pack-and-bin-select.yaml"))
     assert "Wrong-size" not in text
+
+
+def test_a_node_grown_for_ephemeral_storage_says_its_disk() -> None:
+    manifest = """
+apiVersion: v1
+kind: Pod
+metadata: {name: scratch, labels: {elotl-luna: "true"}}
+spec:
+  containers:
+  - name: c
+    image: busybox
+    resources: {requests: {cpu: "1", memory: 1Gi, ephemeral-storage: 100Gi}}
+"""
+    # EKS root volume by default 20 GiB (Karpenter's EC2NodeClass default); the kubelet keeps
+    # 10% (nodefs.available) and amazon-eks-ami reserves 1 GiB: a D GiB disk allocates
+    # D - D/10 - 1 GiB. 113 GiB gives 100.7 >= 100; 112 gives 99.8.
+    code, doc = run_json("--cloud", "aws", "-", stdin=manifest)
+    assert code == 0
+    (node,) = doc["nodes"]
+    assert node["diskGiB"] == 113
+    code, table = run("--cloud", "aws", "-", stdin=manifest)
+    assert (
+        "Larger disks (1 node(s)): their pods' ephemeral storage needs more than the "
+        "configured 20 GiB" in table
+    )
+    assert f"  1 x {node['instanceType']}: 113 GiB" in table
+    _, plain = run_json("--cloud", "aws", str(EXAMPLES / "llm-serving-rayservice.yaml"))
+    assert all("diskGiB" not in n for n in plain["nodes"])

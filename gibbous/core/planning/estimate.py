@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gibbous.core.choice.catalog import InstanceType
+from gibbous.core.choice.nodedisk import default_disk_gib
 from gibbous.core.choice.selection import build_offers
 from gibbous.core.choice.wrongsize import WrongSize, wrong_size
 from gibbous.core.errors import GibbousError, ManifestError
@@ -240,6 +241,7 @@ class EstimateNode:
     gpus: int
     zone: str = ""  # set when the pods' inter-pod rules decide it
     wrong_size: WrongSize | None = None  # far larger than its pods ask
+    disk_gib: int = 0  # a disk larger than the configured one, for its pods' ephemeral storage
 
 
 @dataclass(frozen=True)
@@ -251,6 +253,7 @@ class EstimateReport:
     nodes: tuple[EstimateNode, ...]
     total_cost_per_hour: float
     notes: tuple[str, ...] = field(default=())
+    default_disk_gib: int = 0  # the configured disk a node gets when its pods need no more
 
     @property
     def unsatisfiable(self) -> list[tuple[str, str, str]]:
@@ -315,6 +318,7 @@ class EstimateReport:
                     "pods": list(n.pods),
                     **({"zone": n.zone} if n.zone else {}),
                     **({"wrongSize": _wrong_size_json(n.wrong_size)} if n.wrong_size else {}),
+                    **({"diskGiB": n.disk_gib} if n.disk_gib else {}),
                 }
                 for n in self.nodes
             ],
@@ -415,6 +419,7 @@ def estimate(
                 node.offer.instance.gpu_count,
                 node.zone,
                 wrong,
+                node.disk_gib,
             )
         )
 
@@ -453,4 +458,5 @@ def estimate(
         nodes=tuple(nodes),
         total_cost_per_hour=math.fsum(n.price_per_hour for n in nodes),
         notes=tuple(all_notes),
+        default_disk_gib=default_disk_gib(config),
     )
