@@ -140,6 +140,109 @@ def test_spark_bad_memory_is_a_clear_error() -> None:
         expand_workloads([doc])
 
 
+def spark_with_conf(conf: dict[str, str], **spec: Any) -> dict[str, Any]:
+    """A SparkApplication whose sizes come from sparkConf, with `spec` fields beside it."""
+    return {
+        "apiVersion": "sparkoperator.k8s.io/v1beta2",
+        "kind": "SparkApplication",
+        "metadata": {"name": "etl"},
+        "spec": {"type": "Scala", "sparkConf": conf, "driver": {}, "executor": {}, **spec},
+    }
+
+
+def pods_of(doc: dict[str, Any]) -> dict[str, tuple[int, int, int, int | None]]:
+    """workload -> (pods, CPU millis, memory MiB, CPU limit millis) of one pod."""
+    out = {}
+    for w in expand_workloads([doc])[0]:
+        pod = workload_pods(w)[0]
+        requests = pod_requests(pod)
+        limit = pod["spec"]["containers"][0]["resources"]["limits"].get("cpu")
+        out[w.name.split("/")[1]] = (
+            w.replicas,
+            requests.cpu_millis,
+            requests.memory_bytes // MI,
+            None
+            if limit is None
+            else int(float(limit.rstrip("m")) * (1 if "m" in limit else 1000)),
+        )
+    return out
+
+
+def test_spark_sizes_in_spark_conf_count_when_the_spec_leaves_them_out() -> None:
+    doc = spark_with_conf(
+        {
+            "spark.executor.instances": "5",
+            "spark.executor.memory": "4g",
+            "spark.executor.cores": "2",
+            "spark.kubernetes.executor.limit.cores": "3",
+            "spark.driver.memory": "2g",
+            "spark.kubernetes.driver.request.cores": "500m",
+        }
+    )
+    # Executors: 5 of 2 CPU, 4096 MiB + max(0.1 x 4096 = 409, 384) = 4505 MiB, limit 3 CPU.
+    # Driver: request.cores beats cores (default 1): 500m; 2048 + max(204, 384) = 2432 MiB.
+    assert pods_of(doc) == {
+        "driver": (1, 500, 2432, None),
+        "executor": (5, 2000, 4505, 3000),
+    }
+
+
+def test_spark_spec_fields_beat_spark_conf_and_spark_conf_beats_the_factor_field() -> None:
+    # The operator passes sparkConf after spec.memoryOverheadFactor and before the driver and
+    # executor fields; spark-submit keeps the last --conf of a key.
+    doc = spark_with_conf(
+        {
+            "spark.executor.instances": "5",
+            "spark.executor.memory": "4g",
+            "spark.kubernetes.memoryOverheadFactor": "0.2",
+            "spark.executor.memoryOverheadFactor": "0.5",
+        },
+        memoryOverheadFactor="0.4",
+    )
+    doc["spec"]["executor"] = {"instances": 3, "memory": "8g"}
+    doc["spec"]["driver"] = {"memory": "4g"}
+    # Executors: the field's 3 and 8 GiB; its own factor 0.5: 8192 + 4096 = 12288 MiB.
+    # Driver: spark.kubernetes.memoryOverheadFactor 0.2 (not the field's 0.4): 4096 + 819.
+    assert pods_of(doc) == {
+        "driver": (1, 1000, 4915, None),
+        "executor": (3, 1000, 12288, None),
+    }
+
+
+def test_spark_dynamic_allocation_from_spark_conf() -> None:
+    doc = spark_with_conf(
+        {
+            "spark.dynamicAllocation.enabled": "true",
+            "spark.dynamicAllocation.minExecutors": "4",
+            "spark.dynamicAllocation.initialExecutors": "2",
+        }
+    )
+    # Initial executors: the largest of min 4, initial 2 and instances (unset).
+    assert pods_of(doc)["executor"][0] == 4
+    # A spec field that leaves dynamic allocation off adds no --conf: sparkConf's stands.
+    doc["spec"]["dynamicAllocation"] = {"enabled": False, "minExecutors": 9}
+    assert pods_of(doc)["executor"][0] == 4
+    # On in the field: its minExecutors (added after sparkConf) wins.
+    doc["spec"]["dynamicAllocation"] = {"enabled": True, "minExecutors": 6}
+    assert pods_of(doc)["executor"][0] == 6
+
+
+@pytest.mark.parametrize(
+    ("conf", "message"),
+    [
+        ({"spark.executor.instances": "many"}, r"spec\.sparkConf\[spark\.executor\.instances\]"),
+        ({"spark.driver.memory": "lots"}, r"spec\.sparkConf\[spark\.driver\.memory\]"),
+        (
+            {"spark.kubernetes.memoryOverheadFactor": "high"},
+            r"spec\.sparkConf\[spark\.kubernetes\.memoryOverheadFactor\]",
+        ),
+    ],
+)
+def test_spark_bad_spark_conf_values_are_named(conf: dict[str, str], message: str) -> None:
+    with pytest.raises(ManifestError, match=message):
+        expand_workloads([spark_with_conf(conf)])
+
+
 def test_kinds_are_recognised_by_group_and_kind() -> None:
     # A Job of an unknown group is neither a batch/v1 Job nor an error: a note that names it.
     doc = {"apiVersion": "batch.example.com/v1", "kind": "Job", "metadata": {"name": "j"}}

@@ -21,6 +21,13 @@ recognised by its API group and kind together (a Volcano `Job` is not a `batch/v
   max(factor x memory, 384MiB) with factor `memoryOverheadFactor`, else 0.1 for JVM apps
   and 0.4 for Python and R (Spark's running-on-kubernetes configuration); memory defaults
   to 1g and is a JVM size (k, m, g, t binary; no suffix MiB). `gpu` adds a limit.
+  `sparkConf` counts as spark-submit reads it: the operator passes `sparkConf` as `--conf`
+  after `memoryOverheadFactor` and before the driver, executor and dynamicAllocation fields
+  (kubeflow/spark-operator `internal/controller/sparkapplication/submission.go`,
+  `buildSparkSubmitArgs`), and the last `--conf` of a key wins. So a field of the spec beats
+  the same property in `sparkConf`, which beats the `memoryOverheadFactor` field;
+  `spark.driver|executor.memoryOverheadFactor` beat `spark.kubernetes.memoryOverheadFactor`
+  (Spark's configuration reference).
 """
 
 from __future__ import annotations
@@ -165,35 +172,80 @@ def spark_size_mib(value: object, where: str) -> int:
     return math.floor(int(match.group(1)) * _JVM_UNIT_MIB[match.group(2).lower()])
 
 
+def _spark_conf(spec: Mapping[str, Any], where: str) -> dict[str, str]:
+    conf = spec.get("sparkConf")
+    if conf is None:
+        return {}
+    if not isinstance(conf, Mapping):
+        raise ManifestError(f"{where} spec.sparkConf: expected a map of strings")
+    return {str(key): str(value) for key, value in conf.items()}
+
+
+def _spark_setting(
+    role_spec: Mapping[str, Any], field: str, conf: Mapping[str, str], key: str, where: str
+) -> tuple[object, str]:
+    """The role's `field`, else the `sparkConf` property `key` (the field's --conf comes
+    later, so it wins), with where the value came from for error messages."""
+    if role_spec.get(field) is not None:
+        return role_spec[field], f"{where}.{field}"
+    return conf.get(key), f"{where.rsplit(' ', 1)[0]} spec.sparkConf[{key}]"
+
+
+def _overhead_factor(spec: Mapping[str, Any], role: str, conf: Mapping[str, str]) -> float:
+    for key in (f"spark.{role}.memoryOverheadFactor", "spark.kubernetes.memoryOverheadFactor"):
+        if key in conf:
+            text: object = conf[key]
+            where = f"spec.sparkConf[{key}]"
+            break
+    else:
+        text, where = spec.get("memoryOverheadFactor"), "spec.memoryOverheadFactor"
+    if text is None:
+        if spec.get("type") in ("Python", "R"):
+            return SPARK_NON_JVM_OVERHEAD_FACTOR
+        return SPARK_JVM_OVERHEAD_FACTOR
+    try:
+        return float(str(text))
+    except ValueError:
+        raise ManifestError(f"{where}: expected a number, got {quoted(text)}") from None
+
+
 def _spark_pod(
-    spec: Mapping[str, Any], role: str, role_spec: Mapping[str, Any], where: str
+    spec: Mapping[str, Any],
+    role: str,
+    role_spec: Mapping[str, Any],
+    conf: Mapping[str, str],
+    where: str,
 ) -> Mapping[str, Any]:
+    memory_value, memory_where = _spark_setting(
+        role_spec, "memory", conf, f"spark.{role}.memory", where
+    )
     memory = (
         SPARK_DEFAULT_MEMORY_MIB
-        if role_spec.get("memory") is None
-        else spark_size_mib(role_spec["memory"], f"{where}.memory")
+        if memory_value is None
+        else spark_size_mib(memory_value, memory_where)
     )
-    if role_spec.get("memoryOverhead") is not None:
-        overhead = spark_size_mib(role_spec["memoryOverhead"], f"{where}.memoryOverhead")
+    overhead_value, overhead_where = _spark_setting(
+        role_spec, "memoryOverhead", conf, f"spark.{role}.memoryOverhead", where
+    )
+    if overhead_value is not None:
+        overhead = spark_size_mib(overhead_value, overhead_where)
     else:
-        factor_text = spec.get("memoryOverheadFactor")
-        if factor_text is not None:
-            try:
-                factor = float(factor_text)
-            except (TypeError, ValueError):
-                raise ManifestError(
-                    f"spec.memoryOverheadFactor: expected a number, got {quoted(factor_text)}"
-                ) from None
-        elif spec.get("type") in ("Python", "R"):
-            factor = SPARK_NON_JVM_OVERHEAD_FACTOR
-        else:
-            factor = SPARK_JVM_OVERHEAD_FACTOR
+        factor = _overhead_factor(spec, role, conf)
         overhead = max(int(factor * memory), SPARK_MIN_OVERHEAD_MIB)
-    cores = role_spec.get("coreRequest") or role_spec.get("cores") or 1
-    requests: dict[str, Any] = {"cpu": str(cores), "memory": f"{memory + overhead}Mi"}
+    request, _ = _spark_setting(
+        role_spec, "coreRequest", conf, f"spark.kubernetes.{role}.request.cores", where
+    )
+    cores, _ = _spark_setting(role_spec, "cores", conf, f"spark.{role}.cores", where)
+    requests: dict[str, Any] = {
+        "cpu": str(request or cores or 1),
+        "memory": f"{memory + overhead}Mi",
+    }
     limits: dict[str, Any] = {"memory": f"{memory + overhead}Mi"}
-    if role_spec.get("coreLimit"):
-        limits["cpu"] = str(role_spec["coreLimit"])
+    core_limit, _ = _spark_setting(
+        role_spec, "coreLimit", conf, f"spark.kubernetes.{role}.limit.cores", where
+    )
+    if core_limit:
+        limits["cpu"] = str(core_limit)
     gpu = as_map(role_spec.get("gpu"))
     if gpu.get("name"):
         quantity = whole_number(gpu.get("quantity"), 0, f"{where}.gpu.quantity")
@@ -220,28 +272,54 @@ def spark_application(
     doc: Mapping[str, Any], name: str, namespace: str, where: str
 ) -> tuple[list[Workload], list[str]]:
     spec = as_map(doc.get("spec"))
+    conf = _spark_conf(spec, where)
     driver = as_map(spec.get("driver"))
     executor = as_map(spec.get("executor"))
     dynamic = as_map(spec.get("dynamicAllocation"))
-    instances = whole_number(
-        executor.get("instances"), SPARK_DEFAULT_EXECUTORS, f"{where} spec.executor.instances"
+
+    def count(value: object, key: str, field_where: str) -> int | None:
+        """A count from the spec's field, else from sparkConf's `key`; None when neither."""
+        if value is not None:
+            return whole_number(value, 0, field_where)
+        if key not in conf:
+            return None
+        text = conf[key].strip()
+        if not text.isdigit():
+            raise ManifestError(
+                f"{where} spec.sparkConf[{key}]: expected a whole number, got {quoted(conf[key])}"
+            )
+        return int(text)
+
+    instances = count(
+        executor.get("instances"), "spark.executor.instances", f"{where} spec.executor.instances"
     )
-    if dynamic.get("enabled") is True:
+    # The operator adds spark.dynamicAllocation.* only when the field enables it; otherwise
+    # sparkConf's own spark.dynamicAllocation.enabled stands.
+    dynamic_on = dynamic.get("enabled") is True
+    if not dynamic_on:
+        dynamic = {}
+        dynamic_on = conf.get("spark.dynamicAllocation.enabled", "").strip().lower() == "true"
+    if dynamic_on:
         # Spark's getDynamicAllocationInitialExecutors: the largest of minExecutors,
         # initialExecutors and spark.executor.instances (when set).
+        base = f"{where} spec.dynamicAllocation"
         executors = max(
-            whole_number(
-                dynamic.get("minExecutors"), 0, f"{where} spec.dynamicAllocation.minExecutors"
-            ),
-            whole_number(
+            count(
+                dynamic.get("minExecutors"),
+                "spark.dynamicAllocation.minExecutors",
+                f"{base}.minExecutors",
+            )
+            or 0,
+            count(
                 dynamic.get("initialExecutors"),
-                0,
-                f"{where} spec.dynamicAllocation.initialExecutors",
-            ),
-            instances if executor.get("instances") is not None else 0,
+                "spark.dynamicAllocation.initialExecutors",
+                f"{base}.initialExecutors",
+            )
+            or 0,
+            instances or 0,
         )
     else:
-        executors = instances
+        executors = SPARK_DEFAULT_EXECUTORS if instances is None else instances
     kind = "SparkApplication"
     return [
         Workload(
@@ -249,14 +327,14 @@ def spark_application(
             namespace,
             kind,
             1,
-            _spark_pod(spec, "driver", driver, f"{where} spec.driver"),
+            _spark_pod(spec, "driver", driver, conf, f"{where} spec.driver"),
         ),
         Workload(
             f"{name}/executor",
             namespace,
             kind,
             executors,
-            _spark_pod(spec, "executor", executor, f"{where} spec.executor"),
+            _spark_pod(spec, "executor", executor, conf, f"{where} spec.executor"),
         ),
     ], []
 
