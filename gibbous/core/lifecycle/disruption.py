@@ -430,7 +430,10 @@ def review_scale_down(
 def _usage_room(usage: UsageInputs | None, bound: ClusterPods, now: float) -> UsageRoom | None:
     if usage is None:
         return None
-    pods_on = {node: [f.key for f in bound.node_pods(node)] for node in bound.on_node}
+
+    def pods_on(node: str) -> list[str]:
+        return [f.key for f in bound.node_pods(node)]
+
     held = frozenset(
         node for node, at in usage.hot_evictions.items() if now - at < usage.rule.hold_s
     )

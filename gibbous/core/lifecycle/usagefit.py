@@ -31,7 +31,7 @@ the mitigation loop reads):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -170,13 +170,14 @@ class UsageRoom:
         self,
         rule: UsageRule,
         snapshot: UsageSnapshot,
-        pods_on: Mapping[str, Iterable[str]],
+        pods_on: Callable[[str], Iterable[str]],
         *,
         now: float,
         held: frozenset[str] = frozenset(),
     ) -> None:
-        """`pods_on`: node name -> keys of the pods that count there now; `held`: nodes
-        mitigation evicted from within the hold (never a warm target)."""
+        """`pods_on(node)`: the keys of the pods that count on the node now (asked only for
+        the nodes a caller looks at); `held`: nodes mitigation evicted from within the hold
+        (never a warm target)."""
         self.rule = rule
         self.snapshot = snapshot
         self.now = now
@@ -189,7 +190,7 @@ class UsageRoom:
             self._used[node] = used_on_node(
                 self.snapshot,
                 node,
-                self._pods_on.get(node, ()),
+                self._pods_on(node),
                 now=self.now,
                 max_age_s=self.rule.max_age_s,
             )
