@@ -7,12 +7,18 @@ B5  spot-tolerant mix: Gibbous's $ with spot allowed / Gibbous's $ all on-demand
 B6  a 100-pod burst: time to capacity (until the burst's last pod runs) for each policy,
     and each policy's ratio to the CA-like policy's.
 B7  hot nodes: node-seconds above red and node-hours, Gibbous with hot-node mitigation /
-    Gibbous without it. The model has no processor sharing: a node's use may exceed its
-    capacity, and then it simply counts as above red.
+    Gibbous without it, with scale-down by usage (the default) and by requests alone
+    (`scaleDown.binPackNodeUsageThreshold: 0.0`, Gibbous before issue #34), on the
+    workload usage clock and on the pod clock. The model has no processor sharing: a
+    node's use may exceed its capacity, and then it simply counts as above red.
+
+`python -m bench.simulate --only B7` runs one part.
 """
 
 from __future__ import annotations
 
+import argparse
+import math
 import random
 import statistics
 import time
@@ -93,7 +99,7 @@ def burst(seed: int) -> Scenario:
     )  # fmt: skip
 
 
-def hot(seed: int, *, mitigation: bool) -> Scenario:
+def hot(seed: int, *, mitigation: bool, by_usage: bool = True, clock: str = "workload") -> Scenario:
     rng = random.Random(seed)
     workloads = []
     # Requests that fill about four 8-CPU nodes; real use from 0.7x to 1.6x the requests,
@@ -108,6 +114,7 @@ def hot(seed: int, *, mitigation: bool) -> Scenario:
                 "at": f"{index}m",
                 "count": 2,
                 "pod": _pod("1500m", "2Gi", app="worker"),
+                "usageClock": clock,
                 "usage": [
                     {"after": "0s", "cpu": f"{base}m", "memory": "800Mi"},
                     {"after": f"{rng.randint(5, 30)}m", "cpu": f"{peak}m", "memory": "1Gi"},
@@ -123,7 +130,10 @@ def hot(seed: int, *, mitigation: bool) -> Scenario:
             "config": {
                 "binPackingNodeCpu": "8",
                 "binPackingNodeMemory": "16Gi",
-                "scaleDown": {"binPackNodeUtilizationThreshold": 0.0},
+                "scaleDown": {
+                    "binPackNodeUtilizationThreshold": 0.0,
+                    **({} if by_usage else {"binPackNodeUsageThreshold": 0.0}),
+                },
                 "manageHighUtilization": {"enabled": mitigation, "loopPeriod": "30s"},
             },
             "workloads": workloads,
@@ -136,8 +146,7 @@ def _median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def main() -> None:
-    started = time.perf_counter()
+def b5() -> None:
     print("## B5: spot-tolerant mix, $ / Gibbous all on-demand $ (8 h, 4 interruptions)\n")
     print(
         "| seed | gibbous all-OD $ | gibbous spot $ | ratio | karpenter-like spot $ | ratio | interruptions |"
@@ -159,6 +168,8 @@ def main() -> None:
     print(f"\nmedian ratio: gibbous {_median(b5['gibbous']):.3f}, karpenter-like "
           f"{_median(b5['karpenter-like']):.3f}\n")  # fmt: skip
 
+
+def b6() -> None:
     print("## B6: 100-pod burst, time to capacity (s) and ratio to ca-like\n")
     policies = ("gibbous", "luna-rule", "karpenter-like", "ca-like", "static")
     print("| seed | " + " | ".join(policies) + " |")
@@ -175,26 +186,84 @@ def main() -> None:
         f"{p} {_median(b6[p]) / _median(b6['ca-like']):.2f}" for p in policies
     ) + "\n")  # fmt: skip
 
+
+def _b7_run(seed: int, clock: str) -> tuple[Result, Result, Result]:
+    """Without mitigation; with it and scale-down by requests; with it and by usage."""
+    without = run(hot(seed, mitigation=False, clock=clock), "gibbous", seed=seed)
+    by_requests = run(hot(seed, mitigation=True, by_usage=False, clock=clock), "gibbous", seed=seed)
+    with_ = run(hot(seed, mitigation=True, clock=clock), "gibbous", seed=seed)
+    return without, by_requests, with_
+
+
+def b7() -> None:
     print("## B7: hot nodes, Gibbous with hot-node mitigation / without (3 h)\n")
     print(
-        "| seed | above red node-s without | with | ratio | node-h without | with | ratio | evictions |"
+        "Workload usage clock. `req`: scale-down by requests alone (before issue #34); "
+        "`usage`: scale-down by usage (the default with mitigation on).\n"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
-    b7_red: list[float] = []
-    b7_hours: list[float] = []
+    print(
+        "| seed | above red node-s without | req | usage | ratio | node-h without | req "
+        "| ratio | usage | ratio | evictions req | usage |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    red: dict[str, list[float]] = {"req": [], "usage": []}
+    hours: dict[str, list[float]] = {"req": [], "usage": []}
     for seed in SEEDS:
-        without = run(hot(seed, mitigation=False), "gibbous", seed=seed)
-        with_ = run(hot(seed, mitigation=True), "gibbous", seed=seed)
-        red_without = without.above_red_node_s or 0.0
-        red_with = with_.above_red_node_s or 0.0
-        b7_red.append(red_with / red_without if red_without else float("nan"))
-        b7_hours.append(with_.node_hours / without.node_hours)
-        print(
-            f"| {seed} | {red_without:.0f} | {red_with:.0f} | {b7_red[-1]:.3f} | "
-            f"{without.node_hours:.2f} | {with_.node_hours:.2f} | {b7_hours[-1]:.3f} | "
-            f"{with_.evictions} |"
-        )
-    print(f"\nmedian: time above red {_median(b7_red):.3f}x, node-hours {_median(b7_hours):.3f}x\n")
+        without, by_requests, with_ = _b7_run(seed, "workload")
+        base_red = without.above_red_node_s or 0.0
+        for key, result in (("req", by_requests), ("usage", with_)):
+            red[key].append((result.above_red_node_s or 0.0) / base_red if base_red else math.nan)
+            hours[key].append(result.node_hours / without.node_hours)
+        cells = [
+            f"{seed}",
+            f"{base_red:.0f}",
+            f"{by_requests.above_red_node_s or 0.0:.0f}",
+            f"{with_.above_red_node_s or 0.0:.0f}",
+            f"{red['usage'][-1]:.3f}",
+            f"{without.node_hours:.2f}",
+            f"{by_requests.node_hours:.2f}",
+            f"{hours['req'][-1]:.3f}",
+            f"{with_.node_hours:.2f}",
+            f"{hours['usage'][-1]:.3f}",
+            f"{by_requests.evictions}",
+            f"{with_.evictions}",
+        ]
+        print("| " + " | ".join(cells) + " |")
+    print(
+        f"\nmedian, by usage: time above red {_median(red['usage']):.3f}x, node-hours "
+        f"{_median(hours['usage']):.3f}x; by requests: {_median(red['req']):.3f}x, "
+        f"{_median(hours['req']):.3f}x\n"
+    )
+    pod_red: dict[str, list[float]] = {"req": [], "usage": []}
+    pod_hours: dict[str, list[float]] = {"req": [], "usage": []}
+    for seed in SEEDS:
+        without, by_requests, with_ = _b7_run(seed, "pod")
+        base_red = without.above_red_node_s or 0.0
+        for key, result in (("req", by_requests), ("usage", with_)):
+            pod_red[key].append(
+                (result.above_red_node_s or 0.0) / base_red if base_red else math.nan
+            )
+            pod_hours[key].append(result.node_hours / without.node_hours)
+    print(
+        f"Pod usage clock (a replacement starts its profile afresh), median: by usage "
+        f"{_median(pod_red['usage']):.3f}x above red, {_median(pod_hours['usage']):.3f}x "
+        f"node-hours; by requests {_median(pod_red['req']):.3f}x, "
+        f"{_median(pod_hours['req']):.3f}x\n"
+    )
+
+
+PARTS = {"B5": b5, "B6": b6, "B7": b7}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.simulate", description=__doc__)
+    parser.add_argument(
+        "--only", action="append", choices=sorted(PARTS), help="run only this part (repeatable)"
+    )
+    arguments = parser.parse_args(argv)
+    started = time.perf_counter()
+    for name in arguments.only or sorted(PARTS):
+        PARTS[name]()
     print(f"(bench wall time {time.perf_counter() - started:.0f} s)")
 
 

@@ -13,6 +13,8 @@
 4. every `manageHighUtilization.loopPeriod`: read metrics.k8s.io, write the observed
    utilization annotation, set or clear the hot-node taint (read-modify-write on
    resourceVersion) and evict at most one pod per red node (`gibbous.core.lifecycle.hotnode`).
+   The same read is kept for scale-down, which reads usage while mitigation is on
+   (`gibbous.core.lifecycle.usagefit`).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from gibbous.core.lifecycle.hotnode import (
     observed_annotation,
     pod_usage,
 )
+from gibbous.core.lifecycle.usagefit import UsageInputs, UsageRule, UsageSnapshot, read_snapshot
 from gibbous.core.planning.backoff import FailureKind
 from gibbous.core.planning.placement import OBSERVED_UTILIZATION
 from gibbous.core.planning.podfacts import ClusterPods, PodFacts
@@ -115,6 +118,10 @@ class NodeLifecycle:
         self.kept: dict[str, str] = {}  # node -> why it stays, from the last review
         self.last_hot_check = -math.inf
         self.metrics_readable: bool | None = None  # None: not tried yet
+        # The last metrics.k8s.io read (None: none readable yet), and when mitigation last
+        # evicted from each node: what scale-down reads while mitigation is on.
+        self.usage_snapshot: UsageSnapshot | None = None
+        self.hot_evictions: dict[str, float] = {}
         self.deleted: list[str] = []
         self.evicted: list[str] = []
 
@@ -138,6 +145,7 @@ class NodeLifecycle:
             unneeded_since=self.unneeded_since,
             draining=frozenset(self.draining),
             view_of=view_of,
+            usage=self._usage_inputs(now),
         )
         self.unneeded_since = dict(review.unneeded_since)
         self.kept = dict(review.kept)
@@ -154,11 +162,30 @@ class NodeLifecycle:
             and now - self.last_hot_check >= self.config.hot_node.loop_period_s
         ):
             self.last_hot_check = now
-            self._hot_nodes(nodes, bound)
+            self._hot_nodes(nodes, bound, now)
+
+    def _usage_inputs(self, now: float) -> UsageInputs | None:
+        if not self.config.hot_node.enabled:
+            return None
+        self.hot_evictions = {
+            node: at
+            for node, at in self.hot_evictions.items()
+            if now - at < self.config.scale_down.delay_after_hot_eviction_s
+        }
+        rule = UsageRule.from_settings(self.config.hot_node, self.config.scale_down)
+        # No read yet: an empty snapshot, so every node is judged by requests and the
+        # mitigation hold still applies.
+        snapshot = self.usage_snapshot or UsageSnapshot({}, {}, {})
+        return UsageInputs(rule, snapshot, dict(self.hot_evictions))
 
     # --- drains ------------------------------------------------------------------------------
 
     def _start(self, drain: Drain, now: float) -> None:
+        for target in drain.release:
+            # Its use is below yellow with the pods that are to come (usagefit): lift the
+            # warm taint Luna's hysteresis keeps until green, so the scheduler may place them.
+            log.info("lifting the warm hot-node taint of %s to take pods of %s", target, drain.node)
+            self._safely(self.operations.set_hot_taint, target, "")
         log.info("draining %s (%s): %s", drain.node, drain.reason, drain.why)
         self.draining[drain.node] = DrainState(drain, now)
         self.unneeded_since.pop(drain.node, None)
@@ -291,12 +318,16 @@ class NodeLifecycle:
             log.info("metrics.k8s.io is readable again: hot-node mitigation resumes")
         self.metrics_readable = readable
 
-    def _hot_nodes(self, nodes: Sequence[Mapping[str, Any]], bound: ClusterPods) -> None:
+    def _hot_nodes(
+        self, nodes: Sequence[Mapping[str, Any]], bound: ClusterPods, now: float
+    ) -> None:
         node_items = self.operations.node_metrics()
         self._say_whether_metrics_are_readable(node_items is not None)
         if node_items is None:
+            self.usage_snapshot = None
             return
         pod_items = self.operations.pod_metrics() or []
+        self.usage_snapshot = read_snapshot(node_items, pod_items, nodes, read_at=now)
         usage_by_pod: dict[str, tuple[float, float]] = {}
         for item in pod_items:
             measured = pod_usage(item)
@@ -338,7 +369,8 @@ class NodeLifecycle:
                 self._safely(self.operations.set_hot_taint, name, decision.taint)
             if decision.evict:
                 victim = next(f.pod for f in node_pods if f.key == decision.evict)
-                self._evict(victim, f"hot node {name}: {decision.why}")
+                if self._evict(victim, f"hot node {name}: {decision.why}") is Eviction.EVICTED:
+                    self.hot_evictions[name] = now
 
     def _safely(self, write: Callable[..., None], *arguments: str) -> None:
         try:

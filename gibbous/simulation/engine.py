@@ -291,6 +291,7 @@ class _Run:
                     replace_pods=workload.replace,
                     usage=workload.usage,
                     arrival=index,
+                    usage_follows_workload=workload.usage_follows_workload,
                 )
 
     def _reclaim(self) -> None:

@@ -19,6 +19,9 @@ with the nearest known one). The format:
         pod: {metadata: {...}, spec: {...}}   # the pod as written (a Pod's metadata and spec)
         usage:                    # what each pod uses from an age on (default: its requests)
           - {after: 0s, cpu: 1800m, memory: 1Gi}
+        usageClock: pod           # pod: a replacement starts the profile afresh (its use
+                                  # follows its own age: warm-up, leaks); workload: it goes
+                                  # on where the pod it replaces was (use follows traffic)
     events:
       - {at: 0s, until: 2h, hang: {type: n1-standard-32+t4x2, category: spot}}
       - {at: 0s, until: 1h, stockout: {type: g4dn.xlarge, category: spot, zone: us-west-2a}}
@@ -72,6 +75,7 @@ class Workload:
     replace: bool
     pod: Mapping[str, Any]
     usage: tuple[UsagePoint, ...]
+    usage_follows_workload: bool = False  # usageClock: workload
 
 
 @dataclass(frozen=True)
@@ -110,7 +114,18 @@ class Scenario:
 
 
 _TOP = {"name", "description", "cloud", "duration", "bootTime", "config", "workloads", "events"}
-_WORKLOAD = {"name", "at", "count", "every", "arrivals", "runFor", "replace", "pod", "usage"}
+_WORKLOAD = {
+    "name",
+    "at",
+    "count",
+    "every",
+    "arrivals",
+    "runFor",
+    "replace",
+    "pod",
+    "usage",
+    "usageClock",
+}
 _EVENT = {"at", "until", "hang", "stockout", "quota", "interrupt", "resize"}
 _TARGET = {"type", "category", "zone", "count"}
 _RESIZE = {"workload", "cpu", "memory"}
@@ -173,6 +188,9 @@ def parse_scenario(document: Any, source: str = "scenario") -> Scenario:
                 )
             except GibbousError as error:
                 raise ScenarioError(str(error)) from None
+        clock = item.get("usageClock", "pod")
+        if clock not in ("pod", "workload"):
+            raise ScenarioError(f"{where}.usageClock: {clock!r}: expected pod or workload")
         run_for = item.get("runFor")
         count = int(item.get("count", 1))
         if count < 1 or arrivals < 1:
@@ -188,6 +206,7 @@ def parse_scenario(document: Any, source: str = "scenario") -> Scenario:
                 replace=bool(item.get("replace", True)),
                 pod=pod,
                 usage=tuple(sorted(usage, key=lambda p: p.after_s)),
+                usage_follows_workload=clock == "workload",
             )
         )
     events = []

@@ -15,7 +15,9 @@ controllers do, on a virtual clock, around whichever provisioning policy runs.
 * controllers: a pod of a workload that replaces its pods (a Deployment, not a Job) is
   recreated, pending, when it is evicted, deleted, or its node goes.
 * metrics.k8s.io: a pod uses what its workload's usage profile says at its age, else its
-  requests; a node, the sum of its pods'.
+  requests; a node, the sum of its pods'. With `usageClock: workload` a replacement's
+  age counts from when the pod it replaces started (the load is the workload's traffic,
+  which moves with it).
 """
 
 from __future__ import annotations
@@ -65,6 +67,9 @@ class SimPod:
     bound_at: float | None = None
     arrival: int = 0  # which arrival of its workload it came with
     replacement: bool = False  # made by its controller for a pod that went
+    usage_follows_workload: bool = False  # usageClock: workload
+    # With it: when the pods this one replaces started (the origin of its usage age).
+    usage_from: float | None = None
 
 
 @dataclass
@@ -129,6 +134,8 @@ class SimCluster(NodeMarks):
         usage: tuple[UsagePoint, ...],
         arrival: int,
         replacement: bool = False,
+        usage_follows_workload: bool = False,
+        usage_from: float | None = None,
     ) -> SimPod:
         number = next(self._names)
         meta = dict(template.get("metadata") or {})
@@ -163,6 +170,8 @@ class SimCluster(NodeMarks):
             usage=usage,
             arrival=arrival,
             replacement=replacement,
+            usage_follows_workload=usage_follows_workload,
+            usage_from=usage_from,
         )
         self._touch(obj)
         self.pods_by_key[key_of(obj)] = pod
@@ -222,6 +231,10 @@ class SimCluster(NodeMarks):
                 usage=pod.usage,
                 arrival=pod.arrival,
                 replacement=True,
+                usage_follows_workload=pod.usage_follows_workload,
+                usage_from=(pod.usage_from if pod.usage_from is not None else pod.bound_at)
+                if pod.usage_follows_workload
+                else None,
             )
 
     # --- the loop's Cluster protocol -------------------------------------------------------
@@ -357,7 +370,10 @@ class SimCluster(NodeMarks):
 
     def usage_of(self, pod: SimPod) -> tuple[float, float]:
         """(cores, bytes) the pod uses now: its profile at its age, else its requests."""
-        age = self.clock() - (pod.bound_at if pod.bound_at is not None else self.clock())
+        if pod.bound_at is None:
+            age = 0.0
+        else:
+            age = self.clock() - (pod.usage_from if pod.usage_from is not None else pod.bound_at)
         current = None
         for point in pod.usage:
             if point.after_s <= age:

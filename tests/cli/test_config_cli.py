@@ -106,3 +106,24 @@ def test_check_notes_that_live_aws_spot_prices_override_the_ratio(tmp_path: Path
     out = io.StringIO()
     assert main(["config", "--check", str(path)], stdout=out) == 0
     assert "note:" not in out.getvalue()
+
+
+def test_check_notes_that_scale_down_reads_usage_with_hot_node_mitigation(tmp_path: Path) -> None:
+    # P15's settings: a Luna user expects no node in use to go; Gibbous says it reads use.
+    path = tmp_path / "values.yaml"
+    path.write_text(
+        "cloudProvider: gcp\nmanageHighUtilization:\n  enabled: true\n"
+        "scaleDown:\n  binPackNodeUtilizationThreshold: 0.0\n"
+    )
+    out = io.StringIO()
+    assert main(["config", "--check", str(path)], stdout=out) == 0
+    (note,) = [line for line in out.getvalue().splitlines() if line.startswith("note:")]
+    assert "under 0.5 of its capacity" in note and "10 points below redCPU" in note
+    assert "scaleDown.binPackNodeUsageThreshold: 0.0" in note
+    path.write_text(
+        "cloudProvider: gcp\nmanageHighUtilization:\n  enabled: true\n"
+        "scaleDown:\n  binPackNodeUsageThreshold: 0.0\n"
+    )
+    out = io.StringIO()
+    assert main(["config", "--check", str(path)], stdout=out) == 0
+    assert "note:" not in out.getvalue()

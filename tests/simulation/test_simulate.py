@@ -14,6 +14,9 @@ import yaml
 
 from gibbous.catalogs import load_catalog
 from gibbous.cli import main
+from gibbous.core.podmodel.pods import key_of
+from gibbous.core.settings.loader import build_config
+from gibbous.simulation.cloud import SimCloud
 from gibbous.simulation.engine import FirstNode, run
 from gibbous.simulation.scenario import (
     ScenarioError,
@@ -22,6 +25,7 @@ from gibbous.simulation.scenario import (
     parse_scenario,
     scenario_from_cluster,
 )
+from gibbous.simulation.world import SimCluster
 
 
 def first_running(nodes: list[FirstNode]) -> tuple[str, float]:
@@ -66,8 +70,13 @@ def test_p15_experiment_2_a_warm_node_is_tainted_not_evicted_and_the_next_pod_go
     None
 ):
     result = run(load_scenario("p15-hot-node-warm"), "gibbous")
-    assert result.evictions == 0
     assert result.peak_nodes == 2  # the next pod got a node of its own, not the warm one
+    by_minute = {int(s.t_s // 60): s.nodes for s in result.samples}
+    assert by_minute[85] == 2  # warm: tainted, nothing evicted, both nodes kept
+    # Once the app's use falls (90 m: 200m of 8 CPUs), scale-down reads usage (mitigation
+    # is on): one of the two nodes goes after scaleDown.unneededTime (5 m), its one pod
+    # moved, the only eviction of the run.
+    assert result.evictions == 1 and by_minute[100] == 1 and result.samples[-1].nodes == 1
 
 
 def test_the_static_bill_is_the_catalog_price_times_the_hours_the_node_ran() -> None:
@@ -121,6 +130,7 @@ def test_every_built_in_scenario_runs_under_every_policy_and_its_summary_adds_up
         ({"events": [{"at": "1m"}]}, "exactly one of"),
         ({"cloud": "ibm"}, "expected aws, gcp, azure or oci"),
         ({"workloads": [{"name": "w", "pod": {"spec": {}}, "usage": [{"cpu": "lots"}]}]}, "cpu"),
+        ({"workloads": [{"name": "w", "pod": {"spec": {}}, "usageClock": "wall"}]}, "pod or"),
     ],
 )
 def test_scenario_files_are_read_strictly(document: dict[str, object], message: str) -> None:
@@ -264,3 +274,50 @@ def test_config_and_cloud_apply_over_the_scenario(tmp_path: Path) -> None:
             "--output", "json", "--quiet"]  # fmt: skip
     assert main(argv, stdout=out) == 0
     assert json.loads(out.getvalue())["results"][0]["never_ran"] == 0
+
+
+@pytest.mark.parametrize(("clock", "replacement_cores"), [("pod", 1.0), ("workload", 3.0)])
+def test_the_usage_clock_says_whether_a_replacement_starts_its_profile_afresh(
+    clock: str, replacement_cores: float
+) -> None:
+    # Profile: 1 core from 0 s, 3 cores from 10 minutes. The pod is evicted at 15 minutes
+    # and its replacement bound a minute later: on the pod clock it is 0 s old (1 core);
+    # on the workload clock it goes on from the first pod's start, 16 minutes (3 cores).
+    scenario = parse_scenario(
+        {
+            "cloud": "azure",
+            "workloads": [
+                {
+                    "name": "api",
+                    "usageClock": clock,
+                    "pod": {"metadata": {"labels": {"elotl-luna": "true"}}, "spec": {}},
+                    "usage": [{"after": "0s", "cpu": "1"}, {"after": "10m", "cpu": "3"}],
+                }
+            ],
+        }
+    )
+    (workload,) = scenario.workloads
+    now = [0.0]
+    world = SimCluster(
+        SimCloud(load_catalog(None, "azure", "eastus"), lambda: now[0], boot_s=90),
+        build_config({}),
+        lambda: now[0],
+        {},
+    )
+    first = world.create_pod(
+        workload.pod,
+        workload="api",
+        run_for_s=None,
+        replace_pods=True,
+        usage=workload.usage,
+        arrival=0,
+        usage_follows_workload=workload.usage_follows_workload,
+    )
+    first.bound_at = 0.0
+    now[0] = 900.0
+    assert world.usage_of(first)[0] == 3.0
+    world.remove_pod(key_of(first.obj), why="evicted")
+    (replacement,) = world.pods_by_key.values()
+    now[0] = 960.0
+    replacement.bound_at = 960.0
+    assert world.usage_of(replacement)[0] == replacement_cores

@@ -21,6 +21,8 @@ Scale-down candidates, among Ready nodes this install created, older than
     CPU, memory and GPU shares) below `scaleDown.binPackNodeUtilizationThreshold` (Luna's
     20 %) and a simulation shows every evictable pod fits on the other nodes without a new
     one: unneeded;
+  * while hot-node mitigation is on, bin-pack nodes are also judged by measured use, and
+    every bin-pack candidate's pods must fit elsewhere by use too (`usagefit`);
   * a node that pending pods would be planned onto is needed;
   * unneeded for `scaleDown.unneededTime` -> drain (reason scale-down);
   * older than `nodeTTL` (when set) -> drain (reason ttl), whatever its use;
@@ -33,13 +35,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
 from gibbous.core.choice.classify import Placement, classify
 from gibbous.core.choice.ownership import install_owner, owned
 from gibbous.core.errors import GibbousError
+from gibbous.core.keys import HOT_NODE_HOT, HOT_NODE_TAINT, HOT_NODE_WARM
+from gibbous.core.lifecycle.usagefit import UsageInputs, UsageRoom, held_by_mitigation
 from gibbous.core.planning.demand import describe_pod
 from gibbous.core.planning.packing import simulate
 from gibbous.core.planning.packingmodel import ExistingNode, PendingPod, node_admits
@@ -51,6 +55,7 @@ from gibbous.core.podmodel.pods import (
     annotations_of,
     is_daemonset_pod,
     is_mirror_pod,
+    key_of,
     pod_requests,
 )
 from gibbous.core.podmodel.resources import Resources
@@ -121,6 +126,9 @@ class Drain:
     node: str
     reason: DrainReason
     why: str
+    # Nodes whose warm hot-node taint to lift before draining, so the pods can go there
+    # (scale-down by usage, `usagefit`).
+    release: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -150,13 +158,36 @@ def _under_used(
     bound: ClusterPods,
     room: _Room,
     threshold: float,
-) -> str:
+    usage: UsageRoom | None = None,
+) -> tuple[str, tuple[str, ...]]:
     """Why a node in use may go (`used` is below `threshold` of what it has and its pods
-    fit on the other nodes), or "" when it may not."""
+    fit on the other nodes), or "" when it may not; and the warm nodes to release for it.
+    With `usage` (hot-node mitigation on) and the node's usage known, a node whose usage
+    share is below the usage threshold is a candidate too, and its pods must also fit by
+    usage (`usagefit`)."""
     utilization = _utilization(used, allocatable)
-    if utilization < threshold and room.takes([f.pod for f in bound.node_pods(name)], name):
-        return f"utilization {utilization:.2f} < {threshold:g} and its pods fit elsewhere"
-    return ""
+    pods = [f.pod for f in bound.node_pods(name)]
+    share = usage.share(name) if usage is not None else None
+    if usage is None or share is None:
+        # No usage reading (mitigation off, or metrics missing or stale): requests alone.
+        if utilization < threshold and room.takes(pods, name) is not None:
+            why = f"utilization {utilization:.2f} < {threshold:g} and its pods fit elsewhere"
+            return why, ()
+        return "", ()
+    by_usage = share < usage.rule.threshold
+    if not (utilization < threshold or by_usage):
+        return "", ()
+    release = room.takes(pods, name, usage)
+    if release is None:
+        return "", ()
+    if by_usage:
+        why = (
+            f"measured use {share:.2f} < {usage.rule.threshold:g} and its pods fit elsewhere "
+            "by requests and by use"
+        )
+    else:
+        why = f"utilization {utilization:.2f} < {threshold:g} and its pods fit elsewhere by use"
+    return why, release
 
 
 class _Room:
@@ -167,36 +198,99 @@ class _Room:
     def __init__(self, nodes: Sequence[ExistingNode], config: Config) -> None:
         self.config = config
         self.nodes = sorted(nodes, key=lambda n: (-n.free.cpu_millis, n.name))
+        self._unwarmed: dict[str, ExistingNode | None] = {}
 
-    def takes(self, pods: Sequence[Pod], leaving: str) -> bool:
+    def takes(
+        self, pods: Sequence[Pod], leaving: str, usage: UsageRoom | None = None
+    ) -> tuple[str, ...] | None:
         """Whether every pod fits on some other node (first fit, roomiest first, each pod
-        using up the room it takes), with the node admission rules of the simulation."""
+        using up the room it takes), with the node admission rules of the simulation: None
+        when not, else the warm nodes to release. With `usage`, only where the target's
+        measured use stays below red minus the headroom, or below yellow on a node with
+        mitigation's warm taint (then to be lifted); a pod whose use is unknown then goes
+        nowhere."""
         taken: dict[str, Resources] = {}
+        used: dict[str, tuple[float, float]] = {}  # usage put on each target so far
+        release: list[str] = []
         for pod in pods:
             try:
                 pending = describe_pod(pod, self.config)[0]
             except GibbousError:
-                return False
+                return None
+            load = usage.pod(pending.key) if usage is not None else (0.0, 0.0)
+            if load is None:
+                return None
             if pending.topology.constrained:
                 # Inter-pod rules need the full simulation.
                 others = [n for n in self.nodes if n.name != leaving]
                 plan = simulate([pending], [], self.config, existing=others)
                 if plan.new_nodes or plan.unschedulable:
-                    return False
+                    return None
+                target = plan.on_existing.get(pending.key, "")
+                if usage is not None and not _usage_fits(usage, used, target, load, False):
+                    return None
                 continue
             requests = pending.requirement.requests
             for node in self.nodes:
                 if node.free.cpu_millis < requests.cpu_millis:
-                    return False  # sorted: no later node has the CPU either
+                    return None  # sorted: no later node has the CPU either
                 if node.name == leaving:
                     continue
                 free = taken.get(node.name, node.free)
-                if requests.fits_in(free) and node_admits(pending, node, self.config):
+                if not requests.fits_in(free):
+                    continue
+                if usage is None:
+                    fits = node_admits(pending, node, self.config)
+                elif node_admits(pending, node, self.config):
+                    fits = _usage_fits(usage, used, node.name, load, False)
+                else:
+                    warm = self._without_warm_taint(node)
+                    fits = (
+                        warm is not None
+                        and node_admits(pending, warm, self.config)
+                        and _usage_fits(usage, used, node.name, load, True)
+                    )
+                    if fits and node.name not in release:
+                        release.append(node.name)
+                if fits:
                     taken[node.name] = free - requests
                     break
             else:
-                return False
-        return True
+                return None
+        return tuple(release)
+
+    def _without_warm_taint(self, node: ExistingNode) -> ExistingNode | None:
+        """The node as the scheduler would see it once its warm hot-node taint is lifted;
+        None when it has none."""
+        if node.name not in self._unwarmed:
+            kept = tuple(
+                t
+                for t in node.taints
+                if not (
+                    t.get("key") == HOT_NODE_TAINT
+                    and t.get("value") in (HOT_NODE_WARM, HOT_NODE_HOT)
+                )
+            )
+            self._unwarmed[node.name] = (
+                replace(node, taints=kept) if len(kept) < len(node.taints) else None
+            )
+        return self._unwarmed[node.name]
+
+
+def _usage_fits(
+    usage: UsageRoom,
+    used: dict[str, tuple[float, float]],
+    node: str,
+    load: tuple[float, float],
+    warm: bool,
+) -> bool:
+    """Whether `node` takes `load` more by usage; if so, counts it as put there."""
+    before = used.get(node, (0.0, 0.0))
+    after = (before[0] + load[0], before[1] + load[1])
+    if not usage.admits(node, after, warm=warm):
+        return False
+    used[node] = after
+    return True
 
 
 def _assigned_pod_needs_node(pod: Pod | None, config: Config) -> bool:
@@ -221,14 +315,17 @@ def review_scale_down(
     unneeded_since: Mapping[str, float],
     draining: frozenset[str],
     view_of: NodeViewer | None = None,
+    usage: UsageInputs | None = None,
 ) -> ScaleDownReview:
-    """The drains to start now (within the budget) and the updated unneeded clock."""
+    """The drains to start now (within the budget) and the updated unneeded clock. `usage`:
+    what metrics.k8s.io says, while hot-node mitigation is on (`usagefit`)."""
     settings = config.scale_down
     views = list(map(view_of or viewer(config.nvidia_gpu_time_slices), nodes))
     owner = install_owner(config)
     # Another install's nodes are not ours to judge: its pods are not "managed" here.
     ours = [view for view in views if owned(view.labels, owner)]
     room = _Room([n for n in existing if n.name not in draining], config)
+    usage_room = _usage_room(usage, bound, now)
     needed_by_pending: set[str] = set()
     if pending:
         plan = simulate(list(pending), [], config, existing=list(existing))
@@ -266,6 +363,7 @@ def review_scale_down(
             kept[name] = "pending pods would be placed on it"
             continue
         why = ""
+        release: tuple[str, ...] = ()
         if view.placement is Placement.BIN_SELECT:
             # P09: scaled in "if no other pods were also running on that node" -- unmanaged
             # pods included (DaemonSet and mirror pods belong to the node and do not count).
@@ -279,7 +377,7 @@ def review_scale_down(
                 # node for the other pods running there, and so does this rule while they
                 # use it.
                 used = sum((f.requests for f in pods_there if f.requests), Resources())
-                why = _under_used(
+                why, _ = _under_used(
                     name,
                     view.allocatable,
                     used,
@@ -289,14 +387,20 @@ def review_scale_down(
                 )
         elif not bound.managed_on.get(name):
             why = "no managed pods"
+        elif usage is not None and (
+            held := held_by_mitigation(usage.rule.hold_s, name, usage.hot_evictions, now)
+        ):
+            kept[name] = held
+            continue
         else:
-            why = _under_used(
+            why, release = _under_used(
                 name,
                 view.allocatable,
                 bound.managed_used.get(name, Resources()),
                 bound=bound,
                 room=room,
                 threshold=settings.bin_pack_utilization_threshold,
+                usage=usage_room,
             )
         if not why:
             kept[name] = "in use"
@@ -304,16 +408,36 @@ def review_scale_down(
         first = unneeded_since.get(name, now)
         since[name] = first
         if now - first >= settings.unneeded_time_s:
-            unneeded.append(Drain(name, DrainReason.SCALE_DOWN, why))
+            unneeded.append(Drain(name, DrainReason.SCALE_DOWN, why, release))
         else:
             kept[name] = f"unneeded for {now - first:.0f}s of {settings.unneeded_time_s:.0f}s"
     budget = drain_budget(config, len(ours), len(draining))
     # Scale-down before TTL (it saves money now); name order keeps it deterministic.
     chosen = sorted(unneeded, key=lambda d: d.node) + sorted(ttl, key=lambda d: d.node)
     drains = _together(
-        chosen, budget, bound=bound, existing=existing, draining=draining, config=config, kept=kept
+        chosen,
+        budget,
+        bound=bound,
+        existing=existing,
+        draining=draining,
+        config=config,
+        kept=kept,
+        usage=usage_room,
     )
     return ScaleDownReview(drains, since, kept)
+
+
+def _usage_room(usage: UsageInputs | None, bound: ClusterPods, now: float) -> UsageRoom | None:
+    if usage is None:
+        return None
+
+    def pods_on(node: str) -> list[str]:
+        return [f.key for f in bound.node_pods(node)]
+
+    held = frozenset(
+        node for node, at in usage.hot_evictions.items() if now - at < usage.rule.hold_s
+    )
+    return UsageRoom(usage.rule, usage.snapshot, pods_on, now=now, held=held)
 
 
 def _together(
@@ -325,6 +449,7 @@ def _together(
     draining: frozenset[str],
     config: Config,
     kept: dict[str, str],
+    usage: UsageRoom | None = None,
 ) -> tuple[Drain, ...]:
     """The drains to start, within the budget. Each scale-down node's pods were found room
     on the other nodes one node at a time; nodes drained together must not count on each
@@ -334,7 +459,8 @@ def _together(
     node must be replaced anyway."""
     drains: list[Drain] = []
     moving: list[Pod] = []
-    for drain in chosen:
+    for candidate in chosen:
+        drain = candidate
         if len(drains) >= budget:
             kept[drain.node] = "waiting for the disruption budget"
             continue
@@ -342,9 +468,18 @@ def _together(
         if drain.reason is DrainReason.SCALE_DOWN and (moving or (drains and pods)):
             leaving = {d.node for d in drains} | {drain.node} | draining
             room = _Room([n for n in existing if n.name not in leaving], config)
-            if not room.takes([*moving, *pods], leaving=""):
+            together = [*moving, *pods]
+            # Usage counts only when every pod's is known (else requests alone, as for a
+            # single node whose usage is unknown).
+            known = usage is not None and all(
+                usage.pod(key_of(pod)) is not None for pod in together
+            )
+            release = room.takes(together, leaving="", usage=usage if known else None)
+            if release is None:
                 kept[drain.node] = "its pods fit elsewhere only with the nodes draining now"
                 continue
+            # The warm nodes all of them need (the earlier drains' own lifts still stand).
+            drain = replace(drain, release=release)
         drains.append(drain)
         moving.extend(pods)
     return tuple(drains)

@@ -71,4 +71,15 @@ def config_notes(config: Config) -> list[str]:
             f"autoscaler prices spot with {source}, and the ratio applies only to types without "
             "one (and to `gibbous estimate`, which reads no live prices)"
         )
+    scale_down = config.scale_down
+    if config.hot_node.enabled and scale_down.enabled and scale_down.bin_pack_usage_threshold:
+        # A Luna user with P15's settings (binPackNodeUtilizationThreshold 0.0) expects no
+        # node in use to go: say that Gibbous reads usage here, and how to keep Luna's rule.
+        out.append(
+            "with manageHighUtilization.enabled, scale-down also reads measured use: a "
+            "bin-pack node using under "
+            f"{scale_down.bin_pack_usage_threshold:g} of its capacity goes when its pods fit "
+            f"elsewhere {scale_down.usage_headroom:g} points below redCPU/redMemory "
+            "(scaleDown.binPackNodeUsageThreshold: 0.0 keeps Luna's request-only rule)"
+        )
     return out

@@ -30,6 +30,10 @@ class ScaleDownConfig:
     delay_after_add_s: float = 300.0
     max_draining_nodes: int = 1
     max_draining_percent: float = 10.0
+    # Read only while manageHighUtilization.enabled (gibbous.core.lifecycle.usagefit).
+    bin_pack_usage_threshold: float = 0.5
+    usage_headroom: float = 10.0
+    delay_after_hot_eviction_s: float = 600.0
 
 
 HOT_NODE = Section(
@@ -160,6 +164,30 @@ SCALE_DOWN = Section(
             help="most nodes drained at once, as % of Gibbous nodes",
             luna=None,
             since="0.1.0",
+        ),
+        Option(
+            key="scaleDown.binPackNodeUsageThreshold",
+            attribute="scale_down.bin_pack_usage_threshold",
+            value_type=number(0.0, 1.0),
+            help="with manageHighUtilization.enabled: bin-pack nodes whose measured use (metrics.k8s.io, the larger of the CPU and memory shares of capacity) is below this are candidates when their pods fit elsewhere by requests and by use (0.0: by requests only)",
+            luna=None,
+            since="0.2.0",
+        ),
+        Option(
+            key="scaleDown.usageHeadroom",
+            attribute="scale_down.usage_headroom",
+            value_type=PERCENT,
+            help="with manageHighUtilization.enabled: the pods of a node removed must fit elsewhere with the target's measured use staying this many points below redCPU and redMemory",
+            luna=None,
+            since="0.2.0",
+        ),
+        Option(
+            key="scaleDown.delayAfterHotEviction",
+            attribute="scale_down.delay_after_hot_eviction_s",
+            value_type=DURATION,
+            help="with manageHighUtilization.enabled: a node hot-node mitigation evicted a pod from is not removed before this has passed",
+            luna=None,
+            since="0.2.0",
         ),
     ),
 )
