@@ -89,10 +89,17 @@ def _region_lines(config: Config) -> list[str]:
     if region not in regions and cloud == "aws":
         lines.append(
             f"note: the built-in aws catalog has no types for {region} (it has "
-            f"{', '.join(regions)}): the autoscaler builds its catalog from AWS's APIs "
+            f"{len(regions)} regions): the autoscaler builds its catalog from AWS's APIs "
             "(ec2:DescribeInstanceTypes, ec2:DescribeInstanceTypeOfferings, "
             "pricing:GetProducts) and has no types until they answer; estimate and "
             "simulate need --catalog FILE for that region"
+        )
+    elif region not in regions and cloud == "azure":
+        lines.append(
+            f"note: the built-in azure catalog has no types for {region} (it has "
+            f"{len(regions)} regions): the autoscaler builds its catalog from Azure's APIs "
+            "(Resource SKUs, the Retail Prices API) and has no types until they answer; "
+            "estimate and simulate need --catalog FILE for that region"
         )
     elif region not in regions:
         lines.append(
