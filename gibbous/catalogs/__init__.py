@@ -23,6 +23,8 @@ from gibbous.core.errors import CatalogError
 
 _FEXTRA = 4
 _RECORD = b"RG"
+# Where the built-in files are (the package's data; a test points it at its own files).
+_DATA = resources.files(__package__)
 
 
 def _region_members(raw: bytes) -> Iterator[tuple[str, memoryview]] | None:
@@ -48,10 +50,9 @@ def _region_members(raw: bytes) -> Iterator[tuple[str, memoryview]] | None:
 
 def _builtin_text(cloud: str, region: str | None) -> Iterator[str]:
     """The built-in catalog's header line, then its lines of `region` (all lines when None)."""
-    package = resources.files(__package__)
-    gzipped = package.joinpath(f"{cloud}.csv.gz")
+    gzipped = _DATA.joinpath(f"{cloud}.csv.gz")
     if not gzipped.is_file():
-        yield from package.joinpath(f"{cloud}.csv").read_text(encoding="utf-8").splitlines(True)
+        yield from _DATA.joinpath(f"{cloud}.csv").read_text(encoding="utf-8").splitlines(True)
         return
     raw = gzipped.read_bytes()
     members = _region_members(raw)
@@ -75,7 +76,7 @@ def builtin_catalog(cloud: str, region: str) -> list[InstanceType]:
 
 def builtin_regions(cloud: str) -> list[str]:
     """The regions the built-in catalog of `cloud` has types for."""
-    gzipped = resources.files(__package__).joinpath(f"{cloud}.csv.gz")
+    gzipped = _DATA.joinpath(f"{cloud}.csv.gz")
     members = _region_members(gzipped.read_bytes()) if gzipped.is_file() else None
     if members is not None:
         return sorted({region for region, _ in members if region})

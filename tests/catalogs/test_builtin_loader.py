@@ -7,8 +7,13 @@ import gzip
 import tracemalloc
 import zlib
 from importlib import resources
+from pathlib import Path
 
-from gibbous.catalogs import _region_members, load_catalog
+import pytest
+
+from gibbous.catalogs import _region_members, builtin_regions, load_catalog
+from gibbous.core.errors import CatalogError
+from tests.factories import csv_catalog
 
 
 def test_every_member_holds_one_region_and_the_whole_file_is_one_csv_for_zcat() -> None:
@@ -39,3 +44,22 @@ def test_loading_one_region_allocates_for_that_region_only() -> None:
     # ~900 rows; the file holds ~40,000 (6 MB of text): inflating it all would peak past that.
     assert 500 < len(types) < 1500
     assert peak < 3_000_000
+
+
+def test_a_plain_gzip_or_csv_file_still_loads_one_region(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cloud whose built-in file is a plain `.csv.gz` (one member) or `.csv` loads as well."""
+    rows = csv_catalog(
+        "gcp,us-central1,e2-standard-2,2,8,0,,amd64,0.067,",
+        "gcp,europe-west4,e2-standard-2,2,8,0,,amd64,0.073,",
+    )
+    (tmp_path / "gcp.csv.gz").write_bytes(gzip.compress(rows.encode(), mtime=0))
+    (tmp_path / "oci.csv").write_text(rows.replace("gcp,", "oci,"))
+    monkeypatch.setattr("gibbous.catalogs._DATA", tmp_path)
+    for cloud in ("gcp", "oci"):
+        (found,) = load_catalog(None, cloud, "europe-west4")
+        assert (found.cloud, found.region, found.on_demand_price) == (cloud, "europe-west4", 0.073)
+        assert builtin_regions(cloud) == ["europe-west4", "us-central1"]
+        with pytest.raises(CatalogError, match=f"no instance types for {cloud}/mars-1"):
+            load_catalog(None, cloud, "mars-1")
