@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from gibbous.autoscaler.cloud.aks import discover
+from gibbous.catalogs import load_catalog
 from gibbous.cli import main
 from gibbous.core.settings.loader import build_config
 from tests.factories import catalog
@@ -31,8 +32,10 @@ def test_aws_region_from_the_environment_is_named_with_its_source(
     path.write_text("cloudProvider: aws\naws:\n  useSpotAdvisor: true\n")
     out = check(path)
     assert "region: eu-west-1 (from AWS_REGION)" in out
-    # Built in since the catalogs cover every public region (issue 30).
+    # Built in since the catalogs cover every public region (issue 30): libcloud's eu-west-1
+    # prices (2025-03-02) and those derived from karpenter-provider-aws's (2026-07-20).
     assert "no types" not in out and "warning" not in out
+    assert "types in eu-west-1 (prices of 2025-03-02 to 2026-07-20)" in out
 
 
 def test_a_region_without_built_in_data_says_the_catalog_comes_from_the_apis(
@@ -116,3 +119,5 @@ def test_every_public_aws_and_azure_region_checks_without_a_note(tmp_path: Path)
         out = check(path)
         assert f"region: {region} (from the region option)" in out
         assert "no types" not in out and "warning" not in out
+        # The same call the autoscaler makes at start, and its answer.
+        assert f"built-in catalog: {len(load_catalog(None, cloud, region))} {cloud} types" in out
