@@ -5,7 +5,8 @@ Needs the dev extras (apache-libcloud, moto). AWS and Azure rows (every public r
 from scripts/catalogs/aws.py and azure.py, written gzipped (<cloud>.csv.gz). Every row records
 its source:
   libcloud-2025-03-02  apache-libcloud 3.9.1 bundled pricing.json (updated 2025-03-02)
-  moto-5.2.5           moto's EC2 instance-type data (vCPU, memory, GPUs, ENIs, AZs)
+  moto-5.2.x           moto's EC2 instance-type data (vCPU, memory, GPUs, ENIs, AZs)
+  karpenter-*, aspire-*, derived: ...   see scripts/catalogs/aws.py and azure.py
   post-PNN             a price quoted in Elotl's blog post NN (shared/seeds), newer than libcloud
   list-2025            public list price (on-demand, Linux), entered by hand; verify before relying on it
 Run: .venv/bin/python scripts/generate-catalogs.py
