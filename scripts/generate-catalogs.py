@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 """Regenerate the built-in catalogs in gibbous/catalogs/ from offline sources.
 
-Needs the dev extras (apache-libcloud, moto). Every row records its source:
+Needs the dev extras (apache-libcloud, moto). AWS and Azure rows (every public region) come
+from scripts/catalogs/aws.py and azure.py, written gzipped (<cloud>.csv.gz). Every row records
+its source:
   libcloud-2025-03-02  apache-libcloud 3.9.1 bundled pricing.json (updated 2025-03-02)
-  moto-5.2.5           moto's EC2 instance-type data (vCPU, memory, GPUs, ENIs, AZs)
+  moto-5.2.x           moto's EC2 instance-type data (vCPU, memory, GPUs, ENIs, AZs)
+  karpenter-*, aspire-*, derived: ...   see scripts/catalogs/aws.py and azure.py
   post-PNN             a price quoted in Elotl's blog post NN (shared/seeds), newer than libcloud
   list-2025            public list price (on-demand, Linux), entered by hand; verify before relying on it
 Run: .venv/bin/python scripts/generate-catalogs.py
@@ -12,8 +15,11 @@ Run: .venv/bin/python scripts/generate-catalogs.py
 from __future__ import annotations
 
 import csv
-import gzip
+import io
 import json
+import struct
+import sys
+import zlib
 from pathlib import Path
 
 import libcloud
@@ -21,6 +27,10 @@ import moto
 
 from gibbous.core.choice.catalog import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
 from gibbous.core.choice.n1gpus import n1_gpu_fits
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from catalogs import aws as aws_catalog
+from catalogs import azure as azure_catalog
 
 OUT = Path(__file__).resolve().parent.parent / "gibbous" / "catalogs"
 LIBCLOUD = Path(libcloud.__file__).parent / "data" / "pricing.json"
@@ -37,6 +47,32 @@ def write(cloud: str, rows: list[dict[str, object]]) -> None:
         for row in rows:
             writer.writerow({k: row.get(k, "") for k in HEADER})
     print(f"{cloud}: {len(rows)} types")
+
+
+def write_gz(cloud: str, rows: list[dict[str, object]]) -> None:
+    """`<cloud>.csv.gz`: one gzip member for the header line, then one per region, each header
+    naming its region and length in an extra field (subfield RG, RFC 1952) so that the loader
+    inflates one region's member only; mtime 0, so regeneration is byte-identical."""
+    rows.sort(key=lambda r: (str(r["region"]), str(r["instance_type"])))
+    blocks: dict[str, io.StringIO] = {"": io.StringIO()}
+    csv.DictWriter(blocks[""], HEADER, lineterminator="\n").writeheader()
+    for entry in rows:
+        block = blocks.setdefault(str(entry["region"]), io.StringIO())
+        writer = csv.DictWriter(block, HEADER, lineterminator="\n")
+        writer.writerow({k: entry.get(k, "") for k in HEADER})
+    out = bytearray()
+    for region, block in blocks.items():
+        data = block.getvalue().encode()
+        compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+        body = compressor.compress(data) + compressor.flush()
+        body += struct.pack("<II", zlib.crc32(data), len(data) & 0xFFFFFFFF)
+        record = f"{region} {len(body)}".encode()
+        extra = b"RG" + struct.pack("<H", len(record)) + record
+        # ID1 ID2 CM=deflate FLG=FEXTRA MTIME=0 XFL=2 (best compression) OS=255 (unknown)
+        header = b"\x1f\x8b\x08\x04" + struct.pack("<I", 0) + b"\x02\xff"
+        out += header + struct.pack("<H", len(extra)) + extra + body
+    (OUT / f"{cloud}.csv.gz").write_bytes(bytes(out))
+    print(f"{cloud}: {len(rows)} rows in {len(blocks) - 1} regions")
 
 
 def row(
@@ -75,142 +111,11 @@ def row(
     }
 
 
-# --- AWS -----------------------------------------------------------------------------
-
-AWS_REGION = "us-west-2"
-AWS_FAMILIES = {
-    # general purpose
-    "t3",
-    "t3a",
-    "m5",
-    "m5a",
-    "m6i",
-    "m6a",
-    "m7i",
-    "m7a",
-    # compute
-    "c5",
-    "c5a",
-    "c6i",
-    "c6a",
-    "c7i",
-    "c7a",
-    # memory
-    "r5",
-    "r5a",
-    "r6i",
-    "r6a",
-    "r7i",
-    "r7a",
-    # ARM (Graviton)
-    "t4g",
-    "m6g",
-    "m7g",
-    "c6g",
-    "c7g",
-    "r6g",
-    "r7g",
-    # NVIDIA GPU
-    "g4dn",
-    "g5",
-    "g5g",
-    "g6",
-    "g6e",
-    "p3",
-    "p4d",
-    "p5",
-}
-# Posts quote these newer prices than libcloud's 2025-03 snapshot (p4d was cut mid-2025).
-AWS_POST_PRICES = {
-    "p4d.24xlarge": (21.958, "post-P00", "2025-11-18"),
-    "g6.8xlarge": (2.0144, "post-P04", "2025-09-25"),
-    "g6.12xlarge": (4.6016, "post-P04", "2025-09-25"),
-    "r5a.xlarge": (0.2260, "post-P04", "2025-09-25"),
-    "g4dn.xlarge": (0.526, "post-P17", "2024-06-25"),
-    "g4dn.12xlarge": (3.912, "post-P17", "2024-06-25"),
-    "t3a.small": (0.0188, "post-P10", "2025-04-24"),
-}
-# Retired from moto's data but named in the posts (P17: cheapest 2-GPU type, M60).
-AWS_MANUAL = [
-    ("g3s.xlarge", 4, 30.5, 1, "M60", 8),
-    ("g3.4xlarge", 16, 122, 1, "M60", 8),
-    ("g3.8xlarge", 32, 244, 2, "M60", 16),
-    ("g3.16xlarge", 64, 488, 4, "M60", 32),
-]
+# --- AWS: every public region (scripts/catalogs/aws.py) -------------------------------
 
 
 def aws() -> None:
-    prices = json.loads(LIBCLOUD.read_text())["compute"]["ec2_linux"]
-    with gzip.open(MOTO / "instance_types.json.gz") as handle:
-        types = json.load(handle)
-    zones: dict[str, list[str]] = {}
-    offers_path = MOTO / "instance_type_offerings" / "availability-zone" / f"{AWS_REGION}.json.gz"
-    with gzip.open(offers_path) as handle:
-        offerings = json.load(handle)
-    for offer in offerings:
-        zones.setdefault(offer["InstanceType"], []).append(offer["Location"])
-    rows = []
-    for name, spec in types.items():
-        family, _, size = name.partition(".")
-        if family not in AWS_FAMILIES or "metal" in size:
-            continue
-        gpu_info = spec.get("GpuInfo") or {}
-        gpus = gpu_info.get("Gpus") or []
-        if gpus and gpus[0].get("Manufacturer") != "NVIDIA":
-            continue  # only NVIDIA GPUs are nvidia.com/gpu
-        price = prices.get(name, {}).get(AWS_REGION) or 0.0
-        source, date = "libcloud-2025-03-02", LIBCLOUD_DATE
-        if name in AWS_POST_PRICES:
-            price, source, date = AWS_POST_PRICES[name]
-        if not price:
-            price = prices.get(name, {}).get("us-east-1") or 0.0
-            source = "libcloud-2025-03-02 (us-east-1 price)"
-        if not price:
-            continue
-        network = spec["NetworkInfo"]
-        # EKS's default max pods without prefix delegation: ENIs x (IPs per ENI - 1) + 2.
-        max_pods = (
-            network["MaximumNetworkInterfaces"] * (network["Ipv4AddressesPerInterface"] - 1) + 2
-        )
-        arch = "arm64" if "arm64" in spec["ProcessorInfo"]["SupportedArchitectures"] else "amd64"
-        count = sum(g["Count"] for g in gpus)
-        rows.append(
-            row(
-                "aws",
-                AWS_REGION,
-                name,
-                spec["VCpuInfo"]["DefaultVCpus"],
-                spec["MemoryInfo"]["SizeInMiB"] / 1024,
-                price,
-                source + "; specs moto-5.2.5",
-                date,
-                gpus=count,
-                sku=gpus[0]["Name"] if gpus else "",
-                arch=arch,
-                zones=";".join(sorted(zones.get(name, []))),
-                gpu_mem=round(gpu_info.get("TotalGpuMemoryInMiB", 0) / 1024) if gpus else "",
-                max_pods=min(max_pods, 250),
-            )
-        )
-    for name, vcpu, mem, count, sku, gpu_mem in AWS_MANUAL:
-        price = prices[name][AWS_REGION]
-        rows.append(
-            row(
-                "aws",
-                AWS_REGION,
-                name,
-                vcpu,
-                mem,
-                price,
-                "libcloud-2025-03-02; specs AWS docs",
-                LIBCLOUD_DATE,
-                gpus=count,
-                sku=sku,
-                gpu_mem=gpu_mem,
-                max_pods=234,
-            )
-        )
-    write("aws", rows)
+    write_gz("aws", aws_catalog.rows())
 
 
 # --- GCP -----------------------------------------------------------------------------
@@ -403,119 +308,11 @@ def gcp() -> None:
     write("gcp", rows)
 
 
-# --- Azure (eastus) ------------------------------------------------------------------------
-
-AZ_REGION = "eastus"
-# name, vcpu, GiB, gpus, sku, arch, price, source
-AZ_MANUAL = [
-    ("Standard_E4as_v5", 4, 32, 0, "", "amd64", 0.226, "post-P04"),
-    ("Standard_B2als_v2", 2, 4, 0, "", "amd64", 0.0376, "post-P10"),
-    ("Standard_NC4as_T4_v3", 4, 28, 1, "T4", "amd64", 0.526, "post-P17"),
-    ("Standard_NC8as_T4_v3", 8, 56, 1, "T4", "amd64", 0.752, "list-2025"),
-    ("Standard_NC16as_T4_v3", 16, 110, 1, "T4", "amd64", 1.204, "list-2025"),
-    ("Standard_NC64as_T4_v3", 64, 440, 4, "T4", "amd64", 4.352, "post-P17"),
-    ("Standard_NV36ads_A10_v5", 36, 440, 1, "A10", "amd64", 3.20, "post-P04"),
-    ("Standard_NV72ads_A10_v5", 72, 880, 2, "A10", "amd64", 6.52, "post-P04"),
-    ("Standard_NC24ads_A100_v4", 24, 220, 1, "A100", "amd64", 3.673, "post-P04"),
-    ("Standard_NC48ads_A100_v4", 48, 440, 2, "A100", "amd64", 7.346, "list-2025"),
-    ("Standard_NC96ads_A100_v4", 96, 880, 4, "A100", "amd64", 14.692, "list-2025"),
-    ("Standard_ND96asr_v4", 96, 900, 8, "A100", "amd64", 27.197, "list-2025"),
-]
-# General purpose v5 series, linear per vCPU (list-2025, eastus): (prefix, suffix, GiB/vCPU, $/vCPU, arch)
-AZ_V5 = [
-    ("D", "s_v5", 4, 0.048, "amd64"),
-    ("D", "as_v5", 4, 0.043, "amd64"),
-    ("D", "ps_v5", 4, 0.0385, "arm64"),
-    ("E", "s_v5", 8, 0.063, "amd64"),
-    ("E", "as_v5", 8, 0.0565, "amd64"),
-    ("E", "ps_v5", 8, 0.0505, "arm64"),
-    ("F", "s_v2", 2, 0.0423, "amd64"),
-]
-AZ_LIBCLOUD = {  # libcloud key -> (vcpu, GiB, gpus, sku)
-    "standarda8mv2": (8, 64, 0, ""),
-    "standarda4mv2": (4, 32, 0, ""),
-    "standarda2mv2": (2, 16, 0, ""),
-    "standardds2v2": (2, 7, 0, ""),
-    "standardb2ms": (2, 8, 0, ""),
-    "standardb4ms": (4, 16, 0, ""),
-    "standardb8ms": (8, 32, 0, ""),
-    "standardnc6sv3": (6, 112, 1, "V100"),
-    "standardnc12sv3": (12, 224, 2, "V100"),
-    "standardnc24sv3": (24, 448, 4, "V100"),
-}
-AZ_NAMES = {
-    "standarda8mv2": "Standard_A8m_v2",
-    "standarda4mv2": "Standard_A4m_v2",
-    "standarda2mv2": "Standard_A2m_v2",
-    "standardds2v2": "Standard_DS2_v2",
-    "standardb2ms": "Standard_B2ms",
-    "standardb4ms": "Standard_B4ms",
-    "standardb8ms": "Standard_B8ms",
-    "standardnc6sv3": "Standard_NC6s_v3",
-    "standardnc12sv3": "Standard_NC12s_v3",
-    "standardnc24sv3": "Standard_NC24s_v3",
-}
+# --- Azure: every public region (scripts/catalogs/azure.py) ---------------------------
 
 
 def azure() -> None:
-    prices = json.loads(LIBCLOUD.read_text())["compute"]["azure_linux"]
-    rows = []
-    for name, vcpu, mem, gpus, sku, arch, price, source in AZ_MANUAL:
-        rows.append(
-            row(
-                "azure",
-                AZ_REGION,
-                name,
-                vcpu,
-                mem,
-                price,
-                source,
-                "2025",
-                gpus=gpus,
-                sku=sku,
-                arch=arch,
-                max_pods=250,
-            )
-        )
-    for prefix, suffix, gib, per_cpu, arch in AZ_V5:
-        for size in (2, 4, 8, 16, 32, 48, 64):
-            name = f"Standard_{prefix}{size}{suffix}"
-            if any(r["instance_type"] == name for r in rows):
-                continue
-            rows.append(
-                row(
-                    "azure",
-                    AZ_REGION,
-                    name,
-                    size,
-                    size * gib,
-                    size * per_cpu,
-                    "list-2025",
-                    "2025",
-                    arch=arch,
-                    max_pods=250,
-                )
-            )
-    for key, (vcpu, mem, gpus, sku) in AZ_LIBCLOUD.items():
-        price = prices[key][AZ_REGION]
-        rows.append(
-            row(
-                "azure",
-                AZ_REGION,
-                AZ_NAMES[key],
-                vcpu,
-                mem,
-                price,
-                "libcloud-2025-03-02",
-                LIBCLOUD_DATE,
-                gpus=gpus,
-                sku=sku,
-                max_pods=250,
-            )
-        )
-    for entry in rows:
-        entry["zones"] = AZURE_ZONES
-    write("azure", rows)
+    write_gz("azure", azure_catalog.rows())
 
 
 # --- OCI (us-ashburn-1) ----------------------------------------------------------------------

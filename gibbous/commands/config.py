@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, TextIO
 
 import yaml
 
-from gibbous.catalogs import builtin_regions
+from gibbous.catalogs import builtin_catalog, builtin_regions
 from gibbous.commands.options import EXIT_OK, add_config_options, config_epilog
 from gibbous.configfile import load_config, read_document, with_cloud_region
 from gibbous.core.settings.config import Config
@@ -86,15 +86,30 @@ def _region_lines(config: Config) -> list[str]:
         where = "the AKS cluster's location" if cloud == "azure" else "the OCI credentials' region"
         lines.append(f"note: with region unset, the autoscaler uses {where} at start")
     regions = builtin_regions(cloud)
-    if region not in regions and cloud == "aws":
+    if region in regions:
+        types = builtin_catalog(cloud, region)
+        dates = sorted({t.price_date for t in types if t.price_date})
+        span = " to ".join(dict.fromkeys((dates[0], dates[-1]))) if dates else ""
+        lines.append(
+            f"built-in catalog: {len(types)} {cloud} types in {region}"
+            + (f" (prices of {span})" if span else "")
+        )
+    elif cloud == "aws":
         lines.append(
             f"note: the built-in aws catalog has no types for {region} (it has "
-            f"{', '.join(regions)}): the autoscaler builds its catalog from AWS's APIs "
+            f"{len(regions)} regions): the autoscaler builds its catalog from AWS's APIs "
             "(ec2:DescribeInstanceTypes, ec2:DescribeInstanceTypeOfferings, "
             "pricing:GetProducts) and has no types until they answer; estimate and "
             "simulate need --catalog FILE for that region"
         )
-    elif region not in regions:
+    elif cloud == "azure":
+        lines.append(
+            f"note: the built-in azure catalog has no types for {region} (it has "
+            f"{len(regions)} regions): the autoscaler builds its catalog from Azure's APIs "
+            "(Resource SKUs, the Retail Prices API) and has no types until they answer; "
+            "estimate and simulate need --catalog FILE for that region"
+        )
+    else:
         lines.append(
             f"warning: the built-in {cloud} catalog has no types for {region} (it has "
             f"{', '.join(regions)}): start the autoscaler with --catalog FILE for that region"

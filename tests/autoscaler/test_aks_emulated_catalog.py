@@ -192,35 +192,45 @@ def test_the_catalog_comes_from_the_apis_and_follows_a_price_change(
         "T4",
     )
     # Every GPU size of the built-in eastus rows keeps its GPUs (the model read from the
-    # size's name, the count from the GPUs capability), as gibbous/catalogs/azure.csv has them.
+    # size's name, the count from the GPUs capability), as gibbous/catalogs/azure.csv.gz has
+    # them; the counts are Azure's GPU size pages' (NCv3, NDv2, NC H100 v5, ND A100 v4, ND H100
+    # v5, NVadsA10 v5).
     assert {n: (t.gpu_count, t.gpu_sku) for n, t in types.items() if t.gpu_count} == {
         "Standard_NC12s_v3": (2, "V100"),
         "Standard_NC16as_T4_v3": (1, "T4"),
         "Standard_NC24ads_A100_v4": (1, "A100"),
+        "Standard_NC24rs_v3": (4, "V100"),
         "Standard_NC24s_v3": (4, "V100"),
+        "Standard_NC40ads_H100_v5": (1, "H100"),
         "Standard_NC48ads_A100_v4": (2, "A100"),
         "Standard_NC4as_T4_v3": (1, "T4"),
         "Standard_NC64as_T4_v3": (4, "T4"),
         "Standard_NC6s_v3": (1, "V100"),
+        "Standard_NC80adis_H100_v5": (2, "H100"),
         "Standard_NC8as_T4_v3": (1, "T4"),
         "Standard_NC96ads_A100_v4": (4, "A100"),
+        "Standard_ND40rs_v2": (8, "V100"),
+        "Standard_ND96amsr_A100_v4": (8, "A100"),
         "Standard_ND96asr_v4": (8, "A100"),
+        "Standard_ND96isr_H100_v5": (8, "H100"),
+        "Standard_NV36adms_A10_v5": (1, "A10"),
         "Standard_NV36ads_A10_v5": (1, "A10"),
         "Standard_NV72ads_A10_v5": (2, "A10"),
     }
-    # The cheapest 2 vCPU / 8 GiB x64 size: Standard_B2ms at $0.0832 (eastus rows).
+    # The cheapest 2 vCPU / 8 GiB x64 size: Standard_B2as_v2 at $0.0752 (the Retail Prices
+    # table's eastus Linux price), then Standard_B2ms at $0.0832.
     two = [t for t in types.values() if (t.vcpu, t.memory_bytes, t.arch) == (2, 8 * GIB, "amd64")]
-    assert min(two, key=lambda t: t.on_demand_price).name == "Standard_B2ms"
+    assert min(two, key=lambda t: t.on_demand_price).name == "Standard_B2as_v2"
 
     emulator.catalog_apis.set_price("Standard_D2s_v5", 0.01)
-    emulator.catalog_apis.restrict("Standard_B2ms")
+    emulator.catalog_apis.restrict("Standard_B2as_v2")
     later = time.time() + 6 * 3600
     feed.clock = lambda: later
     aks.instance_types()  # starts the refresh beside the caller
     feed.wait(30)
     types = {t.name: t for t in aks.instance_types()}
     assert types["Standard_D2s_v5"].on_demand_price == 0.01
-    assert "Standard_B2ms" not in types
+    assert "Standard_B2as_v2" not in types
     two = [t for t in types.values() if (t.vcpu, t.memory_bytes, t.arch) == (2, 8 * GIB, "amd64")]
     assert min(two, key=lambda t: t.on_demand_price).name == "Standard_D2s_v5"
     # The pools' adapter knows the new sizes (a launch of one finds its GPU and zones).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import datetime
+import gzip
 import itertools
 from pathlib import Path
 from typing import Any
@@ -60,7 +61,7 @@ def launched(provider: FakeCloudProvider) -> list[tuple[str, str]]:
     return [(r.instance_type, r.category) for r in provider.create_calls]
 
 
-CATALOG = Path(__file__).resolve().parents[2] / "gibbous" / "catalogs" / "aws.csv"
+CATALOG = Path(__file__).resolve().parents[2] / "gibbous" / "catalogs" / "aws.csv.gz"
 
 
 def cheapest_in_catalog(min_vcpu: float, min_memory_gib: float, category: str) -> tuple[str, str]:
@@ -73,7 +74,7 @@ def cheapest_in_catalog(min_vcpu: float, min_memory_gib: float, category: str) -
             return float(row["spot_usd_per_hour"] or float(row["on_demand_usd_per_hour"]) * 0.5)
         return float(row["on_demand_usd_per_hour"])
 
-    with CATALOG.open() as lines:
+    with gzip.open(CATALOG, "rt", newline="") as lines:
         rows = [
             r
             for r in csv.DictReader(lines)

@@ -5,6 +5,7 @@ crash in the middle of a launch leaves no duplicate and no leak."""
 from __future__ import annotations
 
 import csv
+import gzip
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,7 +41,7 @@ from tests.factories import catalog, config
 pytestmark = pytest.mark.e2e
 
 SCHEDULER = "gibbous-autoscaler-e2e"
-AWS_CATALOG = Path(__file__).resolve().parents[2] / "gibbous" / "catalogs" / "aws.csv"
+AWS_CATALOG = Path(__file__).resolve().parents[2] / "gibbous" / "catalogs" / "aws.csv.gz"
 
 
 def suite_config(cluster_id: str) -> Config:
@@ -135,7 +136,7 @@ def cheapest_in_catalog(*, min_vcpu: int, gpus: bool, spot: bool) -> str:
         on_demand = float(row["on_demand_usd_per_hour"])
         return float(row["spot_usd_per_hour"] or on_demand * 0.5) if spot else on_demand
 
-    with AWS_CATALOG.open() as lines:
+    with gzip.open(AWS_CATALOG, "rt", newline="") as lines:
         rows = [
             r
             for r in csv.DictReader(lines)

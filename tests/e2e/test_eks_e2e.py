@@ -9,6 +9,7 @@ show the autoscaler patching them, which these tests forbid)."""
 from __future__ import annotations
 
 import csv
+import gzip
 import threading
 import time
 from collections.abc import Iterator
@@ -44,7 +45,7 @@ pytestmark = pytest.mark.e2e
 CLUSTER = "e2e-eks"
 SCHEDULER = "gibbous-eks-e2e"
 NAMESPACE = "eks-e2e"
-AWS_CATALOG = Path(__file__).resolve().parents[2] / "gibbous" / "catalogs" / "aws.csv"
+AWS_CATALOG = Path(__file__).resolve().parents[2] / "gibbous" / "catalogs" / "aws.csv.gz"
 ROOT_VOLUME = {
     "DeviceName": "/dev/xvda",
     "Ebs": {"VolumeSize": 80, "VolumeType": "gp3", "DeleteOnTermination": True},
@@ -167,7 +168,7 @@ def cheapest_in_catalog(emulated: Ec2Emulator, *, min_vcpu: int, gpus: bool, spo
     the DaemonSets are taken; a 1 CPU pod fits 2 vCPUs), with GPUs or without; spot at
     the price the emulated EC2 reports in its first zone (the others add 2 % each, for
     every type alike, so the order is the same)."""
-    with AWS_CATALOG.open() as lines:
+    with gzip.open(AWS_CATALOG, "rt", newline="") as lines:
         rows = [
             r
             for r in csv.DictReader(lines)

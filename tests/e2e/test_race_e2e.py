@@ -8,6 +8,7 @@ gets its own, as in the benchmark."""
 from __future__ import annotations
 
 import csv
+import gzip
 from pathlib import Path
 
 import pytest
@@ -22,8 +23,8 @@ pytestmark = pytest.mark.e2e
 
 def published_prices() -> dict[str, float]:
     """On-demand $/hour per type, read straight from the built-in catalog's CSV."""
-    path = repo_root() / "gibbous" / "catalogs" / "aws.csv"
-    with path.open(newline="") as handle:
+    path = repo_root() / "gibbous" / "catalogs" / "aws.csv.gz"
+    with gzip.open(path, "rt", newline="") as handle:
         return {
             row["instance_type"]: float(row["on_demand_usd_per_hour"])
             for row in csv.DictReader(handle)
