@@ -7,7 +7,7 @@ they are not public (a tenancy there is by contract) and their prices are not on
 public list. Availability domains: three in us-ashburn-1, us-phoenix-1, eu-frankfurt-1 and
 uk-london-1, one elsewhere (OCI docs, "Regions and Availability Domains"); OKE labels a node's
 zone with the AD name without its tenancy prefix (OKE "Supported Labels for Different
-Usecases"): `US-ASHBURN-AD-1`, `PHX-AD-1`, else `<REGION>-AD-<n>` (`EU-FRANKFURT-1-AD-1`).
+Usecases"): `US-ASHBURN-AD-1`, `PHX-AD-1` (the SDK models' example `Uocm:PHX-AD-1`), else `<REGION>-AD-<n>` (`EU-FRANKFURT-1-AD-1`).
 Prices: OCI charges the same in every commercial region (Oracle, "Cloud Price List": one
 price a part number, no regional column), so every region gets us-ashburn-1's rows. Which
 shapes each region has capacity for is not public as a table: every region lists every shape,
