@@ -28,7 +28,11 @@ def _builtin_text(cloud: str, region: str | None) -> str:
 
 
 def builtin_catalog(cloud: str, region: str | None = None) -> list[InstanceType]:
-    return parse_catalog_csv(_builtin_text(cloud, region), f"built-in {cloud} catalog")
+    """The built-in types of `cloud`, of `region` only when given ([] for a region it lacks)."""
+    text = _builtin_text(cloud, region)
+    if region is not None and "\n" not in text:
+        return []  # the header alone
+    return parse_catalog_csv(text, f"built-in {cloud} catalog")
 
 
 def builtin_regions(cloud: str) -> list[str]:

@@ -8,6 +8,7 @@ import pytest
 
 from gibbous.catalogs import builtin_regions, load_catalog
 from gibbous.core.choice.catalog import InstanceType
+from gibbous.core.errors import CatalogError
 
 GIB = 1024**3
 # Compute Engine "Regions and zones" (cloud.google.com/compute/docs/regions-zones), the public
@@ -123,3 +124,10 @@ def test_a_region_has_its_own_prices() -> None:
     central = {t.name: t.on_demand_price for t in load_catalog(None, "gcp", "us-central1")}
     assert west4["g2-standard-32"] > central["g2-standard-32"]
     assert west4["e2-highmem-4"] > central["e2-highmem-4"]
+
+
+def test_a_region_google_does_not_have_is_an_error_naming_those_it_has() -> None:
+    with pytest.raises(CatalogError) as error:
+        load_catalog(None, "gcp", "mars-central1")
+    assert "no instance types for gcp/mars-central1" in str(error.value)
+    assert "europe-west4" in str(error.value) and "us-central1" in str(error.value)
