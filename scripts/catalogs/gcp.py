@@ -40,6 +40,9 @@ GCLOUD_URL = (
 GCLOUD_DATE = "2026-08-17"
 # Machine families built in (the rest of Compute Engine's families are left to the live catalog).
 FAMILIES = (
+    "c3d",
+    "n4",
+    "c4a",
     "e2",
     "n1",
     "n2",
@@ -56,9 +59,11 @@ FAMILIES = (
     "a3",
     "g2",
 )
-# GiB per vCPU of C3 (Compute Engine "General-purpose machine family": C3 standard 4, highmem 8,
-# highcpu 2); the zone listing used predates C3, so its specs come from the name.
-C3_GIB = {"standard": 4, "highmem": 8, "highcpu": 2}
+# GiB per vCPU by shape, for the families the zone listing used predates (Compute Engine
+# "General-purpose machine family": C3, C3D, N4 and C4A (Arm) standard 4, highmem 8, highcpu 2);
+# their specs come from the name.
+BY_NAME = ("c3", "c3d", "n4", "c4a")
+NAME_GIB = {"standard": 4, "highmem": 8, "highcpu": 2}
 # A3 (Compute Engine "Accelerator-optimized machine family", A3 High and A3 Mega):
 # vCPUs and GiB by GPU count, 26 vCPUs and 234 GB per H100 80GB.
 A3 = {
@@ -84,6 +89,19 @@ N1_ACCELERATORS = {
     "P100": "nvidia-tesla-p100",
 }
 US_CENTRAL1 = "us-central1"
+# Regions the zone listing used has no zones for (opened to its project later): their zones
+# from Compute Engine's "Regions and zones" table, a, b and c in each.
+DOC_ZONES = {
+    region: [f"{region}-{letter}" for letter in "abc"]
+    for region in (
+        "africa-south1",
+        "asia-southeast3",
+        "europe-north2",
+        "europe-west10",
+        "me-central2",
+        "northamerica-south1",
+    )
+}
 
 
 def _gcloud(name: str) -> list[dict[str, str]]:
@@ -114,10 +132,10 @@ def _spec(name: str, listed: dict[str, tuple[float, float]]) -> tuple[float, flo
         return listed[name]
     if name in A3:
         return 26 * A3[name], 234 * A3[name]
-    match = re.fullmatch(r"c3-(standard|highmem|highcpu)-(\d+)(-metal)?", name)
-    if match:
-        vcpus = int(match.group(2))
-        return vcpus, vcpus * C3_GIB[match.group(1)]
+    match = re.fullmatch(r"([a-z0-9]+)-(standard|highmem|highcpu)-(\d+)", name)  # not -metal
+    if match and match.group(1) in BY_NAME:
+        vcpus = int(match.group(3))
+        return vcpus, vcpus * NAME_GIB[match.group(2)]
     return None
 
 
@@ -149,7 +167,7 @@ def all_regions(
     kept = {str(r["instance_type"]) for r in us_central1}
     base_n1 = prices[US_CENTRAL1]["on_demand"]["n1-standard-8"]
     for region in sorted(prices):
-        zones = sorted(region_zones.get(region, []))
+        zones = sorted(region_zones.get(region) or DOC_ZONES.get(region, []))
         on_demand: dict[str, float] = prices[region]["on_demand"]
         for name, price in sorted(on_demand.items()):
             if not _wanted(name) or (region == US_CENTRAL1 and name in kept):
@@ -175,7 +193,7 @@ def all_regions(
                     PRICES_DATE,
                     gpus=count,
                     sku=sku,
-                    arch="arm64" if name.startswith("t2a-") else "amd64",
+                    arch="arm64" if name.startswith(("t2a-", "c4a-")) else "amd64",
                     zones=";".join(offered),
                     gpu_mem=count * gib if count else "",
                 )

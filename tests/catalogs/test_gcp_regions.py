@@ -87,7 +87,8 @@ def test_every_public_region_has_a_catalog_and_no_other(
     for region, types in catalogs.items():
         assert types, region
         assert all(t.region == region and t.on_demand_price > 0 and t.price_date for t in types)
-        # Every type's zones are that region's (GCP zone names are <region>-<letter>).
+        # Every type has zones, that region's (GCP zone names are <region>-<letter>).
+        assert all(t.zones for t in types), region
         assert all(z.rsplit("-", 1)[0] == region for t in types for z in t.zones), region
 
 
