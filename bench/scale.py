@@ -22,6 +22,9 @@ Ratios are against the baseline of the same run. Targets (issue #16): <= 300 MB 
 process and <= 0.25 x the dict caches; step p99 <= 100 ms; review <= 50 ms; burst <= 2 s
 after the batching window.
 
+Last, what the catalogs and price data add at each cloud's largest region (issue #30: <= 50
+MB; bench/catalogmemory.py says how), also alone with --catalogs-only (no cluster).
+
 Run: .venv/bin/python -m bench.scale [--nodes 5000] [--pods 50000] [--first 1000:10000]
 """
 
@@ -44,6 +47,7 @@ from typing import Any
 
 from kubernetes import client, config
 
+from bench import catalogmemory
 from gibbous.autoscaler.cloud.kwok import KwokCloudProvider
 from gibbous.autoscaler.kube import KubeCluster
 from gibbous.autoscaler.lifecycle import NodeLifecycle
@@ -460,9 +464,17 @@ def main() -> None:
     parser.add_argument("--first", default="1000:10000", help="NODES:PODS of the first size")
     parser.add_argument("--burst", type=int, default=1000)
     parser.add_argument("--dir", help="control plane directory (default: a temporary one)")
+    parser.add_argument(
+        "--catalogs-only",
+        action="store_true",
+        help="only what the catalogs add at each cloud's largest region (bench.catalogmemory)",
+    )
     parser.add_argument("--hold-dict-caches", metavar="KUBECONFIG", help=argparse.SUPPRESS)
     parser.add_argument("--ready-file", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.catalogs_only:
+        catalogmemory.report(catalogmemory.measure_all())
+        return
     if args.hold_dict_caches:
         hold_dict_caches(args.hold_dict_caches, args.ready_file)
         return
@@ -510,6 +522,8 @@ def main() -> None:
     finally:
         plane.stop()
     report(results)
+    # Issue #30: the catalogs and price data add at most 50 MB at the largest region.
+    catalogmemory.report(catalogmemory.measure_all())
 
 
 def report(results: list[dict[str, Any]]) -> None:

@@ -9,21 +9,23 @@ its source:
   karpenter-*, aspire-*, derived: ...   see scripts/catalogs/aws.py and azure.py
   post-PNN             a price quoted in Elotl's blog post NN (shared/seeds), newer than libcloud
   list-2025            public list price (on-demand, Linux), entered by hand; verify before relying on it
+GCP's and OCI's other regions: scripts/catalogs/gcp.py and oci.py (their sources in their docstrings;
+downloaded once into $GIBBOUS_CATALOG_SOURCES).
 Run: .venv/bin/python scripts/generate-catalogs.py
 """
 
 from __future__ import annotations
 
 import csv
-import io
 import json
-import struct
 import sys
-import zlib
 from pathlib import Path
 
 import libcloud
 import moto
+from catalogs import gcp as gcp_regions
+from catalogs import oci as oci_regions
+from catalogs.rows import write_gz as write_indexed_gz
 
 from gibbous.core.choice.catalog import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
 from gibbous.core.choice.n1gpus import n1_gpu_fits
@@ -50,29 +52,8 @@ def write(cloud: str, rows: list[dict[str, object]]) -> None:
 
 
 def write_gz(cloud: str, rows: list[dict[str, object]]) -> None:
-    """`<cloud>.csv.gz`: one gzip member for the header line, then one per region, each header
-    naming its region and length in an extra field (subfield RG, RFC 1952) so that the loader
-    inflates one region's member only; mtime 0, so regeneration is byte-identical."""
-    rows.sort(key=lambda r: (str(r["region"]), str(r["instance_type"])))
-    blocks: dict[str, io.StringIO] = {"": io.StringIO()}
-    csv.DictWriter(blocks[""], HEADER, lineterminator="\n").writeheader()
-    for entry in rows:
-        block = blocks.setdefault(str(entry["region"]), io.StringIO())
-        writer = csv.DictWriter(block, HEADER, lineterminator="\n")
-        writer.writerow({k: entry.get(k, "") for k in HEADER})
-    out = bytearray()
-    for region, block in blocks.items():
-        data = block.getvalue().encode()
-        compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
-        body = compressor.compress(data) + compressor.flush()
-        body += struct.pack("<II", zlib.crc32(data), len(data) & 0xFFFFFFFF)
-        record = f"{region} {len(body)}".encode()
-        extra = b"RG" + struct.pack("<H", len(record)) + record
-        # ID1 ID2 CM=deflate FLG=FEXTRA MTIME=0 XFL=2 (best compression) OS=255 (unknown)
-        header = b"\x1f\x8b\x08\x04" + struct.pack("<I", 0) + b"\x02\xff"
-        out += header + struct.pack("<H", len(extra)) + extra + body
-    (OUT / f"{cloud}.csv.gz").write_bytes(bytes(out))
-    print(f"{cloud}: {len(rows)} rows in {len(blocks) - 1} regions")
+    """`<cloud>.csv.gz`, indexed by region (scripts/catalogs/rows.py)."""
+    write_indexed_gz(OUT / f"{cloud}.csv.gz", rows)
 
 
 def row(
@@ -127,9 +108,6 @@ GCP_ZONES = "us-central1-a;us-central1-b;us-central1-c;us-central1-f"
 # 1, 2 and 3 (learn.microsoft.com/azure/reliability/regions-list). Which sizes each zone
 # offers is not modelled: every size gets every zone.
 AZURE_ZONES = "eastus-1;eastus-2;eastus-3"
-# OKE labels a node with the shortened availability domain name; Ashburn's are the
-# exception US-ASHBURN-AD-1..3 (OKE "Supported Labels for Different Usecases").
-OCI_ZONES = "US-ASHBURN-AD-1;US-ASHBURN-AD-2;US-ASHBURN-AD-3"
 # GiB per vCPU for the predefined shapes.
 GCP_SHAPES = {
     "e2": {
@@ -305,7 +283,8 @@ def gcp() -> None:
                 gpu_mem=40 * count,
             )
         )
-    write("gcp", rows)
+    # Every other region (and us-central1's missing families): scripts/catalogs/gcp.py.
+    gcp_regions.generate(OUT, rows, GCP_N1_GPUS)
 
 
 # --- Azure: every public region (scripts/catalogs/azure.py) ---------------------------
@@ -315,88 +294,11 @@ def azure() -> None:
     write_gz("azure", azure_catalog.rows())
 
 
-# --- OCI (us-ashburn-1) ----------------------------------------------------------------------
-
-OCI_REGION = "us-ashburn-1"
+# --- OCI: every commercial region, scripts/catalogs/oci.py --------------------------------
 
 
 def oci() -> None:
-    rows = []
-    # Flex shapes: $/OCPU-hr, $/GB-hr, vCPUs per OCPU (list-2025). Sizes listed as <shape>-<ocpus>-<GB>.
-    for shape, per_ocpu, per_gb, vcpus, arch in (
-        ("VM.Standard.E4.Flex", 0.025, 0.0015, 2, "amd64"),
-        ("VM.Standard.E5.Flex", 0.03, 0.002, 2, "amd64"),
-        ("VM.Standard3.Flex", 0.04, 0.0015, 2, "amd64"),
-        ("VM.Standard.A1.Flex", 0.01, 0.0015, 1, "arm64"),
-    ):
-        for ocpus in (1, 2, 4, 8, 16, 32):
-            for gb_per in (8, 16):
-                gb = ocpus * gb_per
-                rows.append(
-                    row(
-                        "oci",
-                        OCI_REGION,
-                        f"{shape}-{ocpus}-{gb}",
-                        ocpus * vcpus,
-                        gb,
-                        ocpus * per_ocpu + gb * per_gb,
-                        "list-2025",
-                        "2025",
-                        arch=arch,
-                    )
-                )
-    # Bare-metal standard shapes (OCI "Compute Shapes", bare metal: OCPUs and GB), billed
-    # per OCPU and GB at their series' Flex rates (OCI price list: "Compute - Standard -
-    # E4 - OCPU" etc. price bare metal and VMs of a series alike).
-    for name, ocpus, gb, per_ocpu, per_gb, vcpus, arch in (
-        ("BM.Standard.E4.128", 128, 2048, 0.025, 0.0015, 2, "amd64"),
-        ("BM.Standard.E5.192", 192, 2304, 0.03, 0.002, 2, "amd64"),
-        ("BM.Standard3.64", 64, 1024, 0.04, 0.0015, 2, "amd64"),
-        ("BM.Standard.A1.160", 160, 1024, 0.01, 0.0015, 1, "arm64"),
-    ):
-        rows.append(
-            row(
-                "oci",
-                OCI_REGION,
-                name,
-                ocpus * vcpus,
-                gb,
-                ocpus * per_ocpu + gb * per_gb,
-                "list-2025",
-                "2025",
-                arch=arch,
-            )
-        )
-    for name, vcpu, mem, gpus, sku, price, source, gpu_mem in (
-        ("VM.GPU2.1", 24, 72, 1, "P100", 1.275, "post-P17", 16),
-        ("VM.GPU3.1", 12, 90, 1, "V100", 2.95, "list-2025", 16),
-        ("VM.GPU3.2", 24, 180, 2, "V100", 5.90, "list-2025", 32),
-        ("VM.GPU3.4", 48, 360, 4, "V100", 11.80, "list-2025", 64),
-        ("VM.GPU.A10.1", 30, 240, 1, "A10", 2.00, "list-2025", 24),
-        ("VM.GPU.A10.2", 60, 480, 2, "A10", 4.00, "list-2025", 48),
-        ("BM.GPU.A10.4", 128, 1024, 4, "A10", 8.00, "list-2025", 96),
-        ("BM.GPU4.8", 128, 2048, 8, "A100", 24.40, "list-2025", 320),
-        # 52 OCPUs, 768 GB, 8 V100 16 GB (OCI "Compute Shapes"), $2.95 a GPU-hour as GPU3.
-        ("BM.GPU3.8", 104, 768, 8, "V100", 23.60, "list-2025", 128),
-    ):
-        rows.append(
-            row(
-                "oci",
-                OCI_REGION,
-                name,
-                vcpu,
-                mem,
-                price,
-                source,
-                "2025",
-                gpus=gpus,
-                sku=sku,
-                gpu_mem=gpu_mem,
-            )
-        )
-    for entry in rows:
-        entry["zones"] = OCI_ZONES
-    write("oci", rows)
+    oci_regions.generate(OUT)
 
 
 if __name__ == "__main__":

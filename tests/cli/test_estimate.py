@@ -387,14 +387,13 @@ def gpu_pod(selector: dict[str, str], gpus: int = 1, cpu: str = "8", **requests:
 
 
 def test_a_gpu_family_the_catalog_lacks_is_named_as_the_catalogs_gap() -> None:
-    # GKE sells A3 (H100) in us-central1 (cloud.google.com/compute/docs/gpus), but the
-    # built-in GCP catalog has no row for it: the reason says so, not "no offer satisfies".
-    code, reason = reason_of(
-        gpu_pod({"cloud.google.com/gke-accelerator": "nvidia-h100-80gb"}), "gcp"
-    )
+    # GKE sells A4 (B200) in us-central1 (cloud.google.com/compute/docs/gpus), but the
+    # built-in GCP catalog has no row for it (no public regional price was found): the
+    # reason says so, not "no offer satisfies".
+    code, reason = reason_of(gpu_pod({"cloud.google.com/gke-accelerator": "nvidia-b200"}), "gcp")
     assert code == 3
-    assert "no type meets cloud.google.com/gke-accelerator In nvidia-h100-80gb" in reason
-    assert "the catalog has no nvidia-h100-80gb types" in reason
+    assert "no type meets cloud.google.com/gke-accelerator In nvidia-b200" in reason
+    assert "the catalog has no nvidia-b200 types" in reason
     assert "nvidia-tesla-t4" in reason  # what it has instead (GKE's T4 accelerator name)
 
 
