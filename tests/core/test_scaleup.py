@@ -1,3 +1,6 @@
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from gibbous.core import keys
 from gibbous.core.choice.classify import Placement
 from gibbous.core.planning.backoff import Backoffs, FailureKind
@@ -183,3 +186,29 @@ def test_a_launch_that_stops_counting_leaves_its_pods_to_the_next_decision() -> 
     assert held.launches == ()
     (again,) = plan_scale_up(pods, OFFERS, CFG, in_flight=[], now=6).launches
     assert sorted(again.pods) == sorted(p.key for p in pods)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    sizes=st.lists(st.sampled_from([250, 500, 1000, 1500]), min_size=1, max_size=24),
+    bound_cpu=st.integers(0, 4000),
+)
+def test_an_in_flight_node_is_never_promised_past_its_room(
+    sizes: list[int], bound_cpu: int
+) -> None:
+    # Whatever arrives and whatever the scheduler already bound there, the pods counted on
+    # a launch in flight fit in its allocatable less what is bound (CPU and memory), and
+    # every pod is either counted there or launched for: none is dropped.
+    (launch,) = plan_scale_up(small(1), OFFERS, CFG, now=0).launches
+    room = launch.offer.allocatable
+    bound = Resources(cpu_millis=min(bound_cpu, room.cpu_millis), memory_bytes=2**30, pods=1)
+    pods = pending(*(make_pod(f"r{i}", cpu=f"{m}m", memory=f"{m}Mi") for i, m in enumerate(sizes)))
+    plan = plan_scale_up(pods, OFFERS, CFG, in_flight=[in_flight(launch, "t-1", bound)], now=1)
+    on_flight = [p for p in pods if plan.on_existing.get(p.key) == "in-flight:t-1"]
+    used_cpu = sum(p.requirement.requests.cpu_millis for p in on_flight)
+    used_memory = sum(p.requirement.requests.memory_bytes for p in on_flight)
+    assert used_cpu <= room.cpu_millis - bound.cpu_millis
+    assert used_memory <= room.memory_bytes - bound.memory_bytes
+    launched = {key for each in plan.launches for key in each.pods}
+    assert launched | set(plan.on_existing) | set(plan.unsatisfiable) == {p.key for p in pods}
+    assert not plan.unsatisfiable
