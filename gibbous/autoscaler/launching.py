@@ -118,7 +118,7 @@ class Launching(LoopState):
             self._record_decision(
                 pod,
                 "existing-node",
-                "a launch already in flight"
+                f"room on the launch in flight {node_name.removeprefix('in-flight:')}"
                 if node_name.startswith("in-flight:")
                 else f"room on the existing node {node_name}",
             )

@@ -33,6 +33,9 @@ def test_a_trickle_during_a_launch_ends_on_that_launch_node() -> None:
         if index == 0:  # not held: launched one idle second after the first pod
             assert launched(provider) == [BIN_PACK_NODE]
     assert launched(provider) == [BIN_PACK_NODE]  # one launch, not twelve
+    (token,) = autoscaler.launches
+    later = cluster.pod_objects["default/t05"]["metadata"]["uid"]
+    assert autoscaler.decided[later].detail == f"room on the launch in flight {token}"
     assert cluster.schedule() == []  # still booting
     run(clock, autoscaler, 10)
     assert len(cluster.schedule()) == 12
