@@ -29,8 +29,14 @@ from gibbous.core.planning.backoff import FailureKind
 from gibbous.core.planning.demand import describe_pod
 from gibbous.core.planning.packingmodel import Guardrails, PendingPod
 from gibbous.core.planning.podfacts import ClusterPods
-from gibbous.core.planning.scaleup import existing_nodes, gibbous_usage, plan_scale_up
+from gibbous.core.planning.scaleup import (
+    InFlight,
+    existing_nodes,
+    gibbous_usage,
+    plan_scale_up,
+)
 from gibbous.core.podmodel.pods import Pod, key_of, scheduling_gates
+from gibbous.core.podmodel.resources import Resources
 
 log = logging.getLogger("gibbous.autoscaler")
 
@@ -58,7 +64,7 @@ class Launching(LoopState):
         pod_by_key = {p.key: pod for p, pod in provision}
         asked: list[Launch] = []
         for _ in range(MAX_ROUNDS):
-            flying = [launch.in_flight() for launch in self.launches.values()]
+            flying = self._in_flight_with_bound_pods()
             flying_nodes = frozenset(
                 launch.node_name for launch in self.launches.values() if launch.node_name
             )
@@ -112,7 +118,7 @@ class Launching(LoopState):
             self._record_decision(
                 pod,
                 "existing-node",
-                "a launch already in flight"
+                f"room on the launch in flight {node_name.removeprefix('in-flight:')}"
                 if node_name.startswith("in-flight:")
                 else f"room on the existing node {node_name}",
             )
@@ -123,6 +129,23 @@ class Launching(LoopState):
         for key, reason in unsatisfiable.items():
             self._record_decision(pod_by_key[key], "unsatisfiable", reason)
             self._warn(pod_by_key[key], f"cannot obtain a node for this pod: {reason}")
+
+    def _in_flight_with_bound_pods(self) -> list[InFlight]:
+        """The launches in flight, each less what the scheduler already bound to its Node
+        (registered, not yet Ready: pods that tolerate the not-ready taint), so its room is
+        not promised twice."""
+        flying = []
+        for launch in self.launches.values():
+            seen = launch.in_flight()
+            if launch.node_name and launch.node_name in self.pods_index.on_node:
+                used = Resources()
+                for facts in self.pods_index.node_pods(launch.node_name):
+                    used = used + (facts.requests or Resources())
+                seen = replace(
+                    seen, bound=used, bound_pods=self.pods_index.placed(launch.node_name)
+                )
+            flying.append(seen)
+        return flying
 
     def _say_wrong_sizes(self, asked: list[Launch], pod_by_key: Mapping[str, Pod]) -> None:
         """A Warning on the pods of each launch the provider took (or is retrying) whose

@@ -1,9 +1,13 @@
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from gibbous.core import keys
 from gibbous.core.choice.classify import Placement
 from gibbous.core.planning.backoff import Backoffs, FailureKind
 from gibbous.core.planning.demand import describe_pod
 from gibbous.core.planning.packingmodel import Guardrails, PendingPod
-from gibbous.core.planning.scaleup import InFlight, plan_scale_up
+from gibbous.core.planning.scaleup import InFlight, LaunchPlan, plan_scale_up
+from gibbous.core.podmodel.resources import Resources
 from tests.factories import config, make_pod, offers
 
 CFG = config()
@@ -87,3 +91,124 @@ def test_spot_launches_carry_the_spot_taint() -> None:
     (launch,) = plan_scale_up(pending(pod), OFFERS, CFG, now=0).launches
     assert str(launch.offer.category) == "spot"
     assert launch.taints == ({"key": keys.SPOT_TAINT_KEY, "value": "spot", "effect": "NoSchedule"},)
+
+
+SPOT_TOLERATION = {
+    "key": keys.SPOT_TAINT_KEY,
+    "operator": "Equal",
+    "value": "spot",
+    "effect": "NoSchedule",
+}
+
+
+def in_flight(launch: LaunchPlan, token: str, bound: Resources | None = None) -> InFlight:
+    """A launch the cloud accepted, as the loop hands it to the next decision."""
+    return InFlight(
+        token=token,
+        offer=launch.offer,
+        placement=launch.placement,
+        zone=launch.zones[0],
+        started_at=0,
+        labels=launch.labels,
+        taints=launch.taints,
+        bound=bound or Resources(),
+    )
+
+
+def small(count: int) -> list[PendingPod]:
+    return pending(*(make_pod(f"t{i}", cpu="250m", memory="256Mi") for i in range(count)))
+
+
+def test_pods_arriving_during_a_launch_take_its_room_and_no_more() -> None:
+    # A trickle: the first 250m pod gets a bin-pack node (at least 4 vCPU, binPackingNodeCpu);
+    # each later decision plans every pending pod again, the launch counted as a node.
+    (launch,) = plan_scale_up(small(1), OFFERS, CFG, now=0).launches
+    flying = in_flight(launch, "t-1")
+    holds = launch.offer.allocatable.cpu_millis // 250  # 250m pods its CPU holds
+    assert holds >= 14  # 4 vCPU less at most 0.5 reserved: 3500m / 250m
+    full = plan_scale_up(small(holds), OFFERS, CFG, in_flight=[flying], now=2)
+    assert full.launches == ()
+    assert set(full.on_existing.values()) == {"in-flight:t-1"}
+    assert len(full.on_existing) == holds
+    # One more than it holds: one launch, for that one pod.
+    (spill,) = plan_scale_up(small(holds + 1), OFFERS, CFG, in_flight=[flying], now=4).launches
+    assert len(spill.pods) == 1
+
+
+def test_what_the_scheduler_bound_to_a_booting_node_is_not_promised_again() -> None:
+    # A pod that tolerates the not-ready taint was bound to the launch's Node while it boots,
+    # leaving it 500m of CPU: a 1-CPU arrival needs a launch, a 500m one does not.
+    (launch,) = plan_scale_up(small(1), OFFERS, CFG, now=0).launches
+    room = launch.offer.allocatable
+    taken = Resources(cpu_millis=room.cpu_millis - 500, memory_bytes=2**30, pods=1)
+    flying = in_flight(launch, "t-1", bound=taken)
+    one_cpu = pending(make_pod("one", cpu="1", memory="1Gi"))
+    assert len(plan_scale_up(one_cpu, OFFERS, CFG, in_flight=[flying], now=2).launches) == 1
+    half = pending(make_pod("half", cpu="500m", memory="1Gi"))
+    placed = plan_scale_up(half, OFFERS, CFG, in_flight=[flying], now=2)
+    assert placed.launches == () and placed.on_existing == {"default/half": "in-flight:t-1"}
+
+
+def test_a_spot_launch_in_flight_takes_no_pod_that_does_not_tolerate_spot() -> None:
+    # The spot node will carry gibbous.dev/capacity-type=spot:NoSchedule; an on-demand pod
+    # (no toleration) counted on it would wait for a node kube-scheduler never gives it.
+    spot = make_pod(
+        "sp",
+        cpu="250m",
+        node_selector={keys.KARPENTER_CAPACITY_TYPE: "spot"},
+        tolerations=[SPOT_TOLERATION],
+    )
+    (launch,) = plan_scale_up(pending(spot), OFFERS, CFG, now=0).launches
+    assert str(launch.offer.category) == "spot" and launch.placement is Placement.BIN_PACK
+    flying = in_flight(launch, "t-s")
+    late_spot = make_pod(
+        "sp2",
+        cpu="250m",
+        node_selector={keys.KARPENTER_CAPACITY_TYPE: "spot"},
+        tolerations=[SPOT_TOLERATION],
+    )
+    on_demand = make_pod("od", cpu="250m")
+    plan = plan_scale_up(
+        pending(spot, late_spot, on_demand), OFFERS, CFG, in_flight=[flying], now=2
+    )
+    assert plan.on_existing == {"default/sp": "in-flight:t-s", "default/sp2": "in-flight:t-s"}
+    (for_on_demand,) = plan.launches
+    assert for_on_demand.pods == ("default/od",)
+    assert str(for_on_demand.offer.category) == "on-demand"
+
+
+def test_a_launch_that_stops_counting_leaves_its_pods_to_the_next_decision() -> None:
+    # Nothing is reserved outside the decision: once a failed or timed-out launch is no
+    # longer in flight, the pods it was to hold are planned afresh (one node for the six).
+    pods = small(6)
+    (launch,) = plan_scale_up(pods, OFFERS, CFG, now=0).launches
+    held = plan_scale_up(pods, OFFERS, CFG, in_flight=[in_flight(launch, "t-1")], now=5)
+    assert held.launches == ()
+    (again,) = plan_scale_up(pods, OFFERS, CFG, in_flight=[], now=6).launches
+    assert sorted(again.pods) == sorted(p.key for p in pods)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    sizes=st.lists(st.sampled_from([250, 500, 1000, 1500]), min_size=1, max_size=24),
+    bound_cpu=st.integers(0, 4000),
+)
+def test_an_in_flight_node_is_never_promised_past_its_room(
+    sizes: list[int], bound_cpu: int
+) -> None:
+    # Whatever arrives and whatever the scheduler already bound there, the pods counted on
+    # a launch in flight fit in its allocatable less what is bound (CPU and memory), and
+    # every pod is either counted there or launched for: none is dropped.
+    (launch,) = plan_scale_up(small(1), OFFERS, CFG, now=0).launches
+    room = launch.offer.allocatable
+    bound = Resources(cpu_millis=min(bound_cpu, room.cpu_millis), memory_bytes=2**30, pods=1)
+    pods = pending(*(make_pod(f"r{i}", cpu=f"{m}m", memory=f"{m}Mi") for i, m in enumerate(sizes)))
+    plan = plan_scale_up(pods, OFFERS, CFG, in_flight=[in_flight(launch, "t-1", bound)], now=1)
+    on_flight = [p for p in pods if plan.on_existing.get(p.key) == "in-flight:t-1"]
+    used_cpu = sum(p.requirement.requests.cpu_millis for p in on_flight)
+    used_memory = sum(p.requirement.requests.memory_bytes for p in on_flight)
+    assert used_cpu <= room.cpu_millis - bound.cpu_millis
+    assert used_memory <= room.memory_bytes - bound.memory_bytes
+    launched = {key for each in plan.launches for key in each.pods}
+    assert launched | set(plan.on_existing) | set(plan.unsatisfiable) == {p.key for p in pods}
+    assert not plan.unsatisfiable

@@ -85,6 +85,7 @@ class Launch:
             started_at=self.requested_at,
             assigned_pod_uid=self.plan.assigned_pod_uid,
             labels=self.plan.labels,
+            taints=self.plan.taints,
         )
 
 

@@ -11,6 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# A step this close to the end of a window counts as at its end: the loop steps every
+# `--period` (1 s, the idle window's length), and a step that lands a hair early (float
+# rounding of epoch seconds, timer jitter) must not hold the decision a whole step more.
+SLACK_S = 0.05
+
 
 @dataclass(frozen=True)
 class Batch:
@@ -41,8 +46,8 @@ def batch_due(
     if force:
         return updated, True
     if first is not None and last is not None:
-        return updated, now - last >= idle_s or now - first >= max_s
-    due = batch.last_decision_at is None or now - batch.last_decision_at >= max_s
+        return updated, now - last >= idle_s - SLACK_S or now - first >= max_s - SLACK_S
+    due = batch.last_decision_at is None or now - batch.last_decision_at >= max_s - SLACK_S
     return updated, due
 
 

@@ -1,10 +1,15 @@
 """One scale-up decision: which nodes to launch for the pods nothing can hold yet.
 
 Pure: the loop passes the pending pods, the nodes that exist, the launches still in
-flight, the back-offs and the time. Launches in flight count as nodes with all their
-allocatable free, so a second loop (or a restarted one) never provisions twice for the
-same pods. Each launch gets its labels, taints and allowed zones (preferred first,
-zones backed off for that type and category left out).
+flight, the back-offs and the time. Every decision plans all pending pods again, so a
+launch in flight counts as a node with its allocatable free minus only what the scheduler
+already bound to its Node (a pod tolerating the not-ready taint), under its own labels and
+taints: pods that arrive while it boots are placed on it when they fit (the room is held
+for them by this decision, not recorded anywhere), a second loop (or a restarted one)
+never provisions twice for the same pods, and a launch that fails or times out simply
+stops counting, so its pods are planned again at the next decision. Each launch gets its
+labels, taints and allowed zones (preferred first, zones backed off for that type and
+category left out).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from gibbous.core.planning.podfacts import ClusterPods
 from gibbous.core.podmodel.pods import (
     Pod,
 )
+from gibbous.core.podmodel.podtopology import PodTopology
 from gibbous.core.podmodel.resources import Resources
 from gibbous.core.settings.config import Config
 
@@ -43,15 +49,22 @@ class InFlight:
     started_at: float
     assigned_pod_uid: str = ""
     labels: Mapping[str, str] = field(default_factory=dict)
+    taints: tuple[Mapping[str, str], ...] = ()  # as launched (the spot taint)
+    # What the scheduler already bound to its Node before it was Ready (pods that tolerate
+    # the not-ready taint; DaemonSet pods are in the offer's overhead, not here).
+    bound: Resources = field(default_factory=Resources)
+    bound_pods: tuple[PodTopology, ...] = ()
 
     def as_node(self) -> ExistingNode:
         return ExistingNode(
             name=f"in-flight:{self.token}",
-            free=self.offer.allocatable,
+            free=self.offer.allocatable - self.bound,
             placement=self.placement,
             labels=self.labels,
+            taints=self.taints,
             assigned_pod_uid=self.assigned_pod_uid,
             offer=self.offer,
+            pods=self.bound_pods,
         )
 
 
