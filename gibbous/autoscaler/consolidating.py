@@ -1,8 +1,9 @@
 """The shell of consolidation that replaces (`gibbous.core.lifecycle.consolidation`):
 node lifecycle calls `Consolidating.step` after its scale-down review.
 
-While no replacement runs, a review (at most every `REVIEW_PERIOD_S`, and only when a node
-or pod changed since the last, or when a proposal's validation delay is up) asks the core
+While no replacement runs, a review (at most every `REVIEW_PERIOD_S`, and only when a node,
+a pod or the offers changed since the last, when a node comes of `scaleDown.delayAfterAdd`
+age, or when a proposal's validation delay is up) asks the core
 for the replacement that saves most; the one that still pays after
 `consolidation.validationDelay` is launched through the loop's own launching (tokens,
 back-offs, throttling retries, events), with no pod attached (its pods are still running
@@ -69,6 +70,8 @@ class Consolidating:
         self.described: dict[str, tuple[str, PendingPod | str]] = {}  # key -> (version, ...)
         self.last_review_at = float("-inf")
         self.last_inputs: int | None = None
+        # When a node too young to be a candidate comes of age (nothing else changes then).
+        self.wake_at = float("inf")
         self.why = ""  # the last review's or step's word, for logs and tests
         self.kept: dict[str, str] = {}  # node -> why it is not a candidate (last review)
 
@@ -97,9 +100,10 @@ class Consolidating:
             self.proposal = None
             self.why = "pods pending or launches in flight"
             return
-        inputs = _fingerprint(nodes, bound)
-        due = self.proposal is not None and (
-            now - self.proposal.found_at >= self.config.consolidation.validation_delay_s
+        inputs = hash((_fingerprint(nodes, bound), id(self.autoscaler.offers)))
+        due = now >= self.wake_at or (
+            self.proposal is not None
+            and now - self.proposal.found_at >= self.config.consolidation.validation_delay_s
         )
         if not due and (
             now - self.last_review_at < REVIEW_PERIOD_S
@@ -108,6 +112,9 @@ class Consolidating:
             return
         self.last_review_at, self.last_inputs = now, inputs
         found = self._find(nodes, bound, existing, draining, now)
+        if found is None and self.why.startswith("waiting for scale-down"):
+            self.proposal = None
+            return
         decision = decide_consolidation(
             found,
             self.proposal,
@@ -128,8 +135,18 @@ class Consolidating:
         draining: frozenset[str],
         now: float,
     ) -> Replacement | None:
+        self.why = ""
         owner = install_owner(self.config)
         views = [v for v in map(self.autoscaler.views.view, nodes) if owned(v.labels, owner)]
+        delay = self.config.scale_down.delay_after_add_s
+        self.wake_at = min(
+            (
+                v.created_at + delay
+                for v in views
+                if v.created_at is not None and v.created_at + delay > now
+            ),
+            default=float("inf"),
+        )
         described = self._describe(bound)
         candidates, self.kept = consolidation_candidates(
             views,
@@ -141,6 +158,12 @@ class Consolidating:
             busy=draining,
         )
         if not candidates:
+            return None
+        if empty := sorted(v.name for v in views if not bound.node_pods(v.name)):
+            # Scale-down removes empty nodes first: pods moved now could land there (the
+            # scheduler takes any node with room) and be moved again.
+            self.kept = {**self.kept, **dict.fromkeys(empty, "empty (scale-down's to remove)")}
+            self.why = f"waiting for scale-down to remove {len(empty)} empty node(s)"
             return None
         usage = gibbous_usage(nodes, (), self.config, view_of=self.autoscaler.views.view)
         return find_replacement(

@@ -17,7 +17,7 @@ The larger saving wins. It acts only when the replacement costs at most
 prices (the same offers the planner buys from), and when the same nodes are still found
 replaceable `consolidation.validationDelay` later (Karpenter's 15 s re-check).
 
-Candidates: Ready, uncordoned bin-pack nodes this install created, older than
+Candidates: Ready, uncordoned, non-empty bin-pack nodes this install created, older than
 `scaleDown.delayAfterAdd`, not draining or part of a replacement already, whose type is
 in the catalog, with under-used requests (`consolidation.candidates: under-used`, the
 default: below `scaleDown.binPackNodeUtilizationThreshold`, the nodes whose pods a Luna
@@ -30,7 +30,8 @@ user already expects scale-down to move) or any (`all`, Karpenter's
     Autoscaler's rule);
   * cannot be read or planned for.
 
-Nothing is reviewed while pods are pending or launches are in flight (the room the
+Nothing is reviewed while pods are pending, while an empty node of this install waits for
+scale-down (the scheduler could put the moved pods there, to be moved again) or launches are in flight (the room the
 planner would count on is being taken), and one replacement runs at a time.
 
 Once acted on, `advance_replacement` runs the replacement: its launches first; when every
@@ -142,6 +143,8 @@ def consolidation_candidates(
         if not why and offer is None:
             why = f"{view.instance_type} ({view.category}) is not in the catalog"
         pods = bound.node_pods(name)
+        if not why and not pods:
+            why = "empty (scale-down's to remove)"
         if not why:
             why = _pods_problem(pods, described)
         if why or offer is None:
@@ -150,9 +153,7 @@ def consolidation_candidates(
         used = sum((f.requests for f in pods if f.requests), Resources())
         utilization = _utilization(used, view.allocatable)
         threshold = config.scale_down.bin_pack_utilization_threshold
-        if settings.candidates == "under-used" and not (
-            utilization < threshold or not bound.managed_on.get(name)
-        ):
+        if settings.candidates == "under-used" and utilization >= threshold:
             kept[name] = f"utilization {utilization:.2f} >= {threshold:g} (candidates: under-used)"
             continue
         planned = tuple(p for f in pods if isinstance(p := described[f.key], PendingPod))
