@@ -100,15 +100,15 @@ class Consolidating:
             self.proposal = None
             self.why = "pods pending or launches in flight"
             return
-        inputs = hash((_fingerprint(nodes, bound), id(self.autoscaler.offers)))
         due = now >= self.wake_at or (
             self.proposal is not None
             and now - self.proposal.found_at >= self.config.consolidation.validation_delay_s
         )
-        if not due and (
-            now - self.last_review_at < REVIEW_PERIOD_S
-            or (inputs == self.last_inputs and self.proposal is None)
-        ):
+        if not due and now - self.last_review_at < REVIEW_PERIOD_S:
+            return
+        inputs = hash((_fingerprint(nodes, bound), id(self.autoscaler.offers)))
+        if not due and inputs == self.last_inputs and self.proposal is None:
+            self.last_review_at = now  # checked: nothing changed
             return
         self.last_review_at, self.last_inputs = now, inputs
         found = self._find(nodes, bound, existing, draining, now)
