@@ -40,7 +40,7 @@ from gibbous.core.lifecycle.disruption import Drain, DrainReason, drain_budget
 from gibbous.core.lifecycle.launches import Launch
 from gibbous.core.planning.demand import describe_pod
 from gibbous.core.planning.packingmodel import ExistingNode, Guardrails, PendingPod
-from gibbous.core.planning.podfacts import ClusterPods
+from gibbous.core.planning.podfacts import ClusterPods, PodFacts
 from gibbous.core.planning.scaleup import gibbous_usage
 from gibbous.core.podmodel.pods import metadata
 
@@ -147,11 +147,11 @@ class Consolidating:
             ),
             default=float("inf"),
         )
-        described = self._describe(bound)
+        self._forget_gone(bound)
         candidates, self.kept = consolidation_candidates(
             views,
             bound,
-            described,
+            self._describe,
             self.autoscaler.offers_by_key,
             self.config,
             now=now,
@@ -178,24 +178,25 @@ class Consolidating:
             now=now,
         )
 
-    def _describe(self, bound: ClusterPods) -> dict[str, PendingPod | str]:
-        """Every bound pod as the planner reads it, read once per pod version."""
-        out: dict[str, PendingPod | str] = {}
-        fresh: dict[str, tuple[str, PendingPod | str]] = {}
-        for pods in bound.on_node.values():
-            for key, facts in pods.items():
-                version = str(metadata(facts.pod).get("resourceVersion") or "")
-                cached = self.described.get(key)
-                if cached is None or not version or cached[0] != version:
-                    try:
-                        reading: PendingPod | str = describe_pod(facts.pod, self.config)[0]
-                    except GibbousError as error:
-                        reading = str(error)
-                    cached = (version, reading)
-                fresh[key] = cached
-                out[key] = cached[1]
-        self.described = fresh
-        return out
+    def _describe(self, facts: PodFacts) -> PendingPod | str:
+        """A bound pod as the planner reads it, read once per pod version."""
+        version = str(metadata(facts.pod).get("resourceVersion") or "")
+        cached = self.described.get(facts.key)
+        if cached is not None and version and cached[0] == version:
+            return cached[1]
+        try:
+            reading: PendingPod | str = describe_pod(facts.pod, self.config)[0]
+        except GibbousError as error:
+            reading = str(error)
+        self.described[facts.key] = (version, reading)
+        return reading
+
+    def _forget_gone(self, bound: ClusterPods) -> None:
+        """Readings of pods no longer bound are dropped (bounded memory)."""
+        if len(self.described) > 2 * max(1, len(bound.facts)):
+            self.described = {
+                key: reading for key, reading in self.described.items() if key in bound.facts
+            }
 
     # --- acting ------------------------------------------------------------------------------
 

@@ -30,7 +30,7 @@ from gibbous.core.planning.backoff import Backoffs
 from gibbous.core.planning.demand import describe_pod
 from gibbous.core.planning.packingmodel import PendingPod
 from gibbous.core.planning.placement import node_view
-from gibbous.core.planning.podfacts import ClusterPods
+from gibbous.core.planning.podfacts import ClusterPods, PodFacts
 from gibbous.core.planning.scaleup import existing_nodes
 from gibbous.core.podmodel.constraints import PriceCategory
 from gibbous.core.settings.config import Config
@@ -125,9 +125,10 @@ def review(
     bound.sync(pods)
     catalog_offers = offers("aws", cfg)
     by_key = {(o.name, str(o.category)): o for o in catalog_offers}
-    described: dict[str, PendingPod | str] = {}
-    for pod in pods:
-        described[f"default/{pod['metadata']['name']}"] = describe_pod(pod, cfg)[0]
+
+    def described(facts: PodFacts) -> PendingPod | str:
+        return describe_pod(facts.pod, cfg)[0]
+
     views = [node_view(n) for n in nodes]
     candidates, kept = consolidation_candidates(
         views, bound, described, by_key, cfg, now=NOW, busy=frozenset()

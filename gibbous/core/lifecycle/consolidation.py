@@ -44,7 +44,7 @@ Eviction API (`gibbous.autoscaler.lifecycle`), so PodDisruptionBudgets hold.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
@@ -73,7 +73,7 @@ class Candidate:
     name: str
     offer: Offer  # its type and price category, priced from the catalog
     pods: tuple[PendingPod, ...]  # its pods, as the planner reads them
-    utilization: float  # the larger of its pods' CPU, memory and GPU request shares
+    utilization: float  # the larger of its managed pods' CPU, memory and GPU request shares
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,7 @@ def _has_controller(facts: PodFacts) -> bool:
 def consolidation_candidates(
     views: Sequence[NodeView],
     bound: ClusterPods,
-    described: Mapping[str, PendingPod | str],
+    describe: Callable[[PodFacts], PendingPod | str],
     offers_by_key: Mapping[tuple[str, str], Offer],
     config: Config,
     *,
@@ -130,12 +130,12 @@ def consolidation_candidates(
     busy: frozenset[str],
 ) -> tuple[list[Candidate], dict[str, str]]:
     """The nodes whose pods may be moved, least used first, and why each other node of
-    ours is not one. `views` are this install's nodes; `described` holds each bound pod's
-    planner reading by key (or why it cannot be read); `busy` names nodes draining or in a
-    replacement already."""
-    settings = config.consolidation
+    ours is not one. `views` are this install's nodes; `describe` gives a bound pod as the
+    planner reads it (or why it cannot be read), asked only for the pods of nodes that are
+    otherwise candidates; `busy` names nodes draining or in a replacement already."""
     candidates: list[Candidate] = []
     kept: dict[str, str] = {}
+    threshold = config.scale_down.bin_pack_utilization_threshold
     for view in views:
         name = view.name
         why = _not_a_candidate(view, config, now=now, busy=busy)
@@ -145,19 +145,17 @@ def consolidation_candidates(
         pods = bound.node_pods(name)
         if not why and not pods:
             why = "empty (scale-down's to remove)"
+        # Managed pods' requests, as scale-down measures a bin-pack node (Luna's rule).
+        utilization = _utilization(bound.managed_used.get(name, Resources()), view.allocatable)
+        if not why and config.consolidation.candidates == "under-used" and utilization >= threshold:
+            why = f"utilization {utilization:.2f} >= {threshold:g} (candidates: under-used)"
+        readings: list[PendingPod] = []
         if not why:
-            why = _pods_problem(pods, described)
+            why = _pods_problem(pods, describe, readings)
         if why or offer is None:
             kept[name] = why
             continue
-        used = sum((f.requests for f in pods if f.requests), Resources())
-        utilization = _utilization(used, view.allocatable)
-        threshold = config.scale_down.bin_pack_utilization_threshold
-        if settings.candidates == "under-used" and utilization >= threshold:
-            kept[name] = f"utilization {utilization:.2f} >= {threshold:g} (candidates: under-used)"
-            continue
-        planned = tuple(p for f in pods if isinstance(p := described[f.key], PendingPod))
-        candidates.append(Candidate(name, offer, planned, utilization))
+        candidates.append(Candidate(name, offer, tuple(readings), utilization))
     candidates.sort(key=lambda c: (c.utilization, -c.offer.price, c.name))
     return candidates, kept
 
@@ -177,15 +175,22 @@ def _not_a_candidate(view: NodeView, config: Config, *, now: float, busy: frozen
     return ""
 
 
-def _pods_problem(pods: Sequence[PodFacts], described: Mapping[str, PendingPod | str]) -> str:
+def _pods_problem(
+    pods: Sequence[PodFacts],
+    describe: Callable[[PodFacts], PendingPod | str],
+    readings: list[PendingPod],
+) -> str:
+    """Why the pods keep their node ("" when none does); their readings go to `readings`."""
     for facts in pods:
         if facts.blocker:
             return f"{facts.key} must not be evicted ({facts.blocker})"
         if not _has_controller(facts):
             return f"{facts.key} has no controller to recreate it"
-        reading = described.get(facts.key, "not read")
+    for facts in pods:
+        reading = describe(facts)
         if isinstance(reading, str):
             return f"{facts.key} cannot be planned for: {reading}"
+        readings.append(reading)
     return ""
 
 
