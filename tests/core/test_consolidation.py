@@ -66,9 +66,15 @@ def offer_of(cfg: Config, instance_type: str, category: str = "on-demand") -> Of
 
 
 def gibbous_node(
-    name: str, offer: Offer, cfg: Config, *, age_s: float = DAY, cordoned: bool = False
+    name: str,
+    offer: Offer,
+    cfg: Config,
+    *,
+    age_s: float = DAY,
+    cordoned: bool = False,
+    zone: str | None = None,
 ) -> dict[str, Any]:
-    labels = {**offer_labels(offer, cfg), keys.PLACEMENT: keys.PLACEMENT_BIN_PACK}
+    labels = {**offer_labels(offer, cfg, zone), keys.PLACEMENT: keys.PLACEMENT_BIN_PACK}
     labels[keys.HOSTNAME] = name
     created = NOW - age_s
     stamp = datetime.datetime.fromtimestamp(created, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -282,6 +288,42 @@ def test_spot_goes_to_cheaper_spot_when_the_pods_allow_it() -> None:
     assert launch.offer.category is PriceCategory.SPOT
     assert found.cost_before == pytest.approx(catalog_price("m5.8xlarge", "spot"))
     assert catalog_price(launch.offer.name, "spot") < catalog_price("m5.8xlarge", "spot")
+
+
+def with_claim(pod: dict[str, Any]) -> dict[str, Any]:
+    pod["spec"]["volumes"] = [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}]
+    return pod
+
+
+def test_pods_with_a_claim_are_replaced_only_within_their_zone() -> None:
+    # The volume behind a claim may be a zonal disk (EBS): the replacement of the 32-vCPU
+    # node in us-west-2b must launch in us-west-2b.
+    cfg = config()
+    big = gibbous_node("big", offer_of(cfg, "m5.8xlarge"), cfg, zone="us-west-2b")
+    pods = [with_claim(app_pod("db", "big", cpu=500, memory=GiB))]
+    found, _ = review([big], pods, cfg)
+    assert found is not None
+    (launch,) = found.launches
+    assert launch.zones == ("us-west-2b",)
+    assert launch.labels[keys.ZONE] == "us-west-2b"
+
+
+def test_a_pod_with_a_claim_never_moves_to_a_node_in_another_zone() -> None:
+    cfg = config(**{"consolidation.candidates": "all"})
+    nodes = [
+        gibbous_node("big", offer_of(cfg, "m5.8xlarge"), cfg, zone="us-west-2b"),
+        gibbous_node("elsewhere", offer_of(cfg, "t3a.xlarge"), cfg, zone="us-west-2a"),
+    ]
+    pods = [
+        with_claim(app_pod("db", "big", cpu=500, memory=GiB)),
+        app_pod("web", "elsewhere", cpu=500, memory=GiB),
+    ]
+    found, _ = review(nodes, pods, cfg)
+    # Without the claim it would simply move to `elsewhere` (see the test of pods that fit
+    # on the other nodes); with it, that move is refused.
+    assert found is None or all(node != "elsewhere" for node in found.moves.values())
+    if found is not None:
+        assert all(launch.zones == ("us-west-2b",) for launch in found.launches)
 
 
 def test_several_under_used_nodes_become_fewer() -> None:

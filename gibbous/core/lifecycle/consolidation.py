@@ -30,6 +30,10 @@ user already expects scale-down to move) or any (`all`, Karpenter's
     Autoscaler's rule);
   * cannot be read or planned for.
 
+A node whose pods mount PersistentVolumeClaims is replaced only within its zone (the
+volume may be zonal): its replacement launches there, and those pods move only to nodes
+there.
+
 Nothing is reviewed while pods are pending, while an empty node of this install waits for
 scale-down (the scheduler could put the moved pods there, to be moved again) or launches are in flight (the room the
 planner would count on is being taken), and one replacement runs at a time.
@@ -48,6 +52,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
+from gibbous.core import keys
 from gibbous.core.choice.classify import Placement
 from gibbous.core.choice.selection import Offer
 from gibbous.core.planning.backoff import Backoffs
@@ -55,7 +60,7 @@ from gibbous.core.planning.packingmodel import ExistingNode, Guardrails, Pending
 from gibbous.core.planning.placement import NodeView
 from gibbous.core.planning.podfacts import ClusterPods, PodFacts
 from gibbous.core.planning.scaleup import LaunchPlan, plan_scale_up
-from gibbous.core.podmodel.pods import metadata
+from gibbous.core.podmodel.pods import as_map, metadata
 from gibbous.core.podmodel.resources import Resources
 from gibbous.core.settings.config import Config
 
@@ -74,6 +79,10 @@ class Candidate:
     offer: Offer  # its type and price category, priced from the catalog
     pods: tuple[PendingPod, ...]  # its pods, as the planner reads them
     utilization: float  # the larger of its managed pods' CPU, memory and GPU request shares
+    # Its zone, when one of its pods mounts a PersistentVolumeClaim (a zonal disk stays in
+    # its zone: the pod must too), and those pods' keys.
+    zone_bound: str = ""
+    volume_pods: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -155,9 +164,18 @@ def consolidation_candidates(
         if why or offer is None:
             kept[name] = why
             continue
-        candidates.append(Candidate(name, offer, tuple(readings), utilization))
+        volume_pods = frozenset(f.key for f in pods if _mounts_a_claim(f))
+        zone = view.labels.get(keys.ZONE, "") if volume_pods else ""
+        candidates.append(Candidate(name, offer, tuple(readings), utilization, zone, volume_pods))
     candidates.sort(key=lambda c: (c.utilization, -c.offer.price, c.name))
     return candidates, kept
+
+
+def _mounts_a_claim(facts: PodFacts) -> bool:
+    volumes = as_map(facts.pod.get("spec")).get("volumes")
+    return isinstance(volumes, list) and any(
+        isinstance(v, Mapping) and v.get("persistentVolumeClaim") is not None for v in volumes
+    )
 
 
 def _not_a_candidate(view: NodeView, config: Config, *, now: float, busy: frozenset[str]) -> str:
@@ -223,14 +241,46 @@ def plan_replacement(
         # A bin-select node is made for one pod by uid: the copy its controller makes of
         # an evicted pod has another, and would not be released to it.
         return None
+    launches = _in_volume_zone(retire, plan.launches, plan.on_existing, others)
+    if launches is None:
+        return None
     before = math.fsum(c.offer.price for c in retire)
-    after = math.fsum(launch.offer.price for launch in plan.launches)
+    after = math.fsum(launch.offer.price for launch in launches)
     paying = before * (1.0 - config.consolidation.min_savings_percent / 100.0)
     if after >= before - _EPSILON or after > paying + _EPSILON:
         return None
-    if len(plan.launches) >= len(retire) and len(retire) > 1:
+    if len(launches) >= len(retire) and len(retire) > 1:
         return None  # multi-node: fewer nodes, or it is single-node replacements in a row
-    return Replacement(tuple(sorted(leaving)), plan.launches, dict(plan.on_existing), before, after)
+    return Replacement(tuple(sorted(leaving)), launches, dict(plan.on_existing), before, after)
+
+
+def _in_volume_zone(
+    retire: Sequence[Candidate],
+    launches: Sequence[LaunchPlan],
+    moves: Mapping[str, str],
+    others: Sequence[ExistingNode],
+) -> tuple[LaunchPlan, ...] | None:
+    """The launches held to the zone of the retiring nodes whose pods mount claims (their
+    volumes may be zonal, and nothing here says they are not), or None when that cannot
+    be: the nodes are in several zones (or one's is unknown), a launch may not use that
+    zone, or such a pod would move to a node elsewhere."""
+    zones = {c.zone_bound for c in retire if c.volume_pods}
+    if not zones:
+        return tuple(launches)
+    if len(zones) > 1 or "" in zones:
+        return None
+    (zone,) = zones
+    zone_of = {n.name: n.labels.get(keys.ZONE, "") for n in others}
+    bound_pods = frozenset().union(*(c.volume_pods for c in retire))
+    if any(zone_of.get(node) != zone for key, node in moves.items() if key in bound_pods):
+        return None
+    held = []
+    for launch in launches:
+        if launch.zones and zone not in launch.zones:
+            return None
+        labels = {**launch.labels, keys.ZONE: zone, keys.ZONE_BETA: zone}
+        held.append(replace(launch, zones=(zone,), labels=labels))
+    return tuple(held)
 
 
 def find_replacement(
