@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from prometheus_client import generate_latest
 
 from gibbous.autoscaler.lifecycle import Eviction
@@ -170,3 +172,41 @@ def test_a_do_not_evict_pod_keeps_its_node() -> None:
     w.run(600)
     assert w.cluster.evictions == []
     assert "must not be evicted" in next(iter(w.lifecycle.consolidation.kept.values()))
+
+
+BLOCKERS = (
+    {},
+    {keys.DO_NOT_EVICT: "true"},
+    {keys.KARPENTER_DO_NOT_DISRUPT: "true"},
+    {keys.CA_SAFE_TO_EVICT: "false"},
+)
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    blockers=st.tuples(st.integers(0, 3), st.integers(0, 3)),
+    budgeted=st.tuples(st.booleans(), st.booleans()),
+)
+def test_a_protected_pod_is_never_evicted_and_nothing_moves_before_the_replacement(
+    blockers: tuple[int, int], budgeted: tuple[bool, bool]
+) -> None:
+    w, rs, old = scaled_in()
+    for name, blocker, protected in zip(rs.kept, blockers, budgeted, strict=True):
+        w.cluster.pod_objects[f"default/{name}"]["metadata"]["annotations"].update(
+            BLOCKERS[blocker]
+        )
+        if protected:
+            w.cluster.pdb_protected.add(f"default/{name}")
+    w.run(400)
+    never = {
+        f"default/{name}"
+        for name, blocker, protected in zip(rs.kept, blockers, budgeted, strict=True)
+        if blocker or protected
+    }
+    evicted = [key for _, key, _ in rs.evictions]
+    assert not never & set(evicted)
+    if any(blockers):
+        # A node with a pod that must not be evicted is never a candidate: nothing moves.
+        assert evicted == [] and old in w.nodes()
+    for _, _, listed in rs.evictions:
+        assert len(listed) >= 2  # the replacement was a listed Node beside the old one
