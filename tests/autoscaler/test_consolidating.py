@@ -174,7 +174,7 @@ def test_a_do_not_evict_pod_keeps_its_node() -> None:
     assert "must not be evicted" in next(iter(w.lifecycle.consolidation.kept.values()))
 
 
-BLOCKERS = (
+BLOCKERS: tuple[dict[str, str], ...] = (
     {},
     {keys.DO_NOT_EVICT: "true"},
     {keys.KARPENTER_DO_NOT_DISRUPT: "true"},
