@@ -9,8 +9,9 @@ nodes as they are, and finds:
 
   * single-node: one candidate's pods on the other nodes plus new nodes (possibly one
     smaller node, possibly none) costing less than the candidate;
-  * multi-node: the pods of the k least-used candidates on fewer new nodes (k from
-    `MAX_MULTI_NODES` down to 2, the first k that pays), costing less than the k.
+  * multi-node: the pods of the k least-used candidates on the other nodes plus fewer new
+    nodes than k (k from `MAX_MULTI_NODES` down to 2, the first k that pays), costing
+    less than the k.
 
 The larger saving wins. It acts only when the replacement costs at most
 (100 - `consolidation.minSavingsPercent`) % of the nodes it retires, by the catalog's
@@ -34,14 +35,15 @@ A node whose pods mount PersistentVolumeClaims is replaced only within its zone 
 volume may be zonal): its replacement launches there, and those pods move only to nodes
 there.
 
-Nothing is reviewed while pods are pending, while an empty node of this install waits for
-scale-down (the scheduler could put the moved pods there, to be moved again) or launches are in flight (the room the
-planner would count on is being taken), and one replacement runs at a time.
+The shell (`gibbous.autoscaler.consolidating`) reviews nothing while pods are pending or
+launches are in flight (the room the planner would count on is being taken), or while an
+empty node of this install waits for scale-down (the scheduler could put the moved pods
+there, to be moved again); one replacement runs at a time.
 
 Once acted on, `advance_replacement` runs the replacement: its launches first; when every
 one is Ready, the retiring nodes are handed to the drain, within the drain budget, each
 re-checked for pods that must not be evicted; a launch that fails or is not Ready within
-`scaleUpTimeout` abandons the replacement and no node is drained. Evictions go through the
+`scaleUpTimeout` (plus a minute) abandons the replacement and no node is drained. Evictions go through the
 Eviction API (`gibbous.autoscaler.lifecycle`), so PodDisruptionBudgets hold.
 """
 
