@@ -6,6 +6,8 @@
    termination taint): drain at once, outside the budget, and back the (type, category,
    zone) off so the replacement the evicted pods trigger lands elsewhere;
 2. scale-down and TTL (`gibbous.core.lifecycle.disruption`): start drains within the budget;
+   then consolidation (`gibbous.autoscaler.consolidating`): replacements launched, and
+   the nodes they retire drained once the replacement is Ready;
 3. drains in progress: cordon, evict every evictable pod through the Eviction API (a 429
    from a PodDisruptionBudget means try again next step, never force), wait for pods that
    must not be evicted to finish, re-check just before deletion, then terminate the
@@ -27,6 +29,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from gibbous.autoscaler.cloud.base import InstanceNotFoundError
+from gibbous.autoscaler.consolidating import Consolidating
 from gibbous.autoscaler.loop import Autoscaler
 from gibbous.core import keys
 from gibbous.core.choice.classify import Placement
@@ -124,6 +127,7 @@ class NodeLifecycle:
         self.hot_evictions: dict[str, float] = {}
         self.deleted: list[str] = []
         self.evicted: list[str] = []
+        self.consolidation = Consolidating(autoscaler, start_drain=self._start)
 
     def step(self) -> None:
         now = self.clock()
@@ -143,7 +147,9 @@ class NodeLifecycle:
             self.config,
             now=now,
             unneeded_since=self.unneeded_since,
-            draining=frozenset(self.draining),
+            # A replacement's nodes are left to it, as nodes draining are: not judged, and
+            # their room not counted on (it is for the pods moving there).
+            draining=frozenset(self.draining) | self.consolidation.reserved(),
             view_of=view_of,
             usage=self._usage_inputs(now),
         )
@@ -151,6 +157,7 @@ class NodeLifecycle:
         self.kept = dict(review.kept)
         for drain in review.drains:
             self._start(drain, now)
+        self.consolidation.step(nodes, bound, existing, frozenset(self.draining), now)
         names = {str(metadata(n).get("name")) for n in nodes}
         for name in list(self.draining):
             if name not in names:

@@ -132,6 +132,20 @@ class AutoscalerMetrics:
             "(hot-node mitigation then does nothing)",
             registry=self.registry,
         )
+        self.consolidations = Counter(
+            "gibbous_autoscaler_consolidations",
+            "Replacements of nodes by cheaper capacity, by outcome: started (launched), "
+            "done (the retired nodes are gone), abandoned (a launch failed or timed out; "
+            "nothing drained)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.consolidation_savings = Counter(
+            "gibbous_autoscaler_consolidation_savings_per_hour",
+            "$/hr saved by the replacements started (the retired nodes' price less their "
+            "replacement's), summed",
+            registry=self.registry,
+        )
         self.loop_errors = Counter(
             "gibbous_autoscaler_loop_errors",
             "Loop iterations that failed and were retried",

@@ -132,3 +132,10 @@ EVENT_WRONG_SIZE_NODE = "GibbousWrongSizeNode"
 EVENT_SCHEDULER_STOPPED = "GibbousSchedulerNotRunning"
 # On the autoscaler's own pod: hot-node mitigation is on but metrics.k8s.io cannot be read.
 EVENT_HOT_NODE_METRICS_UNAVAILABLE = "GibbousHotNodeMetricsUnavailable"
+# Consolidation (`gibbous.core.lifecycle.consolidation`): on each node it retires, when the
+# replacement is launched, when the drain starts, and when the replacement is given up; on
+# each pod of a retiring node when its drain starts.
+EVENT_CONSOLIDATION_REPLACING = "GibbousReplacingNode"
+EVENT_CONSOLIDATION_DRAINING = "GibbousConsolidationDraining"
+EVENT_CONSOLIDATION_ABANDONED = "GibbousReplacementAbandoned"
+EVENT_CONSOLIDATION_MOVING_POD = "GibbousConsolidationMovingPod"

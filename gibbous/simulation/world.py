@@ -161,6 +161,18 @@ class SimCluster(NodeMarks):
             "spec": spec,
             "status": {"phase": "Pending"},
         }
+        if replace_pods and not obj["metadata"].get("ownerReferences"):
+            # Its controller, as the API shows it: what tells an autoscaler that an evicted
+            # pod comes back (consolidation moves only such pods).
+            obj["metadata"]["ownerReferences"] = [
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "ReplicaSet",
+                    "name": workload,
+                    "uid": f"sim-{workload}",
+                    "controller": True,
+                }
+            ]
         pod = SimPod(
             obj=obj,
             workload=workload,

@@ -90,6 +90,7 @@ def test_reference_page_names_lunas_spelling_and_keeps_its_tables_whole() -> Non
         "General (top level)",
         "Hot-node mitigation (`manageHighUtilization:`)",
         "Scale-down (`scaleDown:`)",
+        "Consolidation (`consolidation:`)",
         "Node overhead (`nodeOverhead:`)",
         "Logging (`logging:`)",
         "AWS (`aws:`)",

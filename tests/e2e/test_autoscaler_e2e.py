@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import math
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +17,7 @@ from kubernetes import client
 from kubernetes.dynamic import DynamicClient
 
 from gibbous.autoscaler.cloud.fake import FakeCloudProvider
-from gibbous.autoscaler.cloud.kwok import KwokCloudProvider
+from gibbous.autoscaler.cloud.kwok import READY_AT, KwokCloudProvider
 from gibbous.autoscaler.kube import KubeCluster
 from gibbous.autoscaler.leader import LeaderElector
 from gibbous.autoscaler.lifecycle import NodeLifecycle
@@ -406,3 +407,108 @@ def test_the_next_leader_takes_over_the_back_offs(api: client.ApiClient) -> None
     assert second.elector.try_acquire_or_renew()
     second._inherit()
     assert second.autoscaler.backoffs.blocked_pairs(time.time()) == {("g4dn.xlarge", "spot")}
+
+
+def catalog_row(instance_type: str) -> dict[str, str]:
+    with gzip.open(AWS_CATALOG, "rt", newline="") as lines:
+        return next(
+            r
+            for r in csv.DictReader(lines)
+            if r["region"] == "us-west-2" and r["instance_type"] == instance_type
+        )
+
+
+def test_a_large_node_left_with_two_small_pods_is_replaced_by_a_small_one(
+    api: client.ApiClient, scheduler: None
+) -> None:
+    """A ReplicaSet of 11 pods of 700m fills one 8-vCPU bin-pack node (cheaper than three
+    4-vCPU ones); scaled in to 2 (1.4 of 8 CPU: under Luna's 20 %), its node is replaced:
+    the cheapest bin-pack shape of the catalog file (4 vCPU, 16 GiB, no GPU, amd64) is
+    launched first, the large node drained once it is Ready, and the pods' copies run there."""
+    cfg = config(
+        clusterID="e2e-consolidation",
+        placeNodeSelector=True,
+        scaleUpTimeout="2m",
+        **{
+            "scaleDown.unneededTime": "2s",
+            "scaleDown.delayAfterAdd": "0s",
+            "consolidation.validationDelay": "3s",
+        },
+    )
+    namespace = "consolidation-e2e"
+    make_namespace(api, namespace)
+    core = client.CoreV1Api(api)
+    apps = client.AppsV1Api(api)
+    service = start_service(api, cfg, identity="consolidation", boot_s=1)
+    template = pod("web", "consolidation", cpu="700m")
+    template = {
+        "metadata": {"labels": {**template["metadata"]["labels"], "app": "web"}},
+        "spec": template["spec"],
+    }
+    replica_set = {
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "metadata": {"name": "web"},
+        "spec": {"replicas": 11, "selector": {"matchLabels": {"app": "web"}}, "template": template},
+    }
+    with gzip.open(AWS_CATALOG, "rt", newline="") as lines:
+        shapes = [
+            r
+            for r in csv.DictReader(lines)
+            if r["region"] == "us-west-2"
+            and r["arch"] == "amd64"
+            and int(r["gpu_count"]) == 0
+            and float(r["vcpu"]) >= 4
+            and float(r["memory_gib"]) >= 16
+        ]
+    small = min(shapes, key=lambda r: (float(r["on_demand_usd_per_hour"]), r["instance_type"]))
+    try:
+        apps.create_namespaced_replica_set(namespace, replica_set)
+
+        def placed() -> dict[str, str] | None:
+            pods = core.list_namespaced_pod(namespace).items
+            bound = {p.metadata.name: p.spec.node_name for p in pods if p.spec.node_name}
+            return bound if len(bound) == len(pods) == 11 else None
+
+        try:
+            bound = eventually(placed, timeout_s=60, what="11 pods bound")
+        except AssertionError as error:
+            raise AssertionError(f"{error}; {diagnosis(core, namespace, service)}") from None
+        (large,) = set(bound.values())
+        large_type = core.read_node(large).metadata.labels[keys.INSTANCE_TYPE]
+        assert float(catalog_row(large_type)["vcpu"]) >= 8
+        apps.patch_namespaced_replica_set("web", namespace, {"spec": {"replicas": 2}})
+
+        def replaced() -> str | None:
+            nodes = nodes_of(api, cfg.cluster_id)
+            if len(nodes) != 1 or nodes[0].metadata.name == large:
+                return None
+            pods = core.list_namespaced_pod(namespace).items
+            name = str(nodes[0].metadata.name)
+            running = [p for p in pods if p.spec.node_name == name and p.status.phase == "Running"]
+            return name if len(running) == len(pods) == 2 else None
+
+        try:
+            new = eventually(replaced, timeout_s=60, what="the large node replaced")
+        except AssertionError as error:
+            why = service.lifecycle.consolidation.why if service.lifecycle else ""
+            raise AssertionError(f"{error}; {why}; {diagnosis(core, namespace, service)}") from None
+        node = core.read_node(new)
+        assert node.metadata.labels[keys.INSTANCE_TYPE] == small["instance_type"]
+        assert node.metadata.labels[keys.CAPACITY_TYPE] == "on-demand"
+        assert float(small["on_demand_usd_per_hour"]) < float(
+            catalog_row(large_type)["on_demand_usd_per_hour"]
+        )
+        # The replacement was Ready before the drain began: the time the kwok node turns
+        # Ready (its annotation; the kubelet stand-in rewrites the condition's transition
+        # time at each heartbeat) is no later than the drain's event on the old node (event
+        # times are whole seconds).
+        events = core.list_namespaced_event("default").items
+        about_large = {e.reason: e for e in events if e.involved_object.name == large}
+        assert keys.EVENT_CONSOLIDATION_REPLACING in about_large
+        draining = about_large[keys.EVENT_CONSOLIDATION_DRAINING]
+        ready_at = float(node.metadata.annotations[READY_AT])
+        assert math.floor(ready_at) <= draining.first_timestamp.timestamp()
+    finally:
+        service.stop()
+        clean_up(api, namespace, cfg.cluster_id)

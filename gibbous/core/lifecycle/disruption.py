@@ -66,6 +66,7 @@ class DrainReason(StrEnum):
     SCALE_DOWN = "scale-down"
     TTL = "ttl"
     INTERRUPTION = "spot-interruption"
+    CONSOLIDATION = "consolidation"  # replaced by cheaper capacity (`consolidation`)
 
 
 def eviction_blocker(pod: Pod) -> str:

@@ -1,8 +1,8 @@
 """Gibbous's configuration as the rest of the code reads it: one typed, frozen `Config`.
 
 Its top-level fields are the options in `options/core.py`; each section (`hot_node`,
-`scale_down`, `node_overhead`, `logging`, `aws`, `gcp`, `azure`, `oci`) is the dataclass next to
-that section's options. `loader.build_config` makes one from a values document, the
+`scale_down`, `consolidation`, `node_overhead`, `logging`, `aws`, `gcp`, `azure`, `oci`) is
+the dataclass next to that section's options. `loader.build_config` makes one from a values document, the
 environment and `--set` items.
 """
 
@@ -18,6 +18,7 @@ from gibbous.core.podmodel.constraints import PriceCategory
 from gibbous.core.podmodel.pods import annotations_of, labels_of
 from gibbous.core.settings.options.aws import AwsConfig
 from gibbous.core.settings.options.azure import AzureConfig
+from gibbous.core.settings.options.consolidation import ConsolidationConfig
 from gibbous.core.settings.options.gcp import GcpConfig
 from gibbous.core.settings.options.lifecycle import HotNodeConfig, ScaleDownConfig
 from gibbous.core.settings.options.logs import LoggingConfig
@@ -79,6 +80,7 @@ class Config:
 
     hot_node: HotNodeConfig = field(default_factory=HotNodeConfig)
     scale_down: ScaleDownConfig = field(default_factory=ScaleDownConfig)
+    consolidation: ConsolidationConfig = field(default_factory=ConsolidationConfig)
     node_overhead: NodeOverheadConfig = field(default_factory=NodeOverheadConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     aws: AwsConfig = field(default_factory=AwsConfig)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from gibbous.core.settings.option import Option, Section
 from gibbous.core.settings.options.aws import AWS
 from gibbous.core.settings.options.azure import AZURE
+from gibbous.core.settings.options.consolidation import CONSOLIDATION
 from gibbous.core.settings.options.core import GENERAL
 from gibbous.core.settings.options.gcp import GCP
 from gibbous.core.settings.options.lifecycle import HOT_NODE, SCALE_DOWN
@@ -17,6 +18,7 @@ SECTIONS: tuple[Section, ...] = (
     GENERAL,
     HOT_NODE,
     SCALE_DOWN,
+    CONSOLIDATION,
     NODE_OVERHEAD,
     LOGGING,
     AWS,
