@@ -1,22 +1,18 @@
 """Provisioning policies the simulator compares, each driving the same simulated cloud and
 cluster. `gibbous` and `luna-rule` are Gibbous's own loop and node lifecycle; the others
-are written from their projects' documented behaviour (sources in docs/decisions.md,
-"Simulation"):
+are written from their projects' source (docs/decisions.md, "Simulation" and "Simulator
+peers, calibrated"):
 
 * `gibbous`: the autoscaler loop and node lifecycle as configured.
 * `luna-rule`: the same with Luna's bin-pack rule (`binPackingNodeStrategy: cheapest-node`).
-* `karpenter-like`: a NodePool over every type and both price categories (each pod's
-  own price categories respected), GPU types in a second, tainted one, no bin-select: pending pods are packed largest first
-  onto new NodeClaims, each kept while some type can hold all its pods, and each launched
-  as the cheapest such type; an offering refused for capacity is skipped for 3 minutes
-  (Karpenter's unavailable-offerings cache); a launch not registered in 15 minutes is
-  deleted. Consolidation: empty nodes are deleted at once, and one node at a time whose
-  pods all fit on the other nodes is drained and deleted (`WhenEmptyOrUnderutilized`,
-  `consolidateAfter: 0s`); interruption notices drain the node at once.
+* `karpenter-like`: Karpenter v1's provisioning and disruption, in
+  `gibbous/simulation/karpenterlike.py` (its docstring says what follows which upstream file).
 * `ca-like`: fixed node groups (one per workload: the cheapest type and category its
   pod fits), scale-up with the least-waste expander every 10 s, failed groups backed off
   5 minutes, scale-down of a node below 50 % of requests whose pods fit elsewhere after
-  10 minutes unneeded and not within 10 minutes of a scale-up; no interruption handling.
+  10 minutes unneeded (counted during the 10 minutes after a scale-up too, when only the
+  deletion waits), empty nodes together (up to 10), others one per scan; no interruption
+  handling. Only nodes it launched are its to remove.
 * `static`: the nodes Gibbous would buy for the scenario's peak, bought at the start and
   kept all day; kube-scheduler alone places pods on them.
 """
