@@ -347,7 +347,7 @@ class CaLikePolicy(_PeerBase):
     utilization_threshold = 0.5  # --scale-down-utilization-threshold
     unneeded_time_s = 600.0  # --scale-down-unneeded-time
     delay_after_add_s = 600.0  # --scale-down-delay-after-add
-    max_empty_bulk_delete = 10  # --max-empty-bulk-delete
+    max_empty_bulk_delete = 10  # --max-scale-down-parallelism (was --max-empty-bulk-delete)
 
     def step(self) -> None:
         now = self.clock()
@@ -402,8 +402,9 @@ class CaLikePolicy(_PeerBase):
         """Unneeded time is counted at every scan, the scale-up cooldown included (upstream
         updates its unneeded nodes before checking the cooldown, core/static_autoscaler.go);
         the cooldown only holds the deletions back. Empty nodes unneeded long enough go
-        together, up to --max-empty-bulk-delete (10); a node with pods is drained alone
-        (--max-drain-parallelism 1), one per scan."""
+        together, up to --max-scale-down-parallelism (10; it replaced the deprecated
+        --max-empty-bulk-delete); a node with pods is drained alone (--max-drain-parallelism
+        1), one per scan."""
         nodes = self.own_nodes()
         destinations = self.all_nodes()
         names = {n.name for n in nodes}

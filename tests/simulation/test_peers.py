@@ -6,6 +6,7 @@ core/static_autoscaler.go and its flags' defaults)."""
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -13,12 +14,15 @@ import pytest
 from gibbous.autoscaler.cloud.base import InstanceState
 from gibbous.catalogs import load_catalog
 from gibbous.core.choice.selection import build_offers
+from gibbous.core.podmodel.resources import Resources
 from gibbous.simulation.cloud import SimCloud, StartingNode
 from gibbous.simulation.engine import START, Clock, scenario_config
 from gibbous.simulation.karpenterlike import (
     GPU_TAINT,
     Command,
     KarpenterLikePolicy,
+    NewClaim,
+    View,
     batch_closed,
     budget,
 )
@@ -314,7 +318,7 @@ def test_ca_deletes_empty_nodes_in_bulk() -> None:
     assert len(rig.live()) == 5
     for pod in pods:
         rig.world.remove_pod(pod, why="scaled")
-    # All five empty nodes in one scan: at most --max-empty-bulk-delete (10) at once.
+    # All five empty nodes in one scan: at most --max-scale-down-parallelism (10) at once.
     assert [count for _, count in _deletions(rig, 1400)] == [5]
 
 
@@ -335,3 +339,23 @@ def test_ca_drains_one_node_with_pods_per_scan() -> None:
     # which is then needed (over 90 %) and stays.
     assert [count for _, count in _deletions(rig, 1400)] == [1]
     assert len(rig.live()) == 1 and rig.world.tally.evictions == 1
+
+
+def test_a_multi_node_replacement_is_never_a_type_being_removed_nor_as_dear() -> None:
+    # multinodeconsolidation.go, filterOutSameInstanceType: with m5.xlarge and m5.2xlarge
+    # nodes being removed, a replacement option of a removed type caps the price at that
+    # type's (here m5.xlarge's), and options at or above it go: only cheaper types stay.
+    rig = Rig("karpenter-like")
+    policy = rig.policy
+    assert isinstance(policy, KarpenterLikePolicy)
+    on_demand = {o.name: o for o in rig.offers if str(o.category) == "on-demand"}
+    xlarge, double, large = on_demand["m5.xlarge"], on_demand["m5.2xlarge"], on_demand["m5.large"]
+    assert large.price < xlarge.price < double.price  # in the built-in catalog
+    view = View([], [], {}, {"a": xlarge, "b": double}, [], {})
+    options = [large, xlarge, double]
+    command = Command("replace", ("a", "b"), NewClaim([], Resources(), options, {}), 0.0, "")
+    kept = policy._without_same_type(command, view)
+    assert kept is not None and kept.replacement is not None
+    assert kept.replacement.offers == [large]
+    only_removed = replace(command, replacement=NewClaim([], Resources(), [xlarge], {}))
+    assert policy._without_same_type(only_removed, view) is None
