@@ -68,7 +68,11 @@ def add_parser(commands: Subcommands) -> argparse.ArgumentParser:
     sim.add_argument(
         "--output", choices=("table", "json"), default="table", help="output format (default table)"
     )
-    sim.add_argument("--report", metavar="FILE.html", help="also write an HTML report with plots")
+    sim.add_argument(
+        "--report",
+        metavar="FILE.html",
+        help="also write an HTML report with plots (one document, a section per scenario)",
+    )
     sim.add_argument(
         "--config",
         metavar="FILE",
@@ -121,7 +125,7 @@ def run(args: argparse.Namespace, stdout: TextIO, stdin: TextIO) -> int:
     # A bar redrawn with carriage returns is for a person at a terminal; a pipe or a log
     # file would keep every redraw (as the usual progress libraries decide too).
     show = not args.quiet and sys.stderr.isatty()
-    pages = []
+    pages: list[tuple[Any, list[Any]]] = []
     for scenario in scenarios:
         results = []
         for policy in policies:
@@ -139,10 +143,10 @@ def run(args: argparse.Namespace, stdout: TextIO, stdin: TextIO) -> int:
             stdout.write(as_json(scenario, results) + "\n")
         else:
             stdout.write(f"{scenario.name}: {scenario.description}\n\n{table(results)}\n")
-        pages.append(html_report(scenario, results))
+        pages.append((scenario, results))
     if args.report:
         try:
-            Path(args.report).write_text("\n".join(pages), encoding="utf-8")
+            Path(args.report).write_text(html_report(pages), encoding="utf-8")
         except OSError as error:
             raise ConfigError(f"--report {args.report}: {error.strerror}") from None
     return EXIT_OK

@@ -4,7 +4,7 @@ with, and billing what runs."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from gibbous.autoscaler.cloud.base import Instance, InstanceState, LaunchRequest
@@ -27,11 +27,27 @@ class StartingNode:
 class SimCloud(FakeCloudProvider):
     name: str = "simulated"
     launch_taints: dict[str, tuple[Mapping[str, str], ...]] = field(default_factory=dict)
+    # Each launch's boot time, drawn when it is made (a scenario's bootTime spread).
+    draw_boot: Callable[[], float] | None = None
+    boot_of: dict[str, float] = field(default_factory=dict)
 
     def create(self, request: LaunchRequest) -> Instance:
+        known = {i.id for i in self.instances.values()}
         instance = super().create(request)
         self.launch_taints[instance.id] = tuple(request.taints)
+        if self.draw_boot is not None and instance.id not in known:
+            self.boot_of[instance.id] = self.draw_boot()
         return instance
+
+    def _advance(self, instance: Instance) -> Instance:
+        boot = self.boot_of.get(instance.id)
+        if boot is None:
+            return super()._advance(instance)
+        usual, self.boot_s = self.boot_s, boot
+        try:
+            return super()._advance(instance)
+        finally:
+            self.boot_s = usual
 
     def start_running(self, node: StartingNode, cluster_id: str) -> Instance:
         """A node the scenario starts with: running already, under its own name."""

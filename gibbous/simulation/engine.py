@@ -23,10 +23,10 @@ from gibbous.core.podmodel.pods import node_name_of
 from gibbous.core.settings.config import Config
 from gibbous.core.settings.loader import build_config
 from gibbous.simulation.cloud import SimCloud
+from gibbous.simulation.karpenterlike import KarpenterLikePolicy
 from gibbous.simulation.policies import (
     CaLikePolicy,
     GibbousPolicy,
-    KarpenterLikePolicy,
     Policy,
     StaticPolicy,
     luna_rule,
@@ -87,6 +87,12 @@ class Result:
     peak_gpus: int = 0
     above_red_node_s: float | None = 0.0  # None: no workload says what it uses
     spot_share: float = 0.0  # of node-hours
+    nodes_created: int = 0  # launches that became nodes
+    nodes_deleted: int = 0
+    pods_bound: int = 0
+    # $ with each node billed from its launch, not from Ready: what a cluster whose Node
+    # objects appear at launch (KWOK providers) shows, as the race measures.
+    cost_from_launch: float = 0.0
     samples: list[Sample] = field(default_factory=list)
     first_nodes: list[FirstNode] = field(default_factory=list)
 
@@ -110,6 +116,10 @@ class Result:
             if self.above_red_node_s is None
             else round(self.above_red_node_s, 1),
             "spot_share": round(self.spot_share, 3),
+            "nodes_created": self.nodes_created,
+            "nodes_deleted": self.nodes_deleted,
+            "pods_bound": self.pods_bound,
+            "cost_from_launch": round(self.cost_from_launch, 4),
         }
 
 
@@ -199,6 +209,10 @@ class _Run:
         self.clock = Clock()
         catalog = load_catalog(None, config.cloud, config.effective_region)
         self.cloud = SimCloud(catalog, self.clock, boot_s=scenario.boot_s, launch_concurrency=8)
+        if scenario.boot_max_s is not None:
+            low, high = scenario.boot_s, scenario.boot_max_s
+            boots = random.Random(f"boot-{seed}")
+            self.cloud.draw_boot = lambda: boots.uniform(low, high)
         offers = build_offers(catalog, config)
         self.offers_by_key = {(o.name, str(o.category)): o for o in offers}
         self.world = SimCluster(
@@ -207,6 +221,8 @@ class _Run:
             self.clock,
             self.offers_by_key,
             steering=policy_name in ("gibbous", "luna-rule"),
+            metrics_lag_s=scenario.metrics_lag_s,
+            eviction_grace_s=scenario.eviction_grace_s,
         )
         for node in scenario.nodes:
             self.cloud.start_running(node, config.cluster_id)
@@ -241,6 +257,7 @@ class _Run:
         self.spot_node_s = 0.0
         self.node_s = 0.0
         self.recorded: set[str] = set()  # instances in result.first_nodes
+        self.scaled = 0  # scale events applied
 
     def step(self, progress: Callable[[float], None] | None) -> None:
         """One step of the virtual clock (the order is the module docstring's)."""
@@ -265,6 +282,17 @@ class _Run:
             event = events.pop(0)
             if event.kind == "resize":
                 self.world.resize(event.workload, event.requests)
+            elif event.kind == "scale":
+                workload = next(w for w in self.scenario.workloads if w.name == event.workload)
+                self.scaled += 1
+                self.world.scale(
+                    workload.pod,
+                    workload=workload.name,
+                    replicas=event.count,
+                    run_for_s=workload.run_for_s,
+                    usage=workload.usage,
+                    arrival=10**6 + self.scaled,  # an arrival of its own
+                )
             elif event.kind == "interrupt":
                 spot = [
                     i for i in cloud.running() if i.category == event.category and not i.interrupted
@@ -345,6 +373,12 @@ class _Run:
                     )
                 )
         result.total_cost += cost * step / 3600
+        booting = sum(
+            offers_by_key[(i.instance_type, i.category)].price
+            for i in self.cloud.instances.values()
+            if i.state is InstanceState.PENDING and (i.instance_type, i.category) in offers_by_key
+        )
+        result.cost_from_launch += (cost + booting) * step / 3600
         if self.measured_usage and result.above_red_node_s is not None:
             result.above_red_node_s += step * _hot_nodes(self.world, self.config)
         result.peak_nodes = max(result.peak_nodes, len(running))
@@ -389,10 +423,19 @@ class _Run:
         capacity = []
         for key, bound in tally.arrivals.items():
             arrived = tally.arrival_times[key]
-            count = next((w.count for w in self.scenario.workloads if w.name == key[0]), 0)
+            count = tally.arrival_counts.get(key) or next(
+                (w.count for w in self.scenario.workloads if w.name == key[0]), 0
+            )
+            if count == 0:
+                continue
             capacity.append((sorted(bound)[count - 1] if len(bound) >= count else end) - arrived)
         result.capacity_p99_s = percentile(capacity, 0.99)
         result.evictions = tally.evictions
+        started = {f"start-{n.name}" for n in self.scenario.nodes}
+        launched = [i for i in self.cloud.instances.values() if i.id not in started and i.node_name]
+        result.nodes_created = len(launched)
+        result.nodes_deleted = sum(1 for i in launched if i.state is InstanceState.TERMINATED)
+        result.pods_bound = tally.bound
         result.node_hours = self.node_s / 3600
         result.spot_share = self.spot_node_s / self.node_s if self.node_s else 0.0
         return result

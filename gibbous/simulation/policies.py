@@ -1,22 +1,18 @@
 """Provisioning policies the simulator compares, each driving the same simulated cloud and
 cluster. `gibbous` and `luna-rule` are Gibbous's own loop and node lifecycle; the others
-are written from their projects' documented behaviour (sources in docs/decisions.md,
-"Simulation"):
+are written from their projects' source (docs/decisions.md, "Simulation" and "Simulator
+peers, calibrated"):
 
 * `gibbous`: the autoscaler loop and node lifecycle as configured.
 * `luna-rule`: the same with Luna's bin-pack rule (`binPackingNodeStrategy: cheapest-node`).
-* `karpenter-like`: a NodePool over every type and both price categories (each pod's
-  own price categories respected), GPU types in a second, tainted one, no bin-select: pending pods are packed largest first
-  onto new NodeClaims, each kept while some type can hold all its pods, and each launched
-  as the cheapest such type; an offering refused for capacity is skipped for 3 minutes
-  (Karpenter's unavailable-offerings cache); a launch not registered in 15 minutes is
-  deleted. Consolidation: empty nodes are deleted at once, and one node at a time whose
-  pods all fit on the other nodes is drained and deleted (`WhenEmptyOrUnderutilized`,
-  `consolidateAfter: 0s`); interruption notices drain the node at once.
+* `karpenter-like`: Karpenter v1's provisioning and disruption, in
+  `gibbous/simulation/karpenterlike.py` (its docstring says what follows which upstream file).
 * `ca-like`: fixed node groups (one per workload: the cheapest type and category its
   pod fits), scale-up with the least-waste expander every 10 s, failed groups backed off
   5 minutes, scale-down of a node below 50 % of requests whose pods fit elsewhere after
-  10 minutes unneeded and not within 10 minutes of a scale-up; no interruption handling.
+  10 minutes unneeded (counted during the 10 minutes after a scale-up too, when only the
+  deletion waits), empty nodes together (up to 10), others one per scan; no interruption
+  handling. Only nodes it launched are its to remove.
 * `static`: the nodes Gibbous would buy for the scenario's peak, bought at the start and
   kept all day; kube-scheduler alone places pods on them.
 """
@@ -25,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -120,6 +116,7 @@ class _Claim:
     started_at: float
     pods: tuple[str, ...] = ()
     registered_at: float | None = None
+    selector: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -135,6 +132,9 @@ class _PeerBase:
     claims: dict[str, _Claim] = field(default_factory=dict)  # token -> claim
     unavailable: dict[tuple[str, str], float] = field(default_factory=dict)  # -> until
     tokens: Tokens = field(default_factory=lambda: Tokens("peer"))
+    launched: set[str] = field(default_factory=set)  # instance ids this policy created
+    draining: set[str] = field(default_factory=set)  # nodes drained, deleted once empty
+    offers_memo: dict[object, list[Offer]] = field(default_factory=dict)
     offers_by_key: dict[tuple[str, str], Offer] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -163,13 +163,31 @@ class _PeerBase:
         return out
 
     def offers_for(self, facts: PendingPod, now: float) -> list[Offer]:
+        """The offers the pod may run on, cheapest first, less those marked unavailable
+        (remembered per pod requirement while the unavailable set stays the same)."""
         blocked = frozenset(k for k, until in self.unavailable.items() if until > now)
+        try:
+            key: object = (facts.requirement, blocked)
+            hash(key)
+        except TypeError:
+            key = None
+        if key is not None and key in self.offers_memo:
+            return self.offers_memo[key]
         found = candidate_offers(facts.requirement, self.offers, self.config, backed_off=blocked)
+        if key is not None:
+            if len(self.offers_memo) > 10_000:
+                self.offers_memo.clear()
+            self.offers_memo[key] = list(found.offers)
         return list(found.offers)
 
     def launch(
-        self, offer: Offer, pods: Sequence[str], selector: dict[str, str], now: float
-    ) -> bool:
+        self,
+        offer: Offer,
+        pods: Sequence[str],
+        selector: dict[str, str],
+        now: float,
+        taints: tuple[Mapping[str, str], ...] = (),
+    ) -> _Claim | None:
         limit = self.config.cluster_gpu_limit
         if limit is not None and offer.instance.gpu_count:
             # Karpenter's NodePool `limits` (nvidia.com/gpu), cluster-autoscaler's
@@ -180,7 +198,7 @@ class _PeerBase:
                 if i.state is not InstanceState.TERMINATED
             )
             if held + offer.instance.gpu_count > limit:
-                return False
+                return None
         token = self.tokens()
         labels = offer_labels(offer, self.config)
         for key in (keys.CREATED_BY, keys.PLACEMENT, keys.CAPACITY_TYPE, keys.PRICE_PER_HOUR):
@@ -191,20 +209,28 @@ class _PeerBase:
             cluster_id=self.config.cluster_id,
             instance_type=offer.name,
             category=str(offer.category),
-            zones=(),
+            # A pod pinned to a zone is launched there (the NodeClaim's zone requirement).
+            zones=(selector[keys.ZONE],) if keys.ZONE in selector else (),
             labels=labels,
+            taints=taints,
         )
         try:
             instance = self.cloud.create(request)
         except (InsufficientCapacityError, QuotaExceededError):
             self.unavailable[(offer.name, str(offer.category))] = now + self.unavailable_s
-            return False
+            return None
         except CloudError:
-            return False
-        self.claims[token] = _Claim(token, offer, instance.id, now, tuple(pods))
-        return True
+            return None
+        claim = _Claim(token, offer, instance.id, now, tuple(pods), selector=dict(selector))
+        self.claims[token] = claim
+        self.launched.add(instance.id)
+        return claim
 
     unavailable_s = 180.0
+    # Whether a launch that never registered marks its offering unavailable: a node group's
+    # back-off in cluster-autoscaler; not in Karpenter, whose unavailable-offerings cache only
+    # insufficient-capacity errors fill (provider-aws pkg/cache/unavailableofferings.go).
+    timeout_marks_unavailable = True
 
     def settle(self, now: float, registration_timeout_s: float) -> None:
         """Claims whose node registered no longer nominate pods; launches that never came
@@ -231,9 +257,10 @@ class _PeerBase:
                     del self.claims[token]
             elif now - claim.started_at >= registration_timeout_s:
                 self._delete(claim.instance_id)
-                self.unavailable[(claim.offer.name, str(claim.offer.category))] = (
-                    now + self.unavailable_s
-                )
+                if self.timeout_marks_unavailable:
+                    self.unavailable[(claim.offer.name, str(claim.offer.category))] = (
+                        now + self.unavailable_s
+                    )
                 del self.claims[token]
 
     def _delete(self, instance_id: str) -> None:
@@ -242,6 +269,17 @@ class _PeerBase:
         self.world.sweep_terminated()
 
     def own_nodes(self) -> list[ExistingNode]:
+        """Schedulable nodes of instances this policy launched (a scenario's starting nodes
+        are nobody's: neither Karpenter nor a node group would remove them)."""
+        mine = {
+            i.node_name
+            for i in self.cloud.instances.values()
+            if i.id in self.launched and i.node_name and i.state is not InstanceState.TERMINATED
+        }
+        return [n for n in self.all_nodes() if n.name in mine]
+
+    def all_nodes(self) -> list[ExistingNode]:
+        """Every schedulable node, with its free allocatable."""
         nodes = existing_nodes(self.world.nodes(), self.world.pods(), {}, self.config)
         return [n for n in nodes if n.name not in self.world.cordoned]
 
@@ -279,105 +317,22 @@ class _PeerBase:
         return True
 
     def drain_and_delete(self, node: str) -> None:
+        """Cordon, evict every pod, and delete the instance once no pod is left on it (pods
+        may take the scenario's eviction grace to terminate)."""
         self.world.cordon(node)
         for pod in self.pods_on(node):
             self.world.evict(pod)
-        instance_id = self.instance_of(node)
-        if instance_id:
-            self._delete(instance_id)
+        self.draining.add(node)
+        self.finish_drains()
 
-
-@dataclass
-class KarpenterLikePolicy(_PeerBase):
-    empty_since: dict[str, float] = field(default_factory=dict)
-    # consolidateAfter: 0s in the NodePool; a node counts as empty once kube-scheduler had
-    # its pods' scheduling round (Karpenter's own nomination window), here 30 s.
-    consolidate_after_s: float = 30.0
-
-    def step(self) -> None:
-        now = self.clock()
-        self.settle(now, registration_timeout_s=900.0)
-        self._interruptions()
-        self._provision(now)
-        self._consolidate(now)
-
-    def _interruptions(self) -> None:
-        for instance in list(self.cloud.instances.values()):
-            if (
-                instance.interrupted
-                and instance.state is InstanceState.RUNNING
-                and instance.node_name
-                and instance.node_name not in self.world.cordoned
-            ):
-                self.drain_and_delete(instance.node_name)
-
-    def _provision(self, now: float) -> None:
-        pending = self.pending()
-        pending.sort(
-            key=lambda p: (
-                p[1].requirement.requests.cpu_millis,
-                p[1].requirement.requests.memory_bytes,
-            ),
-            reverse=True,
-        )
-        claims: list[tuple[list[str], Resources, list[Offer], dict[str, str]]] = []
-        for key, facts, selector in pending:
-            mine = self.offers_for(facts, now)
-            if not facts.requirement.requests.gpus:
-                # Two NodePools, the GPU one tainted nvidia.com/gpu as Karpenter's GPU
-                # guidance has it: pods asking for no GPU never land on GPU types.
-                mine = [o for o in mine if not o.instance.gpu_count]
-            placed = False
-            for pods, total, offers, claim_selector in claims:
-                if claim_selector != selector:
-                    continue
-                need = total + facts.requirement.requests
-                keep = [o for o in offers if o in mine and fit_count(need, o.allocatable) >= 1]
-                if keep:
-                    pods.append(key)
-                    claims[claims.index((pods, total, offers, claim_selector))] = (
-                        pods,
-                        need,
-                        keep,
-                        claim_selector,
-                    )
-                    placed = True
-                    break
-            if not placed:
-                fitting = [
-                    o for o in mine if fit_count(facts.requirement.requests, o.allocatable) >= 1
-                ]
-                if fitting:
-                    claims.append(([key], facts.requirement.requests, fitting, selector))
-        for pods, _, offers, selector in claims:
-            for offer in sorted(offers, key=lambda o: o.price):
-                if self.launch(offer, pods, selector, now):
-                    break
-
-    def _consolidate(self, now: float) -> None:
-        nominated = {self.cloud.instances[c.instance_id].node_name for c in self.claims.values()}
-        for node in self.own_nodes():
-            if self.pods_on(node.name) or node.name in nominated:
-                self.empty_since.pop(node.name, None)
-            else:
-                self.empty_since.setdefault(node.name, now)
-        # A node just registered is not a candidate while pods are on their way to it.
-        nodes = [n for n in self.own_nodes() if n.name not in nominated]
-        budget = max(1, math.floor(0.1 * len(nodes)))  # Karpenter's default budget: 10 %
-        empty = [
-            n.name
-            for n in nodes
-            if now - self.empty_since.get(n.name, now) >= self.consolidate_after_s
-        ]
-        for name in empty[:budget]:
-            self.drain_and_delete(name)
-        if empty:
-            return
-        by_use = sorted(nodes, key=lambda n: len(self.pods_on(n.name)))
-        for node in by_use:
-            if self.fits_elsewhere(node.name, nodes):
-                self.drain_and_delete(node.name)
-                return
+    def finish_drains(self) -> None:
+        for node in list(self.draining):
+            if self.pods_on(node):
+                continue
+            self.draining.discard(node)
+            instance_id = self.instance_of(node)
+            if instance_id:
+                self._delete(instance_id)
 
 
 @dataclass
@@ -388,7 +343,11 @@ class CaLikePolicy(_PeerBase):
     last_scale_up: float = -math.inf
     last_scan: float = -math.inf
 
-    unavailable_s = 300.0  # the first back-off of a failed node group
+    unavailable_s = 300.0  # --initial-node-group-backoff-duration
+    utilization_threshold = 0.5  # --scale-down-utilization-threshold
+    unneeded_time_s = 600.0  # --scale-down-unneeded-time
+    delay_after_add_s = 600.0  # --scale-down-delay-after-add
+    max_empty_bulk_delete = 10  # --max-scale-down-parallelism (was --max-empty-bulk-delete)
 
     def step(self) -> None:
         now = self.clock()
@@ -396,6 +355,7 @@ class CaLikePolicy(_PeerBase):
             return
         self.last_scan = now
         self.settle(now, registration_timeout_s=900.0)  # --max-node-provision-time
+        self.finish_drains()
         self._scale_up(now)
         self._scale_down(now)
 
@@ -434,14 +394,19 @@ class CaLikePolicy(_PeerBase):
             return
         _, group, chosen = best
         for pods in chosen:
-            if not self.launch(group, pods, {}, now):
+            if self.launch(group, pods, {}, now) is None:
                 break
         self.last_scale_up = now
 
     def _scale_down(self, now: float) -> None:
+        """Unneeded time is counted at every scan, the scale-up cooldown included (upstream
+        updates its unneeded nodes before checking the cooldown, core/static_autoscaler.go);
+        the cooldown only holds the deletions back. Empty nodes unneeded long enough go
+        together, up to --max-scale-down-parallelism (10; it replaced the deprecated
+        --max-empty-bulk-delete); a node with pods is drained alone (--max-drain-parallelism
+        1), one per scan."""
         nodes = self.own_nodes()
-        if now - self.last_scale_up < 600.0:  # --scale-down-delay-after-add
-            return
+        destinations = self.all_nodes()
         names = {n.name for n in nodes}
         self.unneeded_since = {k: v for k, v in self.unneeded_since.items() if k in names}
         for node in nodes:
@@ -453,15 +418,28 @@ class CaLikePolicy(_PeerBase):
                 used.cpu_millis / (allocatable.cpu_millis or 1),
                 used.memory_bytes / (allocatable.memory_bytes or 1),
             )
-            if utilization < 0.5 and self.fits_elsewhere(node.name, nodes):
+            if utilization < self.utilization_threshold and self.fits_elsewhere(
+                node.name, destinations
+            ):
                 self.unneeded_since.setdefault(node.name, now)
             else:
                 self.unneeded_since.pop(node.name, None)
-        for name, since in sorted(self.unneeded_since.items(), key=lambda item: item[1]):
-            if now - since >= 600.0:  # --scale-down-unneeded-time
-                self.drain_and_delete(name)
-                del self.unneeded_since[name]
-                return  # non-empty nodes one at a time
+        if now - self.last_scale_up < self.delay_after_add_s:
+            return
+        ripe = [
+            name
+            for name, since in sorted(self.unneeded_since.items(), key=lambda item: item[1])
+            if now - since >= self.unneeded_time_s
+        ]
+        empty = [name for name in ripe if not self.pods_on(name)][: self.max_empty_bulk_delete]
+        for name in empty:
+            self.drain_and_delete(name)
+            del self.unneeded_since[name]
+        if empty:
+            return
+        for name in ripe[:1]:
+            self.drain_and_delete(name)
+            del self.unneeded_since[name]
 
     def _allocatable(self, node: str) -> Resources | None:
         instance_id = self.instance_of(node)

@@ -5,7 +5,11 @@ with the nearest known one). The format:
     description: what it reproduces
     cloud: gcp                    # aws | gcp | azure | oci (the built-in catalog)
     duration: 1h                  # how long to simulate
-    bootTime: 90s                 # launch to Ready (default 90s)
+    bootTime: 90s                 # launch to Ready (default 90s); or {min: 60s, max: 3m}:
+                                  # each launch's drawn uniformly between the two (seeded)
+    metricsLag: 60s               # metrics.k8s.io reports use as of this long ago (default 0)
+    evictionGrace: 30s            # an evicted pod terminates this long after its eviction,
+                                  # holding its node; its replacement is made at once (default 0)
     config: {spotPriceRatioEstimate: 0.5}   # Gibbous options (Luna's names)
     workloads:
       - name: llm
@@ -29,13 +33,17 @@ with the nearest known one). The format:
       - {at: 3h, interrupt: {category: spot, count: 1}}
 
       - {at: 30m, resize: {workload: api, cpu: 2500m, memory: 2Gi}}
+      - {at: 40m, scale: {workload: api, replicas: 4}}
 
 `hang`: launches of the pair are accepted and never finish (the P10 story: Gibbous drops
 them at scaleUpTimeout); `stockout`: refused at once; `quota`: refused as over quota;
 `interrupt`: that many running instances of the category get the cloud's notice and are
 reclaimed two minutes later; `resize`: VPA in Auto mode gives the workload new requests
 (its updater evicts the pods, its admission controller writes the new requests on the
-pods that replace them and on later arrivals). `zone` empty or left out: every zone.
+pods that replace them and on later arrivals); `scale`: the workload's controller is scaled
+to that many replicas (more: new pods, one arrival; fewer: pods deleted as a ReplicaSet
+picks them, unbound first, then the newest). A workload's `count` may be 0 when only `scale`
+events give it pods. `zone` empty or left out: every zone.
 """
 
 from __future__ import annotations
@@ -82,7 +90,7 @@ class Workload:
 class CloudEvent:
     at_s: float
     until_s: float | None
-    kind: str  # hang | stockout | quota | interrupt
+    kind: str  # hang | stockout | quota | interrupt | resize | scale
     instance_type: str = ""
     category: str = ""
     zone: str = ""
@@ -102,6 +110,9 @@ class Scenario:
     workloads: tuple[Workload, ...]
     events: tuple[CloudEvent, ...]
     nodes: tuple[StartingNode, ...] = ()
+    boot_max_s: float | None = None  # launches boot uniformly in [boot_s, boot_max_s]
+    metrics_lag_s: float = 0.0
+    eviction_grace_s: float = 0.0
 
     def arrival_times(self, workload: Workload) -> list[float]:
         times = []
@@ -113,7 +124,18 @@ class Scenario:
         return times
 
 
-_TOP = {"name", "description", "cloud", "duration", "bootTime", "config", "workloads", "events"}
+_TOP = {
+    "name",
+    "description",
+    "cloud",
+    "duration",
+    "bootTime",
+    "metricsLag",
+    "evictionGrace",
+    "config",
+    "workloads",
+    "events",
+}
 _WORKLOAD = {
     "name",
     "at",
@@ -126,7 +148,8 @@ _WORKLOAD = {
     "usage",
     "usageClock",
 }
-_EVENT = {"at", "until", "hang", "stockout", "quota", "interrupt", "resize"}
+_EVENT = {"at", "until", "hang", "stockout", "quota", "interrupt", "resize", "scale"}
+_KINDS = ("hang", "stockout", "quota", "interrupt", "resize", "scale")
 _TARGET = {"type", "category", "zone", "count"}
 _RESIZE = {"workload", "cpu", "memory"}
 
@@ -153,6 +176,50 @@ def _duration(value: object, where: str) -> float:
         raise ScenarioError(str(error)) from None
 
 
+def _workload(index: int, raw: object, source: str) -> Workload:
+    """The scenario's workload `index`, checked."""
+    where = f"{source}: workloads[{index}]"
+    item = _check(raw, _WORKLOAD, where)
+    pod = item.get("pod")
+    if not isinstance(pod, Mapping) or not isinstance(pod.get("spec"), Mapping):
+        raise ScenarioError(f"{where}: pod: expected a pod's metadata and spec")
+    every = _duration(item.get("every", 0), f"{where}.every")
+    arrivals = int(item.get("arrivals", 1 if not every else 10**9))
+    usage = []
+    for point_index, raw_point in enumerate(item.get("usage") or []):
+        point_where = f"{where}.usage[{point_index}]"
+        point = _check(raw_point, {"after", "cpu", "memory"}, point_where)
+        try:
+            usage.append(
+                UsagePoint(
+                    after_s=_duration(point.get("after", 0), f"{point_where}.after"),
+                    cpu=float(parse_quantity(point.get("cpu", 0), f"{point_where}.cpu")),
+                    memory=float(parse_quantity(point.get("memory", 0), f"{point_where}.memory")),
+                )
+            )
+        except GibbousError as error:
+            raise ScenarioError(str(error)) from None
+    clock = item.get("usageClock", "pod")
+    if clock not in ("pod", "workload"):
+        raise ScenarioError(f"{where}.usageClock: {clock!r}: expected pod or workload")
+    run_for = item.get("runFor")
+    count = int(item.get("count", 1))
+    if count < 0 or arrivals < 1:
+        raise ScenarioError(f"{where}: count must be >= 0 and arrivals >= 1")
+    return Workload(
+        name=str(item.get("name") or f"w{index}"),
+        at_s=_duration(item.get("at", 0), f"{where}.at"),
+        count=count,
+        every_s=every,
+        arrivals=arrivals,
+        run_for_s=None if run_for is None else _duration(run_for, f"{where}.runFor"),
+        replace=bool(item.get("replace", True)),
+        pod=pod,
+        usage=tuple(sorted(usage, key=lambda p: p.after_s)),
+        usage_follows_workload=clock == "workload",
+    )
+
+
 def parse_scenario(document: Any, source: str = "scenario") -> Scenario:
     top = _check(document, _TOP, source)
     name = str(top.get("name") or Path(source).stem)
@@ -163,62 +230,38 @@ def parse_scenario(document: Any, source: str = "scenario") -> Scenario:
     config = top.get("config") or {}
     if not isinstance(config, Mapping):
         raise ScenarioError(f"{source}: config: expected a mapping of Gibbous options")
-    workloads = []
-    for index, raw in enumerate(top.get("workloads") or []):
-        where = f"{source}: workloads[{index}]"
-        item = _check(raw, _WORKLOAD, where)
-        pod = item.get("pod")
-        if not isinstance(pod, Mapping) or not isinstance(pod.get("spec"), Mapping):
-            raise ScenarioError(f"{where}: pod: expected a pod's metadata and spec")
-        every = _duration(item.get("every", 0), f"{where}.every")
-        arrivals = int(item.get("arrivals", 1 if not every else 10**9))
-        usage = []
-        for point_index, raw_point in enumerate(item.get("usage") or []):
-            point_where = f"{where}.usage[{point_index}]"
-            point = _check(raw_point, {"after", "cpu", "memory"}, point_where)
-            try:
-                usage.append(
-                    UsagePoint(
-                        after_s=_duration(point.get("after", 0), f"{point_where}.after"),
-                        cpu=float(parse_quantity(point.get("cpu", 0), f"{point_where}.cpu")),
-                        memory=float(
-                            parse_quantity(point.get("memory", 0), f"{point_where}.memory")
-                        ),
-                    )
-                )
-            except GibbousError as error:
-                raise ScenarioError(str(error)) from None
-        clock = item.get("usageClock", "pod")
-        if clock not in ("pod", "workload"):
-            raise ScenarioError(f"{where}.usageClock: {clock!r}: expected pod or workload")
-        run_for = item.get("runFor")
-        count = int(item.get("count", 1))
-        if count < 1 or arrivals < 1:
-            raise ScenarioError(f"{where}: count and arrivals must be >= 1")
-        workloads.append(
-            Workload(
-                name=str(item.get("name") or f"w{index}"),
-                at_s=_duration(item.get("at", 0), f"{where}.at"),
-                count=count,
-                every_s=every,
-                arrivals=arrivals,
-                run_for_s=None if run_for is None else _duration(run_for, f"{where}.runFor"),
-                replace=bool(item.get("replace", True)),
-                pod=pod,
-                usage=tuple(sorted(usage, key=lambda p: p.after_s)),
-                usage_follows_workload=clock == "workload",
-            )
-        )
+    workloads = [
+        _workload(index, raw, source) for index, raw in enumerate(top.get("workloads") or [])
+    ]
     events = []
     for index, raw in enumerate(top.get("events") or []):
         where = f"{source}: events[{index}]"
         item = _check(raw, _EVENT, where)
-        kinds = [k for k in ("hang", "stockout", "quota", "interrupt", "resize") if k in item]
+        kinds = [k for k in _KINDS if k in item]
         if len(kinds) != 1:
-            raise ScenarioError(
-                f"{where}: needs exactly one of hang, stockout, quota, interrupt, resize"
-            )
+            raise ScenarioError(f"{where}: needs exactly one of {', '.join(_KINDS)}")
         kind = kinds[0]
+        if kind == "scale":
+            target = _check(item[kind], {"workload", "replicas"}, f"{where}.scale")
+            names = {w.name for w in workloads}
+            if target.get("workload") not in names:
+                raise ScenarioError(
+                    f"{where}.scale.workload: {target.get('workload')!r} is none of "
+                    f"{', '.join(sorted(names))}"
+                )
+            replicas = target.get("replicas")
+            if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 0:
+                raise ScenarioError(f"{where}.scale.replicas: expected a count >= 0")
+            events.append(
+                CloudEvent(
+                    at_s=_duration(item.get("at", 0), f"{where}.at"),
+                    until_s=None,
+                    kind="scale",
+                    workload=str(target["workload"]),
+                    count=replicas,
+                )
+            )
+            continue
         if kind == "resize":
             target = _check(item[kind], _RESIZE, f"{where}.resize")
             workload_names = {w.name for w in workloads}
@@ -261,15 +304,30 @@ def parse_scenario(document: Any, source: str = "scenario") -> Scenario:
                 count=int(target.get("count", 1)),
             )
         )
+    boot = top.get("bootTime", "90s")
+    boot_max = None
+    if isinstance(boot, Mapping):
+        spread = _check(boot, {"min", "max"}, f"{source}: bootTime")
+        if "min" not in spread or "max" not in spread:
+            raise ScenarioError(f"{source}: bootTime: a spread needs min and max")
+        boot_min = _duration(spread["min"], f"{source}: bootTime.min")
+        boot_max = _duration(spread["max"], f"{source}: bootTime.max")
+        if boot_max < boot_min:
+            raise ScenarioError(f"{source}: bootTime: max is below min")
+    else:
+        boot_min = _duration(boot, f"{source}: bootTime")
     return Scenario(
         name=name,
         description=str(top.get("description") or ""),
         cloud=cloud,
         duration_s=duration,
-        boot_s=_duration(top.get("bootTime", "90s"), f"{source}: bootTime"),
+        boot_s=boot_min,
         config=dict(config),
         workloads=tuple(workloads),
         events=tuple(sorted(events, key=lambda e: e.at_s)),
+        boot_max_s=boot_max,
+        metrics_lag_s=_duration(top.get("metricsLag", 0), f"{source}: metricsLag"),
+        eviction_grace_s=_duration(top.get("evictionGrace", 0), f"{source}: evictionGrace"),
     )
 
 

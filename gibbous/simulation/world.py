@@ -10,14 +10,18 @@ controllers do, on a virtual clock, around whichever provisioning policy runs.
   bin-pack pods never to those, as the extender filters. A pod that fits nowhere gets
   PodScheduled=False with kube-scheduler's message, which the intake reads.
 * kubelets: a bound pod runs at once (image pulls are in the node's boot time); a pod
-  with a run time finishes when it is over and is removed; an evicted or deleted pod is
-  gone at once (grace periods are not modelled).
+  with a run time finishes when it is over and is removed; a deleted pod is gone at once;
+  an evicted one terminates after the scenario's eviction grace (default 0), holding its
+  node until then, while its controller's replacement is made at once.
+* API server admission: ExtendedResourceToleration (on in EKS, GKE and the dev cluster)
+  gives a pod asking for nvidia.com/gpu a toleration of any nvidia.com/gpu NoSchedule taint.
 * controllers: a pod of a workload that replaces its pods (a Deployment, not a Job) is
   recreated, pending, when it is evicted, deleted, or its node goes.
 * metrics.k8s.io: a pod uses what its workload's usage profile says at its age, else its
-  requests; a node, the sum of its pods'. With `usageClock: workload` a replacement's
-  age counts from when the pod it replaces started (the load is the workload's traffic,
-  which moves with it).
+  requests; a node, the sum of its pods'; all as of the scenario's metrics lag ago (default
+  0; a pod bound more recently is not reported yet). With `usageClock: workload` a
+  replacement's age counts from when the pod it replaces started (the load is the
+  workload's traffic, which moves with it).
 """
 
 from __future__ import annotations
@@ -70,6 +74,7 @@ class SimPod:
     usage_follows_workload: bool = False  # usageClock: workload
     # With it: when the pods this one replaces started (the origin of its usage age).
     usage_from: float | None = None
+    terminating_until: float | None = None  # evicted, terminating until then
 
 
 @dataclass
@@ -77,12 +82,14 @@ class Tally:
     """What happened to pods, for the results."""
 
     pending_s: list[float] = field(default_factory=list)  # creation -> bound, per pod
+    bound: int = 0  # pods bound
     evictions: int = 0
     interrupted_pods: int = 0
     interruptions: int = 0
     finished: int = 0
     arrivals: dict[tuple[str, int], list[float]] = field(default_factory=dict)  # -> bound times
     arrival_times: dict[tuple[str, int], float] = field(default_factory=dict)
+    arrival_counts: dict[tuple[str, int], int] = field(default_factory=dict)  # scale-ups
 
 
 @dataclass(kw_only=True)
@@ -110,6 +117,8 @@ class SimCluster(NodeMarks):
     clock: Callable[[], float]
     offers_by_key: Mapping[tuple[str, str], Offer]
     steering: bool = True  # the Gibbous extender runs (its filters apply)
+    metrics_lag_s: float = 0.0
+    eviction_grace_s: float = 0.0
     pods_by_key: dict[str, SimPod] = field(default_factory=dict)
     events: list[tuple[str, str, str, bool]] = field(default_factory=list)
     event_reasons: dict[str, set[str]] = field(default_factory=dict)
@@ -141,6 +150,15 @@ class SimCluster(NodeMarks):
         meta = dict(template.get("metadata") or {})
         name = f"{workload}-{number:06d}"
         spec = _copy(template.get("spec") or {})
+        if any(
+            keys.NVIDIA_GPU in ((c.get("resources") or {}).get("limits") or {})
+            or keys.NVIDIA_GPU in ((c.get("resources") or {}).get("requests") or {})
+            for c in spec.get("containers") or []
+        ):  # ExtendedResourceToleration
+            spec["tolerations"] = [
+                *(spec.get("tolerations") or []),
+                {"key": keys.NVIDIA_GPU, "operator": "Exists", "effect": "NoSchedule"},
+            ]
         requests = self.resized.get(workload)
         if requests:
             for container in spec.get("containers") or []:
@@ -221,6 +239,40 @@ class SimCluster(NodeMarks):
             if pod.workload == workload:
                 self.remove_pod(key, why="vpa")
 
+    def scale(
+        self,
+        template: Mapping[str, Any],
+        *,
+        workload: str,
+        replicas: int,
+        run_for_s: float | None,
+        usage: tuple[UsagePoint, ...],
+        arrival: int,
+    ) -> None:
+        """The workload's controller scaled to `replicas`: new pods (one arrival), or pods
+        deleted as a ReplicaSet ranks them (unbound first, then the newest)."""
+        alive = [
+            (key, pod)
+            for key, pod in self.pods_by_key.items()
+            if pod.workload == workload and pod.terminating_until is None
+        ]
+        more = replicas - len(alive)
+        if more > 0:
+            for _ in range(more):
+                self.create_pod(
+                    template,
+                    workload=workload,
+                    run_for_s=run_for_s,
+                    replace_pods=True,
+                    usage=usage,
+                    arrival=arrival,
+                )
+            self.tally.arrival_counts[(workload, arrival)] = more
+            return
+        ranked = sorted(alive, key=lambda kp: (kp[1].bound_at is not None, -kp[1].created_at))
+        for key, _ in ranked[: -more or 0]:
+            self.remove_pod(key, why="scaled")
+
     def remove_pod(self, key: str, *, why: str) -> None:
         """The pod is gone; its controller makes a new one if it replaces its pods."""
         pod = self.pods_by_key.pop(key, None)
@@ -228,9 +280,12 @@ class SimCluster(NodeMarks):
             return
         if pod.bound_at is None:
             self.tally.pending_s.append(self.clock() - pod.created_at)
-        if why == "finished":
-            self.tally.finished += 1
+        if why in ("finished", "scaled", "terminated") or pod.terminating_until is not None:
+            self.tally.finished += why == "finished"
             return
+        self._replace(pod)
+
+    def _replace(self, pod: SimPod) -> None:
         if pod.replace:
             template = {"metadata": pod.obj["metadata"], "spec": pod.obj["spec"]}
             spec = dict(template["spec"])
@@ -344,8 +399,17 @@ class SimCluster(NodeMarks):
         key = key_of(pod)
         if key not in self.pods_by_key:
             return Eviction.GONE
+        sim = self.pods_by_key[key]
+        if sim.terminating_until is not None:
+            return Eviction.EVICTED
         self.tally.evictions += 1
-        self.remove_pod(key, why="evicted")
+        if self.eviction_grace_s <= 0 or not node_name_of(sim.obj):
+            self.remove_pod(key, why="evicted")
+            return Eviction.EVICTED
+        sim.terminating_until = self.clock() + self.eviction_grace_s
+        self._change(sim)  # a new version, marked for deletion
+        sim.obj["metadata"]["deletionTimestamp"] = _stamp(self.clock())
+        self._replace(sim)
         return Eviction.EVICTED
 
     def delete_node(self, node: str) -> None:
@@ -356,7 +420,7 @@ class SimCluster(NodeMarks):
         totals: dict[str, list[float]] = {}
         for pod in self.pods_by_key.values():
             node = node_name_of(pod.obj)
-            if node:
+            if node and self._reported(pod):
                 cpu, memory = self.usage_of(pod)
                 total = totals.setdefault(node, [0.0, 0.0])
                 total[0] += cpu
@@ -369,7 +433,7 @@ class SimCluster(NodeMarks):
     def pod_metrics(self) -> list[dict[str, Any]] | None:
         out = []
         for pod in self.pods_by_key.values():
-            if node_name_of(pod.obj):
+            if node_name_of(pod.obj) and self._reported(pod):
                 cpu, memory = self.usage_of(pod)
                 meta = pod.obj["metadata"]
                 out.append(
@@ -380,12 +444,18 @@ class SimCluster(NodeMarks):
                 )
         return out
 
+    def _reported(self, pod: SimPod) -> bool:
+        """Whether metrics.k8s.io reports the pod yet (bound at least the lag ago)."""
+        return pod.bound_at is not None and pod.bound_at <= self.clock() - self.metrics_lag_s
+
     def usage_of(self, pod: SimPod) -> tuple[float, float]:
-        """(cores, bytes) the pod uses now: its profile at its age, else its requests."""
+        """(cores, bytes) the pod used the metrics lag ago: its profile at its age then, else
+        its requests."""
+        now = self.clock() - self.metrics_lag_s
         if pod.bound_at is None:
             age = 0.0
         else:
-            age = self.clock() - (pod.usage_from if pod.usage_from is not None else pod.bound_at)
+            age = now - (pod.usage_from if pod.usage_from is not None else pod.bound_at)
         current = None
         for point in pod.usage:
             if point.after_s <= age:
@@ -452,6 +522,7 @@ class SimCluster(NodeMarks):
             pod.bound_at = self.clock()
             waited = self.clock() - pod.created_at
             self.tally.pending_s.append(waited)
+            self.tally.bound += 1
             if not pod.replacement:  # time to capacity is the arrival's own pods'
                 self.tally.arrivals[(pod.workload, pod.arrival)].append(self.clock())
             bound += 1
@@ -473,7 +544,9 @@ class SimCluster(NodeMarks):
     def run_kubelets(self) -> None:
         now = self.clock()
         for key, pod in list(self.pods_by_key.items()):
-            if (
+            if pod.terminating_until is not None and now >= pod.terminating_until:
+                self.remove_pod(key, why="terminated")
+            elif (
                 pod.bound_at is not None
                 and pod.run_for_s is not None
                 and now - pod.bound_at >= pod.run_for_s

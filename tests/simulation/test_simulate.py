@@ -48,9 +48,11 @@ def test_p10_two_t4_spot_timeouts_then_the_p4_spot_node_at_about_20_minutes(poli
     assert result.total_cost == pytest.approx(1.36 * hours / 3600, rel=0.01)
 
 
-def test_p10_under_karpenter_like_keeps_retrying_the_hung_type_its_cache_forgets() -> None:
-    # Karpenter drops a launch that never registers after 15 minutes and skips that
-    # offering for 3 minutes only: within the hour the P4 node is never reached.
+def test_p10_under_karpenter_like_keeps_retrying_the_hung_type_its_cache_never_learns() -> None:
+    # Karpenter drops a launch that never registers after 15 minutes, and a registration
+    # timeout does not put the offering in its unavailable-offerings cache (only
+    # insufficient-capacity errors do): it asks for the hung type again, and within the
+    # hour the P4 node is never reached.
     result = run(load_scenario("p10-gke-spot"), "karpenter-like")
     assert result.never_ran == 1 and result.total_cost == 0.0
 
