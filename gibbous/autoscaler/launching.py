@@ -1,8 +1,15 @@
 """Deciding and launching: one decision planned (`gibbous.core.planning.scaleup`)
 counting every launch in flight, its launches asked of the provider (several at once
 when it takes that), each outcome recorded: accepted, throttled (retried with the same
-token), stock-out or quota (the pair backed off and the next candidate planned at once),
-a misconfigured provider (launches paused), repeated unknown errors (abandoned)."""
+token), stock-out or quota (the pair backed off and the next candidate planned and
+launched at once, in the same step, at most `MAX_FALLBACKS` times in a row), a
+misconfigured provider (launches paused), repeated unknown errors (abandoned).
+
+A fallback re-plans rather than carrying alternatives: the failed launch is out of the
+books (never accepted, or its throttled record dropped), its pair is backed off, and the one
+planner plans the decision's pods again, so the pods it held, and those counted on its room
+since, go to the cheapest offering left under the same constraints, possibly onto launches
+of the same decision that succeeded."""
 
 from __future__ import annotations
 
@@ -40,9 +47,14 @@ from gibbous.core.podmodel.resources import Resources
 
 log = logging.getLogger("gibbous.autoscaler")
 
-# A decision replans at once after a stock-out or quota error; this bounds the rounds of
-# one step when every candidate fails one after the other.
-MAX_ROUNDS = 8
+# A decision replans and launches at once after a stock-out or quota error; a launch is
+# followed by at most this many fallbacks in one step (1 + 7 create calls, in the order of
+# price), so a region-wide stock-out costs a bounded burst of calls and the pods are planned
+# again at the next decision (scaleUpBatchMax later), as after any failed launch.
+MAX_FALLBACKS = 7
+_FALLBACK_KINDS = frozenset({FailureKind.INSUFFICIENT_CAPACITY, FailureKind.QUOTA})
+# How a pod's decision names the launch in flight it was counted on.
+_ON_IN_FLIGHT = "room on the launch in flight "
 # A launch failing this many times with errors of no known kind is abandoned.
 MAX_LAUNCH_ATTEMPTS = 5
 
@@ -63,7 +75,7 @@ class Launching(LoopState):
         pending = [p for p, _ in provision]
         pod_by_key = {p.key: pod for p, pod in provision}
         asked: list[Launch] = []
-        for _ in range(MAX_ROUNDS):
+        for fallbacks in range(MAX_FALLBACKS + 1):
             flying = self._in_flight_with_bound_pods()
             flying_nodes = frozenset(
                 launch.node_name for launch in self.launches.values() if launch.node_name
@@ -97,28 +109,29 @@ class Launching(LoopState):
                 for launch_plan in plan.launches
             ]
             asked.extend(launches)
-            failed = any(
-                kind in (FailureKind.INSUFFICIENT_CAPACITY, FailureKind.QUOTA)
-                for kind in self._create_all(launches, now)
-            )
-            if not failed or now < self.paused_until:
+            outcomes = self._create_all(launches, now, last=fallbacks == MAX_FALLBACKS)
+            if not _FALLBACK_KINDS.intersection(o for o in outcomes if o) or (
+                now < self.paused_until
+            ):
                 break
-        for launch in launches:
+        for launch, outcome in zip(launches, outcomes, strict=True):
             wrong = launch.plan.wrong_size
+            detail = (
+                f"a new {launch.plan.offer.describe()} ({launch.token})"
+                + (f"; {wrong.describe()}" if wrong else "")
+                if outcome is None or launch.token in self.launches
+                else f"{launch.plan.offer.describe()} failed ({outcome}); "
+                "planned again at the next decision"
+            )
             for key in launch.plan.pods:
-                self._record_decision(
-                    pod_by_key[key],
-                    "launch",
-                    f"a new {launch.plan.offer.describe()} ({launch.token})"
-                    + (f"; {wrong.describe()}" if wrong else ""),
-                )
+                self._record_decision(pod_by_key[key], "launch", detail)
         self._say_wrong_sizes(asked, pod_by_key)
         for key, node_name in plan.on_existing.items():
             pod = pod_by_key[key]
             self._record_decision(
                 pod,
                 "existing-node",
-                f"room on the launch in flight {node_name.removeprefix('in-flight:')}"
+                _ON_IN_FLIGHT + node_name.removeprefix("in-flight:")
                 if node_name.startswith("in-flight:")
                 else f"room on the existing node {node_name}",
             )
@@ -177,10 +190,13 @@ class Launching(LoopState):
         if displaced and now >= self.paused_until:
             self._decide(displaced, self.cluster.nodes(), now, leaving=leaving)
 
-    def _create_all(self, launches: list[Launch], now: float) -> list[FailureKind | None]:
+    def _create_all(
+        self, launches: list[Launch], now: float, *, last: bool = False
+    ) -> list[FailureKind | None]:
         """Ask the provider for the launches' instances, several at once when it takes that
         (`launch_concurrency`: a burst of 60 nodes must not wait on 60 calls in a row), and
-        record the outcomes in order, on this thread."""
+        record the outcomes in order, on this thread. `last`: a stock-out now ends the
+        chain of fallbacks (said so on the pods)."""
         width = min(len(launches), max(1, self.provider.launch_concurrency))
         if width <= 1:
             outcomes = [self._call_create(launch) for launch in launches]
@@ -188,7 +204,7 @@ class Launching(LoopState):
             with concurrent.futures.ThreadPoolExecutor(width) as pool:
                 outcomes = list(pool.map(self._call_create, launches))
         return [
-            self._record_create(launch, outcome, now)
+            self._record_create(launch, outcome, now, last=last)
             for launch, outcome in zip(launches, outcomes, strict=True)
         ]
 
@@ -213,7 +229,7 @@ class Launching(LoopState):
             return error
 
     def _record_create(
-        self, launch: Launch, outcome: Instance | Exception, now: float
+        self, launch: Launch, outcome: Instance | Exception, now: float, *, last: bool = False
     ) -> FailureKind | None:
         """Record a create call's outcome. Returns the kind of failure that backs a pair
         off, if any."""
@@ -223,21 +239,20 @@ class Launching(LoopState):
             if isinstance(outcome, Exception):
                 raise outcome
             instance = outcome
-        except InsufficientCapacityError as error:
-            zone = error.zone if error.zone and "," not in error.zone else ""
-            self._back_off(
-                offer.name, str(offer.category), zone, FailureKind.INSUFFICIENT_CAPACITY, now
+        except (InsufficientCapacityError, QuotaExceededError) as error:
+            kind = (
+                FailureKind.QUOTA
+                if isinstance(error, QuotaExceededError)
+                else FailureKind.INSUFFICIENT_CAPACITY
             )
-            log.warning(
-                "launch of %s failed: %s; trying the next candidate", offer.describe(), error
-            )
-            return FailureKind.INSUFFICIENT_CAPACITY
-        except QuotaExceededError as error:
-            self._back_off(offer.name, str(offer.category), "", FailureKind.QUOTA, now)
-            log.warning(
-                "launch of %s failed: %s; trying the next candidate", offer.describe(), error
-            )
-            return FailureKind.QUOTA
+            zone = error.zone if isinstance(error, InsufficientCapacityError) else ""
+            zone = zone if "," not in zone else ""
+            self._back_off(offer.name, str(offer.category), zone, kind, now)
+            # A throttled launch retried into a stock-out: its room stops counting, so the
+            # pods counted on it are planned again with the decision this step makes.
+            self.launches.pop(launch.token, None)
+            self._say_failed_attempt(launch, kind, error, last=last)
+            return kind
         except ThrottledError as error:
             delay = error.retry_after_s * (1.0 + self.jitter())
             self.launches[launch.token] = replace(
@@ -293,6 +308,29 @@ class Launching(LoopState):
             len(launch.plan.pods),
         )
         return None
+
+    def _say_failed_attempt(
+        self, launch: Launch, kind: FailureKind, error: Exception, *, last: bool
+    ) -> None:
+        """One log line and one `GibbousTryingNextCandidate` Warning per failed attempt, on
+        the pods the launch was for and those counted on its room since."""
+        then = (
+            f"{MAX_FALLBACKS} fallbacks failed in a row; planned again at the next decision"
+            if last
+            else "launching the next candidate now"
+        )
+        message = (
+            f"launch of {launch.plan.offer.describe()} failed ({kind}: "
+            f"{quoted(str(error))}); {then}"
+        )
+        log.warning("launch %s: %s", launch.token, message)
+        counted = set(launch.plan.pods)
+        on_it = _ON_IN_FLIGHT + launch.token
+        counted.update(d.key for d in self.decided.values() if d.detail == on_it)
+        for key in sorted(counted):
+            facts = self.pods_index.facts.get(key)
+            if facts is not None and not facts.node:
+                self._warn(facts.pod, message, reason=keys.EVENT_TRYING_NEXT_CANDIDATE)
 
     def _abandon(self, launch: Launch, error: Exception, now: float) -> FailureKind:
         """A launch the provider kept failing with errors Gibbous has no kind for (a bug, an
