@@ -1,7 +1,8 @@
 """Launch flexibility on the loop: a stock-out or a quota error backs the pair off and the
 next candidate is launched in the same step (Karpenter's CreateFleet hands EC2 several
 types at once for the same reason), a chain of failures stops at its bound, and a launch
-retried after throttling that stocks out hands the pods counted on it to its fallback."""
+retried after throttling that stocks out hands the pods counted on it to its fallback.
+Spot replicas of one workload take the zones of their type in turn."""
 
 from __future__ import annotations
 
@@ -11,7 +12,15 @@ import gzip
 from gibbous.autoscaler.cloud.base import ThrottledError
 from gibbous.core import keys
 from gibbous.core.podmodel.pods import node_name_of
-from tests.autoscaler.test_loop import BIG, CATALOG, launched, run, setup
+from tests.autoscaler.test_loop import (
+    BIG,
+    CATALOG,
+    SPOT_TOLERATION,
+    cheapest_in_catalog,
+    launched,
+    run,
+    setup,
+)
 from tests.factories import make_pod
 
 
@@ -126,3 +135,46 @@ def test_a_throttled_launch_that_stocks_out_on_retry_hands_its_counted_pods_to_t
     assert len(cluster.schedule()) == 4
     assert {node_name_of(p) for p in cluster.pod_objects.values()} == {"fake-i-000001"}
     assert len(provider.create_calls) == 3
+
+
+def spot_zones_in_catalog(instance_type: str) -> list[str]:
+    with gzip.open(CATALOG, "rt", newline="") as lines:
+        (row,) = (
+            r
+            for r in csv.DictReader(lines)
+            if r["region"] == "us-west-2" and r["instance_type"] == instance_type
+        )
+    return row["zones"].split(";")
+
+
+def spot_replica(name: str, app: str) -> dict[str, object]:
+    return make_pod(
+        name,
+        cpu="3",
+        memory="4Gi",
+        labels={"app": app, "pod-template-hash": "5d8f7"},
+        annotations={keys.INSTANCE_OFFERINGS: "spot"},
+        tolerations=[SPOT_TOLERATION],
+    )
+
+
+def test_spot_replicas_of_one_workload_go_to_different_zones() -> None:
+    # Three spot replicas (bin-select: one node each) of one Deployment, and one of another:
+    # the cheapest spot type is priced alike in every zone (one catalog price per type), so
+    # the replicas take its zones in turn; the other workload's replica starts its own turn.
+    clock, provider, cluster, autoscaler = setup()
+    spot_type = cheapest_in_catalog(*BIG, "spot")
+    zones = spot_zones_in_catalog(spot_type[0])
+    assert len(zones) >= 3
+    cluster.add(*(spot_replica(f"web-{i}", "web") for i in range(3)), spot_replica("db-0", "db"))
+    run(clock, autoscaler, 2)
+    assert launched(provider) == [spot_type] * 4
+    by_pod = {
+        pod: provider.instances[launch.instance_id].zone
+        for launch in autoscaler.launches.values()
+        for pod in launch.plan.pods
+    }
+    assert sorted(by_pod[f"default/web-{i}"] for i in range(3)) == sorted(zones[:3])
+    assert by_pod["default/db-0"] == zones[0]
+    run(clock, autoscaler, 35)
+    assert len(cluster.schedule()) == 4

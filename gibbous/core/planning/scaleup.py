@@ -9,13 +9,14 @@ for them by this decision, not recorded anywhere), a second loop (or a restarted
 never provisions twice for the same pods, and a launch that fails or times out simply
 stops counting, so its pods are planned again at the next decision. Each launch gets its
 labels, taints and allowed zones (preferred first, zones backed off for that type and
-category left out).
+category left out). Spot launches for replicas of one workload take their allowed zones in
+turn (`spread_spot_zones`), so one zone's interruption does not take them all.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from gibbous.core import keys
@@ -28,6 +29,7 @@ from gibbous.core.planning.packing import simulate
 from gibbous.core.planning.packingmodel import ExistingNode, Guardrails, PendingPod, PlannedNode
 from gibbous.core.planning.placement import NodeViewer, viewer
 from gibbous.core.planning.podfacts import ClusterPods
+from gibbous.core.podmodel.constraints import PriceCategory
 from gibbous.core.podmodel.pods import (
     Pod,
 )
@@ -191,7 +193,49 @@ def plan_scale_up(
                 ),
             )
         )
-    return ScaleUpPlan(tuple(launches), dict(plan.on_existing), unsatisfiable)
+    return ScaleUpPlan(spread_spot_zones(launches, by_key), dict(plan.on_existing), unsatisfiable)
+
+
+# Labels that differ between replicas of one workload (a StatefulSet's per-pod labels).
+_PER_REPLICA_LABELS = frozenset(
+    {"statefulset.kubernetes.io/pod-name", "apps.kubernetes.io/pod-index"}
+)
+
+
+def _workload(pod: PendingPod) -> tuple[str, frozenset[tuple[str, str]]] | None:
+    """Replicas of one workload share their namespace and template labels; a pod without
+    labels names no workload."""
+    labels = frozenset(
+        (k, v) for k, v in pod.topology.labels.items() if k not in _PER_REPLICA_LABELS
+    )
+    return (pod.topology.namespace, labels) if labels else None
+
+
+def spread_spot_zones(
+    launches: Sequence[LaunchPlan], by_key: Mapping[str, PendingPod]
+) -> tuple[LaunchPlan, ...]:
+    """Spot launches whose pods are of the same workloads, and which may go to several
+    zones, take those zones in turn: the n-th such launch prefers the zone after the one
+    the (n-1)-th prefers. A spot interruption strikes one capacity pool (a type in a zone),
+    and the catalog prices a type alike in every zone, so the spread costs nothing.
+    Launches pinned to a zone (inter-pod rules, one allowed zone) are left alone."""
+    turns: dict[frozenset[object], int] = {}
+    out = []
+    for launch in launches:
+        workloads = frozenset(_workload(by_key[k]) for k in launch.pods if k in by_key)
+        if (
+            launch.offer.category is not PriceCategory.SPOT
+            or len(launch.zones) < 2
+            or not workloads
+            or None in workloads
+        ):
+            out.append(launch)
+            continue
+        turn = turns.get(workloads, 0)
+        turns[workloads] = turn + 1
+        shift = turn % len(launch.zones)
+        out.append(replace(launch, zones=(*launch.zones[shift:], *launch.zones[:shift])))
+    return tuple(out)
 
 
 def existing_nodes(
