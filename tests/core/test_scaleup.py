@@ -212,3 +212,39 @@ def test_an_in_flight_node_is_never_promised_past_its_room(
     launched = {key for each in plan.launches for key in each.pods}
     assert launched | set(plan.on_existing) | set(plan.unsatisfiable) == {p.key for p in pods}
     assert not plan.unsatisfiable
+
+
+def test_spot_replicas_take_the_zones_in_turn_and_on_demand_ones_do_not() -> None:
+    spot = {keys.INSTANCE_OFFERINGS: "spot"}
+    toleration = {"key": keys.SPOT_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}
+
+    def replica(name: str, offerings: dict[str, str], **labels: str) -> dict[str, object]:
+        return make_pod(
+            name, cpu="3", labels=labels, annotations=offerings, tolerations=[toleration]
+        )
+
+    # A StatefulSet's replicas differ in their per-pod labels, and are one workload still.
+    stateful = [
+        replica(
+            f"kv-{i}",
+            spot,
+            app="kv",
+            **{
+                "statefulset.kubernetes.io/pod-name": f"kv-{i}",
+                "apps.kubernetes.io/pod-index": str(i),
+            },
+        )
+        for i in range(4)
+    ]
+    plan = plan_scale_up(pending(*stateful), OFFERS, CFG, now=0)
+    assert {str(launch.offer.category) for launch in plan.launches} == {"spot"}
+    zones = [launch.zones for launch in plan.launches]
+    assert len(zones) == 4 and len(set(zones[0])) == len(zones[0]) >= 2
+    # Each the first's order turned by one more (by hand: the n-th starts at zone n mod k).
+    k = len(zones[0])
+    for n, order in enumerate(zones):
+        assert order == zones[0][n % k :] + zones[0][: n % k]
+    on_demand = [replica(f"web-{i}", {}, app="web") for i in range(3)]
+    launches = plan_scale_up(pending(*on_demand), OFFERS, CFG, now=0).launches
+    assert {str(launch.offer.category) for launch in launches} == {"on-demand"}
+    assert len({launch.zones for launch in launches}) == 1
