@@ -14,9 +14,15 @@ controllers do, on a virtual clock, around whichever provisioning policy runs.
   an evicted one terminates after the scenario's eviction grace (default 0), holding its
   node until then, while its controller's replacement is made at once.
 * API server admission: ExtendedResourceToleration (on in EKS, GKE and the dev cluster)
-  gives a pod asking for nvidia.com/gpu a toleration of any nvidia.com/gpu NoSchedule taint.
+  gives a pod asking for nvidia.com/gpu a toleration of any nvidia.com/gpu NoSchedule taint;
+  where Gibbous is installed (`steering`), its mutating webhook changes each new pod as it
+  would in a cluster (`plan_mutation` with the scenario's options): the placement label,
+  tolerations of the spot taints when the pod may run on spot, the provisioning gate when
+  `provisioningGate` is on. A pod written as a user writes it (the race's) then runs on the
+  spot node Gibbous launched for it, as it does in a real cluster.
 * controllers: a pod of a workload that replaces its pods (a Deployment, not a Job) is
-  recreated, pending, when it is evicted, deleted, or its node goes.
+  recreated from the workload's template (and admitted afresh), pending, when it is
+  evicted, deleted, or its node goes.
 * metrics.k8s.io: a pod uses what its workload's usage profile says at its age, else its
   requests; a node, the sum of its pods'; all as of the scenario's metrics lag ago (default
   0; a pod bound more recently is not reported yet). With `usageClock: workload` a
@@ -37,7 +43,7 @@ import jsonpatch
 from gibbous.autoscaler.cloud.base import InstanceState
 from gibbous.autoscaler.lifecycle import Eviction
 from gibbous.core import keys
-from gibbous.core.admission.mutation import plan_release
+from gibbous.core.admission.mutation import ServerFeatures, plan_mutation, plan_release
 from gibbous.core.choice.catalog import node_allocatable
 from gibbous.core.choice.classify import Placement
 from gibbous.core.choice.selection import Offer
@@ -75,6 +81,9 @@ class SimPod:
     # With it: when the pods this one replaces started (the origin of its usage age).
     usage_from: float | None = None
     terminating_until: float | None = None  # evicted, terminating until then
+    # What its controller makes its replacement from (a ReplicaSet's template, not this
+    # pod as admission and the autoscaler changed it).
+    template: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -116,7 +125,8 @@ class SimCluster(NodeMarks):
     config: Config
     clock: Callable[[], float]
     offers_by_key: Mapping[tuple[str, str], Offer]
-    steering: bool = True  # the Gibbous extender runs (its filters apply)
+    # Gibbous is installed: its webhook mutates new pods and its extender's filters apply.
+    steering: bool = True
     metrics_lag_s: float = 0.0
     eviction_grace_s: float = 0.0
     pods_by_key: dict[str, SimPod] = field(default_factory=dict)
@@ -179,6 +189,8 @@ class SimCluster(NodeMarks):
             "spec": spec,
             "status": {"phase": "Pending"},
         }
+        if self.steering:
+            obj = self._admit(obj)
         if replace_pods and not obj["metadata"].get("ownerReferences"):
             # Its controller, as the API shows it: what tells an autoscaler that an evicted
             # pod comes back (consolidation moves only such pods).
@@ -202,12 +214,28 @@ class SimCluster(NodeMarks):
             replacement=replacement,
             usage_follows_workload=usage_follows_workload,
             usage_from=usage_from,
+            template=template,
         )
         self._touch(obj)
         self.pods_by_key[key_of(obj)] = pod
         self.tally.arrival_times.setdefault((workload, arrival), self.clock())
         self.tally.arrivals.setdefault((workload, arrival), [])
         return pod
+
+    def _admit(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """The pod as Gibbous's mutating webhook returns it (a pod it leaves unmanaged, or
+        cannot read, unchanged: the webhook's failurePolicy is Ignore)."""
+        mutation = plan_mutation(
+            obj,
+            namespace=obj["metadata"]["namespace"],
+            operation="CREATE",
+            config=self.config,
+            features=ServerFeatures(),
+        )
+        if not mutation.operations:
+            return obj
+        patched: dict[str, Any] = jsonpatch.apply_patch(obj, list(mutation.operations))
+        return patched
 
     def _touch(self, obj: dict[str, Any]) -> None:
         obj["metadata"]["resourceVersion"] = str(next(self._versions))
@@ -287,11 +315,8 @@ class SimCluster(NodeMarks):
 
     def _replace(self, pod: SimPod) -> None:
         if pod.replace:
-            template = {"metadata": pod.obj["metadata"], "spec": pod.obj["spec"]}
-            spec = dict(template["spec"])
-            spec.pop("nodeName", None)
             self.create_pod(
-                {"metadata": template["metadata"], "spec": spec},
+                pod.template,
                 workload=pod.workload,
                 run_for_s=pod.run_for_s,
                 replace_pods=True,
