@@ -102,6 +102,10 @@ class PackingState:
         self.unschedulable: dict[str, str] = {}
         self.placements: dict[str, Placement] = {}
         self.free: dict[str, Resources] = {}
+        # The type of a bin-pack node opened for one pod placed one by one (`constrained`):
+        # the cheapest meeting the spec, whatever type the batch's packing chose (a batch
+        # of thousands may pack cheapest onto 48-vCPU nodes; one pod with anti-affinity
+        # does not).
         self.bin_pack_offers: dict[NodeAffinity, Offer] = {}
         self.spreads: frozenset[tuple[str, SpreadConstraint]] = frozenset()
         self.by_group: dict[object, list[int]] = {}  # planned nodes by who may join them
