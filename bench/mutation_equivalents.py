@@ -51,6 +51,21 @@ EQUIVALENT: dict[str, str] = {
     # podmodel
     "gibbous.core.podmodel.slim.x__shared__mutmut_9": _SHARING,
     "gibbous.core.podmodel.slim.x__shared__mutmut_12": _SHARING,
+    # settings
+    "gibbous.core.settings.userdata.x_to_toml__mutmut_24": (
+        "`out` is the empty string when this line runs (it is set just before and nothing "
+        "adds to it in between), so `out =` and `out +=` give the same text"
+    ),
+    # choice
+    "gibbous.core.choice.ocilive.x__shape__mutmut_32": (
+        'the fallback text only feeds the `"ampere" in processor` test, which neither "" '
+        'nor "XXXX" passes: both read as amd64'
+    ),
+    # lifecycle
+    "gibbous.core.lifecycle.launches.x_adopt__mutmut_8": (
+        'a missing placement label reads as None instead of ""; neither is bin-pack or '
+        "bin-select, so both fall to bin-pack"
+    ),
     # admission
     "gibbous.core.admission.validation.x__gke_time_sharing_problems__mutmut_43": (
         "`resources` is a mapping here (the line before replaces anything else with {}), so "
