@@ -17,11 +17,17 @@ from gibbous.core.choice.machinelabels import gke_accelerator
 from gibbous.core.choice.n1gpus import n1_gpu_limit
 from gibbous.core.choice.nodedisk import ephemeral_allocatable
 from gibbous.core.choice.ocilive import parse_price_list
-from gibbous.core.choice.selection import build_offers, cheapest_offer_for_shape, offer_labels
+from gibbous.core.choice.selection import (
+    build_offers,
+    candidate_offers,
+    cheapest_offer_for_shape,
+    offer_labels,
+)
 from gibbous.core.errors import CatalogError
 from gibbous.core.planning.demand import describe_pod
 from gibbous.core.podmodel.constraints import PriceCategory
 from tests.factories import config, csv_catalog, make_pod
+from tests.factories import offers as offers_of
 
 GIB = 2**30
 HEADER = (
@@ -218,4 +224,38 @@ def test_the_bin_pack_shape_no_type_meets_is_named() -> None:
     assert result.reason == (
         "no instance type meets the bin-pack node spec: none of the 2 offers left passes "
         "the binPackingNode shape (>= 8 vCPU, 8Gi, 0 GPU(s))"
+    )
+
+
+def test_a_reason_names_what_the_pod_asks_and_the_zone_it_cannot_have() -> None:
+    # Two ORed terms: m5 (Intel, amd64 only) on arm64, each met alone but not together;
+    # or a zone of another region. Zones of the install: us-west-2a and b.
+    cfg = config(zones=["us-west-2a", "us-west-2b"])
+    pod = make_pod("p", cpu="100m")
+
+    def expression(key: str, value: str) -> dict[str, object]:
+        return {"key": key, "operator": "In", "values": [value]}
+
+    terms = [
+        {
+            "matchExpressions": [
+                expression("karpenter.k8s.aws/instance-family", "m5"),
+                expression("kubernetes.io/arch", "arm64"),
+            ]
+        },
+        {"matchExpressions": [expression("topology.kubernetes.io/zone", "eu-west-1a")]},
+    ]
+    pod["spec"]["affinity"] = {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": terms}
+        }
+    }
+    requirement = describe_pod(pod, cfg)[0].requirement
+    result = candidate_offers(requirement, offers_of("aws", cfg), cfg)
+    assert not result
+    assert result.reason == (
+        "no instance type with >= 100m CPU, 0.12Gi memory: no offer satisfies the pod's node "
+        "selector and affinity (architecture, zone, labels) (it asks for "
+        "karpenter.k8s.aws/instance-family In m5); zone eu-west-1a is not a zone of aws "
+        "us-west-2 where nodes can be made (zones: us-west-2a, us-west-2b)"
     )
