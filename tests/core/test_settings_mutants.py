@@ -41,9 +41,10 @@ def problems(**values: object) -> str:
 
 def test_hot_node_thresholds_must_rise_from_green_to_red() -> None:
     cpu = {f"manageHighUtilization.{k}CPU": v for k, v in (("green", 90), ("yellow", 50))}
-    assert "manageHighUtilization: need greenCPU <= yellowCPU <= redCPU" in problems(
-        **cpu, **{"manageHighUtilization.redCPU": 95}
-    )
+    text = problems(**cpu, **{"manageHighUtilization.redCPU": 95})
+    assert text.removeprefix("invalid configuration: ").split("; ") == [
+        "manageHighUtilization: need greenCPU <= yellowCPU <= redCPU"
+    ]
 
 
 def test_labels_error_shows_lunas_example() -> None:
@@ -86,6 +87,7 @@ def test_string_lists_as_helm_and_json_write_them() -> None:
     assert parse_string_list("{a,b}", "k") == ("a", "b")  # helm --set
     assert parse_string_list('["a", "b"]', "k") == ("a", "b")  # JSON
     assert parse_string_list("['a', 'b']", "k") == ("a", "b")  # single quotes
+    assert parse_string_list("'MAX', 'BOX'", "k") == ("MAX", "BOX")  # only quotes go
 
 
 def test_unset_limits_read_as_no_limit() -> None:
