@@ -93,7 +93,15 @@ _IMPORT_TIME = (
 # Survivors that a test does kill when the change is made in the source by hand, but that
 # mutmut's switch (chosen at call time) cannot reach; the report counts them as killed in
 # the adjusted score, with this reason.
+_SCHEMA_AT_IMPORT = (
+    "mutmut cannot switch this mutant on: `_compile` builds the pod-spec predicate while "
+    "podschema is imported, before mutmut chooses a mutant. Applied by hand (`mutmut "
+    "apply` in the scratch copy), it fails tests/core/test_podmodel_mutants.py::"
+    "test_required_fields_of_a_node_selector_requirement"
+)
+
 KILLED_BY_HAND: dict[str, str] = {
+    "gibbous.core.podmodel.podschema.x__compile__mutmut_49": _SCHEMA_AT_IMPORT,
     "gibbous.core.grammar.gotemplate.x__compare__mutmut_1": _IMPORT_TIME,
     "gibbous.core.grammar.gotemplate.x__compare__mutmut_6": _IMPORT_TIME,
 }
