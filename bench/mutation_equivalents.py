@@ -30,6 +30,17 @@ _SHARING = (
     "reader sees an equal value either way"
 )
 
+_UNREACHABLE_REQUESTS_ERROR = (
+    "pod_requests raises only quantity errors (to_millis/to_units on one quantity of the "
+    "containers', init containers', overhead's or pod-level lists), and quantity_problems "
+    "has just parsed each of those quantities alone with the same code: when it found none, "
+    "pod_requests cannot raise, so this message is never built"
+)
+_CEILING = (
+    "compared with a whole number m, ceil(g / s) > m exactly when g / s > m, so true "
+    "division decides the same as the ceiling"
+)
+
 EQUIVALENT: dict[str, str] = {
     # grammar
     "gibbous.core.grammar.quantity.x__scan__mutmut_7": (
@@ -78,16 +89,10 @@ EQUIVALENT: dict[str, str] = {
         "`resources` is a mapping here (the line before replaces anything else with {}), so "
         "the isinstance test is always true"
     ),
-    "gibbous.core.admission.validation.x_validate_pod__mutmut_27": (
-        "pod_requests raises only quantity errors (to_millis/to_units on one quantity of the "
-        "containers', init containers', overhead's or pod-level lists), and "
-        "quantity_problems has just parsed each of those quantities alone with the same "
-        "code: when it found none, pod_requests cannot raise, so this message is never built"
-    ),
-    "gibbous.core.admission.validation.x_validate_pod__mutmut_49": (
-        "compared with a whole number m, ceil(g / s) > m exactly when g / s > m, so true "
-        "division decides the same as the ceiling"
-    ),
+    "gibbous.core.admission.validation.x_validate_pod__mutmut_26": _UNREACHABLE_REQUESTS_ERROR,
+    "gibbous.core.admission.validation.x_validate_pod__mutmut_27": _UNREACHABLE_REQUESTS_ERROR,
+    "gibbous.core.admission.validation.x_validate_pod__mutmut_51": _CEILING,
+    "gibbous.core.admission.validation.x_validate_pod__mutmut_49": _CEILING,
 }
 
 _IMPORT_TIME = (
