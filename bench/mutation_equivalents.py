@@ -36,6 +36,10 @@ _UNREACHABLE_REQUESTS_ERROR = (
     "has just parsed each of those quantities alone with the same code: when it found none, "
     "pod_requests cannot raise, so this message is never built"
 )
+_UNMANAGED_LABEL = (
+    "the second value (add the managed label) is read only for a managed pod: validate_pod "
+    "drops it and plan_mutation returns before reading it when the first is False"
+)
 _CEILING = (
     "compared with a whole number m, ceil(g / s) > m exactly when g / s > m, so true "
     "division decides the same as the ceiling"
@@ -88,6 +92,12 @@ EQUIVALENT: dict[str, str] = {
     "gibbous.core.admission.validation.x__gke_time_sharing_problems__mutmut_43": (
         "`resources` is a mapping here (the line before replaces anything else with {}), so "
         "the isinstance test is always true"
+    ),
+    "gibbous.core.admission.mutation.x_is_managed__mutmut_4": _UNMANAGED_LABEL,
+    "gibbous.core.admission.mutation.x_is_managed__mutmut_15": _UNMANAGED_LABEL,
+    "gibbous.core.admission.mutation.x_plan_release__mutmut_55": (
+        "the gates are copied only to be the `test` operation's value; the copy and the "
+        "pod's own entries are equal, and nothing changes either before the patch is sent"
     ),
     "gibbous.core.admission.validation.x_validate_pod__mutmut_26": _UNREACHABLE_REQUESTS_ERROR,
     "gibbous.core.admission.validation.x_validate_pod__mutmut_27": _UNREACHABLE_REQUESTS_ERROR,

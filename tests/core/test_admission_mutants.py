@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gibbous.core.admission.mutation import ServerFeatures, plan_mutation
+from gibbous.core.admission.mutation import ServerFeatures, plan_mutation, plan_release
 from gibbous.core.admission.validation import validate_pod
 from gibbous.core.choice.classify import Placement
 from tests.factories import config, make_pod
@@ -105,3 +105,31 @@ def test_a_pod_with_invalid_annotations_is_still_patched() -> None:
         "path": "/metadata/labels/gibbous.dev~1placement",
         "value": "bin-select",
     } in mutation.operations
+
+
+def test_gke_time_sharing_selector_only_when_gpus_are_shared() -> None:
+    # GKE schedules a pod onto time-shared GPUs by these two node labels; with one slice
+    # per GPU there is no sharing and no selector
+    def selector_ops(slices: int) -> list[Any]:
+        cfg = config(cloudProvider="gcp", nvidiaGPUTimeSlices=slices, placeNodeSelector=True)
+        mutation = plan_mutation(
+            make_pod(gpus=1),
+            namespace="default",
+            operation="CREATE",
+            config=cfg,
+            features=ServerFeatures(),
+        )
+        return [op for op in mutation.operations if "nodeSelector" in op["path"]]
+
+    assert selector_ops(1) == []
+    (added,) = selector_ops(2)
+    assert added["value"] == {
+        TIME_SHARING: "time-sharing",
+        "cloud.google.com/gke-max-shared-clients-per-gpu": "2",
+    }
+
+
+def test_a_pod_gated_by_someone_else_is_not_released() -> None:
+    pod = make_pod()
+    pod["spec"]["schedulingGates"] = [{"name": "example.com/quota"}]
+    assert plan_release(pod, "node-1") == []
