@@ -99,6 +99,13 @@ EQUIVALENT: dict[str, str] = {
         "the gates are copied only to be the `test` operation's value; the copy and the "
         "pod's own entries are equal, and nothing changes either before the patch is sent"
     ),
+    "gibbous.core.admission.mutation.x_plan_mutation__mutmut_57": (
+        '`constraints` is then read only by `if constraints`, where "" and None are both false'
+    ),
+    "gibbous.core.admission.validation.x__gke_time_sharing_problems__mutmut_33": (
+        "the isinstance test where `values` is read turns a `resources` that is not a mapping "
+        "into no values, as this one would"
+    ),
     "gibbous.core.admission.validation.x_validate_pod__mutmut_26": _UNREACHABLE_REQUESTS_ERROR,
     "gibbous.core.admission.validation.x_validate_pod__mutmut_27": _UNREACHABLE_REQUESTS_ERROR,
     "gibbous.core.admission.validation.x_validate_pod__mutmut_51": _CEILING,

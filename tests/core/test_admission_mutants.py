@@ -133,3 +133,22 @@ def test_a_pod_gated_by_someone_else_is_not_released() -> None:
     pod = make_pod()
     pod["spec"]["schedulingGates"] = [{"name": "example.com/quota"}]
     assert plan_release(pod, "node-1") == []
+
+
+def test_time_shared_gpu_rule_skips_entries_that_are_not_containers() -> None:
+    pod = time_shared({"name": "main", "resources": {"limits": {"nvidia.com/gpu": "2"}}})
+    pod["spec"]["containers"].insert(0, "junk")
+    assert too_many('"main"', "2") in problems(pod)
+
+
+def test_every_unknown_luna_annotation_is_named() -> None:
+    pod = make_pod(
+        annotations={"node.elotl.co/instance-colour": "blue", "node.elotl.co/instance-size": "L"}
+    )
+    mutation = plan_mutation(
+        pod, namespace="default", operation="CREATE", config=config(), features=ServerFeatures()
+    )
+    assert any(
+        "annotation(s) node.elotl.co/instance-colour, node.elotl.co/instance-size not known" in w
+        for w in mutation.warnings
+    )
