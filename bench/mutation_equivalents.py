@@ -99,6 +99,9 @@ EQUIVALENT: dict[str, str] = {
         "the gates are copied only to be the `test` operation's value; the copy and the "
         "pod's own entries are equal, and nothing changes either before the patch is sent"
     ),
+    "gibbous.core.admission.mutation.x_plan_mutation__mutmut_27": (
+        "_Patch never reads its `pod` field: its methods are given the part of the pod they patch"
+    ),
     "gibbous.core.admission.mutation.x_plan_mutation__mutmut_57": (
         '`constraints` is then read only by `if constraints`, where "" and None are both false'
     ),
