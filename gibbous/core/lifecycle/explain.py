@@ -210,6 +210,8 @@ def _existing_nodes(
             view.ready,
             view.unschedulable,
             view.hot_taint,
+            # the hostname is left out above, but a pod may select a node by it
+            pending.requirement.affinity.matches(view.labels),
         )
         rule = judged.get(identity)
         if rule is None:
