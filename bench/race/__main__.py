@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -91,6 +93,39 @@ def race(
     return results
 
 
+def provenance(root: Path) -> dict[str, object]:
+    """What the numbers were measured on: the checkout's commit (`dirty` when it has changes
+    git has not committed) and the machine, whose load other processes share: races on a
+    busy machine boot and bind slower, so results name it."""
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        commit, status = "", ""
+    return {
+        "commit": commit or None,
+        "dirty": bool(status.strip()),
+        "cpus": os.cpu_count(),
+    }
+
+
+def load_average() -> list[float]:
+    """The machine's 1, 5 and 15 minute load averages."""
+    return [round(x, 2) for x in os.getloadavg()]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.race", description=__doc__)
     parser.add_argument(
@@ -129,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     def log(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
+    measured: dict[str, object] = provenance(Path(__file__).resolve().parents[2])
+    load_at_start = load_average()
     try:
         if args.workdir:
             results = race(traces, args.repeat, Path(args.workdir), log)
@@ -139,7 +176,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench.race: {error}", file=sys.stderr)
         return 2
     if args.output == "json":
-        print(json.dumps({"scenarios": {r.name: r.as_json() for r in results}}, indent=2))
+        measured["loadAverage"] = {"start": load_at_start, "end": load_average()}
+        document = {"measuredOn": measured, "scenarios": {r.name: r.as_json() for r in results}}
+        print(json.dumps(document, indent=2))
     else:
         print(table(results), end="")
     if args.report:

@@ -4,11 +4,15 @@ hand computations and the catalog's published prices (gibbous/catalogs/aws.csv r
 
 from __future__ import annotations
 
+import os
+import subprocess
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from bench.race.__main__ import provenance
 from bench.race.catalog import karpenter_family, karpenter_instance_types, race_catalog
 from bench.race.metrics import NodeRecord, Observation, PodRecord, compute, percentile
 from bench.race.replay import pod_template
@@ -237,3 +241,15 @@ def test_the_stand_in_keeps_not_ready_nodes_tainted_as_a_kubelet_registers_them(
     ]
     assert not_ready not in (wanted_taints(ready) or [])
     assert wanted_taints(_node("True", [])) is None
+
+
+def test_results_name_the_commit_they_were_measured_on(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[2]
+    head = subprocess.run(
+        ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    measured = provenance(root)
+    assert measured["commit"] == head
+    assert measured["cpus"] == os.cpu_count()
+    # outside a checkout there is no commit to name, and that is said, not invented
+    assert provenance(tmp_path)["commit"] is None
