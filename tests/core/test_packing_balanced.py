@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from gibbous.core.choice.selection import Offer
 from gibbous.core.planning.demand import describe_pod
+from gibbous.core.planning.groupedpacking import _pack_balanced
 from gibbous.core.planning.packing import simulate
 from gibbous.core.planning.packingmodel import PendingPod
 from gibbous.core.podmodel.constraints import PriceCategory
@@ -170,3 +171,43 @@ def test_never_costs_more_than_first_fit_decreasing(groups: list[tuple[str, str,
     floor = min(o.price / o.allocatable.cpu_millis for o in CANDIDATES) * cpu
     assert plan.cost_per_hour >= floor - 1e-9
     assert math.isfinite(plan.cost_per_hour)
+
+
+# --- the balanced packing itself: its dealing rule and its bookkeeping -------------------
+
+CAPACITY = Resources(cpu_millis=1000, memory_bytes=4 * GI, pods=110)
+
+
+def _groups(*shapes: tuple[int, str]) -> dict[Resources, list[PendingPod]]:
+    """Groups of identical pods, `count` pods of `cpu` and 16Mi each."""
+    cfg = config()
+    classes: dict[Resources, list[PendingPod]] = {}
+    for pod in pods(cfg, *((count, cpu, "16Mi") for count, cpu in shapes)):
+        classes.setdefault(pod.requirement.requests, []).append(pod)
+    return classes
+
+
+def _cpu_of(bin_pods: list[PendingPod]) -> list[int]:
+    return sorted(p.requirement.requests.cpu_millis for p in bin_pods)
+
+
+def test_a_group_of_five_over_ten_bins_lands_in_every_other_one() -> None:
+    # Ten 900m pods and five 100m pods on 1-vCPU bins: 9.5 vCPU, so 10 bins. The 900m pods
+    # (the larger share) are dealt first, one a bin (a share of 1.0). The 100m pods' share is
+    # 0.5 a bin: the fraction carried from bin to bin reaches a whole pod at the 2nd, 4th,
+    # 6th, 8th and 10th bins, each with the 100m its 900m pod left.
+    bins, rooms = _pack_balanced(_groups((10, "900m"), (5, "100m")), CAPACITY)
+    assert [_cpu_of(b) for b in bins] == [[900], [100, 900]] * 5
+    assert [r.cpu_millis for r in rooms] == [100, 0] * 5
+
+
+def test_a_pod_dealt_past_the_last_bin_takes_the_room_left_and_the_room_is_counted() -> None:
+    # 1000m + 2 x 900m + 100m = 2.9 vCPU: 3 bins. The 1000m pod (share 1/3) is dealt to the
+    # 3rd bin, the two 900m pods (share 2/3) to the 1st and 2nd; the 100m pod (share 1/3) is
+    # due at the 3rd, which is full, so it is left over and goes first-fit into the 1st bin's
+    # 100m. Rooms left: 0, 100m, 0; memory: 4Gi less 16Mi a pod.
+    bins, rooms = _pack_balanced(_groups((1, "1000m"), (2, "900m"), (1, "100m")), CAPACITY)
+    assert [_cpu_of(b) for b in bins] == [[100, 900], [900], [1000]]
+    assert [r.cpu_millis for r in rooms] == [0, 100, 0]
+    assert [r.memory_bytes for r in rooms] == [4 * GI - 2 * 16 * 2**20, *[4 * GI - 16 * 2**20] * 2]
+    assert [r.pods for r in rooms] == [108, 109, 109]
