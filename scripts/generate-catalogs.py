@@ -16,7 +16,6 @@ Run: .venv/bin/python scripts/generate-catalogs.py
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 from pathlib import Path
@@ -25,9 +24,9 @@ import libcloud
 import moto
 from catalogs import gcp as gcp_regions
 from catalogs import oci as oci_regions
+from catalogs.rows import row
 from catalogs.rows import write_gz as write_indexed_gz
 
-from gibbous.core.choice.catalog import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
 from gibbous.core.choice.n1gpus import n1_gpu_fits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -37,59 +36,12 @@ from catalogs import azure as azure_catalog
 OUT = Path(__file__).resolve().parent.parent / "gibbous" / "catalogs"
 LIBCLOUD = Path(libcloud.__file__).parent / "data" / "pricing.json"
 MOTO = Path(moto.__file__).parent / "ec2" / "resources"
-HEADER = [*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS]
 LIBCLOUD_DATE = "2025-03-02"
-
-
-def write(cloud: str, rows: list[dict[str, object]]) -> None:
-    rows.sort(key=lambda r: str(r["instance_type"]))
-    with (OUT / f"{cloud}.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, HEADER, lineterminator="\n")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: row.get(k, "") for k in HEADER})
-    print(f"{cloud}: {len(rows)} types")
 
 
 def write_gz(cloud: str, rows: list[dict[str, object]]) -> None:
     """`<cloud>.csv.gz`, indexed by region (scripts/catalogs/rows.py)."""
     write_indexed_gz(OUT / f"{cloud}.csv.gz", rows)
-
-
-def row(
-    cloud,
-    region,
-    name,
-    vcpu,
-    mem,
-    price,
-    source,
-    date,
-    *,
-    gpus=0,
-    sku="",
-    arch="amd64",
-    zones="",
-    gpu_mem="",
-    max_pods="",
-) -> dict[str, object]:
-    return {
-        "cloud": cloud,
-        "region": region,
-        "instance_type": name,
-        "vcpu": vcpu,
-        "memory_gib": round(mem, 3),
-        "gpu_count": gpus,
-        "gpu_sku": sku,
-        "arch": arch,
-        "on_demand_usd_per_hour": round(price, 4),
-        "spot_usd_per_hour": "",
-        "zones": zones,
-        "gpu_memory_gib": gpu_mem,
-        "max_pods": max_pods,
-        "price_date": date,
-        "source": source,
-    }
 
 
 # --- AWS: every public region (scripts/catalogs/aws.py) -------------------------------
