@@ -84,11 +84,24 @@ EQUIVALENT: dict[str, str] = {
         "`matched = 1` is 0 exactly when `matched += 1` is"
     ),
     # lifecycle
+    "gibbous.core.lifecycle.consolidation.x_plan_replacement__mutmut_43": (
+        "`after >= before - 1e-9` and `after > before - 1e-9` differ only when the new nodes' "
+        "float price sum is exactly 1e-9 below the old one's: the boundary of the tolerance "
+        "for float noise itself (a same-price replacement, after == before, is refused by "
+        "both, tested). Not provably unreachable (GCP prices nano-dollars), but a saving of "
+        "one nano-dollar an hour is refused anyway by any minSavingsPercent above 0"
+    ),
     "gibbous.core.lifecycle.launches.x_adopt__mutmut_8": (
         'a missing placement label reads as None instead of ""; neither is bin-pack or '
         "bin-select, so both fall to bin-pack"
     ),
     # admission
+    "gibbous.core.admission.mutation.x_parse_taint__mutmut_3": (
+        "partition and rpartition on ':' agree on a text with one ':': every text parsed is "
+        "a spotTolerations entry (validated: a qualified-name key and a label value, neither "
+        "of which may hold ':', tested), a default of keys without one, or the dev "
+        "cluster's kubelet flags rendered by taint_text, which validates the same way"
+    ),
     "gibbous.core.admission.validation.x__gke_time_sharing_problems__mutmut_43": (
         "`resources` is a mapping here (the line before replaces anything else with {}), so "
         "the isinstance test is always true"

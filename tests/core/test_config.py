@@ -269,3 +269,30 @@ def test_lunas_names_for_options_gibbous_also_names_its_own_way() -> None:
     assert build_config().scale_down.unneeded_time_s == 300  # Luna's 5 minutes
     # Gibbous's own names stay.
     assert build_config({"scaleDown": {"unneededTime": "7m"}}).scale_down.unneeded_time_s == 420
+
+
+@pytest.mark.parametrize(
+    ("taint", "accepted"),
+    [
+        # apimachinery's validation of a taint: the key a qualified name (an optional DNS
+        # subdomain prefix and "/", then 1-63 of [A-Za-z0-9-_.], alphanumeric at both ends),
+        # the value a label value (empty, or the same 63-character form).
+        ("example.com/spot=true:NoSchedule", True),
+        ("spot:NoExecute", True),
+        ("k8s.io/a_b.c-d=v_1.2-3:PreferNoSchedule", True),
+        ("a:b=c:NoSchedule", False),  # ':' in the key
+        ("-spot=true:NoSchedule", False),  # key starts with '-'
+        ("spot=true!:NoSchedule", False),  # '!' in the value
+        ("Example.com/spot=x:NoSchedule", False),  # a prefix is lower-case
+        (f"{'k' * 64}=v:NoSchedule", False),  # a name of 64 characters
+        (f"spot={'v' * 64}:NoSchedule", False),  # a value of 64 characters
+    ],
+)
+def test_spot_tolerations_take_only_taints_the_api_server_accepts(
+    taint: str, accepted: bool
+) -> None:
+    if accepted:
+        assert build_config({"spotTolerations": [taint]}).spot_tolerations == (taint,)
+    else:
+        with pytest.raises(ConfigError, match=r"spotTolerations: invalid taint"):
+            build_config({"spotTolerations": [taint]})

@@ -29,7 +29,7 @@ from gibbous.core.lifecycle.consolidation import (
 )
 from gibbous.core.planning.backoff import Backoffs
 from gibbous.core.planning.demand import describe_pod
-from gibbous.core.planning.packingmodel import PendingPod
+from gibbous.core.planning.packingmodel import Guardrails, PendingPod
 from gibbous.core.planning.placement import node_view
 from gibbous.core.planning.podfacts import ClusterPods, PodFacts
 from gibbous.core.planning.scaleup import existing_nodes
@@ -612,3 +612,76 @@ def test_replacement_steps_never_drain_early_beyond_the_budget_or_a_protected_no
         progress = step.progress
         if step.outcome is Outcome.DONE:
             return
+
+
+# --- what a review says, and what it never does -------------------------------------------
+
+
+def test_the_review_says_whether_nothing_paid_or_the_found_replacement_stopped_paying() -> None:
+    nothing = decide_consolidation(None, None, now=100.0, delay_s=15.0)
+    assert (nothing.act, nothing.why) == (None, "no replacement pays")
+    found = decide_consolidation(replacement("a"), None, now=100.0, delay_s=15.0)
+    gone = decide_consolidation(None, found.proposal, now=110.0, delay_s=15.0)
+    assert (gone.act, gone.proposal, gone.why) == (None, None, "the replacement no longer pays")
+
+
+def test_nodes_waiting_for_the_drain_budget_are_counted_in_the_reason() -> None:
+    # Three nodes to retire, a budget of one: one drains, two wait.
+    progress = InProgress(replacement("a", "b", "c"), (), started_at=0.0)
+    step = advance_replacement(
+        progress,
+        in_flight=frozenset(),
+        ready={},
+        present=frozenset({"a", "b", "c"}),
+        blocked={},
+        budget=1,
+        now=1.0,
+        timeout_s=600.0,
+    )
+    assert step.drain == ("a",)
+    assert step.why == "the replacement is Ready; 2 node(s) wait for the drain budget"
+
+
+def test_a_replacement_of_the_same_price_is_never_made_even_with_no_savings_threshold() -> None:
+    # minSavingsPercent 0: a t3a.xlarge holding one pod would be "replaced" by another
+    # t3a.xlarge (the cheapest bin-pack shape) at the same $/hr: churn for nothing.
+    cfg = config(**{"consolidation.candidates": "all", "consolidation.minSavingsPercent": 0})
+    small = gibbous_node("small", offer_of(cfg, "t3a.xlarge"), cfg)
+    found, _ = review([small], [app_pod("a", "small", cpu=500, memory=GiB)], cfg)
+    assert found is None
+
+
+def test_a_replacement_that_would_break_max_nodes_is_not_planned() -> None:
+    # The big node's two pods would go to a new small node while the big one still exists
+    # (the replacement launches first): two nodes, over maxNodes 1.
+    cfg = config()
+    nodes = [gibbous_node("big", offer_of(cfg, "m5.8xlarge"), cfg)]
+    pods = [app_pod(f"web-{i}", "big", cpu=500, memory=GiB) for i in range(2)]
+    bound = ClusterPods(cfg.designation)
+    bound.sync(pods)
+    catalog_offers = offers("aws", cfg)
+    by_key = {(o.name, str(o.category)): o for o in catalog_offers}
+    candidates, _ = consolidation_candidates(
+        [node_view(n) for n in nodes],
+        bound,
+        lambda facts: describe_pod(facts.pod, cfg)[0],
+        by_key,
+        cfg,
+        now=NOW,
+        busy=frozenset(),
+    )
+    existing = existing_nodes(nodes, pods, by_key, cfg, bound=bound)
+
+    def found(guardrails: Guardrails | None) -> Replacement | None:
+        return find_replacement(
+            candidates,
+            existing,
+            catalog_offers,
+            cfg,
+            backoffs=Backoffs(),
+            guardrails=guardrails,
+            now=NOW,
+        )
+
+    assert found(None) is not None
+    assert found(Guardrails(max_nodes=1, nodes_in_use=1)) is None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -9,6 +11,7 @@ from hypothesis import strategies as st
 from gibbous.core import keys
 from gibbous.core.grammar.timestamps import epoch_seconds
 from gibbous.core.lifecycle.disruption import (
+    DrainReason,
     drain_budget,
     eviction_blocker,
     pods_on,
@@ -183,3 +186,58 @@ def test_drained_nodes_are_under_used_and_their_pods_fit_on_the_nodes_that_stay(
         assert any(room_cpu[n] >= cpu and room_memory[n] >= memory for n in staying)
     if any(not sizes for sizes in loads):
         assert drained
+
+
+def _review_at(cfg: Any, nodes: list[dict[str, Any]], now: float) -> Any:
+    bound = ClusterPods(cfg.designation)
+    bound.sync([])
+    return review_scale_down(
+        nodes,
+        bound,
+        existing_nodes(nodes, [], {}, cfg, bound=bound),
+        (),
+        cfg,
+        now=now,
+        unneeded_since={str(n["metadata"]["name"]): now - 86400 for n in nodes},
+        draining=frozenset(),
+    )
+
+
+def _created(name: str, stamp: str) -> dict[str, Any]:
+    made: dict[str, Any] = bin_pack_node(name)
+    made["metadata"]["creationTimestamp"] = stamp
+    return made
+
+
+def test_with_scale_down_off_every_node_past_its_ttl_goes_whatever_comes_before() -> None:
+    # scaleDown.enabled false leaves nodeTTL in force: n1 and n2, created a month before,
+    # are past their 1h TTL; n0 (created 10 minutes before) comes first and stays.
+    cfg = config(
+        **{
+            "scaleDown.enabled": "false",
+            "nodeTTL": "1h",
+            "scaleDown.maxDrainingNodes": "5",
+            "scaleDown.maxDrainingPercent": "100",
+        }
+    )
+    now = epoch_seconds("2026-02-01T00:00:00Z") or 0.0
+    nodes = [
+        _created("n0", "2026-01-31T23:50:00Z"),
+        _created("n1", "2026-01-01T00:00:00Z"),
+        _created("n2", "2026-01-02T00:00:00Z"),
+    ]
+    review = _review_at(cfg, nodes, now)
+    assert sorted((d.node, d.reason) for d in review.drains) == [
+        ("n1", DrainReason.TTL),
+        ("n2", DrainReason.TTL),
+    ]
+
+
+def test_a_node_younger_than_delay_after_add_does_not_keep_the_next_empty_one() -> None:
+    # delayAfterAdd 10m: n0 (a minute old) stays; n1 (a month old, no pods) goes.
+    cfg = config(**{"scaleDown.delayAfterAdd": "10m", "scaleDown.maxDrainingPercent": "100"})
+    now = epoch_seconds("2026-02-01T00:00:00Z") or 0.0
+    nodes = [_created("n0", "2026-01-31T23:59:00Z"), _created("n1", "2026-01-01T00:00:00Z")]
+    review = _review_at(cfg, nodes, now)
+    assert [d.node for d in review.drains] == ["n1"]
+    assert review.kept["n0"] == "younger than scaleDown.delayAfterAdd"

@@ -350,3 +350,29 @@ def test_no_drain_pushes_a_target_over_red_minus_the_headroom_or_reads_missing_a
         assert any(
             free[n] >= requests and room_cpu[n] > cpu and room_memory[n] > memory for n in room_cpu
         ), (requests, cpu, memory)
+
+
+@pytest.mark.parametrize(("loop_period", "drained"), [("5m", True), ("1m", False)])
+def test_a_sample_is_fresh_for_two_loop_periods_and_at_least_three_minutes(
+    loop_period: str, drained: bool
+) -> None:
+    # Samples 400 s old: fresh when the hot-node loop reads every 5 minutes (2 x 300 s =
+    # 600 s), stale at the 1-minute default (max(180 s, 2 x 60 s) = 180 s). Stale usage
+    # falls back to the request rule, which mitigation's 0.0 threshold keeps from removing.
+    cfg = hot_config(**{"manageHighUtilization.loopPeriod": loop_period})
+    result = review(TWO_NODES, PODS, light_and_target(1000, age=400), cfg=cfg)
+    assert [d.node for d in result.drains] == (["n0"] if drained else [])
+
+
+def test_a_held_node_does_not_stop_the_review_of_the_nodes_after_it() -> None:
+    # n0 was cooled by mitigation a minute ago (held); n2, light as n0 and after it in the
+    # list, goes: its pods' 1000m and 2 GiB fit on n1 (1000m + 1000m = 2000m < 2800m).
+    nodes = [node("n0"), node("n1"), node("n2")]
+    pods = [*PODS, pod("d", "n2"), pod("e", "n2")]
+    usage = snapshot(
+        {"n0": (1000, 2 * GI), "n1": (1000, 9 * GI), "n2": (1000, 2 * GI)},
+        {"a": (500, GI), "b": (500, GI), "c": (1000, 9 * GI), "d": (500, GI), "e": (500, GI)},
+    )
+    result = review(nodes, pods, usage, hot_evictions={"n0": NOW - 60})
+    assert [d.node for d in result.drains] == ["n2"]
+    assert "delayAfterHotEviction" in result.kept["n0"]

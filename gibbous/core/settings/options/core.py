@@ -122,6 +122,13 @@ def _taints(value: object, key: str) -> tuple[str, ...] | None:
             raise ConfigError(
                 f"{key}: invalid taint {item!r} (accepted: key=value:Effect or key:Effect)"
             )
+        # The API server refuses a taint (and a toleration) whose key is not a qualified
+        # name or whose value is not a label value (apimachinery's validation of taints).
+        taint_key, _, taint_value = body.partition("=")
+        try:
+            check_label(taint_key, taint_value)
+        except ConfigError as error:
+            raise ConfigError(f"{key}: invalid taint {item!r}: {error}") from None
     return items
 
 
