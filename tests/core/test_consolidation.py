@@ -685,3 +685,29 @@ def test_a_replacement_that_would_break_max_nodes_is_not_planned() -> None:
 
     assert found(None) is not None
     assert found(Guardrails(max_nodes=1, nodes_in_use=1)) is None
+
+
+def test_candidates_come_least_used_first() -> None:
+    # Three m5.2xlarge (8 vCPU, 32 GiB): 3, 1 and 2 pods of 500m / 1 GiB, so 18.75 %, 6.25 %
+    # and 12.5 % of CPU (the larger share). Single-node attempts and multi-node groups are
+    # taken from the front: the least-used node first.
+    cfg = config()
+    nodes = [gibbous_node(name, offer_of(cfg, "m5.2xlarge"), cfg) for name in ("a", "b", "c")]
+    pods = [
+        app_pod(f"{node}-{i}", node, cpu=500, memory=GiB)
+        for node, count in (("a", 3), ("b", 1), ("c", 2))
+        for i in range(count)
+    ]
+    bound = ClusterPods(cfg.designation)
+    bound.sync(pods)
+    by_key = {(o.name, str(o.category)): o for o in offers("aws", cfg)}
+    candidates, _ = consolidation_candidates(
+        [node_view(n) for n in nodes],
+        bound,
+        lambda facts: describe_pod(facts.pod, cfg)[0],
+        by_key,
+        cfg,
+        now=NOW,
+        busy=frozenset(),
+    )
+    assert [c.name for c in candidates] == ["b", "c", "a"]

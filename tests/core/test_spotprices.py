@@ -87,3 +87,17 @@ def test_live_prices_are_the_mean_over_the_types_zones() -> None:
     assert priced.spot_price == 0.06
     (unpriced,) = with_live_spot_prices([TYPES["m5.xlarge"]], prices)
     assert unpriced.spot_price == TYPES["m5.xlarge"].spot_price
+
+
+@pytest.mark.parametrize(("max_bucket", "offered"), [(3, True), (2, False)])
+def test_a_type_at_the_highest_allowed_interruption_bucket_keeps_spot(
+    max_bucket: int, offered: bool
+) -> None:
+    # m5.xlarge is in bucket 3 of the advisor's data: Luna's limit is "at most", so a
+    # maximum of 3 keeps its spot offer and 2 takes it off.
+    entries = parse_spot_advisor(ADVISOR, "us-west-2")
+    limited = {
+        t.name: t
+        for t in with_spot_advisor(TYPES.values(), entries, max_bucket=max_bucket, max_ratio=1.0)
+    }
+    assert limited["m5.xlarge"].spot_offered is offered

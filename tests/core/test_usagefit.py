@@ -376,3 +376,18 @@ def test_a_held_node_does_not_stop_the_review_of_the_nodes_after_it() -> None:
     result = review(nodes, pods, usage, hot_evictions={"n0": NOW - 60})
     assert [d.node for d in result.drains] == ["n2"]
     assert "delayAfterHotEviction" in result.kept["n0"]
+
+
+@pytest.mark.parametrize(("pod_gi", "drained"), [(8, True), (10, False)])
+def test_a_target_counts_its_pods_use_when_its_own_figure_is_lower(
+    pod_gi: int, drained: bool
+) -> None:
+    # n1's own NodeMetrics say 1 GiB (a lagging figure), its pod c uses `pod_gi`: the larger
+    # counts, per resource. Red memory 85 % less the 10-point headroom is 75 % of 16 GiB =
+    # 12 GiB; n0's pods bring 2 GiB: 8 + 2 = 10 GiB stays below it, 10 + 2 = 12 GiB does not.
+    usage = snapshot(
+        {"n0": (1000, 2 * GI), "n1": (1000, 1 * GI)},
+        {"a": (500, GI), "b": (500, GI), "c": (1000, pod_gi * GI)},
+    )
+    result = review(TWO_NODES, PODS, usage)
+    assert [d.node for d in result.drains] == (["n0"] if drained else [])
