@@ -651,16 +651,13 @@ def test_a_replacement_of_the_same_price_is_never_made_even_with_no_savings_thre
     assert found is None
 
 
-def test_a_replacement_that_would_break_max_nodes_is_not_planned() -> None:
-    # The big node's two pods would go to a new small node while the big one still exists
-    # (the replacement launches first): two nodes, over maxNodes 1.
-    cfg = config()
-    nodes = [gibbous_node("big", offer_of(cfg, "m5.8xlarge"), cfg)]
-    pods = [app_pod(f"web-{i}", "big", cpu=500, memory=GiB) for i in range(2)]
+def _candidates(
+    nodes: list[dict[str, Any]], pods: list[dict[str, Any]], cfg: Config
+) -> tuple[list[Any], ClusterPods, dict[tuple[str, str], Offer]]:
+    """The consolidation candidates of `nodes`, with the bound pods and offers by key."""
     bound = ClusterPods(cfg.designation)
     bound.sync(pods)
-    catalog_offers = offers("aws", cfg)
-    by_key = {(o.name, str(o.category)): o for o in catalog_offers}
+    by_key = {(o.name, str(o.category)): o for o in offers("aws", cfg)}
     candidates, _ = consolidation_candidates(
         [node_view(n) for n in nodes],
         bound,
@@ -670,6 +667,17 @@ def test_a_replacement_that_would_break_max_nodes_is_not_planned() -> None:
         now=NOW,
         busy=frozenset(),
     )
+    return list(candidates), bound, by_key
+
+
+def test_a_replacement_that_would_break_max_nodes_is_not_planned() -> None:
+    # The big node's two pods would go to a new small node while the big one still exists
+    # (the replacement launches first): two nodes, over maxNodes 1.
+    cfg = config()
+    nodes = [gibbous_node("big", offer_of(cfg, "m5.8xlarge"), cfg)]
+    pods = [app_pod(f"web-{i}", "big", cpu=500, memory=GiB) for i in range(2)]
+    candidates, bound, by_key = _candidates(nodes, pods, cfg)
+    catalog_offers = offers("aws", cfg)
     existing = existing_nodes(nodes, pods, by_key, cfg, bound=bound)
 
     def found(guardrails: Guardrails | None) -> Replacement | None:
@@ -698,16 +706,5 @@ def test_candidates_come_least_used_first() -> None:
         for node, count in (("a", 3), ("b", 1), ("c", 2))
         for i in range(count)
     ]
-    bound = ClusterPods(cfg.designation)
-    bound.sync(pods)
-    by_key = {(o.name, str(o.category)): o for o in offers("aws", cfg)}
-    candidates, _ = consolidation_candidates(
-        [node_view(n) for n in nodes],
-        bound,
-        lambda facts: describe_pod(facts.pod, cfg)[0],
-        by_key,
-        cfg,
-        now=NOW,
-        busy=frozenset(),
-    )
+    candidates, _, _ = _candidates(nodes, pods, cfg)
     assert [c.name for c in candidates] == ["b", "c", "a"]
